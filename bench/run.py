@@ -1,0 +1,104 @@
+"""`make bench`: throughput of linkprobe against a bare aiohttp + uvloop loop, in the same run.
+
+Workload: 20,000 URLs over 5,000 loopback hosts (127.1.x.y), served by bench/farm.py.
+Each contender runs in a fresh subprocess, alternating, `ROUNDS` times; the best round counts.
+Figures: URLs/s and client CPU ms per URL; ratios are against the bare loop of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+URLS = int(os.environ.get("BENCH_URLS", "20000"))
+HOSTS = int(os.environ.get("BENCH_HOSTS", "5000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONCURRENCY = 256
+PER_HOST = 8
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def farm_urls(port: int, count: int = URLS, hosts: int = HOSTS) -> list[str]:
+    """`count` URLs spread round-robin over `hosts` distinct loopback addresses."""
+    return [
+        f"http://127.1.{(i % hosts) // 250}.{(i % hosts) % 250 + 1}:{port}/item/{i}" for i in range(count)
+    ]
+
+
+def start_farm() -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    farm = subprocess.Popen(
+        [sys.executable, str(HERE / "farm.py"), str(port)], stdout=subprocess.PIPE, text=True
+    )
+    assert farm.stdout is not None and farm.stdout.readline().strip() == "ready"
+    return farm, port
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def measure(contender: str, port: int) -> dict[str, float]:
+    """Run one contender in a fresh interpreter; it prints its own figures as JSON."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / "contenders.py"), contender, str(port), str(URLS), str(HOSTS)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def best(runs: list[dict[str, float]]) -> dict[str, float]:
+    return max(runs, key=lambda r: r["urls_per_s"])
+
+
+def report(name: str, figures: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
+    ratio = figures["urls_per_s"] / baseline["urls_per_s"]
+    cpu_ratio = figures["cpu_ms_per_url"] / baseline["cpu_ms_per_url"]
+    print(
+        f"{name:<28} {figures['urls_per_s']:>9.0f} URLs/s  {figures['cpu_ms_per_url']:.3f} CPU ms/URL  "
+        f"throughput {ratio:.2f}x  CPU/URL {cpu_ratio:.2f}x  ok {figures['ok']:.0f}/{URLS}"
+    )
+    return {**figures, "throughput_ratio": ratio, "cpu_ratio": cpu_ratio}
+
+
+def main(extra: list[tuple[str, Callable[[int], dict[str, float]]]] | None = None) -> None:
+    raise_fd_limit()
+    farm, port = start_farm()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        runs: dict[str, list[dict[str, float]]] = {"bare": [], "engine": []}
+        for _ in range(ROUNDS):
+            for contender, figures in runs.items():
+                figures.append(measure(contender, port))
+        baseline = best(runs["bare"])
+        print(f"workload: {URLS} URLs over {HOSTS} hosts, concurrency {CONCURRENCY}, per host {PER_HOST}")
+        results["bare"] = report("bare aiohttp + uvloop", baseline, baseline)
+        results["engine"] = report("linkprobe engine", best(runs["engine"]), baseline)
+        for name, run in extra or []:
+            results[name] = report(name, run(port), baseline)
+    finally:
+        farm.terminate()
+        farm.wait()
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

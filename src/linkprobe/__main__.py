@@ -1,0 +1,5 @@
+import sys
+
+from linkprobe.cli import main
+
+sys.exit(main())

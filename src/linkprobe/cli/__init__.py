@@ -1,0 +1,81 @@
+"""`linkprobe` command line: a thin shell over the engine and the service.
+
+Exit codes: 0 every URL ok, 2 some URL not ok, 1 unexpected failure, 3 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from linkprobe import __version__
+from linkprobe.engine import ConfigError
+from linkprobe.report import FORMATS
+from linkprobe.settings import Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _engine_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument("--concurrency", type=int, help="URLs in flight at once (default 256)")
+    group.add_argument("--per-host", type=int, help="connections per host at once (default 8)")
+    group.add_argument("--dns-timeout", type=float, help="seconds (default 5)")
+    group.add_argument(
+        "--allow-private", action="store_true", default=None, help="allow private destinations"
+    )
+    group.add_argument("--allow-cidr", action="append", default=None, metavar="CIDR", help="allow a network")
+    probe = parser.add_argument_group("probe")
+    probe.add_argument("--method", choices=["GET", "HEAD"], type=str.upper)
+    probe.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
+    probe.add_argument("--user-agent")
+    probe.add_argument("--accept", help="accepted statuses, e.g. 200-299,301,429 (default 200-299)")
+    probe.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    probe.add_argument("--timeout", type=float, help="total seconds per URL attempt (default 10)")
+    probe.add_argument("--connect-timeout", type=float, help="seconds (default 5)")
+    probe.add_argument("--retries", type=int, help="retries of transient failures (default 2)")
+    probe.add_argument("--max-redirects", type=int, help="default 10")
+    probe.add_argument("--max-body-bytes", type=int, help="decoded body bytes read at most (default 1 MiB)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="linkprobe", description="Probe URLs: one typed result per URL.")
+    parser.add_argument("--version", action="version", version=f"linkprobe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = commands.add_parser("check", help="probe URLs once and report (CI-friendly exit codes)")
+    check.add_argument("inputs", nargs="+", metavar="URL|FILE|-", help="URLs, files of URLs, or - for stdin")
+    check.add_argument("-f", "--format", choices=FORMATS, default="table")
+    check.add_argument("-o", "--output", help="write results to this file instead of stdout")
+    check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _engine_flags(check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        if args.command == "check":
+            from linkprobe.cli.check import run_check
+
+            return run_check(args, settings)
+    except (ValidationError, ConfigError, ValueError) as exc:
+        print(f"linkprobe: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:  # the documented exit code 1, with a message rather than a traceback
+        print(f"linkprobe: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_USAGE

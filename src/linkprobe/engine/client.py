@@ -1,0 +1,82 @@
+"""The HTTP client: one aiohttp session and connector per engine, with phase timing.
+
+Phase timing does not use aiohttp's TraceConfig: with any trace config installed aiohttp builds
+several parameter objects per request and the engine measured ~15% slower. Instead the resolver
+and the connector, which only run for a new connection, write into the PhaseTimer of the attempt
+that is running, found through a context variable (the connector's resolution task copies it).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import ResolveResult
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.resolver import AsyncResolver
+
+from linkprobe.engine.egress import EgressPolicy
+from linkprobe.engine.options import EngineConfig
+
+
+@dataclass(slots=True)
+class PhaseTimer:
+    """Phase times in ms of the last new connection an attempt made; None when it made none
+    (a reused keep-alive connection has no DNS or connect phase)."""
+
+    dns_ms: float | None = None
+    connect_ms: float | None = None
+
+
+CURRENT_TIMER: ContextVar[PhaseTimer | None] = ContextVar("linkprobe_phase_timer", default=None)
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+class TimedResolver(AsyncResolver):
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        started = time.perf_counter()
+        answer = await super().resolve(host, port, family)
+        timer = CURRENT_TIMER.get()
+        if timer is not None:
+            timer.dns_ms = _since(started)
+        return answer
+
+
+class TimedConnector(aiohttp.TCPConnector):
+    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> ResponseHandler:  # noqa: ASYNC109
+        timer = CURRENT_TIMER.get()
+        if timer is not None:
+            timer.dns_ms = None
+        started = time.perf_counter()
+        handler = await super()._create_connection(req, traces, timeout)
+        if timer is not None:  # TCP connect plus TLS handshake: aiohttp does both in one call
+            timer.connect_ms = round(_since(started) - (timer.dns_ms or 0.0), 3)
+        return handler
+
+
+def create_session(config: EngineConfig, policy: EgressPolicy) -> aiohttp.ClientSession:
+    """Build the shared session. Must be called inside the running event loop."""
+    connector = TimedConnector(
+        limit=config.concurrency,
+        limit_per_host=config.per_host,
+        resolver=TimedResolver(timeout=config.dns_timeout, tries=1),
+        socket_factory=policy.socket_factory,
+        ttl_dns_cache=60,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        trust_env=False,  # proxy environment variables are ignored on purpose
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+        raise_for_status=False,
+    )

@@ -1,0 +1,109 @@
+"""Options: per-probe ProbeOptions (may differ per task) and engine-wide EngineConfig."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from linkprobe import __version__
+
+_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
+
+
+def parse_accept(rule: str) -> frozenset[int]:
+    """Parse an accept rule such as "200-299,301,429" into the set of accepted status codes."""
+    codes: set[int] = set()
+    for part in rule.split(","):
+        match = _RANGE.match(part)
+        if match is None:
+            raise ValueError(f"invalid status range {part.strip()!r} (expected e.g. 200-299,301)")
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if not 100 <= low <= high <= 599:
+            raise ValueError(f"status range {part.strip()!r} must lie within 100-599")
+        codes.update(range(low, high + 1))
+    return frozenset(codes)
+
+
+Seconds = Annotated[float, Field(gt=0, le=600)]
+
+
+class ProbeOptions(BaseModel):
+    """How to probe one URL. Tasks may each carry their own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["GET", "HEAD"] = Field("GET", description="HEAD falls back to GET on 405 and 501.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    user_agent: str = Field(f"linkprobe/{__version__}", max_length=512)
+    accept: str = Field(
+        "200-299", description="Status codes judged ok after redirects, e.g. 200-299,301,429."
+    )
+    verify_tls: bool = True
+    timeout: Seconds = Field(10.0, description="Total deadline per URL attempt, redirects and body included.")
+    connect_timeout: Seconds = 5.0
+    retries: int = Field(2, ge=0, le=10, description="Retries for connect errors and 429/502/503/504.")
+    retry_backoff: float = Field(0.5, ge=0, le=60, description="Base of the exponential backoff, seconds.")
+    retry_after_cap: float = Field(10.0, ge=0, le=600, description="Longest Retry-After honoured, seconds.")
+    max_redirects: int = Field(10, ge=0, le=50)
+    max_body_bytes: int = Field(1 << 20, ge=0, le=1 << 30, description="Decoded body bytes read at most.")
+    concurrency: int = Field(256, ge=1, le=10000, description="URLs of one run in flight at once.")
+
+    _accepted: frozenset[int] = PrivateAttr(default=frozenset())
+    _request_headers: dict[str, str] = PrivateAttr(default_factory=dict)
+    _client_timeout: aiohttp.ClientTimeout = PrivateAttr(default_factory=aiohttp.ClientTimeout)
+
+    @field_validator("accept")
+    @classmethod
+    def _valid_accept(cls, value: str) -> str:
+        parse_accept(value)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, content in value.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name) or any(c in content for c in "\r\n\0"):
+                raise ValueError(f"invalid header {name!r}")
+        return value
+
+    def model_post_init(self, context: object) -> None:
+        self._accepted = parse_accept(self.accept)
+        self._request_headers = {"User-Agent": self.user_agent, **self.headers}
+        self._client_timeout = aiohttp.ClientTimeout(sock_connect=self.connect_timeout)
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        """The headers of every request, built once (the probe loop is hot)."""
+        return self._request_headers
+
+    @property
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return self._client_timeout
+
+    def accepts(self, status: int) -> bool:
+        return status in self._accepted
+
+
+class EngineConfig(BaseModel):
+    """Engine-wide settings: one connection pool, one egress policy, shared by every run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    concurrency: int = Field(256, ge=1, le=10000, description="Connections open at once, all hosts.")
+    per_host: int = Field(8, ge=1, le=1000, description="Connections open at once to one host.")
+    dns_timeout: Seconds = 5.0
+    allow_private: bool = Field(False, description="Allow loopback, private and link-local destinations.")
+    allow_cidrs: tuple[str, ...] = Field((), description="Networks allowed despite the egress policy.")
+
+    @field_validator("allow_cidrs")
+    @classmethod
+    def _valid_cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value

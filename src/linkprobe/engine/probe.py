@@ -1,0 +1,223 @@
+"""Probe one URL: redirects followed by hand, retries with backoff, a body cap, one deadline.
+
+Every failure is a ProbeFailure caught here and turned into a result: nothing escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from linkprobe.engine.client import CURRENT_TIMER, PhaseTimer
+from linkprobe.engine.egress import EgressPolicy
+from linkprobe.engine.errors import (
+    Blocked,
+    BodyTooLarge,
+    DeadlineExceeded,
+    ProbeFailure,
+    RedirectLoop,
+    TooManyRedirects,
+    map_client_error,
+)
+from linkprobe.engine.options import ProbeOptions
+from linkprobe.engine.outcome import ErrorKind, Hop, ProbeError, ProbeResult, utcnow
+from linkprobe.engine.urls import normalise
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+FALLBACK_TO_GET = frozenset({405, 501})
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What one attempt learned; kept when it fails so the result still shows the hops."""
+
+    hops: list[Hop] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    content_length: int | None = None
+    ttfb_ms: float | None = None
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
+    retry_after: float | None = None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - utcnow()).total_seconds())
+
+
+def _next_hop(current: URL, location: str, attempt: Attempt, max_redirects: int) -> URL:
+    target = normalise(location, base=current)
+    text = str(target)
+    attempt.hops.append(Hop(attempt.status or 0, text))
+    if text in attempt.seen:
+        raise RedirectLoop(f"redirect loop back to {text}")
+    attempt.seen.add(text)
+    if len(attempt.hops) > max_redirects:
+        raise TooManyRedirects(f"more than {max_redirects} redirects")
+    return target
+
+
+def _record(result: ProbeResult, attempt: Attempt) -> None:
+    result.redirects = attempt.hops
+    result.final_url = attempt.final_url
+    result.status_code = attempt.status
+    result.content_type = attempt.content_type
+    result.content_length = attempt.content_length
+    result.ttfb_ms = attempt.ttfb_ms
+    result.dns_ms = attempt.timer.dns_ms
+    result.connect_ms = attempt.timer.connect_ms
+
+
+class Prober:
+    """Probes single URLs on a shared session."""
+
+    def __init__(self, session: aiohttp.ClientSession, policy: EgressPolicy) -> None:
+        self.session = session
+        self.policy = policy
+
+    async def probe(self, url: str, index: int, options: ProbeOptions) -> ProbeResult:
+        started = time.perf_counter()
+        result = ProbeResult(url=url, index=index)
+        try:
+            await self._with_retries(normalise(url), options, result)
+        except ProbeFailure as failure:
+            result.error = ProbeError(failure.kind, str(failure) or failure.kind.value)
+        except Exception as exc:  # a bug must still give this URL a result
+            result.error = ProbeError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
+        result.ok = (
+            result.error is None and result.status_code is not None and options.accepts(result.status_code)
+        )
+        result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        return result
+
+    async def _with_retries(self, target: URL, options: ProbeOptions, result: ProbeResult) -> None:
+        for number in range(options.retries + 1):
+            result.attempts = number + 1
+            last = number == options.retries
+            attempt = Attempt()
+            try:
+                await self._deadline(target, options, attempt)
+            except ProbeFailure as failure:
+                _record(result, attempt)
+                if last or not failure.retryable:
+                    raise
+                await asyncio.sleep(self._backoff(number, options))
+                continue
+            _record(result, attempt)
+            if last or attempt.status not in RETRY_STATUSES:
+                return
+            await asyncio.sleep(self._delay(attempt, number, options))
+
+    @staticmethod
+    def _backoff(number: int, options: ProbeOptions) -> float:
+        # Full jitter: spreads retries from many URLs of one host over the window.
+        return random.uniform(0, options.retry_backoff * (2**number))
+
+    def _delay(self, attempt: Attempt, number: int, options: ProbeOptions) -> float:
+        if attempt.retry_after is not None:
+            return min(attempt.retry_after, options.retry_after_cap)
+        return self._backoff(number, options)
+
+    async def _deadline(self, target: URL, options: ProbeOptions, attempt: Attempt) -> None:
+        CURRENT_TIMER.set(attempt.timer)
+        try:
+            async with asyncio.timeout(options.timeout):
+                await self._follow(target, options, attempt)
+        except ProbeFailure:
+            raise
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ClientError):  # aiohttp's own connect timeout
+                raise map_client_error(exc) from None
+            raise DeadlineExceeded(f"no complete answer within {options.timeout:g} s") from None
+        except Exception as exc:
+            raise map_client_error(exc) from None
+
+    async def _follow(self, target: URL, options: ProbeOptions, attempt: Attempt) -> None:
+        method = options.method
+        attempt.seen.add(str(target))
+        while True:
+            self._check_literal(target)
+            sent = time.perf_counter()
+            async with self.session.request(
+                method,
+                target,
+                allow_redirects=False,
+                headers=options.request_headers,
+                ssl=options.verify_tls,  # True: default verification; False: none
+                timeout=options.client_timeout,
+            ) as response:
+                attempt.ttfb_ms = round((time.perf_counter() - sent) * 1000, 3)
+                self._note(response, target, attempt)
+                location = response.headers.get("Location")
+                if response.status in REDIRECT_STATUSES and location:
+                    target = _next_hop(target, location, attempt, options.max_redirects)
+                    continue
+                if method == "HEAD" and response.status in FALLBACK_TO_GET:
+                    method = "GET"
+                    continue
+                if method == "GET":
+                    await self._drain(response, options)
+                return
+
+    def _check_literal(self, target: URL) -> None:
+        # Early, cheaper and clearer than the socket-level check, which still runs.
+        why = self.policy.check_literal(target.host or "")
+        if why is not None:
+            raise Blocked(f"blocked by egress policy: {target.host} is {why}")
+
+    @staticmethod
+    def _note(response: aiohttp.ClientResponse, target: URL, attempt: Attempt) -> None:
+        headers: CIMultiDictProxy[str] = response.headers
+        attempt.status = response.status
+        attempt.final_url = str(target)
+        attempt.content_type = headers.get("Content-Type")
+        attempt.content_length = response.content_length
+        attempt.retry_after = retry_after_seconds(headers.get("Retry-After"))
+
+    @staticmethod
+    async def _drain(response: aiohttp.ClientResponse, options: ProbeOptions) -> None:
+        """Read and discard the body up to the cap, counting decoded bytes.
+
+        Over the cap: an accepted status becomes body_too_large, unless the server declared an
+        identity Content-Length (an honest large file is judged by its status, unread). A status
+        that is not accepted already judges the URL, so the body is not held against it.
+        """
+        cap = options.max_body_bytes
+        declared = response.content_length
+        identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
+        if declared is not None and identity:
+            if declared > cap:
+                response.close()  # drop the connection rather than read what we will not use
+            else:
+                await response.read()  # small and declared: one read, the common case
+            return
+        seen = 0
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
+            seen += len(chunk)
+            if seen > cap:
+                response.close()
+                if options.accepts(response.status):
+                    raise BodyTooLarge(f"body larger than max_body_bytes ({cap} bytes after decoding)")
+                return

@@ -1,0 +1,105 @@
+"""Parse and normalise one input URL into the URL the engine will request.
+
+Numeric IPv4 hosts are canonicalised the way browsers do (WHATWG URL standard), so that
+`http://2130706433/`, `http://0x7f.1/` and `http://127.1/` are recognised as 127.0.0.1 before
+any socket exists. The socket-level egress guard still checks every dialled address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from yarl import URL
+
+from linkprobe.engine.errors import Blocked, InvalidURL
+
+SCHEMES = frozenset({"http", "https"})
+MAX_URL_LENGTH = 8192
+# After IDNA encoding a host name is ASCII letters, digits, '-', '_' and dots only.
+_HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$")
+_IPV4_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+def _ipv4_part(part: str) -> int:
+    if part.startswith("0x"):
+        return int(part[2:] or "0", 16)
+    if len(part) > 1 and part.startswith("0"):
+        if not part.isdigit() or any(c in "89" for c in part):
+            raise InvalidURL(f"invalid octal IPv4 part {part!r}")
+        return int(part, 8)
+    return int(part)
+
+
+def _plain_dotted_quad(host: str) -> bool:
+    parts = host.split(".")
+    return len(parts) == 4 and all(
+        p.isdigit() and len(p) <= 3 and int(p) <= 255 and str(int(p)) == p for p in parts
+    )
+
+
+def parse_ipv4_host(host: str) -> str | None:
+    """Return the dotted-quad form of a WHATWG IPv4 host, or None when the host is a name."""
+    if _plain_dotted_quad(host):
+        return host  # the common case, without ipaddress
+    parts = host.lower().rstrip(".").split(".")
+    if not parts[-1] or not _IPV4_PART.match(parts[-1]):
+        return None  # ends in a non-numeric label: a domain name
+    if len(parts) > 4 or not all(_IPV4_PART.match(p) for p in parts):
+        raise InvalidURL(f"invalid IPv4 host {host!r}")
+    numbers = [_ipv4_part(p) for p in parts]
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        raise InvalidURL(f"IPv4 host {host!r} out of range")
+    value = numbers[-1]
+    for position, number in enumerate(numbers[:-1]):
+        value += number << (8 * (3 - position))
+    return str(ipaddress.IPv4Address(value))
+
+
+def _checked_host(url: URL) -> str:
+    host = url.host
+    if not host:
+        raise InvalidURL("URL has no host")
+    if ":" in host:  # an IPv6 literal, already validated by yarl
+        return host
+    dotted = parse_ipv4_host(host)
+    if dotted is not None:
+        return dotted
+    ascii_host = url.raw_host or host
+    if len(ascii_host) > 253 or not _HOST_NAME.match(ascii_host.lower()):
+        raise InvalidURL(f"invalid host name {host!r}")
+    return ascii_host.lower()
+
+
+def normalise(raw: str, base: URL | None = None) -> URL:
+    """Validate `raw` (resolved against `base` for redirects) and return the URL to request.
+
+    Raises InvalidURL for anything that cannot be probed, and Blocked for a redirect to a
+    scheme the engine never follows (file:, ftp:, ...).
+    """
+    text = raw.strip()
+    if not text:
+        raise InvalidURL("empty URL")
+    if len(text) > MAX_URL_LENGTH:
+        raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters")
+    try:
+        url = URL(text)
+        if base is not None:
+            url = base.join(url)
+    except (ValueError, TypeError) as exc:
+        raise InvalidURL(f"unparsable URL: {exc}") from None
+    scheme = url.scheme.lower()
+    if scheme not in SCHEMES:
+        message = (
+            f"unsupported scheme {scheme!r}" if scheme else "URL has no scheme (expected http:// or https://)"
+        )
+        raise (Blocked if base is not None else InvalidURL)(message)
+    if url.raw_user is not None or url.raw_password is not None:
+        raise InvalidURL("URLs with credentials (user:pass@) are refused")
+    host = _checked_host(url)
+    if scheme == url.scheme and host == url.raw_host and not url.raw_fragment:
+        return url  # already canonical: skip rebuilding, the hot path
+    try:
+        return url.with_scheme(scheme).with_host(host).with_fragment(None)
+    except ValueError as exc:
+        raise InvalidURL(f"unparsable URL: {exc}") from None

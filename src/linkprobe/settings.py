@@ -1,0 +1,58 @@
+"""All settings, from LINKPROBE_* environment variables. Built once in the CLI, passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from linkprobe.engine import EngineConfig
+
+
+def default_db_path() -> Path:
+    return Path.home() / ".local" / "share" / "linkprobe" / "linkprobe.db"
+
+
+def _split(value: object) -> object:
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINKPROBE_", extra="ignore")
+
+    # engine
+    concurrency: int = Field(256, ge=1, le=10000, description="Connections open at once, all hosts.")
+    per_host: int = Field(8, ge=1, le=1000, description="Connections open at once to one host.")
+    dns_timeout: float = Field(5.0, gt=0, le=600)
+    allow_private: bool = Field(False, description="Allow loopback/private/link-local destinations.")
+    allow_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated CIDRs."
+    )
+
+    # service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    db: Path = Field(default_factory=default_db_path, description="SQLite file of the embedded store.")
+    redis_url: str | None = Field(None, description="Use Redis (distributed mode) instead of SQLite.")
+    workers: int = Field(4, ge=1, le=256, description="Chunks processed at once by one process.")
+    chunk_size: int = Field(500, ge=1, le=100_000, description="URLs per work chunk.")
+    max_urls_per_task: int = Field(1_000_000, ge=1)
+    max_body_bytes: int = Field(256 << 20, ge=1024, description="Largest accepted request body.")
+
+    def engine_config(self, **overrides: object) -> EngineConfig:
+        values: dict[str, object] = {
+            "concurrency": self.concurrency,
+            "per_host": self.per_host,
+            "dns_timeout": self.dns_timeout,
+            "allow_private": self.allow_private,
+            "allow_cidrs": tuple(self.allow_cidrs),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return EngineConfig.model_validate(values)
+
+    @field_validator("allow_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: object) -> object:
+        return _split(value)

@@ -1,0 +1,199 @@
+"""Shared fixtures: a real target HTTP server on loopback, a canary listener, TLS, raw sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import trustme
+from aiohttp import web
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Target:
+    """The loopback target server. It listens on every address, so any 127.x.y.z reaches it."""
+
+    port: int
+    tls_port: int
+    hits: dict[str, int] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    active: int = 0
+    peak: int = 0
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def tls_url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.tls_port}{path}"
+
+
+GZIP_BOMB = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MiB of zeros in ~64 KiB
+
+
+def target_app(state: Target) -> web.Application:
+    routes = web.RouteTableDef()
+
+    def count(request: web.Request) -> int:
+        key = request.path
+        state.hits[key] = state.hits.get(key, 0) + 1
+        return state.hits[key]
+
+    @routes.route("*", "/status/{code}")
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]), text="status")
+
+    @routes.get("/redirect/{n}")
+    async def chain(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        raise web.HTTPFound("/status/200" if n <= 1 else f"/redirect/{n - 1}")
+
+    @routes.get("/loop/{side}")
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/loop/b" if request.match_info["side"] == "a" else "/loop/a")
+
+    @routes.get("/redirect-to")
+    async def redirect_to(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["url"])
+
+    @routes.get("/trickle")
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(60):
+            await response.write(b"x")
+            await asyncio.sleep(1)
+        return response
+
+    @routes.get("/hang")
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        return web.Response()
+
+    @routes.get("/huge")
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # chunked: no Content-Length
+        await response.prepare(request)
+        for _ in range(64):
+            await response.write(b"y" * 65536)
+        return response
+
+    @routes.get("/bigfile")
+    async def bigfile(request: web.Request) -> web.Response:
+        return web.Response(body=b"z" * (4 << 20), content_type="application/octet-stream")
+
+    @routes.get("/gzip-bomb")
+    async def bomb(request: web.Request) -> web.Response:
+        return web.Response(
+            body=GZIP_BOMB, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"}
+        )
+
+    @routes.get("/retry-after/{token}")
+    async def retry_after(request: web.Request) -> web.Response:
+        if count(request) == 1:
+            return web.Response(status=429, headers={"Retry-After": "1"})
+        return web.Response(text="ok")
+
+    @routes.get("/flaky/{token}")
+    async def flaky(request: web.Request) -> web.Response:
+        return web.Response(status=503 if count(request) == 1 else 200)
+
+    @routes.route("*", "/no-head")
+    async def no_head(request: web.Request) -> web.Response:
+        return web.Response(status=405 if request.method == "HEAD" else 200)
+
+    @routes.get("/headers/{token}")
+    async def record_headers(request: web.Request) -> web.Response:
+        state.headers[request.match_info["token"]] = dict(request.headers)
+        return web.Response(text="seen")
+
+    @routes.get("/slow")
+    async def slow(request: web.Request) -> web.Response:
+        state.active += 1
+        state.peak = max(state.peak, state.active)
+        try:
+            await asyncio.sleep(float(request.query.get("s", "0.2")))
+        finally:
+            state.active -= 1
+        return web.Response(text="slow")
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+@pytest.fixture(scope="session")
+def tls_context() -> tuple[ssl.SSLContext, trustme.CA]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context, ca
+
+
+@pytest.fixture(scope="session")
+async def target(tls_context: tuple[ssl.SSLContext, trustme.CA]) -> AsyncIterator[Target]:
+    state = Target(port=free_port(), tls_port=free_port())
+    runner = web.AppRunner(target_app(state), shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", state.port).start()  # all of 127.0.0.0/8
+    await web.TCPSite(runner, "::1", state.port).start()
+    await web.TCPSite(runner, "127.0.0.1", state.tls_port, ssl_context=tls_context[0]).start()
+    yield state
+    await runner.cleanup()
+
+
+@dataclass
+class Canary:
+    """A listener that must never be reached under the default egress policy."""
+
+    port: int
+    connections: int = 0
+
+
+@pytest.fixture
+async def canary() -> AsyncIterator[Canary]:
+    state = Canary(port=free_port())
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, host=["0.0.0.0", "::"], port=state.port)
+    yield state
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture(scope="session")
+async def garbage_port() -> AsyncIterator[int]:
+    """A raw TCP server that answers every request with a malformed status line."""
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 two hundred OK\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(on_connect, host="127.0.0.1", port=port)
+    yield port
+    server.close()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    yield free_port()  # nothing listens there once the probe socket is closed

@@ -1,0 +1,187 @@
+"""One URL against the real loopback target server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions
+from tests.conftest import Target
+
+FAST = ProbeOptions(retries=0, timeout=3, connect_timeout=2)
+
+
+@pytest.fixture(scope="module")
+async def engine() -> AsyncIterator[Engine]:
+    async with Engine(EngineConfig(allow_private=True)) as running:
+        yield running
+
+
+async def test_ok_200_has_status_timings_and_metadata(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/status/200"), 7, FAST)
+    assert (result.ok, result.status_code, result.error, result.index) == (True, 200, None, 7)
+    assert result.final_url == target.url("/status/200")
+    assert result.content_type is not None and result.content_type.startswith("text/plain")
+    assert result.content_length == len("status")
+    assert result.ttfb_ms is not None and 0 < result.ttfb_ms <= result.elapsed_ms
+    assert result.attempts == 1 and result.checked_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("code", [404, 500])
+async def test_error_statuses_are_broken_without_error(engine: Engine, target: Target, code: int) -> None:
+    result = await engine.probe(target.url(f"/status/{code}"), 0, FAST)
+    assert (result.ok, result.status_code, result.error) == (False, code, None)
+
+
+async def test_accept_rule_decides_ok(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/status/404"), 0, ProbeOptions(retries=0, accept="200-299,404"))
+    assert result.ok
+
+
+async def test_redirect_chain_is_recorded_hop_by_hop(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/redirect/3"), 0, FAST)
+    assert result.ok and result.status_code == 200
+    assert [(h.status_code, h.url) for h in result.redirects] == [
+        (302, target.url("/redirect/2")),
+        (302, target.url("/redirect/1")),
+        (302, target.url("/status/200")),
+    ]
+    assert result.final_url == target.url("/status/200")
+
+
+async def test_redirect_loop(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/loop/a"), 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.REDIRECT_LOOP
+    assert [h.url for h in result.redirects] == [target.url("/loop/b"), target.url("/loop/a")]
+    assert not result.ok
+
+
+async def test_too_many_redirects(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/redirect/5"), 0, ProbeOptions(retries=0, max_redirects=3))
+    assert result.error is not None and result.error.kind == ErrorKind.TOO_MANY_REDIRECTS
+    assert len(result.redirects) == 4
+
+
+async def test_redirect_to_file_scheme_is_not_followed(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/redirect-to?url=file:///etc/passwd"), 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.BLOCKED
+    assert "file" in result.error.message and result.status_code == 302
+
+
+async def test_trickle_is_cut_at_the_deadline(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/trickle"), 0, ProbeOptions(retries=0, timeout=1.5))
+    assert result.error is not None and result.error.kind == ErrorKind.TIMEOUT
+    assert result.status_code == 200  # headers came, the body never finished
+    assert 1400 <= result.elapsed_ms < 5000
+
+
+async def test_hang_frees_its_slot_at_the_deadline(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/hang"), 0, ProbeOptions(retries=2, timeout=1))
+    assert result.error is not None and result.error.kind == ErrorKind.TIMEOUT
+    assert result.attempts == 1  # a total-deadline timeout is not retried
+
+
+async def test_huge_chunked_body_is_body_too_large(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/huge"), 0, ProbeOptions(retries=0, max_body_bytes=100_000))
+    assert result.error is not None and result.error.kind == ErrorKind.BODY_TOO_LARGE
+    assert result.status_code == 200 and not result.ok
+
+
+async def test_gzip_bomb_counts_decoded_bytes(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/gzip-bomb"), 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.BODY_TOO_LARGE
+    assert result.content_length is not None and result.content_length < 1 << 20  # compressed size fits
+
+
+async def test_declared_large_file_is_judged_by_status(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/bigfile"), 0, FAST)
+    assert result.ok and result.content_length == 4 << 20
+
+
+async def test_body_over_cap_with_broken_status_keeps_the_status(engine: Engine, target: Target) -> None:
+    options = ProbeOptions(retries=0, max_body_bytes=2)
+    result = await engine.probe(target.url("/status/404"), 0, options)
+    assert (result.status_code, result.error) == (404, None)
+
+
+async def test_429_retry_after_is_honoured(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url(f"/retry-after/{uuid.uuid4()}"), 0, ProbeOptions(retries=2))
+    assert result.ok and result.attempts == 2
+    assert result.elapsed_ms >= 900  # waited for Retry-After: 1
+
+
+async def test_503_is_retried(engine: Engine, target: Target) -> None:
+    result = await engine.probe(
+        target.url(f"/flaky/{uuid.uuid4()}"), 0, ProbeOptions(retries=1, retry_backoff=0.01)
+    )
+    assert result.ok and result.attempts == 2
+
+
+async def test_retries_exhausted_keep_the_last_status(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/status/503"), 0, ProbeOptions(retries=2, retry_backoff=0.01))
+    assert (result.ok, result.status_code, result.attempts) == (False, 503, 3)
+
+
+async def test_head_falls_back_to_get_on_405(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/no-head"), 0, ProbeOptions(method="HEAD", retries=0))
+    assert result.ok and result.status_code == 200
+
+
+async def test_headers_and_user_agent_are_sent(engine: Engine, target: Target) -> None:
+    token = str(uuid.uuid4())
+    options = ProbeOptions(retries=0, user_agent="probe-test/1", headers={"X-Trace": "abc"})
+    result = await engine.probe(target.url(f"/headers/{token}"), 0, options)
+    assert result.ok
+    assert target.headers[token]["User-Agent"] == "probe-test/1"
+    assert target.headers[token]["X-Trace"] == "abc"
+
+
+async def test_self_signed_tls_is_a_tls_error(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.tls_url("/status/200"), 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.TLS
+
+
+async def test_tls_verification_can_be_disabled(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.tls_url("/status/200"), 0, ProbeOptions(retries=0, verify_tls=False))
+    assert result.ok and result.status_code == 200
+
+
+async def test_closed_port_is_connect_refused(engine: Engine, closed_port: int) -> None:
+    result = await engine.probe(f"http://127.0.0.1:{closed_port}/", 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.CONNECT_REFUSED
+
+
+async def test_unresolvable_name_is_dns(engine: Engine) -> None:
+    result = await engine.probe("http://no-such-host.invalid/", 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.DNS
+
+
+async def test_malformed_response_is_protocol(engine: Engine, garbage_port: int) -> None:
+    result = await engine.probe(f"http://127.0.0.1:{garbage_port}/", 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.PROTOCOL
+
+
+@pytest.mark.parametrize(
+    "url", ["", "not a url", "mailto:a@b.c", "http://user:pw@127.0.0.1/", "http://[zz]/"]
+)
+async def test_invalid_urls_are_results(engine: Engine, url: str) -> None:
+    result = await engine.probe(url, 3, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.INVALID_URL
+    assert (result.url, result.index, result.ok) == (url, 3, False)
+
+
+async def test_result_round_trips_through_dict(engine: Engine, target: Target) -> None:
+    from linkprobe.engine import ProbeResult
+
+    result = await engine.probe(target.url("/redirect/2"), 1, FAST)
+    assert ProbeResult.from_dict(result.to_dict()) == result
+
+
+async def test_phase_timings_on_a_new_connection(target: Target) -> None:
+    async with Engine(EngineConfig(allow_private=True)) as fresh:  # empty DNS cache and pool
+        first = await fresh.probe(f"http://localhost:{target.port}/status/200", 0, FAST)
+        again = await fresh.probe(f"http://localhost:{target.port}/status/200", 0, FAST)
+    assert first.ok and first.dns_ms is not None and first.connect_ms is not None
+    assert again.ok and again.dns_ms is None and again.connect_ms is None  # reused keep-alive connection
