@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/linkprobe --help
+	$(BIN)/linkprobe serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

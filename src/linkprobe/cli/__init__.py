@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-o", "--output", help="write results to this file instead of stdout")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _engine_flags(check)
+
+    serve = commands.add_parser("serve", help="run the API and the workers in one process")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default 8000")
+    serve.add_argument("--db", help="SQLite file of the embedded store")
+    serve.add_argument("--workers", type=int, help="chunks processed at once")
+    serve.add_argument(
+        "--allow-private", action="store_true", default=None, help="allow private destinations"
+    )
     return parser
 
 
@@ -70,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from linkprobe.cli.check import run_check
 
             return run_check(args, settings)
+        if args.command == "serve":
+            from linkprobe.cli.serve import run_serve
+
+            return run_serve(args, settings)
     except (ValidationError, ConfigError, ValueError) as exc:
         print(f"linkprobe: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

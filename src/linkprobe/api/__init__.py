@@ -1,0 +1,104 @@
+"""The HTTP API: a thin FastAPI shell over the store (and, embedded, the engine and worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from linkprobe import __version__
+from linkprobe.api.models import Submit, TaskCreate
+from linkprobe.api.tasks import build_router
+from linkprobe.engine import Engine, StoreUnavailable
+from linkprobe.metrics import Metrics
+from linkprobe.settings import Settings
+from linkprobe.store import Store
+from linkprobe.worker import Worker
+
+log = logging.getLogger("linkprobe.api")
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -> FastAPI:
+    """The app. With `embedded_worker` the same process also probes (linkprobe serve)."""
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        async with contextlib.AsyncExitStack() as stack:
+            if embedded_worker:
+                engine = await stack.enter_async_context(Engine(settings.engine_config()))
+                worker = Worker(store, engine, settings.workers, metrics)
+                running = asyncio.create_task(worker.run())
+                stack.callback(worker.stop)
+                stack.push_async_callback(_wait, running)
+            yield
+        await store.close()
+
+    app = FastAPI(
+        title="linkprobe",
+        version=__version__,
+        lifespan=lifespan,
+        description="Submit URLs as a task, follow progress, read typed per-URL results.",
+    )
+    app.include_router(build_router(store, settings))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Store unreachable"}})
+    async def readyz() -> JSONResponse:
+        ready = await store.ping()
+        return JSONResponse(
+            {"status": "ready" if ready else "store unreachable"}, status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def prometheus() -> Response:
+        return Response(metrics.render(await store.stats()), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        return RedirectResponse("/docs")
+
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema plus the request bodies that routes read by hand (several media types)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (TaskCreate, Submit):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[model.__name__] = body
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+async def _wait(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,154 @@
+"""Reading task submissions: JSON, text/plain (one URL a line) or a multipart file upload.
+
+Large text uploads are spooled to a temporary file while they are counted and hashed, so a
+million-URL upload never sits in memory; the store then reads the file line by line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, TypeVar
+
+from fastapi import HTTPException, Request
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from linkprobe.api.models import TaskCreate
+from linkprobe.engine import ProbeOptions
+from linkprobe.settings import Settings
+from linkprobe.store import NewTask
+
+SPOOL_IN_MEMORY = 1 << 20
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Submission:
+    task: NewTask
+    urls: Any  # an iterable of URL strings, consumed once by the store
+    count: int
+    fingerprint: str
+    files: list[IO[bytes]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for handle in self.files:
+            handle.close()
+
+
+def too_large(settings: Settings) -> HTTPException:
+    return HTTPException(413, f"request body larger than the limit of {settings.max_body_bytes} bytes")
+
+
+def check_count(count: int, settings: Settings) -> None:
+    if count > settings.max_urls_per_task:
+        raise HTTPException(
+            413, f"{count} URLs exceed the limit of {settings.max_urls_per_task} URLs per task"
+        )
+    if count == 0:
+        raise HTTPException(422, "the task has no URLs")
+
+
+def _lines(handle: IO[bytes]) -> Iterator[str]:
+    handle.seek(0)
+    for raw in handle:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if text and not text.startswith("#"):
+            yield text
+
+
+def _count_lines(handle: IO[bytes]) -> int:
+    return sum(1 for _ in _lines(handle))
+
+
+async def _spool(chunks: AsyncIterator[bytes], settings: Settings) -> tuple[IO[bytes], str]:
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed by Submission)
+    digest, size = hashlib.sha256(), 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > settings.max_body_bytes:
+            spool.close()
+            raise too_large(settings)
+        digest.update(chunk)
+        spool.write(chunk)
+    return spool, digest.hexdigest()
+
+
+async def read_body(request: Request, settings: Settings) -> bytes:
+    spool, _ = await _spool(request.stream(), settings)
+    with spool:
+        spool.seek(0)
+        return spool.read()
+
+
+def parse_json(body: bytes, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
+
+
+def _options(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        return ProbeOptions.model_validate_json(raw).model_dump(exclude_defaults=True)
+    except ValidationError as exc:
+        raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
+
+
+async def from_json(request: Request, settings: Settings) -> Submission:
+    body = await read_body(request, settings)
+    created = parse_json(body, TaskCreate)
+    check_count(len(created.urls), settings)
+    task = NewTask(created.name, created.description, created.options.model_dump(exclude_defaults=True))
+    return Submission(task, created.urls, len(created.urls), hashlib.sha256(body).hexdigest())
+
+
+async def from_text(request: Request, settings: Settings) -> Submission:
+    spool, fingerprint = await _spool(request.stream(), settings)
+    query = request.query_params
+    submission = Submission(
+        NewTask(query.get("name"), query.get("description"), _options(query.get("options"))),
+        _lines(spool), _count_lines(spool), fingerprint, [spool],
+    )  # fmt: skip
+    return submission
+
+
+async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1 << 16):
+        yield chunk
+
+
+async def from_multipart(request: Request, settings: Settings) -> Submission:
+    form = await request.form(max_part_size=settings.max_body_bytes)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(422, "multipart upload needs a 'file' field with one URL per line")
+    spool, fingerprint = await _spool(_file_chunks(upload), settings)
+    name, description, options = (form.get(k) for k in ("name", "description", "options"))
+    task = NewTask(
+        name if isinstance(name, str) else None,
+        description if isinstance(description, str) else None,
+        _options(options if isinstance(options, str) else None),
+    )
+    return Submission(task, _lines(spool), _count_lines(spool), fingerprint, [spool])
+
+
+async def read_submission(request: Request, settings: Settings) -> Submission:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise too_large(settings)  # refused before a byte of the body is read
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind == "application/json":
+        return await from_json(request, settings)
+    if kind == "text/plain":
+        return await from_text(request, settings)
+    if kind == "multipart/form-data":
+        return await from_multipart(request, settings)
+    raise HTTPException(
+        415, f"unsupported content type {kind!r}: use application/json, text/plain or multipart"
+    )

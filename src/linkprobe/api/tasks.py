@@ -1,0 +1,230 @@
+"""The /api/v1 routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from linkprobe.api.intake import Submission, check_count, parse_json, read_body, read_submission
+from linkprobe.api.models import Problem, Result, ResultPage, Submit, Submitted, Task, TaskPage
+from linkprobe.report import CSV_COLUMNS, csv_text
+from linkprobe.settings import Settings
+from linkprobe.store import (
+    TERMINAL,
+    IdempotencyConflict,
+    NewTask,
+    ResultFilter,
+    Store,
+    TaskRecord,
+    TaskStatus,
+)
+
+EVENT_INTERVAL_S = 0.5
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such task"},
+    422: {"model": Problem, "description": "Invalid request"},
+    503: {"model": Problem, "description": "Store unavailable"},
+}
+CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/TaskCreate"}},
+            "text/plain": {"schema": {"type": "string", "description": "One URL per line"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "name": {"type": "string"},
+                        "description": {"type": "string"},
+                        "options": {"type": "string", "description": "ProbeOptions as JSON"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def build_router(store: Store, settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+    async def found(task_id: str) -> TaskRecord:
+        record = await store.get_task(task_id)
+        if record is None:
+            raise HTTPException(404, f"task {task_id} not found")
+        return record
+
+    async def accept(submission: Submission, key: str | None, response: Response) -> TaskRecord:
+        try:
+            check_count(submission.count, settings)
+            idempotency = (key, submission.fingerprint) if key else None
+            record, _ = await store.create_task(
+                submission.task, submission.urls, settings.chunk_size, idempotency
+            )
+        except IdempotencyConflict:
+            raise HTTPException(409, "Idempotency-Key was already used with a different body") from None
+        finally:
+            submission.close()
+        response.headers["Location"] = f"/api/v1/tasks/{record.id}"
+        response.headers["Retry-After"] = "1"
+        return record
+
+    @router.post(
+        "/tasks",
+        status_code=202,
+        response_model=Task,
+        openapi_extra=CREATE_BODY,
+        responses={409: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}},
+    )
+    async def create_task(
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Task:
+        """Submit a task: JSON {"urls": [...]}, text/plain (one URL a line) or a multipart file."""
+        return Task.of(await accept(await read_submission(request, settings), idempotency_key, response))
+
+    @router.post(
+        "/submit",
+        status_code=202,
+        response_model=Submitted,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Submit"}}},
+            }
+        },
+        responses={409: {"model": Problem}, 413: {"model": Problem}},
+    )
+    async def submit(
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Submitted:
+        """The short form: {"urls": [...]} answers {"task_id": ...}."""
+        body = await read_body(request, settings)
+        urls = parse_json(body, Submit).urls
+        submission = Submission(NewTask(), urls, len(urls), _fingerprint(body))
+        return Submitted(task_id=(await accept(submission, idempotency_key, response)).id)
+
+    @router.get("/tasks", response_model=TaskPage)
+    async def list_tasks(
+        status: TaskStatus | None = None,
+        cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> TaskPage:
+        """Tasks, newest first; pass `next_cursor` back as `cursor` for the next page."""
+        records, next_cursor = await store.list_tasks(status, cursor, limit)
+        return TaskPage(items=[Task.of(r) for r in records], next_cursor=next_cursor)
+
+    @router.get("/tasks/{task_id}", response_model=Task)
+    async def get_task(task_id: str) -> Task:
+        return Task.of(await found(task_id))
+
+    @router.delete("/tasks/{task_id}", status_code=204, response_class=Response)
+    async def delete_task(task_id: str) -> Response:
+        """Stop in-flight work (within a second) and delete the task and its results."""
+        if not await store.delete_task(task_id):
+            raise HTTPException(404, f"task {task_id} not found")
+        return Response(status_code=204)
+
+    @router.post("/tasks/{task_id}/cancel", response_model=Task)
+    async def cancel_task(task_id: str) -> Task:
+        """Stop a task but keep it: URLs not yet probed get a `cancelled` result."""
+        record = await store.cancel_task(task_id)
+        if record is None:
+            raise HTTPException(404, f"task {task_id} not found")
+        return Task.of(record)
+
+    @router.get(
+        "/tasks/{task_id}/results",
+        response_model=ResultPage,
+        responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    )
+    async def results(
+        task_id: str,
+        outcome: Literal["ok", "broken"] | None = None,
+        error_kind: Annotated[str | None, Query(max_length=40)] = None,
+        status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
+        cursor: Annotated[int | None, Query(ge=-1, le=2**53)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        format: Literal["json", "ndjson", "csv"] = "json",
+    ) -> Any:
+        """Results in input order. `format=ndjson|csv` streams the whole (filtered) set."""
+        await found(task_id)
+        flt = ResultFilter(None if outcome is None else outcome == "ok", error_kind, status_code)
+        if format == "ndjson":
+            return StreamingResponse(
+                _ndjson(store.stream_results(task_id, flt)), media_type="application/x-ndjson"
+            )
+        if format == "csv":
+            return StreamingResponse(_csv(store.stream_results(task_id, flt)), media_type="text/csv")
+        items, next_cursor = await store.results(task_id, flt, cursor, limit)
+        return ResultPage(
+            items=[Result.model_validate(i) for i in items],
+            next_cursor=None if next_cursor is None else str(next_cursor),
+        )
+
+    @router.get("/tasks/{task_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
+    async def events(task_id: str, request: Request) -> StreamingResponse:
+        """Server-sent events: `progress` (at most twice a second) and a final `done` (or `deleted`)."""
+        await found(task_id)
+        return StreamingResponse(
+            _events(store, task_id, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router
+
+
+def _fingerprint(body: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(body).hexdigest()
+
+
+async def _ndjson(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    async for row in rows:
+        yield (row + "\n").encode()
+
+
+async def _csv(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    yield (",".join(CSV_COLUMNS) + "\n").encode()
+    batch: list[dict[str, Any]] = []
+    async for row in rows:
+        batch.append(json.loads(row))
+        if len(batch) >= 1000:
+            yield csv_text(batch, header=False).encode()
+            batch = []
+    if batch:
+        yield csv_text(batch, header=False).encode()
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+async def _events(store: Store, task_id: str, request: Request) -> AsyncIterator[bytes]:
+    last: Any = None
+    while not await request.is_disconnected():
+        record = await store.get_task(task_id)
+        if record is None:
+            yield _sse("deleted", {"id": task_id})
+            return
+        task = Task.of(record).model_dump(mode="json")
+        if task != last:
+            yield _sse("progress", task)
+            last = task
+        if record.status in TERMINAL:
+            yield _sse("done", task)
+            return
+        await asyncio.sleep(EVENT_INTERVAL_S)

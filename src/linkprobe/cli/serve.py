@@ -1,0 +1,29 @@
+"""`linkprobe serve`: the API and the workers in one process, on the embedded SQLite store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from linkprobe.api import create_app
+from linkprobe.settings import Settings
+from linkprobe.store.sqlite import SQLiteStore
+
+FLAGS = ("host", "port", "db", "workers", "allow_private")
+
+
+def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    overrides = {flag: getattr(args, flag) for flag in FLAGS if getattr(args, flag, None) is not None}
+    return settings.model_copy(
+        update=Settings.model_validate({**settings.model_dump(), **overrides}).model_dump()
+    )
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    settings = with_flags(settings, args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, SQLiteStore(settings.db), embedded_worker=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", log_level="info")
+    return 0
