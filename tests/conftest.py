@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import httpx
 import pytest
 import trustme
 from aiohttp import web
+
+from linkprobe.store import Store
+from linkprobe.store.sqlite import SQLiteStore
 
 
 def free_port() -> int:
@@ -145,7 +153,7 @@ def tls_context() -> tuple[ssl.SSLContext, trustme.CA]:
 @pytest.fixture(scope="session")
 async def target(tls_context: tuple[ssl.SSLContext, trustme.CA]) -> AsyncIterator[Target]:
     state = Target(port=free_port(), tls_port=free_port())
-    runner = web.AppRunner(target_app(state), shutdown_timeout=0.1)
+    runner = web.AppRunner(target_app(state), shutdown_timeout=0.1, handler_cancellation=True)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", state.port).start()  # all of 127.0.0.0/8
     await web.TCPSite(runner, "::1", state.port).start()
@@ -197,3 +205,127 @@ async def garbage_port() -> AsyncIterator[int]:
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     yield free_port()  # nothing listens there once the probe socket is closed
+
+
+# -- stores ---------------------------------------------------------------------------------------
+
+STORES = ["sqlite"]
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh, open store of each implementation."""
+    opened = make_store(request.param, tmp_path)
+    await opened.open()
+    request.node.store_kind = request.param
+    yield opened
+    await opened.close()
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "store.db")
+    raise ValueError(kind)
+
+
+@pytest.fixture
+async def reopen(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[[Store], Awaitable[Store]]]:
+    """Simulate the death of the worker that held chunks: what recovery looks like per store."""
+    opened: list[Store] = []
+
+    async def sqlite_restart(old: Store) -> Store:
+        await old.close()  # a restart of the single process requeues its running chunks
+        fresh = make_store("sqlite", tmp_path)
+        await fresh.open()
+        opened.append(fresh)
+        return fresh
+
+    yield sqlite_restart
+    for fresh in opened:
+        await fresh.close()
+
+
+# -- a running service ----------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """`linkprobe <command>` in a subprocess, serving HTTP on `port`."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self, kill: bool = False) -> None:
+        if self.process.returncode is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            await self.process.wait()
+
+
+async def start_service(
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    name: str = "serve",
+    port: int | None = None,
+) -> Service:
+    port = port or free_port()
+    log = tmp_path / f"{name}-{port}.log"
+    environment = {**os.environ, "LINKPROBE_ALLOW_PRIVATE": "1", **(env or {})}
+    with open(log, "ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "linkprobe",
+            *args,
+            "--port",
+            str(port),
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(process, port, log)
+    await wait_healthy(service)
+    return service
+
+
+async def wait_healthy(service: Service, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient() as client:
+        while asyncio.get_running_loop().time() < deadline:
+            if service.process.returncode is not None:
+                raise RuntimeError(f"service exited: {service.log.read_text()[-2000:]}")
+            try:
+                if (await client.get(f"{service.url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"service not healthy: {service.log.read_text()[-2000:]}")
+
+
+SERVICE_LIMITS = {"LINKPROBE_MAX_URLS_PER_TASK": "5000", "LINKPROBE_MAX_BODY_BYTES": "1000000"}
+
+
+@pytest.fixture(scope="session")
+async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+    """One `linkprobe serve` (SQLite, embedded workers) shared by the API tests."""
+    tmp = tmp_path_factory.mktemp("service")
+    running = await start_service(tmp, "serve", "--db", str(tmp / "api.db"), env=SERVICE_LIMITS)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def api(service: Service) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+        yield client

@@ -8,7 +8,6 @@ still want work; a deleted or cancelled task has its chunks stopped at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -45,6 +44,11 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def shutdown(self, running: asyncio.Task[None]) -> None:
+        """Stop and wait for run() to return (in-flight chunks are abandoned, to be redelivered)."""
+        self.stop()
+        await asyncio.gather(running, return_exceptions=True)
+
     async def _loop(self, slot: int) -> None:
         backoff = IDLE_POLL_S
         while True:
@@ -61,9 +65,11 @@ class Worker:
                 continue
             work = asyncio.create_task(self._process(chunk))
             self.active[work] = chunk.task_id
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-            self.active.pop(work, None)
+            try:
+                await asyncio.wait({work})  # a cancelled chunk ends here; a cancelled loop raises
+            finally:
+                work.cancel()
+                self.active.pop(work, None)
 
     async def _process(self, chunk: Chunk) -> None:
         options = ProbeOptions.model_validate(chunk.options)

@@ -38,9 +38,7 @@ def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -
             if embedded_worker:
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
                 worker = Worker(store, engine, settings.workers, metrics)
-                running = asyncio.create_task(worker.run())
-                stack.callback(worker.stop)
-                stack.push_async_callback(_wait, running)
+                stack.push_async_callback(worker.shutdown, asyncio.create_task(worker.run()))
             yield
         await store.close()
 
@@ -97,8 +95,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             components[model.__name__] = body
         app.openapi_schema = schema
     return app.openapi_schema
-
-
-async def _wait(task: asyncio.Task[None]) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

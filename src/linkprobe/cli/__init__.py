@@ -48,6 +48,12 @@ def _engine_flags(parser: argparse.ArgumentParser) -> None:
     probe.add_argument("--max-body-bytes", type=int, help="decoded body bytes read at most (default 1 MiB)")
 
 
+def _service_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="default 8000")
+    parser.add_argument("--db", help="SQLite file of the embedded store (when no Redis URL is set)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="linkprobe", description="Probe URLs: one typed result per URL.")
     parser.add_argument("--version", action="version", version=f"linkprobe {__version__}")
@@ -61,13 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flags(check)
 
     serve = commands.add_parser("serve", help="run the API and the workers in one process")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="default 8000")
-    serve.add_argument("--db", help="SQLite file of the embedded store")
+    _service_flags(serve)
     serve.add_argument("--workers", type=int, help="chunks processed at once")
     serve.add_argument(
         "--allow-private", action="store_true", default=None, help="allow private destinations"
     )
+
+    api = commands.add_parser("api", help="run the API only; workers run elsewhere (linkprobe worker)")
+    _service_flags(api)
     return parser
 
 
@@ -79,10 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from linkprobe.cli.check import run_check
 
             return run_check(args, settings)
-        if args.command == "serve":
+        if args.command in ("serve", "api"):
             from linkprobe.cli.serve import run_serve
 
-            return run_serve(args, settings)
+            return run_serve(args, settings, embedded_worker=args.command == "serve")
     except (ValidationError, ConfigError, ValueError) as exc:
         print(f"linkprobe: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,4 +1,4 @@
-"""`linkprobe serve`: the API and the workers in one process, on the embedded SQLite store."""
+"""`linkprobe serve` (the API and the workers in one process) and `linkprobe api` (the API alone)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     )
 
 
-def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: bool) -> int:
     settings = with_flags(settings, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, SQLiteStore(settings.db), embedded_worker=True)
+    app = create_app(settings, SQLiteStore(settings.db), embedded_worker=embedded_worker)
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", log_level="info")
     return 0

@@ -1,0 +1,61 @@
+"""Crash safety of `linkprobe serve`: kill -9 mid-task, restart, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.api.test_tasks import wait_status
+from tests.conftest import Target, start_service
+
+ENV = {"LINKPROBE_CHUNK_SIZE": "50", "LINKPROBE_WORKERS": "2"}
+
+
+async def test_kill_9_mid_task_then_restart_finishes_exactly_once(tmp_path: Path, target: Target) -> None:
+    db = str(tmp_path / "crash.db")
+    urls = [target.url("/slow?s=0.05", host=f"127.0.{i // 200}.{i % 200 + 1}") for i in range(2000)]
+    first = await start_service(tmp_path, "serve", "--db", db, env=ENV)
+    async with httpx.AsyncClient(base_url=first.url, timeout=30) as api:
+        task = (await api.post("/api/v1/tasks", json={"urls": urls})).json()
+        for _ in range(400):
+            done = (await api.get(f"/api/v1/tasks/{task['id']}")).json()["progress"]["done"]
+            if done >= 200:
+                break
+            await asyncio.sleep(0.02)
+    assert 0 < done < len(urls), "kill -9 must land mid-task"
+    await first.stop(kill=True)
+
+    second = await start_service(tmp_path, "serve", "--db", db, env=ENV, port=first.port)
+    try:
+        async with httpx.AsyncClient(base_url=second.url, timeout=30) as api:
+            final = await wait_status(api, task["id"])
+            stream = await api.get(f"/api/v1/tasks/{task['id']}/results", params={"format": "ndjson"})
+    finally:
+        await second.stop()
+    rows = [json.loads(line) for line in stream.text.splitlines()]
+    assert [r["index"] for r in rows] == list(range(len(urls)))
+    assert [r["url"] for r in rows] == urls
+    assert final["progress"] == {"total": 2000, "done": 2000, "ok": 2000, "broken": 0}
+
+
+async def test_a_202_submission_survives_kill_9(tmp_path: Path, target: Target) -> None:
+    db = str(tmp_path / "durable.db")
+    first = await start_service(tmp_path, "api", "--db", db)  # no workers: the task stays queued
+    async with httpx.AsyncClient(base_url=first.url) as api:
+        response = await api.post(
+            "/api/v1/tasks",
+            content="\n".join([target.url("/status/200")] * 10),
+            headers={"content-type": "text/plain"},
+        )
+    assert response.status_code == 202
+    await first.stop(kill=True)  # immediately after the 202
+    second = await start_service(tmp_path, "serve", "--db", db, port=first.port)
+    try:
+        async with httpx.AsyncClient(base_url=second.url) as api:
+            final = await wait_status(api, response.json()["id"])
+    finally:
+        await second.stop()
+    assert final["progress"]["ok"] == 10

@@ -1,0 +1,190 @@
+"""The store contract: every Store implementation must pass this suite unchanged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from linkprobe.engine import ErrorKind, ProbeResult, failed
+from linkprobe.store import Chunk, IdempotencyConflict, NewTask, ResultFilter, Store, TaskStatus
+
+Reopen = Callable[[Store], Awaitable[Store]]
+
+
+def result_for(chunk: Chunk, offset: int, url: str) -> ProbeResult:
+    """A deterministic outcome per URL: '/ok' 200, '/missing' 404, anything else a DNS error."""
+    index = chunk.start + offset
+    if url.endswith("/ok"):
+        return ProbeResult(url=url, index=index, ok=True, status_code=200, final_url=url, attempts=1)
+    if url.endswith("/missing"):
+        return ProbeResult(url=url, index=index, status_code=404, final_url=url, attempts=1)
+    return failed(url, index, ErrorKind.DNS, "no such host")
+
+
+def results_of(chunk: Chunk) -> list[ProbeResult]:
+    return [result_for(chunk, i, url) for i, url in enumerate(chunk.urls)]
+
+
+URLS = [f"http://h{i}.example/{'ok' if i % 3 == 0 else 'missing' if i % 3 == 1 else 'x'}" for i in range(10)]
+
+
+async def drain(store: Store) -> int:
+    chunks = 0
+    while (chunk := await store.claim_chunk("w")) is not None:
+        await store.complete_chunk(chunk, results_of(chunk))
+        chunks += 1
+    return chunks
+
+
+async def test_create_and_get(store: Store) -> None:
+    task, created = await store.create_task(NewTask("n", "d", {"retries": 1}), iter(URLS), chunk_size=4)
+    assert created
+    got = await store.get_task(task.id)
+    assert got is not None
+    assert (got.name, got.description, got.options, got.status) == (
+        "n",
+        "d",
+        {"retries": 1},
+        TaskStatus.PENDING,
+    )
+    assert (got.total, got.done, got.ok, got.broken) == (10, 0, 0, 0)
+    assert got.created_at.tzinfo is not None and got.started_at is None
+    assert await store.get_task("no-such-task") is None
+
+
+async def test_chunks_cover_the_input_in_order(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    seen: list[tuple[int, list[str]]] = []
+    while (chunk := await store.claim_chunk("w")) is not None:
+        assert chunk.task_id == task.id and chunk.options == {}
+        seen.append((chunk.start, chunk.urls))
+        await store.complete_chunk(chunk, results_of(chunk))
+    assert [start for start, _ in seen] == [0, 4, 8]
+    assert [url for _, urls in seen for url in urls] == URLS
+
+
+async def test_progress_status_and_counts(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    first = await store.claim_chunk("w")
+    assert first is not None
+    running = await store.get_task(task.id)
+    assert running is not None and running.status == TaskStatus.RUNNING and running.started_at is not None
+    await store.complete_chunk(first, results_of(first))
+    partial = await store.get_task(task.id)
+    assert partial is not None and (partial.done, partial.status) == (4, TaskStatus.RUNNING)
+    await drain(store)
+    done = await store.get_task(task.id)
+    assert done is not None and done.status == TaskStatus.READY and done.finished_at is not None
+    assert (done.total, done.done, done.ok, done.broken) == (10, 10, 4, 6)
+    assert done.by_status == {"200": 4, "404": 3} and done.by_error == {"dns": 3}
+
+
+async def test_completing_a_chunk_twice_counts_once(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS[:3]), chunk_size=10)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    await store.complete_chunk(chunk, results_of(chunk))
+    await store.complete_chunk(chunk, results_of(chunk))  # a redelivered chunk finishing late
+    record = await store.get_task(task.id)
+    assert record is not None and (record.done, record.ok) == (3, 1)
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    assert [item["index"] for item in items] == [0, 1, 2]
+
+
+async def test_results_pages_and_filters(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=3)
+    await drain(store)
+    page, cursor = await store.results(task.id, ResultFilter(), None, 4)
+    assert [r["index"] for r in page] == [0, 1, 2, 3] and cursor is not None
+    rest, end = await store.results(task.id, ResultFilter(), cursor, 100)
+    assert [r["index"] for r in rest] == list(range(4, 10)) and end is None
+    ok, _ = await store.results(task.id, ResultFilter(ok=True), None, 100)
+    assert [r["index"] for r in ok] == [0, 3, 6, 9]
+    broken, _ = await store.results(task.id, ResultFilter(ok=False), None, 100)
+    assert len(broken) == 6
+    dns, _ = await store.results(task.id, ResultFilter(error_kind="dns"), None, 100)
+    assert [r["index"] for r in dns] == [2, 5, 8]
+    missing, _ = await store.results(task.id, ResultFilter(status_code=404), None, 100)
+    assert [r["index"] for r in missing] == [1, 4, 7]
+    assert ProbeResult.from_dict(page[0]).url == URLS[0]
+
+
+async def test_stream_results_in_input_order(store: Store) -> None:
+    task, _ = await store.create_task(
+        NewTask(), (f"http://h{i}.example/ok" for i in range(2500)), chunk_size=700
+    )
+    await drain(store)
+    indexes = [json.loads(row)["index"] async for row in store.stream_results(task.id, ResultFilter())]
+    assert indexes == list(range(2500))
+
+
+async def test_list_newest_first_with_cursor_and_status(store: Store) -> None:
+    ids = [(await store.create_task(NewTask(name=str(i)), iter(URLS[:1]), 5))[0].id for i in range(5)]
+    page, cursor = await store.list_tasks(None, None, 3)
+    assert [t.id for t in page] == ids[::-1][:3] and cursor is not None
+    rest, _ = await store.list_tasks(None, cursor, 3)
+    assert [t.id for t in rest][:2] == ids[::-1][3:5]
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None and chunk.task_id == ids[0]  # oldest first: FIFO work
+    await store.complete_chunk(chunk, results_of(chunk))
+    ready, _ = await store.list_tasks(TaskStatus.READY, None, 50)
+    assert ids[0] in [t.id for t in ready] and ids[1] not in [t.id for t in ready]
+
+
+async def test_delete_removes_everything(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    assert await store.delete_task(task.id)
+    assert await store.get_task(task.id) is None
+    assert await store.live_tasks([task.id]) == set()
+    await store.complete_chunk(chunk, results_of(chunk))  # a worker finishing after the delete
+    assert await store.get_task(task.id) is None
+    assert await store.claim_chunk("w") is None
+    assert not await store.delete_task(task.id)
+
+
+async def test_cancel_gives_every_url_a_result(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    await store.complete_chunk(chunk, results_of(chunk))
+    cancelled = await store.cancel_task(task.id)
+    assert cancelled is not None and cancelled.status == TaskStatus.CANCELLED
+    assert (cancelled.done, cancelled.by_error.get("cancelled")) == (10, 6)
+    assert await store.live_tasks([task.id]) == set()
+    assert await store.claim_chunk("w") is None
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    assert len(items) == 10 and items[9]["error"]["kind"] == "cancelled"
+    assert await store.cancel_task("no-such-task") is None
+
+
+async def test_idempotency(store: Store) -> None:
+    first, created = await store.create_task(NewTask(), iter(URLS), 4, ("key-1", "body-a"))
+    again, created_again = await store.create_task(NewTask(), iter(URLS), 4, ("key-1", "body-a"))
+    assert created and not created_again and again.id == first.id
+    with pytest.raises(IdempotencyConflict):
+        await store.create_task(NewTask(), iter(URLS), 4, ("key-1", "body-b"))
+    other, _ = await store.create_task(NewTask(), iter(URLS), 4, ("key-2", "body-a"))
+    assert other.id != first.id
+
+
+async def test_stats_and_ping(store: Store) -> None:
+    await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    stats = await store.stats()
+    assert stats["tasks"].get("pending") == 1 and stats["queued_chunks"] == 3
+    assert await store.ping()
+
+
+async def test_orphaned_chunk_is_delivered_again(store: Store, reopen: Reopen) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS[:2]), chunk_size=10)
+    lost = await store.claim_chunk("dead-worker")
+    assert lost is not None and await store.claim_chunk("w") is None
+    store = await reopen(store)  # the worker died; the store recovers its work
+    again = await store.claim_chunk("w")
+    assert again is not None and again.urls == lost.urls and again.deliveries == 2
+    await store.complete_chunk(again, results_of(again))
+    record = await store.get_task(task.id)
+    assert record is not None and record.status == TaskStatus.READY and record.done == 2
