@@ -8,6 +8,7 @@ Figures: URLs/s and client CPU ms per URL; ratios are against the bare loop of t
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import socket
@@ -70,10 +71,13 @@ def best(runs: list[dict[str, float]]) -> dict[str, float]:
 def report(name: str, figures: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
     ratio = figures["urls_per_s"] / baseline["urls_per_s"]
     cpu_ratio = figures["cpu_ms_per_url"] / baseline["cpu_ms_per_url"]
-    print(
-        f"{name:<28} {figures['urls_per_s']:>9.0f} URLs/s  {figures['cpu_ms_per_url']:.3f} CPU ms/URL  "
-        f"throughput {ratio:.2f}x  CPU/URL {cpu_ratio:.2f}x  ok {figures['ok']:.0f}/{URLS}"
+    cpu = (
+        ""
+        if math.isnan(cpu_ratio)
+        else f"  {figures['cpu_ms_per_url']:.3f} CPU ms/URL  CPU/URL {cpu_ratio:.2f}x"
     )
+    rate = f"{figures['urls_per_s']:>7.0f} URLs/s"
+    print(f"{name:<30} {rate}  throughput {ratio:.2f}x{cpu}  ok {figures['ok']:.0f}/{URLS}")
     return {**figures, "throughput_ratio": ratio, "cpu_ratio": cpu_ratio}
 
 
@@ -100,5 +104,24 @@ def main(extra: list[tuple[str, Callable[[int], dict[str, float]]]] | None = Non
     (out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
 
 
+def service_figures(port: int) -> dict[str, float]:
+    from bench.service import end_to_end
+
+    return end_to_end(port, URLS, HOSTS)
+
+
+def memory_figures() -> dict[str, dict[str, float]]:
+    from bench.service import upload_memory
+
+    figures = {str(n): upload_memory(n) for n in (10_000, 1_000_000)}
+    for f in figures.values():
+        print(
+            f"upload of {int(f['urls']):>9} URLs ({f['body_mib']:.0f} MiB): accepted in {f['seconds']:.1f}s, "
+            f"peak RSS {f['peak_mib']:.0f} MiB (idle {f['idle_mib']:.0f} MiB)"
+        )
+    return figures
+
+
 if __name__ == "__main__":
-    main()
+    main(extra=[("service end-to-end (serve)", service_figures)])
+    memory_figures()

@@ -16,6 +16,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from linkprobe.engine.client import CURRENT_TIMER, PhaseTimer
+from linkprobe.engine.deadline import Deadlines
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import (
     Blocked,
@@ -26,6 +27,7 @@ from linkprobe.engine.errors import (
     TooManyRedirects,
     map_client_error,
 )
+from linkprobe.engine.limits import Slots
 from linkprobe.engine.options import ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, Hop, ProbeError, ProbeResult, utcnow
 from linkprobe.engine.urls import normalise
@@ -93,15 +95,23 @@ def _record(result: ProbeResult, attempt: Attempt) -> None:
 class Prober:
     """Probes single URLs on a shared session."""
 
-    def __init__(self, session: aiohttp.ClientSession, policy: EgressPolicy) -> None:
+    def __init__(self, session: aiohttp.ClientSession, policy: EgressPolicy, slots: Slots) -> None:
         self.session = session
         self.policy = policy
+        self.slots = slots
+        self.deadlines = Deadlines()
 
     async def probe(self, url: str, index: int, options: ProbeOptions) -> ProbeResult:
         started = time.perf_counter()
         result = ProbeResult(url=url, index=index)
         try:
-            await self._with_retries(normalise(url), options, result)
+            target = normalise(url)
+            for number in range(options.retries + 1):
+                result.attempts = number + 1
+                delay = await self._attempt(target, options, result, number == options.retries)
+                if delay is None:
+                    break
+                await asyncio.sleep(delay if delay >= 0 else self._backoff(number, options))
         except ProbeFailure as failure:
             result.error = ProbeError(failure.kind, str(failure) or failure.kind.value)
         except Exception as exc:  # a bug must still give this URL a result
@@ -112,47 +122,43 @@ class Prober:
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
         return result
 
-    async def _with_retries(self, target: URL, options: ProbeOptions, result: ProbeResult) -> None:
-        for number in range(options.retries + 1):
-            result.attempts = number + 1
-            last = number == options.retries
-            attempt = Attempt()
-            try:
-                await self._deadline(target, options, attempt)
-            except ProbeFailure as failure:
-                _record(result, attempt)
-                if last or not failure.retryable:
-                    raise
-                await asyncio.sleep(self._backoff(number, options))
-                continue
+    async def _attempt(
+        self, target: URL, options: ProbeOptions, result: ProbeResult, last: bool
+    ) -> float | None:
+        """One attempt under the deadline. Returns None when done, else the delay before a retry
+        (negative: use the backoff). Raises ProbeFailure when the URL failed for good."""
+        attempt = Attempt()
+        CURRENT_TIMER.set(attempt.timer)
+        task = asyncio.current_task()
+        assert task is not None
+        host = f"{target.raw_host}:{target.port}"
+        slot = await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
+        self.deadlines.arm(task, options.timeout)
+        try:
+            await self._follow(target, options, attempt)
+        except asyncio.CancelledError:
             _record(result, attempt)
-            if last or attempt.status not in RETRY_STATUSES:
-                return
-            await asyncio.sleep(self._delay(attempt, number, options))
+            if not self.deadlines.expired(task):
+                raise
+            raise DeadlineExceeded(f"no complete answer within {options.timeout:g} s") from None
+        except Exception as exc:
+            _record(result, attempt)
+            failure = map_client_error(exc)
+            if last or not failure.retryable:
+                raise failure from None
+            return -1.0
+        finally:
+            self.deadlines.disarm(task)
+            self.slots.release(host, slot)
+        _record(result, attempt)
+        if last or attempt.status not in RETRY_STATUSES:
+            return None
+        return -1.0 if attempt.retry_after is None else min(attempt.retry_after, options.retry_after_cap)
 
     @staticmethod
     def _backoff(number: int, options: ProbeOptions) -> float:
         # Full jitter: spreads retries from many URLs of one host over the window.
         return random.uniform(0, options.retry_backoff * (2**number))
-
-    def _delay(self, attempt: Attempt, number: int, options: ProbeOptions) -> float:
-        if attempt.retry_after is not None:
-            return min(attempt.retry_after, options.retry_after_cap)
-        return self._backoff(number, options)
-
-    async def _deadline(self, target: URL, options: ProbeOptions, attempt: Attempt) -> None:
-        CURRENT_TIMER.set(attempt.timer)
-        try:
-            async with asyncio.timeout(options.timeout):
-                await self._follow(target, options, attempt)
-        except ProbeFailure:
-            raise
-        except TimeoutError as exc:
-            if isinstance(exc, aiohttp.ClientError):  # aiohttp's own connect timeout
-                raise map_client_error(exc) from None
-            raise DeadlineExceeded(f"no complete answer within {options.timeout:g} s") from None
-        except Exception as exc:
-            raise map_client_error(exc) from None
 
     async def _follow(self, target: URL, options: ProbeOptions, attempt: Attempt) -> None:
         method = options.method

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from types import TracebackType
 
 import aiohttp
 
 from linkprobe.engine.client import create_session
 from linkprobe.engine.egress import EgressPolicy
+from linkprobe.engine.limits import Slots
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, ProbeResult, failed
 from linkprobe.engine.probe import Prober
@@ -33,7 +34,9 @@ class Engine:
 
     async def __aenter__(self) -> Engine:
         self._session = create_session(self.config, self.policy)
-        self._prober = Prober(self._session, self.policy)
+        self._prober = Prober(
+            self._session, self.policy, Slots(self.config.concurrency, self.config.per_host)
+        )
         return self
 
     async def __aexit__(
@@ -42,6 +45,8 @@ class Engine:
         await self.close()
 
     async def close(self) -> None:
+        if self._prober is not None:
+            await self._prober.deadlines.close()
         if self._session is not None:
             await self._session.close()
         self._session = self._prober = None
@@ -88,11 +93,12 @@ class _Run:
         self.has_room.set()
         self.finished = False
         self.stopped = False
-        self.window = options.concurrency
+        # A short input needs no more workers than URLs (a chunk of 500 would start 256).
+        self.window = min(options.concurrency, len(urls)) if isinstance(urls, Sized) else options.concurrency
         self.probing: set[asyncio.Task[None]] = set()
 
     async def results(self) -> AsyncIterator[ProbeResult]:
-        workers = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
+        workers = [asyncio.create_task(self._worker()) for _ in range(max(self.window, 1))]
         closer = asyncio.create_task(self._close_when_done(workers))
         watcher = asyncio.create_task(self._watch_stop(workers)) if self.stop is not None else None
         try:

@@ -1,0 +1,98 @@
+"""Service figures for `make bench`: end-to-end throughput through the API, and the peak memory
+of a large upload. Both run `linkprobe` as real subprocesses, like production."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.run import farm_urls, free_port
+
+READY_TIMEOUT_S = 600
+
+
+def start(command: str, db: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    environment = {**os.environ, "LINKPROBE_ALLOW_PRIVATE": "1", **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "linkprobe", command, "--port", str(port), "--db", str(db)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"linkprobe {command} did not start")
+
+
+def wait_ready(base: str, task_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        task: dict[str, object] = httpx.get(f"{base}/api/v1/tasks/{task_id}").json()
+        if task["status"] == "ready":
+            return task
+        time.sleep(0.05)
+    raise TimeoutError(task_id)
+
+
+def end_to_end(port: int, urls: int, hosts: int) -> dict[str, float]:
+    """Submit the farm workload to `linkprobe serve` and time it until `ready`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        process, base = start("serve", Path(tmp) / "bench.db")
+        try:
+            body = "\n".join(farm_urls(port, urls, hosts))
+            started = time.perf_counter()
+            response = httpx.post(
+                f"{base}/api/v1/tasks", content=body, headers={"content-type": "text/plain"}
+            )
+            task = wait_ready(base, response.json()["id"])
+            wall = time.perf_counter() - started
+        finally:
+            process.terminate()
+            process.wait()
+    ok = task["progress"]["ok"]  # type: ignore[index]
+    return {"urls_per_s": urls / wall, "cpu_ms_per_url": float("nan"), "ok": float(ok)}
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def upload_memory(count: int) -> dict[str, float]:
+    """Peak RSS of `linkprobe api` (no workers) after accepting a text upload of `count` URLs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        process, base = start("api", Path(tmp) / "upload.db", {"LINKPROBE_MAX_BODY_BYTES": str(1 << 30)})
+        try:
+            idle = peak_rss_mib(process.pid)
+            body = "".join(f"http://host{i % 50000}.example/page/{i}\n" for i in range(count)).encode()
+            started = time.perf_counter()
+            headers = {"content-type": "text/plain"}
+            response = httpx.post(f"{base}/api/v1/tasks", content=body, headers=headers, timeout=600)
+            seconds = time.perf_counter() - started
+            assert response.status_code == 202, response.text
+            peak = peak_rss_mib(process.pid)
+        finally:
+            process.terminate()
+            process.wait()
+    return {
+        "urls": count,
+        "body_mib": len(body) / 2**20,
+        "idle_mib": idle,
+        "peak_mib": peak,
+        "seconds": seconds,
+    }

@@ -1,0 +1,52 @@
+"""The engine-wide slots: FIFO hand-over, cancellation safety, no leaked host entries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from linkprobe.engine.limits import FifoSemaphore, Slots
+
+
+async def test_fifo_semaphore_serves_waiters_in_order() -> None:
+    semaphore = FifoSemaphore(1)
+    await semaphore.acquire()
+    order: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await semaphore.acquire()
+        order.append(n)
+        semaphore.release()
+
+    tasks = [asyncio.create_task(waiter(n)) for n in range(5)]
+    await asyncio.sleep(0)
+    semaphore.release()
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3, 4]
+
+
+async def test_cancelled_waiter_does_not_lose_a_slot() -> None:
+    semaphore = FifoSemaphore(1)
+    await semaphore.acquire()
+    doomed = asyncio.create_task(semaphore.acquire())
+    survivor = asyncio.create_task(semaphore.acquire())
+    await asyncio.sleep(0)
+    semaphore.release()  # granted to `doomed`...
+    doomed.cancel()  # ...which is cancelled in the same tick: the slot must pass on
+    await asyncio.wait_for(survivor, 1)
+    semaphore.release()
+    await asyncio.wait_for(semaphore.acquire(), 1)  # and exactly one slot remains
+
+
+async def test_slots_bound_per_host_and_forget_idle_hosts() -> None:
+    slots = Slots(total=10, per_host=2)
+    held = [await slots.acquire("a:80") for _ in range(2)]
+    blocked = asyncio.create_task(slots.acquire("a:80"))
+    other = await asyncio.wait_for(slots.acquire("b:80"), 1)  # another host is not blocked
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    slots.release("a:80", held.pop())
+    third = await asyncio.wait_for(blocked, 1)
+    for entry in (*held, third):
+        slots.release("a:80", entry)
+    slots.release("b:80", other)
+    assert slots.hosts_tracked() == 0
