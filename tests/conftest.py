@@ -9,16 +9,19 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import trustme
 from aiohttp import web
 
 from linkprobe.store import Store
+from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 
 
@@ -209,23 +212,84 @@ def closed_port() -> Iterator[int]:
 
 # -- stores ---------------------------------------------------------------------------------------
 
-STORES = ["sqlite"]
+
+@dataclass
+class RedisServer:
+    """A private redis-server on a free port with AOF in a temp dir: tests may kill and restart it."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+             "--logfile", str(self.directory / "redis.log")],
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.025)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+
+    def flush(self) -> None:
+        redis.Redis(port=self.port).flushall()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for tests that kill or stop it."""
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+STORES = ["sqlite", "redis"]
+RECLAIM_S = 0.2
 
 
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh, open store of each implementation."""
-    opened = make_store(request.param, tmp_path)
+    opened = make_store(request.param, tmp_path, request)
     await opened.open()
-    request.node.store_kind = request.param
     yield opened
     await opened.close()
 
 
-def make_store(kind: str, tmp_path: Path) -> Store:
+def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     if kind == "sqlite":
         return SQLiteStore(tmp_path / "store.db")
-    raise ValueError(kind)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.flush()
+    return RedisStore(server.url, reclaim_idle_s=RECLAIM_S, block_ms=20)
 
 
 @pytest.fixture
@@ -235,14 +299,18 @@ async def reopen(
     """Simulate the death of the worker that held chunks: what recovery looks like per store."""
     opened: list[Store] = []
 
-    async def sqlite_restart(old: Store) -> Store:
-        await old.close()  # a restart of the single process requeues its running chunks
-        fresh = make_store("sqlite", tmp_path)
+    async def restart(old: Store) -> Store:
+        await old.close()
+        if isinstance(old, RedisStore):  # another worker reclaims the chunk once it sat idle
+            await asyncio.sleep(RECLAIM_S * 1.5)
+            fresh: Store = RedisStore(old.url, reclaim_idle_s=RECLAIM_S, block_ms=20)
+        else:  # a restart of the single process requeues its running chunks
+            fresh = SQLiteStore(tmp_path / "store.db")
         await fresh.open()
         opened.append(fresh)
         return fresh
 
-    yield sqlite_restart
+    yield restart
     for fresh in opened:
         await fresh.close()
 

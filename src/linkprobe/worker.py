@@ -8,6 +8,7 @@ still want work; a deleted or cancelled task has its chunks stopped at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -23,23 +24,31 @@ CANCEL_POLL_S = 0.5
 
 
 class Worker:
-    def __init__(self, store: Store, engine: Engine, slots: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        slots: int,
+        metrics: Metrics | None = None,
+        heartbeat_s: float = 10.0,
+    ) -> None:
         self.store = store
         self.engine = engine
         self.slots = slots
+        self.heartbeat_s = heartbeat_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.active: dict[asyncio.Task[None], str] = {}
+        self.active: dict[asyncio.Task[None], Chunk] = {}
         self._stopping = asyncio.Event()
         self.metrics = metrics
 
     async def run(self) -> None:
         """Run until stop(): `slots` chunk loops and the cancellation watcher."""
         loops = [asyncio.create_task(self._loop(n)) for n in range(self.slots)]
-        watcher = asyncio.create_task(self._watch_cancellations())
+        helpers = [asyncio.create_task(self._watch_cancellations()), asyncio.create_task(self._heartbeat())]
         await self._stopping.wait()
-        for task in (*loops, watcher, *self.active):
+        for task in (*loops, *helpers, *self.active):
             task.cancel()
-        await asyncio.gather(*loops, watcher, return_exceptions=True)
+        await asyncio.gather(*loops, *helpers, return_exceptions=True)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -64,12 +73,20 @@ class Worker:
                 await asyncio.sleep(IDLE_POLL_S)
                 continue
             work = asyncio.create_task(self._process(chunk))
-            self.active[work] = chunk.task_id
+            self.active[work] = chunk
             try:
                 await asyncio.wait({work})  # a cancelled chunk ends here; a cancelled loop raises
             finally:
                 work.cancel()
                 self.active.pop(work, None)
+            await self._settle(work, chunk)
+
+    async def _settle(self, work: asyncio.Task[None], chunk: Chunk) -> None:
+        if work.cancelled():  # its task was deleted or cancelled: acknowledge it unprocessed
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.drop_chunk(chunk)
+        elif (error := work.exception()) is not None:  # left unacknowledged: it will be redelivered
+            log.error("chunk %s/%s failed: %r", chunk.task_id, chunk.number, error)
 
     async def _process(self, chunk: Chunk) -> None:
         options = ProbeOptions.model_validate(chunk.options)
@@ -100,9 +117,15 @@ class Worker:
             if not self.active:
                 continue
             try:
-                live = await self.store.live_tasks(set(self.active.values()))
+                live = await self.store.live_tasks({c.task_id for c in self.active.values()})
             except StoreUnavailable:
                 continue
-            for work, task_id in list(self.active.items()):
-                if task_id not in live:
+            for work, chunk in list(self.active.items()):
+                if chunk.task_id not in live:
                     work.cancel()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.heartbeat(list(self.active.values()))

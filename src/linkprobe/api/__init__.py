@@ -37,7 +37,7 @@ def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -
         async with contextlib.AsyncExitStack() as stack:
             if embedded_worker:
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
-                worker = Worker(store, engine, settings.workers, metrics)
+                worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
                 stack.push_async_callback(worker.shutdown, asyncio.create_task(worker.run()))
             yield
         await store.close()

@@ -52,6 +52,7 @@ def _service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="default 8000")
     parser.add_argument("--db", help="SQLite file of the embedded store (when no Redis URL is set)")
+    parser.add_argument("--redis-url", help="use Redis (distributed mode), e.g. redis://localhost:6379/0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = commands.add_parser("api", help="run the API only; workers run elsewhere (linkprobe worker)")
     _service_flags(api)
+
+    worker = commands.add_parser("worker", help="run probing workers against Redis (distributed mode)")
+    worker.add_argument("--redis-url", help="Redis URL (or LINKPROBE_REDIS_URL)")
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    worker.add_argument("--concurrency", type=int, help="connections open at once per process (default 256)")
+    worker.add_argument("--workers", type=int, help="chunks processed at once per process (default 4)")
+    worker.add_argument(
+        "--allow-private", action="store_true", default=None, help="allow private destinations"
+    )
     return parser
 
 
@@ -90,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from linkprobe.cli.serve import run_serve
 
             return run_serve(args, settings, embedded_worker=args.command == "serve")
+        if args.command == "worker":
+            from linkprobe.cli.worker import run_workers
+
+            return run_workers(args, settings)
     except (ValidationError, ConfigError, ValueError) as exc:
         print(f"linkprobe: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,9 +9,9 @@ import uvicorn
 
 from linkprobe.api import create_app
 from linkprobe.settings import Settings
-from linkprobe.store.sqlite import SQLiteStore
+from linkprobe.store import open_store
 
-FLAGS = ("host", "port", "db", "workers", "allow_private")
+FLAGS = ("host", "port", "db", "redis_url", "workers", "allow_private", "concurrency")
 
 
 def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -24,6 +24,6 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
 def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: bool) -> int:
     settings = with_flags(settings, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, SQLiteStore(settings.db), embedded_worker=embedded_worker)
+    app = create_app(settings, open_store(settings), embedded_worker=embedded_worker)
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", log_level="info")
     return 0

@@ -1,5 +1,6 @@
 """Task storage: one interface (base.Store), an embedded SQLite and a Redis implementation."""
 
+from linkprobe.settings import Settings
 from linkprobe.store.base import (
     TERMINAL,
     Chunk,
@@ -11,6 +12,20 @@ from linkprobe.store.base import (
     TaskStatus,
 )
 
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings select: Redis when a Redis URL is set, else embedded SQLite."""
+    if settings.redis_url:
+        from linkprobe.store.redis import RedisStore
+
+        return RedisStore(
+            settings.redis_url, settings.reclaim_idle_s, settings.max_deliveries, settings.retention_s
+        )
+    from linkprobe.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.db)
+
+
 __all__ = [
     "TERMINAL",
     "Chunk",
@@ -20,4 +35,5 @@ __all__ = [
     "Store",
     "TaskRecord",
     "TaskStatus",
+    "open_store",
 ]

@@ -135,6 +135,12 @@ class Store(abc.ABC):
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
         """Store a chunk's results and progress, and acknowledge it, atomically and idempotently."""
 
+    async def drop_chunk(self, chunk: Chunk) -> None:  # noqa: B027 (optional hook, no-op by default)
+        """Give up a claimed chunk whose task was deleted or cancelled (acknowledge it unprocessed)."""
+
+    async def heartbeat(self, chunks: Iterable[Chunk]) -> None:  # noqa: B027 (optional hook)
+        """Tell the store these claimed chunks are still being worked on (keeps them from reclaim)."""
+
     @abc.abstractmethod
     async def live_tasks(self, task_ids: Iterable[str]) -> set[str]:
         """Which of these tasks still want work (exist and are not cancelled)."""

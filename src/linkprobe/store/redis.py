@@ -1,0 +1,453 @@
+"""The distributed store: task data in Redis, work on a Redis Stream with a consumer group.
+
+A worker reads one entry per free slot (no prefetch hoarding), keeps its in-flight entries alive
+with a heartbeat (XCLAIM ... JUSTID) and reclaims the entries of dead workers (XAUTOCLAIM) once
+they have been idle for `reclaim_idle_s`. A chunk delivered more than `max_deliveries` times goes
+to the dead-letter stream and its URLs get an `internal` error result, so the task still ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from linkprobe.engine import ErrorKind, ProbeResult, StoreUnavailable, failed
+from linkprobe.store import redis_keys as k
+from linkprobe.store.base import (
+    Chunk,
+    IdempotencyConflict,
+    NewTask,
+    ResultFilter,
+    Store,
+    TaskRecord,
+    TaskStatus,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+PAGE = 1000
+BLOCK_MS = 1000
+RECLAIM_EVERY_S = 1.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def unavailable(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Translate connection failures into StoreUnavailable (the API answers 503)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+
+    return wrapper
+
+
+def result_args(results: list[ProbeResult]) -> list[str]:
+    args: list[str] = []
+    for r in results:
+        kind = f"e:{r.error.kind.value}" if r.error else f"s:{r.status_code}"
+        args += [
+            str(r.index),
+            "ok" if r.ok else "broken",
+            kind,
+            json.dumps(r.to_dict(), separators=(",", ":")),
+        ]
+    return args
+
+
+class RedisStore(Store):
+    def __init__(
+        self,
+        url: str,
+        reclaim_idle_s: float = 30.0,
+        max_deliveries: int = 5,
+        retention_s: int = 7 * 86400,
+        block_ms: int = BLOCK_MS,
+    ) -> None:
+        self.url = url
+        self.block_ms = block_ms
+        self.reclaim_idle_ms = int(reclaim_idle_s * 1000)
+        self.max_deliveries = max_deliveries
+        self.retention_s = retention_s
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # Any: redis-py types replies as bytes | str whatever decode_responses says; ours are str.
+        self._redis: Any = None
+        self._last_reclaim = 0.0
+        self._complete: Any = None
+        self._start: Any = None
+
+    @property
+    def r(self) -> Any:
+        if self._redis is None:
+            raise StoreUnavailable("store is not open")
+        return self._redis
+
+    async def open(self) -> None:
+        self._redis = aioredis.Redis.from_url(
+            self.url, decode_responses=True, socket_timeout=self.block_ms / 1000 + 4, socket_connect_timeout=2
+        )
+        self._complete = self._redis.register_script(k.COMPLETE_CHUNK)
+        self._start = self._redis.register_script(k.START_CHUNK)
+        with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
+            await self._ensure_group()
+
+    @unavailable
+    async def _ensure_group(self) -> None:
+        try:
+            await self.r.xgroup_create(k.QUEUE, k.GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.r.ping())
+        except (RedisError, OSError, StoreUnavailable):
+            return False
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    @unavailable
+    async def create_task(
+        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None = None
+    ) -> tuple[TaskRecord, bool]:
+        if idempotency is not None and (known := await self._idempotent(*idempotency)) is not None:
+            return known, False
+        task_id = uuid.uuid4().hex
+        total, chunks = await self._write_chunks(task_id, urls, chunk_size)
+        seq = await self.r.incr(k.SEQ)
+        status = "pending" if chunks else "ready"
+        fields = {
+            "id": task_id, "name": task.name or "", "description": task.description or "",
+            "has_name": int(task.name is not None), "has_description": int(task.description is not None),
+            "options": json.dumps(task.options), "status": status, "total": total, "done": 0, "ok": 0,
+            "broken": 0, "chunks_left": chunks, "created_at": _now(), "seq": seq,
+            "finished_at": "" if chunks else _now(),
+        }  # fmt: skip
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(k.task(task_id), mapping=fields)
+            pipe.expire(k.task(task_id), self.retention_s)
+            pipe.sadd(k.keys(task_id), k.task(task_id), *(k.chunk(task_id, n) for n in range(chunks)))
+            pipe.expire(k.keys(task_id), self.retention_s)
+            pipe.zadd(k.TASKS, {task_id: seq})
+            await pipe.execute()
+        await self._enqueue(task_id, chunks)
+        if idempotency is not None and not await self._claim_key(task_id, *idempotency):
+            await self.delete_task(task_id)  # lost a race for the same key: answer the winner's task
+            return await self.create_task(task, urls, chunk_size, idempotency)
+        record = await self.get_task(task_id)
+        assert record is not None
+        return record, True
+
+    async def _idempotent(self, key: str, fingerprint: str) -> TaskRecord | None:
+        known = await self.r.get(k.idempotency(key))
+        if known is None:
+            return None
+        task_id, _, stored = known.partition(" ")
+        if stored != fingerprint:
+            raise IdempotencyConflict(key)
+        return await self.get_task(task_id)
+
+    async def _claim_key(self, task_id: str, key: str, fingerprint: str) -> bool:
+        return bool(
+            await self.r.set(k.idempotency(key), f"{task_id} {fingerprint}", nx=True, ex=self.retention_s)
+        )
+
+    async def _write_chunks(self, task_id: str, urls: Iterable[str], chunk_size: int) -> tuple[int, int]:
+        iterator, total, number = iter(urls), 0, 0
+        while True:
+            async with self.r.pipeline(transaction=False) as pipe:
+                for _ in range(100):  # 100 chunks per round trip
+                    batch = list(islice(iterator, chunk_size))
+                    if not batch:
+                        break
+                    pipe.set(k.chunk(task_id, number), "\n".join(batch), ex=self.retention_s)
+                    pipe.hset(k.starts(task_id), str(number), str(total))
+                    total += len(batch)
+                    number += 1
+                if not pipe.command_stack:
+                    return total, number
+                await pipe.execute()
+
+    async def _enqueue(self, task_id: str, chunks: int) -> None:
+        starts = k.starts(task_id)
+        for first in range(0, chunks, 500):
+            async with self.r.pipeline(transaction=False) as pipe:
+                for number in range(first, min(first + 500, chunks)):
+                    pipe.xadd(k.QUEUE, {"task": task_id, "chunk": str(number)})
+                pipe.expire(starts, self.retention_s)
+                pipe.sadd(k.keys(task_id), starts)
+                await pipe.execute()
+
+    def _record(self, data: dict[str, str], counts: dict[str, str]) -> TaskRecord:
+        return TaskRecord(
+            id=data["id"], name=data["name"] if data.get("has_name") == "1" else None,
+            description=data["description"] if data.get("has_description") == "1" else None,
+            options=json.loads(data["options"]), status=TaskStatus(data["status"]), total=int(data["total"]),
+            done=int(data["done"]), ok=int(data["ok"]), broken=int(data["broken"]),
+            created_at=datetime.fromisoformat(data["created_at"]), started_at=_time(data.get("started_at")),
+            finished_at=_time(data.get("finished_at")),
+            by_status={key[2:]: int(n) for key, n in counts.items() if key.startswith("s:")},
+            by_error={key[2:]: int(n) for key, n in counts.items() if key.startswith("e:")},
+        )  # fmt: skip
+
+    @unavailable
+    async def get_task(self, task_id: str) -> TaskRecord | None:
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(k.task(task_id))
+            pipe.hgetall(k.counts(task_id))
+            data, counts = await pipe.execute()
+        return self._record(data, counts) if data else None
+
+    @unavailable
+    async def list_tasks(
+        self, status: TaskStatus | None, cursor: str | None, limit: int
+    ) -> tuple[list[TaskRecord], str | None]:
+        page: list[TaskRecord] = []
+        top = f"({cursor}" if cursor else "+inf"
+        while len(page) <= limit:
+            rows = await self.r.zrevrangebyscore(k.TASKS, top, "-inf", start=0, num=PAGE, withscores=True)
+            if not rows:
+                break
+            for task_id, seq in rows:
+                top = f"({int(seq)}"
+                record = await self.get_task(task_id)
+                if record is None:
+                    await self.r.zrem(k.TASKS, task_id)  # expired by retention
+                elif status is None or record.status == status:
+                    page.append(record)
+                    if len(page) > limit:
+                        break
+        if len(page) <= limit:
+            return page, None
+        last = await self.r.zscore(k.TASKS, page[limit - 1].id)
+        return page[:limit], str(int(last or 0))
+
+    @unavailable
+    async def delete_task(self, task_id: str) -> bool:
+        members = await self.r.smembers(k.keys(task_id))
+        existed = await self.r.exists(k.task(task_id))
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(k.keys(task_id), k.task(task_id), *members)
+            pipe.zrem(k.TASKS, task_id)
+            await pipe.execute()
+        return bool(existed)
+
+    @unavailable
+    async def cancel_task(self, task_id: str) -> TaskRecord | None:
+        record = await self.get_task(task_id)
+        if record is None or record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
+            return record
+        starts = await self.r.hgetall(k.starts(task_id))
+        finished = await self.r.smembers(k.done(task_id))
+        for number, start in starts.items():
+            if number not in finished:
+                urls = (await self.r.get(k.chunk(task_id, int(number))) or "").split("\n")
+                cancelled = [failed(u, int(start) + i, ErrorKind.CANCELLED, "the task was cancelled")
+                             for i, u in enumerate(urls)]  # fmt: skip
+                await self._run_complete(task_id, int(number), "", cancelled)
+        await self.r.hset(k.task(task_id), mapping={"status": "cancelled", "finished_at": _now()})
+        return await self.get_task(task_id)
+
+    # -- results ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _filter_index(task_id: str, flt: ResultFilter) -> str:
+        if flt.error_kind is not None:
+            return k.index(task_id, f"e:{flt.error_kind}")
+        if flt.status_code is not None:
+            return k.index(task_id, f"s:{flt.status_code}")
+        if flt.ok is not None:
+            return k.index(task_id, "ok" if flt.ok else "broken")
+        return k.index(task_id, "all")
+
+    @staticmethod
+    def _matches(data: dict[str, Any], flt: ResultFilter) -> bool:
+        error = data.get("error") or {}
+        return (
+            (flt.ok is None or data["ok"] == flt.ok)
+            and (flt.error_kind is None or error.get("kind") == flt.error_kind)
+            and (flt.status_code is None or (not error and data.get("status_code") == flt.status_code))
+        )
+
+    async def _page(
+        self, task_id: str, flt: ResultFilter, after: int | None, limit: int
+    ) -> list[tuple[int, str]]:
+        """Up to `limit` matching (index, JSON) pairs after `after`, scanning the narrowest index."""
+        found: list[tuple[int, str]] = []
+        low = f"({after}" if after is not None else "-inf"
+        while len(found) < limit:
+            indexes = await self.r.zrangebyscore(
+                self._filter_index(task_id, flt), low, "+inf", start=0, num=PAGE
+            )
+            if not indexes:
+                break
+            rows = await self.r.hmget(k.results(task_id), indexes)
+            for idx, row in zip(indexes, rows, strict=True):
+                if row is not None and self._matches(json.loads(row), flt):
+                    found.append((int(idx), row))
+            low = f"({indexes[-1]}"
+        return found[:limit]
+
+    @unavailable
+    async def results(
+        self, task_id: str, flt: ResultFilter, after: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        rows = await self._page(task_id, flt, after, limit + 1)
+        page = [json.loads(row) for _, row in rows[:limit]]
+        return page, (rows[limit - 1][0] if len(rows) > limit else None)
+
+    async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
+        after: int | None = None
+        while rows := await unavailable(self._page)(task_id, flt, after, PAGE):
+            for _, row in rows:
+                yield row
+            after = rows[-1][0]
+
+    # -- work queue ---------------------------------------------------------------------------
+
+    @unavailable
+    async def claim_chunk(self, worker: str) -> Chunk | None:
+        while True:
+            entry = await self._reclaim() or await self._read_new()
+            if entry is None:
+                return None
+            chunk = await self._load(*entry)
+            if chunk is not None:
+                return chunk
+
+    async def _read_new(self) -> tuple[str, dict[str, str], int] | None:
+        try:
+            reply = await self.r.xreadgroup(
+                k.GROUP, self.consumer, {k.QUEUE: ">"}, count=1, block=self.block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._ensure_group()  # Redis came back empty, or started after us
+            return None
+        if not reply:
+            return None
+        entry_id, fields = reply[0][1][0]
+        return entry_id, fields, 1
+
+    async def _reclaim(self) -> tuple[str, dict[str, str], int] | None:
+        if time.monotonic() - self._last_reclaim < RECLAIM_EVERY_S:
+            return None
+        self._last_reclaim = time.monotonic()
+        try:
+            reply = await self.r.xautoclaim(
+                k.QUEUE, k.GROUP, self.consumer, self.reclaim_idle_ms, "0-0", count=1
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return None
+        claimed = reply[1]
+        if not claimed:
+            return None
+        self._last_reclaim = 0.0  # there may be more orphans: look again at the next claim
+        entry_id, fields = claimed[0]
+        pending = await self.r.xpending_range(k.QUEUE, k.GROUP, min=entry_id, max=entry_id, count=1)
+        return entry_id, fields, int(pending[0]["times_delivered"]) if pending else 2
+
+    async def _load(self, entry_id: str, fields: dict[str, str], deliveries: int) -> Chunk | None:
+        task_id, number = fields["task"], int(fields["chunk"])
+        state = await self._start(keys=[k.task(task_id)], args=[_now()])
+        if state is None or state[0] == "cancelled":
+            await self._ack(entry_id)  # the task was deleted or cancelled meanwhile
+            return None
+        urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
+        start = int(await self.r.hget(k.starts(task_id), str(number)) or 0)
+        chunk = Chunk(task_id, number, start, urls, json.loads(state[1]), deliveries, entry_id)
+        if deliveries > self.max_deliveries:
+            await self._dead_letter(chunk)
+            return None
+        return chunk
+
+    async def _dead_letter(self, chunk: Chunk) -> None:
+        await self.r.xadd(k.DEAD, {"task": chunk.task_id, "chunk": str(chunk.number),
+                                   "deliveries": str(chunk.deliveries), "at": _now()})  # fmt: skip
+        message = f"chunk dead-lettered after {chunk.deliveries} deliveries (its worker kept dying)"
+        results = [failed(u, chunk.start + i, ErrorKind.INTERNAL, message) for i, u in enumerate(chunk.urls)]
+        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results)
+
+    async def _ack(self, entry_id: str) -> None:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xack(k.QUEUE, k.GROUP, entry_id)
+            pipe.xdel(k.QUEUE, entry_id)
+            await pipe.execute()
+
+    async def _run_complete(self, task_id: str, number: int, receipt: str, results: list[ProbeResult]) -> int:
+        args = [k.task_prefix(task_id), k.GROUP, receipt, str(number), str(self.retention_s), _now()]
+        written: int = await self._complete(keys=[k.task(task_id), k.QUEUE], args=args + result_args(results))
+        return written
+
+    @unavailable
+    async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results)
+
+    @unavailable
+    async def drop_chunk(self, chunk: Chunk) -> None:
+        await self._ack(chunk.receipt)
+
+    @unavailable
+    async def heartbeat(self, chunks: Iterable[Chunk]) -> None:
+        receipts = [c.receipt for c in chunks]
+        if receipts:  # resets their idle time without counting a delivery
+            await self.r.xclaim(k.QUEUE, k.GROUP, self.consumer, 0, receipts, justid=True)
+
+    @unavailable
+    async def live_tasks(self, task_ids: Iterable[str]) -> set[str]:
+        ids = list(task_ids)
+        async with self.r.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hget(k.task(task_id), "status")
+            statuses = await pipe.execute()
+        return {t for t, s in zip(ids, statuses, strict=True) if s is not None and s != "cancelled"}
+
+    @unavailable
+    async def stats(self) -> dict[str, Any]:
+        ids = await self.r.zrange(k.TASKS, 0, -1)
+        async with self.r.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hget(k.task(task_id), "status")
+            pipe.xlen(k.QUEUE)
+            *statuses, queued = await pipe.execute()
+        tasks: dict[str, int] = {}
+        for status in statuses:
+            if status is not None:
+                tasks[status] = tasks.get(status, 0) + 1
+        return {"tasks": tasks, "queued_chunks": int(queued)}
+
+    @unavailable
+    async def dead_letters(self) -> list[dict[str, str]]:
+        return [fields for _, fields in await self.r.xrange(k.DEAD)]
