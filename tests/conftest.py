@@ -42,6 +42,7 @@ class Target:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     active: int = 0
     peak: int = 0
+    on_poison: Callable[[], None] | None = None
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
@@ -128,6 +129,13 @@ def target_app(state: Target) -> web.Application:
     async def record_headers(request: web.Request) -> web.Response:
         state.headers[request.match_info["token"]] = dict(request.headers)
         return web.Response(text="seen")
+
+    @routes.get("/poison")
+    async def poison(request: web.Request) -> web.Response:
+        count(request)
+        if state.on_poison is not None:
+            state.on_poison()  # e.g. kill -9 the worker that asked
+        return web.Response(text="poison")
 
     @routes.get("/slow")
     async def slow(request: web.Request) -> web.Response:
@@ -337,6 +345,19 @@ class Service:
             else:
                 self.process.terminate()
             await self.process.wait()
+
+
+async def start_worker(
+    tmp_path: Path, redis_url: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`linkprobe worker` against `redis_url`, allowed to probe the loopback target."""
+    log = tmp_path / "workers.log"
+    environment = {**os.environ, "LINKPROBE_ALLOW_PRIVATE": "1", **(env or {})}
+    with open(log, "ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "linkprobe", "worker", "--redis-url", redis_url,
+            env=environment, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
 
 async def start_service(
