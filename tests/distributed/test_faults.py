@@ -167,7 +167,7 @@ async def test_poison_chunk_is_dead_lettered_and_the_task_ends(
     assert "dead-lettered" in poisoned[0]["error"]["message"]
     # Probed on deliveries 1-3 (each killed its worker); the 4th delivery is dead-lettered unprobed.
     assert final["progress"]["ok"] == 100 and target.hits["/poison"] == 3
-    dead = redis.Redis(port=private_redis.port, decode_responses=True).xrange("lp:dead")
+    dead: Any = redis.Redis(port=private_redis.port, decode_responses=True).xrange("lp:dead")
     assert [(f["task"], f["chunk"]) for _, f in dead] == [(task["id"], "2")]
 
 
