@@ -110,6 +110,15 @@ def service_figures(port: int) -> dict[str, float]:
     return end_to_end(port, URLS, HOSTS)
 
 
+def distributed_figures(processes: int) -> Callable[[int], dict[str, float]]:
+    def run(port: int) -> dict[str, float]:
+        from bench.service import distributed
+
+        return distributed(port, URLS, HOSTS, processes)
+
+    return run
+
+
 def memory_figures() -> dict[str, dict[str, float]]:
     from bench.service import upload_memory
 
@@ -123,5 +132,11 @@ def memory_figures() -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main(extra=[("service end-to-end (serve)", service_figures)])
+    main(
+        extra=[
+            ("service end-to-end (serve)", service_figures),
+            ("distributed, 1 worker process", distributed_figures(1)),
+            ("distributed, 2 worker processes", distributed_figures(2)),
+        ]
+    )
     memory_figures()

@@ -96,3 +96,36 @@ def upload_memory(count: int) -> dict[str, float]:
         "peak_mib": peak,
         "seconds": seconds,
     }
+
+
+def distributed(port: int, urls: int, hosts: int, processes: int) -> dict[str, float]:
+    """The farm workload through `linkprobe api` + `linkprobe worker --processes N` on Redis."""
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_port = free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
+             "--appendonly", "yes", "--appendfsync", "everysec", "--logfile", f"{tmp}/redis.log"],
+        )  # fmt: skip
+        env = {"LINKPROBE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+        time.sleep(0.3)
+        api, base = start("api", Path(tmp) / "unused.db", env)
+        workers = subprocess.Popen(
+            [sys.executable, "-m", "linkprobe", "worker", "--processes", str(processes)],
+            env={**os.environ, "LINKPROBE_ALLOW_PRIVATE": "1", **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(1.0)  # let the workers connect
+            body = "\n".join(farm_urls(port, urls, hosts))
+            started = time.perf_counter()
+            response = httpx.post(
+                f"{base}/api/v1/tasks", content=body, headers={"content-type": "text/plain"}
+            )
+            task = wait_ready(base, response.json()["id"])
+            wall = time.perf_counter() - started
+        finally:
+            for process in (workers, api, redis):
+                process.terminate()
+                process.wait()
+    ok = task["progress"]["ok"]  # type: ignore[index]
+    return {"urls_per_s": urls / wall, "cpu_ms_per_url": float("nan"), "ok": float(ok)}

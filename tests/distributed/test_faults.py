@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,27 @@ async def test_delete_stops_every_worker_and_removes_every_key(
             await worker.wait()
     assert not client_keys.keys(f"lp:{{{task['id']}}}*")
     assert client_keys.xlen("lp:queue") == 0  # its chunks were acknowledged and removed
+
+
+async def test_serve_with_redis_runs_api_and_workers(
+    tmp_path: Path, target: Target, private_redis: RedisServer
+) -> None:
+    service = await start_service(tmp_path, "serve", "--redis-url", private_redis.url, env=ENV)
+    urls = farm(target, 60, "/status/200")
+    try:
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            task = (await client.post("/api/v1/tasks", json={"urls": urls})).json()
+            final = await wait_status(client, task["id"])
+            assert_exactly_once(final, await results_of(client, task["id"]), urls)
+    finally:
+        await service.stop()
+    assert redis.Redis(port=private_redis.port).exists(f"lp:{{{task['id']}}}:task")  # stored in Redis
+
+
+async def test_worker_without_redis_is_a_usage_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LINKPROBE_REDIS_URL"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "worker", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 3 and b"needs Redis" in err
