@@ -45,7 +45,7 @@ def csv_text(rows: Iterable[dict[str, Any]], header: bool = True) -> str:
 
 
 def ndjson_line(result: ProbeResult) -> str:
-    return json.dumps(result.to_dict(), separators=(",", ":")) + "\n"
+    return result.to_json() + "\n"
 
 
 def _summary(results: list[ProbeResult]) -> str:

@@ -39,14 +39,30 @@ async def test_cancelled_waiter_does_not_lose_a_slot() -> None:
 
 async def test_slots_bound_per_host_and_forget_idle_hosts() -> None:
     slots = Slots(total=10, per_host=2)
-    held = [await slots.acquire("a:80") for _ in range(2)]
+    for _ in range(2):
+        await slots.acquire("a:80")
     blocked = asyncio.create_task(slots.acquire("a:80"))
-    other = await asyncio.wait_for(slots.acquire("b:80"), 1)  # another host is not blocked
+    cancelled = asyncio.create_task(slots.acquire("a:80"))
+    await asyncio.wait_for(slots.acquire("b:80"), 1)  # another host is not blocked
     await asyncio.sleep(0.01)
-    assert not blocked.done()
-    slots.release("a:80", held.pop())
-    third = await asyncio.wait_for(blocked, 1)
-    for entry in (*held, third):
-        slots.release("a:80", entry)
-    slots.release("b:80", other)
+    assert not blocked.done() and not cancelled.done()
+    cancelled.cancel()
+    slots.release("a:80")
+    await asyncio.wait_for(blocked, 1)  # the released slot went to the waiter, not the cancelled one
+    for host in ("a:80", "a:80", "b:80"):
+        slots.release(host)
+    assert slots.hosts_tracked() == 0
+
+
+async def test_slots_global_limit_spans_hosts() -> None:
+    slots = Slots(total=2, per_host=5)
+    await slots.acquire("a:80")
+    await slots.acquire("b:80")
+    third = asyncio.create_task(slots.acquire("c:80"))
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    slots.release("a:80")
+    await asyncio.wait_for(third, 1)
+    for host in ("b:80", "c:80"):
+        slots.release(host)
     assert slots.hosts_tracked() == 0

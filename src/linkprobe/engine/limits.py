@@ -50,46 +50,66 @@ class FifoSemaphore:
         self._free += 1
 
 
-class _Host:
-    __slots__ = ("semaphore", "users")
-
-    def __init__(self, size: int) -> None:
-        self.semaphore = FifoSemaphore(size)
-        self.users = 0
-
-
 class Slots:
+    """The global limit and the per-host limits. A host costs a dict entry only while it has
+    probes in flight, and a waiting queue only while it is full (most hosts never are)."""
+
     def __init__(self, total: int, per_host: int) -> None:
         self.total = FifoSemaphore(total)
         self.per_host = per_host
-        self._hosts: dict[str, _Host] = {}
+        self._active: dict[str, int] = {}
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
-    async def acquire(self, host: str) -> _Host:
-        entry = self._hosts.get(host)
-        if entry is None:
-            entry = self._hosts[host] = _Host(self.per_host)
-        entry.users += 1
+    async def acquire(self, host: str) -> None:
+        await self._acquire_host(host)
         try:
-            await entry.semaphore.acquire()
-            try:
-                await self.total.acquire()
-            except BaseException:
-                entry.semaphore.release()
-                raise
+            await self.total.acquire()
         except BaseException:
-            self._forget(host, entry)
+            self._release_host(host)
             raise
-        return entry
 
-    def release(self, host: str, entry: _Host) -> None:
+    def release(self, host: str) -> None:
         self.total.release()
-        entry.semaphore.release()
-        self._forget(host, entry)
+        self._release_host(host)
 
-    def _forget(self, host: str, entry: _Host) -> None:
-        entry.users -= 1
-        if entry.users == 0:
-            del self._hosts[host]  # idle hosts cost no memory: inputs may span millions of hosts
+    async def _acquire_host(self, host: str) -> None:
+        active = self._active.get(host, 0)
+        if active < self.per_host and host not in self._waiting:
+            self._active[host] = active + 1
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(host, deque()).append(granted)
+        try:
+            await granted  # the releaser hands its slot over: the count stays as it was
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._release_host(host)
+            else:
+                self._forget_waiter(host, granted)
+            raise
+
+    def _release_host(self, host: str) -> None:
+        waiters = self._waiting.get(host)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiters:
+                del self._waiting[host]
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+            waiters = self._waiting.get(host)
+        active = self._active[host] - 1
+        if active:
+            self._active[host] = active
+        else:
+            del self._active[host]  # idle hosts cost no memory: inputs may span millions of hosts
+
+    def _forget_waiter(self, host: str, waiter: asyncio.Future[None]) -> None:
+        waiters = self._waiting.get(host)
+        if waiters is not None:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiting[host]
 
     def hosts_tracked(self) -> int:
-        return len(self._hosts)
+        return len(self._active) + len(self._waiting)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 
 class ErrorKind(StrEnum):
     """Why a URL could not be judged by its HTTP status. A closed set: shells may switch on it."""
@@ -90,6 +92,10 @@ class ProbeResult:
             "checked_at": self.checked_at.isoformat(),
             "attempts": self.attempts,
         }
+
+    def to_json(self) -> str:
+        """Compact JSON of to_dict(); orjson because this runs once per stored result."""
+        return orjson.dumps(self.to_dict()).decode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeResult:

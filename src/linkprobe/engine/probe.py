@@ -132,7 +132,7 @@ class Prober:
         task = asyncio.current_task()
         assert task is not None
         host = f"{target.raw_host}:{target.port}"
-        slot = await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
+        await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
         self.deadlines.arm(task, options.timeout)
         try:
             await self._follow(target, options, attempt)
@@ -149,7 +149,7 @@ class Prober:
             return -1.0
         finally:
             self.deadlines.disarm(task)
-            self.slots.release(host, slot)
+            self.slots.release(host)
         _record(result, attempt)
         if last or attempt.status not in RETRY_STATUSES:
             return None
@@ -162,7 +162,9 @@ class Prober:
 
     async def _follow(self, target: URL, options: ProbeOptions, attempt: Attempt) -> None:
         method = options.method
-        attempt.seen.add(str(target))
+        plan = options.plan
+        text = str(target)
+        attempt.seen.add(text)
         while True:
             self._check_literal(target)
             sent = time.perf_counter()
@@ -170,15 +172,16 @@ class Prober:
                 method,
                 target,
                 allow_redirects=False,
-                headers=options.request_headers,
+                headers=plan.headers,
                 ssl=options.verify_tls,  # True: default verification; False: none
-                timeout=options.client_timeout,
+                timeout=plan.timeout,
             ) as response:
                 attempt.ttfb_ms = round((time.perf_counter() - sent) * 1000, 3)
-                self._note(response, target, attempt)
+                self._note(response, text, attempt)
                 location = response.headers.get("Location")
                 if response.status in REDIRECT_STATUSES and location:
                     target = _next_hop(target, location, attempt, options.max_redirects)
+                    text = attempt.hops[-1].url
                     continue
                 if method == "HEAD" and response.status in FALLBACK_TO_GET:
                     method = "GET"
@@ -194,10 +197,10 @@ class Prober:
             raise Blocked(f"blocked by egress policy: {target.host} is {why}")
 
     @staticmethod
-    def _note(response: aiohttp.ClientResponse, target: URL, attempt: Attempt) -> None:
+    def _note(response: aiohttp.ClientResponse, url: str, attempt: Attempt) -> None:
         headers: CIMultiDictProxy[str] = response.headers
         attempt.status = response.status
-        attempt.final_url = str(target)
+        attempt.final_url = url
         attempt.content_type = headers.get("Content-Type")
         attempt.content_length = response.content_length
         attempt.retry_after = retry_after_seconds(headers.get("Retry-After"))

@@ -128,7 +128,11 @@ class _Run:
                 result = failed(url, index, ErrorKind.CANCELLED, "the run was stopped mid-probe")
             finally:
                 self.probing.discard(me)
-            await self._hand_over(result)
+            if len(self.ready) < self.window:  # the common case, without a coroutine per result
+                self.ready.append(result)
+                self.has_results.set()
+            else:
+                await self._hand_over(result)
             if self.stopped:
                 return
 
@@ -170,17 +174,15 @@ class _numbered:
         return self
 
     async def __anext__(self) -> tuple[int, str]:
-        url = await self._next_url()
+        if self._sync is not None:
+            try:
+                url = next(self._sync)
+            except StopIteration:
+                raise StopAsyncIteration from None
+        else:
+            assert self._async is not None
+            async with self._lock:
+                url = await anext(self._async)
         index = self._index
         self._index += 1
         return index, url
-
-    async def _next_url(self) -> str:
-        if self._sync is not None:
-            try:
-                return next(self._sync)
-            except StopIteration:
-                raise StopAsyncIteration from None
-        assert self._async is not None
-        async with self._lock:
-            return await anext(self._async)

@@ -31,11 +31,12 @@ def _ipv4_part(part: str) -> int:
     return int(part)
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$")
+
+
 def _plain_dotted_quad(host: str) -> bool:
-    parts = host.split(".")
-    return len(parts) == 4 and all(
-        p.isdigit() and len(p) <= 3 and int(p) <= 255 and str(int(p)) == p for p in parts
-    )
+    return _DOTTED_QUAD.match(host) is not None
 
 
 def parse_ipv4_host(host: str) -> str | None:

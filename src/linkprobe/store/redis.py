@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
@@ -69,12 +70,7 @@ def result_args(results: list[ProbeResult]) -> list[str]:
     args: list[str] = []
     for r in results:
         kind = f"e:{r.error.kind.value}" if r.error else f"s:{r.status_code}"
-        args += [
-            str(r.index),
-            "ok" if r.ok else "broken",
-            kind,
-            json.dumps(r.to_dict(), separators=(",", ":")),
-        ]
+        args += [str(r.index), "ok" if r.ok else "broken", kind, r.to_json()]
     return args
 
 
@@ -312,7 +308,7 @@ class RedisStore(Store):
                 break
             rows = await self.r.hmget(k.results(task_id), indexes)
             for idx, row in zip(indexes, rows, strict=True):
-                if row is not None and self._matches(json.loads(row), flt):
+                if row is not None and self._matches(orjson.loads(row), flt):
                     found.append((int(idx), row))
             low = f"({indexes[-1]}"
         return found[:limit]
@@ -322,7 +318,7 @@ class RedisStore(Store):
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
         rows = await self._page(task_id, flt, after, limit + 1)
-        page = [json.loads(row) for _, row in rows[:limit]]
+        page = [orjson.loads(row) for _, row in rows[:limit]]
         return page, (rows[limit - 1][0] if len(rows) > limit else None)
 
     async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:

@@ -17,6 +17,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from linkprobe.engine import ErrorKind, ProbeResult, StoreUnavailable, failed
 from linkprobe.store.base import (
     Chunk,
@@ -276,7 +278,7 @@ class SQLiteStore(Store):
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
         rows = await self._run(self._page, task_id, flt, after, limit + 1)
-        page = [json.loads(data) for _, data in rows[:limit]]
+        page = [orjson.loads(data) for _, data in rows[:limit]]
         return page, (rows[limit - 1][0] if len(rows) > limit else None)
 
     async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
@@ -328,7 +330,7 @@ class SQLiteStore(Store):
         db = self.db
         rows = [
             (task_id, r.index, int(r.ok), r.status_code, r.error.kind.value if r.error else None,
-             json.dumps(r.to_dict(), separators=(",", ":")))
+             r.to_json())
             for r in results
         ]  # fmt: skip
         db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", rows)
