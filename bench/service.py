@@ -47,23 +47,27 @@ def wait_ready(base: str, task_id: str) -> dict[str, object]:
     raise TimeoutError(task_id)
 
 
+def timed_task(base: str, port: int, urls: int, hosts: int) -> dict[str, float]:
+    """Submit the farm workload as a text upload and time it until the task is `ready`."""
+    body = "\n".join(farm_urls(port, urls, hosts))
+    started = time.perf_counter()
+    response = httpx.post(f"{base}/api/v1/tasks", content=body, headers={"content-type": "text/plain"})
+    task = wait_ready(base, response.json()["id"])
+    wall = time.perf_counter() - started
+    ok = task["progress"]["ok"]  # type: ignore[index]
+    return {"urls_per_s": urls / wall, "cpu_ms_per_url": float("nan"), "ok": float(ok)}
+
+
 def end_to_end(port: int, urls: int, hosts: int) -> dict[str, float]:
     """Submit the farm workload to `linkprobe serve` and time it until `ready`."""
     with tempfile.TemporaryDirectory() as tmp:
         process, base = start("serve", Path(tmp) / "bench.db")
         try:
-            body = "\n".join(farm_urls(port, urls, hosts))
-            started = time.perf_counter()
-            response = httpx.post(
-                f"{base}/api/v1/tasks", content=body, headers={"content-type": "text/plain"}
-            )
-            task = wait_ready(base, response.json()["id"])
-            wall = time.perf_counter() - started
+            figures = timed_task(base, port, urls, hosts)
         finally:
             process.terminate()
             process.wait()
-    ok = task["progress"]["ok"]  # type: ignore[index]
-    return {"urls_per_s": urls / wall, "cpu_ms_per_url": float("nan"), "ok": float(ok)}
+    return figures
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -76,7 +80,7 @@ def peak_rss_mib(pid: int) -> float:
 def upload_memory(count: int) -> dict[str, float]:
     """Peak RSS of `linkprobe api` (no workers) after accepting a text upload of `count` URLs."""
     with tempfile.TemporaryDirectory() as tmp:
-        process, base = start("api", Path(tmp) / "upload.db", {"LINKPROBE_MAX_BODY_BYTES": str(1 << 30)})
+        process, base = start("api", Path(tmp) / "upload.db", {"LINKPROBE_MAX_REQUEST_BYTES": str(1 << 30)})
         try:
             idle = peak_rss_mib(process.pid)
             body = "".join(f"http://host{i % 50000}.example/page/{i}\n" for i in range(count)).encode()
@@ -116,16 +120,9 @@ def distributed(port: int, urls: int, hosts: int, processes: int) -> dict[str, f
         )  # fmt: skip
         try:
             time.sleep(1.0)  # let the workers connect
-            body = "\n".join(farm_urls(port, urls, hosts))
-            started = time.perf_counter()
-            response = httpx.post(
-                f"{base}/api/v1/tasks", content=body, headers={"content-type": "text/plain"}
-            )
-            task = wait_ready(base, response.json()["id"])
-            wall = time.perf_counter() - started
+            figures = timed_task(base, port, urls, hosts)
         finally:
             for process in (workers, api, redis):
                 process.terminate()
                 process.wait()
-    ok = task["progress"]["ok"]  # type: ignore[index]
-    return {"urls_per_s": urls / wall, "cpu_ms_per_url": float("nan"), "ok": float(ok)}
+    return figures

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     workers: int = Field(4, ge=1, le=256, description="Chunks processed at once by one process.")
     chunk_size: int = Field(500, ge=1, le=100_000, description="URLs per work chunk.")
     max_urls_per_task: int = Field(1_000_000, ge=1)
-    max_body_bytes: int = Field(256 << 20, ge=1024, description="Largest accepted request body.")
+    max_request_bytes: int = Field(256 << 20, ge=1024, description="Largest accepted request body.")
 
     def engine_config(self, **overrides: object) -> EngineConfig:
         values: dict[str, object] = {

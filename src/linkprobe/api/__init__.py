@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,7 +23,6 @@ from linkprobe.store import Store
 from linkprobe.worker import Worker
 
 log = logging.getLogger("linkprobe.api")
-WEB = Path(__file__).resolve().parent.parent / "web"
 
 
 def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -> FastAPI:

@@ -39,8 +39,13 @@ class Submission:
             handle.close()
 
 
+def fingerprint(body: bytes) -> str:
+    """What makes two submissions "the same body" for Idempotency-Key."""
+    return hashlib.sha256(body).hexdigest()
+
+
 def too_large(settings: Settings) -> HTTPException:
-    return HTTPException(413, f"request body larger than the limit of {settings.max_body_bytes} bytes")
+    return HTTPException(413, f"request body larger than the limit of {settings.max_request_bytes} bytes")
 
 
 def check_count(count: int, settings: Settings) -> None:
@@ -69,7 +74,7 @@ async def _spool(chunks: AsyncIterator[bytes], settings: Settings) -> tuple[IO[b
     digest, size = hashlib.sha256(), 0
     async for chunk in chunks:
         size += len(chunk)
-        if size > settings.max_body_bytes:
+        if size > settings.max_request_bytes:
             spool.close()
             raise too_large(settings)
         digest.update(chunk)
@@ -105,7 +110,7 @@ async def from_json(request: Request, settings: Settings) -> Submission:
     created = parse_json(body, TaskCreate)
     check_count(len(created.urls), settings)
     task = NewTask(created.name, created.description, created.options.model_dump(exclude_defaults=True))
-    return Submission(task, created.urls, len(created.urls), hashlib.sha256(body).hexdigest())
+    return Submission(task, created.urls, len(created.urls), fingerprint(body))
 
 
 async def from_text(request: Request, settings: Settings) -> Submission:
@@ -124,7 +129,7 @@ async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 
 
 async def from_multipart(request: Request, settings: Settings) -> Submission:
-    form = await request.form(max_part_size=settings.max_body_bytes)
+    form = await request.form(max_part_size=settings.max_request_bytes)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise HTTPException(422, "multipart upload needs a 'file' field with one URL per line")
@@ -140,7 +145,7 @@ async def from_multipart(request: Request, settings: Settings) -> Submission:
 
 async def read_submission(request: Request, settings: Settings) -> Submission:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_request_bytes:
         raise too_large(settings)  # refused before a byte of the body is read
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if kind == "application/json":

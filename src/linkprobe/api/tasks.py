@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from linkprobe.api.intake import Submission, check_count, parse_json, read_body, read_submission
+from linkprobe.api.intake import Submission, check_count, fingerprint, parse_json, read_body, read_submission
 from linkprobe.api.models import Problem, Result, ResultPage, Submit, Submitted, Task, TaskPage
 from linkprobe.report import CSV_COLUMNS, csv_text
 from linkprobe.settings import Settings
@@ -112,7 +112,7 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
         """The short form: {"urls": [...]} answers {"task_id": ...}."""
         body = await read_body(request, settings)
         urls = parse_json(body, Submit).urls
-        submission = Submission(NewTask(), urls, len(urls), _fingerprint(body))
+        submission = Submission(NewTask(), urls, len(urls), fingerprint(body))
         return Submitted(task_id=(await accept(submission, idempotency_key, response)).id)
 
     @router.get("/tasks", response_model=TaskPage)
@@ -184,12 +184,6 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
         )
 
     return router
-
-
-def _fingerprint(body: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(body).hexdigest()
 
 
 async def _ndjson(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:
