@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean tools
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# System tools the tests start or call: installed from Debian when missing (CI starts clean).
+tools:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v curl >/dev/null \
+	  && command -v pgrep >/dev/null || { apt-get update -q && apt-get install -y -q redis-server curl procps; }
+
+unit: $(STAMP) tools
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) tools
 	PYTHONPATH=. $(BIN)/python bench/run.py
 
 clean:
