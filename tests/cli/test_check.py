@@ -115,3 +115,53 @@ async def test_default_policy_blocks_loopback(target: Target) -> None:
     out, _ = await process.communicate()
     assert process.returncode == 2
     assert json.loads(out)[0]["error"]["kind"] == "blocked"
+
+
+async def test_progress_bar_on_a_terminal(target: Target) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()  # stderr is a real terminal
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "linkprobe", "check", "--allow-private", "-f", "json",
+            target.url("/status/200"), target.url("/status/404"),
+            stdout=asyncio.subprocess.PIPE, stderr=follower,
+        )  # fmt: skip
+        await process.communicate()
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    assert process.returncode == 2
+    assert b"2/2 ok 1 broken 1" in drawn
+
+
+async def test_quiet_suppresses_the_bar_on_a_terminal(target: Target) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "linkprobe", "check", "--allow-private", "-q", target.url("/status/200"),
+            stdout=asyncio.subprocess.PIPE, stderr=follower,
+        )  # fmt: skip
+        await process.communicate()
+        os.set_blocking(leader, False)
+        try:
+            drawn = os.read(leader, 4096)
+        except BlockingIOError:
+            drawn = b""
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert process.returncode == 0 and b"ok 1" not in drawn
