@@ -34,6 +34,7 @@ async def test_no_server_errors_on_generated_requests(tmp_path: Path) -> None:
             "--seed",
             "1",
             "--generation-deterministic",
+            cwd=tmp_path,  # its example cache stays out of the repository
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
