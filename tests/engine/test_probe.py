@@ -185,3 +185,11 @@ async def test_phase_timings_on_a_new_connection(target: Target) -> None:
         again = await fresh.probe(f"http://localhost:{target.port}/status/200", 0, FAST)
     assert first.ok and first.dns_ms is not None and first.connect_ms is not None
     assert again.ok and again.dns_ms is None and again.connect_ms is None  # reused keep-alive connection
+
+
+async def test_default_user_agent_is_linkprobe(engine: Engine, target: Target) -> None:
+    from linkprobe import __version__
+
+    token = str(uuid.uuid4())
+    result = await engine.probe(target.url(f"/headers/{token}"), 0, FAST)
+    assert result.ok and target.headers[token]["User-Agent"] == f"linkprobe/{__version__}"

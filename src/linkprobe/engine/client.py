@@ -20,7 +20,7 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.resolver import AsyncResolver
 
 from linkprobe.engine.egress import EgressPolicy
-from linkprobe.engine.options import EngineConfig
+from linkprobe.engine.options import DEFAULT_USER_AGENT, EngineConfig
 
 
 @dataclass(slots=True)
@@ -79,4 +79,5 @@ def create_session(config: EngineConfig, policy: EgressPolicy) -> aiohttp.Client
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
         raise_for_status=False,
+        headers={"User-Agent": DEFAULT_USER_AGENT},  # per-request headers only when options differ
     )

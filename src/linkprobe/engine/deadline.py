@@ -19,12 +19,13 @@ class Deadlines:
         self._due: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def arm(self, task: asyncio.Task[object], seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._due[task] = loop.time() + seconds
-        if self._sweeper is None:
-            self._sweeper = loop.create_task(self._sweep())
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._sweeper = self._loop.create_task(self._sweep())
+        self._due[task] = self._loop.time() + seconds
 
     def disarm(self, task: asyncio.Task[object]) -> None:
         self._due.pop(task, None)
@@ -56,3 +57,4 @@ class Deadlines:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+            self._loop = None

@@ -26,9 +26,15 @@ class FifoSemaphore:
         self._free = size
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def acquire(self) -> None:
+    def try_acquire(self) -> bool:
+        """Take a slot without waiting if one is free (no coroutine: the common case)."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
             return
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(granted)
@@ -59,6 +65,14 @@ class Slots:
         self.per_host = per_host
         self._active: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    def try_acquire(self, host: str) -> bool:
+        """Both slots at once without waiting, or neither: the fast path of acquire()."""
+        active = self._active.get(host, 0)
+        if active >= self.per_host or host in self._waiting or not self.total.try_acquire():
+            return False
+        self._active[host] = active + 1
+        return True
 
     async def acquire(self, host: str) -> None:
         await self._acquire_host(host)

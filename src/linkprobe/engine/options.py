@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from linkprobe import __version__
 
+DEFAULT_USER_AGENT = f"linkprobe/{__version__}"
 _RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 
 
@@ -36,7 +37,7 @@ Seconds = Annotated[float, Field(gt=0, le=600)]
 @dataclass(frozen=True, slots=True)
 class Plan:
     accepted: frozenset[int]
-    headers: dict[str, str]
+    headers: dict[str, str] | None  # None: the session's default headers are enough
     timeout: aiohttp.ClientTimeout
 
 
@@ -47,7 +48,7 @@ class ProbeOptions(BaseModel):
 
     method: Literal["GET", "HEAD"] = Field("GET", description="HEAD falls back to GET on 405 and 501.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
-    user_agent: str = Field(f"linkprobe/{__version__}", max_length=512)
+    user_agent: str = Field(DEFAULT_USER_AGENT, max_length=512)
     accept: str = Field(
         "200-299", description="Status codes judged ok after redirects, e.g. 200-299,301,429."
     )
@@ -81,7 +82,11 @@ class ProbeOptions(BaseModel):
         and the probe loop reads these for every request."""
         return Plan(
             accepted=parse_accept(self.accept),
-            headers={"User-Agent": self.user_agent, **self.headers},
+            headers=(
+                None
+                if not self.headers and self.user_agent == DEFAULT_USER_AGENT
+                else {"User-Agent": self.user_agent, **self.headers}
+            ),
             timeout=aiohttp.ClientTimeout(sock_connect=self.connect_timeout),
         )
 

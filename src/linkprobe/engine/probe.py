@@ -132,7 +132,8 @@ class Prober:
         task = asyncio.current_task()
         assert task is not None
         host = f"{target.raw_host}:{target.port}"
-        await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
+        if not self.slots.try_acquire(host):
+            await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
         self.deadlines.arm(task, options.timeout)
         try:
             await self._follow(target, options, attempt)
@@ -172,14 +173,14 @@ class Prober:
                 method,
                 target,
                 allow_redirects=False,
-                headers=plan.headers,
+                headers=plan.headers,  # None with default options: the session sets User-Agent
                 ssl=options.verify_tls,  # True: default verification; False: none
                 timeout=plan.timeout,
             ) as response:
                 attempt.ttfb_ms = round((time.perf_counter() - sent) * 1000, 3)
                 self._note(response, text, attempt)
-                location = response.headers.get("Location")
-                if response.status in REDIRECT_STATUSES and location:
+                location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
+                if location:
                     target = _next_hop(target, location, attempt, options.max_redirects)
                     text = attempt.hops[-1].url
                     continue
@@ -187,7 +188,7 @@ class Prober:
                     method = "GET"
                     continue
                 if method == "GET":
-                    await self._drain(response, options)
+                    await self._drain(response, options, attempt.content_length)
                 return
 
     def _check_literal(self, target: URL) -> None:
@@ -203,10 +204,11 @@ class Prober:
         attempt.final_url = url
         attempt.content_type = headers.get("Content-Type")
         attempt.content_length = response.content_length
-        attempt.retry_after = retry_after_seconds(headers.get("Retry-After"))
+        if response.status in RETRY_STATUSES:
+            attempt.retry_after = retry_after_seconds(headers.get("Retry-After"))
 
     @staticmethod
-    async def _drain(response: aiohttp.ClientResponse, options: ProbeOptions) -> None:
+    async def _drain(response: aiohttp.ClientResponse, options: ProbeOptions, declared: int | None) -> None:
         """Read and discard the body up to the cap, counting decoded bytes.
 
         Over the cap: an accepted status becomes body_too_large, unless the server declared an
@@ -214,7 +216,6 @@ class Prober:
         that is not accepted already judges the URL, so the body is not held against it.
         """
         cap = options.max_body_bytes
-        declared = response.content_length
         identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
         if declared is not None and identity:
             if declared > cap:

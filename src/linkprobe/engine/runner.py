@@ -118,8 +118,11 @@ class _Run:
     async def _worker(self) -> None:
         me = asyncio.current_task()
         assert me is not None
-        async for index, url in self.inputs:
-            self.probing.add(me)
+        track = self.stop is not None  # only a stoppable run needs to know who is probing
+        while (item := self.inputs.pull() or await self.inputs.pull_async()) is not None:
+            index, url = item
+            if track:
+                self.probing.add(me)
             try:
                 result = await self.prober.probe(url, index, self.options)
             except asyncio.CancelledError:
@@ -127,7 +130,8 @@ class _Run:
                     raise
                 result = failed(url, index, ErrorKind.CANCELLED, "the run was stopped mid-probe")
             finally:
-                self.probing.discard(me)
+                if track:
+                    self.probing.discard(me)
             if len(self.ready) < self.window:  # the common case, without a coroutine per result
                 self.ready.append(result)
                 self.has_results.set()
@@ -172,6 +176,30 @@ class _numbered:
 
     def __aiter__(self) -> _numbered:
         return self
+
+    def pull(self) -> tuple[int, str] | None:
+        """The next input of a sync source without a coroutine; None when exhausted or async."""
+        if self._sync is None:
+            return None
+        url = next(self._sync, None)
+        if url is None:
+            return None
+        index = self._index
+        self._index += 1
+        return index, url
+
+    async def pull_async(self) -> tuple[int, str] | None:
+        """The next input of an async source; None when exhausted (or for a sync source)."""
+        if self._async is None:
+            return None
+        try:
+            async with self._lock:
+                url = await anext(self._async)
+        except StopAsyncIteration:
+            return None
+        index = self._index
+        self._index += 1
+        return index, url
 
     async def __anext__(self) -> tuple[int, str]:
         if self._sync is not None:
