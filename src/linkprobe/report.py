@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from linkprobe.engine import ProbeResult
@@ -104,7 +104,3 @@ def render(results: list[ProbeResult], fmt: str) -> str:
     if fmt == "markdown":
         return _markdown(ordered)
     return _table(ordered)
-
-
-def write(results: list[ProbeResult], fmt: str, out: TextIO) -> None:
-    out.write(render(results, fmt))

@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 
 from linkprobe.api.models import TaskCreate
 from linkprobe.engine import ProbeOptions
+from linkprobe.engine.urls import url_lines
 from linkprobe.settings import Settings
 from linkprobe.store import NewTask
 
@@ -59,10 +60,7 @@ def check_count(count: int, settings: Settings) -> None:
 
 def _lines(handle: IO[bytes]) -> Iterator[str]:
     handle.seek(0)
-    for raw in handle:
-        text = raw.decode("utf-8", errors="replace").strip()
-        if text and not text.startswith("#"):
-            yield text
+    yield from url_lines(raw.decode("utf-8", errors="replace") for raw in handle)
 
 
 def _count_lines(handle: IO[bytes]) -> int:

@@ -7,13 +7,13 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 import uvloop
 
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
+from linkprobe.engine.urls import url_lines
 from linkprobe.report import ndjson_line, render
 from linkprobe.settings import Settings
 
@@ -23,22 +23,14 @@ PROBE_FLAGS = (
 )  # fmt: skip
 
 
-def read_lines(stream: TextIO) -> Iterator[str]:
-    """URLs from a list: one per line; blank lines and # comments skipped."""
-    for line in stream:
-        text = line.strip()
-        if text and not text.startswith("#"):
-            yield text
-
-
 def collect_urls(inputs: list[str], stdin: TextIO) -> list[str]:
     urls: list[str] = []
     for item in inputs:
         if item == "-":
-            urls.extend(read_lines(stdin))
+            urls.extend(url_lines(stdin))
         elif "://" not in item and Path(item).is_file():
             with open(item, encoding="utf-8", errors="replace") as handle:
-                urls.extend(read_lines(handle))
+                urls.extend(url_lines(handle))
         else:
             urls.append(item)  # not a file: a URL, judged (maybe invalid_url) like any other
     return urls

@@ -100,7 +100,7 @@ class _Run:
     async def results(self) -> AsyncIterator[ProbeResult]:
         workers = [asyncio.create_task(self._worker()) for _ in range(max(self.window, 1))]
         closer = asyncio.create_task(self._close_when_done(workers))
-        watcher = asyncio.create_task(self._watch_stop(workers)) if self.stop is not None else None
+        watcher = asyncio.create_task(self._watch_stop()) if self.stop is not None else None
         try:
             while not (self.finished and not self.ready):
                 await self.has_results.wait()
@@ -152,7 +152,7 @@ class _Run:
         self.finished = True
         self.has_results.set()
 
-    async def _watch_stop(self, workers: list[asyncio.Task[None]]) -> None:
+    async def _watch_stop(self) -> None:
         assert self.stop is not None
         await self.stop.wait()
         self.stopped = True
@@ -202,15 +202,7 @@ class _numbered:
         return index, url
 
     async def __anext__(self) -> tuple[int, str]:
-        if self._sync is not None:
-            try:
-                url = next(self._sync)
-            except StopIteration:
-                raise StopAsyncIteration from None
-        else:
-            assert self._async is not None
-            async with self._lock:
-                url = await anext(self._async)
-        index = self._index
-        self._index += 1
-        return index, url
+        item = self.pull() or await self.pull_async()
+        if item is None:
+            raise StopAsyncIteration
+        return item

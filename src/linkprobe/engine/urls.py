@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Iterator
 
 from yarl import URL
 
@@ -19,6 +20,14 @@ MAX_URL_LENGTH = 8192
 # After IDNA encoding a host name is ASCII letters, digits, '-', '_' and dots only.
 _HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$")
 _IPV4_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+def url_lines(lines: Iterable[str]) -> Iterator[str]:
+    """URLs from a list: one per line; blank lines and # comments skipped."""
+    for line in lines:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield text
 
 
 def _ipv4_part(part: str) -> int:

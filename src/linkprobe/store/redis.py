@@ -443,7 +443,3 @@ class RedisStore(Store):
             if status is not None:
                 tasks[status] = tasks.get(status, 0) + 1
         return {"tasks": tasks, "queued_chunks": int(queued)}
-
-    @unavailable
-    async def dead_letters(self) -> list[dict[str, str]]:
-        return [fields for _, fields in await self.r.xrange(k.DEAD)]
