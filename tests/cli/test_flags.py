@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
-from linkprobe.cli import build_parser
+from linkprobe.cli import build_parser, settle_heap
 from linkprobe.cli.serve import with_flags
 from linkprobe.settings import Settings
 
@@ -37,3 +38,14 @@ def test_serve_flags_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     settings = with_flags(Settings(), args)
     assert (settings.port, settings.host, settings.db) == (9001, "0.0.0.0", tmp_path / "x.db")
     assert settings.engine_config().allow_cidrs == ("10.0.0.0/8", "192.168.0.0/16")
+
+
+def test_settle_heap_freezes_start_up_objects_and_widens_the_young_generation() -> None:
+    threshold = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 1000  # the imported modules and classes
+        assert gc.get_threshold() == (50_000, 20, 100)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

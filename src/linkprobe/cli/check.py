@@ -12,6 +12,7 @@ from typing import TextIO
 
 import uvloop
 
+from linkprobe.cli import settle_heap
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.engine.urls import url_lines
 from linkprobe.report import ndjson_line, render
@@ -119,6 +120,7 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         streaming = out if args.format == "ndjson" else None
+        settle_heap()
         results = uvloop.run(probe_all(urls, config, options, progress, streaming))
         if streaming is None:
             out.write(render(results, args.format))

@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from linkprobe.api import create_app
+from linkprobe.cli import settle_heap
 from linkprobe.settings import Settings
 from linkprobe.store import open_store
 
@@ -25,5 +26,6 @@ def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: boo
     settings = with_flags(settings, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, open_store(settings), embedded_worker=embedded_worker)
+    settle_heap()
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", log_level="info")
     return 0

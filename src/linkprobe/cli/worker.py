@@ -14,6 +14,7 @@ import signal
 
 import uvloop
 
+from linkprobe.cli import settle_heap
 from linkprobe.cli.serve import with_flags
 from linkprobe.engine import ConfigError, Engine
 from linkprobe.metrics import Metrics
@@ -41,6 +42,7 @@ async def work(settings: Settings) -> None:
 
 def _child(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settle_heap()
     uvloop.run(work(settings))
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from linkprobe.engine.client import CURRENT_TIMER, PhaseTimer
+from linkprobe.engine.client import CURRENT_TIMER, PhaseTimer, ms_since
 from linkprobe.engine.deadline import Deadlines
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import (
@@ -39,17 +39,19 @@ READ_CHUNK = 64 * 1024
 
 
 @dataclass(slots=True)
-class Attempt:
-    """What one attempt learned; kept when it fails so the result still shows the hops."""
+class Attempt(PhaseTimer):
+    """What one attempt learned; kept when it fails so the result still shows the hops.
 
-    hops: list[Hop] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    It is its own PhaseTimer and holds no containers until a redirect needs them: one object
+    per attempt, which keeps the garbage collector's share of the probe loop down.
+    """
+
+    hops: list[Hop] | None = None
     final_url: str | None = None
     status: int | None = None
     content_type: str | None = None
     content_length: int | None = None
     ttfb_ms: float | None = None
-    timer: PhaseTimer = field(default_factory=PhaseTimer)
     retry_after: float | None = None
 
 
@@ -69,27 +71,35 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
-def _next_hop(current: URL, location: str, attempt: Attempt, max_redirects: int) -> URL:
+def _next_hop(current: URL, first: str, location: str, attempt: Attempt, max_redirects: int) -> URL:
     target = normalise(location, base=current)
     text = str(target)
-    attempt.hops.append(Hop(attempt.status or 0, text))
-    if text in attempt.seen:
+    hops = attempt.hops if attempt.hops is not None else []
+    # A short linear scan: hops are capped by max_redirects, and most URLs never redirect.
+    looped = text == first or any(hop.url == text for hop in hops)
+    hops.append(Hop(attempt.status or 0, text))
+    attempt.hops = hops
+    if looped:
         raise RedirectLoop(f"redirect loop back to {text}")
-    attempt.seen.add(text)
-    if len(attempt.hops) > max_redirects:
+    if len(hops) > max_redirects:
         raise TooManyRedirects(f"more than {max_redirects} redirects")
     return target
 
 
 def _record(result: ProbeResult, attempt: Attempt) -> None:
-    result.redirects = attempt.hops
+    if attempt.hops is not None:
+        result.redirects = attempt.hops
     result.final_url = attempt.final_url
     result.status_code = attempt.status
     result.content_type = attempt.content_type
     result.content_length = attempt.content_length
     result.ttfb_ms = attempt.ttfb_ms
-    result.dns_ms = attempt.timer.dns_ms
-    result.connect_ms = attempt.timer.connect_ms
+    result.dns_ms = attempt.dns_ms
+    result.connect_ms = attempt.connect_ms
+
+
+def _identity(response: aiohttp.ClientResponse) -> bool:
+    return response.headers.get("Content-Encoding", "identity").lower() == "identity"
 
 
 class Prober:
@@ -119,7 +129,7 @@ class Prober:
         result.ok = (
             result.error is None and result.status_code is not None and options.accepts(result.status_code)
         )
-        result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        result.elapsed_ms = ms_since(started)
         return result
 
     async def _attempt(
@@ -128,7 +138,7 @@ class Prober:
         """One attempt under the deadline. Returns None when done, else the delay before a retry
         (negative: use the backoff). Raises ProbeFailure when the URL failed for good."""
         attempt = Attempt()
-        CURRENT_TIMER.set(attempt.timer)
+        CURRENT_TIMER.set(attempt)
         task = asyncio.current_task()
         assert task is not None
         host = f"{target.raw_host}:{target.port}"
@@ -164,8 +174,7 @@ class Prober:
     async def _follow(self, target: URL, options: ProbeOptions, attempt: Attempt) -> None:
         method = options.method
         plan = options.plan
-        text = str(target)
-        attempt.seen.add(text)
+        first = text = str(target)
         while True:
             self._check_literal(target)
             sent = time.perf_counter()
@@ -177,18 +186,22 @@ class Prober:
                 ssl=options.verify_tls,  # True: default verification; False: none
                 timeout=plan.timeout,
             ) as response:
-                attempt.ttfb_ms = round((time.perf_counter() - sent) * 1000, 3)
+                attempt.ttfb_ms = ms_since(sent)
                 self._note(response, text, attempt)
                 location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
                 if location:
-                    target = _next_hop(target, location, attempt, options.max_redirects)
-                    text = attempt.hops[-1].url
+                    target = _next_hop(target, first, location, attempt, options.max_redirects)
+                    text = str(target)
                     continue
                 if method == "HEAD" and response.status in FALLBACK_TO_GET:
                     method = "GET"
                     continue
                 if method == "GET":
-                    await self._drain(response, options, attempt.content_length)
+                    declared = attempt.content_length
+                    if declared is not None and declared <= options.max_body_bytes and _identity(response):
+                        await response.read()  # small and declared: one read, the common case
+                    else:
+                        await self._drain(response, options, declared)
                 return
 
     def _check_literal(self, target: URL) -> None:
@@ -216,12 +229,8 @@ class Prober:
         that is not accepted already judges the URL, so the body is not held against it.
         """
         cap = options.max_body_bytes
-        identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
-        if declared is not None and identity:
-            if declared > cap:
-                response.close()  # drop the connection rather than read what we will not use
-            else:
-                await response.read()  # small and declared: one read, the common case
+        if declared is not None and declared > cap and _identity(response):
+            response.close()  # drop the connection rather than read what we will not use
             return
         seen = 0
         async for chunk in response.content.iter_chunked(READ_CHUNK):
