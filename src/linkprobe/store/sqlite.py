@@ -2,6 +2,11 @@
 
 All statements run on a single thread with a single connection, so transactions never
 interleave; the event loop never blocks on disk.
+
+Rows go in and out in bulk: a chunk's results, a chunk's URLs and a batch of uploaded URLs are
+each one JSON array and one statement (json_each / json_group_array). Python's sqlite3 releases
+and retakes the GIL for every row it steps; row by row, the store thread and the event loop
+fought over the GIL for every URL, which cost `linkprobe serve` about a fifth of its throughput.
 """
 
 from __future__ import annotations
@@ -73,6 +78,19 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def result_rows(results: list[ProbeResult]) -> tuple[bytes, dict[str, int], int]:
+    """A JSON array of [idx, ok, status_code, error_kind, result] rows, the counts to add (one
+    "s:<status>" or "e:<kind>" key per result) and how many results are ok."""
+    rows = []
+    counts: dict[str, int] = {}
+    for r in results:
+        kind = r.error.kind.value if r.error else None
+        rows.append((r.index, int(r.ok), r.status_code, kind, r.to_dict()))
+        key = f"e:{kind}" if kind else f"s:{r.status_code}"
+        counts[key] = counts.get(key, 0) + 1
+    return orjson.dumps(rows), counts, sum(r.ok for r in results)
 
 
 class SQLiteStore(Store):
@@ -158,9 +176,9 @@ class SQLiteStore(Store):
     def _insert_urls(self, task_id: str, urls: Iterable[str], chunk_size: int) -> int:
         total = 0
         for number, batch in enumerate(_batches(urls, chunk_size)):
-            self.db.executemany(
-                "INSERT INTO urls (task_id, idx, url) VALUES (?, ?, ?)",
-                [(task_id, total + i, url) for i, url in enumerate(batch)],
+            self.db.execute(
+                "INSERT INTO urls (task_id, idx, url) SELECT ?, ? + key, value FROM json_each(?)",
+                (task_id, total, orjson.dumps(batch)),
             )
             self.db.execute(
                 "INSERT INTO chunks (task_id, number, start, stop) VALUES (?, ?, ?, ?)",
@@ -242,7 +260,7 @@ class SQLiteStore(Store):
             (task_id,),
         ).fetchall()
         cancelled = [failed(url, idx, ErrorKind.CANCELLED, "the task was cancelled") for idx, url in missing]
-        self._write_results(task_id, cancelled)
+        self._write_results(task_id, *result_rows(cancelled))
         db.execute("UPDATE chunks SET state = 'done' WHERE task_id = ?", (task_id,))
         db.execute("UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE id = ?", (_now(), task_id))
         db.execute("COMMIT")
@@ -312,43 +330,40 @@ class SQLiteStore(Store):
                 " WHERE id = ? AND status = 'pending'",
                 (_now(), task_id),
             )
-            rows = db.execute(
-                "SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (text,) = db.execute(
+                "SELECT json_group_array(url) FROM"
+                " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
                 (task_id, start, stop),
-            )
-            urls = [url for (url,) in rows]
+            ).fetchone()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        urls = orjson.loads(text)
         return Chunk(task_id, number, start, urls, json.loads(options), deliveries + 1, f"{task_id}:{number}")
 
     async def claim_chunk(self, worker: str) -> Chunk | None:
         return await self._run(self._claim, worker)
 
-    def _write_results(self, task_id: str, results: list[ProbeResult]) -> None:
+    def _write_results(self, task_id: str, rows: bytes, counts: dict[str, int], ok: int) -> None:
+        """Insert result rows (from result_rows) and add them to the task's progress and counts."""
         db = self.db
-        rows = [
-            (task_id, r.index, int(r.ok), r.status_code, r.error.kind.value if r.error else None,
-             r.to_json())
-            for r in results
-        ]  # fmt: skip
-        db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", rows)
-        ok = sum(r.ok for r in results)
+        db.execute(
+            "INSERT INTO results (task_id, idx, ok, status_code, error_kind, data)"
+            " SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value -> 4 FROM json_each(?)",
+            (task_id, rows),
+        )
+        done = sum(counts.values())
         db.execute(
             "UPDATE tasks SET done = done + ?, ok = ok + ?, broken = broken + ? WHERE id = ?",
-            (len(results), ok, len(results) - ok, task_id),
+            (done, ok, done - ok, task_id),
         )
-        counts: dict[str, int] = {}
-        for r in results:
-            key = f"e:{r.error.kind.value}" if r.error else f"s:{r.status_code}"
-            counts[key] = counts.get(key, 0) + 1
         db.executemany(
             "INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT (task_id, key) DO UPDATE SET n = n + excluded.n",
             [(task_id, key, n) for key, n in counts.items()],
         )
 
-    def _complete(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+    def _complete(self, chunk: Chunk, rows: bytes, counts: dict[str, int], ok: int) -> None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -357,7 +372,7 @@ class SQLiteStore(Store):
                 (chunk.task_id, chunk.number),
             ).rowcount
             if claimed:  # a chunk completed twice (redelivery) writes nothing the second time
-                self._write_results(chunk.task_id, results)
+                self._write_results(chunk.task_id, rows, counts, ok)
                 self._finish_if_done(chunk.task_id)
             db.execute("COMMIT")
         except BaseException:
@@ -375,7 +390,8 @@ class SQLiteStore(Store):
             )
 
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        await self._run(self._complete, chunk, results)
+        # Serialised here, on the caller's thread: the store thread then runs one statement.
+        await self._run(self._complete, chunk, *result_rows(results))
 
     def _live(self, task_ids: list[str]) -> set[str]:
         marks = ",".join("?" * len(task_ids))
