@@ -1,7 +1,7 @@
 """`make bench`: throughput of linkprobe against a bare aiohttp + uvloop loop, in the same run.
 
 Workload: 20,000 URLs over 5,000 loopback hosts (127.1.x.y), served by bench/farm.py.
-Each contender runs in a fresh subprocess, alternating, `ROUNDS` times; the best round counts.
+Each contender runs in fresh subprocesses, alternating, `ROUNDS` times; the best round counts.
 Figures: URLs/s and client CPU ms per URL; ratios are against the bare loop of the same run.
 """
 
@@ -84,21 +84,23 @@ def report(name: str, figures: dict[str, float], baseline: dict[str, float]) -> 
 def main(extra: list[tuple[str, Callable[[int], dict[str, float]]]] | None = None) -> None:
     raise_fd_limit()
     farm, port = start_farm()
-    results: dict[str, dict[str, float]] = {}
+    contenders: dict[str, Callable[[int], dict[str, float]]] = {
+        "bare aiohttp + uvloop": lambda p: measure("bare", p),
+        "linkprobe engine": lambda p: measure("engine", p),
+        **dict(extra or []),
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     try:
-        runs: dict[str, list[dict[str, float]]] = {"bare": [], "engine": []}
-        for _ in range(ROUNDS):
-            for contender, figures in runs.items():
-                figures.append(measure(contender, port))
-        baseline = best(runs["bare"])
-        print(f"workload: {URLS} URLs over {HOSTS} hosts, concurrency {CONCURRENCY}, per host {PER_HOST}")
-        results["bare"] = report("bare aiohttp + uvloop", baseline, baseline)
-        results["engine"] = report("linkprobe engine", best(runs["engine"]), baseline)
-        for name, run in extra or []:
-            results[name] = report(name, run(port), baseline)
+        for _ in range(ROUNDS):  # alternating, so that a noisy minute hurts every contender alike
+            for name, run in contenders.items():
+                runs[name].append(run(port))
     finally:
         farm.terminate()
         farm.wait()
+    baseline = best(runs["bare aiohttp + uvloop"])
+    print(f"workload: {URLS} URLs over {HOSTS} hosts, concurrency {CONCURRENCY}, per host {PER_HOST}")
+    print(f"best of {ROUNDS} rounds each; ratios against the bare loop of this run")
+    results = {name: report(name, best(figures), baseline) for name, figures in runs.items()}
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))

@@ -47,15 +47,25 @@ def wait_ready(base: str, task_id: str) -> dict[str, object]:
     raise TimeoutError(task_id)
 
 
-def timed_task(base: str, port: int, urls: int, hosts: int) -> dict[str, float]:
-    """Submit the farm workload as a text upload and time it until the task is `ready`."""
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_task(base: str, port: int, urls: int, hosts: int, pid: int | None = None) -> dict[str, float]:
+    """Submit the farm workload as a text upload and time it until the task is `ready`; with
+    `pid`, also the CPU that process spent per URL (the one process of `linkprobe serve`)."""
     body = "\n".join(farm_urls(port, urls, hosts))
+    cpu = cpu_seconds(pid) if pid is not None else float("nan")
     started = time.perf_counter()
     response = httpx.post(f"{base}/api/v1/tasks", content=body, headers={"content-type": "text/plain"})
     task = wait_ready(base, response.json()["id"])
     wall = time.perf_counter() - started
     ok = task["progress"]["ok"]  # type: ignore[index]
-    return {"urls_per_s": urls / wall, "cpu_ms_per_url": float("nan"), "ok": float(ok)}
+    if pid is not None:
+        cpu = cpu_seconds(pid) - cpu
+    return {"urls_per_s": urls / wall, "cpu_ms_per_url": cpu * 1000 / urls, "ok": float(ok)}
 
 
 def end_to_end(port: int, urls: int, hosts: int) -> dict[str, float]:
@@ -63,7 +73,7 @@ def end_to_end(port: int, urls: int, hosts: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         process, base = start("serve", Path(tmp) / "bench.db")
         try:
-            figures = timed_task(base, port, urls, hosts)
+            figures = timed_task(base, port, urls, hosts, process.pid)
         finally:
             process.terminate()
             process.wait()

@@ -60,7 +60,9 @@ class Worker:
 
     async def _loop(self, slot: int) -> None:
         backoff = IDLE_POLL_S
-        while True:
+        # Checked as well as cancelled: a store client may turn a cancelled blocking read into a
+        # connection error, and a loop that took that for an outage would never stop.
+        while not self._stopping.is_set():
             try:
                 chunk = await self.store.claim_chunk(f"{self.name}/{slot}")
             except StoreUnavailable as exc:
@@ -112,7 +114,7 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     async def _watch_cancellations(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await asyncio.sleep(CANCEL_POLL_S)
             if not self.active:
                 continue
@@ -125,7 +127,7 @@ class Worker:
                     work.cancel()
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await asyncio.sleep(self.heartbeat_s)
             with contextlib.suppress(StoreUnavailable):
                 await self.store.heartbeat(list(self.active.values()))
