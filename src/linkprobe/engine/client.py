@@ -2,8 +2,9 @@
 
 Phase timing does not use aiohttp's TraceConfig: with any trace config installed aiohttp builds
 several parameter objects per request and the engine measured ~15% slower. Instead the resolver
-and the connector, which only run for a new connection, write into the PhaseTimer of the attempt
-that is running, found through a context variable (the connector's resolution task copies it).
+and the connector, which only run for a new connection, write into the PhaseTimer (the result) of
+the probe that is running, found through a context variable (the connector's resolution task
+copies it).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.abc import ResolveResult
@@ -23,13 +23,12 @@ from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.options import DEFAULT_USER_AGENT, EngineConfig
 
 
-@dataclass(slots=True)
-class PhaseTimer:
-    """Phase times in ms of the last new connection an attempt made; None when it made none
-    (a reused keep-alive connection has no DNS or connect phase)."""
+class PhaseTimer(Protocol):
+    """Where phase times in ms of an attempt's last new connection go (the attempt's result);
+    None when it made none: a reused keep-alive connection has no DNS or connect phase."""
 
-    dns_ms: float | None = None
-    connect_ms: float | None = None
+    dns_ms: float | None
+    connect_ms: float | None
 
 
 CURRENT_TIMER: ContextVar[PhaseTimer | None] = ContextVar("linkprobe_phase_timer", default=None)

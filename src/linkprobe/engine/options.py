@@ -36,9 +36,23 @@ Seconds = Annotated[float, Field(gt=0, le=600)]
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """ProbeOptions as the probe loop reads them: a slotted copy built once per options object,
+    because every attribute read on a pydantic model goes through its __getattr__ hook."""
+
+    method: str
     accepted: frozenset[int]
     headers: dict[str, str] | None  # None: the session's default headers are enough
-    timeout: aiohttp.ClientTimeout
+    verify_tls: bool
+    deadline: float  # ProbeOptions.timeout: the total per-attempt deadline
+    client_timeout: aiohttp.ClientTimeout
+    retries: int
+    retry_backoff: float
+    retry_after_cap: float
+    max_redirects: int
+    max_body_bytes: int
+
+    def accepts(self, status: int) -> bool:
+        return status in self.accepted
 
 
 class ProbeOptions(BaseModel):
@@ -78,20 +92,27 @@ class ProbeOptions(BaseModel):
 
     @cached_property
     def plan(self) -> Plan:
-        """What every request needs, built once: pydantic private attributes are slow to read
-        and the probe loop reads these for every request."""
+        """What every request needs, built once."""
         return Plan(
+            method=self.method,
             accepted=parse_accept(self.accept),
             headers=(
                 None
                 if not self.headers and self.user_agent == DEFAULT_USER_AGENT
                 else {"User-Agent": self.user_agent, **self.headers}
             ),
-            timeout=aiohttp.ClientTimeout(sock_connect=self.connect_timeout),
+            verify_tls=self.verify_tls,
+            deadline=self.timeout,
+            client_timeout=aiohttp.ClientTimeout(sock_connect=self.connect_timeout),
+            retries=self.retries,
+            retry_backoff=self.retry_backoff,
+            retry_after_cap=self.retry_after_cap,
+            max_redirects=self.max_redirects,
+            max_body_bytes=self.max_body_bytes,
         )
 
     def accepts(self, status: int) -> bool:
-        return status in self.plan.accepted
+        return self.plan.accepts(status)
 
 
 class EngineConfig(BaseModel):

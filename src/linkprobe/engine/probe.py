@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import aiohttp
-from multidict import CIMultiDictProxy
 from yarl import URL
 
-from linkprobe.engine.client import CURRENT_TIMER, PhaseTimer, ms_since
+from linkprobe.engine.client import CURRENT_TIMER, ms_since
 from linkprobe.engine.deadline import Deadlines
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import (
@@ -28,7 +26,7 @@ from linkprobe.engine.errors import (
     map_client_error,
 )
 from linkprobe.engine.limits import Slots
-from linkprobe.engine.options import ProbeOptions
+from linkprobe.engine.options import Plan, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, Hop, ProbeError, ProbeResult, utcnow
 from linkprobe.engine.urls import normalise
 
@@ -36,23 +34,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 FALLBACK_TO_GET = frozenset({405, 501})
 READ_CHUNK = 64 * 1024
-
-
-@dataclass(slots=True)
-class Attempt(PhaseTimer):
-    """What one attempt learned; kept when it fails so the result still shows the hops.
-
-    It is its own PhaseTimer and holds no containers until a redirect needs them: one object
-    per attempt, which keeps the garbage collector's share of the probe loop down.
-    """
-
-    hops: list[Hop] | None = None
-    final_url: str | None = None
-    status: int | None = None
-    content_type: str | None = None
-    content_length: int | None = None
-    ttfb_ms: float | None = None
-    retry_after: float | None = None
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -71,14 +52,13 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
-def _next_hop(current: URL, first: str, location: str, attempt: Attempt, max_redirects: int) -> URL:
+def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_redirects: int) -> URL:
     target = normalise(location, base=current)
     text = str(target)
-    hops = attempt.hops if attempt.hops is not None else []
+    hops = result.redirects
     # A short linear scan: hops are capped by max_redirects, and most URLs never redirect.
     looped = text == first or any(hop.url == text for hop in hops)
-    hops.append(Hop(attempt.status or 0, text))
-    attempt.hops = hops
+    hops.append(Hop(result.status_code or 0, text))
     if looped:
         raise RedirectLoop(f"redirect loop back to {text}")
     if len(hops) > max_redirects:
@@ -86,16 +66,11 @@ def _next_hop(current: URL, first: str, location: str, attempt: Attempt, max_red
     return target
 
 
-def _record(result: ProbeResult, attempt: Attempt) -> None:
-    if attempt.hops is not None:
-        result.redirects = attempt.hops
-    result.final_url = attempt.final_url
-    result.status_code = attempt.status
-    result.content_type = attempt.content_type
-    result.content_length = attempt.content_length
-    result.ttfb_ms = attempt.ttfb_ms
-    result.dns_ms = attempt.dns_ms
-    result.connect_ms = attempt.connect_ms
+def _forget_attempt(result: ProbeResult) -> None:
+    """Before a retry: a result shows what its last attempt saw, and nothing of earlier ones."""
+    result.redirects = []
+    result.final_url = result.status_code = result.content_type = result.content_length = None
+    result.ttfb_ms = result.dns_ms = result.connect_ms = None
 
 
 def _identity(response: aiohttp.ClientResponse) -> bool:
@@ -113,47 +88,45 @@ class Prober:
 
     async def probe(self, url: str, index: int, options: ProbeOptions) -> ProbeResult:
         started = time.perf_counter()
+        plan = options.plan
         result = ProbeResult(url=url, index=index)
+        CURRENT_TIMER.set(result)  # the result records each attempt itself, phase times included
         try:
             target = normalise(url)
-            for number in range(options.retries + 1):
+            for number in range(plan.retries + 1):
                 result.attempts = number + 1
-                delay = await self._attempt(target, options, result, number == options.retries)
+                delay = await self._attempt(target, plan, result, number == plan.retries)
                 if delay is None:
                     break
-                await asyncio.sleep(delay if delay >= 0 else self._backoff(number, options))
+                await asyncio.sleep(delay if delay >= 0 else self._backoff(number, plan))
         except ProbeFailure as failure:
             result.error = ProbeError(failure.kind, str(failure) or failure.kind.value)
         except Exception as exc:  # a bug must still give this URL a result
             result.error = ProbeError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
         result.ok = (
-            result.error is None and result.status_code is not None and options.accepts(result.status_code)
+            result.error is None and result.status_code is not None and result.status_code in plan.accepted
         )
         result.elapsed_ms = ms_since(started)
         return result
 
-    async def _attempt(
-        self, target: URL, options: ProbeOptions, result: ProbeResult, last: bool
-    ) -> float | None:
+    async def _attempt(self, target: URL, plan: Plan, result: ProbeResult, last: bool) -> float | None:
         """One attempt under the deadline. Returns None when done, else the delay before a retry
         (negative: use the backoff). Raises ProbeFailure when the URL failed for good."""
-        attempt = Attempt()
-        CURRENT_TIMER.set(attempt)
+        if result.attempts > 1:
+            _forget_attempt(result)
         task = asyncio.current_task()
         assert task is not None
         host = f"{target.raw_host}:{target.port}"
         if not self.slots.try_acquire(host):
             await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
-        self.deadlines.arm(task, options.timeout)
+        self.deadlines.arm(task, plan.deadline)
         try:
-            await self._follow(target, options, attempt)
+            retry_after = await self._follow(target, plan, result)
         except asyncio.CancelledError:
-            _record(result, attempt)
             if not self.deadlines.expired(task):
                 raise
-            raise DeadlineExceeded(f"no complete answer within {options.timeout:g} s") from None
+            raise DeadlineExceeded(f"no complete answer within {plan.deadline:g} s") from None
         except Exception as exc:
-            _record(result, attempt)
             failure = map_client_error(exc)
             if last or not failure.retryable:
                 raise failure from None
@@ -161,19 +134,18 @@ class Prober:
         finally:
             self.deadlines.disarm(task)
             self.slots.release(host)
-        _record(result, attempt)
-        if last or attempt.status not in RETRY_STATUSES:
+        if last or result.status_code not in RETRY_STATUSES:
             return None
-        return -1.0 if attempt.retry_after is None else min(attempt.retry_after, options.retry_after_cap)
+        return -1.0 if retry_after is None else min(retry_after, plan.retry_after_cap)
 
     @staticmethod
-    def _backoff(number: int, options: ProbeOptions) -> float:
+    def _backoff(number: int, plan: Plan) -> float:
         # Full jitter: spreads retries from many URLs of one host over the window.
-        return random.uniform(0, options.retry_backoff * (2**number))
+        return random.uniform(0, plan.retry_backoff * (2**number))
 
-    async def _follow(self, target: URL, options: ProbeOptions, attempt: Attempt) -> None:
-        method = options.method
-        plan = options.plan
+    async def _follow(self, target: URL, plan: Plan, result: ProbeResult) -> float | None:
+        """Request `target`, following redirects; returns the final response's Retry-After."""
+        method = plan.method
         first = text = str(target)
         while True:
             self._check_literal(target)
@@ -183,26 +155,28 @@ class Prober:
                 target,
                 allow_redirects=False,
                 headers=plan.headers,  # None with default options: the session sets User-Agent
-                ssl=options.verify_tls,  # True: default verification; False: none
-                timeout=plan.timeout,
+                ssl=plan.verify_tls,  # True: default verification; False: none
+                timeout=plan.client_timeout,
             ) as response:
-                attempt.ttfb_ms = ms_since(sent)
-                self._note(response, text, attempt)
+                result.ttfb_ms = ms_since(sent)
+                self._note(response, text, result)
                 location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
                 if location:
-                    target = _next_hop(target, first, location, attempt, options.max_redirects)
+                    target = _next_hop(target, first, location, result, plan.max_redirects)
                     text = str(target)
                     continue
                 if method == "HEAD" and response.status in FALLBACK_TO_GET:
                     method = "GET"
                     continue
                 if method == "GET":
-                    declared = attempt.content_length
-                    if declared is not None and declared <= options.max_body_bytes and _identity(response):
+                    declared = result.content_length
+                    if declared is not None and declared <= plan.max_body_bytes and _identity(response):
                         await response.read()  # small and declared: one read, the common case
                     else:
-                        await self._drain(response, options, declared)
-                return
+                        await self._drain(response, plan, declared)
+                if response.status in RETRY_STATUSES:
+                    return retry_after_seconds(response.headers.get("Retry-After"))
+                return None
 
     def _check_literal(self, target: URL) -> None:
         # Early, cheaper and clearer than the socket-level check, which still runs.
@@ -211,24 +185,21 @@ class Prober:
             raise Blocked(f"blocked by egress policy: {target.host} is {why}")
 
     @staticmethod
-    def _note(response: aiohttp.ClientResponse, url: str, attempt: Attempt) -> None:
-        headers: CIMultiDictProxy[str] = response.headers
-        attempt.status = response.status
-        attempt.final_url = url
-        attempt.content_type = headers.get("Content-Type")
-        attempt.content_length = response.content_length
-        if response.status in RETRY_STATUSES:
-            attempt.retry_after = retry_after_seconds(headers.get("Retry-After"))
+    def _note(response: aiohttp.ClientResponse, url: str, result: ProbeResult) -> None:
+        result.status_code = response.status
+        result.final_url = url
+        result.content_type = response.headers.get("Content-Type")
+        result.content_length = response.content_length
 
     @staticmethod
-    async def _drain(response: aiohttp.ClientResponse, options: ProbeOptions, declared: int | None) -> None:
+    async def _drain(response: aiohttp.ClientResponse, plan: Plan, declared: int | None) -> None:
         """Read and discard the body up to the cap, counting decoded bytes.
 
         Over the cap: an accepted status becomes body_too_large, unless the server declared an
         identity Content-Length (an honest large file is judged by its status, unread). A status
         that is not accepted already judges the URL, so the body is not held against it.
         """
-        cap = options.max_body_bytes
+        cap = plan.max_body_bytes
         if declared is not None and declared > cap and _identity(response):
             response.close()  # drop the connection rather than read what we will not use
             return
@@ -237,6 +208,6 @@ class Prober:
             seen += len(chunk)
             if seen > cap:
                 response.close()
-                if options.accepts(response.status):
+                if plan.accepts(response.status):
                     raise BodyTooLarge(f"body larger than max_body_bytes ({cap} bytes after decoding)")
                 return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 from yarl import URL
 
@@ -70,12 +71,19 @@ def _checked_host(url: URL) -> str:
     host = url.host
     if not host:
         raise InvalidURL("URL has no host")
+    return _canonical_host(host, url.raw_host)
+
+
+@lru_cache(maxsize=16384)
+def _canonical_host(host: str, raw_host: str | None) -> str:
+    """The host to request, from yarl's decoded and raw (IDNA) forms. Cached: inputs repeat
+    hosts (many links per site), and this runs for every URL and every redirect hop."""
     if ":" in host:  # an IPv6 literal, already validated by yarl
         return host
     dotted = parse_ipv4_host(host)
     if dotted is not None:
         return dotted
-    ascii_host = url.raw_host or host
+    ascii_host = raw_host or host
     if len(ascii_host) > 253 or not _HOST_NAME.match(ascii_host.lower()):
         raise InvalidURL(f"invalid host name {host!r}")
     return ascii_host.lower()
