@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
 from linkprobe.engine import EgressPolicy, Engine, EngineConfig, ErrorKind, ProbeOptions
-from linkprobe.engine.egress import EgressBlocked, classify
+from linkprobe.engine.egress import NEVER_ALLOWED, NON_GLOBAL, EgressBlocked, classify, numeric
 from tests.conftest import Canary, Target
 
 OPTIONS = ProbeOptions(retries=0, timeout=3)
@@ -135,3 +136,32 @@ def test_allow_private_still_refuses_multicast_and_unspecified() -> None:
     policy = EgressPolicy(allow_private=True)
     assert policy.reason("224.0.0.1") is not None and policy.reason("0.0.0.0") is not None
     assert policy.reason("10.0.0.1") is None
+
+
+def _listed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, cidrs: tuple[str, ...]) -> bool:
+    return any(ip in ipaddress.ip_network(c) for c in cidrs if ipaddress.ip_network(c).version == ip.version)
+
+
+def test_interval_lookup_agrees_with_the_cidr_lists() -> None:
+    # Random addresses plus every block's edges: the bisection must answer as a plain scan would.
+    rng = random.Random(7)
+    samples: list[ipaddress.IPv4Address | ipaddress.IPv6Address]
+    samples = [ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(3000)]
+    samples += [ipaddress.IPv6Address(rng.getrandbits(128)) for _ in range(3000)]
+    for cidr in NON_GLOBAL + NEVER_ALLOWED:
+        net = ipaddress.ip_network(cidr)
+        first, last, size = int(net.network_address), int(net.broadcast_address), 2**net.max_prefixlen
+        kind = ipaddress.IPv4Address if net.version == 4 else ipaddress.IPv6Address
+        samples += [kind(edge % size) for edge in (first - 1, first, last, last + 1)]
+    for ip in samples:
+        expected = _listed(ip, NEVER_ALLOWED + NON_GLOBAL) or (
+            ip.version == 6 and ip not in ipaddress.ip_network("2000::/3")
+        )
+        assert (classify(ip) is not None) == expected, ip
+
+
+@pytest.mark.parametrize("text", ["127.1", "0177.0.0.1", "1.2.3.04", "example.com", ""])
+def test_only_canonical_numeric_addresses_are_addresses(text: str) -> None:
+    with pytest.raises(ValueError):
+        numeric(text)
+    assert numeric("fe80::1%eth0") == (6, int(ipaddress.IPv6Address("fe80::1")))
