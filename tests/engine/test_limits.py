@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from linkprobe.engine.limits import FifoSemaphore, Slots
 
 
@@ -66,3 +68,18 @@ async def test_slots_global_limit_spans_hosts() -> None:
     for host in ("b:80", "c:80"):
         slots.release(host)
     assert slots.hosts_tracked() == 0
+
+
+async def test_release_skips_a_waiter_cancelled_in_the_same_tick() -> None:
+    slots = Slots(total=10, per_host=1)
+    await slots.acquire("a:80")
+    waiter = asyncio.create_task(slots.acquire("a:80"))
+    await asyncio.sleep(0.01)
+    waiter.cancel()  # its future is cancelled now; the task only runs its handler later
+    slots.release("a:80")
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert slots.hosts_tracked() == 0
+    assert slots.try_acquire("a:80") and not slots.try_acquire("a:80")  # exactly one slot, not leaked
+    slots.release("a:80")
+    assert slots.total._free == 10

@@ -69,8 +69,10 @@ class Slots:
     def try_acquire(self, host: str) -> bool:
         """Both slots at once without waiting, or neither: the fast path of acquire()."""
         active = self._active.get(host, 0)
-        if active >= self.per_host or host in self._waiting or not self.total.try_acquire():
+        total = self.total  # its counters are read here directly: this runs for every request
+        if active >= self.per_host or total._free <= 0 or total._waiters or host in self._waiting:
             return False
+        total._free -= 1
         self._active[host] = active + 1
         return True
 
@@ -83,7 +85,11 @@ class Slots:
             raise
 
     def release(self, host: str) -> None:
-        self.total.release()
+        total = self.total
+        if total._waiters:
+            total.release()
+        else:
+            total._free += 1
         self._release_host(host)
 
     async def _acquire_host(self, host: str) -> None:
@@ -103,20 +109,26 @@ class Slots:
             raise
 
     def _release_host(self, host: str) -> None:
-        waiters = self._waiting.get(host)
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiters:
-                del self._waiting[host]
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-            waiters = self._waiting.get(host)
+        if host in self._waiting and self._hand_over(host):
+            return
         active = self._active[host] - 1
         if active:
             self._active[host] = active
         else:
             del self._active[host]  # idle hosts cost no memory: inputs may span millions of hosts
+
+    def _hand_over(self, host: str) -> bool:
+        """Pass a released host slot to the oldest live waiter; False when none is left."""
+        waiters = self._waiting[host]
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                if not waiters:
+                    del self._waiting[host]
+                waiter.set_result(None)
+                return True
+        del self._waiting[host]
+        return False
 
     def _forget_waiter(self, host: str, waiter: asyncio.Future[None]) -> None:
         waiters = self._waiting.get(host)

@@ -169,9 +169,11 @@ class _numbered:
     """
 
     def __init__(self, urls: Inputs, start: int) -> None:
-        self._sync: Iterator[str] | None = iter(urls) if isinstance(urls, Iterable) else None
+        self._sync: Iterator[tuple[int, str]] | None = (
+            enumerate(urls, start) if isinstance(urls, Iterable) else None
+        )
         self._async: AsyncIterator[str] | None = None if self._sync is not None else aiter(urls)  # type: ignore[arg-type]
-        self._index = start
+        self._index = start  # of the async source
         self._lock = asyncio.Lock()
 
     def __aiter__(self) -> _numbered:
@@ -179,14 +181,7 @@ class _numbered:
 
     def pull(self) -> tuple[int, str] | None:
         """The next input of a sync source without a coroutine; None when exhausted or async."""
-        if self._sync is None:
-            return None
-        url = next(self._sync, None)
-        if url is None:
-            return None
-        index = self._index
-        self._index += 1
-        return index, url
+        return None if self._sync is None else next(self._sync, None)
 
     async def pull_async(self) -> tuple[int, str] | None:
         """The next input of an async source; None when exhausted (or for a sync source)."""

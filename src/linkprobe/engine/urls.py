@@ -68,25 +68,25 @@ def parse_ipv4_host(host: str) -> str | None:
 
 
 def _checked_host(url: URL) -> str:
-    host = url.host
-    if not host:
+    raw_host = url.raw_host
+    if not raw_host:
         raise InvalidURL("URL has no host")
-    return _canonical_host(host, url.raw_host)
+    return _canonical_host(raw_host)
 
 
 @lru_cache(maxsize=16384)
-def _canonical_host(host: str, raw_host: str | None) -> str:
-    """The host to request, from yarl's decoded and raw (IDNA) forms. Cached: inputs repeat
-    hosts (many links per site), and this runs for every URL and every redirect hop."""
-    if ":" in host:  # an IPv6 literal, already validated by yarl
-        return host
-    dotted = parse_ipv4_host(host)
+def _canonical_host(raw_host: str) -> str:
+    """The host to request, from yarl's raw form (IDNA-encoded, so fullwidth digits are already
+    ASCII). Cached: inputs repeat hosts (many links per site), and this runs for every URL and
+    every redirect hop."""
+    if ":" in raw_host:  # an IPv6 literal, already validated by yarl
+        return raw_host
+    dotted = parse_ipv4_host(raw_host)
     if dotted is not None:
         return dotted
-    ascii_host = raw_host or host
-    if len(ascii_host) > 253 or not _HOST_NAME.match(ascii_host.lower()):
-        raise InvalidURL(f"invalid host name {host!r}")
-    return ascii_host.lower()
+    if len(raw_host) > 253 or not _HOST_NAME.match(raw_host.lower()):
+        raise InvalidURL(f"invalid host name {raw_host!r}")
+    return raw_host.lower()
 
 
 def normalise(raw: str, base: URL | None = None) -> URL:
