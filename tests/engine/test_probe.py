@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from linkprobe import __version__
 from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions
 from tests.conftest import Target
 
@@ -188,8 +189,16 @@ async def test_phase_timings_on_a_new_connection(target: Target) -> None:
 
 
 async def test_default_user_agent_is_linkprobe(engine: Engine, target: Target) -> None:
-    from linkprobe import __version__
 
     token = str(uuid.uuid4())
     result = await engine.probe(target.url(f"/headers/{token}"), 0, FAST)
     assert result.ok and target.headers[token]["User-Agent"] == f"linkprobe/{__version__}"
+
+
+async def test_custom_headers_keep_the_default_user_agent(engine: Engine, target: Target) -> None:
+    token = uuid.uuid4().hex
+    options = ProbeOptions(retries=0, headers={"X-Trace": "abc"})
+    result = await engine.probe(target.url(f"/headers/{token}"), 0, options)
+    assert result.ok
+    assert target.headers[token]["User-Agent"] == f"linkprobe/{__version__}"
+    assert target.headers[token]["X-Trace"] == "abc"

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp import hdrs
 from aiohttp.abc import ResolveResult
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.resolver import AsyncResolver
@@ -66,11 +67,20 @@ class TimedConnector(aiohttp.TCPConnector):
         return handler
 
 
+class LinkprobeRequest(aiohttp.ClientRequest):
+    """Sends linkprobe's User-Agent as one of aiohttp's automatic headers: session-level default
+    headers are merged into a new multidict on every request, automatic ones only fill gaps."""
+
+    DEFAULT_HEADERS = {**aiohttp.ClientRequest.DEFAULT_HEADERS, hdrs.USER_AGENT: DEFAULT_USER_AGENT}
+
+
 def create_session(config: EngineConfig, policy: EgressPolicy) -> aiohttp.ClientSession:
     """Build the shared session. Must be called inside the running event loop."""
     connector = TimedConnector(
-        limit=config.concurrency,
-        limit_per_host=config.per_host,
+        # Unlimited here: the engine's Slots bound requests (and so connections) before a request
+        # starts, and aiohttp's own per-host bookkeeping would only repeat that work.
+        limit=0,
+        limit_per_host=0,
         resolver=TimedResolver(timeout=config.dns_timeout, tries=1),
         socket_factory=policy.socket_factory,
         ttl_dns_cache=60,
@@ -82,5 +92,5 @@ def create_session(config: EngineConfig, policy: EgressPolicy) -> aiohttp.Client
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
         raise_for_status=False,
-        headers={"User-Agent": DEFAULT_USER_AGENT},  # per-request headers only when options differ
+        request_class=LinkprobeRequest,  # per-request headers only when options differ
     )

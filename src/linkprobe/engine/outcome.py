@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import orjson
@@ -67,7 +68,7 @@ class ProbeResult:
     ttfb_ms: float | None = None
     content_type: str | None = None
     content_length: int | None = None
-    checked_at: datetime = field(default_factory=utcnow)
+    checked_at: datetime = field(default_factory=partial(datetime.now, UTC))  # no Python frame
     attempts: int = 0
 
     def to_dict(self) -> dict[str, Any]:

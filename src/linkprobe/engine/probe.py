@@ -154,7 +154,7 @@ class Prober:
                 method,
                 target,
                 allow_redirects=False,
-                headers=plan.headers,  # None with default options: the session sets User-Agent
+                headers=plan.headers,  # None with default options: LinkprobeRequest sets User-Agent
                 ssl=plan.verify_tls,  # True: default verification; False: none
                 timeout=plan.client_timeout,
             ) as response:
@@ -180,9 +180,9 @@ class Prober:
 
     def _check_literal(self, target: URL) -> None:
         # Early, cheaper and clearer than the socket-level check, which still runs.
-        why = self.policy.check_literal(target.host or "")
+        why = self.policy.check_literal(target.raw_host or "")  # IP literals: raw is the host
         if why is not None:
-            raise Blocked(f"blocked by egress policy: {target.host} is {why}")
+            raise Blocked(f"blocked by egress policy: {target.raw_host} is {why}")
 
     @staticmethod
     def _note(response: aiohttp.ClientResponse, url: str, result: ProbeResult) -> None:

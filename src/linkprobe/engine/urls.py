@@ -112,7 +112,7 @@ def normalise(raw: str, base: URL | None = None) -> URL:
             f"unsupported scheme {scheme!r}" if scheme else "URL has no scheme (expected http:// or https://)"
         )
         raise (Blocked if base is not None else InvalidURL)(message)
-    if url.raw_user is not None or url.raw_password is not None:
+    if "@" in url.raw_authority:  # any userinfo, even empty; one read instead of two parses
         raise InvalidURL("URLs with credentials (user:pass@) are refused")
     host = _checked_host(url)
     if scheme == url.scheme and host == url.raw_host and not url.raw_fragment:
