@@ -1,5 +1,7 @@
-"""One benchmark contender in its own interpreter: `contenders.py NAME PORT URLS HOSTS`.
+"""One benchmark contender in its own interpreter: `contenders.py NAME PORT URLS HOSTS GC`.
 
+GC is `tuned` (the collector settings every linkprobe command applies, cli.settle_heap) or
+`default` (Python's); both contenders of a pair always run under the same one.
 Prints {"urls_per_s", "cpu_ms_per_url", "ok"} as JSON on its last line.
 """
 
@@ -16,6 +18,7 @@ import aiohttp
 import uvloop
 
 from bench.run import CONCURRENCY, PER_HOST, farm_urls, raise_fd_limit
+from linkprobe.cli import settle_heap
 from linkprobe.engine import Engine, EngineConfig, ProbeOptions
 
 
@@ -50,6 +53,8 @@ def main() -> None:
     name, port, count, hosts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     raise_fd_limit()
     urls = farm_urls(port, count, hosts)
+    if sys.argv[5] == "tuned":
+        settle_heap()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     ok = uvloop.run(CONTENDERS[name](urls))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

@@ -10,8 +10,8 @@ copies it).
 from __future__ import annotations
 
 import socket
-import time
 from contextvars import ContextVar
+from time import perf_counter
 from typing import Any, Protocol
 
 import aiohttp
@@ -40,14 +40,14 @@ def ms_since(started: float) -> float:
 
     Not round(x, 3): that formats and re-parses the float, a measurable cost on every probe.
     """
-    return int((time.perf_counter() - started) * 1_000_000 + 0.5) / 1000
+    return int((perf_counter() - started) * 1_000_000 + 0.5) / 1000
 
 
 class TimedResolver(AsyncResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        started = time.perf_counter()
+        started = perf_counter()
         answer = await super().resolve(host, port, family)
         timer = CURRENT_TIMER.get()
         if timer is not None:
@@ -60,7 +60,7 @@ class TimedConnector(aiohttp.TCPConnector):
         timer = CURRENT_TIMER.get()
         if timer is not None:
             timer.dns_ms = None
-        started = time.perf_counter()
+        started = perf_counter()
         handler = await super()._create_connection(req, traces, timeout)
         if timer is not None:  # TCP connect plus TLS handshake: aiohttp does both in one call
             timer.connect_ms = round(ms_since(started) - (timer.dns_ms or 0.0), 3)

@@ -19,13 +19,16 @@ class Deadlines:
         self._due: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._now = self._start  # the running loop's clock, once the sweeper runs
+
+    def _start(self) -> float:
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep())
+        self._now = loop.time
+        return loop.time()
 
     def arm(self, task: asyncio.Task[object], seconds: float) -> None:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            self._sweeper = self._loop.create_task(self._sweep())
-        self._due[task] = self._loop.time() + seconds
+        self._due[task] = self._now() + seconds
 
     def disarm(self, task: asyncio.Task[object]) -> None:
         self._due.pop(task, None)
@@ -57,4 +60,4 @@ class Deadlines:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-            self._loop = None
+            self._now = self._start

@@ -151,17 +151,6 @@ class EgressPolicy:
             return None
         return _why(version, value)
 
-    def check_literal(self, host: str) -> str | None:
-        """The block reason for an IP-literal host, None for names and allowed addresses."""
-        # Normalised IP hosts are dotted quads or contain ":"; a name would make numeric() raise
-        # on every request (lru_cache keeps no exceptions), so names skip the parse.
-        if ":" not in host and not host[-1:].isdigit():
-            return None  # a host name: checked at connect time, after DNS
-        try:
-            return self.reason(host)
-        except ValueError:
-            return None
-
     def socket_factory(self, addr_info: tuple[Any, ...]) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
         address = str(sockaddr[0])
