@@ -41,7 +41,7 @@ class Plan:
 
     method: str
     accepted: frozenset[int]
-    headers: dict[str, str] | None  # None: the session's default headers are enough
+    headers: dict[str, str] | None  # None: the request class's automatic headers are enough
     verify_tls: bool
     deadline: float  # ProbeOptions.timeout: the total per-attempt deadline
     client_timeout: aiohttp.ClientTimeout

@@ -15,7 +15,6 @@ from yarl import URL
 
 from linkprobe.engine.client import CURRENT_TIMER, ms_since
 from linkprobe.engine.deadline import Deadlines
-from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import (
     BodyTooLarge,
     DeadlineExceeded,
@@ -80,9 +79,8 @@ def _identity(response: aiohttp.ClientResponse) -> bool:
 class Prober:
     """Probes single URLs on a shared session."""
 
-    def __init__(self, session: aiohttp.ClientSession, policy: EgressPolicy, slots: Slots) -> None:
-        self.session = session
-        self.policy = policy
+    def __init__(self, session: aiohttp.ClientSession, slots: Slots) -> None:
+        self.session = session  # its connector enforces the egress policy on every dial
         self.slots = slots
         self.deadlines = Deadlines()
 
@@ -160,7 +158,7 @@ class Prober:
                 location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
                 if location:
                     target = _next_hop(target, first, location, result, plan.max_redirects)
-                    text = str(target)
+                    text = result.redirects[-1].url
                     continue
                 if method == "HEAD" and response.status in FALLBACK_TO_GET:
                     method = "GET"

@@ -34,9 +34,7 @@ class Engine:
 
     async def __aenter__(self) -> Engine:
         self._session = create_session(self.config, self.policy)
-        self._prober = Prober(
-            self._session, self.policy, Slots(self.config.concurrency, self.config.per_host)
-        )
+        self._prober = Prober(self._session, Slots(self.config.concurrency, self.config.per_host))
         return self
 
     async def __aexit__(
