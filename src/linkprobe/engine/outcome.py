@@ -60,7 +60,7 @@ class ProbeResult:
     final_url: str | None = None
     status_code: int | None = None
     error: ProbeError | None = None
-    redirects: list[Hop] = field(default_factory=list)
+    redirects: tuple[Hop, ...] = ()  # a tuple: most URLs never redirect, and () is shared
     elapsed_ms: float = 0.0
     dns_ms: float | None = None
     connect_ms: float | None = None
@@ -108,7 +108,7 @@ class ProbeResult:
             final_url=data.get("final_url"),
             status_code=data.get("status_code"),
             error=None if err is None else ProbeError(ErrorKind(err["kind"]), err["message"]),
-            redirects=[Hop(h["status_code"], h["url"]) for h in data.get("redirects", [])],
+            redirects=tuple(Hop(h["status_code"], h["url"]) for h in data.get("redirects", [])),
             elapsed_ms=data.get("elapsed_ms", 0.0),
             dns_ms=data.get("dns_ms"),
             connect_ms=data.get("connect_ms"),

@@ -53,10 +53,9 @@ def retry_after_seconds(value: str | None) -> float | None:
 def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_redirects: int) -> URL:
     target = normalise(location, base=current)
     text = str(target)
-    hops = result.redirects
     # A short linear scan: hops are capped by max_redirects, and most URLs never redirect.
-    looped = text == first or any(hop.url == text for hop in hops)
-    hops.append(Hop(result.status_code or 0, text))
+    looped = text == first or any(hop.url == text for hop in result.redirects)
+    result.redirects = hops = (*result.redirects, Hop(result.status_code or 0, text))
     if looped:
         raise RedirectLoop(f"redirect loop back to {text}")
     if len(hops) > max_redirects:
@@ -66,7 +65,7 @@ def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_
 
 def _forget_attempt(result: ProbeResult) -> None:
     """Before a retry: a result shows what its last attempt saw, and nothing of earlier ones."""
-    result.redirects = []
+    result.redirects = ()
     result.final_url = result.status_code = result.content_type = result.content_length = None
     result.ttfb_ms = result.dns_ms = result.connect_ms = None
 
