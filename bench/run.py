@@ -84,7 +84,9 @@ def report(name: str, figures: dict[str, float], baseline: dict[str, float]) -> 
     return {**figures, "throughput_ratio": ratio, "cpu_ratio": cpu_ratio}
 
 
-BARE, BARE_DEFAULT_GC = "bare aiohttp + uvloop", "bare, default GC"
+BARE, BARE_DEFAULT_GC, ENGINE_DEFAULT_GC = "bare aiohttp + uvloop", "bare, default GC", "engine, default GC"
+# The baseline of each contender: the bare loop run with the same GC settings (BARE by default).
+BASELINES = {BARE_DEFAULT_GC: BARE_DEFAULT_GC, ENGINE_DEFAULT_GC: BARE_DEFAULT_GC}
 
 
 def main(extra: list[tuple[str, Callable[[int], dict[str, float]]]] | None = None) -> None:
@@ -96,7 +98,7 @@ def main(extra: list[tuple[str, Callable[[int], dict[str, float]]]] | None = Non
         BARE: measure("bare", "tuned"),
         "linkprobe engine": measure("engine", "tuned"),
         BARE_DEFAULT_GC: measure("bare", "default"),
-        "engine, default GC": measure("engine", "default"),
+        ENGINE_DEFAULT_GC: measure("engine", "default"),
         **dict(extra or []),
     }
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
@@ -110,7 +112,7 @@ def main(extra: list[tuple[str, Callable[[int], dict[str, float]]]] | None = Non
     print(f"workload: {URLS} URLs over {HOSTS} hosts, concurrency {CONCURRENCY}, per host {PER_HOST}")
     print(f"best of {ROUNDS} rounds each; ratios against the bare loop of this run with the same GC")
     results = {
-        name: report(name, best(figures), best(runs[BARE_DEFAULT_GC if "default GC" in name else BARE]))
+        name: report(name, best(figures), best(runs[BASELINES.get(name, BARE)]))
         for name, figures in runs.items()
     }
     out = HERE / "results"

@@ -120,7 +120,12 @@ class EgressBlocked(OSError):
         super().__init__(errno.EACCES, f"{BLOCKED_MARK}: {address} is {reason}")
 
 
-def _why(version: int, value: int) -> str | None:
+NEVER_REASON = "unspecified, multicast or broadcast"
+
+
+def _classify(version: int, value: int) -> str | None:
+    if _NEVER.contains(version, value):
+        return NEVER_REASON
     if _NON_GLOBAL.contains(version, value):
         return "not globally routable"
     if version == 6 and _OUTSIDE_V6.contains(6, value):
@@ -130,9 +135,7 @@ def _why(version: int, value: int) -> str | None:
 
 def classify(ip: IPAddress) -> str | None:
     """Why `ip` is not a public destination, or None when it is globally routable unicast."""
-    if _NEVER.contains(ip.version, int(ip)):
-        return "unspecified, multicast or broadcast"
-    return _why(ip.version, int(ip))
+    return _classify(ip.version, int(ip))
 
 
 class EgressPolicy:
@@ -145,11 +148,10 @@ class EgressPolicy:
 
     def _reason(self, address: str) -> str | None:
         version, value = numeric(address)
-        if _NEVER.contains(version, value):
-            return "unspecified, multicast or broadcast"
-        if self.allow_private or self.allow_cidrs.contains(version, value):
-            return None
-        return _why(version, value)
+        why = _classify(version, value)
+        if why is None or why == NEVER_REASON:  # never-dialable stays refused whatever is allowed
+            return why
+        return None if self.allow_private or self.allow_cidrs.contains(version, value) else why
 
     def socket_factory(self, addr_info: tuple[Any, ...]) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info

@@ -69,10 +69,8 @@ class Slots:
     def try_acquire(self, host: str) -> bool:
         """Both slots at once without waiting, or neither: the fast path of acquire()."""
         active = self._active.get(host, 0)
-        total = self.total  # its counters are read here directly: this runs for every request
-        if active >= self.per_host or total._free <= 0 or total._waiters or host in self._waiting:
+        if active >= self.per_host or host in self._waiting or not self.total.try_acquire():
             return False
-        total._free -= 1
         self._active[host] = active + 1
         return True
 
@@ -85,11 +83,7 @@ class Slots:
             raise
 
     def release(self, host: str) -> None:
-        total = self.total
-        if total._waiters:
-            total.release()
-        else:
-            total._free += 1
+        self.total.release()
         self._release_host(host)
 
     async def _acquire_host(self, host: str) -> None:

@@ -111,9 +111,6 @@ class ProbeOptions(BaseModel):
             max_body_bytes=self.max_body_bytes,
         )
 
-    def accepts(self, status: int) -> bool:
-        return self.plan.accepts(status)
-
 
 class EngineConfig(BaseModel):
     """Engine-wide settings: one connection pool, one egress policy, shared by every run."""
