@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 
-.PHONY: run test lint typecheck unit bench clean tools
+NODE_STAMP := ui/node_modules/.installed-stamp
+
+.PHONY: run test lint typecheck unit bench clean tools node ui
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,15 +23,29 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(NODE_STAMP)
 	$(BIN)/mypy
+	cd ui && npx --no-install tsc --noEmit
+
+# The web UI's toolchain, from ui/package-lock.json (install scripts off: nothing needs them).
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q nodejs npm; }
+
+$(NODE_STAMP): ui/package-lock.json | node
+	cd ui && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Rebuild the shipped UI (src/linkprobe/ui/static) from ui/src; the tests fail while it is stale.
+ui: $(NODE_STAMP)
+	cd ui && node build.mjs
 
 # System tools the tests start or call: installed from Debian when missing (CI starts clean).
 tools:
 	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v curl >/dev/null \
-	  && command -v pgrep >/dev/null || { apt-get update -q && apt-get install -y -q redis-server curl procps; }
+	  && command -v pgrep >/dev/null && command -v chromium >/dev/null \
+	  || { apt-get update -q && apt-get install -y -q redis-server curl procps chromium; }
 
-unit: $(STAMP) tools
+unit: $(STAMP) $(NODE_STAMP) tools
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
@@ -38,4 +54,4 @@ bench: $(STAMP) tools
 	PYTHONPATH=. $(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache ui/node_modules

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The compose topology as local processes: redis-server (AOF), two API replicas, a worker service
-# of two processes, and a front proxy, the only entry point used. It submits a task through the
-# front, follows it to `ready`, checks every result and that both replicas serve it, then stops
-# everything. Usage: deploy/integration.sh [python]   (default: .venv/bin/python)
+# of two processes, and the front (the built web UI and a reverse proxy to the replicas), the only
+# entry point used. It checks the front serves the UI, submits a task through the front, follows it
+# to `ready`, checks every result and that both replicas serve it, then stops everything. Usage: deploy/integration.sh [python]   (default: .venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-.venv/bin/python}
@@ -34,6 +34,10 @@ for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
 "$PY" deploy/front.py "$FRONT" "$API1" "$API2" >"$WORK/front.log" 2>&1 & PIDS+=($!)
 wait_http "http://127.0.0.1:$API1/readyz"; wait_http "http://127.0.0.1:$API2/readyz"
 wait_http "http://127.0.0.1:$FRONT/healthz"
+curl -fsS "http://127.0.0.1:$FRONT/" | grep -q '/ui/app.js' || { echo "front does not serve the UI" >&2; exit 1; }
+curl -fsS -o /dev/null "http://127.0.0.1:$FRONT/ui/app.js" && curl -fsS "http://127.0.0.1:$FRONT/docs" | grep -q swagger-ui \
+  || { echo "front does not serve the UI assets or the API docs" >&2; exit 1; }
+echo "front serves the web UI and proxies /docs"
 sleep 1
 CHILDREN=$(pgrep -P "$WORKER" | wc -l)
 echo "topology: redis :$REDIS_PORT, api :$API1 :$API2, worker pid $WORKER ($CHILDREN processes), front :$FRONT"

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from linkprobe import __version__
 from linkprobe.api.models import Submit, TaskCreate
@@ -20,6 +20,7 @@ from linkprobe.engine import Engine, StoreUnavailable
 from linkprobe.metrics import Metrics
 from linkprobe.settings import Settings
 from linkprobe.store import Store
+from linkprobe.ui import mount_ui
 from linkprobe.worker import Worker
 
 log = logging.getLogger("linkprobe.api")
@@ -44,6 +45,8 @@ def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -
         title="linkprobe",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # the self-hosted Swagger UI (linkprobe.ui) replaces FastAPI's CDN-based page
+        redoc_url=None,
         description="Submit URLs as a task, follow progress, read typed per-URL results.",
     )
     app.include_router(build_router(store, settings))
@@ -73,10 +76,7 @@ def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -
     async def prometheus() -> Response:
         return Response(metrics.render(await store.stats()), media_type="text/plain; version=0.0.4")
 
-    @app.get("/", include_in_schema=False)
-    async def home() -> Response:
-        return RedirectResponse("/docs")
-
+    mount_ui(app)
     return app
 
 

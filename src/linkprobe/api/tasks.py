@@ -154,13 +154,14 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
         outcome: Literal["ok", "broken"] | None = None,
         error_kind: Annotated[str | None, Query(max_length=40)] = None,
         status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
+        q: Annotated[str | None, Query(max_length=500, description="Substring of the URL (any case)")] = None,
         cursor: Annotated[int | None, Query(ge=-1, le=2**53)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         format: Literal["json", "ndjson", "csv"] = "json",
     ) -> Any:
         """Results in input order. `format=ndjson|csv` streams the whole (filtered) set."""
         await found(task_id)
-        flt = ResultFilter(None if outcome is None else outcome == "ok", error_kind, status_code)
+        flt = ResultFilter(None if outcome is None else outcome == "ok", error_kind, status_code, q)
         if format == "ndjson":
             return StreamingResponse(
                 _ndjson(store.stream_results(task_id, flt)), media_type="application/x-ndjson"

@@ -70,6 +70,7 @@ class ResultFilter:
     ok: bool | None = None
     error_kind: str | None = None
     status_code: int | None = None
+    url_contains: str | None = None  # case-insensitive substring of the input URL
 
 
 class IdempotencyConflict(Exception):

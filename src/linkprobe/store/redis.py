@@ -292,6 +292,7 @@ class RedisStore(Store):
             (flt.ok is None or data["ok"] == flt.ok)
             and (flt.error_kind is None or error.get("kind") == flt.error_kind)
             and (flt.status_code is None or (not error and data.get("status_code") == flt.status_code))
+            and (not flt.url_contains or flt.url_contains.lower() in data["url"].lower())
         )
 
     async def _page(

@@ -283,6 +283,9 @@ class SQLiteStore(Store):
         if flt.status_code is not None:
             clauses.append("status_code = ?")
             params.append(flt.status_code)
+        if flt.url_contains:
+            clauses.append("instr(lower(json_extract(data, '$.url')), ?) > 0")
+            params.append(flt.url_contains.lower())
         return " AND ".join(clauses), params
 
     def _page(self, task_id: str, flt: ResultFilter, after: int | None, limit: int) -> list[tuple[int, str]]:

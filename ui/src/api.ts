@@ -1,0 +1,130 @@
+// The only way the UI talks to linkprobe: the public API under /api/v1, with the key when one is needed.
+export const BASE = "/api/v1";
+const KEY = "linkprobe.apiKey";
+
+export interface Progress { total: number; done: number; ok: number; broken: number }
+export interface Task {
+  id: string;
+  name: string | null;
+  description: string | null;
+  status: "pending" | "running" | "ready" | "cancelled" | "error";
+  progress: Progress;
+  by_status: Record<string, number>;
+  by_error: Record<string, number>;
+  latency?: Record<string, number>;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  options: Record<string, unknown>;
+}
+export interface Hop { status_code: number; url: string }
+export interface Source { url?: string; document?: string; line?: number; [key: string]: unknown }
+export interface Result {
+  url: string;
+  index: number;
+  ok: boolean;
+  final_url: string | null;
+  status_code: number | null;
+  error: { kind: string; message: string } | null;
+  redirects: Hop[];
+  elapsed_ms: number;
+  dns_ms: number | null;
+  connect_ms: number | null;
+  tls_ms: number | null;
+  ttfb_ms: number | null;
+  content_type: string | null;
+  content_length: number | null;
+  checked_at: string;
+  attempts: number;
+  sources?: Source[];
+  [key: string]: unknown;
+}
+export interface Page<T> { items: T[]; next_cursor: string | null }
+
+export const TERMINAL = new Set(["ready", "cancelled", "error"]);
+
+/** An answer the person should read: the API's `detail`, or why the API could not be reached. */
+export class ApiError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
+let askForKey: (reason: string) => Promise<string | null> = async () => null;
+
+export function onKeyNeeded(ask: (reason: string) => Promise<string | null>): void {
+  askForKey = ask;
+}
+
+export function apiKey(): string | null {
+  return sessionStorage.getItem(KEY);
+}
+
+export function forgetKey(): void {
+  sessionStorage.removeItem(KEY);
+}
+
+export function authHeaders(): Record<string, string> {
+  const key = apiKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+/** fetch() with the key; on 401 asks for a key once and retries. Network failures become ApiError(0). */
+export async function send(path: string, init: RequestInit = {}): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    const headers = { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) };
+    let response: Response;
+    try {
+      response = await fetch(path, { ...init, headers });
+    } catch (error) {
+      if ((error as Error).name === "AbortError") throw error;
+      throw new ApiError("The linkprobe API cannot be reached. Check that the service is running, then retry.", 0);
+    }
+    if (response.status === 401 && attempt === 0) {
+      const key = await askForKey(await detailOf(response));
+      if (key) {
+        sessionStorage.setItem(KEY, key);
+        continue;
+      }
+    }
+    if (!response.ok) throw new ApiError(await detailOf(response), response.status);
+    return response;
+  }
+}
+
+export async function json<T>(path: string, init: RequestInit = {}): Promise<T> {
+  return (await (await send(path, init)).json()) as T;
+}
+
+async function detailOf(response: Response): Promise<string> {
+  const fallback = `${response.status} ${response.statusText || "error"}`;
+  try {
+    const body = (await response.json()) as { detail?: unknown };
+    return describe(body.detail) || fallback;
+  } catch {
+    if (response.status >= 502 && response.status <= 504) {
+      return "The linkprobe API is not answering behind the front. Retry in a moment.";
+    }
+    return fallback;
+  }
+}
+
+/** FastAPI details are a string, or a list of {loc, msg} for invalid input: make them one sentence. */
+export function describe(detail: unknown): string {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((d: { loc?: unknown[]; msg?: string }) => {
+        const where = (d.loc ?? []).filter((part) => part !== "body" && part !== "query").join(".");
+        return where ? `${where}: ${d.msg ?? ""}` : d.msg ?? "";
+      })
+      .join("; ");
+  }
+  return detail === undefined || detail === null ? "" : JSON.stringify(detail);
+}
+
+export function resultsQuery(filter: Record<string, string>, extra: Record<string, string> = {}): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries({ ...filter, ...extra })) if (value) params.set(name, value);
+  return params.toString();
+}

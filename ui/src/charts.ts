@@ -1,0 +1,69 @@
+// Outcome charts drawn as SVG from the task's counters: no chart library, no inline styles.
+import { h, svg } from "./dom";
+import { count } from "./format";
+
+export interface Bar { label: string; value: number; tone: "ok" | "broken" | "neutral" }
+
+const ROW = 26;
+const LABEL = 120;
+const WIDTH = 360;
+
+export function barChart(title: string, bars: Bar[], empty: string): HTMLElement {
+  const figure = h("figure", { class: "chart" }, h("figcaption", {}, title));
+  if (!bars.length) {
+    figure.append(h("p", { class: "muted" }, empty));
+    return figure;
+  }
+  const max = Math.max(...bars.map((bar) => bar.value), 1);
+  const summary = bars.map((bar) => `${bar.label}: ${bar.value}`).join(", ");
+  const chart = svg("svg", {
+    viewBox: `0 0 ${WIDTH} ${bars.length * ROW}`,
+    role: "img",
+    "aria-label": `${title}. ${summary}`,
+    preserveAspectRatio: "xMinYMin meet",
+  });
+  bars.forEach((bar, i) => chart.append(...row(bar, i, max)));
+  figure.append(chart);
+  return figure;
+}
+
+function row(bar: Bar, i: number, max: number): SVGElement[] {
+  const y = i * ROW;
+  const room = WIDTH - LABEL - 70;
+  const width = Math.max(2, (bar.value / max) * room);
+  return [
+    svg("text", { x: LABEL - 8, y: y + 17, class: "chart-label", "text-anchor": "end" }, bar.label),
+    svg("rect", { x: LABEL, y: y + 4, width, height: ROW - 8, rx: 3, class: `bar bar-${bar.tone}` }),
+    svg("text", { x: LABEL + width + 6, y: y + 17, class: "chart-value" }, count(bar.value)),
+  ];
+}
+
+export function statusBars(byStatus: Record<string, number>, ok: (code: number) => boolean): Bar[] {
+  return Object.entries(byStatus)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([code, value]) => ({ label: code, value, tone: ok(Number(code)) ? "ok" : "broken" }));
+}
+
+export function errorBars(byError: Record<string, number>): Bar[] {
+  return Object.entries(byError)
+    .sort(([, a], [, b]) => b - a)
+    .map(([kind, value]) => ({ label: kind, value, tone: "broken" }));
+}
+
+/** Latency buckets keyed by their upper bound in ms ("+Inf" last), as the API reports them. */
+export function latencyBars(latency: Record<string, number> | undefined): Bar[] {
+  if (!latency) return [];
+  return Object.entries(latency)
+    .filter(([, value]) => value > 0)
+    .map(([bound, value]) => ({ label: bound === "+Inf" ? "slower" : `≤ ${bound} ms`, value, tone: "neutral" }));
+}
+
+/** The task's accept rule ("200-299,301") as a predicate, to colour status bars. */
+export function acceptRule(rule: unknown): (code: number) => boolean {
+  const text = typeof rule === "string" ? rule : "200-299";
+  const ranges = text.split(",").map((part) => {
+    const [low, high] = part.trim().split("-").map(Number);
+    return [low, high ?? low] as const;
+  });
+  return (code) => ranges.some(([low, high]) => code >= low && code <= high);
+}

@@ -1,0 +1,37 @@
+// The single-page app: hash routes (#/, #/new, #/tasks/<id>) so any static server can host it.
+import { onKeyNeeded } from "./api";
+import { askForKey, clearNotice } from "./ui";
+import { submitView } from "./submit";
+import { taskView } from "./task";
+import { tasksView } from "./tasks";
+
+export type View = (main: HTMLElement, signal: AbortSignal) => void | Promise<void>;
+
+let current: AbortController | null = null;
+
+function route(): View {
+  const path = location.hash.replace(/^#/, "") || "/";
+  const task = /^\/tasks\/([^/]+)$/.exec(path);
+  if (task) return (main, signal) => taskView(main, signal, decodeURIComponent(task[1]));
+  if (path === "/new") return submitView;
+  return tasksView;
+}
+
+function render(): void {
+  current?.abort();
+  current = new AbortController();
+  clearNotice();
+  const main = document.getElementById("main") as HTMLElement;
+  main.replaceChildren();
+  for (const link of document.querySelectorAll<HTMLAnchorElement>("nav a[data-route]")) {
+    const active = link.getAttribute("href") === (location.hash || "#/");
+    if (active) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  void route()(main, current.signal);
+  main.focus({ preventScroll: true });
+}
+
+onKeyNeeded(askForKey);
+window.addEventListener("hashchange", render);
+render();

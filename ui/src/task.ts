@@ -1,0 +1,287 @@
+// One task: live progress over SSE, outcome charts, and the results table paged from the API.
+import { apiKey, BASE, json, resultsQuery, send, TERMINAL, type Page, type Result, type Task } from "./api";
+import { acceptRule, barChart, errorBars, latencyBars, statusBars } from "./charts";
+import { h, replace } from "./dom";
+import { count, duration, ms, percent, when } from "./format";
+import { EventStream } from "./sse";
+import { actions } from "./tasks";
+import { attempt, badge, isGone, setTitle, showError } from "./ui";
+
+const PAGE_SIZE = 50;
+const REFRESH_MS = 2000;
+const ERROR_KINDS = ["invalid_url", "blocked", "dns", "connect_refused", "connect_timeout", "connect_error", "tls",
+  "timeout", "too_many_redirects", "redirect_loop", "protocol", "body_too_large", "unsupported", "cancelled", "internal"];
+
+type Filter = Record<"outcome" | "error_kind" | "status_code" | "q", string>;
+
+export async function taskView(main: HTMLElement, signal: AbortSignal, id: string): Promise<void> {
+  setTitle("Task");
+  const path = `${BASE}/tasks/${encodeURIComponent(id)}`;
+  let task: Task;
+  try {
+    task = await json<Task>(path, { signal });
+  } catch (error) {
+    if (isGone(error)) return gone(main, id);
+    if ((error as Error).name !== "AbortError") showError(error);
+    return;
+  }
+  new TaskPage(main, signal, path, task).start();
+}
+
+function gone(main: HTMLElement, id: string): void {
+  setTitle("Task not found");
+  replace(main, h("div", { class: "empty" }, h("h1", {}, "This task no longer exists"),
+    h("p", {}, `Task ${id} was deleted, or never existed on this service.`),
+    h("a", { href: "#/", class: "button" }, "Back to tasks")));
+}
+
+class TaskPage {
+  private readonly head = h("div", { class: "task-head" });
+  private readonly live = h("section", { class: "card live", "aria-labelledby": "live-title" });
+  private readonly charts = h("div", { class: "charts" });
+  private readonly rows = h("div", { class: "table-wrap" });
+  private readonly pager = h("nav", { class: "pager", "aria-label": "Result pages" });
+  private readonly connection = h("span", { class: "connection", role: "status" });
+  private readonly cursors: (string | null)[] = [null];
+  private filter: Filter = { outcome: "", error_kind: "", status_code: "", q: "" };
+  private samples: { at: number; done: number }[] = [];
+  private shown = 0;
+  private lastRows = 0;
+  private stream: EventStream | null = null;
+
+  constructor(private readonly main: HTMLElement, private readonly signal: AbortSignal,
+    private readonly path: string, private task: Task) {}
+
+  start(): void {
+    this.main.append(this.head, this.live,
+      h("section", { class: "card", "aria-labelledby": "charts-title" }, h("h2", { id: "charts-title" }, "Breakdown"), this.charts),
+      h("section", { class: "card results", "aria-labelledby": "results-title" },
+        h("h2", { id: "results-title" }, "Results"), this.filterForm(), this.downloads(), this.rows, this.pager));
+    this.update(this.task);
+    void attempt(() => this.loadResults());
+    if (!TERMINAL.has(this.task.status)) this.follow();
+    this.signal.addEventListener("abort", () => this.stream?.stop());
+  }
+
+  private follow(): void {
+    this.stream = new EventStream(`${this.path}/events`, {
+      state: (text) => { this.connection.textContent = text; },
+      event: (name, data) => this.onEvent(name, data),
+    });
+  }
+
+  private onEvent(name: string, data: unknown): void {
+    if (name === "deleted") return this.deleted();
+    if (name === "error") return this.failed(data);
+    if (name !== "progress" && name !== "done") return;
+    this.update(data as Task);
+    if (name === "done") {
+      this.connection.textContent = "Finished";
+      void attempt(() => this.loadResults());
+    } else if (this.lastRows < PAGE_SIZE && Date.now() - this.shown > REFRESH_MS) {
+      void attempt(() => this.loadResults());  // the shown page is still filling up
+    }
+  }
+
+  private failed(error: unknown): void {
+    if (isGone(error)) return this.deleted();
+    showError(error);
+  }
+
+  private deleted(): void {
+    this.stream?.stop();
+    gone(this.main, this.task.id);
+  }
+
+  private update(task: Task): void {
+    this.task = task;
+    const label = task.name || `Task ${task.id.slice(0, 8)}`;
+    setTitle(label);
+    replace(this.head,
+      h("div", {}, h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Tasks"), " / "),
+        h("h1", {}, label, " ", badge(task.status)),
+        task.description ? h("p", { class: "description" }, task.description) : null,
+        h("p", { class: "muted" }, `Created ${when(task.created_at)} · id `, h("code", {}, task.id))),
+      h("div", { class: "row-actions" }, ...actions(task, label, (deleted) => this.afterAction(deleted))));
+    this.renderLive(task);
+    this.renderCharts(task);
+  }
+
+  private async afterAction(deleted: boolean): Promise<void> {
+    if (deleted) {
+      this.stream?.stop();
+      location.hash = "#/";
+      return;
+    }
+    this.update(await json<Task>(this.path, { signal: this.signal }));
+    await this.loadResults();
+  }
+
+  private renderLive(task: Task): void {
+    const { total, done, ok, broken } = task.progress;
+    const now = Date.now();
+    this.samples = [...this.samples.filter((s) => now - s.at < 10_000), { at: now, done }];
+    const first = this.samples[0];
+    const rate = now > first.at ? ((done - first.done) * 1000) / (now - first.at) : 0;
+    const running = !TERMINAL.has(task.status);
+    const stat = (name: string, value: string, cls = ""): HTMLElement =>
+      h("div", { class: `stat ${cls}` }, h("dt", {}, name), h("dd", {}, value));
+    replace(this.live,
+      h("h2", { id: "live-title", class: "visually-hidden" }, "Progress"),
+      h("div", { class: "progress-line" },
+        h("progress", { id: "task-progress", max: total || 1, value: done, "aria-label": "Task progress" }),
+        h("span", { class: "percent" }, percent(done, total))),
+      h("dl", { class: "stats", "aria-live": "polite" },
+        stat("Done", `${count(done)} / ${count(total)}`), stat("OK", count(ok), "ok"),
+        stat("Broken", count(broken), "broken"),
+        stat("Rate", running && rate > 0 ? `${count(Math.round(rate))} URLs/s` : "–"),
+        stat("Time left", running && rate > 0 ? duration((total - done) / rate) : running ? "estimating…" : "–")),
+      this.connection);
+    if (!running && !this.connection.textContent) this.connection.textContent = `Finished ${when(task.finished_at)}`;
+  }
+
+  private renderCharts(task: Task): void {
+    const accepted = acceptRule(task.options.accept);
+    replace(this.charts,
+      barChart("Status codes", statusBars(task.by_status, accepted), "No HTTP answers yet."),
+      barChart("Errors", errorBars(task.by_error), "No errors."),
+      task.latency ? barChart("Latency", latencyBars(task.latency), "No timings yet.") : null);
+  }
+
+  private filterForm(): HTMLElement {
+    const kinds = [...new Set([...ERROR_KINDS, ...Object.keys(this.task.by_error)])];
+    const outcome = h("select", { id: "f-outcome", name: "outcome" },
+      h("option", { value: "" }, "All"), h("option", { value: "ok" }, "OK"), h("option", { value: "broken" }, "Broken"));
+    const kind = h("select", { id: "f-error", name: "error_kind" }, h("option", { value: "" }, "Any"),
+      ...kinds.map((k) => h("option", { value: k }, k)));
+    const status = h("input", { id: "f-status", name: "status_code", type: "number", min: 100, max: 599,
+      inputmode: "numeric", placeholder: "e.g. 404" });
+    const q = h("input", { id: "f-q", name: "q", type: "search", placeholder: "part of the URL", spellcheck: false });
+    const form = h("form", { class: "filters", role: "search", "aria-label": "Filter results" },
+      h("div", { class: "field" }, h("label", { for: "f-outcome" }, "Outcome"), outcome),
+      h("div", { class: "field" }, h("label", { for: "f-error" }, "Error kind"), kind),
+      h("div", { class: "field" }, h("label", { for: "f-status" }, "Status code"), status),
+      h("div", { class: "field grow" }, h("label", { for: "f-q" }, "URL contains"), q),
+      h("div", { class: "field" }, h("button", { type: "submit" }, "Apply")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.filter = { outcome: outcome.value, error_kind: kind.value, status_code: status.value, q: q.value.trim() };
+      this.cursors.splice(1);
+      void attempt(() => this.loadResults());
+    });
+    for (const select of [outcome, kind]) select.addEventListener("change", () => form.requestSubmit());
+    return form;
+  }
+
+  private downloads(): HTMLElement {
+    const scope = h("select", { id: "d-scope" },
+      h("option", { value: "filter" }, "current filter"), h("option", { value: "all" }, "whole task"));
+    const button = (format: string, label: string): HTMLElement => h("button", { type: "button", class: "secondary",
+      onclick: () => void attempt(() => this.download(format, scope.value === "all")) }, label);
+    return h("div", { class: "downloads" }, h("label", { for: "d-scope" }, "Download"), scope,
+      button("csv", "CSV"), button("ndjson", "NDJSON"), button("json", "JSON"));
+  }
+
+  private async download(format: string, whole: boolean): Promise<void> {
+    const filter = whole ? {} : this.filter;
+    const wire = format === "json" ? "ndjson" : format;
+    const url = `${this.path}/results?${resultsQuery(filter, { format: wire })}`;
+    const name = `linkprobe-${this.task.id}${whole ? "" : "-filtered"}.${format}`;
+    if (format !== "json" && !apiKey()) return save(url, name); // the browser streams it to disk
+    const response = await send(url, { signal: this.signal });
+    const blob = format === "json" ? await ndjsonToJson(response) : await response.blob();
+    const objectUrl = URL.createObjectURL(blob);
+    save(objectUrl, name);
+    setTimeout(() => URL.revokeObjectURL(objectUrl), 60_000);
+  }
+
+  private async loadResults(): Promise<void> {
+    this.shown = Date.now();
+    const cursor = this.cursors[this.cursors.length - 1];
+    const query = resultsQuery(this.filter, { limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) });
+    let page: Page<Result>;
+    try {
+      page = await json<Page<Result>>(`${this.path}/results?${query}`, { signal: this.signal });
+    } catch (error) {
+      if (isGone(error)) return this.deleted();
+      throw error;
+    }
+    this.lastRows = page.items.length;
+    replace(this.rows, page.items.length ? resultsTable(page.items) : h("p", { class: "empty" },
+      this.task.progress.done ? "No results match this filter." : "No results yet: they appear as URLs are checked."));
+    replace(this.pager,
+      h("button", { type: "button", class: "secondary", disabled: this.cursors.length < 2,
+        onclick: () => { this.cursors.pop(); void attempt(() => this.loadResults()); } }, "← Previous"),
+      h("span", { class: "muted" }, `Page ${this.cursors.length}`),
+      h("button", { type: "button", class: "secondary", disabled: !page.next_cursor,
+        onclick: () => { this.cursors.push(page.next_cursor); void attempt(() => this.loadResults()); } }, "Next →"));
+  }
+}
+
+function save(href: string, name: string): void {
+  const link = h("a", { href, download: name, class: "visually-hidden" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+async function ndjsonToJson(response: Response): Promise<Blob> {
+  const text = (await response.text()).trim();
+  return new Blob([`[${text ? text.split("\n").join(",\n") : ""}]\n`], { type: "application/json" });
+}
+
+function resultsTable(items: Result[]): HTMLElement {
+  return h("table", { class: "results-table" },
+    h("caption", { class: "visually-hidden" }, "Results in input order; each row expands to its details"),
+    h("thead", {}, h("tr", {}, ...["#", "URL", "Status", "Outcome", "Time", ""]
+      .map((name, i) => h("th", { scope: "col", class: i === 5 ? "visually-hidden-text" : "" }, name || "Details")))),
+    ...items.map(resultRows));
+}
+
+function resultRows(result: Result): HTMLElement {
+  const detailsId = `details-${result.index}`;
+  const toggle = h("button", { type: "button", class: "link expand", "aria-expanded": "false", "aria-controls": detailsId,
+    "aria-label": `Details of ${result.url}` }, "Details");
+  const details = h("tr", { id: detailsId, class: "details", hidden: true },
+    h("td", { colspan: 6 }, detailsOf(result)));
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    details.hidden = !open;
+  });
+  const outcome = result.ok ? h("span", { class: "pill ok" }, "ok")
+    : h("span", { class: "pill broken" }, result.error ? result.error.kind : "broken");
+  return h("tbody", { class: "result", "data-index": result.index },
+    h("tr", {},
+      h("td", { class: "num muted", "data-label": "#" }, result.index + 1),
+      h("td", { class: "url", "data-label": "URL" }, h("span", { title: result.url }, result.url)),
+      h("td", { class: "num", "data-label": "Status" }, result.status_code ?? "–"),
+      h("td", { "data-label": "Outcome" }, outcome),
+      h("td", { class: "num", "data-label": "Time" }, ms(result.elapsed_ms)),
+      h("td", {}, toggle)),
+    details);
+}
+
+function detailsOf(result: Result): HTMLElement {
+  const item = (name: string, value: Node | string | null): HTMLElement | null =>
+    value === null || value === "" ? null : h("div", {}, h("dt", {}, name), h("dd", {}, value));
+  const chain = result.redirects.length
+    ? h("ol", { class: "chain" }, ...result.redirects.map((hop) => h("li", {}, h("span", { class: "pill" }, hop.status_code), " ", hop.url)),
+      h("li", {}, h("span", { class: "pill" }, result.status_code ?? "–"), " ", result.final_url ?? ""))
+    : null;
+  const sources = result.sources?.length
+    ? h("ul", {}, ...result.sources.map((s) => h("li", {}, [s.document ?? s.url, s.line ? `line ${s.line}` : ""].filter(Boolean).join(", "))))
+    : null;
+  return h("dl", { class: "detail-grid" },
+    item("Error", result.error ? `${result.error.kind}: ${result.error.message}` : null),
+    item("Final URL", result.final_url !== result.url ? result.final_url : null),
+    item("Redirect chain", chain),
+    item("Timings", `total ${ms(result.elapsed_ms)} · DNS ${ms(result.dns_ms)} · connect ${ms(result.connect_ms)}`
+      + ` · TLS ${ms(result.tls_ms)} · first byte ${ms(result.ttfb_ms)}`),
+    item("Attempts", String(result.attempts)),
+    item("Content", [result.content_type, result.content_length === null ? "" : `${count(result.content_length)} bytes`]
+      .filter(Boolean).join(", ")),
+    item("Checked at", when(result.checked_at)),
+    item("Found in", sources));
+}
+
