@@ -128,10 +128,10 @@ async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
         yield opened
 
 
-async def shoot(page: Page, name: str, tmp: Path) -> Path:
-    """Saves a screenshot (full page) to `tmp`; with LINKPROBE_SCREENSHOTS=1 also to docs/screenshots."""
+async def shoot(page: Page, name: str, tmp: Path, full_page: bool = False) -> Path:
+    """Saves a screenshot to `tmp`; with LINKPROBE_SCREENSHOTS=1 also to docs/screenshots."""
     path = tmp / f"{name}.png"
-    await page.screenshot(path=path, full_page=True)
+    await page.screenshot(path=path, full_page=full_page)
     if os.environ.get("LINKPROBE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, SCREENSHOTS / f"{name}.png")

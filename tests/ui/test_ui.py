@@ -8,10 +8,10 @@ import io
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Target
-from tests.ui.conftest import Site, Tab, shoot
+from tests.ui.conftest import Site, Tab, new_tab, shoot
 
 
 def urls_for(target: Target, tag: str) -> list[str]:
@@ -75,7 +75,9 @@ async def test_submit_watch_filter_page_details_and_download(
     await details.click()
     await expect(details).to_have_attribute("aria-expanded", "true")
     chain = page.locator("#details-0 .chain li")
-    await expect(chain).to_have_count(3)  # two hops and the final answer
+    await expect(chain).to_have_count(3)  # the URL, the hop it redirected to, the final answer
+    await expect(chain.nth(0)).to_contain_text(f"302 {urls[0]}")
+    await expect(chain.nth(2)).to_contain_text(f"200 {target.url('/status/200')}")
     await expect(page.locator("#details-0")).to_contain_text("Timings")
     await shoot(page, f"details-{site.name}", tmp_path)
 
@@ -147,3 +149,30 @@ async def test_an_invalid_option_shows_the_api_detail(tab: Tab, target: Target) 
     await expect(banner).to_contain_text("accept")
     assert "#/new" in page.url  # nothing was submitted, the form keeps what was typed
     await expect(page.get_by_label("Paste URLs")).to_have_value(target.url("/status/200"))
+
+
+async def test_screens_in_light_dark_and_on_a_phone(
+    browser: Browser, site: Site, target: Target, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    urls = urls_for(target, f"s{site.name}")
+    body = {"urls": urls, "name": "Release notes links", "description": "Every link of the 2.4 release notes"}
+    task = (await client.post("/api/v1/tasks", json=body)).json()
+    desktop, phone = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
+    screens = [("light", desktop, "light"), ("dark", desktop, "dark"), ("phone", phone, "light")]
+    for name, viewport, scheme in screens:
+        context, tab = await new_tab(browser, site.url, viewport=viewport, color_scheme=scheme)
+        await tab.open(f"/tasks/{task['id']}")
+        await expect(tab.page.locator("h1 .badge")).to_have_text("ready", timeout=60_000)
+        await expect(tab.page.locator("tbody.result")).to_have_count(50)
+        overflow = await tab.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow}px"
+        await shoot(tab.page, f"task-{name}-{site.name}", tmp_path)
+        if name == "light":
+            await tab.open("/")
+            await expect(tab.page.locator("table.tasks tbody tr").first).to_be_visible()
+            await shoot(tab.page, f"tasks-{site.name}", tmp_path)
+            await tab.open("/new")
+            await tab.page.get_by_text("Advanced options").click()
+            await shoot(tab.page, f"new-{site.name}", tmp_path)
+        assert tab.errors == []
+        await context.close()

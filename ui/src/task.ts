@@ -234,7 +234,7 @@ function resultsTable(items: Result[]): HTMLElement {
   return h("table", { class: "results-table" },
     h("caption", { class: "visually-hidden" }, "Results in input order; each row expands to its details"),
     h("thead", {}, h("tr", {}, ...["#", "URL", "Status", "Outcome", "Time", ""]
-      .map((name, i) => h("th", { scope: "col", class: i === 5 ? "visually-hidden-text" : "" }, name || "Details")))),
+      .map((name, i) => h("th", { scope: "col", class: i === 2 || i === 4 ? "num" : "" }, name || "Details")))),
     ...items.map(resultRows));
 }
 
@@ -265,9 +265,11 @@ function resultRows(result: Result): HTMLElement {
 function detailsOf(result: Result): HTMLElement {
   const item = (name: string, value: Node | string | null): HTMLElement | null =>
     value === null || value === "" ? null : h("div", {}, h("dt", {}, name), h("dd", {}, value));
+  // Each hop records the status received and where it pointed: pair every URL with its answer.
+  const visited = [result.url, ...result.redirects.map((hop) => hop.url)];
+  const answers = [...result.redirects.map((hop) => hop.status_code), result.status_code ?? "–"];
   const chain = result.redirects.length
-    ? h("ol", { class: "chain" }, ...result.redirects.map((hop) => h("li", {}, h("span", { class: "pill" }, hop.status_code), " ", hop.url)),
-      h("li", {}, h("span", { class: "pill" }, result.status_code ?? "–"), " ", result.final_url ?? ""))
+    ? h("ol", { class: "chain" }, ...visited.map((url, i) => h("li", {}, h("span", { class: "pill" }, answers[i]), " ", url)))
     : null;
   const sources = result.sources?.length
     ? h("ul", {}, ...result.sources.map((s) => h("li", {}, [s.document ?? s.url, s.line ? `line ${s.line}` : ""].filter(Boolean).join(", "))))

@@ -48,7 +48,7 @@ function table(tasks: Task[], reload: () => Promise<void>): HTMLElement {
   return h("table", { class: "tasks" },
     h("caption", { class: "visually-hidden" }, "Tasks, newest first"),
     h("thead", {}, h("tr", {}, ...["Task", "Status", "Progress", "OK", "Broken", "Created", "Actions"]
-      .map((name) => h("th", { scope: "col" }, name)))),
+      .map((name) => h("th", { scope: "col", class: name === "OK" || name === "Broken" ? "num" : "" }, name)))),
     h("tbody", {}, ...tasks.map((task) => row(task, reload))));
 }
 
@@ -64,7 +64,7 @@ function row(task: Task, reload: () => Promise<void>): HTMLElement {
     h("td", { "data-label": "OK", class: "num" }, count(ok)),
     h("td", { "data-label": "Broken", class: "num" }, count(broken)),
     h("td", { "data-label": "Created" }, when(task.created_at)),
-    h("td", { class: "row-actions" }, ...actions(task, label, reload)));
+    h("td", {}, h("div", { class: "row-actions" }, ...actions(task, label, reload))));
 }
 
 export function actions(task: Task, label: string, after: (deleted: boolean) => Promise<void>): HTMLElement[] {
