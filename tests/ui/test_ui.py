@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import httpx
@@ -176,3 +177,35 @@ async def test_screens_in_light_dark_and_on_a_phone(
             await shoot(tab.page, f"new-{site.name}", tmp_path)
         assert tab.errors == []
         await context.close()
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => !(el.labels && el.labels.length))
+  .filter((el) => !el.getAttribute('aria-label') && !el.textContent.trim())
+  .map((el) => el.outerHTML)"""
+
+
+async def test_keyboard_and_screen_reader_basics(
+    tab: Tab, site: Site, target: Target, client: httpx.AsyncClient
+) -> None:
+    page = tab.page
+    await tab.open("/new")
+    assert await page.evaluate(UNLABELLED) == []
+    await expect(page.get_by_label("Paste URLs")).to_be_focused()  # the form starts where the typing is
+    task = (
+        await client.post(
+            "/api/v1/tasks", json={"urls": [target.url("/redirect/1"), target.url("/status/404")]}
+        )
+    ).json()
+    await tab.open(f"/tasks/{task['id']}")
+    await expect(page.locator("h1 .badge")).to_have_text("ready", timeout=60_000)
+    assert await page.evaluate(UNLABELLED) == []
+    toggle = page.get_by_role("button", name=f"Details of {target.url('/redirect/1')}")
+    await toggle.focus()
+    await page.keyboard.press("Enter")
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    await expect(page.locator("#details-0")).to_be_visible()
+    await page.keyboard.press("Space")
+    await expect(page.locator("#details-0")).to_be_hidden()
+    chart = page.get_by_role("img", name=re.compile(r"^Status codes\. 200: 1, 404: 1"))
+    await expect(chart).to_have_count(1)  # the chart's numbers are readable without seeing it

@@ -80,15 +80,16 @@ export async function send(path: string, init: RequestInit = {}): Promise<Respon
       if ((error as Error).name === "AbortError") throw error;
       throw new ApiError("The linkprobe API cannot be reached. Check that the service is running, then retry.", 0);
     }
+    if (response.ok) return response;
+    const detail = await detailOf(response);  // the body can be read only once
     if (response.status === 401 && attempt === 0) {
-      const key = await askForKey(await detailOf(response));
+      const key = await askForKey(detail);
       if (key) {
         sessionStorage.setItem(KEY, key);
         continue;
       }
     }
-    if (!response.ok) throw new ApiError(await detailOf(response), response.status);
-    return response;
+    throw new ApiError(detail, response.status);
   }
 }
 

@@ -29,7 +29,8 @@ function render(): void {
     else link.removeAttribute("aria-current");
   }
   void route()(main, current.signal);
-  main.focus({ preventScroll: true });
+  // Screen readers start at the new content, unless the view put the focus somewhere useful.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 onKeyNeeded(askForKey);
