@@ -10,15 +10,22 @@ import ssl
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import brotli
 import httpx
 import pytest
 import redis
 import trustme
 from aiohttp import web
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 from linkprobe.store import Store
 from linkprobe.store.redis import RedisStore
@@ -52,6 +59,14 @@ class Target:
 
 
 GZIP_BOMB = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MiB of zeros in ~64 KiB
+PLAIN = b"<p>decoded</p>" * 100
+ENCODED = {
+    "gzip": gzip.compress(PLAIN),
+    "deflate": zlib.compress(PLAIN),
+    "br": brotli.compress(PLAIN),
+    "zstd": zstd.compress(PLAIN),
+}
+BIG_PAGE_GZIP = gzip.compress(b"".join(b"<p>row %d of a long page</p>\n" % i for i in range(120_000)))
 
 
 def target_app(state: Target) -> web.Application:
@@ -147,9 +162,35 @@ def target_app(state: Target) -> web.Application:
             state.active -= 1
         return web.Response(text="slow")
 
+    add_verdict_routes(routes)
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+def add_verdict_routes(routes: web.RouteTableDef) -> None:
+    """Responses whose verdict depends on details: odd Locations, encodings, large pages."""
+
+    @routes.get("/location")
+    async def location(request: web.Request) -> web.Response:
+        """A 302 whose Location is the `to` parameter verbatim ("" for an empty one)."""
+        return web.Response(status=302, headers={"Location": request.query.get("to", "")})
+
+    @routes.get("/self")
+    async def self_location(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": str(request.url)})
+
+    @routes.route("*", "/encoded/{coding}")
+    async def encoded(request: web.Request) -> web.Response:
+        coding = request.match_info["coding"]
+        return web.Response(body=ENCODED.get(coding, PLAIN), headers={"Content-Encoding": coding})
+
+    @routes.get("/big-gzip-page")
+    async def big_gzip_page(request: web.Request) -> web.Response:
+        """A 3.4 MB HTML page served gzip with an honest Content-Length (aiohttp sets it)."""
+        return web.Response(
+            body=BIG_PAGE_GZIP, headers={"Content-Encoding": "gzip"}, content_type="text/html"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -211,6 +252,74 @@ async def garbage_port() -> AsyncIterator[int]:
     server = await asyncio.start_server(on_connect, host="127.0.0.1", port=port)
     yield port
     server.close()
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Callable[[Handler], Awaitable[int]]]:
+    """Start raw TCP servers on loopback with a given connection handler; yields a starter that
+    returns the port. For hostile behaviour no HTTP framework would produce."""
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> int:
+        async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass  # the probe hung up: what a bounded client does
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(guarded, host="127.0.0.1", port=0)
+        servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@dataclass
+class HttpBin:
+    """httpbin from PyPI, served by waitress in its own process: a server nobody here wrote."""
+
+    port: int
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture(scope="session")
+def httpbin() -> Iterator[HttpBin]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "waitress",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--threads",
+        "8",
+        "httpbin:app",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("httpbin did not start") from None
+                time.sleep(0.05)
+        yield HttpBin(port)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from linkprobe import __version__
 from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions
+from linkprobe.engine.outcome import BodyState, Outcome
 from tests.conftest import Target
 
 FAST = ProbeOptions(retries=0, timeout=3, connect_timeout=2)
@@ -65,16 +66,18 @@ async def test_too_many_redirects(engine: Engine, target: Target) -> None:
     assert len(result.redirects) == 4
 
 
-async def test_redirect_to_file_scheme_is_not_followed(engine: Engine, target: Target) -> None:
-    result = await engine.probe(target.url("/redirect-to?url=file:///etc/passwd"), 0, FAST)
-    assert result.error is not None and result.error.kind == ErrorKind.BLOCKED
-    assert "file" in result.error.message and result.status_code == 302
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "mailto:a@b.example", "ftp://ftp.example/x"])
+async def test_redirect_to_other_scheme_is_unsupported(engine: Engine, target: Target, location: str) -> None:
+    result = await engine.probe(target.url(f"/redirect-to?url={location}"), 0, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.UNSUPPORTED
+    assert result.outcome == Outcome.UNSUPPORTED and not result.ok
+    assert result.status_code == 302 and [h.url for h in result.redirects] == [location]
 
 
-async def test_trickle_is_cut_at_the_deadline(engine: Engine, target: Target) -> None:
+async def test_trickle_is_cut_at_the_deadline_and_keeps_its_status(engine: Engine, target: Target) -> None:
     result = await engine.probe(target.url("/trickle"), 0, ProbeOptions(retries=0, timeout=1.5))
-    assert result.error is not None and result.error.kind == ErrorKind.TIMEOUT
-    assert result.status_code == 200  # headers came, the body never finished
+    assert (result.ok, result.error, result.status_code) == (True, None, 200)  # the server answered
+    assert result.body == BodyState.TIMEOUT  # the body never finished
     assert 1400 <= result.elapsed_ms < 5000
 
 
@@ -84,27 +87,34 @@ async def test_hang_frees_its_slot_at_the_deadline(engine: Engine, target: Targe
     assert result.attempts == 1  # a total-deadline timeout is not retried
 
 
-async def test_huge_chunked_body_is_body_too_large(engine: Engine, target: Target) -> None:
+async def test_huge_chunked_body_is_truncated_and_keeps_its_status(engine: Engine, target: Target) -> None:
     result = await engine.probe(target.url("/huge"), 0, ProbeOptions(retries=0, max_body_bytes=100_000))
-    assert result.error is not None and result.error.kind == ErrorKind.BODY_TOO_LARGE
-    assert result.status_code == 200 and not result.ok
+    assert (result.ok, result.error, result.status_code) == (True, None, 200)
+    assert result.body == BodyState.TRUNCATED
 
 
 async def test_gzip_bomb_counts_decoded_bytes(engine: Engine, target: Target) -> None:
     result = await engine.probe(target.url("/gzip-bomb"), 0, FAST)
-    assert result.error is not None and result.error.kind == ErrorKind.BODY_TOO_LARGE
+    assert (result.ok, result.error, result.body) == (True, None, BodyState.TRUNCATED)
     assert result.content_length is not None and result.content_length < 1 << 20  # compressed size fits
 
 
 async def test_declared_large_file_is_judged_by_status(engine: Engine, target: Target) -> None:
     result = await engine.probe(target.url("/bigfile"), 0, FAST)
-    assert result.ok and result.content_length == 4 << 20
+    assert result.ok and result.content_length == 4 << 20 and result.body == BodyState.TRUNCATED
+
+
+async def test_small_body_is_complete(engine: Engine, target: Target) -> None:
+    result = await engine.probe(target.url("/status/200"), 0, FAST)
+    assert result.body == BodyState.COMPLETE
+    head = await engine.probe(target.url("/status/200"), 0, ProbeOptions(retries=0, method="HEAD"))
+    assert head.ok and head.body is None
 
 
 async def test_body_over_cap_with_broken_status_keeps_the_status(engine: Engine, target: Target) -> None:
     options = ProbeOptions(retries=0, max_body_bytes=2)
     result = await engine.probe(target.url("/status/404"), 0, options)
-    assert (result.status_code, result.error) == (404, None)
+    assert (result.status_code, result.error, result.body) == (404, None, BodyState.TRUNCATED)
 
 
 async def test_429_retry_after_is_honoured(engine: Engine, target: Target) -> None:

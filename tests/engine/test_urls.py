@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from linkprobe.engine.errors import Blocked, InvalidURL
+from linkprobe.engine.errors import InvalidURL, Unsupported
 from linkprobe.engine.urls import normalise, parse_ipv4_host
 
 
@@ -54,6 +54,6 @@ def test_unprobeable_urls(raw: str) -> None:
         normalise(raw)
 
 
-def test_redirect_to_other_scheme_is_blocked() -> None:
-    with pytest.raises(Blocked):
+def test_redirect_to_other_scheme_is_unsupported() -> None:
+    with pytest.raises(Unsupported):
         normalise("file:///etc/passwd", base=normalise("http://a.example/"))

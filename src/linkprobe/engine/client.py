@@ -5,12 +5,21 @@ several parameter objects per request and the engine measured ~15% slower. Inste
 and the connector, which only run for a new connection, write into the PhaseTimer (the result) of
 the probe that is running, found through a context variable (the connector's resolution task
 copies it).
+
+Two protections no server may defeat live here too: BoundedHandler caps the bytes of a response
+head (interim 1xx responses included) and the number of interim responses, so an endless stream
+of `100 Continue` or of headers is refused after a few KiB instead of growing memory and holding
+the event loop. aiohttp's parser already caps one header line (8190 bytes) and the header count
+(128), and the body is read by the probe up to max_body_bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Callable
 from contextvars import ContextVar
+from functools import partial
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -18,9 +27,11 @@ import aiohttp
 from aiohttp import hdrs
 from aiohttp.abc import ResolveResult
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.resolver import AsyncResolver
 
 from linkprobe.engine.egress import EgressPolicy
+from linkprobe.engine.errors import TLSFailure
 from linkprobe.engine.options import DEFAULT_USER_AGENT, EngineConfig
 
 
@@ -30,6 +41,7 @@ class PhaseTimer(Protocol):
 
     dns_ms: float | None
     connect_ms: float | None
+    tls_ms: float | None
 
 
 CURRENT_TIMER: ContextVar[PhaseTimer | None] = ContextVar("linkprobe_phase_timer", default=None)
@@ -55,16 +67,102 @@ class TimedResolver(AsyncResolver):
         return answer
 
 
+MAX_HEAD_BYTES = 64 * 1024  # status lines and headers of one response, interim responses included
+MAX_INTERIM = 8  # 1xx responses before the final one
+
+
+class BoundedHandler(ResponseHandler):
+    """aiohttp's protocol with the response head bounded in bytes and in interim responses.
+
+    Bytes are fed to the parser no further than the head budget allows until the final head has
+    arrived, so the parser never works through more than MAX_HEAD_BYTES of a flood at once. Interim
+    responses are dropped here (aiohttp's reader skips them anyway) rather than queued.
+    """
+
+    _head_left: int | None = MAX_HEAD_BYTES  # None once the final response head has arrived
+    _interim = 0
+    _refused = False
+
+    def set_response_params(self, **kwargs: Any) -> None:  # once per request on this connection
+        super().set_response_params(**kwargs)
+        self._head_left, self._interim = MAX_HEAD_BYTES, 0
+
+    def data_received(self, data: bytes) -> None:
+        left = self._head_left
+        if left is None or len(data) <= left:  # the common case: one call, no copy
+            if left is not None:
+                self._head_left = left - len(data)
+            super().data_received(data)
+            return
+        self._head_left = 0
+        super().data_received(data[:left])
+        if self._head_left is None:  # the head ended within the budget: the rest is body
+            super().data_received(data[left:])
+        else:
+            self._refuse(f"response head larger than {MAX_HEAD_BYTES} bytes")
+
+    def feed_data(self, data: Any, size: int = 0) -> None:
+        if self._refused:
+            return
+        code = data[0].code
+        if 100 <= code < 200 and code != 101:
+            self._interim += 1
+            if self._interim > MAX_INTERIM:
+                self._refuse(f"more than {MAX_INTERIM} interim (1xx) responses")
+            return
+        self._head_left = None
+        super().feed_data(data, size)
+
+    def _refuse(self, reason: str) -> None:
+        if self._refused:
+            return
+        self._refused = True
+        if self.transport is not None:
+            self.transport.close()
+        self.set_exception(HttpProcessingError(message=reason))
+
+
 class TimedConnector(aiohttp.TCPConnector):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._factory = partial(BoundedHandler, loop=self._loop)  # type: ignore[assignment]  # a subclass
+
     async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> ResponseHandler:  # noqa: ASYNC109
         timer = CURRENT_TIMER.get()
         if timer is not None:
-            timer.dns_ms = None
+            timer.dns_ms = timer.tls_ms = None
         started = perf_counter()
         handler = await super()._create_connection(req, traces, timeout)
-        if timer is not None:  # TCP connect plus TLS handshake: aiohttp does both in one call
-            timer.connect_ms = round(ms_since(started) - (timer.dns_ms or 0.0), 3)
+        if timer is not None:
+            spent = ms_since(started) - (timer.dns_ms or 0.0) - (timer.tls_ms or 0.0)
+            timer.connect_ms = round(spent, 3)
         return handler
+
+    async def _wrap_create_connection(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[asyncio.Transport, ResponseHandler]:
+        """For TLS, aiohttp dials and shakes hands under one timer. asyncio builds the protocol once
+        TCP is up and before the handshake, so wrapping the factory marks the split: tls_ms is
+        measured, and a timeout after the mark is a stalled handshake, not a TCP connect timeout."""
+        if not kwargs.get("ssl"):
+            return await super()._wrap_create_connection(*args, **kwargs)
+        factory: Callable[[], ResponseHandler] = args[0]
+        shaking: list[float] = []
+
+        def marked() -> ResponseHandler:
+            shaking.append(perf_counter())
+            return factory()
+
+        try:
+            connection = await super()._wrap_create_connection(marked, *args[1:], **kwargs)
+        except TimeoutError:
+            if shaking:
+                raise TLSFailure("TLS handshake not finished within the connect timeout") from None
+            raise
+        timer = CURRENT_TIMER.get()
+        if timer is not None and shaking:
+            timer.tls_ms = ms_since(shaking[0])
+        return connection
 
 
 class LinkprobeRequest(aiohttp.ClientRequest):

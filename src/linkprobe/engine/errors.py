@@ -5,7 +5,8 @@
     ├── ProbeFailure             one URL failed; carries an ErrorKind; becomes a result,
     │                            never escapes the engine
     │   ├── InvalidURL, Blocked, DNSFailure, ConnectRefused, ConnectTimeout, ConnectFailure,
-    │   ├── TLSFailure, DeadlineExceeded, TooManyRedirects, RedirectLoop, ProtocolFailure, BodyTooLarge
+    │   ├── TLSFailure, DeadlineExceeded, TooManyRedirects, RedirectLoop,
+    │   └── Unsupported, ProtocolFailure
     └── StoreError               the store failed (linkprobe.store)
         └── StoreUnavailable     the store cannot be reached right now (API 503)
 
@@ -16,6 +17,7 @@ engine ever sees a library exception.
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
 import ssl
 
@@ -89,12 +91,14 @@ class RedirectLoop(ProbeFailure):
     kind = ErrorKind.REDIRECT_LOOP
 
 
+class Unsupported(ProbeFailure):
+    """A redirect to a scheme linkprobe does not follow (mailto:, ftp:, file:, ...)."""
+
+    kind = ErrorKind.UNSUPPORTED
+
+
 class ProtocolFailure(ProbeFailure):
     kind = ErrorKind.PROTOCOL
-
-
-class BodyTooLarge(ProbeFailure):
-    kind = ErrorKind.BODY_TOO_LARGE
 
 
 def _describe(exc: BaseException) -> str:
@@ -104,15 +108,31 @@ def _describe(exc: BaseException) -> str:
 
 def _map_connector_error(exc: aiohttp.ClientConnectorError) -> ProbeFailure:
     os_error = exc.os_error
-    if BLOCKED_MARK in str(os_error):
-        # Several blocked addresses arrive merged into one OSError by the happy-eyeballs dialer.
-        reasons = dict.fromkeys(re.findall(rf"{BLOCKED_MARK}: ([^,\]]+)", str(os_error)))
-        return Blocked(f"{BLOCKED_MARK}: " + "; ".join(reasons))
+    text = str(os_error)
+    if BLOCKED_MARK in text:
+        return _blocked_or_dialled(exc, text)
     if isinstance(os_error, ConnectionRefusedError):
         return ConnectRefused(f"connection refused by {exc.host}:{exc.port}")
     if isinstance(os_error, ssl.SSLError):
         return TLSFailure(_describe(os_error))
     return ConnectFailure(_describe(os_error))
+
+
+def _blocked_or_dialled(exc: aiohttp.ClientConnectorError, text: str) -> ProbeFailure:
+    """Blocked only when every address was: the happy-eyeballs dialer merges one error per address
+    into a single OSError, and an allowed address that failed says more than the blocked ones."""
+    reasons = dict.fromkeys(re.findall(rf"{BLOCKED_MARK}: ([^,\]]+)", text))
+    blocked = f"{BLOCKED_MARK}: " + "; ".join(reasons)
+    dialled = [
+        int(n)
+        for n, what in re.findall(r"\[Errno (\d+)\] (?!Multiple)([^,\]]*)", text)
+        if BLOCKED_MARK not in what
+    ]
+    if not dialled:
+        return Blocked(blocked)
+    if errno.ECONNREFUSED in dialled:
+        return ConnectRefused(f"connection refused by {exc.host}:{exc.port} (other addresses {blocked})")
+    return ConnectFailure(f"{_describe(exc.os_error)}")
 
 
 def map_client_error(exc: BaseException) -> ProbeFailure:

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from linkprobe import __version__
 
 DEFAULT_USER_AGENT = f"linkprobe/{__version__}"
+# Header values may hold tabs, not other control characters: CR/LF would split the request.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 
 
@@ -42,6 +45,7 @@ class Plan:
     method: str
     accepted: frozenset[int]
     headers: dict[str, str] | None  # None: the request class's automatic headers are enough
+    foreign_headers: dict[str, str] | None  # for other origins after a redirect: no credentials
     verify_tls: bool
     deadline: float  # ProbeOptions.timeout: the total per-attempt deadline
     client_timeout: aiohttp.ClientTimeout
@@ -86,21 +90,35 @@ class ProbeOptions(BaseModel):
     @classmethod
     def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
         for name, content in value.items():
-            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name) or any(c in content for c in "\r\n\0"):
-                raise ValueError(f"invalid header {name!r}")
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                raise ValueError(f"invalid header name {name!r}")
+            if _CONTROL.search(content):
+                raise ValueError(f"header {name!r} has control characters (CR, LF, ...) in its value")
+        return value
+
+    @field_validator("user_agent")
+    @classmethod
+    def _valid_user_agent(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("user_agent must not contain control characters (CR, LF, ...)")
         return value
 
     @cached_property
     def plan(self) -> Plan:
         """What every request needs, built once."""
+        headers = (
+            None
+            if not self.headers and self.user_agent == DEFAULT_USER_AGENT
+            else {"User-Agent": self.user_agent, **self.headers}
+        )
+        foreign = headers
+        if headers is not None and any(name.lower() in CREDENTIALS for name in headers):
+            foreign = {name: v for name, v in headers.items() if name.lower() not in CREDENTIALS}
         return Plan(
             method=self.method,
             accepted=parse_accept(self.accept),
-            headers=(
-                None
-                if not self.headers and self.user_agent == DEFAULT_USER_AGENT
-                else {"User-Agent": self.user_agent, **self.headers}
-            ),
+            headers=headers,
+            foreign_headers=foreign,
             verify_tls=self.verify_tls,
             deadline=self.timeout,
             client_timeout=aiohttp.ClientTimeout(sock_connect=self.connect_timeout),

@@ -1,15 +1,23 @@
 """The one outcome model: every input URL yields exactly one ProbeResult.
 
+This module is the single declaration of a result's shape. The dataclass fields below, in order,
+with their `doc` metadata, are the documented schema: `to_dict`/`from_dict`, the API's `Result`
+model (api/models.py), the CSV columns (report.py) and the stores' JSON all derive from
+`RESULT_FIELDS`, so a field added here appears everywhere.
+
 Results are plain slotted dataclasses, not pydantic models: they are built on the hot path,
 once per URL, and only the shells (CLI, API, store) need to serialise them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -24,14 +32,31 @@ class ErrorKind(StrEnum):
     CONNECT_REFUSED = "connect_refused"  # TCP RST on connect: nothing listens there
     CONNECT_TIMEOUT = "connect_timeout"  # no TCP handshake within connect_timeout
     CONNECT_ERROR = "connect_error"  # other socket failures: unreachable, reset
-    TLS = "tls"  # certificate or handshake failure
-    TIMEOUT = "timeout"  # the per-URL deadline passed (slow or hanging server)
+    TLS = "tls"  # certificate or handshake failure, or no TLS handshake within connect_timeout
+    TIMEOUT = "timeout"  # the per-URL deadline passed before the final status arrived
     TOO_MANY_REDIRECTS = "too_many_redirects"
-    REDIRECT_LOOP = "redirect_loop"
-    PROTOCOL = "protocol"  # malformed or truncated HTTP response, early disconnect
-    BODY_TOO_LARGE = "body_too_large"  # the body exceeded max_body_bytes (see README)
+    REDIRECT_LOOP = "redirect_loop"  # back to a URL already visited, or an empty Location
+    UNSUPPORTED = "unsupported"  # a redirect to a scheme that is not http(s): neither ok nor broken
+    PROTOCOL = "protocol"  # malformed, oversized or truncated response head, early disconnect
+    BODY_TOO_LARGE = "body_too_large"  # no longer produced (see `body`); older stored results load
     CANCELLED = "cancelled"  # the run was stopped before this URL finished
     INTERNAL = "internal"  # a bug or an unprocessable work item; never expected
+
+
+class Outcome(StrEnum):
+    """How a result counts: ok, broken, or unsupported (counted apart, neither of the others)."""
+
+    OK = "ok"
+    BROKEN = "broken"
+    UNSUPPORTED = "unsupported"
+
+
+class BodyState(StrEnum):
+    """What happened to the final response's body. It never changes the verdict: the status does."""
+
+    COMPLETE = "complete"  # read to its end
+    TRUNCATED = "truncated"  # max_body_bytes reached (decoded bytes), or a larger declared length left unread
+    TIMEOUT = "timeout"  # the deadline passed while the body was still arriving
 
 
 @dataclass(slots=True, frozen=True)
@@ -52,46 +77,52 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _doc(text: str, default: Any = None, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"doc": text}, **kwargs)
+
+
 @dataclass(slots=True)
 class ProbeResult:
-    url: str
-    index: int
-    ok: bool = False
-    final_url: str | None = None
-    status_code: int | None = None
-    error: ProbeError | None = None
-    redirects: tuple[Hop, ...] = ()  # a tuple: most URLs never redirect, and () is shared
-    elapsed_ms: float = 0.0
-    dns_ms: float | None = None
-    connect_ms: float | None = None
-    tls_ms: float | None = None
-    ttfb_ms: float | None = None
-    content_type: str | None = None
-    content_length: int | None = None
-    checked_at: datetime = field(default_factory=partial(datetime.now, UTC))  # no Python frame
-    attempts: int = 0
+    url: str = _doc("The URL as given.", dataclasses.MISSING)
+    index: int = _doc("Its position in the input, from 0.", dataclasses.MISSING)
+    ok: bool = _doc("True when the final status is accepted and no error occurred.", False)
+    final_url: str | None = _doc("The URL that gave the final status, after redirects.")
+    status_code: int | None = _doc("The final HTTP status; null when no response arrived.")
+    error: ProbeError | None = _doc("Why the URL could not be judged by its status; null when it was.")
+    redirects: tuple[Hop, ...] = _doc("Each redirect followed, in order.", ())  # () is shared
+    body: BodyState | None = _doc(
+        "What happened to the final body: complete, truncated or timeout; null when none was read "
+        "(HEAD, or no final response)."
+    )
+    elapsed_ms: float = _doc("Time probing, all attempts, without waiting for a slot.", 0.0)
+    queue_ms: float = _doc("Time waiting for a global or per-host slot, all attempts.", 0.0)
+    dns_ms: float | None = _doc("Name resolution of the last new connection.")
+    connect_ms: float | None = _doc("TCP connect of the last new connection.")
+    tls_ms: float | None = _doc("TLS handshake of the last new https connection.")
+    ttfb_ms: float | None = _doc("From sending the last request to its response head.")
+    content_type: str | None = _doc("The final response's Content-Type.")
+    content_length: int | None = _doc("The final response's declared Content-Length.")
+    checked_at: datetime = _doc(
+        "When the final answer arrived (or the probe ended without one).",
+        dataclasses.MISSING,
+        default_factory=partial(datetime.now, UTC),  # no Python frame
+    )
+    attempts: int = _doc("Attempts made (1 + retries used).", 0)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.ok:
+            return Outcome.OK
+        error = self.error
+        if error is not None and error.kind is ErrorKind.UNSUPPORTED:
+            return Outcome.UNSUPPORTED
+        return Outcome.BROKEN
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; the field order is the documented result schema."""
         return {
-            "url": self.url,
-            "index": self.index,
-            "ok": self.ok,
-            "final_url": self.final_url,
-            "status_code": self.status_code,
-            "error": None
-            if self.error is None
-            else {"kind": self.error.kind.value, "message": self.error.message},
-            "redirects": [{"status_code": h.status_code, "url": h.url} for h in self.redirects],
-            "elapsed_ms": self.elapsed_ms,
-            "dns_ms": self.dns_ms,
-            "connect_ms": self.connect_ms,
-            "tls_ms": self.tls_ms,
-            "ttfb_ms": self.ttfb_ms,
-            "content_type": self.content_type,
-            "content_length": self.content_length,
-            "checked_at": self.checked_at.isoformat(),
-            "attempts": self.attempts,
+            name: value if encode is None else encode(value)
+            for name, encode, value in zip(_NAMES, _ENCODERS, _VALUES(self), strict=True)
         }
 
     def to_json(self) -> str:
@@ -100,25 +131,66 @@ class ProbeResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
-        err = data.get("error")
-        return cls(
-            url=data["url"],
-            index=data["index"],
-            ok=data["ok"],
-            final_url=data.get("final_url"),
-            status_code=data.get("status_code"),
-            error=None if err is None else ProbeError(ErrorKind(err["kind"]), err["message"]),
-            redirects=tuple(Hop(h["status_code"], h["url"]) for h in data.get("redirects", [])),
-            elapsed_ms=data.get("elapsed_ms", 0.0),
-            dns_ms=data.get("dns_ms"),
-            connect_ms=data.get("connect_ms"),
-            tls_ms=data.get("tls_ms"),
-            ttfb_ms=data.get("ttfb_ms"),
-            content_type=data.get("content_type"),
-            content_length=data.get("content_length"),
-            checked_at=datetime.fromisoformat(data["checked_at"]),
-            attempts=data.get("attempts", 0),
-        )
+        """The inverse of to_dict; a field missing from older stored data takes its default."""
+        values = {}
+        for name in _NAMES:
+            if name in data:
+                decode = _DECODERS.get(name)
+                values[name] = data[name] if decode is None or data[name] is None else decode(data[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultField:
+    """One field of the result schema, as the shells derive their forms from it."""
+
+    name: str
+    type: Any  # the annotation, resolved
+    doc: str
+    required: bool  # no default: older stored results always carry it
+
+    @property
+    def default(self) -> Any:
+        return getattr(_DEFAULTS, self.name)
+
+
+def _result_fields() -> tuple[ResultField, ...]:
+    import typing
+
+    hints = typing.get_type_hints(ProbeResult)
+    return tuple(
+        ResultField(f.name, hints[f.name], f.metadata["doc"], f.default is dataclasses.MISSING)
+        for f in dataclasses.fields(ProbeResult)
+    )
+
+
+RESULT_FIELDS = _result_fields()
+_DEFAULTS = ProbeResult("", 0)
+_NAMES = tuple(f.name for f in RESULT_FIELDS)
+_VALUES = attrgetter(*_NAMES)
+
+
+def _error_out(error: ProbeError | None) -> dict[str, str] | None:
+    return None if error is None else {"kind": error.kind.value, "message": error.message}
+
+
+def _hops_out(hops: tuple[Hop, ...]) -> list[dict[str, Any]]:
+    return [{"status_code": h.status_code, "url": h.url} for h in hops]
+
+
+_ENCODE: dict[str, Callable[[Any], Any]] = {
+    "error": _error_out,
+    "redirects": _hops_out,
+    "body": lambda body: None if body is None else body.value,
+    "checked_at": datetime.isoformat,
+}
+_ENCODERS = tuple(_ENCODE.get(name) for name in _NAMES)
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "error": lambda e: ProbeError(ErrorKind(e["kind"]), e["message"]),
+    "redirects": lambda hops: tuple(Hop(h["status_code"], h["url"]) for h in hops),
+    "body": BodyState,
+    "checked_at": datetime.fromisoformat,
+}
 
 
 def failed(url: str, index: int, kind: ErrorKind, message: str) -> ProbeResult:

@@ -1,6 +1,8 @@
 """Probe one URL: redirects followed by hand, retries with backoff, a body cap, one deadline.
 
-Every failure is a ProbeFailure caught here and turned into a result: nothing escapes.
+Every failure is a ProbeFailure caught here and turned into a result: nothing escapes. Once the
+final status and headers have arrived the status decides the verdict: the body cap and the
+deadline only bound how much of the body is read, and `result.body` says how that went.
 """
 
 from __future__ import annotations
@@ -16,16 +18,16 @@ from yarl import URL
 from linkprobe.engine.client import CURRENT_TIMER, ms_since
 from linkprobe.engine.deadline import Deadlines
 from linkprobe.engine.errors import (
-    BodyTooLarge,
     DeadlineExceeded,
     ProbeFailure,
     RedirectLoop,
     TooManyRedirects,
+    Unsupported,
     map_client_error,
 )
 from linkprobe.engine.limits import Slots
 from linkprobe.engine.options import Plan, ProbeOptions
-from linkprobe.engine.outcome import ErrorKind, Hop, ProbeError, ProbeResult, utcnow
+from linkprobe.engine.outcome import BodyState, ErrorKind, Hop, ProbeError, ProbeResult, utcnow
 from linkprobe.engine.urls import normalise
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -51,7 +53,12 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_redirects: int) -> URL:
-    target = normalise(location, base=current)
+    """The URL a redirect points to; an empty Location points back to the current URL."""
+    try:
+        target = normalise(location, base=current) if location.strip() else current
+    except Unsupported:
+        result.redirects = (*result.redirects, Hop(result.status_code or 0, location.strip()))
+        raise
     text = str(target)
     # A short linear scan: hops are capped by max_redirects, and most URLs never redirect.
     looped = text == first or any(hop.url == text for hop in result.redirects)
@@ -63,11 +70,15 @@ def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_
     return target
 
 
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return url.scheme, url.raw_host, url.port
+
+
 def _forget_attempt(result: ProbeResult) -> None:
     """Before a retry: a result shows what its last attempt saw, and nothing of earlier ones."""
     result.redirects = ()
     result.final_url = result.status_code = result.content_type = result.content_length = None
-    result.ttfb_ms = result.dns_ms = result.connect_ms = None
+    result.ttfb_ms = result.dns_ms = result.connect_ms = result.tls_ms = result.body = None
 
 
 def _identity(response: aiohttp.ClientResponse) -> bool:
@@ -101,7 +112,9 @@ class Prober:
         except Exception as exc:  # a bug must still give this URL a result
             result.error = ProbeError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
         result.ok = result.error is None and result.status_code in plan.accepted  # None is never in it
-        result.elapsed_ms = ms_since(started)
+        result.elapsed_ms = round(ms_since(started) - result.queue_ms, 3)
+        if result.status_code is None:  # no answer: checked when the probe gave up
+            result.checked_at = utcnow()
         return result
 
     async def _attempt(self, target: URL, plan: Plan, result: ProbeResult, last: bool) -> float | None:
@@ -113,14 +126,18 @@ class Prober:
         assert task is not None
         host = f"{target.raw_host}:{target.port}"
         if not self.slots.try_acquire(host):
+            queued = perf_counter()
             await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
+            result.queue_ms += ms_since(queued)
         self.deadlines.arm(task, plan.deadline)
         try:
             retry_after = await self._follow(target, plan, result)
         except asyncio.CancelledError:
             if not self.deadlines.expired(task):
                 raise
-            raise DeadlineExceeded(f"no complete answer within {plan.deadline:g} s") from None
+            if result.body is not BodyState.TIMEOUT:
+                raise DeadlineExceeded(f"no final status within {plan.deadline:g} s") from None
+            retry_after = None  # the status had arrived: the deadline only cut its body short
         except Exception as exc:
             failure = map_client_error(exc)
             if last or not failure.retryable:
@@ -142,32 +159,33 @@ class Prober:
         """Request `target`, following redirects; returns the final response's Retry-After."""
         method = plan.method
         first = text = str(target)
+        headers = plan.headers
+        home = _origin(target) if plan.foreign_headers is not headers else None  # has credentials
         while True:
             sent = perf_counter()
             async with self.session.request(
                 method,
                 target,
                 allow_redirects=False,
-                headers=plan.headers,  # None with default options: LinkprobeRequest sets User-Agent
+                headers=headers,  # None with default options: LinkprobeRequest sets User-Agent
                 ssl=plan.verify_tls,  # True: default verification; False: none
                 timeout=plan.client_timeout,
             ) as response:
                 result.ttfb_ms = ms_since(sent)
                 self._note(response, text, result)
                 location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
-                if location:
+                if location is not None:
                     target = _next_hop(target, first, location, result, plan.max_redirects)
                     text = result.redirects[-1].url
+                    if home is not None:  # credentials stay with their origin, as curl and browsers do
+                        headers = plan.headers if _origin(target) == home else plan.foreign_headers
                     continue
                 if method == "HEAD" and response.status in FALLBACK_TO_GET:
                     method = "GET"
                     continue
                 if method == "GET":
-                    declared = result.content_length
-                    if declared is not None and declared <= plan.max_body_bytes and _identity(response):
-                        await response.read()  # small and declared: one read, the common case
-                    else:
-                        await self._drain(response, plan, declared)
+                    result.body = BodyState.TIMEOUT  # until the read ends: what a deadline leaves
+                    result.body = await self._read_body(response, plan, result.content_length)
                 if response.status in RETRY_STATUSES:
                     return retry_after_seconds(response.headers.get("Retry-After"))
                 return None
@@ -178,24 +196,27 @@ class Prober:
         result.final_url = url
         result.content_type = response.headers.get("Content-Type")
         result.content_length = response.content_length
+        result.checked_at = utcnow()
 
     @staticmethod
-    async def _drain(response: aiohttp.ClientResponse, plan: Plan, declared: int | None) -> None:
+    async def _read_body(response: aiohttp.ClientResponse, plan: Plan, declared: int | None) -> BodyState:
         """Read and discard the body up to the cap, counting decoded bytes.
 
-        Over the cap: an accepted status becomes body_too_large, unless the server declared an
-        identity Content-Length (an honest large file is judged by its status, unread). A status
-        that is not accepted already judges the URL, so the body is not held against it.
+        A declared identity Content-Length over the cap is not read at all: the connection is
+        dropped rather than read for nothing.
         """
         cap = plan.max_body_bytes
-        if declared is not None and declared > cap and _identity(response):
-            response.close()  # drop the connection rather than read what we will not use
-            return
+        identity = _identity(response)
+        if declared is not None and identity:
+            if declared > cap:
+                response.close()
+                return BodyState.TRUNCATED
+            await response.read()  # small and declared: one read, the common case
+            return BodyState.COMPLETE
         seen = 0
         async for chunk in response.content.iter_chunked(READ_CHUNK):
             seen += len(chunk)
             if seen > cap:
                 response.close()
-                if plan.accepts(response.status):
-                    raise BodyTooLarge(f"body larger than max_body_bytes ({cap} bytes after decoding)")
-                return
+                return BodyState.TRUNCATED
+        return BodyState.COMPLETE

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from yarl import URL
 
-from linkprobe.engine.errors import Blocked, InvalidURL
+from linkprobe.engine.errors import InvalidURL, Unsupported
 
 SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 8192
@@ -92,8 +92,8 @@ def _canonical_host(raw_host: str) -> str:
 def normalise(raw: str, base: URL | None = None) -> URL:
     """Validate `raw` (resolved against `base` for redirects) and return the URL to request.
 
-    Raises InvalidURL for anything that cannot be probed, and Blocked for a redirect to a
-    scheme the engine never follows (file:, ftp:, ...).
+    Raises InvalidURL for anything that cannot be probed, and Unsupported for a redirect to
+    a scheme the engine does not follow (mailto:, ftp:, file:, ...).
     """
     text = raw.strip()
     if not text:
@@ -111,7 +111,7 @@ def normalise(raw: str, base: URL | None = None) -> URL:
         message = (
             f"unsupported scheme {scheme!r}" if scheme else "URL has no scheme (expected http:// or https://)"
         )
-        raise (Blocked if base is not None else InvalidURL)(message)
+        raise (Unsupported if base is not None else InvalidURL)(message)
     if "@" in url.raw_authority:  # any userinfo, even empty; one read instead of two parses
         raise InvalidURL("URLs with credentials (user:pass@) are refused")
     host = _checked_host(url)

@@ -1,0 +1,116 @@
+"""No server can bully the probe: floods of interim responses and headers are refused early, and
+the probing process's peak memory stays near that of probing a well-behaved server.
+
+The probe runs in a child process so that its peak RSS (from wait4) is its own, not the test
+runner's; the hostile servers run in the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tests.conftest import Handler, Target
+
+URLS_PER_RUN = 8
+PROBE = """
+import asyncio, json, sys
+from linkprobe.engine import Engine, EngineConfig, ProbeOptions
+
+async def main() -> None:
+    options = ProbeOptions(retries=0, timeout=20)
+    async with Engine(EngineConfig(allow_private=True)) as engine:
+        results = [r async for r in engine.run(sys.argv[1:], options)]
+    print(json.dumps([r.to_dict() for r in results]))
+
+asyncio.run(main())
+"""
+
+
+def _run_probe(urls: list[str]) -> tuple[list[dict[str, Any]], float]:
+    """Probe `urls` in a child; its results and its peak RSS in MiB."""
+    child = subprocess.Popen([sys.executable, "-c", PROBE, *urls], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0
+    return json.loads(out), usage.ru_maxrss / 1024  # KiB on Linux
+
+
+async def probe_in_child(urls: list[str]) -> tuple[list[dict[str, Any]], float]:
+    return await asyncio.to_thread(_run_probe, urls)
+
+
+async def _request_head(reader: asyncio.StreamReader) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+
+
+async def interim_flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _request_head(reader)
+    burst = b"HTTP/1.1 100 Continue\r\n\r\n" * 4096
+    for _ in range(20_000):  # ~2 GB if nobody stops reading
+        writer.write(burst)
+        await writer.drain()
+
+
+async def header_flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _request_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\n")
+    line = b"X-Pad: " + b"a" * 100 + b"\r\n"
+    for _ in range(20_000):
+        writer.write(line * 1000)
+        await writer.drain()
+
+
+async def endless_header_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _request_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Big: ")
+    for _ in range(20_000):
+        writer.write(b"a" * 100_000)
+        await writer.drain()
+
+
+async def _hostile_run(
+    raw_server: Callable[[Handler], Awaitable[int]], handler: Handler
+) -> tuple[list[dict[str, Any]], float]:
+    ports = [await raw_server(handler) for _ in range(URLS_PER_RUN)]
+    return await probe_in_child([f"http://127.0.0.1:{port}/" for port in ports])
+
+
+async def _baseline_rss(target: Target) -> float:
+    _, peak = await probe_in_child([target.url(f"/status/200?n={i}") for i in range(URLS_PER_RUN)])
+    return peak
+
+
+BOUND_MIB = 30  # over the peak of probing as many well-behaved URLs
+
+
+async def test_interim_response_flood_is_refused_within_bounded_memory(
+    raw_server: Callable[[Handler], Awaitable[int]], target: Target
+) -> None:
+    results, peak = await _hostile_run(raw_server, interim_flood)
+    assert [r["error"]["kind"] for r in results] == ["protocol"] * URLS_PER_RUN
+    assert all("interim" in r["error"]["message"] or "head" in r["error"]["message"] for r in results)
+    assert peak < await _baseline_rss(target) + BOUND_MIB
+
+
+async def test_header_flood_is_refused_within_bounded_memory(
+    raw_server: Callable[[Handler], Awaitable[int]], target: Target
+) -> None:
+    results, peak = await _hostile_run(raw_server, header_flood)
+    assert [r["error"]["kind"] for r in results] == ["protocol"] * URLS_PER_RUN
+    assert peak < await _baseline_rss(target) + BOUND_MIB
+
+
+async def test_endless_header_line_is_refused_within_bounded_memory(
+    raw_server: Callable[[Handler], Awaitable[int]], target: Target
+) -> None:
+    results, peak = await _hostile_run(raw_server, endless_header_line)
+    assert [r["error"]["kind"] for r in results] == ["protocol"] * URLS_PER_RUN
+    assert peak < await _baseline_rss(target) + BOUND_MIB
