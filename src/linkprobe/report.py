@@ -10,13 +10,12 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from linkprobe.engine import ProbeResult
+from linkprobe.engine.outcome import RESULT_FIELDS
 
 FORMATS = ("table", "json", "ndjson", "csv", "junit", "markdown")
-CSV_COLUMNS = (
-    "index", "url", "ok", "status_code", "final_url", "error_kind", "error_message", "redirects",
-    "elapsed_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "content_type", "content_length",
-    "checked_at", "attempts",
-)  # fmt: skip
+# Derived from the one result declaration: `error` becomes two columns, `redirects` a hop count.
+_FLAT = {"error": ("error_kind", "error_message")}
+CSV_COLUMNS = tuple(column for f in RESULT_FIELDS for column in _FLAT.get(f.name, (f.name,)))
 
 
 def verdict(result: ProbeResult) -> str:

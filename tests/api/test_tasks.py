@@ -41,7 +41,7 @@ async def test_submit_answers_202_then_results_arrive(api: httpx.AsyncClient, ta
     assert response.headers["retry-after"] == "1"
     assert task["status"] in ("pending", "running") and task["progress"]["total"] == 4
     done = await wait_status(api, task["id"])
-    assert done["progress"] == {"total": 4, "done": 4, "ok": 2, "broken": 2}
+    assert done["progress"] == {"total": 4, "done": 4, "ok": 2, "broken": 2, "unsupported": 0}
     assert done["by_status"] == {"200": 2, "404": 1} and done["by_error"] == {"invalid_url": 1}
     assert done["name"] == "first" and done["started_at"] and done["finished_at"]
     page = (await api.get(f"/api/v1/tasks/{task['id']}/results")).json()

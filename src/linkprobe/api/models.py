@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from linkprobe.engine import ProbeOptions
+from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind
 from linkprobe.store import TaskRecord, TaskStatus
 
 
@@ -36,7 +37,8 @@ class Progress(BaseModel):
     total: int
     done: int
     ok: int
-    broken: int
+    broken: int = Field(description="Done and neither ok nor unsupported.")
+    unsupported: int = Field(description="Redirected to a scheme that is not http(s): neither ok nor broken.")
 
 
 class Task(BaseModel):
@@ -56,10 +58,19 @@ class Task(BaseModel):
     def of(cls, record: TaskRecord) -> Task:
         return cls(
             id=record.id, name=record.name, description=record.description, status=record.status,
-            progress=Progress(total=record.total, done=record.done, ok=record.ok, broken=record.broken),
+            progress=progress(record),
             by_status=record.by_status, by_error=record.by_error, created_at=record.created_at,
             started_at=record.started_at, finished_at=record.finished_at, options=record.options,
         )  # fmt: skip
+
+
+def progress(record: TaskRecord) -> Progress:
+    """The stores count ok and not ok; unsupported results are taken out of the latter here."""
+    unsupported = record.by_error.get(ErrorKind.UNSUPPORTED.value, 0)
+    return Progress(
+        total=record.total, done=record.done, ok=record.ok, broken=record.broken - unsupported,
+        unsupported=unsupported,
+    )  # fmt: skip
 
 
 class TaskPage(BaseModel):
@@ -67,38 +78,21 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
-class ErrorInfo(BaseModel):
-    kind: str
-    message: str
+def _result_model() -> type[BaseModel]:
+    """The API's result, derived from the engine's one declaration (engine/outcome.py): every
+    field the NDJSON and CSV forms carry, with its description, and the error kinds as an enum."""
+    fields: dict[str, Any] = {
+        f.name: (f.type, Field(... if f.required else f.default, description=f.doc)) for f in RESULT_FIELDS
+    }
+    return create_model("Result", __doc__="One probed URL.", **fields)
 
 
-class Hop(BaseModel):
-    status_code: int
-    url: str
-
-
-class Result(BaseModel):
-    url: str
-    index: int
-    ok: bool
-    final_url: str | None
-    status_code: int | None
-    error: ErrorInfo | None
-    redirects: list[Hop]
-    elapsed_ms: float
-    dns_ms: float | None
-    connect_ms: float | None
-    tls_ms: float | None
-    ttfb_ms: float | None
-    content_type: str | None
-    content_length: int | None
-    checked_at: datetime
-    attempts: int
-
-
-class ResultPage(BaseModel):
-    items: list[Result]
-    next_cursor: str | None
+Result = _result_model()
+ResultPage = create_model(
+    "ResultPage",
+    items=(list[Result], ...),  # type: ignore[valid-type]  # built above from RESULT_FIELDS
+    next_cursor=(str | None, ...),
+)
 
 
 class Problem(BaseModel):

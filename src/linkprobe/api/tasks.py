@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from linkprobe.api.intake import Submission, check_count, fingerprint, parse_json, read_body, read_submission
 from linkprobe.api.models import Problem, Result, ResultPage, Submit, Submitted, Task, TaskPage
+from linkprobe.engine.outcome import ErrorKind
 from linkprobe.report import CSV_COLUMNS, csv_text
 from linkprobe.settings import Settings
 from linkprobe.store import (
@@ -151,17 +152,18 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
     )
     async def results(
         task_id: str,
-        outcome: Literal["ok", "broken"] | None = None,
-        error_kind: Annotated[str | None, Query(max_length=40)] = None,
+        outcome: Literal["ok", "broken", "unsupported"] | None = None,
+        error_kind: ErrorKind | None = None,
         status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
         q: Annotated[str | None, Query(max_length=500, description="Substring of the URL (any case)")] = None,
         cursor: Annotated[int | None, Query(ge=-1, le=2**53)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         format: Literal["json", "ndjson", "csv"] = "json",
     ) -> Any:
-        """Results in input order. `format=ndjson|csv` streams the whole (filtered) set."""
+        """Results in input order. `format=ndjson|csv` streams the whole (filtered) set.
+        `outcome=broken` includes `unsupported` results; `outcome=unsupported` selects only them."""
         await found(task_id)
-        flt = ResultFilter(None if outcome is None else outcome == "ok", error_kind, status_code, q)
+        flt = _filter(outcome, error_kind, status_code, q)
         if format == "ndjson":
             return StreamingResponse(
                 _ndjson(store.stream_results(task_id, flt)), media_type="application/x-ndjson"
@@ -185,6 +187,17 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
         )
 
     return router
+
+
+def _filter(
+    outcome: str | None, error_kind: ErrorKind | None, status_code: int | None, q: str | None
+) -> ResultFilter:
+    if outcome == "unsupported":
+        if error_kind not in (None, ErrorKind.UNSUPPORTED):
+            raise HTTPException(422, f"outcome=unsupported and error_kind={error_kind} select nothing")
+        error_kind = ErrorKind.UNSUPPORTED
+    kind = None if error_kind is None else error_kind.value
+    return ResultFilter(None if outcome is None else outcome == "ok", kind, status_code, q)
 
 
 async def _ndjson(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:

@@ -1,0 +1,70 @@
+"""The result as the API shows it: derived from the engine's one declaration, the same fields on
+every page and stream, the closed error set as an enum, unsupported results counted apart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import httpx
+
+from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind
+from linkprobe.report import CSV_COLUMNS
+from tests.api.test_tasks import submit, wait_status
+from tests.conftest import Target
+
+NAMES = [f.name for f in RESULT_FIELDS]
+
+
+async def test_json_pages_ndjson_and_csv_carry_every_declared_field(
+    api: httpx.AsyncClient, target: Target
+) -> None:
+    task = await submit(api, [target.url("/status/200"), target.url("/redirect/1")])
+    await wait_status(api, task["id"])
+    base = f"/api/v1/tasks/{task['id']}/results"
+    page = (await api.get(base)).json()["items"]
+    lines = [
+        json.loads(line) for line in (await api.get(base, params={"format": "ndjson"})).text.splitlines()
+    ]
+    assert [list(item) for item in page] == [NAMES, NAMES]  # in declaration order, none dropped
+    assert [list(line) for line in lines] == [NAMES, NAMES]
+    assert page[0]["body"] == lines[0]["body"] == "complete" and page[1]["queue_ms"] == lines[1]["queue_ms"]
+    header = next(csv.reader(io.StringIO((await api.get(base, params={"format": "csv"})).text)))
+    assert tuple(header) == CSV_COLUMNS and {"body", "queue_ms", "error_kind"} <= set(header)
+
+
+async def test_unsupported_is_counted_apart_and_filtered(api: httpx.AsyncClient, target: Target) -> None:
+    urls = [
+        target.url("/status/200"),
+        target.url("/status/404"),
+        target.url("/redirect-to?url=mailto:x@y.example"),
+    ]
+    task = await submit(api, urls)
+    done = await wait_status(api, task["id"])
+    assert done["progress"] == {"total": 3, "done": 3, "ok": 1, "broken": 1, "unsupported": 1}
+    assert done["by_error"] == {"unsupported": 1}
+    base = f"/api/v1/tasks/{task['id']}/results"
+    only = (await api.get(base, params={"outcome": "unsupported"})).json()["items"]
+    assert [r["index"] for r in only] == [2] and only[0]["error"]["kind"] == "unsupported"
+    same = (await api.get(base, params={"error_kind": "unsupported"})).json()["items"]
+    assert [r["index"] for r in same] == [2]
+    clash = await api.get(base, params={"outcome": "unsupported", "error_kind": "dns"})
+    assert clash.status_code == 422 and "select nothing" in clash.json()["detail"]
+
+
+async def test_error_kinds_are_an_enum_in_the_schema_and_the_query(api: httpx.AsyncClient) -> None:
+    schema = (await api.get("/openapi.json")).json()
+    kinds = [k.value for k in ErrorKind]
+    assert schema["components"]["schemas"]["ErrorKind"]["enum"] == kinds
+    params = schema["paths"]["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]
+    error_kind = next(p for p in params if p["name"] == "error_kind")
+    assert "ErrorKind" in json.dumps(error_kind["schema"])
+    response = await api.get("/api/v1/tasks/nope/results", params={"error_kind": "no_such_kind"})
+    assert response.status_code == 422
+
+
+async def test_control_characters_in_options_are_a_422(api: httpx.AsyncClient) -> None:
+    for options in ({"user_agent": "a\r\nX-Evil: 1"}, {"headers": {"X-A": "b\nc"}}):
+        response = await api.post("/api/v1/tasks", json={"urls": ["http://a.example/"], "options": options})
+        assert response.status_code == 422 and "control characters" in response.text
