@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -91,12 +92,13 @@ def test_tab_in_a_header_value_is_allowed() -> None:
 async def test_queue_wait_is_recorded_apart_and_checked_at_is_the_answer(target: Target) -> None:
     async with Engine(EngineConfig(allow_private=True, per_host=1)) as one_at_a_time:
         urls = [target.url("/slow?s=0.3")] * 3
-        results = sorted([r async for r in one_at_a_time.run(urls, FAST)], key=lambda r: r.checked_at)
+        results = sorted([r async for r in one_at_a_time.run(urls, FAST)], key=lambda r: r.queue_ms)
     assert all(r.ok for r in results)
     assert results[0].queue_ms == 0 < results[1].queue_ms < results[2].queue_ms  # waited for the one slot
-    # answered one after the other; construction time (all the same moment) would not be ordered so
-    assert results[0].checked_at < results[1].checked_at < results[2].checked_at
-    assert all(r.elapsed_ms < r.elapsed_ms + r.queue_ms for r in results[1:])
+    # One slot: each answer comes at least one server sleep (0.3 s) after the previous one. All three
+    # results were created at the same moment, so a checked_at taken then would not be spread so.
+    gaps = [(b.checked_at - a.checked_at).total_seconds() for a, b in itertools.pairwise(results)]
+    assert all(gap >= 0.3 for gap in gaps), gaps
 
 
 async def test_tls_handshake_is_timed_apart_from_connect(target: Target) -> None:
