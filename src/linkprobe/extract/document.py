@@ -1,0 +1,115 @@
+"""The shared vocabulary of extraction and the dispatch to one module per document kind."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+CHECKED_SCHEMES = frozenset({"http", "https", "file"})
+
+
+class Kind(StrEnum):
+    """What a document is; it decides the parser."""
+
+    HTML = "html"
+    MARKDOWN = "markdown"
+    SITEMAP = "sitemap"
+    TEXT = "text"
+
+
+@dataclass(slots=True, frozen=True)
+class Link:
+    """One place a link was found: the URL (resolved against the document's base) and its line."""
+
+    url: str
+    line: int  # 1-based line of the element, token or text that holds the link
+
+
+@dataclass(slots=True)
+class Extracted:
+    links: list[Link] = field(default_factory=list)
+    anchors: set[str] = field(default_factory=set)  # ids, names and heading slugs a fragment may name
+    sitemaps: list[str] = field(default_factory=list)  # child sitemaps named by a sitemap index
+
+
+SUFFIXES = {
+    ".html": Kind.HTML, ".htm": Kind.HTML, ".xhtml": Kind.HTML, ".shtml": Kind.HTML,
+    ".md": Kind.MARKDOWN, ".markdown": Kind.MARKDOWN, ".mdown": Kind.MARKDOWN, ".mkd": Kind.MARKDOWN,
+    ".xml": Kind.SITEMAP, ".xml.gz": Kind.SITEMAP,
+}  # fmt: skip
+
+CONTENT_TYPES = {
+    "text/html": Kind.HTML, "application/xhtml+xml": Kind.HTML,
+    "text/markdown": Kind.MARKDOWN, "text/x-markdown": Kind.MARKDOWN,
+    "application/xml": Kind.SITEMAP, "text/xml": Kind.SITEMAP, "application/gzip": Kind.SITEMAP,
+    "application/x-gzip": Kind.SITEMAP, "text/plain": Kind.TEXT,
+}  # fmt: skip
+
+
+def kind_for_name(name: str) -> Kind | None:
+    """The kind a file or URL path names by its extension; None when it names none."""
+    lower = urlsplit(name).path.lower() if "://" in name else name.lower()
+    for suffix, kind in SUFFIXES.items():
+        if lower.endswith(suffix):
+            return kind
+    return None
+
+
+def kind_for_content_type(content_type: str | None) -> Kind | None:
+    if not content_type:
+        return None
+    return CONTENT_TYPES.get(content_type.partition(";")[0].strip().lower())
+
+
+SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def resolve(base: str | None, raw: str) -> str | None:
+    """`raw` made absolute against `base`; None for an empty reference (the document itself)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if base is None or (SCHEME.match(raw) and "://" in raw[:40]) or raw.startswith(("mailto:", "tel:")):
+        return raw  # already absolute: urljoin is the cost of extraction, skip it when it changes nothing
+    return _join(base, raw)
+
+
+@lru_cache(maxsize=8192)  # navigation links repeat on every page of a site
+def _join(base: str, raw: str) -> str:
+    try:
+        return urljoin(base, raw)
+    except ValueError:  # e.g. a malformed IPv6 literal: kept as written, judged invalid_url later
+        return raw
+
+
+def supported(url: str) -> bool:
+    """Whether a link can be checked: http(s) and local files; mailto:, tel:, javascript:... cannot."""
+    scheme, sep, _ = url.partition(":")
+    return not sep or scheme.lower() in CHECKED_SCHEMES
+
+
+def probe_target(url: str) -> str:
+    """The URL without its fragment: what is fetched (a fragment never reaches the server)."""
+    return urldefrag(url).url
+
+
+def extract(data: bytes, kind: Kind, base: str | None = None) -> Extracted:
+    """Links and anchors of one document. `base` is the document's own URL (file:// for local files)."""
+    if kind is Kind.HTML:
+        from linkprobe.extract.html import extract_html
+
+        return extract_html(data, base)
+    if kind is Kind.MARKDOWN:
+        from linkprobe.extract.markdown import extract_markdown
+
+        return extract_markdown(data.decode("utf-8", errors="replace"), base)
+    if kind is Kind.SITEMAP:
+        from linkprobe.extract.sitemap import extract_sitemap
+
+        return extract_sitemap(data, base)
+    from linkprobe.extract.text import extract_text
+
+    return extract_text(data.decode("utf-8", errors="replace"), base)
