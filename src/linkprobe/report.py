@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
 from linkprobe.engine import ProbeResult
@@ -16,6 +16,19 @@ FORMATS = ("table", "json", "ndjson", "csv", "junit", "markdown")
 # Derived from the one result declaration: `error` becomes two columns, `redirects` a hop count.
 _FLAT = {"error": ("error_kind", "error_message")}
 CSV_COLUMNS = tuple(column for f in RESULT_FIELDS for column in _FLAT.get(f.name, (f.name,)))
+
+
+class Places(Protocol):
+    """Where a URL was found in documents (cli.documents.Sources): shown beside its result."""
+
+    total: int
+
+    def to_dict(self) -> dict[str, object]: ...
+
+    def text(self) -> str: ...
+
+
+SourceMap = Mapping[str, Places]
 
 
 def verdict(result: ProbeResult) -> str:
@@ -43,16 +56,33 @@ def csv_text(rows: Iterable[dict[str, Any]], header: bool = True) -> str:
     return buffer.getvalue()
 
 
-def ndjson_line(result: ProbeResult) -> str:
-    return result.to_json() + "\n"
+def result_dict(result: ProbeResult, sources: SourceMap | None) -> dict[str, Any]:
+    data = result.to_dict()
+    places = None if sources is None else sources.get(result.url)
+    if places is not None and places.total:
+        data["sources"] = places.to_dict()
+    return data
+
+
+def ndjson_line(result: ProbeResult, places: Places | None = None) -> str:
+    if places is None or not places.total:
+        return result.to_json() + "\n"
+    return json.dumps({**result.to_dict(), "sources": places.to_dict()}) + "\n"
+
+
+def _found_in(result: ProbeResult, sources: SourceMap | None) -> str:
+    places = None if sources is None else sources.get(result.url)
+    return places.text() if places is not None and places.total else ""
 
 
 def _summary(results: list[ProbeResult]) -> str:
     ok = sum(r.ok for r in results)
-    return f"{len(results)} URLs: {ok} ok, {len(results) - ok} broken"
+    unsupported = sum(r.error is not None and r.error.kind == "unsupported" for r in results)
+    text = f"{len(results)} URLs: {ok} ok, {len(results) - ok - unsupported} broken"
+    return f"{text}, {unsupported} unsupported" if unsupported else text
 
 
-def _table(results: list[ProbeResult]) -> str:
+def _table(results: list[ProbeResult], sources: SourceMap | None) -> str:
     rows = [
         (str(r.index), str(r.status_code or "-"), verdict(r), f"{r.elapsed_ms:.0f}", r.url) for r in results
     ]
@@ -62,18 +92,27 @@ def _table(results: list[ProbeResult]) -> str:
         "  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row))
         for row in [header, *rows]
     ]
+    if sources is not None:  # where each broken link was found, under its row
+        for position, r in reversed(list(enumerate(results, 1))):
+            if not r.ok and (found := _found_in(r, sources)):
+                lines.insert(position + 1, f"    found in {found}")
     return "\n".join([*lines, _summary(results)]) + "\n"
 
 
-def _markdown(results: list[ProbeResult]) -> str:
+def _markdown(results: list[ProbeResult], sources: SourceMap | None) -> str:
     lines = ["| # | URL | Status | Result | ms |", "|---|---|---|---|---|"]
+    if sources is not None:
+        lines = ["| # | URL | Status | Result | ms | Found in |", "|---|---|---|---|---|---|"]
     for r in results:
         url = r.url.replace("|", "\\|")
-        lines.append(f"| {r.index} | {url} | {r.status_code or '-'} | {verdict(r)} | {r.elapsed_ms:.0f} |")
+        row = f"| {r.index} | {url} | {r.status_code or '-'} | {verdict(r)} | {r.elapsed_ms:.0f} |"
+        if sources is not None:
+            row += f" {_found_in(r, sources).replace('|', chr(92) + '|')} |"
+        lines.append(row)
     return "\n".join([*lines, "", _summary(results)]) + "\n"
 
 
-def _junit(results: list[ProbeResult]) -> str:
+def _junit(results: list[ProbeResult], sources: SourceMap | None) -> str:
     failures = sum(not r.ok for r in results)
     total_s = sum(r.elapsed_ms for r in results) / 1000
     suite = ET.Element("testsuite", name="linkprobe", tests=str(len(results)), failures=str(failures))
@@ -85,21 +124,35 @@ def _junit(results: list[ProbeResult]) -> str:
         if not r.ok:
             message = r.error.message if r.error else f"HTTP {r.status_code}"
             failure = ET.SubElement(case, "failure", message=message, type=verdict(r))
-            failure.text = json.dumps(r.to_dict(), indent=2)
+            failure.text = json.dumps(result_dict(r, sources), indent=2)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def render(results: list[ProbeResult], fmt: str) -> str:
-    """Render results in input order (for every format but ndjson, which streams)."""
+def _csv_with_sources(results: list[ProbeResult], sources: SourceMap) -> str:
+    """CSV with one more column, `sources`: document:line places separated by '; '."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow((*CSV_COLUMNS, "sources"))
+    writer.writerows([*csv_row(r.to_dict()), _found_in(r, sources).replace(", ", "; ")] for r in results)
+    return buffer.getvalue()
+
+
+def render(results: list[ProbeResult], fmt: str, sources: SourceMap | None = None) -> str:
+    """Render results in input order (for every format but ndjson, which streams).
+
+    `sources` (URL -> where it was found) adds that to every format when links came from documents.
+    """
     ordered = sorted(results, key=lambda r: r.index)
     if fmt == "json":
-        return json.dumps([r.to_dict() for r in ordered], indent=2) + "\n"
+        return json.dumps([result_dict(r, sources) for r in ordered], indent=2) + "\n"
     if fmt == "ndjson":
-        return "".join(ndjson_line(r) for r in ordered)
+        return "".join(ndjson_line(r, None if sources is None else sources.get(r.url)) for r in ordered)
     if fmt == "csv":
-        return csv_text(r.to_dict() for r in ordered)
+        return (
+            csv_text(r.to_dict() for r in ordered) if sources is None else _csv_with_sources(ordered, sources)
+        )
     if fmt == "junit":
-        return _junit(ordered)
+        return _junit(ordered, sources)
     if fmt == "markdown":
-        return _markdown(ordered)
-    return _table(ordered)
+        return _markdown(ordered, sources)
+    return _table(ordered, sources)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from linkprobe import __version__
 from linkprobe.engine import ConfigError
+from linkprobe.extract.document import Kind
 from linkprobe.report import FORMATS
 from linkprobe.settings import Settings
 
@@ -49,6 +50,22 @@ def _engine_flags(parser: argparse.ArgumentParser) -> None:
     probe.add_argument("--max-body-bytes", type=int, help="decoded body bytes read at most (default 1 MiB)")
 
 
+def _document_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("documents")
+    group.add_argument(
+        "--input-format", choices=[kind.value for kind in Kind],
+        help="read every file as this kind (default: from the extension; others are URL lists)",
+    )  # fmt: skip
+    group.add_argument("--base-url", help="where local documents live on the web: resolves their links")
+    group.add_argument(
+        "--include", action="append", default=[], metavar="RE", help="check only matching URLs"
+    )
+    group.add_argument("--exclude", action="append", default=[], metavar="RE", help="skip matching URLs")
+    group.add_argument(
+        "--check-fragments", action="store_true", help="a #fragment must name an anchor of a local target"
+    )
+
+
 def _service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="default 8000")
@@ -62,10 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     check = commands.add_parser("check", help="probe URLs once and report (CI-friendly exit codes)")
-    check.add_argument("inputs", nargs="+", metavar="URL|FILE|-", help="URLs, files of URLs, or - for stdin")
+    check.add_argument(
+        "inputs", nargs="+", metavar="URL|FILE|DIR|GLOB|-",
+        help="URLs, documents (HTML, Markdown, sitemap), folders or globs, URL-list files, - for stdin",
+    )  # fmt: skip
     check.add_argument("-f", "--format", choices=FORMATS, default="table")
     check.add_argument("-o", "--output", help="write results to this file instead of stdout")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _document_flags(check)
     _engine_flags(check)
 
     serve = commands.add_parser("serve", help="run the API and the workers in one process")

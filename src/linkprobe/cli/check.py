@@ -7,14 +7,14 @@ import asyncio
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 import uvloop
 
 from linkprobe.cli import settle_heap
-from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
-from linkprobe.engine.urls import url_lines
+from linkprobe.cli.documents import Collected, DocumentOptions, Sources, collect, known_results
+from linkprobe.engine import ConfigError, Engine, EngineConfig, ErrorKind, ProbeOptions, ProbeResult
+from linkprobe.extract import Kind, LinkFilter
 from linkprobe.report import ndjson_line, render
 from linkprobe.settings import Settings
 
@@ -24,17 +24,13 @@ PROBE_FLAGS = (
 )  # fmt: skip
 
 
-def collect_urls(inputs: list[str], stdin: TextIO) -> list[str]:
-    urls: list[str] = []
-    for item in inputs:
-        if item == "-":
-            urls.extend(url_lines(stdin))
-        elif "://" not in item and Path(item).is_file():
-            with open(item, encoding="utf-8", errors="replace") as handle:
-                urls.extend(url_lines(handle))
-        else:
-            urls.append(item)  # not a file: a URL, judged (maybe invalid_url) like any other
-    return urls
+def document_options(args: argparse.Namespace) -> DocumentOptions:
+    return DocumentOptions(
+        input_format=Kind(args.input_format) if args.input_format else None,
+        base_url=args.base_url,
+        check_fragments=args.check_fragments,
+        filter=LinkFilter(args.include, args.exclude),
+    )
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
@@ -70,12 +66,13 @@ class Progress:
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.enabled = total, enabled
-        self.done = self.ok = 0
+        self.done = self.ok = self.unsupported = 0
         self.started = self.drawn = time.monotonic()
 
     def add(self, result: ProbeResult) -> None:
         self.done += 1
         self.ok += result.ok
+        self.unsupported += result.error is not None and result.error.kind is ErrorKind.UNSUPPORTED
         now = time.monotonic()
         if self.enabled and (now - self.drawn >= 0.1 or self.done == self.total):
             self.drawn = now
@@ -93,19 +90,39 @@ class Progress:
 
 
 async def probe_all(
-    urls: list[str], config: EngineConfig, options: ProbeOptions, progress: Progress, stream: TextIO | None
+    collected: Collected,
+    fragments: bool,
+    config: EngineConfig,
+    options: ProbeOptions,
+    progress: Progress,
+    stream: TextIO | None,
 ) -> list[ProbeResult]:
+    """Probe each unique URL once; local files and unsupported links are judged without the network."""
+    results: list[ProbeResult] = []
+    sources = collected.sources
+
+    def emit(result: ProbeResult) -> None:
+        progress.add(result)
+        if stream is not None:
+            stream.write(ndjson_line(result, sources.get(result.url)))
+        else:
+            results.append(result)
+
+    positions: list[int] = []  # engine index -> index among all unique URLs
+    to_probe: list[str] = []
+    for index, known in known_results(collected, fragments):
+        if isinstance(known, str):
+            positions.append(index)
+            to_probe.append(known)
+        else:
+            emit(known)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl-C: report what is left as cancelled
-    results: list[ProbeResult] = []
     async with Engine(config) as engine:
-        async for result in engine.run(urls, options, stop=stop):
-            progress.add(result)
-            if stream is not None:
-                stream.write(ndjson_line(result))
-            else:
-                results.append(result)
+        async for result in engine.run(to_probe, options, stop=stop):
+            result.index = positions[result.index]
+            emit(result)
     loop.remove_signal_handler(signal.SIGINT)
     return results
 
@@ -113,19 +130,24 @@ async def probe_all(
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
     options = probe_options(args)
     config = engine_config(args, settings)
-    urls = collect_urls(args.inputs, sys.stdin)
-    if not urls:
-        raise ConfigError("no URLs given")
-    progress = Progress(len(urls), enabled=not args.quiet and sys.stderr.isatty())
+    collected = collect(args.inputs, sys.stdin, document_options(args))
+    if not collected.urls:
+        raise ConfigError("no URLs given (no links found in the documents, or all excluded)")
+    progress = Progress(len(collected.urls), enabled=not args.quiet and sys.stderr.isatty())
     out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         streaming = out if args.format == "ndjson" else None
         settle_heap()
-        results = uvloop.run(probe_all(urls, config, options, progress, streaming))
+        results = uvloop.run(probe_all(collected, args.check_fragments, config, options, progress, streaming))
         if streaming is None:
-            out.write(render(results, args.format))
+            out.write(render(results, args.format, documents_sources(collected)))
     finally:
         if out is not sys.stdout:
             out.close()
-    broken = progress.done - progress.ok
+    broken = progress.done - progress.ok - progress.unsupported
     return 2 if broken else 0
+
+
+def documents_sources(collected: Collected) -> dict[str, Sources] | None:
+    """The sources to show: None when no URL came from a document (plain URL checks look as before)."""
+    return collected.sources if any(s.total for s in collected.sources.values()) else None

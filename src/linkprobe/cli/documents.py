@@ -1,0 +1,205 @@
+"""`check` inputs that are documents: files, directories and globs turned into unique URLs,
+each with the places it was found. Local files (file:// links) are checked on disk here.
+
+Directories and globs skip hidden files and those git ignores, as lychee does.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+from linkprobe.engine import ErrorKind, ProbeResult, failed
+from linkprobe.engine.urls import url_lines
+from linkprobe.extract import Kind, LinkFilter, extract, kind_for_name, probe_target, supported
+
+MAX_PLACES = 10  # places listed per URL; the total is always counted
+GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(slots=True)
+class Sources:
+    """Where one URL was found: up to MAX_PLACES (document, line) pairs, and how often in all."""
+
+    places: list[tuple[str, int]] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, document: str, line: int) -> None:
+        self.total += 1
+        if len(self.places) < MAX_PLACES:
+            self.places.append((document, line))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"total": self.total, "places": [{"document": d, "line": n} for d, n in self.places]}
+
+    def text(self) -> str:
+        shown = ", ".join(f"{document}:{line}" for document, line in self.places)
+        more = self.total - len(self.places)
+        return f"{shown} (+{more} more)" if more > 0 else shown
+
+
+@dataclass
+class Collected:
+    """Unique URLs in first-seen order; where each was found; results already known (local, unsupported)."""
+
+    urls: list[str] = field(default_factory=list)
+    sources: dict[str, Sources] = field(default_factory=dict)
+    anchors: dict[str, set[str]] = field(default_factory=dict)  # local document path -> its anchors
+
+    def add(self, url: str, document: str | None = None, line: int = 0) -> None:
+        sources = self.sources.get(url)
+        if sources is None:
+            self.urls.append(url)
+            sources = self.sources[url] = Sources()
+        if document is not None:
+            sources.add(document, line)
+
+
+@dataclass
+class DocumentOptions:
+    input_format: Kind | None = None
+    base_url: str | None = None
+    check_fragments: bool = False
+    filter: LinkFilter = field(default_factory=LinkFilter)
+
+
+def _ignored_by_git(root: Path, files: list[Path]) -> set[Path]:
+    """The files git ignores under `root`; none when git or a work tree is missing."""
+    if not files:
+        return set()
+    if root.is_file():
+        root = root.parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+            input=b"\0".join(str(path.resolve()).encode() for path in files),
+            capture_output=True, check=False, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if done.returncode not in (0, 1):  # 128: not a work tree
+        return set()
+    return {Path(name.decode()) for name in done.stdout.split(b"\0") if name}
+
+
+def _visible(path: Path, root: Path) -> bool:
+    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def walk(root: Path, forced: Kind | None) -> list[Path]:
+    """Documents under a directory: known extensions (any file when a format is forced), no hidden
+    files or folders, nothing git ignores; sorted for a stable order."""
+    found = [
+        Path(folder, name)
+        for folder, folders, names in os.walk(root)
+        for name in names
+        if not name.startswith(".") and (forced is not None or kind_for_name(name) is not None)
+    ]
+    found = [path for path in found if _visible(path, root)]
+    ignored = _ignored_by_git(root, found)
+    return sorted(path for path in found if path.resolve() not in ignored)
+
+
+def expand(pattern: str, forced: Kind | None) -> list[Path]:
+    paths = sorted(Path(name) for name in glob.glob(pattern, recursive=True) if Path(name).is_file())
+    ignored = (
+        _ignored_by_git(Path(os.path.commonpath([p.resolve() for p in paths])), paths) if paths else set()
+    )
+    return [path for path in paths if path.resolve() not in ignored]
+
+
+def document_base(path: Path, root: Path | None, base_url: str | None) -> str:
+    """Where a local document's relative links resolve: under --base-url (at the document's path
+    relative to the directory given), else the file itself."""
+    if base_url is None:
+        return path.resolve().as_uri()
+    relative = path.relative_to(root).as_posix() if root is not None else path.name
+    return urljoin(base_url if base_url.endswith("/") else base_url + "/", relative)
+
+
+def add_document(collected: Collected, path: Path, kind: Kind, base: str, options: DocumentOptions) -> None:
+    found = extract(path.read_bytes(), kind, base)
+    collected.anchors[str(path.resolve())] = found.anchors
+    for link in found.links:
+        url = link.url
+        if supported(url) and not (options.check_fragments and url.startswith("file:")):
+            url = probe_target(url)  # a fragment never reaches a server: one probe per page
+        if options.filter(url):
+            collected.add(url, str(path), link.line)
+
+
+def add_input(collected: Collected, item: str, stdin: TextIO, options: DocumentOptions) -> None:
+    """One command-line input: -, a directory, a glob, a document, a URL list, or a URL."""
+    if item == "-":
+        for url in url_lines(stdin):
+            collected.add(url)
+        return
+    path = Path(item)
+    if "://" not in item and path.is_dir():
+        for found in walk(path, options.input_format):
+            _add_file(collected, found, path, options)
+    elif "://" not in item and path.is_file():
+        _add_file(collected, path, None, options)
+    elif "://" not in item and GLOB_CHARS.intersection(item):
+        for found in expand(item, options.input_format):
+            _add_file(collected, found, None, options)
+    else:
+        collected.add(item)  # not a file: a URL, judged (maybe invalid_url) like any other
+
+
+def _add_file(collected: Collected, path: Path, root: Path | None, options: DocumentOptions) -> None:
+    kind = options.input_format or kind_for_name(path.name)
+    if kind is None:  # no document extension: a URL list, one URL a line (as before documents)
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for url in url_lines(handle):
+                collected.add(url)
+        return
+    add_document(collected, path, kind, document_base(path, root, options.base_url), options)
+
+
+def collect(inputs: Iterable[str], stdin: TextIO, options: DocumentOptions) -> Collected:
+    collected = Collected()
+    for item in inputs:
+        add_input(collected, item, stdin, options)
+    return collected
+
+
+def _local_anchors(path: Path, collected: Collected) -> set[str]:
+    key = str(path.resolve())
+    if key not in collected.anchors:
+        kind = kind_for_name(path.name)
+        collected.anchors[key] = extract(path.read_bytes(), kind).anchors if kind else set()
+    return collected.anchors[key]
+
+
+def check_local(url: str, index: int, collected: Collected, fragments: bool) -> ProbeResult:
+    """A file:// link checked on disk: the file (or folder) must exist, and its anchor if asked."""
+    target, fragment = urldefrag(url)
+    path = Path(unquote(urlsplit(target).path))
+    if not path.exists():
+        return failed(url, index, ErrorKind.MISSING_FILE, f"no such file: {path}")
+    if fragments and fragment and path.is_file() and unquote(fragment) not in _local_anchors(path, collected):
+        return failed(url, index, ErrorKind.MISSING_FRAGMENT, f"{path.name} has no anchor #{fragment}")
+    return ProbeResult(url, index, ok=True, final_url=url)
+
+
+def unsupported(url: str, index: int) -> ProbeResult:
+    scheme = url.partition(":")[0]
+    return failed(url, index, ErrorKind.UNSUPPORTED, f"{scheme}: links are not checked")
+
+
+def known_results(collected: Collected, fragments: bool) -> Iterator[tuple[int, ProbeResult | str]]:
+    """Each URL by index: a result when it is judged here (local or unsupported), else the URL to probe."""
+    for index, url in enumerate(collected.urls):
+        if url.startswith("file:"):
+            yield index, check_local(url, index, collected, fragments)
+        elif not supported(url):
+            yield index, unsupported(url, index)
+        else:
+            yield index, url
