@@ -527,3 +527,63 @@ async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
 async def api(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
         yield client
+
+
+def site_pages(port: int) -> dict[str, str]:
+    """A small site with loops, robots.txt rules, a deep chain, broken links and fragments."""
+    external = f"http://127.0.0.2:{port}"  # the same server under another host: an external site
+    return {
+        "/robots.txt": "User-agent: *\nDisallow: /private/\n",
+        "/index.html": (
+            "<html><body>\n"
+            '<a href="a.html">a</a> <a href="/b.html#intro">b</a>\n'
+            '<a href="b.html#nope">bad fragment</a>\n'
+            '<a href="/missing.html">missing</a>\n'
+            f'<a href="{external}/ext.html">external</a>\n'
+            '<a href="mailto:team@site.example">mail</a> <a href="private/secret.html">private</a>\n'
+            '<a href="index.html">self</a> <img src="img.png">\n'
+            "</body></html>\n"
+        ),
+        "/a.html": '<a href="index.html">home</a>\n<a href="deep/1.html">deeper</a> <a href="#top">top</a>\n',
+        "/b.html": '<h2 id="intro">Intro</h2>\n<a href="/index.html">home</a>\n',
+        "/deep/1.html": '<a href="2.html">2</a>\n<a href="/missing.html">again</a>\n',
+        "/deep/2.html": '<a href="3.html">3</a>\n',
+        "/deep/3.html": '<a href="../index.html">home</a>\n',
+        "/private/secret.html": '<a href="/never-seen.html">x</a>\n',
+        "/ext.html": '<a href="/never-followed.html">x</a>\n',
+        "/img.png": "PNG",
+    }
+
+
+@dataclass
+class Site:
+    """The crawl fixture site on loopback; `hits` counts requests per host and path."""
+
+    port: int
+    hits: dict[str, int] = field(default_factory=dict)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[Site]:
+    state = Site(free_port())
+    content = site_pages(state.port)
+
+    async def serve(request: web.Request) -> web.Response:
+        key = f"{request.host.split(':')[0]}{request.path}"
+        state.hits[key] = state.hits.get(key, 0) + 1
+        body = content.get(request.path)
+        if body is None:
+            return web.Response(status=404, text="not found")
+        kind = "text/html" if request.path.endswith(".html") else "text/plain"
+        return web.Response(text=body, content_type=kind)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", serve)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", state.port).start()
+    yield state
+    await runner.cleanup()

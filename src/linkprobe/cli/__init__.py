@@ -89,6 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
     _document_flags(check)
     _engine_flags(check)
 
+    crawl = commands.add_parser("crawl", help="check every link of a site, following its pages")
+    crawl.add_argument(
+        "start", metavar="START_URL", help="the first page; its scheme, host and port are the site"
+    )
+    crawl.add_argument("--max-depth", type=int, help="follow pages at most this many links from the start")
+    crawl.add_argument(
+        "--max-pages", type=int, help="fetch at most this many pages (links beyond are checked)"
+    )
+    crawl.add_argument(
+        "--include", action="append", default=[], metavar="RE", help="also follow matching URLs"
+    )
+    crawl.add_argument("--exclude", action="append", default=[], metavar="RE", help="skip matching URLs")
+    crawl.add_argument("--ignore-robots", action="store_true", help="fetch pages robots.txt disallows")
+    crawl.add_argument(
+        "--check-fragments", action="store_true", help="a #fragment of a site page must name an anchor on it"
+    )
+    crawl.add_argument("-f", "--format", choices=FORMATS, default="table")
+    crawl.add_argument("-o", "--output", help="write results to this file instead of stdout")
+    crawl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _engine_flags(crawl)
+
     serve = commands.add_parser("serve", help="run the API and the workers in one process")
     _service_flags(serve)
     serve.add_argument("--workers", type=int, help="chunks processed at once")
@@ -132,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from linkprobe.cli.check import run_check
 
             return run_check(args, settings)
+        if args.command == "crawl":
+            from linkprobe.cli.crawl import run_crawl
+
+            return run_crawl(args, settings)
         if args.command in ("serve", "api"):
             from linkprobe.cli.serve import run_serve
 

@@ -12,9 +12,9 @@ from typing import TextIO
 import uvloop
 
 from linkprobe.cli import settle_heap
-from linkprobe.cli.documents import Collected, DocumentOptions, Sources, collect, known_results
+from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ErrorKind, ProbeOptions, ProbeResult
-from linkprobe.extract import Kind, LinkFilter
+from linkprobe.extract import Kind, LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
 from linkprobe.settings import Settings
 

@@ -17,31 +17,9 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from linkprobe.engine import ErrorKind, ProbeResult, failed
 from linkprobe.engine.urls import url_lines
-from linkprobe.extract import Kind, LinkFilter, extract, kind_for_name, probe_target, supported
+from linkprobe.extract import Kind, LinkFilter, Sources, extract, kind_for_name, probe_target, supported
 
-MAX_PLACES = 10  # places listed per URL; the total is always counted
 GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(slots=True)
-class Sources:
-    """Where one URL was found: up to MAX_PLACES (document, line) pairs, and how often in all."""
-
-    places: list[tuple[str, int]] = field(default_factory=list)
-    total: int = 0
-
-    def add(self, document: str, line: int) -> None:
-        self.total += 1
-        if len(self.places) < MAX_PLACES:
-            self.places.append((document, line))
-
-    def to_dict(self) -> dict[str, object]:
-        return {"total": self.total, "places": [{"document": d, "line": n} for d, n in self.places]}
-
-    def text(self) -> str:
-        shown = ", ".join(f"{document}:{line}" for document, line in self.places)
-        more = self.total - len(self.places)
-        return f"{shown} (+{more} more)" if more > 0 else shown
 
 
 @dataclass

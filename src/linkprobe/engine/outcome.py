@@ -36,7 +36,9 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"  # the per-URL deadline passed before the final status arrived
     TOO_MANY_REDIRECTS = "too_many_redirects"
     REDIRECT_LOOP = "redirect_loop"  # back to a URL already visited, or an empty Location
-    UNSUPPORTED = "unsupported"  # a scheme that is not http(s) (a redirect, a mailto: link...): neither ok nor broken
+    UNSUPPORTED = (
+        "unsupported"  # a scheme that is not http(s) (a redirect, a mailto: link...): neither ok nor broken
+    )
     MISSING_FILE = "missing_file"  # a link between local documents names a file that does not exist
     MISSING_FRAGMENT = "missing_fragment"  # --check-fragments: the target has no such id or heading
     PROTOCOL = "protocol"  # malformed, oversized or truncated response head, early disconnect

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from time import perf_counter
 
@@ -34,6 +35,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 FALLBACK_TO_GET = frozenset({405, 501})
 READ_CHUNK = 64 * 1024
+# Set by Engine.fetch(): the final GET body is kept here (up to max_body_bytes) instead of drained.
+PAGE_BODY: ContextVar[bytearray | None] = ContextVar("PAGE_BODY", default=None)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -185,7 +188,11 @@ class Prober:
                     continue
                 if method == "GET":
                     result.body = BodyState.TIMEOUT  # until the read ends: what a deadline leaves
-                    result.body = await self._read_body(response, plan, result.content_length)
+                    page = PAGE_BODY.get()  # set by Engine.fetch(): keep the body of a crawled page
+                    if page is None:
+                        result.body = await self._read_body(response, plan, result.content_length)
+                    else:
+                        result.body = await self._keep(response, plan, page)
                 if response.status in RETRY_STATUSES:
                     return retry_after_seconds(response.headers.get("Retry-After"))
                 return None
@@ -197,6 +204,18 @@ class Prober:
         result.content_type = response.headers.get("Content-Type")
         result.content_length = response.content_length
         result.checked_at = utcnow()
+
+    @staticmethod
+    async def _keep(response: aiohttp.ClientResponse, plan: Plan, page: bytearray) -> BodyState:
+        """Read the body into `page`, at most max_body_bytes after decoding: a page to extract
+        links from. A longer page is cut at the cap (its first part still has links)."""
+        page.clear()  # a retry or a redirect starts over
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
+            page += chunk[: plan.max_body_bytes - len(page)]
+            if len(page) >= plan.max_body_bytes:
+                response.close()
+                return BodyState.TRUNCATED
+        return BodyState.COMPLETE
 
     @staticmethod
     async def _read_body(response: aiohttp.ClientResponse, plan: Plan, declared: int | None) -> BodyState:

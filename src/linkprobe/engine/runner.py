@@ -18,7 +18,7 @@ from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.limits import Slots
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, ProbeResult, failed
-from linkprobe.engine.probe import Prober
+from linkprobe.engine.probe import PAGE_BODY, Prober
 
 Inputs = Iterable[str] | AsyncIterable[str]
 
@@ -57,6 +57,19 @@ class Engine:
 
     async def probe(self, url: str, index: int = 0, options: ProbeOptions | None = None) -> ProbeResult:
         return await self.prober.probe(url, index, options or ProbeOptions())
+
+    async def fetch(
+        self, url: str, index: int = 0, options: ProbeOptions | None = None
+    ) -> tuple[ProbeResult, bytes]:
+        """Probe `url` like probe() and also return the final body, at most options.max_body_bytes
+        after decoding (empty with HEAD): the one read of a page that is crawled."""
+        page = bytearray()
+        token = PAGE_BODY.set(page)
+        try:
+            result = await self.prober.probe(url, index, options or ProbeOptions())
+        finally:
+            PAGE_BODY.reset(token)
+        return result, bytes(page)
 
     def run(
         self,

@@ -35,6 +35,30 @@ class Extracted:
     sitemaps: list[str] = field(default_factory=list)  # child sitemaps named by a sitemap index
 
 
+MAX_PLACES = 10  # places listed per URL; the total is always counted
+
+
+@dataclass(slots=True)
+class Sources:
+    """Where one URL was found: up to MAX_PLACES (document, line) pairs, and how often in all."""
+
+    places: list[tuple[str, int]] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, document: str, line: int) -> None:
+        self.total += 1
+        if len(self.places) < MAX_PLACES:
+            self.places.append((document, line))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"total": self.total, "places": [{"document": d, "line": n} for d, n in self.places]}
+
+    def text(self) -> str:
+        shown = ", ".join(f"{document}:{line}" for document, line in self.places)
+        more = self.total - len(self.places)
+        return f"{shown} (+{more} more)" if more > 0 else shown
+
+
 SUFFIXES = {
     ".html": Kind.HTML, ".htm": Kind.HTML, ".xhtml": Kind.HTML, ".shtml": Kind.HTML,
     ".md": Kind.MARKDOWN, ".markdown": Kind.MARKDOWN, ".mdown": Kind.MARKDOWN, ".mkd": Kind.MARKDOWN,

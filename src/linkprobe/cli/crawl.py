@@ -1,0 +1,85 @@
+"""`linkprobe crawl START_URL`: check a whole site; same formats, exit codes and progress as check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import TextIO
+
+import uvloop
+
+from linkprobe.cli import settle_heap
+from linkprobe.cli.check import Progress, engine_config, probe_options
+from linkprobe.crawl import Crawler, CrawlOptions
+from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
+from linkprobe.extract import LinkFilter, Sources
+from linkprobe.report import ndjson_line, render
+from linkprobe.settings import Settings
+
+
+def crawl_options(args: argparse.Namespace) -> CrawlOptions:
+    for flag in ("max_depth", "max_pages"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be 0 or more")
+    return CrawlOptions(
+        max_depth=args.max_depth,
+        max_pages=args.max_pages,
+        filter=LinkFilter(args.include, args.exclude),
+        ignore_robots=args.ignore_robots,
+        check_fragments=args.check_fragments,
+    )
+
+
+async def crawl_all(
+    args: argparse.Namespace,
+    config: EngineConfig,
+    options: ProbeOptions,
+    progress: Progress,
+    stream: TextIO | None,
+) -> tuple[list[ProbeResult], dict[str, Sources]]:
+    results: list[ProbeResult] = []
+    loop = asyncio.get_running_loop()
+    async with Engine(config) as engine:
+        crawler = Crawler(engine, args.start, options, crawl_options(args))
+        crawling = asyncio.current_task()
+        assert crawling is not None
+        loop.add_signal_handler(signal.SIGINT, crawling.cancel)  # Ctrl-C: report what was checked
+        try:
+            async for result in crawler.run():
+                progress.total = crawler.discovered
+                progress.add(result)
+                if stream is not None:
+                    stream.write(ndjson_line(result, crawler.sources.get(result.url)))
+                else:
+                    results.append(result)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+    if progress.enabled:
+        sys.stderr.write(f"\n{crawler.fetched} pages fetched\n")
+    return results, crawler.sources
+
+
+def run_crawl(args: argparse.Namespace, settings: Settings) -> int:
+    options = probe_options(args)
+    if options.method != "GET":
+        options = options.model_copy(update={"method": "GET"})  # pages are read: the links on them
+    config = engine_config(args, settings)
+    crawl_options(args)  # bad flags fail before any request
+    progress = Progress(1, enabled=not args.quiet and sys.stderr.isatty())
+    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        streaming = out if args.format == "ndjson" else None
+        settle_heap()
+        results, sources = uvloop.run(crawl_all(args, config, options, progress, streaming))
+        if streaming is None:
+            out.write(render(results, args.format, sources))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    broken = progress.done - progress.ok - progress.unsupported
+    return 2 if broken else 0
