@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
 from linkprobe.engine import ProbeResult
-from linkprobe.engine.outcome import RESULT_FIELDS
+from linkprobe.engine.outcome import RESULT_FIELDS, Outcome
 
 FORMATS = ("table", "json", "ndjson", "csv", "junit", "markdown")
 # Derived from the one result declaration: `error` becomes two columns, `redirects` a hop count.
@@ -77,7 +77,7 @@ def _found_in(result: ProbeResult, sources: SourceMap | None) -> str:
 
 def _summary(results: list[ProbeResult]) -> str:
     ok = sum(r.ok for r in results)
-    unsupported = sum(r.error is not None and r.error.kind == "unsupported" for r in results)
+    unsupported = sum(r.outcome is Outcome.UNSUPPORTED for r in results)
     text = f"{len(results)} URLs: {ok} ok, {len(results) - ok - unsupported} broken"
     return f"{text}, {unsupported} unsupported" if unsupported else text
 

@@ -13,7 +13,8 @@ import uvloop
 
 from linkprobe.cli import settle_heap
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
-from linkprobe.engine import ConfigError, Engine, EngineConfig, ErrorKind, ProbeOptions, ProbeResult
+from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
+from linkprobe.engine.outcome import Outcome
 from linkprobe.extract import Kind, LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
 from linkprobe.settings import Settings
@@ -72,7 +73,7 @@ class Progress:
     def add(self, result: ProbeResult) -> None:
         self.done += 1
         self.ok += result.ok
-        self.unsupported += result.error is not None and result.error.kind is ErrorKind.UNSUPPORTED
+        self.unsupported += result.outcome is Outcome.UNSUPPORTED
         now = time.monotonic()
         if self.enabled and (now - self.drawn >= 0.1 or self.done == self.total):
             self.drawn = now
