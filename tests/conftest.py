@@ -27,7 +27,7 @@ if sys.version_info >= (3, 14):
 else:
     from backports import zstd
 
-from linkprobe.store import Store
+from linkprobe.store import DeliveryPolicy, Store
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 
@@ -390,6 +390,8 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 STORES = ["sqlite", "redis"]
 RECLAIM_S = 0.2
+MAX_DELIVERIES = 3
+POLICY = DeliveryPolicy(RECLAIM_S, MAX_DELIVERIES)
 
 
 @pytest.fixture(params=STORES)
@@ -403,10 +405,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     if kind == "sqlite":
-        return SQLiteStore(tmp_path / "store.db")
+        return SQLiteStore(tmp_path / "store.db", POLICY)
     server: RedisServer = request.getfixturevalue("redis_server")
     server.flush()
-    return RedisStore(server.url, reclaim_idle_s=RECLAIM_S, block_ms=20)
+    return RedisStore(server.url, reclaim_idle_s=RECLAIM_S, max_deliveries=MAX_DELIVERIES, block_ms=20)
 
 
 @pytest.fixture
@@ -422,7 +424,7 @@ async def reopen(
             await asyncio.sleep(RECLAIM_S * 1.5)
             fresh: Store = RedisStore(old.url, reclaim_idle_s=RECLAIM_S, block_ms=20)
         else:  # a restart of the single process requeues its running chunks
-            fresh = SQLiteStore(tmp_path / "store.db")
+            fresh = SQLiteStore(tmp_path / "store.db", POLICY)
         await fresh.open()
         opened.append(fresh)
         return fresh

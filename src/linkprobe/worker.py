@@ -1,8 +1,10 @@
 """The worker: takes chunks from the store's queue, probes them with the shared engine, and writes
-each chunk's results back in one atomic, idempotent step.
+their results back in small batches as they complete (idempotent per URL), then acknowledges the
+chunk with its last results.
 
-Cancellation: every half second the worker asks the store whether the tasks it is working on
-still want work; a deleted or cancelled task has its chunks stopped at once.
+Cancellation: every half second the worker asks the store which of its tasks still want work;
+for a chunk whose task seems gone, the store decides atomically (drop_chunk) whether it is really
+cancelled or deleted, and only then is the chunk stopped, with its reason logged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,39 @@ from linkprobe.store import Chunk, Store
 log = logging.getLogger("linkprobe.worker")
 IDLE_POLL_S = 0.2
 CANCEL_POLL_S = 0.5
+FLUSH_S = 0.25  # results reach the store at least this often while a chunk runs...
+FLUSH_COUNT = 100  # ...or as soon as this many are waiting
+
+
+class Batch:
+    """The results of one chunk on their way to the store, written in small batches so that they
+    are durable, and progress moves, while the chunk runs (not once per chunk)."""
+
+    def __init__(self, worker: Worker, chunk: Chunk) -> None:
+        self.worker = worker
+        self.chunk = chunk
+        self.results: list[ProbeResult] = []
+        self.due = asyncio.Event()
+        self.closing = False
+
+    def add(self, result: ProbeResult) -> None:
+        self.results.append(result)
+        if len(self.results) >= FLUSH_COUNT:
+            self.due.set()
+
+    def take(self) -> list[ProbeResult]:
+        taken, self.results = self.results, []
+        return taken
+
+    async def flush_every(self, interval: float) -> None:
+        """Write what is waiting every `interval`, or sooner when a batch is full, until closing
+        (the chunk's last results then go with its completion)."""
+        while not self.closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.due.wait(), interval)
+            self.due.clear()
+            if self.results and not self.closing:
+                await self.worker._write(self.chunk, self.take())
 
 
 class Worker:
@@ -46,7 +81,11 @@ class Worker:
         loops = [asyncio.create_task(self._loop(n)) for n in range(self.slots)]
         helpers = [asyncio.create_task(self._watch_cancellations()), asyncio.create_task(self._heartbeat())]
         await self._stopping.wait()
-        for task in (*loops, *helpers, *self.active):
+        for task, chunk in self.active.items():
+            log.info("chunk %s/%s stopped in flight: the worker is stopping (it will be redelivered)",
+                     chunk.task_id, chunk.number)  # fmt: skip
+            task.cancel()
+        for task in (*loops, *helpers):
             task.cancel()
         await asyncio.gather(*loops, *helpers, return_exceptions=True)
 
@@ -84,47 +123,64 @@ class Worker:
             await self._settle(work, chunk)
 
     async def _settle(self, work: asyncio.Task[None], chunk: Chunk) -> None:
-        if work.cancelled():  # its task was deleted or cancelled: acknowledge it unprocessed
-            with contextlib.suppress(StoreUnavailable):
-                await self.store.drop_chunk(chunk)
-        elif (error := work.exception()) is not None:  # left unacknowledged: it will be redelivered
+        if work.cancelled():  # given up (logged with its reason) or stopping: nothing to store
+            return
+        if (error := work.exception()) is not None:  # left unacknowledged: it will be redelivered
             log.error("chunk %s/%s failed: %r", chunk.task_id, chunk.number, error)
 
     async def _process(self, chunk: Chunk) -> None:
         options = ProbeOptions.model_validate(chunk.options)
         started = time.perf_counter()
-        results: list[ProbeResult] = [
-            r async for r in self.engine.run(chunk.urls, options, start_index=chunk.start)
-        ]
-        await self._complete(chunk, results)
-        if self.metrics is not None:
-            self.metrics.observe(results)
-        log.debug("chunk %s/%s: %d URLs in %.2fs", chunk.task_id, chunk.number, len(results),
+        batch = Batch(self, chunk)
+        flusher = asyncio.create_task(batch.flush_every(FLUSH_S))
+        try:
+            async for result in self.engine.run(chunk.urls, options, start_index=chunk.start):
+                batch.add(result)
+        except BaseException:
+            flusher.cancel()
+            raise
+        batch.closing = True
+        batch.due.set()
+        await flusher  # a batch on its way lands before the chunk's completion
+        await self._write(chunk, batch.take(), final=True)
+        log.debug("chunk %s/%s: %d URLs in %.2fs", chunk.task_id, chunk.number, len(chunk.urls),
                   time.perf_counter() - started)  # fmt: skip
 
-    async def _complete(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+    async def _write(self, chunk: Chunk, results: list[ProbeResult], final: bool = False) -> None:
         delay = IDLE_POLL_S
         while True:  # the results are in memory: keep them until the store takes them
             try:
-                await self.store.complete_chunk(chunk, results)
-                return
+                if final:
+                    await self.store.complete_chunk(chunk, results)
+                else:
+                    await self.store.store_results(chunk, results)
+                break
             except StoreUnavailable as exc:
                 log.warning("cannot store chunk results, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if self.metrics is not None:
+            self.metrics.observe(results)
 
     async def _watch_cancellations(self) -> None:
         while not self._stopping.is_set():
             await asyncio.sleep(CANCEL_POLL_S)
-            if not self.active:
+            watched = dict(self.active)  # only these: chunks claimed meanwhile were not asked about
+            if not watched:
                 continue
             try:
-                live = await self.store.live_tasks({c.task_id for c in self.active.values()})
+                live = await self.store.live_tasks({c.task_id for c in watched.values()})
+                for work, chunk in watched.items():
+                    if chunk.task_id not in live:  # a hint only: the store decides, atomically
+                        await self._give_up(work, chunk)
             except StoreUnavailable:
                 continue
-            for work, chunk in list(self.active.items()):
-                if chunk.task_id not in live:
-                    work.cancel()
+
+    async def _give_up(self, work: asyncio.Task[None], chunk: Chunk) -> None:
+        reason = await self.store.drop_chunk(chunk)
+        if reason is not None:
+            log.info("chunk %s/%s stopped in flight: its task was %s", chunk.task_id, chunk.number, reason)
+            work.cancel()
 
     async def _heartbeat(self) -> None:
         while not self._stopping.is_set():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from linkprobe.engine import ErrorKind, ProbeResult, failed
+from linkprobe.engine import ErrorKind, ProbeError, ProbeResult, failed
 from linkprobe.store import Chunk, IdempotencyConflict, NewTask, ResultFilter, Store, TaskStatus
+from tests.conftest import MAX_DELIVERIES, RECLAIM_S
 
 Reopen = Callable[[Store], Awaitable[Store]]
 
@@ -188,3 +190,150 @@ async def test_orphaned_chunk_is_delivered_again(store: Store, reopen: Reopen) -
     await store.complete_chunk(again, results_of(again))
     record = await store.get_task(task.id)
     assert record is not None and record.status == TaskStatus.READY and record.done == 2
+
+
+# -- one behaviour: filters agree with counts ------------------------------------------------------
+
+
+async def test_status_filter_and_by_status_agree_on_a_result_with_a_status_and_an_error(
+    store: Store,
+) -> None:
+    task, _ = await store.create_task(NewTask(), iter(["http://a.example/loop", "http://b.example/x"]), 10)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    looped = ProbeResult(url=chunk.urls[0], index=0, status_code=302,
+                         error=ProbeError(ErrorKind.REDIRECT_LOOP, "loop"), attempts=1)  # fmt: skip
+    moved = ProbeResult(url=chunk.urls[1], index=1, status_code=302, final_url=chunk.urls[1], attempts=1)
+    await store.complete_chunk(chunk, [looped, moved])
+    record = await store.get_task(task.id)
+    assert record is not None
+    assert record.by_status == {"302": 1} and record.by_error == {"redirect_loop": 1}
+    by_code, _ = await store.results(task.id, ResultFilter(status_code=302), None, 100)
+    assert [r["index"] for r in by_code] == [1]  # as by_status counts it
+    by_kind, _ = await store.results(task.id, ResultFilter(error_kind="redirect_loop"), None, 100)
+    assert [r["index"] for r in by_kind] == [0]
+    both, _ = await store.results(task.id, ResultFilter(ok=False, status_code=302), None, 100)
+    assert [r["index"] for r in both] == [1]
+
+
+# -- results as they complete ---------------------------------------------------------------------
+
+
+async def test_results_stored_in_batches_move_progress_and_count_each_url_once(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS[:6]), chunk_size=10)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    results = results_of(chunk)
+    await store.store_results(chunk, results[:2])
+    partial = await store.get_task(task.id)
+    assert partial is not None and (partial.done, partial.status) == (2, TaskStatus.RUNNING)
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    assert [r["index"] for r in items] == [0, 1]
+    first = failed(chunk.urls[1], 1, ErrorKind.TIMEOUT, "a later delivery saw a timeout")
+    await store.store_results(chunk, [first, *results[2:4]])  # index 1 again: the first result wins
+    await store.complete_chunk(chunk, results)  # the whole chunk again with its last results
+    done = await store.get_task(task.id)
+    assert done is not None and done.status == TaskStatus.READY
+    assert (done.done, done.ok, done.broken) == (6, 2, 4)
+    assert sum(done.by_status.values()) + sum(done.by_error.values()) == 6
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    assert [r["index"] for r in items] == list(range(6)) and items[1]["status_code"] == 404
+
+
+async def test_cancel_keeps_results_already_stored(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    results = results_of(chunk)
+    await store.store_results(chunk, results[:3])
+    cancelled = await store.cancel_task(task.id)
+    assert cancelled is not None and cancelled.status == TaskStatus.CANCELLED
+    assert (cancelled.done, cancelled.by_error.get("cancelled")) == (10, 7)
+    await store.complete_chunk(chunk, results)  # the worker's last write, after the cancel
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    kinds = [(r["error"] or {}).get("kind") for r in items]
+    assert kinds[:3] == [None, None, "dns"] and kinds[3:] == ["cancelled"] * 7
+    record = await store.get_task(task.id)
+    assert record is not None and (record.done, record.ok) == (10, 1)
+
+
+# -- delivery: give up, heartbeat, reclaim, dead letters -----------------------------------------
+
+
+async def test_drop_gives_up_a_chunk_only_when_its_task_is_cancelled_or_deleted(store: Store) -> None:
+    kept, _ = await store.create_task(NewTask(), iter(URLS[:2]), chunk_size=10)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None and chunk.task_id == kept.id
+    assert await store.drop_chunk(chunk) is None  # still wanted: the worker keeps it
+    await store.complete_chunk(chunk, results_of(chunk))
+    record = await store.get_task(kept.id)
+    assert record is not None and (record.status, record.done) == (TaskStatus.READY, 2)
+    for reason in ("cancelled", "deleted"):
+        task, _ = await store.create_task(NewTask(), iter(URLS[:2]), chunk_size=10)
+        claimed = await store.claim_chunk("w")
+        assert claimed is not None and claimed.task_id == task.id
+        if reason == "cancelled":
+            await store.cancel_task(task.id)
+        else:
+            await store.delete_task(task.id)
+        assert await store.drop_chunk(claimed) == reason
+    await asyncio.sleep(RECLAIM_S * 2)
+    assert await claim_within(store, RECLAIM_S * 8) is None  # nothing dropped comes back
+
+
+async def claim_within(store: Store, seconds: float) -> Chunk | None:
+    """The next chunk anyone may take within `seconds` (reclaims happen on claims)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if (chunk := await store.claim_chunk("other")) is not None:
+            return chunk
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def test_heartbeat_keeps_a_chunk_and_an_orphan_is_reclaimed_without_restart(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS[:3]), chunk_size=10)
+    held = await store.claim_chunk("w")
+    assert held is not None
+    for _ in range(8):  # 4 reclaim times, renewed all along
+        await asyncio.sleep(RECLAIM_S / 2)
+        await store.heartbeat([held])
+        assert await store.claim_chunk("other") is None
+    again = await claim_within(store, 10)  # the worker went silent: its chunk goes to another
+    assert again is not None and (again.task_id, again.urls) == (task.id, held.urls)
+    assert again.deliveries == 2
+    await store.complete_chunk(again, results_of(again))
+    await store.complete_chunk(held, results_of(held))  # the slow first delivery, late
+    record = await store.get_task(task.id)
+    assert record is not None and (record.status, record.done) == (TaskStatus.READY, 3)
+
+
+async def test_a_chunk_delivered_too_often_is_dead_lettered_and_its_task_ends(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS[:3]), chunk_size=10)
+    deliveries = []
+    while (chunk := await claim_within(store, 10)) is not None:  # every worker dies holding it
+        deliveries.append(chunk.deliveries)
+    assert deliveries == list(range(1, MAX_DELIVERIES + 1))
+    record = await store.get_task(task.id)
+    assert record is not None and record.status == TaskStatus.READY
+    assert (record.done, record.by_error) == (3, {"internal": 3})
+    items, _ = await store.results(task.id, ResultFilter(error_kind="internal"), None, 100)
+    assert len(items) == 3 and "dead-lettered" in items[0]["error"]["message"]
+
+
+# -- fair turns -----------------------------------------------------------------------------------
+
+
+async def test_chunks_are_taken_round_robin_across_tasks(store: Store) -> None:
+    big, _ = await store.create_task(NewTask(), (f"http://big{i}.example/ok" for i in range(20)), 2)
+    other, _ = await store.create_task(NewTask(), (f"http://o{i}.example/ok" for i in range(6)), 2)
+    order = []
+    for _ in range(4):
+        chunk = await store.claim_chunk("w")
+        assert chunk is not None
+        order.append(chunk.task_id)
+    small, _ = await store.create_task(NewTask(), iter(URLS[:1]), 2)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    order.append(chunk.task_id)
+    assert order == [big.id, other.id, big.id, other.id, small.id]

@@ -65,12 +65,12 @@ def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Store unreachable"}})
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Store not ready, and why"}})
     async def readyz() -> JSONResponse:
-        ready = await store.ping()
-        return JSONResponse(
-            {"status": "ready" if ready else "store unreachable"}, status_code=200 if ready else 503
-        )
+        problem = await store.problem()  # e.g. "disk full: ...", "database file ... is missing"
+        if problem is None:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "detail": problem}, status_code=503)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def prometheus() -> Response:

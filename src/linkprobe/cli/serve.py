@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import uvicorn
 
 from linkprobe.api import create_app
-from linkprobe.cli import settle_heap
+from linkprobe.cli import EXIT_USAGE, settle_heap
 from linkprobe.settings import Settings
-from linkprobe.store import open_store
+from linkprobe.store import StoreLocked, open_store
 
 FLAGS = ("host", "port", "db", "redis_url", "workers", "allow_private", "concurrency")
 
@@ -25,7 +26,13 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
 def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: bool) -> int:
     settings = with_flags(settings, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, open_store(settings), embedded_worker=embedded_worker)
+    store = open_store(settings)
+    try:
+        store.lock()  # before the app starts: a second server on the same file changes nothing
+    except StoreLocked as exc:
+        print(f"linkprobe: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    app = create_app(settings, store, embedded_worker=embedded_worker)
     settle_heap()
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", log_level="info")
     return 0

@@ -4,10 +4,12 @@ from linkprobe.settings import Settings
 from linkprobe.store.base import (
     TERMINAL,
     Chunk,
+    DeliveryPolicy,
     IdempotencyConflict,
     NewTask,
     ResultFilter,
     Store,
+    StoreLocked,
     TaskRecord,
     TaskStatus,
 )
@@ -23,16 +25,19 @@ def open_store(settings: Settings) -> Store:
         )
     from linkprobe.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.db)
+    policy = DeliveryPolicy(settings.reclaim_idle_s, settings.max_deliveries)
+    return SQLiteStore(settings.db, policy, settings.retention_s)
 
 
 __all__ = [
     "TERMINAL",
     "Chunk",
+    "DeliveryPolicy",
     "IdempotencyConflict",
     "NewTask",
     "ResultFilter",
     "Store",
+    "StoreLocked",
     "TaskRecord",
     "TaskStatus",
     "open_store",

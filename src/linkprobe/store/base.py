@@ -13,7 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from linkprobe.engine import ProbeResult
+import orjson
+
+from linkprobe.engine import ErrorKind, ProbeResult, StoreError, failed
 
 
 class TaskStatus(StrEnum):
@@ -73,6 +75,46 @@ class ResultFilter:
     url_contains: str | None = None  # case-insensitive substring of the input URL
 
 
+@dataclass(slots=True, frozen=True)
+class DeliveryPolicy:
+    """When a claimed chunk counts as orphaned, and how often it may be delivered before it is
+    dead-lettered (its URLs then get an `internal` error result, so the task still ends)."""
+
+    reclaim_idle_s: float = 30.0
+    max_deliveries: int = 5
+
+
+def lane_of(task: NewTask, task_id: str) -> str:
+    """The round-robin key: the task's owner once tasks have owners, the task itself until then."""
+    owner = getattr(task, "owner", None)
+    return f"owner:{owner}" if owner else f"task:{task_id}"
+
+
+def count_key(error_kind: str | None, status_code: int | None) -> str:
+    """The one class of a result, for counts and filters: `e:<kind>` when it has an error (even with
+    a status, as a redirect loop has), else `s:<status>`. `?status_code=` and `by_status` agree."""
+    return f"e:{error_kind}" if error_kind else f"s:{status_code}"
+
+
+def cancelled_results(missing: Iterable[tuple[int, str]]) -> list[ProbeResult]:
+    """The results of the (index, URL) pairs a cancel leaves without one."""
+    return [failed(url, idx, ErrorKind.CANCELLED, "the task was cancelled") for idx, url in missing]
+
+
+def dead_letter_results(chunk: Chunk) -> list[ProbeResult]:
+    message = f"chunk dead-lettered after {chunk.deliveries} deliveries (its worker kept dying)"
+    return [failed(url, chunk.start + i, ErrorKind.INTERNAL, message) for i, url in enumerate(chunk.urls)]
+
+
+def page_of(rows: list[tuple[int, str]], limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """A results page from up to limit + 1 (index, JSON) rows: the items and the next cursor."""
+    return [orjson.loads(row) for _, row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
+
+
+class StoreLocked(StoreError):
+    """Another process serves this store's file (SQLite): one serving process per database."""
+
+
 class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different request body."""
 
@@ -83,6 +125,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect, create the schema, requeue work orphaned by a crash."""
+
+    def lock(self) -> None:  # noqa: B027 (optional hook: only a file store has one owner)
+        """Claim the store for this process, or raise StoreLocked. open() calls it too."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...
@@ -133,14 +178,33 @@ class Store(abc.ABC):
         """Take the next chunk to process, or None when the queue is empty."""
 
     @abc.abstractmethod
+    async def store_results(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+        """Store some of a claimed chunk's results and move the task's progress, atomically.
+
+        Idempotent per URL index: a result for an index that already has one is ignored, so a
+        redelivered chunk never counts a URL twice. Results for a cancelled or deleted task are
+        ignored. Also renews the chunk's lease.
+        """
+
+    @abc.abstractmethod
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        """Store a chunk's results and progress, and acknowledge it, atomically and idempotently."""
+        """Store a chunk's last results (as store_results) and acknowledge it, atomically."""
 
-    async def drop_chunk(self, chunk: Chunk) -> None:  # noqa: B027 (optional hook, no-op by default)
-        """Give up a claimed chunk whose task was deleted or cancelled (acknowledge it unprocessed)."""
+    @abc.abstractmethod
+    async def drop_chunk(self, chunk: Chunk) -> str | None:
+        """Give up a claimed chunk if, at this moment, its task is cancelled or deleted.
 
-    async def heartbeat(self, chunks: Iterable[Chunk]) -> None:  # noqa: B027 (optional hook)
+        Decided by the store atomically: returns the reason ("cancelled" or "deleted") when the
+        chunk was acknowledged unprocessed, None when the task still wants it (keep working).
+        """
+
+    @abc.abstractmethod
+    async def heartbeat(self, chunks: Iterable[Chunk]) -> None:
         """Tell the store these claimed chunks are still being worked on (keeps them from reclaim)."""
+
+    async def problem(self) -> str | None:
+        """Why the store cannot serve right now (for /readyz), or None when it is ready."""
+        return None if await self.ping() else "store unreachable"
 
     @abc.abstractmethod
     async def live_tasks(self, task_ids: Iterable[str]) -> set[str]:

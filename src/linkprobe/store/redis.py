@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from linkprobe.engine import ErrorKind, ProbeResult, StoreUnavailable, failed
+from linkprobe.engine import ProbeResult, StoreUnavailable
 from linkprobe.store import redis_keys as k
 from linkprobe.store.base import (
     Chunk,
@@ -36,6 +36,11 @@ from linkprobe.store.base import (
     Store,
     TaskRecord,
     TaskStatus,
+    cancelled_results,
+    count_key,
+    dead_letter_results,
+    lane_of,
+    page_of,
 )
 
 P = ParamSpec("P")
@@ -69,7 +74,7 @@ def unavailable(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
 def result_args(results: list[ProbeResult]) -> list[str]:
     args: list[str] = []
     for r in results:
-        kind = f"e:{r.error.kind.value}" if r.error else f"s:{r.status_code}"
+        kind = count_key(r.error.kind.value if r.error else None, r.status_code)
         args += [str(r.index), "ok" if r.ok else "broken", kind, r.to_json()]
     return args
 
@@ -94,6 +99,8 @@ class RedisStore(Store):
         self._last_reclaim = 0.0
         self._complete: Any = None
         self._start: Any = None
+        self._drop: Any = None
+        self._feed: Any = None
 
     @property
     def r(self) -> Any:
@@ -107,6 +114,8 @@ class RedisStore(Store):
         )
         self._complete = self._redis.register_script(k.COMPLETE_CHUNK)
         self._start = self._redis.register_script(k.START_CHUNK)
+        self._drop = self._redis.register_script(k.DROP_CHUNK)
+        self._feed = self._redis.register_script(k.FEED_CHUNK)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
@@ -155,7 +164,7 @@ class RedisStore(Store):
             pipe.expire(k.keys(task_id), self.retention_s)
             pipe.zadd(k.TASKS, {task_id: seq})
             await pipe.execute()
-        await self._enqueue(task_id, chunks)
+        await self._enqueue(task_id, chunks, lane_of(task, task_id), seq)
         if idempotency is not None and not await self._claim_key(task_id, *idempotency):
             await self.delete_task(task_id)  # lost a race for the same key: answer the winner's task
             return await self.create_task(task, urls, chunk_size, idempotency)
@@ -193,15 +202,23 @@ class RedisStore(Store):
                     return total, number
                 await pipe.execute()
 
-    async def _enqueue(self, task_id: str, chunks: int) -> None:
-        starts = k.starts(task_id)
-        for first in range(0, chunks, 500):
-            async with self.r.pipeline(transaction=False) as pipe:
-                for number in range(first, min(first + 500, chunks)):
-                    pipe.xadd(k.QUEUE, {"task": task_id, "chunk": str(number)})
-                pipe.expire(starts, self.retention_s)
-                pipe.sadd(k.keys(task_id), starts)
-                await pipe.execute()
+    async def _enqueue(self, task_id: str, chunks: int, lane: str, seq: int) -> None:
+        """The first chunk on the queue at once (a waiting worker wakes up), the others in the
+        task's `todo` list, fed a lane at a time (fair turns)."""
+        starts, todo = k.starts(task_id), k.todo(task_id)
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.expire(starts, self.retention_s)
+            pipe.sadd(k.keys(task_id), starts, todo)
+            for first in range(1, chunks, 1000):
+                pipe.rpush(todo, *range(first, min(first + 1000, chunks)))
+            if chunks > 1:
+                pipe.expire(todo, self.retention_s)
+                pipe.rpush(k.lane(lane), task_id)
+                # A new lane goes before every lane already served (scores >= 1), in creation order.
+                pipe.zadd(k.LANES, {lane: seq / 1e12}, nx=True)
+            if chunks:
+                pipe.xadd(k.QUEUE, {"task": task_id, "chunk": "0"})
+            await pipe.execute()
 
     def _record(self, data: dict[str, str], counts: dict[str, str]) -> TaskRecord:
         return TaskRecord(
@@ -252,7 +269,7 @@ class RedisStore(Store):
         members = await self.r.smembers(k.keys(task_id))
         existed = await self.r.exists(k.task(task_id))
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.delete(k.keys(task_id), k.task(task_id), *members)
+            pipe.delete(k.keys(task_id), k.task(task_id), k.todo(task_id), *members)
             pipe.zrem(k.TASKS, task_id)
             await pipe.execute()
         return bool(existed)
@@ -262,13 +279,14 @@ class RedisStore(Store):
         record = await self.get_task(task_id)
         if record is None or record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
             return record
+        await self.r.delete(k.todo(task_id))  # nothing more to feed
         starts = await self.r.hgetall(k.starts(task_id))
         finished = await self.r.smembers(k.done(task_id))
         for number, start in starts.items():
             if number not in finished:
                 urls = (await self.r.get(k.chunk(task_id, int(number))) or "").split("\n")
-                cancelled = [failed(u, int(start) + i, ErrorKind.CANCELLED, "the task was cancelled")
-                             for i, u in enumerate(urls)]  # fmt: skip
+                # Per index: results already stored are kept, only the rest become `cancelled`.
+                cancelled = cancelled_results(enumerate(urls, int(start)))
                 await self._run_complete(task_id, int(number), "", cancelled)
         await self.r.hset(k.task(task_id), mapping={"status": "cancelled", "finished_at": _now()})
         return await self.get_task(task_id)
@@ -318,9 +336,7 @@ class RedisStore(Store):
     async def results(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
-        rows = await self._page(task_id, flt, after, limit + 1)
-        page = [orjson.loads(row) for _, row in rows[:limit]]
-        return page, (rows[limit - 1][0] if len(rows) > limit else None)
+        return page_of(await self._page(task_id, flt, after, limit + 1), limit)
 
     async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
         after: int | None = None
@@ -334,17 +350,23 @@ class RedisStore(Store):
     @unavailable
     async def claim_chunk(self, worker: str) -> Chunk | None:
         while True:
-            entry = await self._reclaim() or await self._read_new()
+            entry = await self._reclaim() or await self._read_new(0) or await self._fed_entry()
             if entry is None:
                 return None
             chunk = await self._load(*entry)
             if chunk is not None:
                 return chunk
 
-    async def _read_new(self) -> tuple[str, dict[str, str], int] | None:
+    async def _fed_entry(self) -> tuple[str, dict[str, str], int] | None:
+        """Feed the next lane's chunk and read it (or any entry); with nothing to feed, wait for a
+        new task's first chunk for up to block_ms."""
+        fed = await self._feed(keys=[k.LANES, k.QUEUE], args=[k.PREFIX])
+        return await self._read_new(0 if fed else self.block_ms)
+
+    async def _read_new(self, block_ms: int) -> tuple[str, dict[str, str], int] | None:
         try:
             reply = await self.r.xreadgroup(
-                k.GROUP, self.consumer, {k.QUEUE: ">"}, count=1, block=self.block_ms
+                k.GROUP, self.consumer, {k.QUEUE: ">"}, count=1, block=block_ms or None
             )
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
@@ -393,9 +415,7 @@ class RedisStore(Store):
     async def _dead_letter(self, chunk: Chunk) -> None:
         await self.r.xadd(k.DEAD, {"task": chunk.task_id, "chunk": str(chunk.number),
                                    "deliveries": str(chunk.deliveries), "at": _now()})  # fmt: skip
-        message = f"chunk dead-lettered after {chunk.deliveries} deliveries (its worker kept dying)"
-        results = [failed(u, chunk.start + i, ErrorKind.INTERNAL, message) for i, u in enumerate(chunk.urls)]
-        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results)
+        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, dead_letter_results(chunk))
 
     async def _ack(self, entry_id: str) -> None:
         async with self.r.pipeline(transaction=True) as pipe:
@@ -403,18 +423,26 @@ class RedisStore(Store):
             pipe.xdel(k.QUEUE, entry_id)
             await pipe.execute()
 
-    async def _run_complete(self, task_id: str, number: int, receipt: str, results: list[ProbeResult]) -> int:
-        args = [k.task_prefix(task_id), k.GROUP, receipt, str(number), str(self.retention_s), _now()]
+    async def _run_complete(
+        self, task_id: str, number: int, receipt: str, results: list[ProbeResult], final: bool = True
+    ) -> int:
+        args = [k.task_prefix(task_id), k.GROUP, receipt, str(number), str(self.retention_s), _now(),
+                "1" if final else "0"]  # fmt: skip
         written: int = await self._complete(keys=[k.task(task_id), k.QUEUE], args=args + result_args(results))
         return written
+
+    @unavailable
+    async def store_results(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results, final=False)
 
     @unavailable
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
         await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results)
 
     @unavailable
-    async def drop_chunk(self, chunk: Chunk) -> None:
-        await self._ack(chunk.receipt)
+    async def drop_chunk(self, chunk: Chunk) -> str | None:
+        reason = await self._drop(keys=[k.task(chunk.task_id), k.QUEUE], args=[k.GROUP, chunk.receipt])
+        return str(reason) if reason else None
 
     @unavailable
     async def heartbeat(self, chunks: Iterable[Chunk]) -> None:
@@ -437,10 +465,13 @@ class RedisStore(Store):
         async with self.r.pipeline(transaction=False) as pipe:
             for task_id in ids:
                 pipe.hget(k.task(task_id), "status")
+            for task_id in ids:
+                pipe.llen(k.todo(task_id))
             pipe.xlen(k.QUEUE)
-            *statuses, queued = await pipe.execute()
+            *replies, queued = await pipe.execute()
+        statuses, todo = replies[: len(ids)], replies[len(ids) :]
         tasks: dict[str, int] = {}
         for status in statuses:
             if status is not None:
                 tasks[status] = tasks.get(status, 0) + 1
-        return {"tasks": tasks, "queued_chunks": int(queued)}
+        return {"tasks": tasks, "queued_chunks": int(queued) + sum(todo)}

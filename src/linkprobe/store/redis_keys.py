@@ -5,7 +5,8 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:task          HASH   the task record and its counters (done, ok, broken, chunks_left)
     lp:{T}:chunk:N       STRING chunk N's URLs, newline-separated
     lp:{T}:starts        HASH   chunk number -> input index of its first URL
-    lp:{T}:done          SET    numbers of the chunks already completed (redelivery guard)
+    lp:{T}:done          SET    numbers of the chunks already completed (counted once each)
+    lp:{T}:todo          LIST   numbers of the chunks not yet put on the queue (fair turns)
     lp:{T}:results       HASH   input index -> result JSON
     lp:{T}:idx:<filter>  ZSET   input indexes (score = index) for all, ok, broken, s:<code>, e:<kind>
     lp:{T}:counts        HASH   s:<code> / e:<kind> -> count
@@ -18,6 +19,12 @@ Global keys:
     lp:idem:<key>        STRING "<task id> <body fingerprint>" for Idempotency-Key
     lp:queue             STREAM one entry per chunk {task, chunk}; consumer group `workers`
     lp:dead              STREAM chunks delivered too often (dead letters)
+    lp:lanes             ZSET   round-robin lanes with chunks to feed, score = last turn
+    lp:lane:<lane>       LIST   task ids of one lane with chunks to feed, oldest first
+
+Fair turns: a task's first chunk goes on the queue at once; the others wait in its `todo` list
+and are fed one at a time (FEED_CHUNK), taking lanes in turn. A lane is a task today ("task:<id>")
+and becomes the task's owner once tasks have owners, so turns are then shared per owner.
 
 Chunk completion is one Lua script (results, counters and XACK together). The script also builds
 the task's dynamic key names from its prefix: fine on a single Redis, as deployed; on a Redis
@@ -70,32 +77,44 @@ def keys(task_id: str) -> str:
     return f"{task_prefix(task_id)}keys"
 
 
+def todo(task_id: str) -> str:
+    return f"{task_prefix(task_id)}todo"
+
+
+LANES = f"{PREFIX}lanes"
+
+
+def lane(name: str) -> str:
+    return f"{PREFIX}lane:{name}"
+
+
 def idempotency(key: str) -> str:
     return f"{PREFIX}idem:{key}"
 
 
 # KEYS[1] task hash, KEYS[2] queue stream
 # ARGV[1] task key prefix, ARGV[2] group, ARGV[3] entry id ("" when there is none), ARGV[4] chunk
-# number, ARGV[5] retention seconds, ARGV[6] now (ISO 8601), then per result: index, "ok"|"broken",
-# class ("s:<code>" | "e:<kind>"), JSON.
-# Returns the number of results written (0 for a redelivered chunk or a deleted/cancelled task).
+# number, ARGV[5] retention seconds, ARGV[6] now (ISO 8601), ARGV[7] "1" for a chunk's last results
+# (mark the chunk done, acknowledge it) or "0" for a batch on the way, then per result: index,
+# "ok"|"broken", class ("s:<code>" | "e:<kind>"), JSON.
+# Results are kept per index (HSETNX): the first result of an index wins, so a redelivered chunk or
+# a batch after a cancel never counts a URL twice. Returns the number of results written.
 COMPLETE_CHUNK = """
+local final = ARGV[7] == '1'
 local function ack()
-  if ARGV[3] ~= '' then
+  if final and ARGV[3] ~= '' then
     redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
     redis.call('XDEL', KEYS[2], ARGV[3])
   end
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then ack() return 0 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'cancelled' then ack() return 0 end
+if status ~= 'running' and status ~= 'pending' then ack() return 0 end
 local p = ARGV[1]
 local ttl = tonumber(ARGV[5])
-if redis.call('SADD', p .. 'done', ARGV[4]) == 0 then ack() return 0 end
 local written, ok = 0, 0
 local touched = {[p .. 'done'] = true, [p .. 'results'] = true, [p .. 'counts'] = true,
                  [p .. 'idx:all'] = true}
-for i = 7, #ARGV, 4 do
+for i = 8, #ARGV, 4 do
   local idx, flag, class, json = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('HSETNX', p .. 'results', idx, json) == 1 then
     written = written + 1
@@ -111,9 +130,10 @@ end
 redis.call('HINCRBY', KEYS[1], 'done', written)
 redis.call('HINCRBY', KEYS[1], 'ok', ok)
 redis.call('HINCRBY', KEYS[1], 'broken', written - ok)
-local left = redis.call('HINCRBY', KEYS[1], 'chunks_left', -1)
-if left <= 0 and (status == 'running' or status == 'pending') then
-  redis.call('HSET', KEYS[1], 'status', 'ready', 'finished_at', ARGV[6])
+if final and redis.call('SADD', p .. 'done', ARGV[4]) == 1 then
+  if redis.call('HINCRBY', KEYS[1], 'chunks_left', -1) <= 0 then
+    redis.call('HSET', KEYS[1], 'status', 'ready', 'finished_at', ARGV[6])
+  end
 end
 for key, _ in pairs(touched) do
   redis.call('SADD', p .. 'keys', key)
@@ -134,4 +154,45 @@ if status == 'pending' then
   status = 'running'
 end
 return {status, redis.call('HGET', KEYS[1], 'options')}
+"""
+
+# KEYS[1] task hash, KEYS[2] queue stream; ARGV[1] group, ARGV[2] entry id. Gives up a delivered
+# chunk only if its task is deleted or cancelled at this moment (acknowledged unprocessed).
+# Returns the reason, or false when the task still wants the chunk.
+DROP_CHUNK = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local reason = false
+if not status then reason = 'deleted' elseif status == 'cancelled' then reason = 'cancelled' end
+if reason and ARGV[2] ~= '' then
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[2], ARGV[2])
+end
+return reason
+"""
+
+# KEYS[1] lanes zset, KEYS[2] queue stream; ARGV[1] key prefix. Puts the next chunk of the lane
+# whose turn it is on the queue and moves the lane to the back. Returns 1 when a chunk was fed,
+# 0 when no lane has one.
+FEED_CHUNK = """
+for _ = 1, 100 do
+  local top = redis.call('ZRANGE', KEYS[1], 0, 0)
+  if #top == 0 then return 0 end
+  local lane = ARGV[1] .. 'lane:' .. top[1]
+  local task = redis.call('LINDEX', lane, 0)
+  local number = task and redis.call('LPOP', ARGV[1] .. '{' .. task .. '}:todo')
+  if number then
+    redis.call('XADD', KEYS[2], '*', 'task', task, 'chunk', number)
+    if redis.call('LLEN', ARGV[1] .. '{' .. task .. '}:todo') == 0 then redis.call('LPOP', lane) end
+  elseif task then
+    redis.call('LPOP', lane)  -- cancelled, deleted or fed out: next task of the lane
+  end
+  if redis.call('LLEN', lane) == 0 then
+    redis.call('ZREM', KEYS[1], top[1])
+  else
+    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    redis.call('ZADD', KEYS[1], tonumber(last[2]) + 1, top[1])
+  end
+  if number then return 1 end
+end
+return 0
 """

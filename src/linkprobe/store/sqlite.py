@@ -7,36 +7,53 @@ Rows go in and out in bulk: a chunk's results, a chunk's URLs and a batch of upl
 each one JSON array and one statement (json_each / json_group_array). Python's sqlite3 releases
 and retakes the GIL for every row it steps; row by row, the store thread and the event loop
 fought over the GIL for every URL, which cost `linkprobe serve` about a fifth of its throughput.
+
+Claimed chunks hold a lease (`lease_until`), renewed by heartbeats and result writes; a chunk whose
+lease ran out is delivered again, and one delivered more than `max_deliveries` times is
+dead-lettered, as on Redis. The file is locked (`<db>.lock`) by the one process that serves it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
+import os
+import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
-from linkprobe.engine import ErrorKind, ProbeResult, StoreUnavailable, failed
+from linkprobe.engine import ProbeResult, StoreUnavailable
 from linkprobe.store.base import (
     Chunk,
+    DeliveryPolicy,
     IdempotencyConflict,
     NewTask,
     ResultFilter,
     Store,
+    StoreLocked,
     TaskRecord,
     TaskStatus,
+    cancelled_results,
+    count_key,
+    dead_letter_results,
+    lane_of,
+    page_of,
 )
 
 T = TypeVar("T")
 PAGE = 1000
+MIN_FREE_BYTES = 1 << 20  # below this the disk counts as full for /readyz
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,9 +70,14 @@ CREATE TABLE IF NOT EXISTS urls (
 CREATE TABLE IF NOT EXISTS chunks (
     task_id TEXT NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'queued', deliveries INTEGER NOT NULL DEFAULT 0, worker TEXT,
-    PRIMARY KEY (task_id, number)
+    lease_until REAL, PRIMARY KEY (task_id, number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_queued ON chunks (state);
+CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, turn INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead (
+    task_id TEXT NOT NULL, number INTEGER NOT NULL, deliveries INTEGER NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
     task_id TEXT NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL, status_code INTEGER,
     error_kind TEXT, data TEXT NOT NULL, PRIMARY KEY (task_id, idx)
@@ -80,32 +102,95 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def result_rows(results: list[ProbeResult]) -> tuple[bytes, dict[str, int], int]:
-    """A JSON array of [idx, ok, status_code, error_kind, result] rows, the counts to add (one
-    "s:<status>" or "e:<kind>" key per result) and how many results are ok."""
-    rows = []
+# (JSON array of [idx, ok, status_code, error_kind, result] rows, JSON array of the indexes,
+#  counts to add per count_key, how many are ok)
+Rows = tuple[bytes, bytes, dict[str, int], int]
+# Columns added after the first release: (table, column, declaration).
+MIGRATIONS = (("chunks", "lease_until", "REAL"), ("tasks", "lane", "TEXT"))
+
+
+def tally(rows: Iterable[tuple[Any, ...]]) -> tuple[dict[str, int], int]:
+    """The counts to add for [idx, ok, status_code, error_kind, ...] rows, and how many are ok."""
     counts: dict[str, int] = {}
-    for r in results:
-        kind = r.error.kind.value if r.error else None
-        rows.append((r.index, int(r.ok), r.status_code, kind, r.to_dict()))
-        key = f"e:{kind}" if kind else f"s:{r.status_code}"
+    ok = 0
+    for row in rows:
+        key = count_key(row[3], row[2])
         counts[key] = counts.get(key, 0) + 1
-    return orjson.dumps(rows), counts, sum(r.ok for r in results)
+        ok += row[1]
+    return counts, ok
+
+
+def result_rows(results: list[ProbeResult]) -> Rows:
+    """Results serialised for one bulk statement (done on the caller's thread, not the store's)."""
+    rows = [
+        (r.index, int(r.ok), r.status_code, r.error.kind.value if r.error else None, r.to_dict())
+        for r in results
+    ]
+    counts, ok = tally(rows)
+    return orjson.dumps(rows), orjson.dumps([r.index for r in results]), counts, ok
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self, path: Path | str, policy: DeliveryPolicy | None = None, retention_s: float = 7 * 86400
+    ) -> None:
         self.path = Path(path)
+        self.policy = policy or DeliveryPolicy()
+        self.retention_s = retention_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-sqlite")
         self._db: sqlite3.Connection | None = None
+        self._lock: int | None = None
+        self._identity: tuple[int, int] | None = None
+        self._next_purge = 0.0
 
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite store failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(self._explain(exc)) from exc
+
+    def _explain(self, exc: sqlite3.Error) -> str:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return f"disk full: cannot write {self.path} ({exc})"
+        if not self.path.exists():
+            return f"database file {self.path} is missing: it was removed while in use ({exc})"
+        return f"SQLite store failed: {exc}"
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. SQLite rolls back on its own after some errors (a full disk):
+        roll back only a transaction that is still open, so the real error is the one reported."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def lock(self) -> None:
+        """Take the file's lock, or raise StoreLocked: one serving process per database."""
+        if self._lock is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(
+                f"{self.path} is in use by another linkprobe process (lock {self.path}.lock is held)"
+            ) from None
+        self._lock = fd
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -114,23 +199,59 @@ class SQLiteStore(Store):
         return self._db
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock()  # before anything is touched: a second process must change nothing
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         db.executescript(SCHEMA)
-        # Chunks that were being probed when the process died go back to the queue.
+        for table, column, declaration in MIGRATIONS:
+            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        db.execute("UPDATE tasks SET lane = 'task:' || id WHERE lane IS NULL")  # older databases
+        db.execute("INSERT OR IGNORE INTO lanes (lane) SELECT DISTINCT lane FROM tasks")
+        # We hold the lock: chunks still `running` belonged to a process that died. Requeued at
+        # once rather than after their lease, keeping their delivery count (poison chunks still
+        # end dead-lettered).
         db.execute("UPDATE chunks SET state = 'queued', worker = NULL WHERE state = 'running'")
+        stat = os.stat(self.path)
+        self._identity = (stat.st_dev, stat.st_ino)
         self._db = db
 
     async def open(self) -> None:
-        await self._run(self._open)
+        try:
+            await self._run(self._open)
+        except BaseException:
+            self._unlock()
+            raise
 
     async def close(self) -> None:
         if self._db is not None:
             await self._run(self.db.close)
             self._db = None
         self._executor.shutdown(wait=True)
+        self._unlock()
+
+    def _problem(self) -> str | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return f"database file {self.path} is missing: it was removed while in use"
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            return f"database file {self.path} was replaced while in use"
+        free = shutil.disk_usage(self.path.parent).free
+        if free < MIN_FREE_BYTES:
+            return f"disk full: {free} bytes free for {self.path}"
+        with self._tx() as db:  # a real write: a store that cannot write is not ready
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('ready_probe', ?)", (_now(),))
+        return None
+
+    async def problem(self) -> str | None:
+        if self._db is None:
+            return "store is not open"
+        try:
+            return await self._run(self._problem)
+        except StoreUnavailable as exc:
+            return str(exc)
 
     async def ping(self) -> bool:
         try:
@@ -154,23 +275,21 @@ class SQLiteStore(Store):
                 return str(row[0]), False
         task_id = uuid.uuid4().hex
         key, fingerprint = idempotency or (None, None)
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        lane = lane_of(task, task_id)
+        with self._tx():
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                (task_id, task.name, task.description, json.dumps(task.options), _now(), key, fingerprint),
-            )
+                " fingerprint, lane) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (task_id, task.name, task.description, json.dumps(task.options), _now(), key, fingerprint,
+                 lane),
+            )  # fmt: skip
+            db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
             total = self._insert_urls(task_id, urls, chunk_size)
             db.execute("UPDATE tasks SET total = ? WHERE id = ?", (total, task_id))
             if total == 0:
                 db.execute(
                     "UPDATE tasks SET status = 'ready', finished_at = ? WHERE id = ?", (_now(), task_id)
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return task_id, True
 
     def _insert_urls(self, task_id: str, urls: Iterable[str], chunk_size: int) -> int:
@@ -237,13 +356,37 @@ class SQLiteStore(Store):
         return await self._run(self._list, status, cursor, limit)
 
     def _delete(self, task_id: str) -> bool:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        found = db.execute("DELETE FROM tasks WHERE id = ?", (task_id,)).rowcount > 0
-        for table in ("urls", "chunks", "results", "counts"):
+        with self._tx() as db:
+            return self._remove(db, task_id)
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, task_id: str) -> bool:
+        row = db.execute("DELETE FROM tasks WHERE id = ? RETURNING lane", (task_id,)).fetchone()
+        for table in ("urls", "chunks", "results", "counts", "dead"):
             db.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
-        db.execute("COMMIT")
-        return found
+        if row is not None:  # a lane with no task left goes (a lane is a task until there are owners)
+            db.execute(
+                "DELETE FROM lanes WHERE lane = ? AND NOT EXISTS (SELECT 1 FROM tasks WHERE lane = ?)",
+                (row[0], row[0]),
+            )
+        return row is not None
+
+    def _purge(self) -> int:
+        """Remove the finished tasks older than the retention, as Redis expires them."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=self.retention_s)).isoformat()
+        expired = [
+            str(task_id)
+            for (task_id,) in self.db.execute(
+                "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,)
+            ).fetchall()
+        ]
+        for task_id in expired:
+            with self._tx() as db:
+                self._remove(db, task_id)
+        return len(expired)
+
+    async def purge_expired(self) -> int:
+        return await self._run(self._purge)
 
     async def delete_task(self, task_id: str) -> bool:
         return await self._run(self._delete, task_id)
@@ -252,18 +395,17 @@ class SQLiteStore(Store):
         record = self._get(task_id)
         if record is None or record.status in (TaskStatus.READY, TaskStatus.ERROR, TaskStatus.CANCELLED):
             return record
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        missing = db.execute(
-            "SELECT u.idx, u.url FROM urls u LEFT JOIN results r ON r.task_id = u.task_id AND r.idx = u.idx"
-            " WHERE u.task_id = ? AND r.idx IS NULL",
-            (task_id,),
-        ).fetchall()
-        cancelled = [failed(url, idx, ErrorKind.CANCELLED, "the task was cancelled") for idx, url in missing]
-        self._write_results(task_id, *result_rows(cancelled))
-        db.execute("UPDATE chunks SET state = 'done' WHERE task_id = ?", (task_id,))
-        db.execute("UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE id = ?", (_now(), task_id))
-        db.execute("COMMIT")
+        with self._tx() as db:  # results already stored are kept; only the rest become `cancelled`
+            missing = db.execute(
+                "SELECT u.idx, u.url FROM urls u LEFT JOIN results r ON r.task_id = u.task_id"
+                " AND r.idx = u.idx WHERE u.task_id = ? AND r.idx IS NULL",
+                (task_id,),
+            ).fetchall()
+            self._write_results(task_id, result_rows(cancelled_results(missing)))
+            db.execute("UPDATE chunks SET state = 'done' WHERE task_id = ?", (task_id,))
+            db.execute(
+                "UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE id = ?", (_now(), task_id)
+            )
         return self._get(task_id)
 
     async def cancel_task(self, task_id: str) -> TaskRecord | None:
@@ -280,8 +422,8 @@ class SQLiteStore(Store):
         if flt.error_kind is not None:
             clauses.append("error_kind = ?")
             params.append(flt.error_kind)
-        if flt.status_code is not None:
-            clauses.append("status_code = ?")
+        if flt.status_code is not None:  # as count_key: a result with an error is counted by it
+            clauses.append("status_code = ? AND error_kind IS NULL")
             params.append(flt.status_code)
         if flt.url_contains:
             clauses.append("instr(lower(json_extract(data, '$.url')), ?) > 0")
@@ -298,9 +440,7 @@ class SQLiteStore(Store):
     async def results(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
-        rows = await self._run(self._page, task_id, flt, after, limit + 1)
-        page = [orjson.loads(data) for _, data in rows[:limit]]
-        return page, (rows[limit - 1][0] if len(rows) > limit else None)
+        return page_of(await self._run(self._page, task_id, flt, after, limit + 1), limit)
 
     async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
         after: int | None = None
@@ -311,50 +451,92 @@ class SQLiteStore(Store):
 
     # -- work queue ---------------------------------------------------------------------------
 
+    def _next(self, db: sqlite3.Connection) -> tuple[str, int] | None:
+        """An orphan (lease run out) first, else the queued chunk of the lane whose turn it is:
+        round-robin across lanes, oldest task and lowest chunk first within one."""
+        row = db.execute(
+            "SELECT task_id, number FROM chunks WHERE state = 'running' AND lease_until < ? LIMIT 1",
+            (time.time(),),
+        ).fetchone()
+        row = (
+            row
+            or db.execute(
+                "SELECT c.task_id, c.number FROM chunks c JOIN tasks t ON t.id = c.task_id"
+                " JOIN lanes l ON l.lane = t.lane WHERE c.state = 'queued'"
+                " ORDER BY l.turn, t.seq, c.number LIMIT 1"
+            ).fetchone()
+        )
+        return None if row is None else (str(row[0]), int(row[1]))
+
     def _claim(self, worker: str) -> Chunk | None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(
-                "SELECT c.task_id, c.number, c.start, c.stop, c.deliveries, t.options FROM chunks c"
-                " JOIN tasks t ON t.id = c.task_id WHERE c.state = 'queued' ORDER BY t.seq, c.number LIMIT 1"
-            ).fetchone()
-            if row is None:
-                db.execute("COMMIT")
-                return None
-            task_id, number, start, stop, deliveries, options = row
-            db.execute(
-                "UPDATE chunks SET state = 'running', worker = ?, deliveries = deliveries + 1"
-                " WHERE task_id = ? AND number = ?",
-                (worker, task_id, number),
-            )
-            db.execute(
-                "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?)"
-                " WHERE id = ? AND status = 'pending'",
-                (_now(), task_id),
-            )
-            (text,) = db.execute(
-                "SELECT json_group_array(url) FROM"
-                " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
-                (task_id, start, stop),
-            ).fetchone()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        urls = orjson.loads(text)
-        return Chunk(task_id, number, start, urls, json.loads(options), deliveries + 1, f"{task_id}:{number}")
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + min(60.0, self.retention_s / 4)
+            self._purge()
+        with self._tx() as db:
+            while (found := self._next(db)) is not None:
+                chunk = self._deliver(db, worker, *found)
+                if chunk is not None:
+                    return chunk
+        return None
+
+    def _deliver(self, db: sqlite3.Connection, worker: str, task_id: str, number: int) -> Chunk | None:
+        """Hand the chunk out with a fresh lease, or dead-letter it (None) past max_deliveries."""
+        start, stop, deliveries, options, lane = db.execute(
+            "SELECT c.start, c.stop, c.deliveries + 1, t.options, t.lane FROM chunks c"
+            " JOIN tasks t ON t.id = c.task_id WHERE c.task_id = ? AND c.number = ?",
+            (task_id, number),
+        ).fetchone()
+        (text,) = db.execute(
+            "SELECT json_group_array(url) FROM"
+            " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
+            (task_id, start, stop),
+        ).fetchone()
+        chunk = Chunk(task_id, number, start, orjson.loads(text), json.loads(options), deliveries,
+                      f"{task_id}:{number}:{deliveries}")  # fmt: skip
+        db.execute(
+            "UPDATE chunks SET state = 'running', worker = ?, deliveries = ?, lease_until = ?"
+            " WHERE task_id = ? AND number = ?",
+            (worker, deliveries, time.time() + self.policy.reclaim_idle_s, task_id, number),
+        )
+        db.execute(
+            "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?)"
+            " WHERE id = ? AND status = 'pending'",
+            (_now(), task_id),
+        )
+        db.execute("UPDATE lanes SET turn = (SELECT max(turn) + 1 FROM lanes) WHERE lane = ?", (lane,))
+        if deliveries > self.policy.max_deliveries:
+            self._dead_letter(db, chunk)
+            return None
+        return chunk
+
+    def _dead_letter(self, db: sqlite3.Connection, chunk: Chunk) -> None:
+        db.execute(
+            "INSERT INTO dead VALUES (?, ?, ?, ?)", (chunk.task_id, chunk.number, chunk.deliveries, _now())
+        )
+        self._write_results(chunk.task_id, result_rows(dead_letter_results(chunk)))
+        self._finish_chunk(chunk)
 
     async def claim_chunk(self, worker: str) -> Chunk | None:
         return await self._run(self._claim, worker)
 
-    def _write_results(self, task_id: str, rows: bytes, counts: dict[str, int], ok: int) -> None:
-        """Insert result rows (from result_rows) and add them to the task's progress and counts."""
+    def _write_results(self, task_id: str, rows: Rows) -> None:
+        """Insert result rows (from result_rows) for indexes that have none yet, and add them to
+        the task's progress and counts. Nothing for a task that is deleted or over."""
         db = self.db
+        data, indexes, counts, ok = rows
+        status = db.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if status is None or status[0] not in ("pending", "running"):
+            return
+        (known,) = db.execute(
+            "SELECT count(*) FROM results WHERE task_id = ? AND idx IN (SELECT value FROM json_each(?))",
+            (task_id, indexes),
+        ).fetchone()
+        if known:  # a redelivered chunk, a cancel after a partial write: keep the first result
+            data, counts, ok = self._unknown(task_id, data)
         db.execute(
             "INSERT INTO results (task_id, idx, ok, status_code, error_kind, data)"
             " SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value -> 4 FROM json_each(?)",
-            (task_id, rows),
+            (task_id, data),
         )
         done = sum(counts.values())
         db.execute(
@@ -366,35 +548,79 @@ class SQLiteStore(Store):
             [(task_id, key, n) for key, n in counts.items()],
         )
 
-    def _complete(self, chunk: Chunk, rows: bytes, counts: dict[str, int], ok: int) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            claimed = db.execute(
-                "UPDATE chunks SET state = 'done' WHERE task_id = ? AND number = ? AND state != 'done'",
-                (chunk.task_id, chunk.number),
-            ).rowcount
-            if claimed:  # a chunk completed twice (redelivery) writes nothing the second time
-                self._write_results(chunk.task_id, rows, counts, ok)
-                self._finish_if_done(chunk.task_id)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    def _unknown(self, task_id: str, data: bytes) -> tuple[bytes, dict[str, int], int]:
+        """The rows of `data` whose index has no result yet, with their counts."""
+        rows = orjson.loads(data)
+        first, last = min(row[0] for row in rows), max(row[0] for row in rows)
+        known = {
+            idx for (idx,) in self.db.execute(
+                "SELECT idx FROM results WHERE task_id = ? AND idx BETWEEN ? AND ?", (task_id, first, last)
+            )
+        }  # fmt: skip
+        fresh = [row for row in rows if row[0] not in known]
+        counts, ok = tally(fresh)
+        return orjson.dumps(fresh), counts, ok
 
-    def _finish_if_done(self, task_id: str) -> None:
+    def _store(self, chunk: Chunk, rows: Rows) -> None:
+        with self._tx() as db:
+            self._write_results(chunk.task_id, rows)
+            self._renew(db, chunk)
+
+    async def store_results(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+        # Serialised here, on the caller's thread: the store thread then runs one statement.
+        await self._run(self._store, chunk, result_rows(results))
+
+    def _complete(self, chunk: Chunk, rows: Rows) -> None:
+        with self._tx():
+            self._write_results(chunk.task_id, rows)
+            self._finish_chunk(chunk)
+
+    def _finish_chunk(self, chunk: Chunk) -> None:
+        self.db.execute(
+            "UPDATE chunks SET state = 'done', lease_until = NULL WHERE task_id = ? AND number = ?",
+            (chunk.task_id, chunk.number),
+        )
         left = self.db.execute(
-            "SELECT 1 FROM chunks WHERE task_id = ? AND state != 'done' LIMIT 1", (task_id,)
+            "SELECT 1 FROM chunks WHERE task_id = ? AND state != 'done' LIMIT 1", (chunk.task_id,)
         ).fetchone()
         if left is None:
             self.db.execute(
                 "UPDATE tasks SET status = 'ready', finished_at = ? WHERE id = ? AND status = 'running'",
-                (_now(), task_id),
+                (_now(), chunk.task_id),
             )
 
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        # Serialised here, on the caller's thread: the store thread then runs one statement.
-        await self._run(self._complete, chunk, *result_rows(results))
+        await self._run(self._complete, chunk, result_rows(results))
+
+    def _drop(self, chunk: Chunk) -> str | None:
+        with self._tx() as db:  # one transaction: the task's state cannot change under the answer
+            row = db.execute("SELECT status FROM tasks WHERE id = ?", (chunk.task_id,)).fetchone()
+            if row is None:
+                return "deleted"
+            if row[0] == TaskStatus.CANCELLED:
+                self._finish_chunk(chunk)
+                return "cancelled"
+            return None
+
+    async def drop_chunk(self, chunk: Chunk) -> str | None:
+        return await self._run(self._drop, chunk)
+
+    def _renew(self, db: sqlite3.Connection, chunk: Chunk) -> None:
+        """Extend the lease of this delivery (not of a later one, after a reclaim)."""
+        db.execute(
+            "UPDATE chunks SET lease_until = ? WHERE task_id = ? AND number = ? AND deliveries = ?"
+            " AND state = 'running'",
+            (time.time() + self.policy.reclaim_idle_s, chunk.task_id, chunk.number, chunk.deliveries),
+        )
+
+    def _heartbeat(self, chunks: list[Chunk]) -> None:
+        with self._tx() as db:
+            for chunk in chunks:
+                self._renew(db, chunk)
+
+    async def heartbeat(self, chunks: Iterable[Chunk]) -> None:
+        if held := list(chunks):
+            await self._run(self._heartbeat, held)
 
     def _live(self, task_ids: list[str]) -> set[str]:
         marks = ",".join("?" * len(task_ids))
