@@ -25,6 +25,8 @@ IDLE_POLL_S = 0.2
 CANCEL_POLL_S = 0.5
 FLUSH_S = 0.25  # results reach the store at least this often while a chunk runs...
 FLUSH_COUNT = 100  # ...or as soon as this many are waiting
+STALL_S = 2.0  # no result from any chunk for this long: the held chunks are stalled
+SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
 
 
 class Batch:
@@ -75,10 +77,17 @@ class Worker:
         self.active: dict[asyncio.Task[None], Chunk] = {}
         self._stopping = asyncio.Event()
         self.metrics = metrics
+        self.progressed_at = time.monotonic()  # when a result of any chunk last reached the store
+
+    def _stalled(self) -> bool:
+        """Every slot holds a chunk and none has answered for STALL_S (hanging servers): a spare
+        loop takes one more chunk, so the next task in turn is not kept waiting behind them."""
+        return len(self.active) >= self.slots and time.monotonic() - self.progressed_at > STALL_S
 
     async def run(self) -> None:
-        """Run until stop(): `slots` chunk loops and the cancellation watcher."""
-        loops = [asyncio.create_task(self._loop(n)) for n in range(self.slots)]
+        """Run until stop(): the chunk loops (`slots`, and the spare ones), the cancellation watcher
+        and the heartbeat."""
+        loops = [asyncio.create_task(self._loop(n)) for n in range(self.slots * SPARE_FACTOR)]
         helpers = [asyncio.create_task(self._watch_cancellations()), asyncio.create_task(self._heartbeat())]
         await self._stopping.wait()
         for task, chunk in self.active.items():
@@ -102,6 +111,9 @@ class Worker:
         # Checked as well as cancelled: a store client may turn a cancelled blocking read into a
         # connection error, and a loop that took that for an outage would never stop.
         while not self._stopping.is_set():
+            if slot >= self.slots and not self._stalled():  # a spare loop: only for stalled work
+                await asyncio.sleep(IDLE_POLL_S)
+                continue
             try:
                 chunk = await self.store.claim_chunk(f"{self.name}/{slot}")
             except StoreUnavailable as exc:
@@ -115,6 +127,7 @@ class Worker:
                 continue
             work = asyncio.create_task(self._process(chunk))
             self.active[work] = chunk
+            self.progressed_at = time.monotonic()  # a fresh chunk gets its time to answer
             try:
                 await asyncio.wait({work})  # a cancelled chunk ends here; a cancelled loop raises
             finally:
@@ -159,6 +172,8 @@ class Worker:
                 log.warning("cannot store chunk results, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if results:
+            self.progressed_at = time.monotonic()
         if self.metrics is not None:
             self.metrics.observe(results)
 
