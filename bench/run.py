@@ -81,6 +81,10 @@ def report(name: str, figures: dict[str, float], baseline: dict[str, float]) -> 
     )
     rate = f"{figures['urls_per_s']:>7.0f} URLs/s"
     print(f"{name:<30} {rate}  throughput {ratio:.2f}x{cpu}  ok {figures['ok']:.0f}/{URLS}")
+    if "get_p99_ms" in figures:  # the task's own GET while it runs, against the idle service
+        busy, idle = figures["get_p99_ms"], figures["get_idle_p99_ms"]
+        print(f"{'':<30} GET /api/v1/tasks/{{id}} p99 {busy:.1f} ms while it runs, {idle:.1f} ms idle"
+              f" ({busy / idle:.1f}x)")  # fmt: skip
     return {**figures, "throughput_ratio": ratio, "cpu_ratio": cpu_ratio}
 
 

@@ -37,14 +37,36 @@ def start(command: str, db: Path, env: dict[str, str] | None = None) -> tuple[su
     raise RuntimeError(f"linkprobe {command} did not start")
 
 
-def wait_ready(base: str, task_id: str) -> dict[str, object]:
+def wait_ready(base: str, task_id: str, latencies: list[float] | None = None) -> dict[str, object]:
+    """Poll the task until `ready`; each GET's latency goes to `latencies` (it runs under load)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        task: dict[str, object] = httpx.get(f"{base}/api/v1/tasks/{task_id}").json()
-        if task["status"] == "ready":
-            return task
-        time.sleep(0.05)
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            task: dict[str, object] = client.get(f"{base}/api/v1/tasks/{task_id}").json()
+            if latencies is not None:
+                latencies.append(time.perf_counter() - started)
+            if task["status"] == "ready":
+                return task
+            time.sleep(0.05)
     raise TimeoutError(task_id)
+
+
+def p99_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def idle_get_p99_ms(base: str, task_id: str, count: int = 300) -> float:
+    """The same GET on the idle service: the baseline of the p99 under load."""
+    latencies = []
+    with httpx.Client() as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            client.get(f"{base}/api/v1/tasks/{task_id}").raise_for_status()
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.005)
+    return p99_ms(latencies)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -60,12 +82,16 @@ def timed_task(base: str, port: int, urls: int, hosts: int, pid: int | None = No
     cpu = cpu_seconds(pid) if pid is not None else float("nan")
     started = time.perf_counter()
     response = httpx.post(f"{base}/api/v1/tasks", content=body, headers={"content-type": "text/plain"})
-    task = wait_ready(base, response.json()["id"])
+    latencies: list[float] = []
+    task = wait_ready(base, response.json()["id"], latencies)
     wall = time.perf_counter() - started
     ok = task["progress"]["ok"]  # type: ignore[index]
     if pid is not None:
         cpu = cpu_seconds(pid) - cpu
-    return {"urls_per_s": urls / wall, "cpu_ms_per_url": cpu * 1000 / urls, "ok": float(ok)}
+    return {
+        "urls_per_s": urls / wall, "cpu_ms_per_url": cpu * 1000 / urls, "ok": float(ok),
+        "get_p99_ms": p99_ms(latencies), "get_idle_p99_ms": idle_get_p99_ms(base, response.json()["id"]),
+    }  # fmt: skip
 
 
 def end_to_end(port: int, urls: int, hosts: int) -> dict[str, float]:

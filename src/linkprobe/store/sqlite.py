@@ -54,6 +54,7 @@ from linkprobe.store.base import (
 T = TypeVar("T")
 PAGE = 1000
 MIN_FREE_BYTES = 1 << 20  # below this the disk counts as full for /readyz
+FULL_REPORTED_S = 30.0  # /readyz reports a write that failed for lack of space for this long
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -142,6 +143,7 @@ class SQLiteStore(Store):
         self._lock: int | None = None
         self._identity: tuple[int, int] | None = None
         self._next_purge = 0.0
+        self._full_at = -FULL_REPORTED_S  # when a write last failed for lack of space
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class SQLiteStore(Store):
 
     def _explain(self, exc: sqlite3.Error) -> str:
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            self._full_at = time.monotonic()
             return f"disk full: cannot write {self.path} ({exc})"
         if not self.path.exists():
             return f"database file {self.path} is missing: it was removed while in use ({exc})"
@@ -241,6 +244,8 @@ class SQLiteStore(Store):
         free = shutil.disk_usage(self.path.parent).free
         if free < MIN_FREE_BYTES:
             return f"disk full: {free} bytes free for {self.path}"
+        if (ago := time.monotonic() - self._full_at) < FULL_REPORTED_S:
+            return f"disk full: a write to {self.path} failed for lack of space {ago:.0f}s ago"
         with self._tx() as db:  # a real write: a store that cannot write is not ready
             db.execute("INSERT OR REPLACE INTO meta VALUES ('ready_probe', ?)", (_now(),))
         return None
