@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     chunk_size: int = Field(500, ge=1, le=100_000, description="URLs per work chunk.")
     max_urls_per_task: int = Field(1_000_000, ge=1)
     max_request_bytes: int = Field(256 << 20, ge=1024, description="Largest accepted request body.")
+    sse_keepalive_s: float = Field(15.0, gt=0, le=15, description="Longest silence on an event stream.")
+
+    # caps on the options of one task (api/caps.py): a request above one is refused with 422
+    cap_timeout: float = Field(60.0, gt=0, le=600, description="Largest options.timeout, seconds.")
+    cap_connect_timeout: float = Field(30.0, gt=0, le=600, description="Largest options.connect_timeout.")
+    cap_retries: int = Field(5, ge=0, le=10, description="Largest options.retries.")
+    cap_retry_backoff: float = Field(2.0, ge=0, le=60, description="Largest options.retry_backoff.")
+    cap_retry_after: float = Field(30.0, ge=0, le=600, description="Largest options.retry_after_cap.")
+    cap_redirects: int = Field(20, ge=0, le=50, description="Largest options.max_redirects.")
+    cap_body_bytes: int = Field(16 << 20, ge=0, le=1 << 30, description="Largest options.max_body_bytes.")
+    cap_concurrency: int | None = Field(
+        None, ge=1, le=10000, description="Largest options.concurrency; the engine's concurrency if unset."
+    )
 
     def engine_config(self, **overrides: object) -> EngineConfig:
         values: dict[str, object] = {

@@ -1,0 +1,50 @@
+"""Operator caps on per-task options: a client may lower what a probe may cost, never raise it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException
+
+from linkprobe.engine import ProbeOptions
+from linkprobe.settings import Settings
+
+# option name -> the Settings field that caps it (LINKPROBE_<FIELD> in the environment)
+CAPPED = {
+    "timeout": "cap_timeout",
+    "connect_timeout": "cap_connect_timeout",
+    "retries": "cap_retries",
+    "retry_backoff": "cap_retry_backoff",
+    "retry_after_cap": "cap_retry_after",
+    "max_redirects": "cap_redirects",
+    "max_body_bytes": "cap_body_bytes",
+    "concurrency": "cap_concurrency",
+}
+DEFAULTS = ProbeOptions()
+
+
+def cap_of(settings: Settings, option: str) -> float:
+    value: float | None = getattr(settings, CAPPED[option])
+    return settings.concurrency if value is None else value  # concurrency: the engine's by default
+
+
+def apply_caps(options: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The task's options within the caps: 422 naming the cap for a value above it; a default
+    above a cap the operator lowered is stored as the cap."""
+    capped = dict(options)
+    for option, field in CAPPED.items():
+        cap = cap_of(settings, option)
+        if option not in options:
+            if getattr(DEFAULTS, option) > cap:
+                capped[option] = cap
+        elif options[option] > cap:
+            raise HTTPException(
+                422,
+                f"options.{option} {options[option]} is above the cap of {_text(cap)} "
+                f"(LINKPROBE_{field.upper()})",
+            )
+    return capped
+
+
+def _text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
