@@ -182,22 +182,6 @@ async def test_list_tasks_newest_first(api: httpx.AsyncClient, target: Target) -
     assert (await api.get("/api/v1/tasks", params={"status": "nonsense"})).status_code == 422
 
 
-async def test_events_stream_progress_then_done(api: httpx.AsyncClient, target: Target) -> None:
-    task = await submit(api, [target.url("/slow?s=0.6"), target.url("/status/200")])
-    events: list[tuple[str, dict[str, Any]]] = []
-    async with api.stream("GET", f"/api/v1/tasks/{task['id']}/events") as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        event = ""
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                events.append((event, json.loads(line[6:])))
-    assert events[-1][0] == "done" and events[-1][1]["status"] == "ready"
-    assert events[0][0] == "progress" and len(events) >= 2
-    assert events[-1][1]["progress"]["done"] == 2
-
-
 async def test_delete_stops_in_flight_work_within_a_second(api: httpx.AsyncClient, target: Target) -> None:
     target.active = 0
     task = await submit(

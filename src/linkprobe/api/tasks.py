@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from linkprobe.api.caps import apply_caps
 from linkprobe.api.intake import Submission, check_count, fingerprint, parse_json, read_body, read_submission
 from linkprobe.api.models import Problem, Result, ResultPage, Submit, Submitted, Task, TaskPage
 from linkprobe.engine.outcome import ErrorKind
@@ -66,6 +67,7 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
     async def accept(submission: Submission, key: str | None, response: Response) -> TaskRecord:
         try:
             check_count(submission.count, settings)
+            submission.task.options = apply_caps(submission.task.options, settings)
             idempotency = (key, submission.fingerprint) if key else None
             record, _ = await store.create_task(
                 submission.task, submission.urls, settings.chunk_size, idempotency
@@ -178,10 +180,11 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
 
     @router.get("/tasks/{task_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
     async def events(task_id: str, request: Request) -> StreamingResponse:
-        """Server-sent events: `progress` (at most twice a second) and a final `done` (or `deleted`)."""
+        """Server-sent events: `progress` (at most twice a second) and a final `done` (or `deleted`),
+        after which the stream ends; a `: keepalive` comment at least every 15 s of silence."""
         await found(task_id)
         return StreamingResponse(
-            _events(store, task_id, request),
+            _events(store, task_id, request, settings.sse_keepalive_s),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -221,8 +224,12 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-async def _events(store: Store, task_id: str, request: Request) -> AsyncIterator[bytes]:
+async def _events(store: Store, task_id: str, request: Request, keepalive_s: float) -> AsyncIterator[bytes]:
+    """Progress when it changes, a comment after `keepalive_s` of silence (so proxies and
+    clients can tell a quiet task from a dead connection), and the end after the final event."""
     last: Any = None
+    clock = asyncio.get_running_loop().time
+    quiet_since = clock()
     while not await request.is_disconnected():
         record = await store.get_task(task_id)
         if record is None:
@@ -231,8 +238,11 @@ async def _events(store: Store, task_id: str, request: Request) -> AsyncIterator
         task = Task.of(record).model_dump(mode="json")
         if task != last:
             yield _sse("progress", task)
-            last = task
+            last, quiet_since = task, clock()
         if record.status in TERMINAL:
             yield _sse("done", task)
             return
-        await asyncio.sleep(EVENT_INTERVAL_S)
+        if clock() - quiet_since >= keepalive_s:
+            yield b": keepalive\n\n"
+            quiet_since = clock()
+        await asyncio.sleep(min(EVENT_INTERVAL_S, keepalive_s))
