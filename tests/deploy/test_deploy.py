@@ -85,6 +85,27 @@ def test_front_proxies_the_api_without_buffering_events() -> None:
     assert compose()["services"]["front"]["ports"] == ["8080:8080"]
 
 
-def test_dockerfiles_run_as_non_root() -> None:
-    for service in ("api", "worker"):
-        assert re.search(r"^USER \w+", (DEPLOY / service / "Dockerfile").read_text(), re.MULTILINE)
+def runs_as(dockerfile: str) -> str | None:
+    """The user the container's command runs as: the last USER, or None (root) without one."""
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE | re.IGNORECASE)
+    return users[-1] if users else None
+
+
+def is_root(user: str | None) -> bool:
+    return user is None or user.split(":")[0] in ("root", "0")
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_dockerfiles_run_as_non_root(service: str) -> None:
+    user = runs_as((DEPLOY / service / "Dockerfile").read_text())
+    assert not is_root(user), f"{service} runs as root"
+    assert re.search(rf"useradd .*\b{re.escape(str(user))}\b", (DEPLOY / service / "Dockerfile").read_text())
+
+
+@pytest.mark.parametrize(
+    ("text", "root"),
+    [("FROM x\n", True), ("USER root\n", True), ("USER 0:0\n", True), ("USER app\nUSER root\n", True),
+     ("USER root\nUSER app\n", False), ("user app\n", False)],
+)  # fmt: skip
+def test_the_non_root_check_itself(text: str, root: bool) -> None:
+    assert is_root(runs_as(text)) == root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -81,10 +82,16 @@ async def test_trickle_is_cut_at_the_deadline_and_keeps_its_status(engine: Engin
     assert 1400 <= result.elapsed_ms < 5000
 
 
-async def test_hang_frees_its_slot_at_the_deadline(engine: Engine, target: Target) -> None:
-    result = await engine.probe(target.url("/hang"), 0, ProbeOptions(retries=2, timeout=1))
-    assert result.error is not None and result.error.kind == ErrorKind.TIMEOUT
-    assert result.attempts == 1  # a total-deadline timeout is not retried
+async def test_hang_frees_its_slot_at_the_deadline(target: Target) -> None:
+    async with Engine(EngineConfig(allow_private=True, concurrency=1, per_host=1)) as one_slot:
+        result = await one_slot.probe(target.url("/hang"), 0, ProbeOptions(retries=2, timeout=1))
+        assert result.error is not None and result.error.kind == ErrorKind.TIMEOUT
+        assert result.attempts == 1  # a total-deadline timeout is not retried
+        slots = one_slot.prober.slots
+        assert slots.hosts_tracked() == 0 and slots.total.try_acquire()  # the one slot is free again
+        slots.total.release()
+        after = await asyncio.wait_for(one_slot.probe(target.url("/status/200"), 1, FAST), 30)
+    assert after.ok and after.queue_ms == 0  # the next probe on that host did not wait for a slot
 
 
 async def test_huge_chunked_body_is_truncated_and_keeps_its_status(engine: Engine, target: Target) -> None:
