@@ -1,9 +1,16 @@
-"""Prometheus exposition of what the workers observed."""
+"""Prometheus exposition of what the workers observed, and /metrics of a real service."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from linkprobe.engine import ErrorKind, ProbeResult, failed
 from linkprobe.metrics import Metrics
+from tests.api.test_tasks import submit, wait_status
+from tests.conftest import Target, start_service
 
 
 def test_outcomes_and_cumulative_duration_buckets() -> None:
@@ -34,3 +41,57 @@ def test_outcomes_and_cumulative_duration_buckets() -> None:
     } <= lines
     total = next(line for line in lines if line.startswith("linkprobe_probe_duration_seconds_sum "))
     assert abs(float(total.split()[1]) - 5.1) < 1e-9
+
+
+# -- /metrics of a real service -------------------------------------------------------------------
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(client: httpx.AsyncClient) -> Samples:
+    text = (await client.get("/metrics")).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_count_the_work_a_service_did(tmp_path: Path, target: Target) -> None:
+    service = await start_service(tmp_path, "serve", "--db", str(tmp_path / "m.db"))
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            idle = await scrape(client)
+            task = await submit(client, [target.url("/status/200")] * 2 + [target.url("/status/404"), "nope"])
+            await wait_status(client, task["id"])
+            busy = await scrape(client)
+    finally:
+        await service.stop()
+    count = "linkprobe_probe_duration_seconds_count"
+    assert value(idle, count) == 0 and value(idle, "linkprobe_tasks", status="ready") == 0
+    assert value(busy, "linkprobe_urls_probed_total", outcome="ok") == 2
+    assert value(busy, "linkprobe_urls_probed_total", outcome="broken") == 1
+    assert value(busy, "linkprobe_urls_probed_total", outcome="invalid_url") == 1
+    assert value(busy, count) == 4 and value(busy, "linkprobe_probe_duration_seconds_sum") > 0
+    assert value(busy, "linkprobe_probe_duration_seconds_bucket", le="+Inf") == 4
+    assert value(busy, "linkprobe_tasks", status="ready") == 1
+    assert value(busy, "linkprobe_queued_chunks") == 0
+
+
+async def test_metrics_count_queued_chunks_and_pending_tasks(tmp_path: Path, target: Target) -> None:
+    # `linkprobe api` has no workers: what is submitted stays queued
+    env = {"LINKPROBE_CHUNK_SIZE": "1"}
+    service = await start_service(tmp_path, "api", "--db", str(tmp_path / "q.db"), env=env, name="api")
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            assert value(await scrape(client), "linkprobe_queued_chunks") == 0
+            await submit(client, [target.url("/status/200")] * 3)
+            queued = await scrape(client)
+    finally:
+        await service.stop()
+    assert value(queued, "linkprobe_queued_chunks") == 3
+    assert value(queued, "linkprobe_tasks", status="pending") == 1

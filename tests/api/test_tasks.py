@@ -215,12 +215,8 @@ async def test_cancel_keeps_the_task_with_a_result_per_url(api: httpx.AsyncClien
 async def test_health_readiness_metrics_and_docs(api: httpx.AsyncClient, target: Target) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     assert (await api.get("/readyz")).status_code == 200
-    task = await submit(api, [target.url("/status/200")])
-    await wait_status(api, task["id"])
-    metrics = (await api.get("/metrics")).text
-    assert 'linkprobe_urls_probed_total{outcome="ok"}' in metrics
-    assert 'linkprobe_tasks{status="ready"}' in metrics and "linkprobe_queued_chunks" in metrics
-    assert "linkprobe_probe_duration_seconds_bucket" in metrics
+    metrics = await api.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")  # values: tests/test_metrics.py
     schema = (await api.get("/openapi.json")).json()
     assert "/api/v1/tasks" in schema["paths"] and "TaskCreate" in schema["components"]["schemas"]
     docs = await api.get("/docs")
