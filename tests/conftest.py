@@ -145,6 +145,12 @@ def target_app(state: Target) -> web.Application:
         state.headers[request.match_info["token"]] = dict(request.headers)
         return web.Response(text="seen")
 
+    @routes.get("/count/{token}")
+    async def counted(request: web.Request) -> web.Response:
+        count(request)  # on arrival: a test sees the probe in flight, and how often it came
+        await asyncio.sleep(float(request.query.get("s", "0")))
+        return web.Response(text="counted")
+
     @routes.get("/poison")
     async def poison(request: web.Request) -> web.Response:
         count(request)

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from linkprobe.engine import Engine, EngineConfig, StoreUnavailable
-from linkprobe.store import Chunk
+from linkprobe.store import Chunk, NewTask, ResultFilter
+from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from linkprobe.worker import Worker
+from tests.conftest import RedisServer, Target
 
 
 class CancelToOutageStore(SQLiteStore):
     """A store whose blocking claim turns cancellation into a connection error, as a Redis
     client may when a cancelled XREADGROUP tears its connection down."""
 
+    claims = 0
+
     async def claim_chunk(self, worker: str) -> Chunk | None:
+        self.claims += 1
         try:
             await asyncio.sleep(0.05)  # a blocking read
         except asyncio.CancelledError:
@@ -30,9 +40,48 @@ async def test_worker_stops_even_when_the_store_swallows_its_cancellation(tmp_pa
         async with Engine(EngineConfig(allow_private=True)) as engine:
             worker = Worker(store, engine, slots=4)
             running = asyncio.create_task(worker.run())
-            await asyncio.sleep(0.3)  # every loop is idle in a claim
+            await wait_for(lambda: store.claims >= 4, "every loop idle in a claim")
             worker.stop()
             await asyncio.wait({running}, timeout=5)  # no wait_for: it would cancel and wait again
             assert running.done() and running.exception() is None
     finally:
         await store.close()
+
+
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_results_probed_during_a_store_outage_are_kept_and_written_after(
+    target: Target, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = uuid.uuid4().hex
+    paths = [f"/count/{token}-{i}" for i in range(5)]
+    urls = [target.url(f"{path}?s=1", host=f"127.0.6.{i + 1}") for i, path in enumerate(paths)]
+    store = RedisStore(private_redis.url, reclaim_idle_s=1, block_ms=20)  # a lost chunk returns fast
+    await store.open()
+    task, _ = await store.create_task(NewTask(), urls, chunk_size=5)
+    caplog.set_level(logging.WARNING, logger="linkprobe.worker")
+    try:
+        async with Engine(EngineConfig(allow_private=True)) as engine:
+            worker = Worker(store, engine, slots=1, heartbeat_s=0.3)
+            running = asyncio.create_task(worker.run())
+            await wait_for(lambda: all(target.hits.get(p) == 1 for p in paths), "the probes in flight")
+            private_redis.stop()  # while the whole chunk is in flight: its results have nowhere to go
+            await wait_for(lambda: "cannot store" in caplog.text, "a failed write of the results")
+            private_redis.start()  # same port, same data
+            for _ in range(600):
+                record = await store.get_task(task.id)
+                if record is not None and record.status == "ready":
+                    break
+                await asyncio.sleep(0.05)
+            await worker.shutdown(running)
+        rows, _ = await store.results(task.id, ResultFilter(), None, 100)
+    finally:
+        await store.close()
+    assert record is not None and record.status == "ready" and record.done == record.ok == 5
+    assert [r["url"] for r in rows] == urls
+    assert [target.hits[p] for p in paths] == [1] * 5  # written after the outage, never probed twice
