@@ -59,6 +59,17 @@ async def test_text_plain_upload(api: httpx.AsyncClient, target: Target) -> None
     assert done["by_status"] == {"200": 1, "500": 1} and done["by_error"] == {"invalid_url": 1}
 
 
+async def test_text_upload_line_endings_and_trailing_comments(api: httpx.AsyncClient, target: Target) -> None:
+    a, b, c, d = (target.url(f"/status/{code}") for code in (200, 201, 202, 203))
+    body = f"{a}  # the home page\r{b}\r\n{c}\t#tab comment\n{d}#fragment-kept\r\n# only a comment"
+    response = await api.post("/api/v1/tasks", content=body, headers={"content-type": "text/plain"})
+    assert response.status_code == 202, response.text
+    done = await wait_status(api, response.json()["id"])
+    results = (await api.get(f"/api/v1/tasks/{done['id']}/results")).json()["items"]
+    assert [r["url"] for r in results] == [a, b, c, d + "#fragment-kept"]
+    assert [r["status_code"] for r in results] == [200, 201, 202, 203]
+
+
 async def test_multipart_upload_with_options(api: httpx.AsyncClient, target: Target) -> None:
     files = {"file": ("urls.txt", f"{target.url('/status/404')}\n".encode(), "text/plain")}
     data = {"name": "upload", "options": json.dumps({"accept": "200-299,404"})}

@@ -6,6 +6,7 @@ million-URL upload never sits in memory; the store then reads the file line by l
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import tempfile
@@ -60,7 +61,15 @@ def check_count(count: int, settings: Settings) -> None:
 
 def _lines(handle: IO[bytes]) -> Iterator[str]:
     handle.seek(0)
-    yield from url_lines(raw.decode("utf-8", errors="replace") for raw in handle)
+    yield from url_lines(_decoded_blocks(handle))
+
+
+def _decoded_blocks(handle: IO[bytes]) -> Iterator[str]:
+    """The text in blocks: read by size, not by b"\\n", since a `\\r` alone also ends a line."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while block := handle.read(1 << 16):
+        yield decoder.decode(block)
+    yield decoder.decode(b"", final=True)
 
 
 def _count_lines(handle: IO[bytes]) -> int:

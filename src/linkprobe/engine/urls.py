@@ -23,12 +23,29 @@ _HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$")
 _IPV4_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 
 
-def url_lines(lines: Iterable[str]) -> Iterator[str]:
-    """URLs from a list: one per line; blank lines and # comments skipped."""
-    for line in lines:
-        text = line.strip()
-        if text and not text.startswith("#"):
-            yield text
+# The URL-list rule, shared by `linkprobe check` and the API's text uploads: `\r`, `\n` and
+# `\r\n` all end a line; `#` at a line's start or after whitespace starts a comment (a `#`
+# inside a URL is its fragment); blank lines are skipped.
+_LINE_END = re.compile(r"[\r\n]")
+_COMMENT = re.compile(r"(?:^|\s)#.*")
+
+
+def _url_of(line: str) -> str:
+    if "#" in line:
+        line = _COMMENT.sub("", line, count=1)
+    return line.strip()
+
+
+def url_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """URLs from a URL list given as text in pieces of any size (lines, or blocks of a file)."""
+    pending = ""
+    for chunk in chunks:
+        *complete, pending = _LINE_END.split(pending + chunk if pending else chunk)
+        for line in complete:
+            if url := _url_of(line):
+                yield url
+    if url := _url_of(pending):
+        yield url
 
 
 def _ipv4_part(part: str) -> int:
