@@ -5,16 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
-from linkprobe.engine import ProbeResult
-from linkprobe.engine.outcome import RESULT_FIELDS, Outcome
+from linkprobe.engine import ErrorKind, ProbeResult
+from linkprobe.engine.outcome import RESULT_FIELDS
 
 FORMATS = ("table", "json", "ndjson", "csv", "junit", "markdown")
 # Derived from the one result declaration: `error` becomes two columns, `redirects` a hop count.
 _FLAT = {"error": ("error_kind", "error_message")}
+_APART = (ErrorKind.UNSUPPORTED, ErrorKind.CANCELLED)  # counted apart: neither ok nor broken
+_BLOCKED_ADDRESS = re.compile(r": ([0-9a-fA-F.:]+) is ")
 CSV_COLUMNS = tuple(column for f in RESULT_FIELDS for column in _FLAT.get(f.name, (f.name,)))
 
 
@@ -76,10 +79,25 @@ def _found_in(result: ProbeResult, sources: SourceMap | None) -> str:
 
 
 def _summary(results: list[ProbeResult]) -> str:
+    """`N URLs: X ok, Y broken`, then the outcomes counted apart when there are any."""
     ok = sum(r.ok for r in results)
-    unsupported = sum(r.outcome is Outcome.UNSUPPORTED for r in results)
-    text = f"{len(results)} URLs: {ok} ok, {len(results) - ok - unsupported} broken"
-    return f"{text}, {unsupported} unsupported" if unsupported else text
+    kinds = [r.error.kind for r in results if r.error is not None]
+    unsupported, cancelled = (kinds.count(kind) for kind in _APART)
+    text = f"{len(results)} URLs: {ok} ok, {len(results) - ok - unsupported - cancelled} broken"
+    text += f", {unsupported} unsupported" if unsupported else ""
+    return text + (f", {cancelled} cancelled (interrupted)" if cancelled else "")
+
+
+def explain(result: ProbeResult) -> str | None:
+    """Why a URL has an error, with how to allow it when the egress policy blocked it."""
+    error = result.error
+    if error is None:
+        return None
+    if error.kind is not ErrorKind.BLOCKED:
+        return error.message
+    address = _BLOCKED_ADDRESS.search(error.message)
+    cidr = f" or --allow-cidr {address.group(1)}/{32 if '.' in address.group(1) else 128}" if address else ""
+    return f"{error.message}; to allow it: --allow-private{cidr}"
 
 
 def _table(results: list[ProbeResult], sources: SourceMap | None) -> str:
@@ -88,42 +106,52 @@ def _table(results: list[ProbeResult], sources: SourceMap | None) -> str:
     ]
     header = ("#", "STATUS", "RESULT", "MS", "URL")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row))
-        for row in [header, *rows]
-    ]
-    if sources is not None:  # where each broken link was found, under its row
-        for position, r in reversed(list(enumerate(results, 1))):
-            if not r.ok and (found := _found_in(r, sources)):
-                lines.insert(position + 1, f"    found in {found}")
+    lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(header))]
+    for row, r in zip(rows, results, strict=True):
+        lines.append("  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)))
+        if (why := explain(r)) is not None:
+            lines.append(" " * (sum(widths) + 8) + f"-> {why}")  # under the URL column
+        if sources is not None and not r.ok and (found := _found_in(r, sources)):
+            lines.append(f"    found in {found}")  # where each broken link was found, under its row
     return "\n".join([*lines, _summary(results)]) + "\n"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def _markdown(results: list[ProbeResult], sources: SourceMap | None) -> str:
-    lines = ["| # | URL | Status | Result | ms |", "|---|---|---|---|---|"]
+    lines = ["| # | URL | Status | Result | ms | Why |", "|---|---|---|---|---|---|"]
     if sources is not None:
-        lines = ["| # | URL | Status | Result | ms | Found in |", "|---|---|---|---|---|---|"]
+        lines = ["| # | URL | Status | Result | ms | Why | Found in |", "|---|---|---|---|---|---|---|"]
     for r in results:
-        url = r.url.replace("|", "\\|")
-        row = f"| {r.index} | {url} | {r.status_code or '-'} | {verdict(r)} | {r.elapsed_ms:.0f} |"
+        cells = (r.index, _cell(r.url), r.status_code or "-", verdict(r), f"{r.elapsed_ms:.0f}")
+        row = "| " + " | ".join(map(str, cells)) + f" | {_cell(explain(r) or '')} |"
         if sources is not None:
-            row += f" {_found_in(r, sources).replace('|', chr(92) + '|')} |"
+            row += f" {_cell(_found_in(r, sources))} |"
         lines.append(row)
     return "\n".join([*lines, "", _summary(results)]) + "\n"
 
 
+def _apart(result: ProbeResult) -> bool:
+    return result.error is not None and result.error.kind in _APART
+
+
 def _junit(results: list[ProbeResult], sources: SourceMap | None) -> str:
-    failures = sum(not r.ok for r in results)
+    failures = sum(not r.ok and not _apart(r) for r in results)
     total_s = sum(r.elapsed_ms for r in results) / 1000
     suite = ET.Element("testsuite", name="linkprobe", tests=str(len(results)), failures=str(failures))
+    suite.set("skipped", str(sum(map(_apart, results))))
     suite.set("time", f"{total_s:.3f}")
     for r in results:
         case = ET.SubElement(
             suite, "testcase", classname="linkprobe", name=r.url, time=f"{r.elapsed_ms / 1000:.3f}"
         )
         if not r.ok:
-            message = r.error.message if r.error else f"HTTP {r.status_code}"
-            failure = ET.SubElement(case, "failure", message=message, type=verdict(r))
+            message = explain(r) or f"HTTP {r.status_code}"
+            failure = ET.SubElement(
+                case, "skipped" if _apart(r) else "failure", message=message, type=verdict(r)
+            )
             failure.text = json.dumps(result_dict(r, sources), indent=2)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -6,6 +6,8 @@ import asyncio
 import csv
 import io
 import json
+import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +53,12 @@ async def test_any_broken_exits_2(target: Target) -> None:
 async def test_bad_usage_exits_3(args: list[str]) -> None:
     run = await check(*args)
     assert run.code == 3
-    assert "error" in run.err
+    assert "error" in run.err or "invalid value" in run.err
 
 
 async def test_json_is_in_input_order(target: Target) -> None:
-    urls = [target.url("/slow?s=0.3"), target.url("/status/404"), "not-a-url", target.url("/status/200")]
+    urls = [target.url("/slow?s=0.3"), target.url("/status/404"), "http://bad host.example/"]
+    urls.append(target.url("/status/200"))
     run = await check("--format", "json", *urls)
     data = json.loads(run.out)
     assert [item["url"] for item in data] == urls
@@ -165,3 +168,146 @@ async def test_quiet_suppresses_the_bar_on_a_terminal(target: Target) -> None:
         os.close(follower)
         os.close(leader)
     assert process.returncode == 0 and b"ok 1" not in drawn
+
+
+async def test_an_argument_without_a_scheme_must_be_an_existing_file(tmp_path: Path) -> None:
+    run = await check(str(tmp_path / "urls.txt"))
+    assert run.code == 3
+    assert run.err.strip() == f"linkprobe: no such file: {tmp_path / 'urls.txt'} " + (
+        "(an argument without a scheme such as https:// is a file)"
+    )
+    directory = await check(str(tmp_path / "docs"))
+    assert directory.code == 3 and f"no such file: {tmp_path / 'docs'} " in directory.err
+    glob = await check(str(tmp_path / "*.md"))
+    assert glob.code == 3 and glob.err.strip() == f"linkprobe: no file matches {tmp_path / '*.md'}"
+
+
+async def test_unwritable_output_exits_3_before_probing(target: Target) -> None:
+    run = await check("-o", "/no/such/dir/x", target.url("/status/200"))
+    assert run.code == 3
+    assert run.err.strip() == "linkprobe: cannot write --output /no/such/dir/x: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--timeout", "1000"], {}, "--timeout"),
+        (["--concurrency", "0"], {}, "--concurrency"),
+        (["--max-redirects", "-1"], {}, "--max-redirects"),
+        (["--per-host", "0"], {}, "--per-host"),
+        (["--allow-cidr", "not-a-network"], {}, "--allow-cidr"),
+        (["-H", "X-Token: a\rb"], {}, "-H/--header"),
+        (["-H", "no colon"], {}, "-H/--header"),
+        (["--user-agent", "a\nb"], {}, "--user-agent"),
+        ([], {"LINKPROBE_CONCURRENCY": "many"}, "LINKPROBE_CONCURRENCY"),
+    ],
+)
+async def test_bad_flag_values_exit_3_with_one_sentence_naming_the_flag(
+    args: list[str], env: dict[str, str], named: str
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", *args, "http://x.example/",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **env},
+    )  # fmt: skip
+    _, raw = await process.communicate()
+    err = raw.decode()
+    assert process.returncode == 3
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"linkprobe: invalid value for {named}: "), err
+    for internal in ("ProbeOptions", "EngineConfig", "Settings", "validation error", "pydantic", "Traceback"):
+        assert internal not in err
+
+
+async def test_url_list_line_endings_and_trailing_comments(target: Target, tmp_path: Path) -> None:
+    a, b, c, d = (target.url(f"/status/{code}") for code in (200, 201, 202, 203))
+    listing = tmp_path / "urls.txt"
+    listing.write_bytes(f"{a}  # home\r{b}\r\n{c}\t#tab comment\n{d}#kept\r\n# end".encode())
+    from_file = await check("-f", "json", str(listing))
+    from_stdin = await check("-f", "json", "-", stdin=listing.read_bytes().decode())
+    for run in (from_file, from_stdin):
+        assert run.code == 0, run.err
+        assert [item["url"] for item in json.loads(run.out)] == [a, b, c, d + "#kept"]
+
+
+async def test_blocked_rows_say_why_and_how_to_allow_it(target: Target) -> None:
+    url = target.url("/status/200")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    lines = out.decode().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.endswith(url))
+    assert "blocked" in lines[row]
+    assert "blocked by egress policy: 127.0.0.1 is" in lines[row + 1]
+    assert lines[row + 1].endswith("to allow it: --allow-private or --allow-cidr 127.0.0.1/32")
+    as_json = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", "-f", "json", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await as_json.communicate()
+    assert "--allow-private or --allow-cidr" in err.decode()
+
+
+async def test_unsupported_redirect_passes_unless_fail_unsupported(target: Target) -> None:
+    urls = [target.url("/status/200"), target.url("/redirect-to?url=mailto:someone@example.com")]
+    run = await check(*urls)
+    assert run.code == 0, run.out
+    assert "2 URLs: 1 ok, 0 broken, 1 unsupported" in run.out
+    failing = await check("--fail-unsupported", *urls)
+    assert failing.code == 2
+    assert "1 unsupported" in failing.out
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+async def test_ctrl_c_exits_130_keeping_results_and_counting_cancelled_apart(
+    target: Target, tmp_path: Path, fmt: str
+) -> None:
+    """A real SIGINT once the first URL is done and the second is in flight (one at a time)."""
+    urls = [target.url("/status/200"), target.url("/slow?s=60"), target.url("/status/201")]
+    output = tmp_path / f"out.{fmt}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", "--allow-private", "--concurrency", "1",
+        "--timeout", "120", "-f", fmt, "-o", str(output), *urls,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    deadline = asyncio.get_running_loop().time() + 60
+    while target.active == 0:  # the slow URL has arrived, so the first one has finished
+        assert asyncio.get_running_loop().time() < deadline, "the slow URL never arrived"
+        await asyncio.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 130, err
+    text = output.read_text()
+    if fmt == "json":
+        data = json.loads(text)
+        assert [item["url"] for item in data] == urls
+        assert data[0]["ok"] is True
+        assert [item["error"]["kind"] for item in data[1:]] == ["cancelled", "cancelled"]
+    else:
+        assert "3 URLs: 1 ok, 0 broken, 2 cancelled (interrupted)" in text
+
+
+async def test_check_imports_neither_the_service_nor_the_stores(target: Target) -> None:
+    """What `linkprobe check` loads: the engine, not FastAPI, Redis, uvicorn or the stores."""
+    heavy = ["fastapi", "starlette", "uvicorn", "redis", "linkprobe.api", "linkprobe.store", "sqlite3"]
+    script = (
+        "import sys\nfrom linkprobe.cli import main\n"
+        f"code = main(['check', '--allow-private', '-q', {target.url('/status/200')!r}])\n"
+        f"print(code, [m for m in {heavy!r} if m in sys.modules])"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err
+    assert out.decode().splitlines()[-1] == "0 []", out
+
+
+async def test_junit_skips_unsupported_rather_than_failing(target: Target) -> None:
+    unsupported = target.url("/redirect-to?url=ftp://files.example/a")
+    run = await check("-f", "junit", target.url("/status/500"), unsupported)
+    suite = ET.fromstring(run.out)
+    assert (suite.get("failures"), suite.get("skipped")) == ("1", "1")
+    skipped = [case.get("name") for case in suite.iter("testcase") if case.find("skipped") is not None]
+    assert skipped == [unsupported]

@@ -1,6 +1,9 @@
 """`linkprobe` command line: a thin shell over the engine and the service.
 
-Exit codes: 0 every URL ok, 2 some URL not ok, 1 unexpected failure, 3 bad usage or configuration.
+Exit codes: 0 every URL ok, 2 some URL not ok, 1 unexpected failure, 3 bad usage or configuration,
+130 interrupted (Ctrl-C).
+
+Only what a command uses is imported: `check` never loads the API, the stores or uvicorn.
 """
 
 from __future__ import annotations
@@ -8,18 +11,45 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
-
-from pydantic import ValidationError
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from linkprobe import __version__
-from linkprobe.engine import ConfigError
 from linkprobe.extract.document import Kind
 from linkprobe.report import FORMATS
-from linkprobe.settings import Settings
 
-EXIT_OK, EXIT_FAILURE, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2, 3
+if TYPE_CHECKING:
+    from linkprobe.settings import Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_BROKEN, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# Option fields whose flag is not simply --field-name.
+_FLAG_OF = {"headers": "-H/--header", "verify_tls": "--insecure", "allow_cidrs": "--allow-cidr"}
+
+CHECK_EPILOG = """\
+inputs:
+  An argument with a scheme (https://..., http://..., even mailto:...) is a URL; - reads a URL
+  list from stdin; anything else must be an existing file, folder or a glob matching files (write
+  ./name for a file whose name looks like a URL). Files with a document extension (.html, .md,
+  .xml, ...) are documents whose links are checked; others are URL lists: one URL a line (\\n,
+  \\r\\n or \\r); # starts a comment at a line's start or after whitespace.
+
+formats (-f/--format):
+  table (default), json, csv, junit, markdown: in input order, written at the end;
+  ndjson: one JSON result a line, streamed as results complete.
+
+exit codes:
+  0    every URL is ok (unsupported redirects, e.g. to mailto:, are allowed)
+  2    at least one URL is broken (or unsupported, with --fail-unsupported)
+  3    bad usage: unknown flag, bad flag value, missing input file, unwritable --output
+  130  interrupted (Ctrl-C): the results so far are written, the rest counted as cancelled
+  1    unexpected failure
+
+examples:
+  linkprobe check https://example.com/ https://example.org/missing
+  linkprobe check urls.txt -f junit -o links.xml
+  cat urls.txt | linkprobe check - -f ndjson
+  linkprobe check --allow-private http://127.0.0.1:8080/health
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,14 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"linkprobe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    check = commands.add_parser("check", help="probe URLs once and report (CI-friendly exit codes)")
+    check = commands.add_parser(
+        "check",
+        help="probe URLs once and report (CI-friendly exit codes)",
+        description="Probe URLs once and report one result per URL.",
+        epilog=CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument(
         "inputs", nargs="+", metavar="URL|FILE|DIR|GLOB|-",
         help="URLs, documents (HTML, Markdown, sitemap), folders or globs, URL-list files, - for stdin",
     )  # fmt: skip
-    check.add_argument("-f", "--format", choices=FORMATS, default="table")
+    check.add_argument("-f", "--format", choices=FORMATS, default="table", help="see formats below")
     check.add_argument("-o", "--output", help="write results to this file instead of stdout")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    check.add_argument(
+        "--fail-unsupported",
+        action="store_true",
+        help="exit 2 when a URL cannot be followed (mailto:, ftp: links or redirects)",
+    )
     _document_flags(check)
     _engine_flags(check)
 
@@ -145,32 +186,68 @@ def settle_heap() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def flag_name(field: str, env: bool) -> str:
+    """How the user set an option field: its flag, or for settings its environment variable."""
+    if env:
+        return f"LINKPROBE_{field.upper()}"
+    return _FLAG_OF.get(field, "--" + field.replace("_", "-"))
+
+
+def invalid_value(error: Mapping[str, Any], env: bool) -> str:
+    """One plain sentence from a pydantic error: the flag, what is wrong, the value given."""
+    where = flag_name(str(error["loc"][0]), env) if error["loc"] else "an option"
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    return f"invalid value for {where}: {reason[:1].lower()}{reason[1:]} (got {error['input']!r})"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     try:
+        from linkprobe.settings import Settings
+
         settings = Settings()
-        if args.command == "check":
-            from linkprobe.cli.check import run_check
+    except ValidationError as exc:
+        raise UsageError(invalid_value(exc.errors()[0], env=True)) from None
+    try:
+        return _dispatch(args, settings)
+    except ValidationError as exc:
+        raise UsageError(invalid_value(exc.errors()[0], env=False)) from None
 
-            return run_check(args, settings)
-        if args.command == "crawl":
-            from linkprobe.cli.crawl import run_crawl
 
-            return run_crawl(args, settings)
-        if args.command in ("serve", "api"):
-            from linkprobe.cli.serve import run_serve
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "check":
+        from linkprobe.cli.check import run_check
 
-            return run_serve(args, settings, embedded_worker=args.command == "serve")
-        if args.command == "worker":
-            from linkprobe.cli.worker import run_workers
+        return run_check(args, settings)
+    if args.command == "crawl":
+        from linkprobe.cli.crawl import run_crawl
 
-            return run_workers(args, settings)
-    except (ValidationError, ConfigError, ValueError) as exc:
-        print(f"linkprobe: configuration error: {exc}", file=sys.stderr)
+        return run_crawl(args, settings)
+    if args.command in ("serve", "api"):
+        from linkprobe.cli.serve import run_serve
+
+        return run_serve(args, settings, embedded_worker=args.command == "serve")
+    from linkprobe.cli.worker import run_workers
+
+    return run_workers(args, settings)
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one sentence, exit code 3."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from linkprobe.engine.errors import ConfigError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except (UsageError, ConfigError, ValueError) as exc:
+        print(f"linkprobe: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return EXIT_FAILURE
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the documented exit code 1, with a message rather than a traceback
         print(f"linkprobe: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    return EXIT_USAGE

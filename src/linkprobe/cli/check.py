@@ -1,4 +1,4 @@
-"""`linkprobe check`: probe URLs once, report, exit 0 (all ok) or 2 (some not ok)."""
+"""`linkprobe check`: probe URLs once, report, exit 0 (all ok), 2 (some broken) or 130 (Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from typing import TextIO
 
 import uvloop
 
-from linkprobe.cli import settle_heap
+from linkprobe.cli import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_OK, UsageError, settle_heap
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
-from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
-from linkprobe.engine.outcome import Outcome
+from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions, ProbeResult
 from linkprobe.extract import Kind, LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
 from linkprobe.settings import Settings
@@ -23,6 +22,21 @@ PROBE_FLAGS = (
     "method", "user_agent", "accept", "timeout", "connect_timeout", "retries", "max_redirects",
     "max_body_bytes", "concurrency",
 )  # fmt: skip
+
+
+BLOCKED_HINT = (
+    "blocked by the egress policy (not globally routable addresses); "
+    "to allow them: --allow-private or --allow-cidr CIDR"
+)
+
+
+def open_output(name: str | None) -> TextIO:
+    if name is None:
+        return sys.stdout
+    try:
+        return open(name, "w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write --output {name}: {exc.strerror or exc}") from None
 
 
 def document_options(args: argparse.Namespace) -> DocumentOptions:
@@ -39,7 +53,7 @@ def parse_headers(values: list[str]) -> dict[str, str]:
     for value in values:
         name, sep, content = value.partition(":")
         if not sep or not name.strip():
-            raise ConfigError(f"header {value!r} is not 'Name: value'")
+            raise UsageError(f"invalid value for -H/--header: {value!r} is not 'Name: value'")
         headers[name.strip()] = content.strip()
     return headers
 
@@ -63,17 +77,24 @@ def engine_config(args: argparse.Namespace, settings: Settings) -> EngineConfig:
 
 
 class Progress:
-    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+    """Counts by outcome, and a one-line progress bar on stderr, redrawn at most ten times a second."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.enabled = total, enabled
-        self.done = self.ok = self.unsupported = 0
+        self.done = self.ok = self.unsupported = self.cancelled = self.blocked = 0
         self.started = self.drawn = time.monotonic()
+
+    @property
+    def broken(self) -> int:
+        return self.done - self.ok - self.unsupported - self.cancelled
 
     def add(self, result: ProbeResult) -> None:
         self.done += 1
         self.ok += result.ok
-        self.unsupported += result.outcome is Outcome.UNSUPPORTED
+        if result.error is not None:
+            self.unsupported += result.error.kind is ErrorKind.UNSUPPORTED
+            self.cancelled += result.error.kind is ErrorKind.CANCELLED
+            self.blocked += result.error.kind is ErrorKind.BLOCKED
         now = time.monotonic()
         if self.enabled and (now - self.drawn >= 0.1 or self.done == self.total):
             self.drawn = now
@@ -84,7 +105,7 @@ class Progress:
         filled = width * self.done // max(self.total, 1)
         rate = self.done / max(now - self.started, 1e-6)
         line = f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-        sys.stderr.write(f"{line} ok {self.ok} broken {self.done - self.ok} {rate:.0f}/s ")
+        sys.stderr.write(f"{line} ok {self.ok} broken {self.broken} {rate:.0f}/s ")
         if self.done == self.total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -97,8 +118,9 @@ async def probe_all(
     options: ProbeOptions,
     progress: Progress,
     stream: TextIO | None,
-) -> list[ProbeResult]:
-    """Probe each unique URL once; local files and unsupported links are judged without the network."""
+) -> tuple[list[ProbeResult], bool]:
+    """Probe each unique URL once; local files and unsupported links are judged without the network.
+    The flag tells whether Ctrl-C stopped the run."""
     results: list[ProbeResult] = []
     sources = collected.sources
 
@@ -120,33 +142,52 @@ async def probe_all(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl-C: report what is left as cancelled
-    async with Engine(config) as engine:
-        async for result in engine.run(to_probe, options, stop=stop):
-            result.index = positions[result.index]
-            emit(result)
-    loop.remove_signal_handler(signal.SIGINT)
-    return results
+    try:
+        async with Engine(config) as engine:
+            async for result in engine.run(to_probe, options, stop=stop):
+                result.index = positions[result.index]
+                emit(result)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    return results, stop.is_set()
+
+
+def exit_code(progress: Progress, interrupted: bool, fail_unsupported: bool) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if progress.broken or (fail_unsupported and progress.unsupported):
+        return EXIT_BROKEN
+    return EXIT_OK
+
+
+def collect_inputs(args: argparse.Namespace) -> Collected:
+    try:
+        return collect(args.inputs, sys.stdin, document_options(args))
+    except OSError as exc:  # a file that exists but cannot be read
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
     options = probe_options(args)
     config = engine_config(args, settings)
-    collected = collect(args.inputs, sys.stdin, document_options(args))
+    collected = collect_inputs(args)
     if not collected.urls:
-        raise ConfigError("no URLs given (no links found in the documents, or all excluded)")
+        raise UsageError("no URLs given (no links found in the documents, or all excluded)")
     progress = Progress(len(collected.urls), enabled=not args.quiet and sys.stderr.isatty())
-    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    out = open_output(args.output)
     try:
         streaming = out if args.format == "ndjson" else None
         settle_heap()
-        results = uvloop.run(probe_all(collected, args.check_fragments, config, options, progress, streaming))
+        run = probe_all(collected, args.check_fragments, config, options, progress, streaming)
+        results, interrupted = uvloop.run(run)
         if streaming is None:
             out.write(render(results, args.format, documents_sources(collected)))
     finally:
         if out is not sys.stdout:
             out.close()
-    broken = progress.done - progress.ok - progress.unsupported
-    return 2 if broken else 0
+    if progress.blocked and args.format not in ("table", "markdown"):  # those say it on each row
+        print(f"linkprobe: {progress.blocked} URL(s) {BLOCKED_HINT}", file=sys.stderr)
+    return exit_code(progress, interrupted, args.fail_unsupported)
 
 
 def documents_sources(collected: Collected) -> dict[str, Sources] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,11 +16,14 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
+from linkprobe.cli import UsageError
 from linkprobe.engine import ErrorKind, ProbeResult, failed
 from linkprobe.engine.urls import url_lines
 from linkprobe.extract import Kind, LinkFilter, Sources, extract, kind_for_name, probe_target, supported
 
 GLOB_CHARS = frozenset("*?[")
+# A scheme, as RFC 3986 spells it: an argument that starts with one is a URL, never a file.
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 @dataclass
@@ -119,16 +123,20 @@ def add_input(collected: Collected, item: str, stdin: TextIO, options: DocumentO
             collected.add(url)
         return
     path = Path(item)
-    if "://" not in item and path.is_dir():
+    if SCHEME.match(item):
+        collected.add(item)  # a URL, judged (maybe invalid_url or unsupported) like any other
+    elif path.is_dir():
         for found in walk(path, options.input_format):
             _add_file(collected, found, path, options)
-    elif "://" not in item and path.is_file():
+    elif path.is_file():
         _add_file(collected, path, None, options)
-    elif "://" not in item and GLOB_CHARS.intersection(item):
-        for found in expand(item, options.input_format):
+    elif GLOB_CHARS.intersection(item):
+        if not (matches := expand(item, options.input_format)):
+            raise UsageError(f"no file matches {item}")
+        for found in matches:
             _add_file(collected, found, None, options)
     else:
-        collected.add(item)  # not a file: a URL, judged (maybe invalid_url) like any other
+        raise UsageError(f"no such file: {item} (an argument without a scheme such as https:// is a file)")
 
 
 def _add_file(collected: Collected, path: Path, root: Path | None, options: DocumentOptions) -> None:
