@@ -115,7 +115,9 @@ class Prober:
         except Exception as exc:  # a bug must still give this URL a result
             result.error = ProbeError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
         result.ok = result.error is None and result.status_code in plan.accepted  # None is never in it
-        result.elapsed_ms = round(ms_since(started) - result.queue_ms, 3)
+        result.elapsed_ms = ms_since(started)
+        if result.queue_ms:  # round() only then: it formats and re-parses the float
+            result.elapsed_ms = round(result.elapsed_ms - result.queue_ms, 3)
         if result.status_code is None:  # no answer: checked when the probe gave up
             result.checked_at = utcnow()
         return result
@@ -189,10 +191,14 @@ class Prober:
                 if method == "GET":
                     result.body = BodyState.TIMEOUT  # until the read ends: what a deadline leaves
                     page = PAGE_BODY.get()  # set by Engine.fetch(): keep the body of a crawled page
-                    if page is None:
-                        result.body = await self._read_body(response, plan, result.content_length)
-                    else:
+                    declared = result.content_length
+                    if page is not None:
                         result.body = await self._keep(response, plan, page)
+                    elif declared is not None and declared <= plan.max_body_bytes and _identity(response):
+                        await response.read()  # small and declared: one read, the common case
+                        result.body = BodyState.COMPLETE
+                    else:
+                        result.body = await self._drain(response, plan, declared)
                 if response.status in RETRY_STATUSES:
                     return retry_after_seconds(response.headers.get("Retry-After"))
                 return None
@@ -218,20 +224,16 @@ class Prober:
         return BodyState.COMPLETE
 
     @staticmethod
-    async def _read_body(response: aiohttp.ClientResponse, plan: Plan, declared: int | None) -> BodyState:
+    async def _drain(response: aiohttp.ClientResponse, plan: Plan, declared: int | None) -> BodyState:
         """Read and discard the body up to the cap, counting decoded bytes.
 
         A declared identity Content-Length over the cap is not read at all: the connection is
         dropped rather than read for nothing.
         """
         cap = plan.max_body_bytes
-        identity = _identity(response)
-        if declared is not None and identity:
-            if declared > cap:
-                response.close()
-                return BodyState.TRUNCATED
-            await response.read()  # small and declared: one read, the common case
-            return BodyState.COMPLETE
+        if declared is not None and _identity(response):  # declared > cap: see the caller
+            response.close()
+            return BodyState.TRUNCATED
         seen = 0
         async for chunk in response.content.iter_chunked(READ_CHUNK):
             seen += len(chunk)
