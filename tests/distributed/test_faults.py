@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from linkprobe.store.redis_keys import GROUP, QUEUE
 from tests.api.test_tasks import wait_status
 from tests.conftest import RedisServer, Service, Target, start_service, start_worker
 
@@ -59,22 +60,47 @@ async def wait_progress(client: httpx.AsyncClient, task_id: str, at_least: int) 
     raise AssertionError(f"no progress past {at_least}")
 
 
+def held_by(port: int, pid: int | None = None) -> int:
+    """Chunks delivered and not yet acknowledged (all of them, or those of one worker process)."""
+    summary: Any = redis.Redis(port=port, decode_responses=True).xpending(QUEUE, GROUP)
+    if pid is None:
+        return int(summary["pending"])
+    mine = f"-{pid}-"  # consumer names are host-pid-nonce
+    return sum(int(c["pending"]) for c in summary["consumers"] if mine in c["name"])
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def assert_in_flight(client: httpx.AsyncClient, task_id: str) -> None:
+    progress = (await client.get(f"/api/v1/tasks/{task_id}")).json()["progress"]
+    assert progress["done"] < progress["total"], "the fault must land while work is in flight"
+
+
 async def test_kill_9_workers_repeatedly(
     tmp_path: Path, target: Target, api: Service, private_redis: RedisServer
 ) -> None:
-    steady = await start_worker(tmp_path, private_redis.url, ENV)
-    victim = await start_worker(tmp_path, private_redis.url, ENV)
-    urls = farm(target, 3000)
+    workers = [await start_worker(tmp_path, private_redis.url, ENV) for _ in range(2)]
+    urls = farm(target, 3000, "/slow?s=0.5")  # slow enough that a worker holds work when it is killed
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
         task = (await client.post("/api/v1/tasks", json={"urls": urls})).json()
         for round_ in range(3):
             await wait_progress(client, task["id"], 300 * (round_ + 1))
-            victim.kill()  # kill -9 mid-chunk; its chunks are reclaimed by the others
+            await wait_until(
+                lambda: any(held_by(private_redis.port, w.pid) > 0 for w in workers), "a worker holding work"
+            )
+            victim = next(w for w in workers if held_by(private_redis.port, w.pid) > 0)
+            await assert_in_flight(client, task["id"])
+            victim.kill()  # kill -9 while it holds chunks; they are reclaimed by the others
             await victim.wait()
-            victim = await start_worker(tmp_path, private_redis.url, ENV)
+            workers[workers.index(victim)] = await start_worker(tmp_path, private_redis.url, ENV)
         final = await wait_status(client, task["id"])
         rows = await results_of(client, task["id"])
-    for worker in (steady, victim):
+    for worker in workers:
         worker.terminate()
         await worker.wait()
     assert_exactly_once(final, rows, urls)
@@ -85,13 +111,15 @@ async def test_kill_9_redis_and_restart_on_its_data(
     tmp_path: Path, target: Target, api: Service, private_redis: RedisServer
 ) -> None:
     worker = await start_worker(tmp_path, private_redis.url, ENV)
-    urls = farm(target, 2000)
+    urls = farm(target, 2000, "/slow?s=0.5")
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
         task = (await client.post("/api/v1/tasks", json={"urls": urls})).json()
         await wait_progress(client, task["id"], 300)
-        await asyncio.sleep(1.2)  # let appendfsync everysec put the task itself on disk
+        # appendfsync everysec: wait until the task itself is in the AOF on disk
+        await wait_until(lambda: in_aof(private_redis, task["id"]), "the task in the AOF")
+        assert held_by(private_redis.port) > 0  # chunks are out with the worker
+        await assert_in_flight(client, task["id"])
         private_redis.kill()
-        await asyncio.sleep(1)
         assert (await client.get(f"/api/v1/tasks/{task['id']}")).status_code == 503
         private_redis.start()  # same port, same AOF
         final = await wait_status(client, task["id"])
@@ -99,6 +127,10 @@ async def test_kill_9_redis_and_restart_on_its_data(
     worker.terminate()
     await worker.wait()
     assert_exactly_once(final, rows, urls)
+
+
+def in_aof(server: RedisServer, task_id: str) -> bool:
+    return any(task_id.encode() in f.read_bytes() for f in server.directory.rglob("*.aof*") if f.is_file())
 
 
 async def test_two_api_replicas_share_tasks(
@@ -182,7 +214,8 @@ async def test_redis_down_gives_503_and_workers_resume(
         assert down.status_code == 503 and "unavailable" in down.json()["detail"]
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/api/v1/tasks")).status_code == 503
-        await asyncio.sleep(2)  # the worker keeps retrying meanwhile
+        log = tmp_path / "workers.log"
+        await wait_until(lambda: log.read_text().count("store unavailable") >= 2, "the worker retrying")
         private_redis.start()
         urls = farm(target, 200, "/status/200")
         task = (await client.post("/api/v1/tasks", json={"urls": urls})).json()
