@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from linkprobe.engine import EngineConfig
@@ -57,6 +57,26 @@ class Settings(BaseSettings):
         None, ge=1, le=10000, description="Largest options.concurrency; the engine's concurrency if unset."
     )
 
+    # security (README "Keys, quotas and security settings")
+    auth: Literal["required", "off"] | None = Field(
+        None, description="API keys: required, or off (loopback only). Default: off on loopback only."
+    )
+    admin_key: SecretStr | None = Field(None, description="A key that sees and manages every task.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host header values accepted (default: bind address, localhost)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed cross-origin (CORS off when empty)."
+    )
+    quota_tasks_in_flight: int = Field(20, ge=1, description="Pending or running tasks of one key.")
+    quota_urls_per_day: int = Field(1_000_000, ge=1, description="URLs one key submits per UTC day.")
+    quota_submissions_per_minute: int = Field(60, ge=1, description="Task submissions of one key per minute.")
+    max_concurrent_uploads: int = Field(4, ge=1, description="Request bodies read at once; 503 beyond.")
+    max_connections: int = Field(1000, ge=1, description="Open connections at once; 503 beyond.")
+    keepalive_s: int = Field(5, ge=1, le=300, description="Idle keep-alive connections close after this.")
+    header_timeout_s: float = Field(10.0, gt=0, le=300, description="Time to send a request's headers.")
+    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="Longest wait for the next body bytes.")
+
     def engine_config(self, **overrides: object) -> EngineConfig:
         values: dict[str, object] = {
             "concurrency": self.concurrency,
@@ -68,7 +88,7 @@ class Settings(BaseSettings):
         values.update({k: v for k, v in overrides.items() if v is not None})
         return EngineConfig.model_validate(values)
 
-    @field_validator("allow_cidrs", mode="before")
+    @field_validator("allow_cidrs", "allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split_cidrs(cls, value: object) -> object:
         return _split(value)

@@ -8,37 +8,50 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 from linkprobe import __version__
+from linkprobe.api.connections import BodyDeadline, BodyTimeout
 from linkprobe.api.models import Submit, TaskCreate
+from linkprobe.api.quotas import Quotas
+from linkprobe.api.security import Authenticator, Guard
 from linkprobe.api.tasks import build_router
 from linkprobe.engine import Engine, StoreUnavailable
 from linkprobe.metrics import Metrics
 from linkprobe.settings import Settings
 from linkprobe.store import Store
+from linkprobe.store.keys import KeyStore, open_keys
 from linkprobe.ui import mount_ui
 from linkprobe.worker import Worker
 
 log = logging.getLogger("linkprobe.api")
 
 
-def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings, store: Store, embedded_worker: bool = True, keys: KeyStore | None = None
+) -> FastAPI:
     """The app. With `embedded_worker` the same process also probes (linkprobe serve)."""
     metrics = Metrics()
+    keys = keys or open_keys(settings)
+    auth = Authenticator(settings, keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
+        await keys.open()
+        if not auth.required:
+            log.warning("authentication is off: anyone who reaches %s may use the API", settings.host)
         async with contextlib.AsyncExitStack() as stack:
             if embedded_worker:
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
                 worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
                 stack.push_async_callback(worker.shutdown, asyncio.create_task(worker.run()))
             yield
+        await keys.close()
         await store.close()
 
     app = FastAPI(
@@ -49,12 +62,24 @@ def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -
         redoc_url=None,
         description="Submit URLs as a task, follow progress, read typed per-URL results.",
     )
-    app.include_router(build_router(store, settings))
+    app.include_router(build_router(store, settings, Quotas(settings, store, keys)))
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout_s)
+    app.add_middleware(Guard, settings=settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"], expose_headers=["Location"],
+        )  # fmt: skip
+    app.state.auth = auth
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(StoreUnavailable)
     async def unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+
+    @app.exception_handler(BodyTimeout)
+    async def slow_body(request: Request, exc: BodyTimeout) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=408, headers={"Connection": "close"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,8 +97,12 @@ def create_app(settings: Settings, store: Store, embedded_worker: bool = True) -
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready", "detail": problem}, status_code=503)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
+    @app.get(
+        "/metrics", tags=["ops"], response_class=Response, dependencies=[Depends(auth.admin)],
+        responses={401: {"description": "API key missing"}, 403: {"description": "Not the admin key"}},
+    )  # fmt: skip
     async def prometheus() -> Response:
+        """Prometheus metrics: the admin key only (or no key when authentication is off)."""
         return Response(metrics.render(await store.stats()), media_type="text/plain; version=0.0.4")
 
     mount_ui(app)

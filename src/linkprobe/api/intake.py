@@ -12,20 +12,23 @@ import json
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from fastapi import HTTPException, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
-from linkprobe.api.models import TaskCreate
+from linkprobe.api import jsonstream
+from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.urls import url_lines
 from linkprobe.settings import Settings
 from linkprobe.store import NewTask
 
 SPOOL_IN_MEMORY = 1 << 20
-M = TypeVar("M", bound=BaseModel)
+FORM_FIELDS = ("name", "description", "options")
 
 
 @dataclass
@@ -39,11 +42,6 @@ class Submission:
     def close(self) -> None:
         for handle in self.files:
             handle.close()
-
-
-def fingerprint(body: bytes) -> str:
-    """What makes two submissions "the same body" for Idempotency-Key."""
-    return hashlib.sha256(body).hexdigest()
 
 
 def too_large(settings: Settings) -> HTTPException:
@@ -89,20 +87,6 @@ async def _spool(chunks: AsyncIterator[bytes], settings: Settings) -> tuple[IO[b
     return spool, digest.hexdigest()
 
 
-async def read_body(request: Request, settings: Settings) -> bytes:
-    spool, _ = await _spool(request.stream(), settings)
-    with spool:
-        spool.seek(0)
-        return spool.read()
-
-
-def parse_json(body: bytes, model: type[M]) -> M:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
-
-
 def _options(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
@@ -113,11 +97,26 @@ def _options(raw: str | None) -> dict[str, Any]:
 
 
 async def from_json(request: Request, settings: Settings) -> Submission:
-    body = await read_body(request, settings)
-    created = parse_json(body, TaskCreate)
-    check_count(len(created.urls), settings)
+    """A JSON body, spooled and then streamed (jsonstream): never held whole, nor its URL list."""
+    spool, fingerprint = await _spool(request.stream(), settings)
+    try:
+        created, count = jsonstream.scan(spool, TaskCreate)
+    except BaseException:
+        spool.close()
+        raise
     task = NewTask(created.name, created.description, created.options.model_dump(exclude_defaults=True))
-    return Submission(task, created.urls, len(created.urls), fingerprint(body))
+    return Submission(task, jsonstream.urls(spool), count, fingerprint, [spool])
+
+
+async def from_short_json(request: Request, settings: Settings) -> Submission:
+    """The short form {"urls": [...]} (POST /api/v1/submit), read the same way."""
+    spool, fingerprint = await _spool(request.stream(), settings)
+    try:
+        _, count = jsonstream.scan(spool, Submit)
+    except BaseException:
+        spool.close()
+        raise
+    return Submission(NewTask(), jsonstream.urls(spool), count, fingerprint, [spool])
 
 
 async def from_text(request: Request, settings: Settings) -> Submission:
@@ -135,8 +134,34 @@ async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
+def _counted(request: Request, settings: Settings) -> Request:
+    """The request, its body counted as it is read: every multipart part counts against the limit."""
+    size = 0
+
+    async def receive() -> Message:
+        nonlocal size
+        message = await request.receive()
+        size += len(message.get("body", b""))
+        if size > settings.max_request_bytes:
+            raise too_large(settings)
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def from_multipart(request: Request, settings: Settings) -> Submission:
-    form = await request.form(max_part_size=settings.max_request_bytes)
+    try:  # one file part (`file`) and the three text fields: anything more is refused, not spooled
+        form = await _counted(request, settings).form(
+            max_files=1, max_fields=len(FORM_FIELDS), max_part_size=64 << 10
+        )
+    except StarletteHTTPException as exc:
+        if exc.status_code == 400:  # python-multipart's limits, as Starlette reports them
+            raise HTTPException(422, f"multipart upload refused: {exc.detail}") from None
+        raise
+    unknown = sorted(set(form.keys()) - {"file", *FORM_FIELDS})
+    if unknown:
+        await form.close()
+        raise HTTPException(422, f"unknown multipart fields {unknown}: only file, {', '.join(FORM_FIELDS)}")
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise HTTPException(422, "multipart upload needs a 'file' field with one URL per line")

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from linkprobe.api.security import redact
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind
 from linkprobe.store import TaskRecord, TaskStatus
@@ -52,7 +53,7 @@ class Task(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    options: dict[str, Any]
+    options: dict[str, Any] = Field(description="The task's probe options; header values are redacted.")
 
     @classmethod
     def of(cls, record: TaskRecord) -> Task:
@@ -60,7 +61,7 @@ class Task(BaseModel):
             id=record.id, name=record.name, description=record.description, status=record.status,
             progress=progress(record),
             by_status=record.by_status, by_error=record.by_error, created_at=record.created_at,
-            started_at=record.started_at, finished_at=record.finished_at, options=record.options,
+            started_at=record.started_at, finished_at=record.finished_at, options=redact(record.options),
         )  # fmt: skip
 
 

@@ -7,19 +7,20 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from linkprobe.api.caps import apply_caps
-from linkprobe.api.intake import Submission, check_count, fingerprint, parse_json, read_body, read_submission
-from linkprobe.api.models import Problem, Result, ResultPage, Submit, Submitted, Task, TaskPage
+from linkprobe.api.intake import Submission, check_count, from_short_json, read_submission
+from linkprobe.api.models import Problem, Result, ResultPage, Submitted, Task, TaskPage
+from linkprobe.api.quotas import Quotas
+from linkprobe.api.security import Authenticator, Principal
 from linkprobe.engine.outcome import ErrorKind
 from linkprobe.report import CSV_COLUMNS, csv_text
 from linkprobe.settings import Settings
 from linkprobe.store import (
     TERMINAL,
     IdempotencyConflict,
-    NewTask,
     ResultFilter,
     Store,
     TaskRecord,
@@ -28,6 +29,7 @@ from linkprobe.store import (
 
 EVENT_INTERVAL_S = 0.5
 ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "API key missing, unknown or revoked"},
     404: {"model": Problem, "description": "No such task"},
     422: {"model": Problem, "description": "Invalid request"},
     503: {"model": Problem, "description": "Store unavailable"},
@@ -55,29 +57,23 @@ CREATE_BODY = {
 }
 
 
-def build_router(store: Store, settings: Settings) -> APIRouter:
+async def caller(request: Request) -> Principal:
+    """The dependency naming the caller (linkprobe.api.security.Authenticator, set up by create_app)."""
+    auth: Authenticator = request.app.state.auth
+    return await auth(request)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
     router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
-    async def found(task_id: str) -> TaskRecord:
+    async def found(task_id: str, who: Principal) -> TaskRecord:
+        """The task if the caller may see it: another owner's task is as unknown as a missing one."""
         record = await store.get_task(task_id)
-        if record is None:
+        if record is None or not who.sees(record):
             raise HTTPException(404, f"task {task_id} not found")
-        return record
-
-    async def accept(submission: Submission, key: str | None, response: Response) -> TaskRecord:
-        try:
-            check_count(submission.count, settings)
-            submission.task.options = apply_caps(submission.task.options, settings)
-            idempotency = (key, submission.fingerprint) if key else None
-            record, _ = await store.create_task(
-                submission.task, submission.urls, settings.chunk_size, idempotency
-            )
-        except IdempotencyConflict:
-            raise HTTPException(409, "Idempotency-Key was already used with a different body") from None
-        finally:
-            submission.close()
-        response.headers["Location"] = f"/api/v1/tasks/{record.id}"
-        response.headers["Retry-After"] = "1"
         return record
 
     @router.post(
@@ -90,10 +86,13 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
     async def create_task(
         request: Request,
         response: Response,
+        who: Caller,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Task:
         """Submit a task: JSON {"urls": [...]}, text/plain (one URL a line) or a multipart file."""
-        return Task.of(await accept(await read_submission(request, settings), idempotency_key, response))
+        async with quotas.upload():
+            submission = await read_submission(request, settings)
+        return Task.of(await accept(store, settings, quotas, submission, idempotency_key, response, who))
 
     @router.post(
         "/submit",
@@ -110,38 +109,42 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
     async def submit(
         request: Request,
         response: Response,
+        who: Caller,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Submitted:
         """The short form: {"urls": [...]} answers {"task_id": ...}."""
-        body = await read_body(request, settings)
-        urls = parse_json(body, Submit).urls
-        submission = Submission(NewTask(), urls, len(urls), fingerprint(body))
-        return Submitted(task_id=(await accept(submission, idempotency_key, response)).id)
+        async with quotas.upload():
+            submission = await from_short_json(request, settings)
+        record = await accept(store, settings, quotas, submission, idempotency_key, response, who)
+        return Submitted(task_id=record.id)
 
     @router.get("/tasks", response_model=TaskPage)
     async def list_tasks(
+        who: Caller,
         status: TaskStatus | None = None,
         cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> TaskPage:
         """Tasks, newest first; pass `next_cursor` back as `cursor` for the next page."""
-        records, next_cursor = await store.list_tasks(status, cursor, limit)
+        records, next_cursor = await store.list_tasks(status, cursor, limit, who.scope)
         return TaskPage(items=[Task.of(r) for r in records], next_cursor=next_cursor)
 
     @router.get("/tasks/{task_id}", response_model=Task)
-    async def get_task(task_id: str) -> Task:
-        return Task.of(await found(task_id))
+    async def get_task(task_id: str, who: Caller) -> Task:
+        return Task.of(await found(task_id, who))
 
     @router.delete("/tasks/{task_id}", status_code=204, response_class=Response)
-    async def delete_task(task_id: str) -> Response:
+    async def delete_task(task_id: str, who: Caller) -> Response:
         """Stop in-flight work (within a second) and delete the task and its results."""
+        await found(task_id, who)
         if not await store.delete_task(task_id):
             raise HTTPException(404, f"task {task_id} not found")
         return Response(status_code=204)
 
     @router.post("/tasks/{task_id}/cancel", response_model=Task)
-    async def cancel_task(task_id: str) -> Task:
+    async def cancel_task(task_id: str, who: Caller) -> Task:
         """Stop a task but keep it: URLs not yet probed get a `cancelled` result."""
+        await found(task_id, who)
         record = await store.cancel_task(task_id)
         if record is None:
             raise HTTPException(404, f"task {task_id} not found")
@@ -154,6 +157,7 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
     )
     async def results(
         task_id: str,
+        who: Caller,
         outcome: Literal["ok", "broken", "unsupported"] | None = None,
         error_kind: ErrorKind | None = None,
         status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
@@ -164,7 +168,7 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
     ) -> Any:
         """Results in input order. `format=ndjson|csv` streams the whole (filtered) set.
         `outcome=broken` includes `unsupported` results; `outcome=unsupported` selects only them."""
-        await found(task_id)
+        await found(task_id, who)
         flt = _filter(outcome, error_kind, status_code, q)
         if format == "ndjson":
             return StreamingResponse(
@@ -179,10 +183,10 @@ def build_router(store: Store, settings: Settings) -> APIRouter:
         )
 
     @router.get("/tasks/{task_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
-    async def events(task_id: str, request: Request) -> StreamingResponse:
+    async def events(task_id: str, request: Request, who: Caller) -> StreamingResponse:
         """Server-sent events: `progress` (at most twice a second) and a final `done` (or `deleted`),
         after which the stream ends; a `: keepalive` comment at least every 15 s of silence."""
-        await found(task_id)
+        await found(task_id, who)
         return StreamingResponse(
             _events(store, task_id, request, settings.sse_keepalive_s),
             media_type="text/event-stream",
@@ -201,6 +205,32 @@ def _filter(
         error_kind = ErrorKind.UNSUPPORTED
     kind = None if error_kind is None else error_kind.value
     return ResultFilter(None if outcome is None else outcome == "ok", kind, status_code, q)
+
+
+async def accept(
+    store: Store, settings: Settings, quotas: Quotas, submission: Submission, key: str | None,
+    response: Response, who: Principal,
+) -> TaskRecord:  # fmt: skip
+    try:
+        check_count(submission.count, settings)
+        submission.task.options = apply_caps(submission.task.options, settings)
+        await quotas.admit(who, submission.count)
+        submission.task.owner = who.owner
+        idempotency = (_per_owner(key, who), submission.fingerprint) if key else None
+        urls, task = submission.urls, submission.task
+        record, _ = await store.create_task(task, urls, settings.chunk_size, idempotency)
+    except IdempotencyConflict:
+        raise HTTPException(409, "Idempotency-Key was already used with a different body") from None
+    finally:
+        submission.close()
+    response.headers["Location"] = f"/api/v1/tasks/{record.id}"
+    response.headers["Retry-After"] = "1"
+    return record
+
+
+def _per_owner(key: str, who: Principal) -> str:
+    """Idempotency keys are per owner: one owner's key never answers another owner's task."""
+    return f"{who.owner}/{key}" if who.owner else key
 
 
 async def _ndjson(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:

@@ -169,7 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--allow-private", action="store_true", default=None, help="allow private destinations"
     )
+    _keys_parser(commands)
     return parser
+
+
+def _keys_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    keys = commands.add_parser("keys", help="create, list or revoke API keys (stored hashed)")
+    keys.add_argument("--db", help="SQLite file of the embedded store (when no Redis URL is set)")
+    keys.add_argument("--redis-url", help="the Redis of the distributed service")
+    actions = keys.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    create = actions.add_parser("create", help="create a key and print it (once, as the last line)")
+    create.add_argument("name", help="who or what the key is for")
+    actions.add_parser("list", help="key ids, names, creation time and state (never the keys)")
+    revoke = actions.add_parser("revoke", help="revoke a key by id: its calls get 401 at once")
+    revoke.add_argument("id")
 
 
 def settle_heap() -> None:
@@ -228,6 +241,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from linkprobe.cli.serve import run_serve
 
         return run_serve(args, settings, embedded_worker=args.command == "serve")
+    if args.command == "keys":
+        from linkprobe.cli.keys import run_keys
+
+        return run_keys(args, settings)
     from linkprobe.cli.worker import run_workers
 
     return run_workers(args, settings)

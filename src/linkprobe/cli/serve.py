@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 
 import uvicorn
 
 from linkprobe.api import create_app
+from linkprobe.api.connections import header_deadline
 from linkprobe.cli import EXIT_USAGE, settle_heap
 from linkprobe.settings import Settings
 from linkprobe.store import StoreLocked, open_store
 
+OPTIONS_PARAM = re.compile(r"([?&]options=)[^&]*")
 FLAGS = ("host", "port", "db", "redis_url", "workers", "allow_private", "concurrency")
 
 
@@ -21,6 +24,14 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(
         update=Settings.model_validate({**settings.model_dump(), **overrides}).model_dump()
     )
+
+
+def redact_query(record: logging.LogRecord) -> bool:
+    """Access log lines without the `options` query parameter: text uploads pass headers there."""
+    if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+        path = OPTIONS_PARAM.sub(r"\1[redacted]", record.args[2])
+        record.args = (*record.args[:2], path, *record.args[3:])
+    return True
 
 
 def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: bool) -> int:
@@ -34,5 +45,10 @@ def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: boo
         return EXIT_USAGE
     app = create_app(settings, store, embedded_worker=embedded_worker)
     settle_heap()
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", log_level="info")
+    logging.getLogger("uvicorn.access").addFilter(redact_query)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, loop="uvloop", log_level="info",
+        http=header_deadline(settings.header_timeout_s), limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keepalive_s, h11_max_incomplete_event_size=16 << 10,
+    )  # fmt: skip
     return 0

@@ -34,6 +34,7 @@ class NewTask:
     name: str | None = None
     description: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # the API key id that created the task (None: no authentication)
 
 
 @dataclass(slots=True)
@@ -52,6 +53,7 @@ class TaskRecord:
     finished_at: datetime | None
     by_status: dict[str, int] = field(default_factory=dict)
     by_error: dict[str, int] = field(default_factory=dict)
+    owner: str | None = None
 
 
 @dataclass(slots=True)
@@ -151,9 +153,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_tasks(
-        self, status: TaskStatus | None, cursor: str | None, limit: int
+        self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[TaskRecord], str | None]:
-        """Newest first; returns the page and the cursor of the next page (None at the end)."""
+        """Newest first (only `owner`'s tasks when given); the page and the next page's cursor."""
 
     @abc.abstractmethod
     async def delete_task(self, task_id: str) -> bool:

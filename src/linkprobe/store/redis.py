@@ -155,7 +155,7 @@ class RedisStore(Store):
             "has_name": int(task.name is not None), "has_description": int(task.description is not None),
             "options": json.dumps(task.options), "status": status, "total": total, "done": 0, "ok": 0,
             "broken": 0, "chunks_left": chunks, "created_at": _now(), "seq": seq,
-            "finished_at": "" if chunks else _now(),
+            "finished_at": "" if chunks else _now(), "owner": task.owner or "",
         }  # fmt: skip
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(k.task(task_id), mapping=fields)
@@ -230,6 +230,7 @@ class RedisStore(Store):
             finished_at=_time(data.get("finished_at")),
             by_status={key[2:]: int(n) for key, n in counts.items() if key.startswith("s:")},
             by_error={key[2:]: int(n) for key, n in counts.items() if key.startswith("e:")},
+            owner=data.get("owner") or None,
         )  # fmt: skip
 
     @unavailable
@@ -242,7 +243,7 @@ class RedisStore(Store):
 
     @unavailable
     async def list_tasks(
-        self, status: TaskStatus | None, cursor: str | None, limit: int
+        self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[TaskRecord], str | None]:
         page: list[TaskRecord] = []
         top = f"({cursor}" if cursor else "+inf"
@@ -255,7 +256,7 @@ class RedisStore(Store):
                 record = await self.get_task(task_id)
                 if record is None:
                     await self.r.zrem(k.TASKS, task_id)  # expired by retention
-                elif status is None or record.status == status:
+                elif (status is None or record.status == status) and owner in (None, record.owner):
                     page.append(record)
                     if len(page) > limit:
                         break

@@ -196,3 +196,31 @@ for _ = 1, 100 do
 end
 return 0
 """
+
+# -- API keys and per-key usage (linkprobe.store.keys) -------------------------------------------
+#
+#    lp:apikeys           HASH   key id -> JSON {name, digest, created_at, revoked_at}
+#    lp:apikey:<digest>   STRING key id of an active key (SHA-256 hex of the key)
+#    lp:use:<id>:<window> STRING usage counter of one key in one time window (expires with it)
+
+API_KEYS = f"{PREFIX}apikeys"
+
+
+def api_key_digest(digest: str) -> str:
+    return f"{PREFIX}apikey:{digest}"
+
+
+def usage(key_id: str, window: str) -> str:
+    return f"{PREFIX}use:{key_id}:{window}"
+
+
+# KEYS[1] counter; ARGV[1] amount, ARGV[2] limit, ARGV[3] ttl seconds.
+# Adds the amount unless that passes the limit; answers the count (the old one when refused, negated).
+TAKE_USAGE = """
+local now = tonumber(redis.call('GET', KEYS[1]) or '0')
+local amount, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+if now + amount > limit then return -now - 1 end
+local new = redis.call('INCRBY', KEYS[1], amount)
+if new == amount then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
+return new
+"""

@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     status TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0,
     done INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0, broken INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
-    idem_key TEXT UNIQUE, fingerprint TEXT
+    idem_key TEXT UNIQUE, fingerprint TEXT, owner TEXT
 );
 CREATE TABLE IF NOT EXISTS urls (
     task_id TEXT NOT NULL, idx INTEGER NOT NULL, url TEXT NOT NULL, PRIMARY KEY (task_id, idx)
@@ -107,7 +107,7 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 #  counts to add per count_key, how many are ok)
 Rows = tuple[bytes, bytes, dict[str, int], int]
 # Columns added after the first release: (table, column, declaration).
-MIGRATIONS = (("chunks", "lease_until", "REAL"), ("tasks", "lane", "TEXT"))
+MIGRATIONS = (("chunks", "lease_until", "REAL"), ("tasks", "lane", "TEXT"), ("tasks", "owner", "TEXT"))
 
 
 def tally(rows: Iterable[tuple[Any, ...]]) -> tuple[dict[str, int], int]:
@@ -284,9 +284,9 @@ class SQLiteStore(Store):
         with self._tx():
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint, lane) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                " fingerprint, lane, owner) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
                 (task_id, task.name, task.description, json.dumps(task.options), _now(), key, fingerprint,
-                 lane),
+                 lane, task.owner),
             )  # fmt: skip
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
             total = self._insert_urls(task_id, urls, chunk_size)
@@ -326,11 +326,12 @@ class SQLiteStore(Store):
             total=row[5], done=row[6], ok=row[7], broken=row[8], created_at=datetime.fromisoformat(row[9]),
             started_at=_time(row[10]), finished_at=_time(row[11]),
             by_status={k[2:]: n for k, n in counts if k.startswith("s:")},
-            by_error={k[2:]: n for k, n in counts if k.startswith("e:")},
+            by_error={k[2:]: n for k, n in counts if k.startswith("e:")}, owner=row[12],
         )  # fmt: skip
 
     _COLUMNS = (
-        "id, name, description, options, status, total, done, ok, broken, created_at, started_at, finished_at"
+        "id, name, description, options, status, total, done, ok, broken, created_at, started_at,"
+        " finished_at, owner"
     )
 
     def _get(self, task_id: str) -> TaskRecord | None:
@@ -341,10 +342,13 @@ class SQLiteStore(Store):
         return await self._run(self._get, task_id)
 
     def _list(
-        self, status: TaskStatus | None, cursor: str | None, limit: int
+        self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None
     ) -> tuple[list[TaskRecord], str | None]:
         clauses: list[str] = ["seq < ?"]
         params: list[Any] = [int(cursor) if cursor else 2**62]
+        if owner is not None:
+            clauses.append("owner = ?")
+            params.append(owner)
         if status is not None:
             clauses.append("status = ?")
             params.append(status.value)
@@ -356,9 +360,9 @@ class SQLiteStore(Store):
         return page, (str(rows[limit - 1][-1]) if len(rows) > limit else None)
 
     async def list_tasks(
-        self, status: TaskStatus | None, cursor: str | None, limit: int
+        self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[TaskRecord], str | None]:
-        return await self._run(self._list, status, cursor, limit)
+        return await self._run(self._list, status, cursor, limit, owner)
 
     def _delete(self, task_id: str) -> bool:
         with self._tx() as db:

@@ -1,0 +1,228 @@
+"""Keys, owners and the browser guards against a real `linkprobe serve` with authentication required.
+
+Keys are made with the real `linkprobe keys create` (the key is its output's last line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Service, Target, start_service
+
+ADMIN = "lp_admin_test_key_0123456789abcdef"
+WRONG = "lp_not_a_key_0123456789abcdef"
+
+
+def keys_cli(db: Path, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "linkprobe", "keys", "--db", str(db), *args],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return out.stdout
+
+
+def make_key(db: Path, name: str) -> str:
+    return keys_cli(db, "create", name).strip().splitlines()[-1]
+
+
+@dataclass
+class Secured:
+    service: Service
+    db: Path
+    alice: str
+    bob: str
+
+    def client(self, key: str | None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.service.url, headers=headers, timeout=30)
+
+    def key(self, who: str) -> str | None:
+        return {"none": None, "wrong": WRONG, "other": self.bob, "owner": self.alice, "admin": ADMIN}[who]
+
+
+@pytest.fixture(scope="module")
+async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Secured]:
+    tmp = tmp_path_factory.mktemp("secured")
+    db = tmp / "auth.db"
+    alice, bob = make_key(db, "alice"), make_key(db, "bob")
+    env = {"LINKPROBE_AUTH": "required", "LINKPROBE_ADMIN_KEY": ADMIN, **GENEROUS}
+    service = await start_service(tmp, "serve", "--db", str(db), env=env)
+    yield Secured(service, db, alice, bob)
+    await service.stop()
+
+
+async def finished_task(site: Secured, target: Target, key: str, **extra: object) -> str:
+    async with site.client(key) as client:
+        response = await client.post("/api/v1/tasks", json={"urls": [target.url("/status/200")], **extra})
+        assert response.status_code == 202, response.text
+        task_id: str = response.json()["id"]
+        for _ in range(300):
+            if (await client.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "ready":
+                return task_id
+            await asyncio.sleep(0.1)
+    raise AssertionError("task never finished")
+
+
+GENEROUS = {"LINKPROBE_QUOTA_SUBMISSIONS_PER_MINUTE": "100000", "LINKPROBE_QUOTA_TASKS_IN_FLIGHT": "1000"}
+WHO = ("none", "wrong", "other", "owner", "admin")
+# (method, path, expected status for none / wrong / other owner's key / the owner / admin)
+MATRIX = [
+    ("GET", "/api/v1/tasks/{id}", (401, 401, 404, 200, 200)),
+    ("GET", "/api/v1/tasks/{id}/results", (401, 401, 404, 200, 200)),
+    ("GET", "/api/v1/tasks/{id}/results?format=csv", (401, 401, 404, 200, 200)),
+    ("GET", "/api/v1/tasks/{id}/events", (401, 401, 404, 200, 200)),
+    ("POST", "/api/v1/tasks/{id}/cancel", (401, 401, 404, 200, 200)),
+    ("DELETE", "/api/v1/tasks/{id}", (401, 401, 404, 204, 204)),
+    ("GET", "/api/v1/tasks", (401, 401, 200, 200, 200)),
+    ("POST", "/api/v1/tasks", (401, 401, 202, 202, 202)),
+    ("POST", "/api/v1/submit", (401, 401, 202, 202, 202)),
+    ("GET", "/metrics", (401, 401, 403, 403, 200)),
+    ("GET", "/healthz", (200, 200, 200, 200, 200)),
+    ("GET", "/readyz", (200, 200, 200, 200, 200)),
+    ("GET", "/openapi.json", (200, 200, 200, 200, 200)),
+    ("GET", "/", (200, 200, 200, 200, 200)),
+    ("GET", "/docs", (200, 200, 200, 200, 200)),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), MATRIX, ids=[f"{m} {p}" for m, p, _ in MATRIX])
+async def test_authorization_matrix(
+    secured: Secured, target: Target, method: str, path: str, expected: tuple[int, ...]
+) -> None:
+    body = {"urls": [target.url("/status/204")]} if method == "POST" and "{id}" not in path else None
+    seen, task_id = [], await finished_task(secured, target, secured.alice)
+    for who, status in zip(WHO, expected, strict=True):
+        if method == "DELETE":
+            task_id = await finished_task(secured, target, secured.alice)  # the last one was deleted
+        async with secured.client(secured.key(who)) as client:
+            response = await client.request(method, path.format(id=task_id), json=body)
+        seen.append(response.status_code)
+        if status in (401, 404):
+            assert "detail" in response.json(), response.text
+    assert tuple(seen) == expected
+
+
+async def test_lists_show_only_ones_own_tasks_and_admin_sees_all(secured: Secured, target: Target) -> None:
+    mine = await finished_task(secured, target, secured.alice)
+    theirs = await finished_task(secured, target, secured.bob)
+    listed = {}
+    for who in ("owner", "other", "admin"):
+        async with secured.client(secured.key(who)) as client:
+            items = (await client.get("/api/v1/tasks", params={"limit": 200})).json()["items"]
+            listed[who] = {item["id"] for item in items}
+    assert mine in listed["owner"] and theirs not in listed["owner"]
+    assert theirs in listed["other"] and mine not in listed["other"]
+    assert {mine, theirs} <= listed["admin"]
+
+
+async def test_idempotency_keys_are_per_owner(secured: Secured, target: Target) -> None:
+    body, headers = {"urls": [target.url("/status/200")]}, {"Idempotency-Key": "same-key-for-both"}
+    ids = []
+    for key in (secured.alice, secured.bob, secured.alice):
+        async with secured.client(key) as client:
+            ids.append((await client.post("/api/v1/tasks", json=body, headers=headers)).json()["id"])
+    assert ids[0] == ids[2]  # a replay by the same owner answers the same task
+    assert ids[1] != ids[0]  # another owner's same key is another task, never the first owner's
+
+
+async def test_a_revoked_key_is_refused_at_once(secured: Secured) -> None:
+    carol = await asyncio.to_thread(make_key, secured.db, "carol")
+    async with secured.client(carol) as client:
+        assert (await client.get("/api/v1/tasks")).status_code == 200
+        listed = await asyncio.to_thread(keys_cli, secured.db, "list")
+        assert carol not in listed  # the list never shows keys, only ids and names
+        key_id = next(line.split()[0] for line in listed.splitlines() if line.endswith("carol"))
+        await asyncio.to_thread(keys_cli, secured.db, "revoke", key_id)
+        response = await client.get("/api/v1/tasks")
+        assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+async def test_header_secrets_are_absent_from_every_response(secured: Secured, target: Target) -> None:
+    secret = "s3cret-token-value-42"
+    options = {"headers": {"Authorization": f"Bearer {secret}", "Cookie": f"session={secret}"}}
+    async with secured.client(secured.alice) as client:
+        created = await client.post(
+            "/api/v1/tasks", json={"urls": [target.url("/headers/secret-check")], "options": options}
+        )
+        task_id = created.json()["id"]
+        for _ in range(300):
+            if (await client.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "ready":
+                break
+            await asyncio.sleep(0.1)
+        text_upload = await client.post(
+            "/api/v1/tasks", content=target.url("/status/200"), headers={"Content-Type": "text/plain"},
+            params={"options": '{"headers": {"X-Api-Token": "' + secret + '"}}'},
+        )  # fmt: skip
+        responses = [
+            created, text_upload,
+            await client.get(f"/api/v1/tasks/{task_id}"),
+            await client.get("/api/v1/tasks"),
+            await client.get(f"/api/v1/tasks/{task_id}/results"),
+            await client.get(f"/api/v1/tasks/{task_id}/results", params={"format": "ndjson"}),
+            await client.get(f"/api/v1/tasks/{task_id}/results", params={"format": "csv"}),
+            await client.get(f"/api/v1/tasks/{task_id}/events"),
+            await client.post(f"/api/v1/tasks/{task_id}/cancel"),
+        ]  # fmt: skip
+    for response in responses:
+        assert response.status_code < 300, response.text
+        assert secret not in response.text
+    shown = responses[2].json()["options"]["headers"]
+    assert shown == {"Authorization": "[redacted]", "Cookie": "[redacted]"}  # names stay, values go
+    assert target.headers["secret-check"]["Authorization"] == f"Bearer {secret}"  # and the probe used it
+    assert secret not in secured.service.log.read_text()  # nor in the log (access log included)
+
+
+async def test_wrong_host_is_refused(secured: Secured) -> None:
+    async with secured.client(secured.alice) as client:
+        for host in ("evil.example", "evil.example:80", "127.0.0.2"):
+            response = await client.get("/api/v1/tasks", headers={"Host": host})
+            assert response.status_code == 400, host
+            assert "not allowed" in response.json()["detail"]
+        assert (await client.get("/healthz", headers={"Host": "localhost"})).status_code == 200
+
+
+async def test_cross_origin_state_changes_are_refused(secured: Secured, target: Target) -> None:
+    task_id = await finished_task(secured, target, secured.alice)
+    evil = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    async with secured.client(secured.alice) as client:
+        posted = await client.post("/api/v1/tasks", content=target.url("/status/200"), headers=evil)
+        deleted = await client.delete(f"/api/v1/tasks/{task_id}", headers={"Origin": "null"})
+        assert (posted.status_code, deleted.status_code) == (403, 403)
+        assert "cross-origin" in posted.json()["detail"]
+        assert (await client.get(f"/api/v1/tasks/{task_id}")).status_code == 200  # still there
+        own = {"Origin": secured.service.url}
+        response = await client.post("/api/v1/tasks", json={"urls": [target.url("/")]}, headers=own)
+        assert response.status_code == 202
+        assert "access-control-allow-origin" not in response.headers  # CORS is off by default
+
+
+async def test_pages_send_security_headers(secured: Secured) -> None:
+    async with secured.client(None) as client:
+        for path in ("/", "/docs", "/api/v1/tasks"):
+            headers = (await client.get(path)).headers
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+            assert "script-src" not in headers["content-security-policy"]  # default-src 'self' covers it
+            assert headers["x-content-type-options"] == "nosniff"
+            assert headers["x-frame-options"] == "DENY"
+
+
+async def test_auth_cannot_be_off_beyond_loopback(tmp_path: Path) -> None:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "linkprobe", "serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.db")],
+        env={**__import__("os").environ, "LINKPROBE_AUTH": "off"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "only allowed on loopback" in result.stderr
+
+
+async def test_loopback_without_a_key_says_so_in_the_log(service: Service) -> None:
+    assert "authentication is off" in service.log.read_text()
