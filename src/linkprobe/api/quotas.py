@@ -35,11 +35,20 @@ class Quotas:
 
     @contextlib.asynccontextmanager
     async def upload(self) -> AsyncIterator[None]:
-        """A slot to read one request body in; 503 at once when all are taken (bounded memory, disk)."""
+        """A slot to read one request body in (bounded disk and CPU): waits a little, then 503."""
         if self._uploads.locked():
-            raise HTTPException(503, "too many uploads at once, retry shortly", headers={"Retry-After": "1"})
-        async with self._uploads:
+            try:
+                await asyncio.wait_for(self._uploads.acquire(), self.settings.upload_wait_s or 1e-9)
+            except TimeoutError:
+                raise HTTPException(
+                    503, "too many uploads at once, retry shortly", headers={"Retry-After": "1"}
+                ) from None
+        else:
+            await self._uploads.acquire()
+        try:
             yield
+        finally:
+            self._uploads.release()
 
     async def admit(self, who: Principal, urls: int) -> None:
         """429 when a submission of `urls` URLs would pass one of the caller's limits."""
