@@ -210,7 +210,7 @@ async def test_a_one_url_task_is_not_kept_waiting_behind_hanging_ones(
 ) -> None:
     # Four hosts: 32 connections hang (per-host limit) and the chunks holding the others wait.
     hanging = [target.url("/hang", host=f"127.13.0.{i % 4 + 1}") for i in range(2500)]
-    response = await client.post("/api/v1/tasks", json={"urls": hanging, "options": {"timeout": 120}})
+    response = await client.post("/api/v1/tasks", json={"urls": hanging, "options": {"timeout": 60}})
     assert response.status_code == 202, response.text
     big = response.json()["id"]
     await wait_for(client, big, ("running",), 60)
