@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from linkprobe.api import jsonstream
+from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.urls import url_lines
@@ -96,27 +97,27 @@ def _options(raw: str | None) -> dict[str, Any]:
         raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
 
 
-async def from_json(request: Request, settings: Settings) -> Submission:
-    """A JSON body, spooled and then streamed (jsonstream): never held whole, nor its URL list."""
+async def _scan_json(request: Request, settings: Settings, model: type[M]) -> tuple[M, Submission]:
+    """Spool a JSON body and validate it as `model` (jsonstream): never held whole, nor its URLs."""
     spool, fingerprint = await _spool(request.stream(), settings)
     try:
-        created, count = jsonstream.scan(spool, TaskCreate)
+        parsed, count = jsonstream.scan(spool, model)
     except BaseException:
         spool.close()
         raise
-    task = NewTask(created.name, created.description, created.options.model_dump(exclude_defaults=True))
-    return Submission(task, jsonstream.urls(spool), count, fingerprint, [spool])
+    return parsed, Submission(NewTask(), jsonstream.urls(spool), count, fingerprint, [spool])
+
+
+async def from_json(request: Request, settings: Settings) -> Submission:
+    created, submission = await _scan_json(request, settings, TaskCreate)
+    options = created.options.model_dump(exclude_defaults=True)
+    submission.task = NewTask(created.name, created.description, options)
+    return submission
 
 
 async def from_short_json(request: Request, settings: Settings) -> Submission:
     """The short form {"urls": [...]} (POST /api/v1/submit), read the same way."""
-    spool, fingerprint = await _spool(request.stream(), settings)
-    try:
-        _, count = jsonstream.scan(spool, Submit)
-    except BaseException:
-        spool.close()
-        raise
-    return Submission(NewTask(), jsonstream.urls(spool), count, fingerprint, [spool])
+    return (await _scan_json(request, settings, Submit))[1]
 
 
 async def from_text(request: Request, settings: Settings) -> Submission:
