@@ -4,7 +4,10 @@ from linkprobe.settings import Settings
 from linkprobe.store.base import (
     TERMINAL,
     Chunk,
+    ChunkKind,
+    CrawlSpec,
     DeliveryPolicy,
+    Found,
     IdempotencyConflict,
     NewTask,
     ResultFilter,
@@ -32,7 +35,10 @@ def open_store(settings: Settings) -> Store:
 __all__ = [
     "TERMINAL",
     "Chunk",
+    "ChunkKind",
+    "CrawlSpec",
     "DeliveryPolicy",
+    "Found",
     "IdempotencyConflict",
     "NewTask",
     "ResultFilter",

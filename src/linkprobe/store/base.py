@@ -7,6 +7,7 @@ this interface, so SQLite (single node) and Redis (distributed) are interchangea
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,12 +30,61 @@ class TaskStatus(StrEnum):
 TERMINAL = frozenset({TaskStatus.READY, TaskStatus.ERROR, TaskStatus.CANCELLED})
 
 
+class ChunkKind(StrEnum):
+    """What a worker does with a chunk's URLs. URL lists and documents only have `links` chunks;
+    a crawl task also has `pages` (fetched, their links discovered) and `fragments` chunks."""
+
+    LINKS = "links"  # probe each URL
+    PAGES = "pages"  # fetch each page, discover its links (Store.discover), then store its result
+    FRAGMENTS = "fragments"  # each URL is page#fragment: fetch the page, judge by its anchors
+
+
+@dataclass(slots=True)
+class CrawlSpec:
+    """A crawl task's plan, stored with the task and handed to workers with each of its chunks.
+
+    The start URL is the task's only URL at creation (index 0, a `pages` chunk at depth 0); the
+    rest is found by the workers and added with Store.discover. `max_urls` bounds the URLs a crawl
+    may discover (the API sets it from the per-task URL limit)."""
+
+    start: str
+    max_depth: int | None = None
+    max_pages: int | None = None
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    ignore_robots: bool = False
+    check_fragments: bool = False
+    max_urls: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CrawlSpec:
+        return cls(**data)
+
+
+@dataclass(slots=True, frozen=True)
+class Found:
+    """One link found on a crawled page: its URL (defragmented unless its kind is FRAGMENTS), the
+    line it is on, and what the worker wants done with it. The store may demote a PAGES link to
+    LINKS when the crawl's max_pages is used up."""
+
+    url: str
+    line: int
+    kind: ChunkKind = ChunkKind.LINKS
+
+
 @dataclass(slots=True)
 class NewTask:
     name: str | None = None
     description: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     owner: str | None = None  # the API key id that created the task (None: no authentication)
+    crawl: CrawlSpec | None = None  # a crawl task: its URLs grow as pages are fetched
+    # Where each input URL was found (documents): input index -> {"total": n, "places":
+    # [{"document": d, "line": l}, ...]} (extract.Sources.to_dict()). Results carry it as `sources`.
+    sources: dict[int, dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -54,6 +104,8 @@ class TaskRecord:
     by_status: dict[str, int] = field(default_factory=dict)
     by_error: dict[str, int] = field(default_factory=dict)
     owner: str | None = None
+    crawl: CrawlSpec | None = None
+    pages: int = 0  # crawl tasks: pages fetched so far (each page counted once, by discover)
 
 
 @dataclass(slots=True)
@@ -67,6 +119,9 @@ class Chunk:
     options: dict[str, Any]
     deliveries: int = 1
     receipt: str = ""
+    kind: ChunkKind = ChunkKind.LINKS
+    depth: int = 0  # crawl: the depth of this chunk's URLs (the start page is 0)
+    crawl: CrawlSpec | None = None  # the task's crawl spec, for crawl tasks
 
 
 @dataclass(slots=True, frozen=True)
@@ -169,7 +224,9 @@ class Store(abc.ABC):
     async def results(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
-        """Results in input order after index `after`; returns the page and the next cursor."""
+        """Results in input order after index `after`; returns the page and the next cursor.
+
+        A result of a task with sources (documents, crawls) has them under "sources"."""
 
     @abc.abstractmethod
     def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
@@ -191,6 +248,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
         """Store a chunk's last results (as store_results) and acknowledge it, atomically."""
+
+    @abc.abstractmethod
+    async def discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
+        """Add the links found on a crawl task's fetched page (input `index` of `chunk`), atomically.
+
+        Idempotent per page: a page already expanded (a redelivered chunk) changes nothing. Else
+        the task's `pages` count goes up by one, and for each link: an URL already seen gets the
+        place (page_url, line) added to its sources (capped places, counted total); a new one gets
+        the next input index, its sources, and goes into a new chunk of its kind at depth
+        `chunk.depth + 1` (new indexes are grouped by kind so each chunk's are consecutive; a
+        PAGES link beyond `max_pages` pages becomes LINKS; beyond `max_urls` URLs a link is
+        dropped, counted in the task's sources only if already seen). `total` grows before the
+        page's own result is stored, so the task cannot look finished early. Ignored for a
+        cancelled or deleted task. Also renews the chunk's lease.
+        """
 
     @abc.abstractmethod
     async def drop_chunk(self, chunk: Chunk) -> str | None:
