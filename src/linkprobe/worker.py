@@ -15,8 +15,10 @@ import logging
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
 
-from linkprobe.engine import Engine, ProbeOptions, ProbeResult, StoreUnavailable
+from linkprobe.engine import Engine, ErrorKind, ProbeOptions, ProbeResult, StoreUnavailable, failed
+from linkprobe.extract import other_scheme
 from linkprobe.metrics import Metrics
 from linkprobe.store import Chunk, Store
 
@@ -147,7 +149,7 @@ class Worker:
         batch = Batch(self, chunk)
         flusher = asyncio.create_task(batch.flush_every(FLUSH_S))
         try:
-            async for result in self.engine.run(chunk.urls, options, start_index=chunk.start):
+            async for result in self._results(chunk, options):
                 batch.add(result)
         except BaseException:
             flusher.cancel()
@@ -158,6 +160,26 @@ class Worker:
         await self._write(chunk, batch.take(), final=True)
         log.debug("chunk %s/%s: %d URLs in %.2fs", chunk.task_id, chunk.number, len(chunk.urls),
                   time.perf_counter() - started)  # fmt: skip
+
+    def _results(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
+        """The chunk's results: links of another scheme (mailto:, tel:, javascript:... found in
+        documents) are `unsupported` at once, as the CLI reports them; the rest are probed."""
+        schemes = [other_scheme(url) for url in chunk.urls]
+        if not any(schemes):  # URL lists: straight from the engine
+            return self.engine.run(chunk.urls, options, start_index=chunk.start)
+        return self._mixed(chunk, options, schemes)
+
+    async def _mixed(
+        self, chunk: Chunk, options: ProbeOptions, schemes: list[str | None]
+    ) -> AsyncIterator[ProbeResult]:
+        urls, start = chunk.urls, chunk.start
+        for i, scheme in enumerate(schemes):
+            if scheme is not None:
+                yield failed(urls[i], start + i, ErrorKind.UNSUPPORTED, f"{scheme}: links are not checked")
+        positions = [i for i, scheme in enumerate(schemes) if scheme is None]
+        async for result in self.engine.run([urls[i] for i in positions], options):
+            result.index = start + positions[result.index]
+            yield result
 
     async def _write(self, chunk: Chunk, results: list[ProbeResult], final: bool = False) -> None:
         delay = IDLE_POLL_S

@@ -56,7 +56,23 @@ async def test_text_plain_upload(api: httpx.AsyncClient, target: Target) -> None
     assert response.status_code == 202
     done = await wait_status(api, response.json()["id"])
     assert done["name"] == "text" and done["progress"]["total"] == 3
-    assert done["by_status"] == {"200": 1, "500": 1} and done["by_error"] == {"invalid_url": 1}
+    assert done["by_status"] == {"200": 1, "500": 1} and done["by_error"] == {"unsupported": 1}
+
+
+async def test_other_schemes_are_unsupported_not_invalid(api: httpx.AsyncClient, target: Target) -> None:
+    """mailto:, tel:, javascript:, ftp: and file: are reported as the CLI does: unsupported, never
+    probed; text without a scheme (relative, or a host and port) stays invalid_url."""
+    others = ["mailto:a@b.example", "tel:+15551234", "javascript:void(0)", "ftp://x/", "file:///etc/passwd"]
+    invalid = ["/relative/link", "example.com:80/x"]
+    task = await submit(api, [target.url("/status/200"), *others, *invalid])
+    done = await wait_status(api, task["id"])
+    assert done["progress"] == {"total": 8, "done": 8, "ok": 1, "broken": 2, "unsupported": 5}
+    items = (await api.get(f"/api/v1/tasks/{task['id']}/results")).json()["items"]
+    assert [r["index"] for r in items] == list(range(8))
+    assert [r["error"]["message"] for r in items[1:6]] == [
+        f"{url.split(':')[0]}: links are not checked" for url in others
+    ]
+    assert [r["error"]["kind"] for r in items[6:]] == ["invalid_url", "invalid_url"]
 
 
 async def test_text_upload_line_endings_and_trailing_comments(api: httpx.AsyncClient, target: Target) -> None:

@@ -13,6 +13,7 @@ from linkprobe.extract.document import (
     extract,
     kind_for_content_type,
     kind_for_name,
+    other_scheme,
     probe_target,
     supported,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "extract",
     "kind_for_content_type",
     "kind_for_name",
+    "other_scheme",
     "probe_target",
     "supported",
 ]
