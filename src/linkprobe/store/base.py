@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from linkprobe.engine import ErrorKind, ProbeResult, StoreError, failed
+from linkprobe.extract.document import MAX_PLACES
 
 
 class TaskStatus(StrEnum):
@@ -139,6 +140,68 @@ class DeliveryPolicy:
 
     reclaim_idle_s: float = 30.0
     max_deliveries: int = 5
+
+
+Place = tuple[str, int]  # (document, line)
+# The order of a page's new URLs: pages first, so the crawl's frontier is claimed before its links.
+GROUPS = (ChunkKind.PAGES, ChunkKind.LINKS, ChunkKind.FRAGMENTS)
+
+
+@dataclass(slots=True)
+class Discovery:
+    """What one Store.discover adds, planned from the links of one page (the SQLite store runs
+    this plan; the Redis store's DISCOVER script is its Lua twin and must agree with it)."""
+
+    new: list[str] = field(default_factory=list)  # new URLs, at input indexes total, total + 1, ...
+    chunks: list[tuple[ChunkKind, int, int]] = field(default_factory=list)  # (kind, start, stop)
+    places: dict[int, list[Place]] = field(default_factory=dict)  # input index -> places found here
+    scheduled: int = 0  # pages scheduled for fetching after this page, the start page included
+
+
+def plan_discovery(
+    found: list[Found], page_url: str, known: dict[str, int], total: int, scheduled: int,
+    spec: CrawlSpec, chunk_size: int,
+) -> Discovery:  # fmt: skip
+    """Sort a page's links into places of seen URLs and new URLs (kind decided, bounded by
+    max_pages and max_urls), then give the new ones indexes grouped by kind and cut them into chunks."""
+    kinds: dict[str, ChunkKind] = {}
+    places: dict[str, list[Place]] = {}
+    for link in found:
+        if link.url in known or link.url in kinds:
+            places.setdefault(link.url, []).append((page_url, link.line))
+        elif spec.max_urls is None or total + len(kinds) < spec.max_urls:
+            kind = link.kind
+            if kind is ChunkKind.PAGES:
+                if spec.max_pages is not None and scheduled >= spec.max_pages:
+                    kind = ChunkKind.LINKS
+                else:
+                    scheduled += 1
+            kinds[link.url] = kind
+            places[link.url] = [(page_url, link.line)]
+    plan = Discovery(scheduled=scheduled)
+    for kind in GROUPS:
+        group = [url for url, k in kinds.items() if k is kind]
+        for first in range(0, len(group), chunk_size):
+            start = total + len(plan.new)
+            plan.new += group[first : first + chunk_size]
+            plan.chunks.append((kind, start, total + len(plan.new)))
+    index = known | {url: total + i for i, url in enumerate(plan.new)}
+    plan.places = {index[url]: found_at for url, found_at in places.items()}
+    return plan
+
+
+def merge_sources(old: dict[str, Any] | None, added: list[Place]) -> dict[str, Any]:
+    """A URL's sources with more places: every place counted, up to MAX_PLACES listed."""
+    sources = old or {"total": 0, "places": []}
+    sources["total"] += len(added)
+    room = max(0, MAX_PLACES - len(sources["places"]))
+    sources["places"] += [{"document": d, "line": line} for d, line in added[:room]]
+    return sources
+
+
+def with_sources(row: str, sources: str | None) -> str:
+    """A result's JSON text with its sources' JSON added (text, to leave the result unparsed)."""
+    return row if sources is None else f'{row[:-1]},"sources":{sources}}}'
 
 
 def lane_of(task: NewTask, task_id: str) -> str:

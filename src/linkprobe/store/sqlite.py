@@ -36,6 +36,8 @@ import orjson
 from linkprobe.engine import ProbeResult, StoreUnavailable
 from linkprobe.store.base import (
     Chunk,
+    ChunkKind,
+    CrawlSpec,
     DeliveryPolicy,
     Found,
     IdempotencyConflict,
@@ -49,7 +51,10 @@ from linkprobe.store.base import (
     count_key,
     dead_letter_results,
     lane_of,
+    merge_sources,
     page_of,
+    plan_discovery,
+    with_sources,
 )
 
 T = TypeVar("T")
@@ -64,7 +69,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     status TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0,
     done INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0, broken INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
-    idem_key TEXT UNIQUE, fingerprint TEXT, owner TEXT
+    idem_key TEXT UNIQUE, fingerprint TEXT, owner TEXT, crawl TEXT, pages INTEGER NOT NULL DEFAULT 0,
+    scheduled INTEGER NOT NULL DEFAULT 0, chunk_size INTEGER
 );
 CREATE TABLE IF NOT EXISTS urls (
     task_id TEXT NOT NULL, idx INTEGER NOT NULL, url TEXT NOT NULL, PRIMARY KEY (task_id, idx)
@@ -72,7 +78,8 @@ CREATE TABLE IF NOT EXISTS urls (
 CREATE TABLE IF NOT EXISTS chunks (
     task_id TEXT NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'queued', deliveries INTEGER NOT NULL DEFAULT 0, worker TEXT,
-    lease_until REAL, PRIMARY KEY (task_id, number)
+    lease_until REAL, kind TEXT NOT NULL DEFAULT 'links', depth INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task_id, number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_queued ON chunks (state);
 CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, turn INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
@@ -86,6 +93,15 @@ CREATE TABLE IF NOT EXISTS results (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counts (
     task_id TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (task_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sources (
+    task_id TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (
+    task_id TEXT NOT NULL, url TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (task_id, url)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS expanded (
+    task_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
 """
 
@@ -108,7 +124,15 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 #  counts to add per count_key, how many are ok)
 Rows = tuple[bytes, bytes, dict[str, int], int]
 # Columns added after the first release: (table, column, declaration).
-MIGRATIONS = (("chunks", "lease_until", "REAL"), ("tasks", "lane", "TEXT"), ("tasks", "owner", "TEXT"))
+MIGRATIONS = (
+    ("chunks", "lease_until", "REAL"), ("tasks", "lane", "TEXT"), ("tasks", "owner", "TEXT"),
+    ("tasks", "crawl", "TEXT"), ("tasks", "pages", "INTEGER NOT NULL DEFAULT 0"),
+    ("tasks", "scheduled", "INTEGER NOT NULL DEFAULT 0"), ("tasks", "chunk_size", "INTEGER"),
+    ("chunks", "kind", "TEXT NOT NULL DEFAULT 'links'"), ("chunks", "depth", "INTEGER NOT NULL DEFAULT 0"),
+)  # fmt: skip
+# A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
+# `sources` (input index -> where the URL was found) serves documents too.
+TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded")
 
 
 def tally(rows: Iterable[tuple[Any, ...]]) -> tuple[dict[str, int], int]:
@@ -282,21 +306,38 @@ class SQLiteStore(Store):
         task_id = uuid.uuid4().hex
         key, fingerprint = idempotency or (None, None)
         lane = lane_of(task, task_id)
+        crawl = None if task.crawl is None else json.dumps(task.crawl.to_dict())
         with self._tx():
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint, lane, owner) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                " fingerprint, lane, owner, crawl, chunk_size)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
                 (task_id, task.name, task.description, json.dumps(task.options), _now(), key, fingerprint,
-                 lane, task.owner),
+                 lane, task.owner, crawl, chunk_size),
             )  # fmt: skip
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
+            if task.crawl is not None:
+                urls = [task.crawl.start]
             total = self._insert_urls(task_id, urls, chunk_size)
             db.execute("UPDATE tasks SET total = ? WHERE id = ?", (total, task_id))
+            if task.crawl is not None:
+                self._start_crawl(task_id, task.crawl.start)
+            if task.sources:
+                db.execute(
+                    "INSERT INTO sources SELECT ?, value ->> 0, value -> 1 FROM json_each(?)",
+                    (task_id, orjson.dumps(list(task.sources.items()))),
+                )
             if total == 0:
                 db.execute(
                     "UPDATE tasks SET status = 'ready', finished_at = ? WHERE id = ?", (_now(), task_id)
                 )
         return task_id, True
+
+    def _start_crawl(self, task_id: str, start: str) -> None:
+        """The start URL is seen, scheduled as the crawl's first page, in a `pages` chunk."""
+        self.db.execute("INSERT INTO seen VALUES (?, ?, 0)", (task_id, start))
+        self.db.execute("UPDATE tasks SET scheduled = 1 WHERE id = ?", (task_id,))
+        self.db.execute("UPDATE chunks SET kind = 'pages' WHERE task_id = ?", (task_id,))
 
     def _insert_urls(self, task_id: str, urls: Iterable[str], chunk_size: int) -> int:
         total = 0
@@ -328,11 +369,12 @@ class SQLiteStore(Store):
             started_at=_time(row[10]), finished_at=_time(row[11]),
             by_status={k[2:]: n for k, n in counts if k.startswith("s:")},
             by_error={k[2:]: n for k, n in counts if k.startswith("e:")}, owner=row[12],
+            crawl=None if row[13] is None else CrawlSpec.from_dict(json.loads(row[13])), pages=row[14],
         )  # fmt: skip
 
     _COLUMNS = (
         "id, name, description, options, status, total, done, ok, broken, created_at, started_at,"
-        " finished_at, owner"
+        " finished_at, owner, crawl, pages"
     )
 
     def _get(self, task_id: str) -> TaskRecord | None:
@@ -372,7 +414,7 @@ class SQLiteStore(Store):
     @staticmethod
     def _remove(db: sqlite3.Connection, task_id: str) -> bool:
         row = db.execute("DELETE FROM tasks WHERE id = ? RETURNING lane", (task_id,)).fetchone()
-        for table in ("urls", "chunks", "results", "counts", "dead"):
+        for table in TASK_TABLES:
             db.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
         if row is not None:  # a lane with no task left goes (a lane is a task until there are owners)
             db.execute(
@@ -444,8 +486,22 @@ class SQLiteStore(Store):
         where, params = self._where(task_id, flt, after)
         rows = self.db.execute(
             f"SELECT idx, data FROM results WHERE {where} ORDER BY idx LIMIT ?", (*params, limit)
-        )
-        return [(int(idx), str(data)) for idx, data in rows]
+        ).fetchall()
+        if not rows:
+            return []
+        if (
+            self.db.execute(  # one index probe: a task without sources pays no more for its pages
+                "SELECT 1 FROM sources WHERE task_id = ? AND idx BETWEEN ? AND ? LIMIT 1",
+                (task_id, rows[0][0], rows[-1][0]),
+            ).fetchone()
+            is None
+        ):
+            return [(int(idx), str(data)) for idx, data in rows]
+        sources = dict(self.db.execute(
+            "SELECT idx, data FROM sources WHERE task_id = ? AND idx IN (SELECT value FROM json_each(?))",
+            (task_id, orjson.dumps([idx for idx, _ in rows])),
+        ).fetchall())  # fmt: skip
+        return [(int(idx), with_sources(str(data), sources.get(idx))) for idx, data in rows]
 
     async def results(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
@@ -491,9 +547,9 @@ class SQLiteStore(Store):
 
     def _deliver(self, db: sqlite3.Connection, worker: str, task_id: str, number: int) -> Chunk | None:
         """Hand the chunk out with a fresh lease, or dead-letter it (None) past max_deliveries."""
-        start, stop, deliveries, options, lane = db.execute(
-            "SELECT c.start, c.stop, c.deliveries + 1, t.options, t.lane FROM chunks c"
-            " JOIN tasks t ON t.id = c.task_id WHERE c.task_id = ? AND c.number = ?",
+        start, stop, deliveries, options, lane, kind, depth, crawl = db.execute(
+            "SELECT c.start, c.stop, c.deliveries + 1, t.options, t.lane, c.kind, c.depth, t.crawl"
+            " FROM chunks c JOIN tasks t ON t.id = c.task_id WHERE c.task_id = ? AND c.number = ?",
             (task_id, number),
         ).fetchone()
         (text,) = db.execute(
@@ -502,7 +558,8 @@ class SQLiteStore(Store):
             (task_id, start, stop),
         ).fetchone()
         chunk = Chunk(task_id, number, start, orjson.loads(text), json.loads(options), deliveries,
-                      f"{task_id}:{number}:{deliveries}")  # fmt: skip
+                      f"{task_id}:{number}:{deliveries}", ChunkKind(kind), depth,
+                      None if crawl is None else CrawlSpec.from_dict(json.loads(crawl)))  # fmt: skip
         db.execute(
             "UPDATE chunks SET state = 'running', worker = ?, deliveries = ?, lease_until = ?"
             " WHERE task_id = ? AND number = ?",
@@ -612,8 +669,75 @@ class SQLiteStore(Store):
                 return "cancelled"
             return None
 
+    def _discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
+        task_id = chunk.task_id
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT total, scheduled, chunk_size, crawl FROM tasks WHERE id = ?"
+                " AND status IN ('pending', 'running') AND crawl IS NOT NULL",
+                (task_id,),
+            ).fetchone()
+            self._renew(db, chunk)
+            if (
+                row is None
+                or not db.execute(  # over, deleted, or this page was expanded before
+                    "INSERT OR IGNORE INTO expanded VALUES (?, ?)", (task_id, index)
+                ).rowcount
+            ):
+                return
+            total, scheduled, chunk_size, crawl = row
+            urls = orjson.dumps(list({link.url: None for link in found}))
+            known = dict(db.execute(
+                "SELECT url, idx FROM seen WHERE task_id = ? AND url IN (SELECT value FROM json_each(?))",
+                (task_id, urls),
+            ).fetchall())  # fmt: skip
+            spec = CrawlSpec.from_dict(json.loads(crawl))
+            plan = plan_discovery(found, page_url, known, total, scheduled, spec, chunk_size)
+            self._add_found(task_id, total, plan.new)
+            self._add_chunks(task_id, plan.chunks, chunk.depth + 1)
+            self._add_sources(task_id, plan.places)
+            db.execute(
+                "UPDATE tasks SET total = total + ?, scheduled = ?, pages = pages + 1 WHERE id = ?",
+                (len(plan.new), plan.scheduled, task_id),
+            )
+
+    def _add_found(self, task_id: str, total: int, urls: list[str]) -> None:
+        """New URLs at the next input indexes, in the input and in the crawl's seen-set."""
+        text = orjson.dumps(urls)
+        for table in ("urls (task_id, idx, url)", "seen (task_id, idx, url)"):
+            self.db.execute(
+                f"INSERT INTO {table} SELECT ?, ? + key, value FROM json_each(?)", (task_id, total, text)
+            )
+
+    def _add_chunks(self, task_id: str, chunks: list[tuple[ChunkKind, int, int]], depth: int) -> None:
+        (number,) = self.db.execute(
+            "SELECT coalesce(max(number), -1) + 1 FROM chunks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        self.db.executemany(
+            "INSERT INTO chunks (task_id, number, start, stop, kind, depth) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (task_id, number + i, start, stop, kind.value, depth)
+                for i, (kind, start, stop) in enumerate(chunks)
+            ],
+        )
+
+    def _add_sources(self, task_id: str, places: dict[int, list[tuple[str, int]]]) -> None:
+        indexes = orjson.dumps(list(places))
+        old = dict(self.db.execute(
+            "SELECT idx, data FROM sources WHERE task_id = ? AND idx IN (SELECT value FROM json_each(?))",
+            (task_id, indexes),
+        ).fetchall())  # fmt: skip
+        merged = [
+            (idx, merge_sources(orjson.loads(old[idx]) if idx in old else None, added))
+            for idx, added in places.items()
+        ]
+        self.db.execute(
+            "INSERT OR REPLACE INTO sources SELECT ?, value ->> 0, value -> 1 FROM json_each(?)",
+            (task_id, orjson.dumps(merged)),
+        )
+
     async def discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
-        raise NotImplementedError("crawl tasks are not stored yet")  # being built (issue 11)
+        await self._run(self._discover, chunk, index, page_url, found)
 
     async def drop_chunk(self, chunk: Chunk) -> str | None:
         return await self._run(self._drop, chunk)
