@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from linkprobe.extract.document import MAX_PLACES
 from linkprobe.store import Chunk, ChunkKind, CrawlSpec, Found, NewTask, ResultFilter, Store, TaskStatus
 from linkprobe.store.redis import RedisStore
-from linkprobe.store.sqlite import TASK_TABLES, SQLiteStore
+from linkprobe.store.sqlite import SQLiteStore
 from tests.store.test_contract import URLS, claim_within, drain, results_of
 
 START = "http://site.example/"
@@ -259,12 +259,14 @@ async def test_delete_removes_a_crawl_and_everything_it_found(store: Store) -> N
 
 async def leftovers(store: Store, task_id: str) -> list[str]:
     """What the store still holds of a task: table names (SQLite) or key names (Redis)."""
-    if isinstance(store, SQLiteStore):
+    if isinstance(store, SQLiteStore):  # every table with a task_id column
         with sqlite3.connect(store.path) as db:
+            tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            tables = [
+                t for t in tables if "task_id" in {row[1] for row in db.execute(f"PRAGMA table_info({t})")}
+            ]
             return [
-                t
-                for t in TASK_TABLES
-                if db.execute(f"SELECT 1 FROM {t} WHERE task_id = ?", (task_id,)).fetchone()
+                t for t in tables if db.execute(f"SELECT 1 FROM {t} WHERE task_id = ?", (task_id,)).fetchone()
             ]
     assert isinstance(store, RedisStore)
     client = aioredis.Redis.from_url(store.url, decode_responses=True)
