@@ -50,10 +50,13 @@ unit: $(STAMP) $(NODE_STAMP) tools
 
 test: lint typecheck unit
 
-# The crawl bench's real site (a Debian HTML doc package) and its baseline (linkinator, from npm).
+# The crawl bench's real sites (Debian HTML doc packages), their web server (nginx) and the
+# baseline (linkinator, from npm).
 LINKINATOR := bench/node/node_modules/.bin/linkinator
-bench-tools:
-	@test -d /usr/share/doc/python-click-doc/html || { apt-get update -q && apt-get install -y -q python-click-doc; }
+bench-tools: node
+	@command -v nginx >/dev/null && test -d /usr/share/doc/python-click-doc/html \
+	  && test -d /usr/share/doc/python3.11-doc/html \
+	  || { apt-get update -q && apt-get install -y -q nginx-light python-click-doc python3.11-doc; }
 	@test -x $(LINKINATOR) || npm install --silent --prefix bench/node linkinator@6
 
 

@@ -1,122 +1,229 @@
-"""`make bench` (crawl part): linkprobe crawl vs linkinator --recurse on a real documentation site.
+"""`make bench` (crawl part): linkprobe crawl vs linkinator --recurse on real documentation sites.
 
-The site is a Debian HTML documentation package (python-click-doc by default, BENCH_DOC_DIR to
-change it), served on loopback by aiohttp's static handler (follows Debian's symlinks into
-/usr/share/javascript). Links leaving the site are skipped by both tools (no network here).
-Each tool runs ROUNDS times, alternating; the best round counts. Reported: pages, URLs checked,
-broken links, pages/s, links/s, peak RSS, and linkprobe's ratios to linkinator.
+Sites: Debian HTML documentation packages (BENCH_CRAWL_SITES, folders separated by spaces):
+python-click-doc (27 pages) as the small site and python3.11-doc (527 pages) as the large one,
+each served on loopback by nginx (Debian's, a temporary config: keep-alive, sendfile, one worker,
+symlinks into /usr/share/javascript followed).
+
+The same work for both tools:
+- the same start URL (the site's root) and scope: pages of the site are fetched and followed;
+  links leaving it are skipped by both (`--skip` / `--exclude` with one regular expression), as
+  this machine has no network; mailto: and the like are skipped by both;
+- the same concurrency: linkinator `--concurrency N`, linkprobe `--concurrency N --per-host N`
+  (BENCH_CONCURRENCY, default linkinator's 100); whole pages are read (linkprobe's 1 MiB body
+  cap is raised: linkinator has none); linkprobe also reads robots.txt (one more request);
+- linkinator runs through bench/linkinator.mjs (its check(), ended when it resolves: the CLI
+  waits out the server's keep-alive timeout on connections it leaves unread, 75 s here);
+- Python bytecode is compiled first, as pip does on install (this environment sets
+  PYTHONDONTWRITEBYTECODE, and compiling the imports from source costs linkprobe 1.4 s a run).
+
+One metric for both, computed the same way:
+- pages: distinct paths the server answered 200 text/html to a GET of that tool (nginx's
+  access log): the HTML documents each fetched (both parse every page of the site they fetch);
+- links: distinct http(s) URLs (without fragment) the tool reports as checked;
+- broken: the links it reports broken; the two sets are compared (symmetric difference);
+- wall seconds and peak RSS from GNU time; pages/s and links/s from the wall time.
+Each tool runs BENCH_ROUNDS times per site (default 3), alternating; the fastest round counts.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
+import re
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DOC_DIR = Path(os.environ.get("BENCH_DOC_DIR", "/usr/share/doc/python-click-doc/html"))
-LINKINATOR = Path(os.environ.get("LINKINATOR", HERE / "node" / "node_modules" / ".bin" / "linkinator"))
+SITES = os.environ.get(
+    "BENCH_CRAWL_SITES", "/usr/share/doc/python-click-doc/html /usr/share/doc/python3.11-doc/html"
+).split()
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "100"))
 LINKPROBE = Path(sys.executable).with_name("linkprobe")
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+NGINX_CONF = """daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    log_format bench '$request_method $status "$sent_http_content_type" $request_uri';
+    access_log {dir}/access.log bench;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    sendfile on;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        index index.html;
+    }}
+}}
+"""
 
 
-def serve(directory: str, port: int) -> None:
-    from aiohttp import web
-
-    app = web.Application()
-
-    async def index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(Path(directory) / "index.html")
-
-    app.router.add_get("/", index)  # before the static route, which would answer 403 for a folder
-    app.router.add_static("/", directory, follow_symlinks=True, show_index=False)
-    web.run_app(app, host="127.0.0.1", port=port, print=None)
+@dataclass
+class Run:
+    tool: str
+    seconds: float
+    peak_kib: int
+    links: set[str]
+    broken: set[str]
+    pages: set[str] = field(default_factory=set)
+    requests: int = 0
 
 
-def measured(command: list[str]) -> None:
-    """Run `command`; print its output file's path, wall seconds and peak RSS (KiB) as JSON."""
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, check=False)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(
-        json.dumps(
-            {"seconds": seconds, "peak_kib": peak, "out": done.stdout.decode(), "code": done.returncode}
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nginx did not listen on port {port}")
+
+
+@contextmanager
+def nginx(root: str) -> Iterator[tuple[str, Path]]:
+    """Serve `root` on a free loopback port; yields the site's URL and nginx's access log."""
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as tmp:
+        port = free_port()
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, root=root))
+        command = [NGINX, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
+        server = subprocess.Popen(command)
+        try:
+            wait_listening(port, server)
+            yield f"http://127.0.0.1:{port}/", Path(tmp) / "access.log"
+        finally:
+            server.terminate()
+            server.wait()
+
+
+def timed(command: list[str]) -> tuple[float, int, bytes]:
+    """Run `command` under GNU time: wall seconds, peak RSS (KiB) and its stdout."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        started = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *command], capture_output=True, check=False
         )
+        seconds = time.perf_counter() - started
+        if done.returncode not in (0, 1, 2):  # linkinator 1 and linkprobe 2: broken links found
+            raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
+        return seconds, int(report.read().split()[-1]), done.stdout
+
+
+def links_of(url: str) -> str:
+    return url.partition("#")[0]
+
+
+def linkinator(root: str, skip: str) -> Run:
+    node = ["node", str(HERE / "linkinator.mjs"), root, skip, str(CONCURRENCY)]
+    seconds, peak, out = timed(node)
+    links = [link for link in json.loads(out)["links"] if link["state"] != "SKIPPED"]
+    checked = {links_of(link["url"]) for link in links}
+    broken = {links_of(link["url"]) for link in links if link["state"] == "BROKEN"}
+    return Run("linkinator", seconds, peak, checked, broken)
+
+
+def linkprobe(root: str, skip: str) -> Run:
+    limits = ["--concurrency", str(CONCURRENCY), "--per-host", str(CONCURRENCY)]
+    limits += ["--max-body-bytes", str(1 << 30)]  # whole pages, as linkinator reads them
+    crawl = [str(LINKPROBE), "crawl", "--allow-private", "-q", "--format", "ndjson", *limits]
+    seconds, peak, out = timed([*crawl, "--exclude", skip, root])
+    results = [json.loads(line) for line in out.splitlines()]
+    checked = [r for r in results if (r["error"] or {}).get("kind") != "unsupported"]
+    broken = {links_of(r["url"]) for r in checked if not r["ok"]}
+    return Run("linkprobe", seconds, peak, {links_of(r["url"]) for r in checked}, broken)
+
+
+def served(log: Path, offset: int, run: Run) -> None:
+    """Fill in what the server saw of `run`: its requests and the HTML pages it was sent."""
+    previous = -1
+    while log.stat().st_size != previous:  # a dropped connection's request is logged as it closes
+        previous = log.stat().st_size
+        time.sleep(0.2)
+    with log.open() as lines:
+        lines.seek(offset)
+        for line in lines:
+            method, status, content_type, path = line.split(" ", 3)
+            run.requests += 1
+            if method == "GET" and status == "200" and content_type.strip('"').startswith("text/html"):
+                run.pages.add(path.rstrip("\n"))
+
+
+def crawl_site(directory: str) -> dict[str, Run]:
+    best: dict[str, Run] = {}
+    with nginx(directory) as (root, log):
+        skip = f"^(?!{re.escape(root)})"
+        for _ in range(ROUNDS):
+            for contender in (linkinator, linkprobe):
+                offset = log.stat().st_size if log.exists() else 0
+                run = contender(root, skip)
+                served(log, offset, run)
+                if run.tool not in best or run.seconds < best[run.tool].seconds:
+                    best[run.tool] = run
+    return best
+
+
+def compile_bytecode() -> None:
+    """Compile the interpreter's packages and linkprobe's sources, as `pip install` does."""
+    paths = [p for p in sys.path if p.endswith("site-packages")] + [str(HERE.parent / "src")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j0", *paths], check=False)
+
+
+def report(directory: str, best: dict[str, Run]) -> None:
+    lk, lp = best["linkinator"], best["linkprobe"]
+    print(f"\ncrawl of {directory} on loopback (nginx), concurrency {CONCURRENCY}, best of {ROUNDS}")
+    for r in (lk, lp):
+        print(
+            f"{r.tool:10} {r.seconds:6.2f} s  pages {len(r.pages):5}  links {len(r.links):6}"
+            f"  broken {len(r.broken):4}  requests {r.requests:6}"
+            f"  {len(r.pages) / r.seconds:7.1f} pages/s  {len(r.links) / r.seconds:8.1f} links/s"
+            f"  peak RSS {r.peak_kib / 1024:6.1f} MiB"
+        )
+    print(
+        f"linkprobe / linkinator: speed {lk.seconds / lp.seconds:.2f}x,"
+        f" peak RSS {lp.peak_kib / lk.peak_kib:.2f}x"
     )
-
-
-def run(command: list[str]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--measure", *command], capture_output=True, check=True)
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
-
-
-def linkinator(root: str, skip: str) -> dict[str, Any]:
-    result = run([str(LINKINATOR), root, "--recurse", "--skip", skip, "--format", "json"])
-    links = [link for link in json.loads(result["out"])["links"] if link["state"] != "SKIPPED"]
-    result["checked"] = len({link["url"] for link in links})
-    result["broken"] = sorted({link["url"] for link in links if link["state"] == "BROKEN"})
-    result["pages"] = len({link["parent"] for link in links if link.get("parent")})  # pages it scanned
-    return result
-
-
-def linkprobe(root: str, skip: str) -> dict[str, Any]:
-    result = run(
-        [str(LINKPROBE), "crawl", "--allow-private", "-q", "--format", "json", "--exclude", skip, root]
-    )
-    items = json.loads(result["out"])
-    result["checked"] = len(items)
-    result["broken"] = sorted(
-        r["url"] for r in items if not r["ok"] and (r["error"] or {}).get("kind") != "unsupported"
-    )
-    result["pages"] = sum((r["content_type"] or "").startswith("text/html") and r["ok"] for r in items)
-    return result
+    for name, ours, theirs in (("pages", lp.pages, lk.pages), ("links", lp.links, lk.links)):
+        print(f"{name}: same {ours == theirs}; only linkprobe {sorted(ours - theirs)[:5]}", end="")
+        print(f" only linkinator {sorted(theirs - ours)[:5]}")
+    print(f"broken: same {lp.broken == lk.broken}; symmetric difference {sorted(lp.broken ^ lk.broken)}")
 
 
 def main() -> None:
-    from tests.conftest import free_port
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(DOC_DIR), str(port)])
-    root = f"http://127.0.0.1:{port}/"
-    skip = rf"^(?!http://127\.0\.0\.1:{port}/)"
-    try:
-        time.sleep(1.5)
-        best: dict[str, dict[str, Any]] = {}
-        for _ in range(ROUNDS):
-            for name, contender in (("linkinator", linkinator), ("linkprobe", linkprobe)):
-                result = contender(root, skip)
-                if name not in best or result["seconds"] < best[name]["seconds"]:
-                    best[name] = result
-    finally:
-        server.terminate()
-        server.wait()
-    print(f"crawl of {DOC_DIR} on loopback, best of {ROUNDS}")
-    for name, r in best.items():
-        print(
-            f"{name:10} {r['seconds']:6.2f} s  pages {r['pages']:4}  urls {r['checked']:5}"
-            f"  broken {len(r['broken']):4}"
-            f"  {r['pages'] / r['seconds']:7.1f} pages/s  {r['checked'] / r['seconds']:8.1f} links/s"
-            f"  peak {r['peak_kib'] / 1024:6.1f} MiB"
-        )
-    lp, lk = best["linkprobe"], best["linkinator"]
-    print(
-        f"linkprobe / linkinator: speed {lk['seconds'] / lp['seconds']:.2f}x,"
-        f" memory {lp['peak_kib'] / lk['peak_kib']:.2f}x"
-    )
-    print(f"same broken links: {lp['broken'] == lk['broken']}; same pages: {lp['pages'] == lk['pages']}")
+    compile_bytecode()
+    results = {directory: crawl_site(directory) for directory in SITES}
+    for directory, best in results.items():
+        report(directory, best)
+    if len(results) > 1:
+        print("\npeak RSS by site size (links):")
+        for directory, best in results.items():
+            sizes = ", ".join(f"{r.tool} {r.peak_kib / 1024:.1f} MiB" for r in best.values())
+            print(f"  {directory} ({len(best['linkprobe'].links)} links): {sizes}")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve"]:
-        serve(sys.argv[2], int(sys.argv[3]))
-    elif sys.argv[1:2] == ["--measure"]:
-        measured(sys.argv[2:])
-    else:
-        main()
+    main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 from linkprobe.extract import Kind, Link, extract
 
 PAGE = b"""<!doctype html>
@@ -78,6 +80,19 @@ def test_without_base_the_page_url_is_the_base() -> None:
 
 def test_anchors_are_ids_and_a_names() -> None:
     assert extract(PAGE, Kind.HTML).anchors == {"legacy", "usage"}
+
+
+def test_anchors_are_left_out_when_not_asked_for() -> None:
+    found = extract(PAGE, Kind.HTML, anchors=False)
+    assert found.anchors == set()
+    assert [link.url for link in found.links] == urls(PAGE)
+
+
+def test_links_with_fragments_resolve_as_urljoin_resolves_them() -> None:
+    raws = ["#", "#top", "a.html#b#c", "?q#f", "../x.html#", "sub/y.html#%20z"]
+    page = "".join(f'<a href="{raw}">x</a>' for raw in raws).encode()
+    for base in ("https://s.example/d/p.html?v=1", "https://s.example/d/p.html#here", "file:///site/p.html"):
+        assert urls(page, base) == [urljoin(base, raw) for raw in raws]
 
 
 def test_empty_and_broken_markup_give_no_error() -> None:

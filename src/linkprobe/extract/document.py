@@ -98,7 +98,11 @@ def resolve(base: str | None, raw: str) -> str | None:
         return None
     if base is None or (SCHEME.match(raw) and "://" in raw[:40]) or raw.startswith(("mailto:", "tel:")):
         return raw  # already absolute: urljoin is the cost of extraction, skip it when it changes nothing
-    return _join(base, raw)
+    # The fragment is split off first, so the cache below holds `page.html` once, not once per
+    # `page.html#anchor` (an index page names thousands); urljoin passes a fragment through as is.
+    head, _, fragment = raw.partition("#")
+    joined = _join(base, head) if head else base.partition("#")[0]
+    return f"{joined}#{fragment}" if fragment else joined
 
 
 @lru_cache(maxsize=8192)  # navigation links repeat on every page of a site
@@ -137,12 +141,13 @@ def probe_target(url: str) -> str:
     return urldefrag(url).url
 
 
-def extract(data: bytes, kind: Kind, base: str | None = None) -> Extracted:
-    """Links and anchors of one document. `base` is the document's own URL (file:// for local files)."""
+def extract(data: bytes, kind: Kind, base: str | None = None, *, anchors: bool = True) -> Extracted:
+    """Links and anchors of one document. `base` is the document's own URL (file:// for local files).
+    `anchors=False` skips collecting the anchors of HTML (only fragment checks need them)."""
     if kind is Kind.HTML:
         from linkprobe.extract.html import extract_html
 
-        return extract_html(data, base)
+        return extract_html(data, base, anchors=anchors)
     if kind is Kind.MARKDOWN:
         from linkprobe.extract.markdown import extract_markdown
 

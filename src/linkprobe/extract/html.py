@@ -68,8 +68,9 @@ def base_of(root: lxml.etree._Element, base: str | None) -> str | None:
 TAGS = (*URL_ATTRIBUTES, "meta")
 
 
-def extract_html(data: bytes, base: str | None, line_offset: int = 0) -> Extracted:
-    """Links and anchors of an HTML document (or fragment); lines shifted by `line_offset`."""
+def extract_html(data: bytes, base: str | None, line_offset: int = 0, *, anchors: bool = True) -> Extracted:
+    """Links and anchors (unless `anchors` is false) of an HTML document (or fragment); lines
+    shifted by `line_offset`."""
     found = Extracted()
     root = parse(data)
     if root is None:
@@ -81,7 +82,8 @@ def extract_html(data: bytes, base: str | None, line_offset: int = 0) -> Extract
             url = resolve(base, raw)
             if url is not None:
                 found.links.append(Link(url, line))
-    found.anchors = anchors_of(root)
+    if anchors:
+        found.anchors = anchors_of(root)
     return found
 
 
