@@ -8,7 +8,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
-from xml.etree import ElementTree as ET
 
 from linkprobe.engine import ErrorKind, ProbeResult
 from linkprobe.engine.outcome import RESULT_FIELDS
@@ -138,6 +137,8 @@ def _apart(result: ProbeResult) -> bool:
 
 
 def _junit(results: list[ProbeResult], sources: SourceMap | None) -> str:
+    from xml.etree import ElementTree as ET  # junit only: half a MiB the other formats skip
+
     failures = sum(not r.ok and not _apart(r) for r in results)
     total_s = sum(r.elapsed_ms for r in results) / 1000
     suite = ET.Element("testsuite", name="linkprobe", tests=str(len(results)), failures=str(failures))

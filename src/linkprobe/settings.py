@@ -87,7 +87,7 @@ class Settings(BaseSettings):
             "allow_cidrs": tuple(self.allow_cidrs),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return EngineConfig.model_validate(values)
+        return EngineConfig.of(values)
 
     @field_validator("allow_cidrs", "allowed_hosts", "cors_origins", mode="before")
     @classmethod

@@ -144,7 +144,7 @@ class Worker:
             log.error("chunk %s/%s failed: %r", chunk.task_id, chunk.number, error)
 
     async def _process(self, chunk: Chunk) -> None:
-        options = ProbeOptions.model_validate(chunk.options)
+        options = ProbeOptions.of(chunk.options)
         started = time.perf_counter()
         batch = Batch(self, chunk)
         flusher = asyncio.create_task(batch.flush_every(FLUSH_S))

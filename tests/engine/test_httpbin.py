@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import pytest
 
@@ -74,7 +75,9 @@ async def test_a_chain_back_through_a_path_with_another_query_is_no_loop(
 
 @pytest.mark.parametrize("path", ["/gzip", "/deflate", "/brotli"])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-async def test_compressed_encodings(engine: Engine, httpbin: HttpBin, path: str, method: str) -> None:
+async def test_compressed_encodings(
+    engine: Engine, httpbin: HttpBin, path: str, method: Literal["GET", "HEAD"]
+) -> None:
     result = await engine.probe(httpbin.url(path), 0, ProbeOptions(retries=0, method=method))
     assert (result.ok, result.status_code, result.error) == (True, 200, None)
     assert result.body == (BodyState.COMPLETE if method == "GET" else None)

@@ -8,9 +8,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from pydantic import ValidationError
 
-from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions
+from linkprobe.engine import Engine, EngineConfig, ErrorKind, OptionError, ProbeOptions
 from linkprobe.engine.outcome import BodyState
 from tests.conftest import Handler, Target
 
@@ -81,7 +80,7 @@ async def test_credentials_follow_a_redirect_within_the_origin(engine: Engine, t
 @pytest.mark.parametrize("field", ["user_agent", "header"])
 @pytest.mark.parametrize("bad", ["a\r\nX-Injected: 1", "a\nb", "a\0b", "a\x7fb"])
 def test_control_characters_in_header_values_are_refused(field: str, bad: str) -> None:
-    with pytest.raises(ValidationError, match="control characters"):
+    with pytest.raises(OptionError, match="control characters"):
         ProbeOptions(user_agent=bad) if field == "user_agent" else ProbeOptions(headers={"X-A": bad})
 
 

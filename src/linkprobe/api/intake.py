@@ -23,7 +23,7 @@ from starlette.types import Message
 from linkprobe.api import jsonstream
 from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
-from linkprobe.engine import ProbeOptions
+from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.engine.urls import url_lines
 from linkprobe.settings import Settings
 from linkprobe.store import NewTask
@@ -92,7 +92,7 @@ def _options(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        return ProbeOptions.model_validate_json(raw).model_dump(exclude_defaults=True)
+        return ProbeOptionsModel.model_validate_json(raw).model_dump(exclude_defaults=True)
     except ValidationError as exc:
         raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.api.security import redact
-from linkprobe.engine import ProbeOptions
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind
 from linkprobe.store import TaskRecord, TaskStatus
 
@@ -21,7 +21,7 @@ class TaskCreate(BaseModel):
     )
     name: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=2000)
-    options: ProbeOptions = Field(default_factory=ProbeOptions)
+    options: ProbeOptionsModel = Field(default_factory=ProbeOptionsModel)
 
 
 class Submit(BaseModel):

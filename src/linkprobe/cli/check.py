@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import uvloop
 
@@ -16,7 +17,9 @@ from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_r
 from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions, ProbeResult
 from linkprobe.extract import Kind, LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
-from linkprobe.settings import Settings
+
+if TYPE_CHECKING:
+    from linkprobe.settings import Settings
 
 PROBE_FLAGS = (
     "method", "user_agent", "accept", "timeout", "connect_timeout", "retries", "max_redirects",
@@ -63,17 +66,20 @@ def probe_options(args: argparse.Namespace) -> ProbeOptions:
     values["headers"] = parse_headers(args.header)
     if args.insecure:
         values["verify_tls"] = False
-    return ProbeOptions.model_validate(values)
+    return ProbeOptions.of(values)
 
 
-def engine_config(args: argparse.Namespace, settings: Settings) -> EngineConfig:
-    return settings.engine_config(
-        concurrency=args.concurrency,
-        per_host=args.per_host,
-        dns_timeout=args.dns_timeout,
-        allow_private=args.allow_private,
-        allow_cidrs=None if args.allow_cidr is None else tuple(settings.allow_cidrs) + tuple(args.allow_cidr),
-    )
+def engine_config(args: argparse.Namespace, settings: Settings | None) -> EngineConfig:
+    """The engine's settings (EngineConfig's defaults when no Settings were read), then the flags."""
+    base = EngineConfig() if settings is None else settings.engine_config()
+    overrides = {
+        "concurrency": args.concurrency,
+        "per_host": args.per_host,
+        "dns_timeout": args.dns_timeout,
+        "allow_private": args.allow_private,
+        "allow_cidrs": None if args.allow_cidr is None else (*base.allow_cidrs, *args.allow_cidr),
+    }
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 class Progress:
@@ -167,7 +173,7 @@ def collect_inputs(args: argparse.Namespace) -> Collected:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
 
 
-def run_check(args: argparse.Namespace, settings: Settings) -> int:
+def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     options = probe_options(args)
     config = engine_config(args, settings)
     collected = collect_inputs(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 from typing import TextIO
@@ -67,7 +68,7 @@ async def crawl_all(
 def run_crawl(args: argparse.Namespace, settings: Settings) -> int:
     options = probe_options(args)
     if options.method != "GET":
-        options = options.model_copy(update={"method": "GET"})  # pages are read: the links on them
+        options = dataclasses.replace(options, method="GET")  # pages are read: the links on them
     config = engine_config(args, settings)
     crawl_options(args)  # bad flags fail before any request
     progress = Progress(1, enabled=not args.quiet and sys.stderr.isatty())

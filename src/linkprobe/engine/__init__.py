@@ -2,7 +2,7 @@
 
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import ConfigError, LinkprobeError, ProbeFailure, StoreError, StoreUnavailable
-from linkprobe.engine.options import EngineConfig, ProbeOptions, parse_accept
+from linkprobe.engine.options import EngineConfig, OptionError, ProbeOptions, parse_accept
 from linkprobe.engine.outcome import ErrorKind, Hop, ProbeError, ProbeResult, failed
 from linkprobe.engine.runner import Engine
 
@@ -14,6 +14,7 @@ __all__ = [
     "ErrorKind",
     "Hop",
     "LinkprobeError",
+    "OptionError",
     "ProbeError",
     "ProbeFailure",
     "ProbeOptions",

@@ -1,20 +1,28 @@
-"""Options: per-probe ProbeOptions (may differ per task) and engine-wide EngineConfig."""
+"""Options: per-probe ProbeOptions (may differ per task) and engine-wide EngineConfig.
 
-from __future__ import annotations
+Plain dataclasses, declared once: each field's default, bounds and description live in its
+`metadata` (a Rule). The engine checks them here without pydantic (`linkprobe check` of one URL
+would otherwise spend about 10 MiB and a tenth of a second on it); the API derives its pydantic
+model, constraints and OpenAPI schema from the same declaration (api/options.py).
+"""
 
+import dataclasses
+import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Any, Literal, Self, get_args, get_origin
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from linkprobe import __version__
+from linkprobe.engine.errors import ConfigError
 
 DEFAULT_USER_AGENT = f"linkprobe/{__version__}"
 # Header values may hold tabs, not other control characters: CR/LF would split the request.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 
@@ -34,13 +42,147 @@ def parse_accept(rule: str) -> frozenset[int]:
     return frozenset(codes)
 
 
-Seconds = Annotated[float, Field(gt=0, le=600)]
+def check_headers(value: Mapping[str, str]) -> None:
+    for name, content in value.items():
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"invalid header name {name!r}")
+        if _CONTROL.search(content):
+            raise ValueError(f"header {name!r} has control characters (CR, LF, ...) in its value")
+
+
+def check_user_agent(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValueError("user_agent must not contain control characters (CR, LF, ...)")
+
+
+def check_cidrs(value: tuple[str, ...]) -> None:
+    for cidr in value:
+        ipaddress.ip_network(cidr, strict=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What one option may hold, beyond its type: a description, bounds, and a check that raises
+    ValueError with the reason. The messages of the bounds are pydantic's, so the CLI and the API
+    word a bad value alike."""
+
+    doc: str | None = None
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    max_length: int | None = None
+    check: Callable[[Any], None] | None = None
+
+    def violation(self, value: Any) -> str | None:
+        """Why `value` (of the field's type) breaks a bound or the check; None when it does not."""
+        if self.ge is not None and value < self.ge:
+            return f"Input should be greater than or equal to {_num(self.ge)}"
+        if self.gt is not None and value <= self.gt:
+            return f"Input should be greater than {_num(self.gt)}"
+        if self.le is not None and value > self.le:
+            return f"Input should be less than or equal to {_num(self.le)}"
+        if self.max_length is not None and len(value) > self.max_length:
+            return f"String should have at most {self.max_length} characters"
+        try:
+            if self.check is not None:
+                self.check(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+
+def rule(doc: str | None = None, **bounds: Any) -> dict[str, Rule]:
+    """A field's metadata: `field(default=..., metadata=rule("what it is", ge=0, le=10))`."""
+    return {"rule": Rule(doc, **bounds)}
+
+
+def rule_of(item: dataclasses.Field[Any]) -> Rule:
+    found: Rule = item.metadata.get("rule", NO_RULE)
+    return found
+
+
+NO_RULE = Rule()
+
+
+def _num(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+class OptionError(ConfigError, ValueError):
+    """One option with a value it may not hold: which, why, and the value given."""
+
+    def __init__(self, name: str, reason: str, value: object) -> None:
+        super().__init__(f"invalid value for {name}: {reason} (got {value!r})")
+        self.name, self.reason, self.value = name, reason, value
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    """`value` as a `kind` (the field's annotation): the types JSON and the flags give, an int for
+    a float too, and nothing else (no parsing of strings); raises ValueError in pydantic's words."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError("Input should be " + " or ".join(repr(a) for a in args))
+        return value
+    if kind is bool or kind is int:
+        if type(value) is kind:
+            return value
+        if kind is int and type(value) is float:
+            if value.is_integer():
+                return int(value)
+            raise ValueError("Input should be a valid integer, got a number with a fractional part")
+        raise ValueError(f"Input should be a valid {'boolean' if kind is bool else 'integer'}")
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError("Input should be a valid number")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("Input should be a valid string")
+    if origin is dict and isinstance(value, Mapping) and all(isinstance(x, str) for x in _flat(value)):
+        return dict(value)
+    if origin is tuple and isinstance(value, list | tuple) and all(isinstance(x, str) for x in value):
+        return tuple(value)
+    raise ValueError(
+        f"Input should be a valid {'dictionary of strings' if origin is dict else 'list of strings'}"
+    )
+
+
+def _flat(mapping: Mapping[Any, Any]) -> list[Any]:
+    return [*mapping.keys(), *mapping.values()]
+
+
+class Validated:
+    """Checks every field of a dataclass against its type and Rule when it is built; unknown
+    names are refused by the dataclass's own __init__ (and by `of`)."""
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            try:
+                coerced = _coerce(item.type, value)
+            except ValueError as exc:
+                raise OptionError(item.name, str(exc), value) from None
+            if (reason := rule_of(item).violation(coerced)) is not None:
+                raise OptionError(item.name, reason, value)
+            if coerced is not value:
+                object.__setattr__(self, item.name, coerced)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Self:
+        """Built from a mapping (stored task options, flags): an unknown name is an OptionError."""
+        names = {item.name for item in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for name, value in values.items():
+            if name not in names:
+                raise OptionError(name, "Extra inputs are not permitted", value)
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """ProbeOptions as the probe loop reads them: a slotted copy built once per options object,
-    because every attribute read on a pydantic model goes through its __getattr__ hook."""
+    """What every request of one ProbeOptions needs, computed once per options object: the
+    accepted codes as a set, the headers with and without credentials, the client timeout."""
 
     method: str
     accepted: frozenset[int]
@@ -59,49 +201,41 @@ class Plan:
         return status in self.accepted
 
 
-class ProbeOptions(BaseModel):
+@dataclass(frozen=True)
+class ProbeOptions(Validated):
     """How to probe one URL. Tasks may each carry their own."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    method: Literal["GET", "HEAD"] = Field("GET", description="HEAD falls back to GET on 405 and 501.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
-    user_agent: str = Field(DEFAULT_USER_AGENT, max_length=512)
-    accept: str = Field(
-        "200-299", description="Status codes judged ok after redirects, e.g. 200-299,301,429."
+    method: Literal["GET", "HEAD"] = field(
+        default="GET", metadata=rule("HEAD falls back to GET on 405 and 501.")
+    )
+    headers: dict[str, str] = field(
+        default_factory=dict, metadata=rule("Extra request headers.", check=check_headers)
+    )
+    user_agent: str = field(default=DEFAULT_USER_AGENT, metadata=rule(max_length=512, check=check_user_agent))
+    accept: str = field(
+        default="200-299",
+        metadata=rule("Status codes judged ok after redirects, e.g. 200-299,301,429.", check=parse_accept),
     )
     verify_tls: bool = True
-    timeout: Seconds = Field(10.0, description="Total deadline per URL attempt, redirects and body included.")
-    connect_timeout: Seconds = 5.0
-    retries: int = Field(2, ge=0, le=10, description="Retries for connect errors and 429/502/503/504.")
-    retry_backoff: float = Field(0.5, ge=0, le=60, description="Base of the exponential backoff, seconds.")
-    retry_after_cap: float = Field(10.0, ge=0, le=600, description="Longest Retry-After honoured, seconds.")
-    max_redirects: int = Field(10, ge=0, le=50)
-    max_body_bytes: int = Field(1 << 20, ge=0, le=1 << 30, description="Decoded body bytes read at most.")
-    concurrency: int = Field(256, ge=1, le=10000, description="URLs of one run in flight at once.")
-
-    @field_validator("accept")
-    @classmethod
-    def _valid_accept(cls, value: str) -> str:
-        parse_accept(value)
-        return value
-
-    @field_validator("headers")
-    @classmethod
-    def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, content in value.items():
-            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-                raise ValueError(f"invalid header name {name!r}")
-            if _CONTROL.search(content):
-                raise ValueError(f"header {name!r} has control characters (CR, LF, ...) in its value")
-        return value
-
-    @field_validator("user_agent")
-    @classmethod
-    def _valid_user_agent(cls, value: str) -> str:
-        if _CONTROL.search(value):
-            raise ValueError("user_agent must not contain control characters (CR, LF, ...)")
-        return value
+    timeout: float = field(
+        default=10.0,
+        metadata=rule("Total deadline per URL attempt, redirects and body included.", gt=0, le=600),
+    )
+    connect_timeout: float = field(default=5.0, metadata=rule(gt=0, le=600))
+    retries: int = field(
+        default=2, metadata=rule("Retries for connect errors and 429/502/503/504.", ge=0, le=10)
+    )
+    retry_backoff: float = field(
+        default=0.5, metadata=rule("Base of the exponential backoff, seconds.", ge=0, le=60)
+    )
+    retry_after_cap: float = field(
+        default=10.0, metadata=rule("Longest Retry-After honoured, seconds.", ge=0, le=600)
+    )
+    max_redirects: int = field(default=10, metadata=rule(ge=0, le=50))
+    max_body_bytes: int = field(
+        default=1 << 20, metadata=rule("Decoded body bytes read at most.", ge=0, le=1 << 30)
+    )
+    concurrency: int = field(default=256, metadata=rule("URLs of one run in flight at once.", ge=1, le=10000))
 
     @cached_property
     def plan(self) -> Plan:
@@ -130,22 +264,18 @@ class ProbeOptions(BaseModel):
         )
 
 
-class EngineConfig(BaseModel):
+@dataclass(frozen=True)
+class EngineConfig(Validated):
     """Engine-wide settings: one connection pool, one egress policy, shared by every run."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    concurrency: int = Field(256, ge=1, le=10000, description="Connections open at once, all hosts.")
-    per_host: int = Field(8, ge=1, le=1000, description="Connections open at once to one host.")
-    dns_timeout: Seconds = 5.0
-    allow_private: bool = Field(False, description="Allow loopback, private and link-local destinations.")
-    allow_cidrs: tuple[str, ...] = Field((), description="Networks allowed despite the egress policy.")
-
-    @field_validator("allow_cidrs")
-    @classmethod
-    def _valid_cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import ipaddress
-
-        for cidr in value:
-            ipaddress.ip_network(cidr, strict=False)
-        return value
+    concurrency: int = field(
+        default=256, metadata=rule("Connections open at once, all hosts.", ge=1, le=10000)
+    )
+    per_host: int = field(default=8, metadata=rule("Connections open at once to one host.", ge=1, le=1000))
+    dns_timeout: float = field(default=5.0, metadata=rule(gt=0, le=600))
+    allow_private: bool = field(
+        default=False, metadata=rule("Allow loopback, private and link-local destinations.")
+    )
+    allow_cidrs: tuple[str, ...] = field(
+        default=(), metadata=rule("Networks allowed despite the egress policy.", check=check_cidrs)
+    )

@@ -20,8 +20,6 @@ from functools import partial
 from operator import attrgetter
 from typing import Any
 
-import orjson
-
 
 class ErrorKind(StrEnum):
     """Why a URL could not be judged by its HTTP status. A closed set: shells may switch on it."""
@@ -130,7 +128,10 @@ class ProbeResult:
         }
 
     def to_json(self) -> str:
-        """Compact JSON of to_dict(); orjson because this runs once per stored result."""
+        """Compact JSON of to_dict(); orjson because this runs once per stored result. Imported
+        here: only the stores call it, and `linkprobe check` need not load it."""
+        import orjson
+
         return orjson.dumps(self.to_dict()).decode()
 
     @classmethod

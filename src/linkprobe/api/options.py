@@ -1,0 +1,63 @@
+"""The API's probe options: a pydantic model derived from the engine's one declaration.
+
+The engine's ProbeOptions is a plain dataclass (so `linkprobe check` never imports pydantic);
+its fields' types, defaults and Rules (description, bounds, check) become this model's fields,
+constraints and validators, and so the OpenAPI schema and the 422 details naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from linkprobe.engine import ProbeOptions
+from linkprobe.engine.options import rule_of
+
+
+def _field(item: dataclasses.Field[Any]) -> Any:
+    found = rule_of(item)
+    bounds = {"ge": found.ge, "gt": found.gt, "le": found.le, "max_length": found.max_length}
+    given: dict[str, Any] = {name: bound for name, bound in bounds.items() if bound is not None}
+    if item.default_factory is not dataclasses.MISSING:
+        given["default_factory"] = item.default_factory
+    else:
+        given["default"] = item.default
+    return Field(description=found.doc, **given)
+
+
+def _validator(name: str, check: Callable[[Any], None]) -> Any:
+    def validate(cls: type[BaseModel], value: Any) -> Any:
+        check(value)
+        return value
+
+    return field_validator(name)(validate)
+
+
+def model_of(source: type[Any]) -> type[BaseModel]:
+    """A frozen pydantic model refusing unknown fields, with `source`'s name, fields and checks."""
+    hints = get_type_hints(source)
+    fields = {item.name: (hints[item.name], _field(item)) for item in dataclasses.fields(source)}
+    validators = {
+        f"check_{item.name}": _validator(item.name, check)
+        for item in dataclasses.fields(source)
+        if (check := rule_of(item).check) is not None
+    }
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        source.__name__,
+        __config__=ConfigDict(frozen=True, extra="forbid"),
+        __doc__=source.__doc__,
+        __validators__=validators,
+        **fields,
+    )
+    return model
+
+
+if TYPE_CHECKING:  # what the model is to the type checker; its fields are ProbeOptions'
+
+    class ProbeOptionsModel(BaseModel): ...
+
+else:
+    ProbeOptionsModel = model_of(ProbeOptions)

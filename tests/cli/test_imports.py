@@ -1,0 +1,68 @@
+"""`linkprobe check` imports only what it uses: never the service stack, pydantic only to read
+LINKPROBE_* settings, and the document parsers only for documents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from tests.conftest import Target
+
+SERVICE_STACK = {
+    "fastapi", "starlette", "uvicorn", "redis", "pydantic", "pydantic_settings", "prometheus_client",
+    "multipart", "ijson", "orjson", "lxml", "markdown_it", "linkprobe.api", "linkprobe.store",
+    "linkprobe.settings", "linkprobe.worker", "linkprobe.crawl",
+}  # fmt: skip
+
+# Runs the command in this interpreter, then lists the modules it loaded (package names and
+# linkprobe's subpackages) after the JSON report on stdout.
+RUN_AND_LIST = """
+import json, sys
+from linkprobe.cli import main
+code = main(sys.argv[1:])
+names = {name.split(".")[0] for name in sys.modules}
+names |= {".".join(name.split(".")[:2]) for name in sys.modules if name.startswith("linkprobe.")}
+print(json.dumps({"code": code, "modules": sorted(names)}))
+"""
+
+
+async def loaded_by_check(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[list[dict[str, object]], set[str]]:
+    clean = {name: value for name, value in os.environ.items() if not name.upper().startswith("LINKPROBE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RUN_AND_LIST, "check", "-q", "--retries", "0", "-f", "json", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**clean, **(env or {})},
+    )  # fmt: skip
+    out, err = await process.communicate()
+    report, _, listing = out.decode().rpartition("\n{")
+    loaded = json.loads("{" + listing)
+    assert loaded["code"] == 0, err.decode()
+    return json.loads(report), set(loaded["modules"])
+
+
+async def test_a_url_check_loads_no_service_stack(target: Target) -> None:
+    results, modules = await loaded_by_check("--allow-private", target.url("/status/200"))
+    assert [r["status_code"] for r in results] == [200]
+    assert "aiohttp" in modules and "linkprobe.engine" in modules
+    assert modules & SERVICE_STACK == set()
+
+
+async def test_settings_in_the_environment_are_still_read(target: Target) -> None:
+    """Without --allow-private the loopback target is blocked, unless LINKPROBE_ALLOW_PRIVATE says."""
+    results, modules = await loaded_by_check(
+        target.url("/status/200"), env={"LINKPROBE_ALLOW_PRIVATE": "true"}
+    )
+    assert [r["status_code"] for r in results] == [200]
+    assert "pydantic_settings" in modules  # the environment is parsed by the one Settings declaration
+
+
+async def test_documents_load_their_parser_only(target: Target, tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text(f'<a href="{target.url("/status/200")}">ok</a>')
+    results, modules = await loaded_by_check("--allow-private", str(page))
+    assert [r["status_code"] for r in results] == [200]
+    assert "lxml" in modules and modules & (SERVICE_STACK - {"lxml"}) == set()
