@@ -4,11 +4,11 @@ per unique URL holds while work is added on the fly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
 from linkprobe.extract.document import MAX_PLACES
@@ -18,12 +18,6 @@ from linkprobe.store.sqlite import SQLiteStore
 from tests.store.test_contract import URLS, claim_within, drain, results_of
 
 START = "http://site.example/"
-
-
-@pytest.fixture(autouse=True)
-def _redis_follows(store: Store) -> None:
-    if isinstance(store, RedisStore):  # removed when the Redis store's DISCOVER script lands
-        pytest.skip("crawl storage on Redis is not landed yet")
 
 
 PAGES, LINKS, FRAGMENTS = ChunkKind.PAGES, ChunkKind.LINKS, ChunkKind.FRAGMENTS
@@ -315,3 +309,38 @@ async def test_plain_tasks_have_no_sources(store: Store) -> None:
     await drain(store)
     items = await all_results(store, created.id)
     assert len(items) == 10 and all("sources" not in r for r in items)
+
+
+async def test_pages_expanded_at_once_share_one_seen_set(store: Store) -> None:
+    task_id, first = await crawl(store, chunk_size=50)
+    await store.discover(first, 0, START, [Found(page(f"p{i}"), i, PAGES) for i in range(20)])
+    await store.complete_chunk(first, results_of(first))
+    pages = await store.claim_chunk("w")
+    assert pages is not None and len(pages.urls) == 20
+    shared = [Found(f"http://ext.example/{n}", n) for n in range(10)]
+    await asyncio.gather(*(
+        store.discover(pages, pages.start + i, url, [*shared, Found(f"{url}/own", 1)])
+        for i, url in enumerate(pages.urls)
+    ))  # fmt: skip
+    await store.complete_chunk(pages, results_of(pages))
+    await drain(store)
+    record = await task(store, task_id)
+    assert (record.status, record.total, record.done, record.pages) == (TaskStatus.READY, 51, 51, 21)
+    items = await all_results(store, task_id)
+    urls = [r["url"] for r in items]
+    assert len(set(urls)) == len(urls) == 51 and [r["index"] for r in items] == list(range(51))
+    totals = {r["url"]: r["sources"]["total"] for r in items if r["url"].startswith("http://ext.")}
+    assert totals == {f"http://ext.example/{n}": 20 for n in range(10)}
+
+
+async def test_discovered_chunks_take_turns_with_other_tasks(store: Store) -> None:
+    crawl_id, first = await crawl(store, chunk_size=1)
+    big, _ = await store.create_task(NewTask(), (f"http://big{i}.example/ok" for i in range(10)), 1)
+    await store.discover(first, 0, START, [Found(page(n), 1, PAGES) for n in "abc"])
+    turns = []
+    for _ in range(6):
+        chunk = await store.claim_chunk("w")
+        assert chunk is not None
+        turns.append(chunk.task_id)
+    assert turns.count(crawl_id) == turns.count(big.id) == 3
+    assert turns[:2] == [big.id, crawl_id]

@@ -27,9 +27,12 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
+from linkprobe.extract.document import MAX_PLACES
 from linkprobe.store import redis_keys as k
 from linkprobe.store.base import (
     Chunk,
+    ChunkKind,
+    CrawlSpec,
     Found,
     IdempotencyConflict,
     NewTask,
@@ -42,6 +45,7 @@ from linkprobe.store.base import (
     dead_letter_results,
     lane_of,
     page_of,
+    with_sources,
 )
 
 P = ParamSpec("P")
@@ -102,6 +106,7 @@ class RedisStore(Store):
         self._start: Any = None
         self._drop: Any = None
         self._feed: Any = None
+        self._discover: Any = None
 
     @property
     def r(self) -> Any:
@@ -117,6 +122,7 @@ class RedisStore(Store):
         self._start = self._redis.register_script(k.START_CHUNK)
         self._drop = self._redis.register_script(k.DROP_CHUNK)
         self._feed = self._redis.register_script(k.FEED_CHUNK)
+        self._discover = self._redis.register_script(k.DISCOVER)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
@@ -148,15 +154,19 @@ class RedisStore(Store):
         if idempotency is not None and (known := await self._idempotent(*idempotency)) is not None:
             return known, False
         task_id = uuid.uuid4().hex
+        if task.crawl is not None:
+            urls = [task.crawl.start]
         total, chunks = await self._write_chunks(task_id, urls, chunk_size)
         seq = await self.r.incr(k.SEQ)
         status = "pending" if chunks else "ready"
+        lane = lane_of(task, task_id)
         fields = {
             "id": task_id, "name": task.name or "", "description": task.description or "",
             "has_name": int(task.name is not None), "has_description": int(task.description is not None),
             "options": json.dumps(task.options), "status": status, "total": total, "done": 0, "ok": 0,
             "broken": 0, "chunks_left": chunks, "created_at": _now(), "seq": seq,
-            "finished_at": "" if chunks else _now(), "owner": task.owner or "",
+            "finished_at": "" if chunks else _now(), "owner": task.owner or "", "lane": lane,
+            "chunks": chunks, "chunk_size": chunk_size,
         }  # fmt: skip
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(k.task(task_id), mapping=fields)
@@ -164,14 +174,37 @@ class RedisStore(Store):
             pipe.sadd(k.keys(task_id), k.task(task_id), *(k.chunk(task_id, n) for n in range(chunks)))
             pipe.expire(k.keys(task_id), self.retention_s)
             pipe.zadd(k.TASKS, {task_id: seq})
+            if task.crawl is not None:
+                self._start_crawl(pipe, task_id, task.crawl)
+            if task.sources:
+                self._add_sources(pipe, task_id, task.sources)
             await pipe.execute()
-        await self._enqueue(task_id, chunks, lane_of(task, task_id), seq)
+        await self._enqueue(task_id, chunks, lane, seq)
         if idempotency is not None and not await self._claim_key(task_id, *idempotency):
             await self.delete_task(task_id)  # lost a race for the same key: answer the winner's task
             return await self.create_task(task, urls, chunk_size, idempotency)
         record = await self.get_task(task_id)
         assert record is not None
         return record, True
+
+    def _start_crawl(self, pipe: Any, task_id: str, crawl: CrawlSpec) -> None:
+        """The start URL is seen, scheduled as the crawl's first page, in a `pages` chunk."""
+        pipe.hset(k.task(task_id), mapping={"crawl": json.dumps(crawl.to_dict()), "pages": 0, "scheduled": 1,
+                                            "sourced": 1})  # fmt: skip
+        pipe.hset(k.seen(task_id), crawl.start, 0)
+        pipe.hset(k.kinds(task_id), "0", f"{ChunkKind.PAGES.value} 0")
+        for key in (k.seen(task_id), k.kinds(task_id)):
+            pipe.expire(key, self.retention_s)
+        pipe.sadd(k.keys(task_id), k.seen(task_id), k.kinds(task_id), k.expanded(task_id), k.sources(task_id))
+
+    def _add_sources(self, pipe: Any, task_id: str, sources: dict[int, dict[str, Any]]) -> None:
+        """Where each input URL was found (documents), written with the task."""
+        pipe.hset(k.task(task_id), "sourced", 1)
+        items = iter(sources.items())
+        while batch := dict(islice(items, 1000)):
+            pipe.hset(k.sources(task_id), mapping={str(i): orjson.dumps(d) for i, d in batch.items()})
+        pipe.expire(k.sources(task_id), self.retention_s)
+        pipe.sadd(k.keys(task_id), k.sources(task_id))
 
     async def _idempotent(self, key: str, fingerprint: str) -> TaskRecord | None:
         known = await self.r.get(k.idempotency(key))
@@ -232,6 +265,8 @@ class RedisStore(Store):
             by_status={key[2:]: int(n) for key, n in counts.items() if key.startswith("s:")},
             by_error={key[2:]: int(n) for key, n in counts.items() if key.startswith("e:")},
             owner=data.get("owner") or None,
+            crawl=CrawlSpec.from_dict(json.loads(data["crawl"])) if data.get("crawl") else None,
+            pages=int(data.get("pages") or 0),
         )  # fmt: skip
 
     @unavailable
@@ -268,10 +303,12 @@ class RedisStore(Store):
 
     @unavailable
     async def delete_task(self, task_id: str) -> bool:
+        # The task hash first: every script then ignores the task, so no key of it appears after
+        # its key set is read.
+        existed = await self.r.delete(k.task(task_id))
         members = await self.r.smembers(k.keys(task_id))
-        existed = await self.r.exists(k.task(task_id))
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.delete(k.keys(task_id), k.task(task_id), k.todo(task_id), *members)
+            pipe.delete(k.keys(task_id), k.todo(task_id), *members)
             pipe.zrem(k.TASKS, task_id)
             await pipe.execute()
         return bool(existed)
@@ -281,6 +318,7 @@ class RedisStore(Store):
         record = await self.get_task(task_id)
         if record is None or record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
             return record
+        await self.r.hset(k.task(task_id), "cancelling", 1)  # a crawl discovers nothing more from here
         await self.r.delete(k.todo(task_id))  # nothing more to feed
         starts = await self.r.hgetall(k.starts(task_id))
         finished = await self.r.smembers(k.done(task_id))
@@ -321,10 +359,14 @@ class RedisStore(Store):
         """Up to `limit` matching (index, JSON) pairs after `after`, scanning the narrowest index."""
         found: list[tuple[int, str]] = []
         low = f"({after}" if after is not None else "-inf"
+        sourced: bool | None = None
         while len(found) < limit:
-            indexes = await self.r.zrangebyscore(
-                self._filter_index(task_id, flt), low, "+inf", start=0, num=PAGE
-            )
+            async with self.r.pipeline(transaction=False) as pipe:  # one round trip, as before
+                pipe.zrangebyscore(self._filter_index(task_id, flt), low, "+inf", start=0, num=PAGE)
+                if sourced is None:
+                    pipe.hexists(k.task(task_id), "sourced")
+                indexes, *flag = await pipe.execute()
+            sourced = bool(flag[0]) if flag else sourced
             if not indexes:
                 break
             rows = await self.r.hmget(k.results(task_id), indexes)
@@ -332,7 +374,11 @@ class RedisStore(Store):
                 if row is not None and self._matches(orjson.loads(row), flt):
                     found.append((int(idx), row))
             low = f"({indexes[-1]}"
-        return found[:limit]
+        return await self._with_sources(task_id, found[:limit]) if sourced and found else found[:limit]
+
+    async def _with_sources(self, task_id: str, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        sources = await self.r.hmget(k.sources(task_id), [idx for idx, _ in rows])
+        return [(idx, with_sources(row, found)) for (idx, row), found in zip(rows, sources, strict=True)]
 
     @unavailable
     async def results(
@@ -402,13 +448,17 @@ class RedisStore(Store):
 
     async def _load(self, entry_id: str, fields: dict[str, str], deliveries: int) -> Chunk | None:
         task_id, number = fields["task"], int(fields["chunk"])
-        state = await self._start(keys=[k.task(task_id)], args=[_now()])
+        state = await self._start(keys=[k.task(task_id), k.kinds(task_id)], args=[_now(), number])
         if state is None or state[0] == "cancelled":
             await self._ack(entry_id)  # the task was deleted or cancelled meanwhile
             return None
         urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
         start = int(await self.r.hget(k.starts(task_id), str(number)) or 0)
         chunk = Chunk(task_id, number, start, urls, json.loads(state[1]), deliveries, entry_id)
+        if state[2]:  # a crawl task's chunk: its kind, depth and the crawl's spec
+            kind, _, depth = (state[3] or ChunkKind.LINKS.value + " 0").partition(" ")
+            chunk.kind, chunk.depth = ChunkKind(kind), int(depth)
+            chunk.crawl = CrawlSpec.from_dict(json.loads(state[2]))
         if deliveries > self.max_deliveries:
             await self._dead_letter(chunk)
             return None
@@ -441,8 +491,14 @@ class RedisStore(Store):
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
         await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results)
 
+    @unavailable
     async def discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
-        raise NotImplementedError("crawl tasks are not stored yet")  # being built (issue 11)
+        task_id = chunk.task_id
+        args = [k.task_prefix(task_id), str(index), page_url, str(chunk.depth + 1), str(self.retention_s),
+                str(MAX_PLACES), k.PREFIX, task_id, k.GROUP, chunk.receipt, self.consumer]  # fmt: skip
+        for link in found:
+            args += [link.url, str(link.line), link.kind.value]
+        await self._discover(keys=[k.task(task_id), k.QUEUE, k.LANES], args=args)
 
     @unavailable
     async def drop_chunk(self, chunk: Chunk) -> str | None:

@@ -11,6 +11,10 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:idx:<filter>  ZSET   input indexes (score = index) for all, ok, broken, s:<code>, e:<kind>
     lp:{T}:counts        HASH   s:<code> / e:<kind> -> count
     lp:{T}:keys          SET    every key of the task, so that DELETE removes them all
+    lp:{T}:sources       HASH   input index -> JSON {"total": n, "places": [...]} (documents, crawls)
+    lp:{T}:seen          HASH   crawl: URL -> input index (the crawl's seen-set)
+    lp:{T}:expanded      SET    crawl: input indexes of the pages whose links were added
+    lp:{T}:kinds         HASH   crawl: chunk number -> "<kind> <depth>" (absent: links at depth 0)
 
 Global keys:
 
@@ -81,6 +85,22 @@ def todo(task_id: str) -> str:
     return f"{task_prefix(task_id)}todo"
 
 
+def sources(task_id: str) -> str:
+    return f"{task_prefix(task_id)}sources"
+
+
+def seen(task_id: str) -> str:
+    return f"{task_prefix(task_id)}seen"
+
+
+def expanded(task_id: str) -> str:
+    return f"{task_prefix(task_id)}expanded"
+
+
+def kinds(task_id: str) -> str:
+    return f"{task_prefix(task_id)}kinds"
+
+
 LANES = f"{PREFIX}lanes"
 
 
@@ -144,8 +164,9 @@ ack()
 return written
 """
 
-# KEYS[1] task hash; ARGV[1] now. Marks a pending task running when its first chunk is claimed.
-# Returns the task's status and options, or nil when the task is gone.
+# KEYS[1] task hash, KEYS[2] chunk kinds hash; ARGV[1] now, ARGV[2] chunk number. Marks a pending
+# task running when its first chunk is claimed. Returns the task's status, options, crawl spec ("" for
+# none) and the chunk's "<kind> <depth>" ("" for links at depth 0), or nil when the task is gone.
 START_CHUNK = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
@@ -153,7 +174,114 @@ if status == 'pending' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
   status = 'running'
 end
-return {status, redis.call('HGET', KEYS[1], 'options')}
+local crawl = redis.call('HGET', KEYS[1], 'crawl')
+if not crawl then return {status, redis.call('HGET', KEYS[1], 'options'), '', ''} end
+return {status, redis.call('HGET', KEYS[1], 'options'), crawl, redis.call('HGET', KEYS[2], ARGV[2]) or ''}
+"""
+
+# KEYS[1] task hash, KEYS[2] queue stream, KEYS[3] lanes zset
+# ARGV[1] task key prefix, ARGV[2] the page's input index, ARGV[3] the page's URL, ARGV[4] depth of
+# the new chunks, ARGV[5] retention seconds, ARGV[6] places listed per URL (MAX_PLACES), ARGV[7] key
+# prefix, ARGV[8] task id, ARGV[9] group, ARGV[10] entry id, ARGV[11] consumer, then per link: URL,
+# line, kind. The Lua twin of base.plan_discovery (Store.discover): the page is expanded once; seen
+# URLs gain the place; new ones get the next indexes grouped by kind (pages, links, fragments), cut
+# into chunks, fed like a new task's (the first at once when the task had nothing left to feed).
+# Returns the number of new URLs, -1 when the task is over, gone or being cancelled.
+DISCOVER = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local crawl = redis.call('HGET', KEYS[1], 'crawl')
+if (status ~= 'running' and status ~= 'pending') or not crawl
+   or redis.call('HEXISTS', KEYS[1], 'cancelling') == 1 then return -1 end
+if ARGV[10] ~= '' then redis.call('XCLAIM', KEYS[2], ARGV[9], ARGV[11], 0, ARGV[10], 'JUSTID') end
+local p, ttl, depth = ARGV[1], tonumber(ARGV[5]), ARGV[4]
+if redis.call('SADD', p .. 'expanded', ARGV[2]) == 0 then return 0 end
+local spec = cjson.decode(crawl)
+local function limit(v) if type(v) == 'number' then return v end return nil end
+local max_pages, max_urls = limit(spec.max_pages), limit(spec.max_urls)
+local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
+local scheduled = tonumber(redis.call('HGET', KEYS[1], 'scheduled'))
+local size = tonumber(redis.call('HGET', KEYS[1], 'chunk_size'))
+local known, kinds, fresh, places, touched = {}, {}, {}, {}, {}
+local function place(url, line)
+  if not places[url] then places[url] = {}; touched[#touched + 1] = url end
+  table.insert(places[url], {ARGV[3], line})
+end
+for i = 12, #ARGV, 3 do
+  local url, line, kind = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  if known[url] == nil then known[url] = redis.call('HGET', p .. 'seen', url) end
+  if known[url] or kinds[url] then
+    place(url, line)
+  elseif not max_urls or total + #fresh < max_urls then
+    if kind == 'pages' then
+      if max_pages and scheduled >= max_pages then kind = 'links' else scheduled = scheduled + 1 end
+    end
+    kinds[url] = kind
+    fresh[#fresh + 1] = url
+    place(url, line)
+  end
+end
+local n, number = total, tonumber(redis.call('HGET', KEYS[1], 'chunks'))
+local numbers, batch = {}, {}
+local function flush(kind)
+  if #batch == 0 then return end
+  local key = p .. 'chunk:' .. number
+  redis.call('SET', key, table.concat(batch, '\\n'), 'EX', ttl)
+  redis.call('HSET', p .. 'starts', number, n - #batch)
+  redis.call('HSET', p .. 'kinds', number, kind .. ' ' .. depth)
+  redis.call('SADD', p .. 'keys', key)
+  numbers[#numbers + 1] = number
+  number = number + 1
+  batch = {}
+end
+for _, kind in ipairs({'pages', 'links', 'fragments'}) do
+  for _, url in ipairs(fresh) do
+    if kinds[url] == kind then
+      known[url] = n
+      redis.call('HSET', p .. 'seen', url, n)
+      n = n + 1
+      batch[#batch + 1] = url
+      if #batch == size then flush(kind) end
+    end
+  end
+  flush(kind)
+end
+for _, url in ipairs(touched) do
+  local idx = known[url]
+  local old = redis.call('HGET', p .. 'sources', idx)
+  local sources = old and cjson.decode(old) or {total = 0, places = {}}
+  for _, found in ipairs(places[url]) do
+    sources.total = sources.total + 1
+    if #sources.places < tonumber(ARGV[6]) then
+      table.insert(sources.places, {document = found[1], line = found[2]})
+    end
+  end
+  redis.call('HSET', p .. 'sources', idx, cjson.encode(sources))
+end
+redis.call('HSET', KEYS[1], 'total', n, 'scheduled', scheduled, 'chunks', number)
+redis.call('HINCRBY', KEYS[1], 'pages', 1)
+redis.call('HINCRBY', KEYS[1], 'chunks_left', #numbers)
+if #numbers > 0 then
+  local todo = p .. 'todo'
+  local idle = redis.call('LLEN', todo) == 0
+  local first = 1
+  if idle then
+    redis.call('XADD', KEYS[2], '*', 'task', ARGV[8], 'chunk', numbers[1])
+    first = 2
+  end
+  for i = first, #numbers do redis.call('RPUSH', todo, numbers[i]) end
+  if idle and #numbers > 1 then  -- the lane feeds this task again
+    local lane = redis.call('HGET', KEYS[1], 'lane')
+    redis.call('RPUSH', ARGV[7] .. 'lane:' .. lane, ARGV[8])
+    if not redis.call('ZSCORE', KEYS[3], lane) then  -- an idle lane takes the next turn, as on SQLite
+      local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+      redis.call('ZADD', KEYS[3], head[2] or 1, lane)
+    end
+  end
+end
+for _, key in ipairs({'seen', 'expanded', 'sources', 'kinds', 'starts', 'todo', 'keys'}) do
+  redis.call('EXPIRE', p .. key, ttl)
+end
+return #fresh
 """
 
 # KEYS[1] task hash, KEYS[2] queue stream; ARGV[1] group, ARGV[2] entry id. Gives up a delivered
