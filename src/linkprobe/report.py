@@ -49,12 +49,26 @@ def csv_row(data: dict[str, Any]) -> list[Any]:
     return ["" if flat.get(column) is None else flat[column] for column in CSV_COLUMNS]
 
 
-def csv_text(rows: Iterable[dict[str, Any]], header: bool = True) -> str:
+def sources_cell(sources: Mapping[str, Any] | None) -> str:
+    """The CSV `sources` cell: `document:line` places separated by '; ', then `(+N more)`."""
+    if not sources:
+        return ""
+    places = sources["places"]
+    shown = "; ".join(f"{place['document']}:{place['line']}" for place in places)
+    more = sources["total"] - len(places)
+    return f"{shown} (+{more} more)" if more > 0 else shown
+
+
+def csv_text(rows: Iterable[dict[str, Any]], header: bool = True, sources: bool = False) -> str:
+    """CSV of results in their to_dict() form; `sources` adds that column (documents, crawls)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(CSV_COLUMNS)
-    writer.writerows(csv_row(row) for row in rows)
+        writer.writerow((*CSV_COLUMNS, "sources") if sources else CSV_COLUMNS)
+    if sources:
+        writer.writerows([*csv_row(row), sources_cell(row.get("sources"))] for row in rows)
+    else:
+        writer.writerows(csv_row(row) for row in rows)
     return buffer.getvalue()
 
 
@@ -157,15 +171,6 @@ def _junit(results: list[ProbeResult], sources: SourceMap | None) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _csv_with_sources(results: list[ProbeResult], sources: SourceMap) -> str:
-    """CSV with one more column, `sources`: document:line places separated by '; '."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow((*CSV_COLUMNS, "sources"))
-    writer.writerows([*csv_row(r.to_dict()), _found_in(r, sources).replace(", ", "; ")] for r in results)
-    return buffer.getvalue()
-
-
 def render(results: list[ProbeResult], fmt: str, sources: SourceMap | None = None) -> str:
     """Render results in input order (for every format but ndjson, which streams).
 
@@ -177,9 +182,7 @@ def render(results: list[ProbeResult], fmt: str, sources: SourceMap | None = Non
     if fmt == "ndjson":
         return "".join(ndjson_line(r, None if sources is None else sources.get(r.url)) for r in ordered)
     if fmt == "csv":
-        return (
-            csv_text(r.to_dict() for r in ordered) if sources is None else _csv_with_sources(ordered, sources)
-        )
+        return csv_text((result_dict(r, sources) for r in ordered), sources=sources is not None)
     if fmt == "junit":
         return _junit(ordered, sources)
     if fmt == "markdown":

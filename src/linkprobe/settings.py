@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     chunk_size: int = Field(500, ge=1, le=100_000, description="URLs per work chunk.")
     max_urls_per_task: int = Field(1_000_000, ge=1)
     max_request_bytes: int = Field(256 << 20, ge=1024, description="Largest accepted request body.")
+    max_upload_files: int = Field(100, ge=1, le=10000, description="File parts in one multipart upload.")
     sse_keepalive_s: float = Field(15.0, gt=0, le=15, description="Longest silence on an event stream.")
 
     # caps on the options of one task (api/caps.py): a request above one is refused with 422

@@ -1,4 +1,5 @@
-"""Reading task submissions: JSON, text/plain (one URL a line) or a multipart file upload.
+"""Reading task submissions: JSON, text/plain (one URL a line) or multipart files (URL lists or
+documents, api/documents.py).
 
 Large text uploads are spooled to a temporary file while they are counted and hashed, so a
 million-URL upload never sits in memory; the store then reads the file line by line.
@@ -16,11 +17,13 @@ from typing import IO, Any
 
 from fastapi import HTTPException, Request
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from linkprobe.api import jsonstream
+from linkprobe.api.documents import FIELDS as DOCUMENT_FIELDS
+from linkprobe.api.documents import MAX_PATTERNS, DocumentFields, Upload, document_fields, extract_uploads
 from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.api.options import ProbeOptionsModel
@@ -29,7 +32,8 @@ from linkprobe.settings import Settings
 from linkprobe.store import NewTask
 
 SPOOL_IN_MEMORY = 1 << 20
-FORM_FIELDS = ("name", "description", "options")
+FORM_FIELDS = ("name", "description", "options", *DOCUMENT_FIELDS)
+MAX_FORM_FIELDS = 5 + 2 * MAX_PATTERNS  # one of each, and the include and exclude patterns
 
 
 @dataclass
@@ -150,30 +154,88 @@ def _counted(request: Request, settings: Settings) -> Request:
     return Request(request.scope, receive)
 
 
-async def from_multipart(request: Request, settings: Settings) -> Submission:
-    try:  # one file part (`file`) and the three text fields: anything more is refused, not spooled
-        form = await _counted(request, settings).form(
-            max_files=1, max_fields=len(FORM_FIELDS), max_part_size=64 << 10
+async def _form(request: Request, settings: Settings) -> FormData:
+    """The parsed form: up to max_upload_files `file` parts, and the text fields; every byte counted."""
+    try:
+        return await _counted(request, settings).form(
+            max_files=settings.max_upload_files, max_fields=MAX_FORM_FIELDS, max_part_size=64 << 10
         )
     except StarletteHTTPException as exc:
         if exc.status_code == 400:  # python-multipart's limits, as Starlette reports them
             raise HTTPException(422, f"multipart upload refused: {exc.detail}") from None
         raise
+
+
+def _check_form(form: FormData) -> list[UploadFile]:
     unknown = sorted(set(form.keys()) - {"file", *FORM_FIELDS})
     if unknown:
-        await form.close()
         raise HTTPException(422, f"unknown multipart fields {unknown}: only file, {', '.join(FORM_FIELDS)}")
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise HTTPException(422, "multipart upload needs a 'file' field with one URL per line")
-    spool, fingerprint = await _spool(_file_chunks(upload), settings)
-    name, description, options = (form.get(k) for k in ("name", "description", "options"))
-    task = NewTask(
-        name if isinstance(name, str) else None,
-        description if isinstance(description, str) else None,
-        _options(options if isinstance(options, str) else None),
-    )
-    return Submission(task, _lines(spool), _count_lines(spool), fingerprint, [spool])
+    files = form.getlist("file")
+    if not files or not all(isinstance(upload, UploadFile) for upload in files):
+        raise HTTPException(422, "multipart upload needs 'file' parts: URL lists or documents")
+    return [upload for upload in files if isinstance(upload, UploadFile)]
+
+
+async def _uploads(files: list[UploadFile], fields: DocumentFields, settings: Settings) -> list[Upload]:
+    """Each file part spooled, with its kind; the digests go into the fingerprint."""
+    uploads: list[Upload] = []
+    try:
+        for number, upload in enumerate(files, 1):
+            name = upload.filename or f"file {number}"
+            spool, digest = await _spool(_file_chunks(upload), settings)
+            uploads.append(Upload(name, fields.kind_of(name, upload.content_type), spool, digest))
+    except BaseException:
+        for done in uploads:
+            done.handle.close()
+        raise
+    return uploads
+
+
+def _fingerprint(uploads: list[Upload], form: FormData) -> str:
+    """The whole upload's identity for Idempotency-Key: every file and every field."""
+    digest = hashlib.sha256()
+    for upload in uploads:
+        digest.update(f"{upload.name}\0{upload.kind}\0{upload.digest}\0".encode())
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            digest.update(f"{key}\0{value}\0".encode())
+    return digest.hexdigest()
+
+
+def _chained_lines(uploads: list[Upload]) -> Iterator[str]:
+    for upload in uploads:
+        yield from _lines(upload.handle)
+
+
+async def from_multipart(request: Request, settings: Settings) -> Submission:
+    """`file` parts (URL lists or documents) and the fields. URL lists alone stream from their
+    spools as before; with a document, links are extracted and each unique URL kept once."""
+    form = await _form(request, settings)
+    try:
+        fields = document_fields(form)
+        task = NewTask(_text(form, "name"), _text(form, "description"), _options(_text(form, "options")))
+        uploads = await _uploads(_check_form(form), fields, settings)
+    finally:
+        await form.close()
+    handles = [upload.handle for upload in uploads]
+    fingerprint = _fingerprint(uploads, form)
+    try:
+        if all(upload.kind is None for upload in uploads):
+            count = sum(_count_lines(handle) for handle in handles)
+            return Submission(task, _chained_lines(uploads), count, fingerprint, handles)
+        urls, task.sources = await extract_uploads(uploads, fields, settings.max_urls_per_task)
+    except BaseException:
+        for handle in handles:
+            handle.close()
+        raise
+    for handle in handles:
+        handle.close()  # read whole: the URLs are in memory now
+    return Submission(task, urls, len(urls), fingerprint)
+
+
+def _text(form: FormData, key: str) -> str | None:
+    value = form.get(key)
+    return value if isinstance(value, str) else None
 
 
 async def read_submission(request: Request, settings: Settings) -> Submission:

@@ -79,12 +79,29 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
+class Place(BaseModel):
+    document: str = Field(description="The uploaded file's name, or the URL of the crawled page.")
+    line: int = Field(description="1-based line of the element, Markdown block or sitemap <loc>.")
+
+
+class Sources(BaseModel):
+    """Where a URL of a document upload or a crawl was found (extract.Sources)."""
+
+    total: int = Field(description="How many places hold the URL, all counted.")
+    places: list[Place] = Field(description="The first places, at most 10.")
+
+
 def _result_model() -> type[BaseModel]:
     """The API's result, derived from the engine's one declaration (engine/outcome.py): every
-    field the NDJSON and CSV forms carry, with its description, and the error kinds as an enum."""
+    field the NDJSON and CSV forms carry, with its description, and the error kinds as an enum;
+    then `sources`, only on results that have them (document uploads, crawls)."""
     fields: dict[str, Any] = {
         f.name: (f.type, Field(... if f.required else f.default, description=f.doc)) for f in RESULT_FIELDS
     }
+    fields["sources"] = (
+        Sources | None,
+        Field(None, exclude_if=lambda value: value is None, description=Sources.__doc__),
+    )
     return create_model("Result", __doc__="One probed URL.", **fields)
 
 

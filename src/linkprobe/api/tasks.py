@@ -11,12 +11,13 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.responses import StreamingResponse
 
 from linkprobe.api.caps import apply_caps
+from linkprobe.api.documents import INPUT_FORMATS
 from linkprobe.api.intake import Submission, check_count, from_short_json, read_submission
 from linkprobe.api.models import Problem, Result, ResultPage, Submitted, Task, TaskPage
 from linkprobe.api.quotas import Quotas
 from linkprobe.api.security import Authenticator, Principal
 from linkprobe.engine.outcome import ErrorKind
-from linkprobe.report import CSV_COLUMNS, csv_text
+from linkprobe.report import csv_text
 from linkprobe.settings import Settings
 from linkprobe.store import (
     TERMINAL,
@@ -45,10 +46,41 @@ CREATE_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary"},
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "URL lists (one URL a line) or documents: HTML, Markdown, "
+                            "sitemaps (.xml, .xml.gz), text; the kind comes from the file name's "
+                            "extension or the part's content type. Each unique URL of the documents "
+                            "is probed once and its results list where it was found (`sources`).",
+                        },
                         "name": {"type": "string"},
                         "description": {"type": "string"},
                         "options": {"type": "string", "description": "ProbeOptions as JSON"},
+                        "input_format": {
+                            "type": "string",
+                            "enum": list(INPUT_FORMATS),
+                            "description": "Read every file as this kind (`urls`: a URL list; `text`: "
+                            "URLs found anywhere in it).",
+                        },
+                        "base_url": {
+                            "type": "string",
+                            "description": "Where the documents are published (a folder): relative "
+                            "links resolve against it and the file's name. Without it they stay as "
+                            "written and come out invalid_url.",
+                        },
+                        "include": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Regular expressions: only links of documents matching one "
+                            "are checked (repeatable; an include wins over an exclude).",
+                        },
+                        "exclude": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Regular expressions: links of documents matching one are "
+                            "skipped (repeatable).",
+                        },
                     },
                 }
             },
@@ -89,7 +121,8 @@ def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
         who: Caller,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Task:
-        """Submit a task: JSON {"urls": [...]}, text/plain (one URL a line) or a multipart file."""
+        """Submit a task: JSON {"urls": [...]}, text/plain (one URL a line) or multipart files (URL
+        lists or documents whose links are checked, each unique URL once, with its `sources`)."""
         async with quotas.upload():
             submission = await read_submission(request, settings)
         return Task.of(await accept(store, settings, quotas, submission, idempotency_key, response, who))
@@ -168,14 +201,15 @@ def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
     ) -> Any:
         """Results in input order. `format=ndjson|csv` streams the whole (filtered) set.
         `outcome=broken` includes `unsupported` results; `outcome=unsupported` selects only them."""
-        await found(task_id, who)
+        record = await found(task_id, who)
         flt = _filter(outcome, error_kind, status_code, q)
         if format == "ndjson":
             return StreamingResponse(
                 _ndjson(store.stream_results(task_id, flt)), media_type="application/x-ndjson"
             )
         if format == "csv":
-            return StreamingResponse(_csv(store.stream_results(task_id, flt)), media_type="text/csv")
+            rows = store.stream_results(task_id, flt)
+            return StreamingResponse(_csv(rows, record.crawl is not None), media_type="text/csv")
         items, next_cursor = await store.results(task_id, flt, cursor, limit)
         return ResultPage(
             items=[Result.model_validate(i) for i in items],
@@ -238,16 +272,20 @@ async def _ndjson(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:
         yield (row + "\n").encode()
 
 
-async def _csv(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:
-    yield (",".join(CSV_COLUMNS) + "\n").encode()
-    batch: list[dict[str, Any]] = []
+async def _csv(rows: AsyncIterator[str], crawl: bool) -> AsyncIterator[bytes]:
+    """CSV, with a `sources` column for a task whose results have sources: a crawl, or a document
+    upload (every URL of one has them, so its first result tells)."""
+    first = await anext(rows, None)
+    batch: list[dict[str, Any]] = [] if first is None else [json.loads(first)]
+    sourced = crawl or any("sources" in row for row in batch)
+    yield csv_text([], sources=sourced).encode()
     async for row in rows:
         batch.append(json.loads(row))
         if len(batch) >= 1000:
-            yield csv_text(batch, header=False).encode()
+            yield csv_text(batch, header=False, sources=sourced).encode()
             batch = []
     if batch:
-        yield csv_text(batch, header=False).encode()
+        yield csv_text(batch, header=False, sources=sourced).encode()
 
 
 def _sse(event: str, data: Any) -> bytes:

@@ -48,6 +48,13 @@ def url_lines(chunks: Iterable[str]) -> Iterator[str]:
         yield url
 
 
+def numbered_url_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based line, URL) of a URL list held whole: where each URL of it was found."""
+    for number, line in enumerate(_LINE_END.split(text.replace("\r\n", "\n")), 1):
+        if url := _url_of(line):
+            yield number, url
+
+
 def _ipv4_part(part: str) -> int:
     if part.startswith("0x"):
         return int(part[2:] or "0", 16)

@@ -25,9 +25,14 @@ class LinkFilter:
     example.org.
     """
 
-    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-        self.include = _compile(include, "--include")
-        self.exclude = _compile(exclude, "--exclude")
+    def __init__(
+        self,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        names: tuple[str, str] = ("--include", "--exclude"),  # as errors name them: flags or fields
+    ) -> None:
+        self.include = _compile(include, names[0])
+        self.exclude = _compile(exclude, names[1])
 
     def included(self, url: str) -> bool:
         return any(pattern.search(url) for pattern in self.include)
