@@ -1,0 +1,293 @@
+"""Document uploads through the API: links extracted from HTML, Markdown, sitemaps (an index, a
+gzip one) and text, probed against the loopback target, one result per unique URL with where it
+was found; on SQLite (`linkprobe serve`) and on Redis (`linkprobe api` + `linkprobe worker`)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from linkprobe.report import CSV_COLUMNS
+from tests.api.test_tasks import wait_status
+from tests.conftest import (
+    SERVICE_LIMITS,
+    RedisServer,
+    Service,
+    Target,
+    free_port,
+    start_service,
+    start_worker,
+)
+
+
+def page_html(t: Target) -> str:
+    return f"""<!doctype html>
+<html><head>
+<link rel="stylesheet" href="{t.url("/status/200?css")}">
+<link rel="preconnect" href="{t.url("/status/500?preconnect")}">
+<script src="{t.url("/status/201?js")}"></script>
+</head><body>
+<a href="{t.url("/status/200")}">home</a>
+<a href="{t.url("/status/404#gone")}">gone</a> <a href="{t.url("/status/404#again")}">again</a>
+<img src="{t.url("/status/200")}" alt="">
+<picture><source srcset="{t.url("/status/202?1x")} 1x,
+  {t.url("/status/203?2x")} 2x"></picture>
+<iframe src="{t.url("/status/204?frame")}"></iframe>
+<a href="mailto:team@example.org">mail</a> <a href="tel:+15551234">call</a>
+<a href="javascript:void(0)">js</a>
+<a href="guide/next.html">relative</a> <a href="#top">top</a>
+</body></html>
+"""
+
+
+def based_html(t: Target) -> str:
+    return f'<html><head><base href="{t.url("/status/")}"></head>\n<body><a href="205">based</a>\n'
+
+
+def guide_md(t: Target) -> str:
+    return f"""# Guide
+
+See [home]({t.url("/status/200")}) and ![logo]({t.url("/status/206?logo")}).
+An autolink <{t.url("/status/207?auto")}>, a [reference][ref] and a [broken one][gone].
+
+Inline `[code span]({t.url("/status/500?code-span")})` is not a link.
+
+    [indented code]({t.url("/status/500?indented")})
+
+[ref]: {t.url("/status/208?ref")}
+[gone]: {t.url("/status/410?ref")}
+[unused]: {t.url("/status/209?unused")}
+"""
+
+
+def sitemap_index(t: Target) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <sitemap><loc>{t.url("/status/200")}</loc></sitemap>
+  <sitemap><loc>{t.url("/status/404?sitemap")}</loc></sitemap>
+</sitemapindex>
+"""
+
+
+def urlset(t: Target) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><loc>{t.url("/status/200")}</loc></url>
+  <url><loc>{t.url("/status/211?gz")}</loc></url>
+</urlset>
+"""
+
+
+def line(text: str, needle: str, nth: int = 1) -> int:
+    """The 1-based line of the nth occurrence of `needle` in a fixture document."""
+    at = -1
+    for _ in range(nth):
+        at = text.index(needle, at + 1)
+    return text.count("\n", 0, at) + 1
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+async def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, service: Service
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on each store: the shared `linkprobe serve`, or `linkprobe api` and a worker on Redis."""
+    if request.param == "sqlite":
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            yield client
+        return
+    tmp = tmp_path_factory.mktemp("documents-redis")
+    redis = RedisServer(free_port(), tmp)
+    redis.start()
+    api = await start_service(tmp, "api", "--redis-url", redis.url, env=SERVICE_LIMITS, name="api")
+    worker = await start_worker(tmp, redis.url)
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+            yield client
+    finally:
+        worker.terminate()
+        await worker.wait()
+        await api.stop()
+        redis.stop()
+
+
+async def upload(client: httpx.AsyncClient, files: list[tuple[str, bytes]], **data: Any) -> httpx.Response:
+    parts = [("file", (name, body)) for name, body in files]
+    return await client.post("/api/v1/tasks", files=parts, data=data)
+
+
+async def finished(client: httpx.AsyncClient, response: httpx.Response) -> tuple[dict[str, Any], list[Any]]:
+    assert response.status_code == 202, response.text
+    task = await wait_status(client, response.json()["id"])
+    lines = (await client.get(f"/api/v1/tasks/{task['id']}/results", params={"format": "ndjson"})).text
+    return task, [json.loads(row) for row in lines.splitlines()]
+
+
+def places(result: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(place["document"], place["line"]) for place in result["sources"]["places"]]
+
+
+async def test_every_kind_of_document_one_result_per_unique_url(
+    client: httpx.AsyncClient, target: Target
+) -> None:
+    html, md, index, plain = page_html(target), guide_md(target), sitemap_index(target), urlset(target)
+    files = [
+        ("page.html", html.encode()),
+        ("guide.md", md.encode()),
+        ("sitemap-index.xml", index.encode()),
+        ("sitemap.xml.gz", gzip.compress(plain.encode())),
+    ]
+    task, results = await finished(client, await upload(client, files, name="docs"))
+    by_url = {result["url"]: result for result in results}
+    assert [result["index"] for result in results] == list(range(len(results)))
+    assert len(by_url) == len(results) == task["progress"]["total"]  # each unique URL once
+
+    home = by_url[target.url("/status/200")]
+    assert home["status_code"] == 200 and home["sources"]["total"] == 5
+    assert places(home) == [
+        ("page.html", line(html, 'href="' + target.url("/status/200") + '"')),
+        ("page.html", line(html, "<img")),
+        ("guide.md", 3),
+        ("sitemap-index.xml", line(index, target.url("/status/200"))),
+        ("sitemap.xml.gz", line(plain, target.url("/status/200"))),
+    ]
+    gone = by_url[target.url("/status/404")]  # page#gone and page#again: one probe, two places
+    assert gone["status_code"] == 404 and places(gone) == [("page.html", line(html, "#gone"))] * 2
+    expected = {
+        "/status/200?css": 200, "/status/201?js": 201, "/status/202?1x": 202, "/status/203?2x": 203,
+        "/status/204?frame": 204, "/status/206?logo": 206, "/status/207?auto": 207,
+        "/status/208?ref": 208, "/status/410?ref": 410, "/status/209?unused": 209,
+        "/status/404?sitemap": 404, "/status/211?gz": 211,
+    }  # fmt: skip
+    assert {path: by_url[target.url(path)]["status_code"] for path in expected} == expected
+    assert places(by_url[target.url("/status/203?2x")]) == [("page.html", line(html, "2x"))]
+    assert places(by_url[target.url("/status/410?ref")]) == [("guide.md", line(md, "[broken one]"))]
+    assert places(by_url[target.url("/status/209?unused")]) == [("guide.md", line(md, "[unused]:"))]
+    assert not any("preconnect" in url or "code-span" in url or "indented" in url for url in by_url)
+
+    for url in ("mailto:team@example.org", "tel:+15551234", "javascript:void(0)"):
+        assert by_url[url]["error"]["kind"] == "unsupported", by_url[url]
+    for relative in ("guide/next.html", "#top"):  # no base_url: kept as written, invalid_url
+        assert by_url[relative]["error"]["kind"] == "invalid_url"
+        assert "no scheme" in by_url[relative]["error"]["message"]
+        assert places(by_url[relative]) == [("page.html", line(html, relative))]
+    progress = task["progress"]
+    assert progress == {"total": 19, "done": 19, "ok": 11, "broken": 5, "unsupported": 3}
+
+
+async def test_base_url_resolves_relative_links(client: httpx.AsyncClient, target: Target) -> None:
+    doc = b'<a href="../status/201">up</a> <a href="/status/202">root</a> <a href="../status/203#x">x</a>\n'
+    files = [("page.html", doc), ("based.html", based_html(target).encode())]
+    _task, results = await finished(client, await upload(client, files, base_url=target.url("/docs")))
+    assert [(r["url"], r["status_code"]) for r in results] == [
+        (target.url("/status/201"), 201),
+        (target.url("/status/202"), 202),
+        (target.url("/status/203"), 203),
+        (target.url("/status/205"), 205),  # <base href> wins over base_url (/docs/205)
+    ]
+    assert places(results[3]) == [("based.html", 2)]
+
+
+async def test_text_and_forced_formats_filters_and_url_lists(
+    client: httpx.AsyncClient, target: Target
+) -> None:
+    notes = f"Deploy notes: see {target.url('/status/200')}, and ({target.url('/status/404?x')}).\n"
+    listing = f"# a URL list\n{target.url('/status/200')}\n{target.url('/status/202?list')}\n"
+    files = [("notes.txt", notes.encode()), ("urls.lst", listing.encode())]
+    _task, results = await finished(client, await upload(client, files, input_format="text"))
+    assert [(r["url"], places(r)) for r in results] == [
+        (target.url("/status/200"), [("notes.txt", 1), ("urls.lst", 2)]),
+        (target.url("/status/404?x"), [("notes.txt", 1)]),
+        (target.url("/status/202?list"), [("urls.lst", 3)]),
+    ]
+    mixed = [("links.html", page_html(target).encode()), ("urls.txt", listing.encode())]
+    response = await upload(client, mixed, include=["/status/2", "tel:"], exclude=["."])
+    _task, results = await finished(client, response)
+    kept = [target.url(p) for p in ("/status/200?css", "/status/201?js", "/status/200", "/status/202?1x",
+                                    "/status/203?2x", "/status/204?frame")]  # fmt: skip
+    assert [r["url"] for r in results] == [*kept, "tel:+15551234", target.url("/status/202?list")]
+    assert places(results[-1]) == [("urls.txt", 3)]  # a URL list's lines are all kept, filters or not
+    html = page_html(target)
+    home = [line(html, f'href="{target.url("/status/200")}"'), line(html, "<img")]
+    assert places(results[2]) == [("links.html", home[0]), ("links.html", home[1]), ("urls.txt", 2)]
+
+
+async def test_sources_are_capped_and_counted(client: httpx.AsyncClient, target: Target) -> None:
+    doc = "".join(f"[{n}]({target.url('/status/200')})\n\n" for n in range(25))
+    _task, results = await finished(client, await upload(client, [("many.md", doc.encode())]))
+    assert len(results) == 1 and results[0]["sources"]["total"] == 25
+    assert places(results[0]) == [("many.md", 1 + 2 * n) for n in range(10)]
+
+
+async def test_json_pages_csv_and_url_lists(client: httpx.AsyncClient, target: Target) -> None:
+    ok, missing = target.url("/status/200"), target.url("/status/404")
+    doc = f"[a]({ok}) [b]({missing})\n[a]({ok})\n"
+    response = await upload(client, [("a.md", doc.encode())])
+    task, results = await finished(client, response)
+    base = f"/api/v1/tasks/{task['id']}/results"
+    page = (await client.get(base)).json()["items"]
+    assert [item["sources"] for item in page] == [result["sources"] for result in results]
+    assert page[0]["sources"] == {
+        "total": 2,
+        "places": [{"document": "a.md", "line": 1}, {"document": "a.md", "line": 2}],
+    }
+    rows = list(csv.DictReader(io.StringIO((await client.get(base, params={"format": "csv"})).text)))
+    assert [row["sources"] for row in rows] == ["a.md:1; a.md:2", "a.md:1"]
+    broken = list(
+        csv.reader(io.StringIO((await client.get(base, params={"format": "csv", "outcome": "broken"})).text))
+    )
+    assert broken[0] == [*CSV_COLUMNS, "sources"] and broken[1][-1] == "a.md:1"
+
+    plain = await upload(client, [("urls.txt", f"{target.url('/status/200')}\n".encode())])
+    task, results = await finished(client, plain)  # a URL list alone: as before, no sources
+    assert "sources" not in results[0]
+    base = f"/api/v1/tasks/{task['id']}/results"
+    assert "sources" not in (await client.get(base)).json()["items"][0]
+    header = next(csv.reader(io.StringIO((await client.get(base, params={"format": "csv"})).text)))
+    assert tuple(header) == CSV_COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "detail"),
+    [
+        ([("page.html", b"<p>no links here</p>")], {}, "no links found in page.html"),
+        ([("empty.md", b"")], {}, "no links found in empty.md"),
+        ([("a.txt", b"http://x.example/")], {"input_format": "pdf"}, "input_format 'pdf' is not one of"),
+        ([("a.md", b"<http://x.example/>")], {"base_url": "docs/"}, "base_url 'docs/' is not an absolute"),
+        ([("a.md", b"<http://x.example/>")], {"include": "("}, "include '(' is not a regular expression"),
+        ([("a.md", b"<http://x.example/>")], {"exclude": "x"}, "include/exclude left none"),
+        ([("a.md", b"<http://x.example/>")], {"base_url": ["http://a/", "http://b/"]}, "base_url is given 2"),
+        ([("a.xml", b"<urlset><url><loc>  </loc></url></urlset>")], {}, "no links found in a.xml"),
+    ],
+)
+async def test_refused_uploads_say_why(
+    api: httpx.AsyncClient, files: list[tuple[str, bytes]], data: dict[str, Any], detail: str
+) -> None:
+    response = await upload(api, files, **data)
+    assert response.status_code == 422 and detail in response.json()["detail"], response.text
+
+
+async def test_too_many_files_and_urls(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    doc = "".join(f"<http://x.example/{n}>\n" for n in range(5001)).encode()  # SERVICE_LIMITS: 5000 URLs
+    over = await upload(api, [("big.md", doc)])
+    assert over.status_code == 413 and "5000" in over.json()["detail"]
+    many = await upload(api, [(f"{n}.md", b"<http://x.example/>") for n in range(101)])
+    assert many.status_code == 422 and "Too many files" in many.json()["detail"]
+
+
+async def test_openapi_shows_sources_and_the_upload_fields(api: httpx.AsyncClient) -> None:
+    schema = (await api.get("/openapi.json")).json()
+    schemas = schema["components"]["schemas"]
+    assert schemas["Result"]["properties"]["sources"]["anyOf"][0] == {"$ref": "#/components/schemas/Sources"}
+    assert set(schemas["Sources"]["properties"]) == {"total", "places"}
+    assert set(schemas["Place"]["properties"]) == {"document", "line"}
+    body = schema["paths"]["/api/v1/tasks"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["properties"]["input_format"]["enum"] == ["urls", "html", "markdown", "sitemap", "text"]
+    assert {"file", "base_url", "include", "exclude"} <= set(body["properties"])
