@@ -55,8 +55,8 @@ test: lint typecheck unit
 LINKINATOR := bench/node/node_modules/.bin/linkinator
 bench-tools: node
 	@command -v nginx >/dev/null && test -d /usr/share/doc/python-click-doc/html \
-	  && test -d /usr/share/doc/python3.11-doc/html \
-	  || { apt-get update -q && apt-get install -y -q nginx-light python-click-doc python3.11-doc; }
+	  && test -d /usr/share/doc/python3.11-doc/html && test -d /usr/share/doc/postgresql-doc-15/html \
+	  || { apt-get update -q && apt-get install -y -q nginx-light python-click-doc python3.11-doc postgresql-doc-15; }
 	@test -x $(LINKINATOR) || npm install --silent --prefix bench/node linkinator@6
 
 

@@ -1,9 +1,9 @@
 """`make bench` (crawl part): linkprobe crawl vs linkinator --recurse on real documentation sites.
 
 Sites: Debian HTML documentation packages (BENCH_CRAWL_SITES, folders separated by spaces):
-python-click-doc (27 pages) as the small site and python3.11-doc (527 pages) as the large one,
-each served on loopback by nginx (Debian's, a temporary config: keep-alive, sendfile, one worker,
-symlinks into /usr/share/javascript followed).
+python-click-doc (27 pages, 13 broken links), python3.11-doc (527 pages, 50 MB, index pages of
+2.5 MB) and postgresql-doc-15 (1,170 pages), each served on loopback by nginx (Debian's, with a
+temporary config: keep-alive, sendfile, one worker, symlinks into /usr/share/javascript followed).
 
 The same work for both tools:
 - the same start URL (the site's root) and scope: pages of the site are fetched and followed;
@@ -42,8 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DOCS = "/usr/share/doc/{}/html"
 SITES = os.environ.get(
-    "BENCH_CRAWL_SITES", "/usr/share/doc/python-click-doc/html /usr/share/doc/python3.11-doc/html"
+    "BENCH_CRAWL_SITES",
+    " ".join(DOCS.format(p) for p in ("python-click-doc", "python3.11-doc", "postgresql-doc-15")),
 ).split()
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "100"))

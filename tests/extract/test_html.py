@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 from urllib.parse import urljoin
 
 from linkprobe.extract import Kind, Link, extract
+from linkprobe.extract.html import _parser
 
 PAGE = b"""<!doctype html>
 <html><head>
@@ -93,6 +96,23 @@ def test_links_with_fragments_resolve_as_urljoin_resolves_them() -> None:
     page = "".join(f'<a href="{raw}">x</a>' for raw in raws).encode()
     for base in ("https://s.example/d/p.html?v=1", "https://s.example/d/p.html#here", "file:///site/p.html"):
         assert urls(page, base) == [urljoin(base, raw) for raw in raws]
+
+
+def test_threads_parse_with_their_own_parser_and_find_the_same_links() -> None:
+    """lxml lets go of the GIL only for a parser per thread (the crawler parses pages in threads)."""
+    pages = [PAGE.replace(b"intro.html", f"intro-{n}.html".encode()) for n in range(8)]
+    together = Barrier(4)  # four tasks in four threads at once
+
+    def parser_of_this_thread(_: int) -> int:
+        together.wait(timeout=10)
+        return id(_parser())
+
+    with ThreadPoolExecutor(4) as pool:
+        parsers = set(pool.map(parser_of_this_thread, range(4)))
+        threaded = list(pool.map(lambda page: urls(page, "https://s.example/"), pages))
+    assert _parser() is _parser()
+    assert len(parsers) == 4 and id(_parser()) not in parsers
+    assert threaded == [urls(page, "https://s.example/") for page in pages]
 
 
 def test_empty_and_broken_markup_give_no_error() -> None:

@@ -8,6 +8,7 @@ library's html.parser and gives each element's line, which every result's `sourc
 from __future__ import annotations
 
 import re
+import threading
 
 import lxml.etree
 
@@ -23,16 +24,24 @@ URL_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 SRCSET_TAGS = ("img", "source")
 LINK_RELS_SKIPPED = frozenset({"preconnect", "dns-prefetch"})  # name an origin, not a resource
 REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)
-# The plain etree parser: lxml.html's element classes cost a Python lookup per element.
-PARSER = lxml.etree.HTMLParser(no_network=True, huge_tree=False)
+_local = threading.local()
+
+
+def _parser() -> lxml.etree.HTMLParser:
+    """This thread's parser: lxml releases the GIL while parsing only with a parser per thread.
+    The plain etree parser: lxml.html's element classes cost a Python lookup per element."""
+    parser: lxml.etree.HTMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = lxml.etree.HTMLParser(no_network=True, huge_tree=False)
+    return parser
 
 
 def parse(data: bytes) -> lxml.etree._Element | None:
     """The document's root element; None when there is nothing to parse."""
-    if not data.strip():
+    if not data or data.isspace():
         return None
     try:
-        return lxml.etree.fromstring(data, parser=PARSER)
+        return lxml.etree.fromstring(data, parser=_parser())
     except (lxml.etree.ParserError, lxml.etree.XMLSyntaxError, ValueError):
         return None
 
