@@ -16,7 +16,7 @@ from fastapi import HTTPException
 
 from linkprobe.api.security import Principal
 from linkprobe.settings import Settings
-from linkprobe.store import Store, TaskStatus
+from linkprobe.store import Store
 from linkprobe.store.keys import KeyStore, Window
 
 IN_FLIGHT_RETRY_S = 10
@@ -60,10 +60,8 @@ class Quotas:
         await self._take(who.owner, Window.current("day", 86400), urls, per_day, "URLs per day")
 
     async def _in_flight(self, owner: str) -> None:
-        limit, count = self.settings.quota_tasks_in_flight, 0
-        for status in (TaskStatus.PENDING, TaskStatus.RUNNING):
-            records, _ = await self.store.list_tasks(status, None, limit, owner)
-            count += len(records)
+        limit = self.settings.quota_tasks_in_flight
+        count = await self.store.tasks_in_flight(owner)  # an owner index, not a scan of every task
         if count >= limit:
             raise too_many(f"{count} tasks in flight: the limit is {limit} per key", IN_FLIGHT_RETRY_S)
 

@@ -21,13 +21,12 @@ from fastapi import HTTPException, Request
 
 from linkprobe.settings import Settings
 from linkprobe.store import TaskRecord
+from linkprobe.store.base import split_secrets
 from linkprobe.store.keys import KeyStore
 
 log = logging.getLogger("linkprobe.api")
 
 ADMIN = "admin"
-REDACTED = "[redacted]"
-SECRET_OPTIONS = ("headers",)  # option fields whose values are credentials (Authorization, Cookie, ...)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The same policy as the front's static files (deploy/front/security-headers.inc): the UI and the
 # self-hosted Swagger UI load scripts and styles from this origin only, nothing inline.
@@ -128,11 +127,7 @@ def _bearer(header: str | None) -> str | None:
 
 def redact(options: dict[str, Any]) -> dict[str, Any]:
     """Options as shown to anyone: header names stay, their values do not."""
-    shown = dict(options)
-    for name in SECRET_OPTIONS:
-        if isinstance(shown.get(name), dict):
-            shown[name] = dict.fromkeys(shown[name], REDACTED)
-    return shown
+    return split_secrets(options)[0]
 
 
 class Guard:

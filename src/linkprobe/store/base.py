@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -204,6 +205,28 @@ def with_sources(row: str, sources: str | None) -> str:
     return row if sources is None else f'{row[:-1]},"sources":{sources}}}'
 
 
+REDACTED = "[redacted]"
+SECRET_OPTIONS = ("headers",)  # option fields whose values are credentials (Authorization, Cookie, ...)
+
+
+def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The options to store and show (header names kept, values redacted) and the secret values as
+    JSON (None when there are none). A store keeps the secrets apart from the task's options, hands
+    them to workers with its chunks, and drops them in the transition that ends the task."""
+    shown, secrets = dict(options), {}
+    for name in SECRET_OPTIONS:
+        value = options.get(name)
+        if isinstance(value, dict) and value:
+            secrets[name] = value
+            shown[name] = dict.fromkeys(value, REDACTED)
+    return shown, (json.dumps(secrets) if secrets else None)
+
+
+def with_secrets(options: dict[str, Any], secrets: str | None) -> dict[str, Any]:
+    """A chunk's options: the stored ones with the task's secret values put back."""
+    return {**options, **json.loads(secrets)} if secrets else options
+
+
 def lane_of(task: NewTask, task_id: str) -> str:
     """The round-robin key: the task's owner once tasks have owners, the task itself until then."""
     owner = getattr(task, "owner", None)
@@ -261,6 +284,10 @@ class Store(abc.ABC):
     ) -> tuple[TaskRecord, bool]:
         """Store a task and its URLs durably, split into chunks of `chunk_size`.
 
+        Secret option values (split_secrets) are kept apart while the task runs: its options read
+        back redacted, chunks carry the real values, and the values are gone from the store once
+        the task ends (ready, cancelled, error, dead-lettered), in the transition that ends it.
+
         `urls` may be a lazy iterable (a spooled upload): it is consumed once. `idempotency` is
         (key, body fingerprint). Returns (task, created); a replay returns the original task with
         created False; a known key with another fingerprint raises IdempotencyConflict.
@@ -274,6 +301,10 @@ class Store(abc.ABC):
         self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[TaskRecord], str | None]:
         """Newest first (only `owner`'s tasks when given); the page and the next page's cursor."""
+
+    @abc.abstractmethod
+    async def tasks_in_flight(self, owner: str) -> int:
+        """How many of `owner`'s tasks are pending or running (read from an owner index)."""
 
     @abc.abstractmethod
     async def delete_task(self, task_id: str) -> bool:

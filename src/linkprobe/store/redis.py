@@ -45,6 +45,8 @@ from linkprobe.store.base import (
     dead_letter_results,
     lane_of,
     page_of,
+    split_secrets,
+    with_secrets,
     with_sources,
 )
 
@@ -160,14 +162,17 @@ class RedisStore(Store):
         seq = await self.r.incr(k.SEQ)
         status = "pending" if chunks else "ready"
         lane = lane_of(task, task_id)
+        options, secrets = split_secrets(task.options)
         fields = {
             "id": task_id, "name": task.name or "", "description": task.description or "",
             "has_name": int(task.name is not None), "has_description": int(task.description is not None),
-            "options": json.dumps(task.options), "status": status, "total": total, "done": 0, "ok": 0,
+            "options": json.dumps(options), "status": status, "total": total, "done": 0, "ok": 0,
             "broken": 0, "chunks_left": chunks, "created_at": _now(), "seq": seq,
             "finished_at": "" if chunks else _now(), "owner": task.owner or "", "lane": lane,
             "chunks": chunks, "chunk_size": chunk_size,
         }  # fmt: skip
+        if secrets and chunks:  # a task with nothing to probe never needs them
+            fields["secrets"] = secrets
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(k.task(task_id), mapping=fields)
             pipe.expire(k.task(task_id), self.retention_s)
@@ -178,6 +183,8 @@ class RedisStore(Store):
                 self._start_crawl(pipe, task_id, task.crawl)
             if task.sources:
                 self._add_sources(pipe, task_id, task.sources)
+            if task.owner:
+                self._index_owner(pipe, task.owner, task_id, seq, live=bool(chunks))
             await pipe.execute()
         await self._enqueue(task_id, chunks, lane, seq)
         if idempotency is not None and not await self._claim_key(task_id, *idempotency):
@@ -205,6 +212,15 @@ class RedisStore(Store):
             pipe.hset(k.sources(task_id), mapping={str(i): orjson.dumps(d) for i, d in batch.items()})
         pipe.expire(k.sources(task_id), self.retention_s)
         pipe.sadd(k.keys(task_id), k.sources(task_id))
+
+    def _index_owner(self, pipe: Any, owner: str, task_id: str, seq: int, live: bool) -> None:
+        """The owner's task list, and its in-flight set while the task is pending or running."""
+        pipe.zadd(k.owner_tasks(owner), {task_id: seq})
+        pipe.expire(k.owner_tasks(owner), self.retention_s)
+        if live:
+            pipe.hset(k.task(task_id), "live", k.owner_live(owner))
+            pipe.sadd(k.owner_live(owner), task_id)
+            pipe.expire(k.owner_live(owner), self.retention_s)
 
     async def _idempotent(self, key: str, fingerprint: str) -> TaskRecord | None:
         known = await self.r.get(k.idempotency(key))
@@ -282,34 +298,52 @@ class RedisStore(Store):
         self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[TaskRecord], str | None]:
         page: list[TaskRecord] = []
+        index = k.TASKS if owner is None else k.owner_tasks(owner)
         top = f"({cursor}" if cursor else "+inf"
         while len(page) <= limit:
-            rows = await self.r.zrevrangebyscore(k.TASKS, top, "-inf", start=0, num=PAGE, withscores=True)
+            rows = await self.r.zrevrangebyscore(index, top, "-inf", start=0, num=PAGE, withscores=True)
             if not rows:
                 break
             for task_id, seq in rows:
                 top = f"({int(seq)}"
                 record = await self.get_task(task_id)
                 if record is None:
-                    await self.r.zrem(k.TASKS, task_id)  # expired by retention
+                    await self.r.zrem(index, task_id)  # expired by retention
                 elif (status is None or record.status == status) and owner in (None, record.owner):
                     page.append(record)
                     if len(page) > limit:
                         break
         if len(page) <= limit:
             return page, None
-        last = await self.r.zscore(k.TASKS, page[limit - 1].id)
+        last = await self.r.zscore(index, page[limit - 1].id)
         return page[:limit], str(int(last or 0))
+
+    @unavailable
+    async def tasks_in_flight(self, owner: str) -> int:
+        live = k.owner_live(owner)
+        ids = list(await self.r.smembers(live))
+        async with self.r.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hget(k.task(task_id), "status")
+            statuses = await pipe.execute()
+        stale = [t for t, s in zip(ids, statuses, strict=True) if s not in ("pending", "running")]
+        if stale:  # expired by retention while in flight
+            await self.r.srem(live, *stale)
+        return len(ids) - len(stale)
 
     @unavailable
     async def delete_task(self, task_id: str) -> bool:
         # The task hash first: every script then ignores the task, so no key of it appears after
         # its key set is read.
+        owner = await self.r.hget(k.task(task_id), "owner")
         existed = await self.r.delete(k.task(task_id))
         members = await self.r.smembers(k.keys(task_id))
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.delete(k.keys(task_id), k.todo(task_id), *members)
             pipe.zrem(k.TASKS, task_id)
+            if owner:
+                pipe.zrem(k.owner_tasks(owner), task_id)
+                pipe.srem(k.owner_live(owner), task_id)
             await pipe.execute()
         return bool(existed)
 
@@ -328,7 +362,12 @@ class RedisStore(Store):
                 # Per index: results already stored are kept, only the rest become `cancelled`.
                 cancelled = cancelled_results(enumerate(urls, int(start)))
                 await self._run_complete(task_id, int(number), "", cancelled)
-        await self.r.hset(k.task(task_id), mapping={"status": "cancelled", "finished_at": _now()})
+        async with self.r.pipeline(transaction=True) as pipe:  # ends it: the secrets go with it
+            pipe.hset(k.task(task_id), mapping={"status": "cancelled", "finished_at": _now()})
+            pipe.hdel(k.task(task_id), "secrets")
+            if record.owner:
+                pipe.srem(k.owner_live(record.owner), task_id)
+            await pipe.execute()
         return await self.get_task(task_id)
 
     # -- results ------------------------------------------------------------------------------
@@ -454,7 +493,8 @@ class RedisStore(Store):
             return None
         urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
         start = int(await self.r.hget(k.starts(task_id), str(number)) or 0)
-        chunk = Chunk(task_id, number, start, urls, json.loads(state[1]), deliveries, entry_id)
+        options = with_secrets(json.loads(state[1]), state[4] or None)
+        chunk = Chunk(task_id, number, start, urls, options, deliveries, entry_id)
         if state[2]:  # a crawl task's chunk: its kind, depth and the crawl's spec
             kind, _, depth = (state[3] or ChunkKind.LINKS.value + " 0").partition(" ")
             chunk.kind, chunk.depth = ChunkKind(kind), int(depth)

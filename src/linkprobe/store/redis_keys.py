@@ -2,7 +2,9 @@
 
 Keys of one task share the hash tag `{<task id>}` so they live in one Cluster slot:
 
-    lp:{T}:task          HASH   the task record and its counters (done, ok, broken, chunks_left)
+    lp:{T}:task          HASH   the task record and its counters (done, ok, broken, chunks_left);
+                                `secrets` (header values, JSON) only while the task runs, and
+                                `live`, the name of its owner's in-flight set
     lp:{T}:chunk:N       STRING chunk N's URLs, newline-separated
     lp:{T}:starts        HASH   chunk number -> input index of its first URL
     lp:{T}:done          SET    numbers of the chunks already completed (counted once each)
@@ -25,6 +27,12 @@ Global keys:
     lp:dead              STREAM chunks delivered too often (dead letters)
     lp:lanes             ZSET   round-robin lanes with chunks to feed, score = last turn
     lp:lane:<lane>       LIST   task ids of one lane with chunks to feed, oldest first
+    lp:owner:<id>:tasks  ZSET   the owner's task ids, score = creation order (its task list)
+    lp:owner:<id>:live   SET    the owner's pending or running task ids (the in-flight quota)
+
+A task leaves its owner's `live` set and loses its `secrets` in the script or transaction that
+ends it (COMPLETE_CHUNK, cancel), on delete, or when retention expires it (found stale and
+removed by the quota count).
 
 Fair turns: a task's first chunk goes on the queue at once; the others wait in its `todo` list
 and are fed one at a time (FEED_CHUNK), taking lanes in turn. A lane is a task today ("task:<id>")
@@ -108,6 +116,14 @@ def lane(name: str) -> str:
     return f"{PREFIX}lane:{name}"
 
 
+def owner_tasks(owner: str) -> str:
+    return f"{PREFIX}owner:{owner}:tasks"
+
+
+def owner_live(owner: str) -> str:
+    return f"{PREFIX}owner:{owner}:live"
+
+
 def idempotency(key: str) -> str:
     return f"{PREFIX}idem:{key}"
 
@@ -118,7 +134,8 @@ def idempotency(key: str) -> str:
 # (mark the chunk done, acknowledge it) or "0" for a batch on the way, then per result: index,
 # "ok"|"broken", class ("s:<code>" | "e:<kind>"), JSON.
 # Results are kept per index (HSETNX): the first result of an index wins, so a redelivered chunk or
-# a batch after a cancel never counts a URL twice. Returns the number of results written.
+# a batch after a cancel never counts a URL twice. The chunk that ends the task drops its secrets
+# and takes it out of its owner's in-flight set. Returns the number of results written.
 COMPLETE_CHUNK = """
 local final = ARGV[7] == '1'
 local function ack()
@@ -153,6 +170,9 @@ redis.call('HINCRBY', KEYS[1], 'broken', written - ok)
 if final and redis.call('SADD', p .. 'done', ARGV[4]) == 1 then
   if redis.call('HINCRBY', KEYS[1], 'chunks_left', -1) <= 0 then
     redis.call('HSET', KEYS[1], 'status', 'ready', 'finished_at', ARGV[6])
+    local f = redis.call('HMGET', KEYS[1], 'id', 'live')
+    redis.call('HDEL', KEYS[1], 'secrets')
+    if f[2] then redis.call('SREM', f[2], f[1]) end
   end
 end
 for key, _ in pairs(touched) do
@@ -166,7 +186,8 @@ return written
 
 # KEYS[1] task hash, KEYS[2] chunk kinds hash; ARGV[1] now, ARGV[2] chunk number. Marks a pending
 # task running when its first chunk is claimed. Returns the task's status, options, crawl spec ("" for
-# none) and the chunk's "<kind> <depth>" ("" for links at depth 0), or nil when the task is gone.
+# none), the chunk's "<kind> <depth>" ("" for links at depth 0) and the task's secrets ("" for none),
+# or nil when the task is gone.
 START_CHUNK = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
@@ -175,8 +196,10 @@ if status == 'pending' then
   status = 'running'
 end
 local crawl = redis.call('HGET', KEYS[1], 'crawl')
-if not crawl then return {status, redis.call('HGET', KEYS[1], 'options'), '', ''} end
-return {status, redis.call('HGET', KEYS[1], 'options'), crawl, redis.call('HGET', KEYS[2], ARGV[2]) or ''}
+local secrets = redis.call('HGET', KEYS[1], 'secrets') or ''
+if not crawl then return {status, redis.call('HGET', KEYS[1], 'options'), '', '', secrets} end
+return {status, redis.call('HGET', KEYS[1], 'options'), crawl, redis.call('HGET', KEYS[2], ARGV[2]) or '',
+        secrets}
 """
 
 # KEYS[1] task hash, KEYS[2] queue stream, KEYS[3] lanes zset

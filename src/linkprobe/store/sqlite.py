@@ -54,6 +54,8 @@ from linkprobe.store.base import (
     merge_sources,
     page_of,
     plan_discovery,
+    split_secrets,
+    with_secrets,
     with_sources,
 )
 
@@ -129,6 +131,7 @@ MIGRATIONS = (
     ("tasks", "crawl", "TEXT"), ("tasks", "pages", "INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "scheduled", "INTEGER NOT NULL DEFAULT 0"), ("tasks", "chunk_size", "INTEGER"),
     ("chunks", "kind", "TEXT NOT NULL DEFAULT 'links'"), ("chunks", "depth", "INTEGER NOT NULL DEFAULT 0"),
+    ("tasks", "secrets", "TEXT"),
 )  # fmt: skip
 # A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
 # `sources` (input index -> where the URL was found) serves documents too.
@@ -169,6 +172,7 @@ class SQLiteStore(Store):
         self._identity: tuple[int, int] | None = None
         self._next_purge = 0.0
         self._full_at = -FULL_REPORTED_S  # when a write last failed for lack of space
+        self._scrub = False  # a transaction dropped secrets: checkpoint the WAL after its commit
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -196,9 +200,23 @@ class SQLiteStore(Store):
             yield db
             db.execute("COMMIT")
         except BaseException:
+            self._scrub = False
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        if self._scrub:
+            self._scrub = False
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it, so the dropped secrets' old pages leave
+        the WAL file too (secure_delete zeroes them in the database). Best effort: a reader in the
+        way leaves them to a later checkpoint."""
+        self.db.execute("PRAGMA busy_timeout = 1000")
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 30000")
 
     def lock(self) -> None:
         """Take the file's lock, or raise StoreLocked: one serving process per database."""
@@ -231,11 +249,13 @@ class SQLiteStore(Store):
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        db.execute("PRAGMA secure_delete=ON")  # dropped secrets are zeroed, not left in free space
         db.executescript(SCHEMA)
         for table, column, declaration in MIGRATIONS:
             if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         db.execute("UPDATE tasks SET lane = 'task:' || id WHERE lane IS NULL")  # older databases
+        db.execute("CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner, status)")
         db.execute("INSERT OR IGNORE INTO lanes (lane) SELECT DISTINCT lane FROM tasks")
         # We hold the lock: chunks still `running` belonged to a process that died. Requeued at
         # once rather than after their lease, keeping their delivery count (poison chunks still
@@ -307,13 +327,14 @@ class SQLiteStore(Store):
         key, fingerprint = idempotency or (None, None)
         lane = lane_of(task, task_id)
         crawl = None if task.crawl is None else json.dumps(task.crawl.to_dict())
+        options, secrets = split_secrets(task.options)
         with self._tx():
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint, lane, owner, crawl, chunk_size)"
-                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
-                (task_id, task.name, task.description, json.dumps(task.options), _now(), key, fingerprint,
-                 lane, task.owner, crawl, chunk_size),
+                " fingerprint, lane, owner, crawl, chunk_size, secrets)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, task.name, task.description, json.dumps(options), _now(), key, fingerprint,
+                 lane, task.owner, crawl, chunk_size, secrets),
             )  # fmt: skip
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
             if task.crawl is not None:
@@ -331,6 +352,7 @@ class SQLiteStore(Store):
                 db.execute(
                     "UPDATE tasks SET status = 'ready', finished_at = ? WHERE id = ?", (_now(), task_id)
                 )
+                self._forget_secrets(task_id)
         return task_id, True
 
     def _start_crawl(self, task_id: str, start: str) -> None:
@@ -383,6 +405,24 @@ class SQLiteStore(Store):
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
         return await self._run(self._get, task_id)
+
+    def _in_flight(self, owner: str) -> int:
+        (count,) = self.db.execute(
+            "SELECT count(*) FROM tasks WHERE owner = ? AND status IN ('pending', 'running')", (owner,)
+        ).fetchone()
+        return int(count)
+
+    async def tasks_in_flight(self, owner: str) -> int:
+        return await self._run(self._in_flight, owner)
+
+    def _forget_secrets(self, task_id: str) -> None:
+        """Drop an ended task's secret option values (a no-op while it runs, or without any)."""
+        dropped = self.db.execute(
+            "UPDATE tasks SET secrets = NULL WHERE id = ? AND secrets IS NOT NULL"
+            " AND status NOT IN ('pending', 'running') RETURNING 1",
+            (task_id,),
+        ).fetchone()
+        self._scrub = self._scrub or dropped is not None
 
     def _list(
         self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None
@@ -458,6 +498,7 @@ class SQLiteStore(Store):
             db.execute(
                 "UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE id = ?", (_now(), task_id)
             )
+            self._forget_secrets(task_id)
         return self._get(task_id)
 
     async def cancel_task(self, task_id: str) -> TaskRecord | None:
@@ -547,8 +588,8 @@ class SQLiteStore(Store):
 
     def _deliver(self, db: sqlite3.Connection, worker: str, task_id: str, number: int) -> Chunk | None:
         """Hand the chunk out with a fresh lease, or dead-letter it (None) past max_deliveries."""
-        start, stop, deliveries, options, lane, kind, depth, crawl = db.execute(
-            "SELECT c.start, c.stop, c.deliveries + 1, t.options, t.lane, c.kind, c.depth, t.crawl"
+        start, stop, deliveries, options, secrets, lane, kind, depth, crawl = db.execute(
+            "SELECT c.start, c.stop, c.deliveries + 1, t.options, t.secrets, t.lane, c.kind, c.depth, t.crawl"
             " FROM chunks c JOIN tasks t ON t.id = c.task_id WHERE c.task_id = ? AND c.number = ?",
             (task_id, number),
         ).fetchone()
@@ -557,7 +598,8 @@ class SQLiteStore(Store):
             " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
             (task_id, start, stop),
         ).fetchone()
-        chunk = Chunk(task_id, number, start, orjson.loads(text), json.loads(options), deliveries,
+        options = with_secrets(json.loads(options), secrets)
+        chunk = Chunk(task_id, number, start, orjson.loads(text), options, deliveries,
                       f"{task_id}:{number}:{deliveries}", ChunkKind(kind), depth,
                       None if crawl is None else CrawlSpec.from_dict(json.loads(crawl)))  # fmt: skip
         db.execute(
@@ -655,6 +697,7 @@ class SQLiteStore(Store):
                 "UPDATE tasks SET status = 'ready', finished_at = ? WHERE id = ? AND status = 'running'",
                 (_now(), chunk.task_id),
             )
+            self._forget_secrets(chunk.task_id)
 
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
         await self._run(self._complete, chunk, result_rows(results))

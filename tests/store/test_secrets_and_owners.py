@@ -1,0 +1,147 @@
+"""Secrets kept only while a task runs, and the owner index, on both stores.
+
+The secret checks read what the store holds at the lowest level a reader of its data would: the
+bytes of the SQLite file and its WAL, or every value of every Redis key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from linkprobe.store import NewTask, Store, TaskStatus
+from linkprobe.store import redis_keys as k
+from linkprobe.store.redis import RedisStore
+from linkprobe.store.sqlite import SQLiteStore
+from tests.conftest import make_store
+from tests.store.test_contract import URLS, drain, results_of
+
+SECRETS = ("Bearer tok-5f1c9e0a7b", "session=ck-77a1d0c3e2")
+OPTIONS = {"retries": 1, "headers": {"Authorization": SECRETS[0], "Cookie": SECRETS[1]}}
+
+
+async def raw_data(store: Store) -> bytes:
+    """Everything the store has written: file bytes (SQLite), every key's values (Redis)."""
+    if isinstance(store, SQLiteStore):
+        files = [store.path, Path(f"{store.path}-wal")]
+        return b"".join(f.read_bytes() for f in files if f.exists())
+    assert isinstance(store, RedisStore)
+    client = aioredis.Redis.from_url(store.url)
+    try:
+        parts: list[bytes] = []
+        async for key in client.scan_iter("*"):
+            parts.append(repr(await _value(client, key)).encode())
+        return b"\n".join(parts)
+    finally:
+        await client.aclose()
+
+
+async def _value(client: aioredis.Redis, key: bytes) -> object:
+    kind = (await client.type(key)).decode()
+    read: dict[str, Callable[[], Awaitable[object]]] = {
+        "string": lambda: client.get(key),
+        "hash": lambda: client.hgetall(key),
+        "list": lambda: client.lrange(key, 0, -1),
+        "set": lambda: client.smembers(key),
+        "zset": lambda: client.zrange(key, 0, -1),
+        "stream": lambda: client.xrange(key),
+    }
+    return await read[kind]()
+
+
+def secrets_in(data: bytes) -> list[str]:
+    return [s for s in SECRETS if s.encode() in data]
+
+
+async def finish(store: Store, task_id: str) -> None:
+    await drain(store)
+
+
+async def cancel(store: Store, task_id: str) -> None:
+    await store.cancel_task(task_id)
+
+
+async def dead_letter(store: Store, task_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:  # every worker dies holding its chunk
+        record = await store.get_task(task_id)
+        if record is None or record.status != TaskStatus.RUNNING:
+            return
+        await store.claim_chunk("doomed")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("end", [finish, cancel, dead_letter], ids=["ready", "cancelled", "dead-lettered"])
+async def test_header_secrets_are_used_while_the_task_runs_and_gone_from_the_store_when_it_ends(
+    store: Store, end: Callable[[Store, str], Awaitable[None]]
+) -> None:
+    task, _ = await store.create_task(NewTask(options=OPTIONS, owner="alice"), iter(URLS), chunk_size=4)
+    assert task.options["headers"] == {"Authorization": "[redacted]", "Cookie": "[redacted]"}
+    assert task.options["retries"] == 1
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None and chunk.options == OPTIONS  # the worker sends the real values
+    assert secrets_in(await raw_data(store)) == list(SECRETS)  # kept while the task runs
+    await store.complete_chunk(chunk, results_of(chunk))
+    await end(store, task.id)
+    record = await store.get_task(task.id)
+    assert record is not None and record.status in (TaskStatus.READY, TaskStatus.CANCELLED)
+    assert record.options["headers"] == {"Authorization": "[redacted]", "Cookie": "[redacted]"}
+    assert secrets_in(await raw_data(store)) == []
+
+
+async def test_a_task_with_nothing_to_probe_never_keeps_its_secrets(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(options=OPTIONS), iter([]), chunk_size=4)
+    assert task.status == TaskStatus.READY
+    assert secrets_in(await raw_data(store)) == []
+
+
+async def test_tasks_in_flight_count_an_owners_pending_and_running_tasks(store: Store) -> None:
+    a = [(await store.create_task(NewTask(owner="a"), iter(URLS[:2]), 10))[0] for _ in range(4)]
+    await store.create_task(NewTask(owner="b"), iter(URLS[:2]), 10)
+    await store.create_task(NewTask(owner="a"), iter([]), 10)  # ready at once: never in flight
+    assert (await store.tasks_in_flight("a"), await store.tasks_in_flight("b")) == (4, 1)
+    assert await store.tasks_in_flight("nobody") == 0
+    first = await store.claim_chunk("w")  # running still counts
+    assert first is not None and first.task_id == a[0].id
+    assert await store.tasks_in_flight("a") == 4
+    await store.complete_chunk(first, results_of(first))  # ready
+    await store.cancel_task(a[1].id)
+    await store.delete_task(a[2].id)
+    assert (await store.tasks_in_flight("a"), await store.tasks_in_flight("b")) == (1, 1)
+    listed, _ = await store.list_tasks(None, None, 50, "a")
+    assert len(listed) == 4 and {r.owner for r in listed} == {"a"}
+    await drain(store)
+    assert (await store.tasks_in_flight("a"), await store.tasks_in_flight("b")) == (0, 0)
+    if isinstance(store, RedisStore):  # the chunk that ends a task takes it out of the index
+        assert await store.r.smembers(k.owner_live("a")) == set()
+
+
+async def test_redis_owner_index_follows_create_end_delete_and_expiry(redis_store: RedisStore) -> None:
+    store = redis_store
+    tasks = [(await store.create_task(NewTask(owner="a"), iter(URLS[:2]), 10))[0] for _ in range(3)]
+    ids = {t.id for t in tasks}
+    assert await store.r.smembers(k.owner_live("a")) == ids
+    assert set(await store.r.zrange(k.owner_tasks("a"), 0, -1)) == ids
+    await store.cancel_task(tasks[0].id)
+    await store.delete_task(tasks[1].id)
+    assert await store.r.smembers(k.owner_live("a")) == {tasks[2].id}
+    assert set(await store.r.zrange(k.owner_tasks("a"), 0, -1)) == {tasks[0].id, tasks[2].id}
+    await store.r.delete(k.task(tasks[2].id))  # as retention expires a task still in flight
+    assert await store.tasks_in_flight("a") == 0
+    assert await store.r.smembers(k.owner_live("a")) == set()
+    listed, _ = await store.list_tasks(None, None, 50, "a")
+    assert [r.id for r in listed] == [tasks[0].id]
+    assert set(await store.r.zrange(k.owner_tasks("a"), 0, -1)) == {tasks[0].id}
+
+
+@pytest.fixture
+async def redis_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RedisStore]:
+    opened = make_store("redis", tmp_path, request)
+    assert isinstance(opened, RedisStore)
+    await opened.open()
+    yield opened
+    await opened.close()
