@@ -41,7 +41,8 @@ async def raw_data(store: Store) -> bytes:
 
 
 async def _value(client: aioredis.Redis, key: bytes) -> object:
-    kind = (await client.type(key)).decode()
+    raw = await client.type(key)
+    kind = raw.decode() if isinstance(raw, bytes) else raw
     read: dict[str, Callable[[], Awaitable[object]]] = {
         "string": lambda: client.get(key),
         "hash": lambda: client.hgetall(key),
