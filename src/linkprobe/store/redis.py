@@ -362,12 +362,9 @@ class RedisStore(Store):
                 # Per index: results already stored are kept, only the rest become `cancelled`.
                 cancelled = cancelled_results(enumerate(urls, int(start)))
                 await self._run_complete(task_id, int(number), "", cancelled)
-        async with self.r.pipeline(transaction=True) as pipe:  # ends it: the secrets go with it
-            pipe.hset(k.task(task_id), mapping={"status": "cancelled", "finished_at": _now()})
-            pipe.hdel(k.task(task_id), "secrets")
-            if record.owner:
-                pipe.srem(k.owner_live(record.owner), task_id)
-            await pipe.execute()
+        # The last chunk completed above ended the task: COMPLETE_CHUNK dropped its secrets and
+        # took it out of its owner's in-flight set, atomically.
+        await self.r.hset(k.task(task_id), mapping={"status": "cancelled", "finished_at": _now()})
         return await self.get_task(task_id)
 
     # -- results ------------------------------------------------------------------------------

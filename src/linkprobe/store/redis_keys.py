@@ -30,9 +30,9 @@ Global keys:
     lp:owner:<id>:tasks  ZSET   the owner's task ids, score = creation order (its task list)
     lp:owner:<id>:live   SET    the owner's pending or running task ids (the in-flight quota)
 
-A task leaves its owner's `live` set and loses its `secrets` in the script or transaction that
-ends it (COMPLETE_CHUNK, cancel), on delete, or when retention expires it (found stale and
-removed by the quota count).
+A task leaves its owner's `live` set and loses its `secrets` in the script that ends it
+(COMPLETE_CHUNK: its last chunk, a dead-lettered one, or the cancel's completion of the chunks
+left), on delete, or when retention expires it (found stale and removed by the quota count).
 
 Fair turns: a task's first chunk goes on the queue at once; the others wait in its `todo` list
 and are fed one at a time (FEED_CHUNK), taking lanes in turn. A lane is a task today ("task:<id>")
