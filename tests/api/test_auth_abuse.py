@@ -278,14 +278,21 @@ def make_key_redis(url: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-async def test_quotas_per_day_and_in_flight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_quotas_per_day_and_in_flight(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
     db = tmp_path / "quota.db"
-    key = await asyncio.to_thread(make_key, db, "quota")
     env = {
         "LINKPROBE_AUTH": "required",
         "LINKPROBE_QUOTA_URLS_PER_DAY": "5",
         "LINKPROBE_QUOTA_TASKS_IN_FLIGHT": "2",
     }
+    if kind == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        env["LINKPROBE_REDIS_URL"] = server.url
+        key = await asyncio.to_thread(make_key_redis, server.url)
+    else:
+        key = await asyncio.to_thread(make_key, db, "quota")
     service = await start_service(
         tmp_path, "api", "--db", str(db), env=env, name="api"
     )  # no workers: tasks stay pending

@@ -27,10 +27,18 @@ OPTIONS = {"retries": 1, "headers": {"Authorization": SECRETS[0], "Cookie": SECR
 async def raw_data(store: Store) -> bytes:
     """Everything the store has written: file bytes (SQLite), every key's values (Redis)."""
     if isinstance(store, SQLiteStore):
-        files = [store.path, Path(f"{store.path}-wal")]
-        return b"".join(f.read_bytes() for f in files if f.exists())
+        return raw_sqlite(store.path)
     assert isinstance(store, RedisStore)
-    client = aioredis.Redis.from_url(store.url)
+    return await raw_redis(store.url)
+
+
+def raw_sqlite(path: Path) -> bytes:
+    files = [path, Path(f"{path}-wal")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+async def raw_redis(url: str) -> bytes:
+    client = aioredis.Redis.from_url(url)
     try:
         parts: list[bytes] = []
         async for key in client.scan_iter("*"):
