@@ -279,7 +279,9 @@ def make_key_redis(url: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
-async def test_quotas_per_day_and_in_flight(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+async def test_quotas_per_day_and_in_flight(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     db = tmp_path / "quota.db"
     env = {
         "LINKPROBE_AUTH": "required",

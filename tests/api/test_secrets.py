@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,9 +48,9 @@ async def test_the_probe_sends_header_secrets_and_the_store_forgets_them_when_th
     assert SECRET not in service.log.read_text()
 
 
-async def ready(client: httpx.AsyncClient, task_id: str) -> dict[str, object]:
+async def ready(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     for _ in range(300):
-        task: dict[str, object] = (await client.get(f"/api/v1/tasks/{task_id}")).json()
+        task: dict[str, Any] = (await client.get(f"/api/v1/tasks/{task_id}")).json()
         if task["status"] == "ready":
             return task
         await asyncio.sleep(0.1)
