@@ -519,7 +519,11 @@ async def wait_healthy(service: Service, timeout: float = 20.0) -> None:
     raise TimeoutError(f"service not healthy: {service.log.read_text()[-2000:]}")
 
 
-SERVICE_LIMITS = {"LINKPROBE_MAX_URLS_PER_TASK": "5000", "LINKPROBE_MAX_REQUEST_BYTES": "1000000"}
+SERVICE_LIMITS = {
+    "LINKPROBE_MAX_URLS_PER_TASK": "5000",
+    "LINKPROBE_MAX_REQUEST_BYTES": "1000000",
+    "LINKPROBE_MAX_DOCUMENT_BYTES": "300000",
+}
 
 
 @pytest.fixture(scope="session")

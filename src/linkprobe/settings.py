@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_urls_per_task: int = Field(1_000_000, ge=1)
     max_request_bytes: int = Field(256 << 20, ge=1024, description="Largest accepted request body.")
     max_upload_files: int = Field(100, ge=1, le=10000, description="File parts in one multipart upload.")
+    max_document_bytes: int = Field(
+        64 << 20, ge=1024, description="Bytes of the documents (not URL lists) of one upload, together."
+    )
     sse_keepalive_s: float = Field(15.0, gt=0, le=15, description="Longest silence on an event stream.")
 
     # caps on the options of one task (api/caps.py): a request above one is refused with 422

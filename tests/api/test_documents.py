@@ -9,7 +9,6 @@ import gzip
 import io
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -274,12 +273,17 @@ async def test_refused_uploads_say_why(
     assert response.status_code == 422 and detail in response.json()["detail"], response.text
 
 
-async def test_too_many_files_and_urls(api: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_too_many_files_urls_and_document_bytes(api: httpx.AsyncClient) -> None:
     doc = "".join(f"<http://x.example/{n}>\n" for n in range(5001)).encode()  # SERVICE_LIMITS: 5000 URLs
     over = await upload(api, [("big.md", doc)])
     assert over.status_code == 413 and "5000" in over.json()["detail"]
     many = await upload(api, [(f"{n}.md", b"<http://x.example/>") for n in range(101)])
     assert many.status_code == 422 and "Too many files" in many.json()["detail"]
+    padded = b"<http://x.example/>\n" + b" " * 150_000  # SERVICE_LIMITS: 300,000 document bytes
+    large = await upload(api, [("a.md", padded), ("b.md", padded)])
+    assert large.status_code == 413 and "LINKPROBE_MAX_DOCUMENT_BYTES" in large.json()["detail"]
+    as_lists = await upload(api, [("a.txt", padded), ("b.txt", padded)])  # URL lists: no such limit
+    assert as_lists.status_code == 202, as_lists.text
 
 
 async def test_openapi_shows_sources_and_the_upload_fields(api: httpx.AsyncClient) -> None:

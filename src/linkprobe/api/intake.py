@@ -53,6 +53,11 @@ def too_large(settings: Settings) -> HTTPException:
     return HTTPException(413, f"request body larger than the limit of {settings.max_request_bytes} bytes")
 
 
+def documents_too_large(settings: Settings) -> HTTPException:
+    limit = settings.max_document_bytes
+    return HTTPException(413, f"documents larger than {limit} bytes together (LINKPROBE_MAX_DOCUMENT_BYTES)")
+
+
 def check_count(count: int, settings: Settings) -> None:
     if count > settings.max_urls_per_task:
         raise HTTPException(
@@ -179,11 +184,15 @@ def _check_form(form: FormData) -> list[UploadFile]:
 async def _uploads(files: list[UploadFile], fields: DocumentFields, settings: Settings) -> list[Upload]:
     """Each file part spooled, with its kind; the digests go into the fingerprint."""
     uploads: list[Upload] = []
+    document_bytes = 0
     try:
         for number, upload in enumerate(files, 1):
             name = upload.filename or f"file {number}"
             spool, digest = await _spool(_file_chunks(upload), settings)
             uploads.append(Upload(name, fields.kind_of(name, upload.content_type), spool, digest))
+            document_bytes += spool.tell() if uploads[-1].kind is not None else 0
+            if document_bytes > settings.max_document_bytes:  # parsed whole: memory grows with them
+                raise documents_too_large(settings)
     except BaseException:
         for done in uploads:
             done.handle.close()
