@@ -218,6 +218,32 @@ async def test_text_and_forced_formats_filters_and_url_lists(
     assert places(results[2]) == [("links.html", home[0]), ("links.html", home[1]), ("urls.txt", 2)]
 
 
+async def test_a_document_as_the_whole_body(client: httpx.AsyncClient, target: Target) -> None:
+    """text/html, text/markdown, or text/plain with ?input_format: the fields in the query string."""
+    html = b'<p>\n<a href="../status/201">up</a> <a href="mailto:a@b.example">m</a></p>\n'
+    query = {"document": "index.html", "base_url": target.url("/docs/"), "name": "body"}
+    response = await client.post("/api/v1/tasks", params=query, content=html,
+                                 headers={"content-type": "text/html; charset=utf-8"})  # fmt: skip
+    task, results = await finished(client, response)
+    assert task["name"] == "body"
+    assert [(r["url"], places(r)) for r in results] == [
+        (target.url("/status/201"), [("index.html", 2)]),
+        ("mailto:a@b.example", [("index.html", 2)]),
+    ]
+    assert results[0]["status_code"] == 201 and results[1]["error"]["kind"] == "unsupported"
+    markdown = f"# Notes\n\n<{target.url('/status/202')}>\n".encode()
+    response = await client.post("/api/v1/tasks", content=markdown, headers={"content-type": "text/markdown"})
+    _task, results = await finished(client, response)
+    assert [(r["url"], places(r)) for r in results] == [(target.url("/status/202"), [("body", 3)])]
+    text = f"deployed at {target.url('/status/203')} today\n".encode()
+    response = await client.post("/api/v1/tasks", params={"input_format": "text"}, content=text,
+                                 headers={"content-type": "text/plain"})  # fmt: skip
+    _task, results = await finished(client, response)
+    assert [(r["url"], r["status_code"], places(r)) for r in results] == [
+        (target.url("/status/203"), 203, [("body", 1)])
+    ]
+
+
 async def test_sources_are_capped_and_counted(client: httpx.AsyncClient, target: Target) -> None:
     doc = "".join(f"[{n}]({target.url('/status/200')})\n\n" for n in range(25))
     _task, results = await finished(client, await upload(client, [("many.md", doc.encode())]))

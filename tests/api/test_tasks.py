@@ -136,8 +136,10 @@ async def test_malformed_json_and_media_type(api: httpx.AsyncClient) -> None:
         "/api/v1/tasks", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert broken.status_code == 422 and "detail" in broken.json()
+    pdf = await api.post("/api/v1/tasks", content=b"%PDF-1.4", headers={"content-type": "application/pdf"})
+    assert pdf.status_code == 415 and "text/html" in pdf.json()["detail"]
     xml = await api.post("/api/v1/tasks", content=b"<urls/>", headers={"content-type": "application/xml"})
-    assert xml.status_code == 415
+    assert xml.status_code == 422 and xml.json()["detail"] == "no links found in body (read as sitemap)"
 
 
 async def test_limits(api: httpx.AsyncClient) -> None:

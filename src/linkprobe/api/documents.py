@@ -17,7 +17,7 @@ from typing import IO, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from fastapi import HTTPException
-from starlette.datastructures import FormData
+from starlette.datastructures import ImmutableMultiDict
 
 from linkprobe.engine import ConfigError
 from linkprobe.engine.urls import numbered_url_lines
@@ -69,7 +69,7 @@ class DocumentFields:
         return None if kind is Kind.TEXT else kind
 
 
-def _single(form: FormData, name: str) -> str | None:
+def _single(form: ImmutableMultiDict[str, Any], name: str) -> str | None:
     values = form.getlist(name)
     if len(values) > 1:
         raise HTTPException(422, f"{name} is given {len(values)} times: at most once")
@@ -77,7 +77,7 @@ def _single(form: FormData, name: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _patterns(form: FormData, name: str) -> list[str]:
+def _patterns(form: ImmutableMultiDict[str, Any], name: str) -> list[str]:
     values = [value for value in form.getlist(name) if isinstance(value, str) and value]
     if len(values) > MAX_PATTERNS:
         raise HTTPException(422, f"{name}: {len(values)} patterns, at most {MAX_PATTERNS}")
@@ -87,8 +87,9 @@ def _patterns(form: FormData, name: str) -> list[str]:
     return values
 
 
-def document_fields(form: FormData) -> DocumentFields:
-    """The fields, validated: a bad value is a 422 naming the field."""
+def document_fields(form: ImmutableMultiDict[str, Any]) -> DocumentFields:
+    """The fields (of a multipart form, or the query string), validated: a bad value is a 422
+    naming the field."""
     input_format = _single(form, "input_format")
     if input_format is not None and input_format not in INPUT_FORMATS:
         raise HTTPException(422, f"input_format {input_format!r} is not one of {', '.join(INPUT_FORMATS)}")

@@ -28,6 +28,7 @@ from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.engine.urls import url_lines
+from linkprobe.extract import kind_for_content_type
 from linkprobe.settings import Settings
 from linkprobe.store import NewTask
 
@@ -226,8 +227,31 @@ async def from_multipart(request: Request, settings: Settings) -> Submission:
         uploads = await _uploads(_check_form(form), fields, settings)
     finally:
         await form.close()
+    return await _submission(task, uploads, fields, _fingerprint(uploads, form), settings)
+
+
+async def from_document(request: Request, settings: Settings, content_type: str) -> Submission:
+    """A document as the whole body (text/html, text/markdown, application/xml...): its fields in
+    the query string, its name (the `document` of its sources) in `?document=`, else "body"."""
+    query = request.query_params
+    fields = document_fields(query)
+    task = NewTask(query.get("name"), query.get("description"), _options(query.get("options")))
+    name = query.get("document") or "body"
+    spool, digest = await _spool(request.stream(), settings)
+    upload = Upload(name, fields.kind_of(name, content_type), spool, digest)
+    if upload.kind is not None and spool.tell() > settings.max_document_bytes:
+        spool.close()
+        raise documents_too_large(settings)
+    fingerprint = hashlib.sha256(f"{digest}\0{query}".encode()).hexdigest()
+    return await _submission(task, [upload], fields, fingerprint, settings)
+
+
+async def _submission(
+    task: NewTask, uploads: list[Upload], fields: DocumentFields, fingerprint: str, settings: Settings
+) -> Submission:
+    """URL lists alone: streamed from their spools. With a document: its links extracted (off the
+    event loop), each unique URL once, with its sources."""
     handles = [upload.handle for upload in uploads]
-    fingerprint = _fingerprint(uploads, form)
     try:
         if all(upload.kind is None for upload in uploads):
             count = sum(_count_lines(handle) for handle in handles)
@@ -254,10 +278,14 @@ async def read_submission(request: Request, settings: Settings) -> Submission:
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if kind == "application/json":
         return await from_json(request, settings)
-    if kind == "text/plain":
+    if kind == "text/plain" and "input_format" not in request.query_params:
         return await from_text(request, settings)
     if kind == "multipart/form-data":
         return await from_multipart(request, settings)
+    if kind_for_content_type(kind) is not None:
+        return await from_document(request, settings, kind)
     raise HTTPException(
-        415, f"unsupported content type {kind!r}: use application/json, text/plain or multipart"
+        415,
+        f"unsupported content type {kind!r}: use application/json, text/plain, multipart/form-data "
+        "or a document's (text/html, text/markdown, application/xml, application/gzip)",
     )

@@ -35,12 +35,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "Invalid request"},
     503: {"model": Problem, "description": "Store unavailable"},
 }
+DOCUMENT_BODIES = {"text/html": "HTML", "text/markdown": "Markdown", "application/xml": "sitemap"}
 CREATE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/TaskCreate"}},
             "text/plain": {"schema": {"type": "string", "description": "One URL per line"}},
+            **{
+                media: {
+                    "schema": {
+                        "type": "string",
+                        "description": f"A {kind} document: its links are checked. Query: name, "
+                        "description, options, document (its name in `sources`), input_format, "
+                        "base_url, include, exclude (as the multipart fields).",
+                    }
+                }
+                for media, kind in DOCUMENT_BODIES.items()
+            },
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
