@@ -98,6 +98,14 @@ def test_links_with_fragments_resolve_as_urljoin_resolves_them() -> None:
         assert urls(page, base) == [urljoin(base, raw) for raw in raws]
 
 
+def test_relative_paths_resolve_against_the_folder_of_the_base_as_urljoin_resolves_them() -> None:
+    raws = ["x.html", "../x.html", "./", "..", "g;x?y#s", "?q", ";p", "/abs", "//h/p", "http:rel", "a//b"]
+    page = "".join(f'<a href="{raw}">x</a>' for raw in raws).encode()
+    bases = ["http://a/b/c/d;p?q", "http://a", "http://a?q", "http://a/b//c/./d.html?x=1#f", "file:///"]
+    for base in bases:
+        assert urls(page, base) == [urljoin(base, raw) for raw in raws], base
+
+
 def test_threads_parse_with_their_own_parser_and_find_the_same_links() -> None:
     """lxml lets go of the GIL only for a parser per thread (the crawler parses pages in threads)."""
     pages = [PAGE.replace(b"intro.html", f"intro-{n}.html".encode()) for n in range(8)]

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
 CHECKED_SCHEMES = frozenset({"http", "https", "file"})
 
@@ -98,11 +98,27 @@ def resolve(base: str | None, raw: str) -> str | None:
         return None
     if base is None or (SCHEME.match(raw) and "://" in raw[:40]) or raw.startswith(("mailto:", "tel:")):
         return raw  # already absolute: urljoin is the cost of extraction, skip it when it changes nothing
-    # The fragment is split off first, so the cache below holds `page.html` once, not once per
-    # `page.html#anchor` (an index page names thousands); urljoin passes a fragment through as is.
+    # The cache below holds `page.html` once per folder of the site, not once per page and per
+    # `#anchor` (an index page names thousands): the fragment is split off (urljoin passes it
+    # through as is), and a reference with a path resolves against the base's folder alone.
     head, _, fragment = raw.partition("#")
-    joined = _join(base, head) if head else base.partition("#")[0]
+    if not head:
+        return f"{base.partition('#')[0]}#{fragment}" if fragment else base.partition("#")[0]
+    joined = _join(base if head[0] in "?;" else _folder(base), head)
     return f"{joined}#{fragment}" if fragment else joined
+
+
+@lru_cache(maxsize=256)
+def _folder(base: str) -> str:
+    """`base` up to its path's last '/': all of the base that urljoin uses to resolve a reference
+    that has a path (it drops the last segment, the query and the fragment)."""
+    try:
+        scheme, netloc, path, _, _ = urlsplit(base)
+    except ValueError:
+        return base
+    if "/" not in path:
+        return base
+    return urlunsplit((scheme, netloc, path[: path.rfind("/") + 1], "", ""))
 
 
 @lru_cache(maxsize=8192)  # navigation links repeat on every page of a site
