@@ -175,7 +175,7 @@ async def test_every_kind_of_document_one_result_per_unique_url(
         assert by_url[url]["error"]["kind"] == "unsupported", by_url[url]
     for relative in ("guide/next.html", "#top"):  # no base_url: kept as written, invalid_url
         assert by_url[relative]["error"]["kind"] == "invalid_url"
-        assert "no scheme" in by_url[relative]["error"]["message"]
+        assert "a relative link needs a base URL" in by_url[relative]["error"]["message"]
         assert places(by_url[relative]) == [("page.html", line(html, relative))]
     progress = task["progress"]
     assert progress == {"total": 19, "done": 19, "ok": 11, "broken": 5, "unsupported": 3}
@@ -297,6 +297,19 @@ async def test_refused_uploads_say_why(
 ) -> None:
     response = await upload(api, files, **data)
     assert response.status_code == 422 and detail in response.json()["detail"], response.text
+
+
+async def test_idempotency_covers_files_and_fields(api: httpx.AsyncClient) -> None:
+    files = [("a.md", b"<http://127.0.0.1:9/a>")]
+    key = {"Idempotency-Key": "documents-1"}
+    first = await api.post("/api/v1/tasks", files=[("file", f) for f in files], headers=key)
+    again = await api.post("/api/v1/tasks", files=[("file", f) for f in files], headers=key)
+    assert first.status_code == again.status_code == 202 and first.json()["id"] == again.json()["id"]
+    parts = [("file", f) for f in files]
+    base = {"base_url": "http://x.example/"}
+    other_base = await api.post("/api/v1/tasks", files=parts, data=base, headers=key)
+    renamed = await api.post("/api/v1/tasks", files=[("file", ("b.md", files[0][1]))], headers=key)
+    assert other_base.status_code == renamed.status_code == 409
 
 
 async def test_too_many_files_urls_and_document_bytes(api: httpx.AsyncClient) -> None:

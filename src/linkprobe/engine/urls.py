@@ -133,7 +133,9 @@ def normalise(raw: str, base: URL | None = None) -> URL:
     scheme = url.scheme.lower()
     if scheme not in SCHEMES:
         message = (
-            f"unsupported scheme {scheme!r}" if scheme else "URL has no scheme (expected http:// or https://)"
+            f"unsupported scheme {scheme!r}"
+            if scheme
+            else "URL has no scheme (expected http:// or https://; a relative link needs a base URL)"
         )
         raise (Unsupported if base is not None else InvalidURL)(message)
     if "@" in url.raw_authority:  # any userinfo, even empty; one read instead of two parses
