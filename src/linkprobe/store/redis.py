@@ -55,6 +55,7 @@ T = TypeVar("T")
 PAGE = 1000
 BLOCK_MS = 1000
 RECLAIM_EVERY_S = 1.0
+SOURCED_CACHE = 4096  # tasks whose sources flag is remembered
 
 
 def _now() -> str:
@@ -109,6 +110,7 @@ class RedisStore(Store):
         self._drop: Any = None
         self._feed: Any = None
         self._discover: Any = None
+        self._sources_known: dict[str, bool] = {}  # task id -> has sources (see _sourced)
 
     @property
     def r(self) -> Any:
@@ -395,14 +397,10 @@ class RedisStore(Store):
         """Up to `limit` matching (index, JSON) pairs after `after`, scanning the narrowest index."""
         found: list[tuple[int, str]] = []
         low = f"({after}" if after is not None else "-inf"
-        sourced: bool | None = None
         while len(found) < limit:
-            async with self.r.pipeline(transaction=False) as pipe:  # one round trip, as before
-                pipe.zrangebyscore(self._filter_index(task_id, flt), low, "+inf", start=0, num=PAGE)
-                if sourced is None:
-                    pipe.hexists(k.task(task_id), "sourced")
-                indexes, *flag = await pipe.execute()
-            sourced = bool(flag[0]) if flag else sourced
+            indexes = await self.r.zrangebyscore(
+                self._filter_index(task_id, flt), low, "+inf", start=0, num=PAGE
+            )
             if not indexes:
                 break
             rows = await self.r.hmget(k.results(task_id), indexes)
@@ -410,7 +408,19 @@ class RedisStore(Store):
                 if row is not None and self._matches(orjson.loads(row), flt):
                     found.append((int(idx), row))
             low = f"({indexes[-1]}"
-        return await self._with_sources(task_id, found[:limit]) if sourced and found else found[:limit]
+        found = found[:limit]
+        return await self._with_sources(task_id, found) if found and await self._sourced(task_id) else found
+
+    async def _sourced(self, task_id: str) -> bool:
+        """Whether the task's results have sources: set at creation, never changed, so asked once
+        per process (plain tasks' pages then cost what they did before sources existed)."""
+        known = self._sources_known.get(task_id)
+        if known is None:
+            known = bool(await self.r.hexists(k.task(task_id), "sourced"))
+            if len(self._sources_known) >= SOURCED_CACHE:
+                del self._sources_known[next(iter(self._sources_known))]
+            self._sources_known[task_id] = known
+        return known
 
     async def _with_sources(self, task_id: str, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
         sources = await self.r.hmget(k.sources(task_id), [idx for idx, _ in rows])
