@@ -291,6 +291,9 @@ class Store(abc.ABC):
         `urls` may be a lazy iterable (a spooled upload): it is consumed once. `idempotency` is
         (key, body fingerprint). Returns (task, created); a replay returns the original task with
         created False; a known key with another fingerprint raises IdempotencyConflict.
+
+        A crawl task (`task.crawl`) ignores `urls`: its one URL is `task.crawl.start`, as given
+        (normalise it before), which is also the first entry of its seen-set.
         """
 
     @abc.abstractmethod
