@@ -3,8 +3,8 @@ upload, each unique URL once per task with where it was found (its `sources`).
 
 Extraction (lxml on a large page) runs on one thread, off the event loop. A document is read and
 parsed whole, which costs about 30 times its size for link-dense HTML (a 26 MB page with 400,000
-links: about 650 MB at the peak), so the documents of an upload are limited together
-(LINKPROBE_MAX_DOCUMENT_BYTES) and one upload is extracted at a time.
+links: 850 MB more at the peak in `linkprobe api`), so the documents of an upload are limited
+together (LINKPROBE_MAX_DOCUMENT_BYTES) and one upload is extracted at a time.
 """
 
 from __future__ import annotations
