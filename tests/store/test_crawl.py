@@ -344,3 +344,25 @@ async def test_discovered_chunks_take_turns_with_other_tasks(store: Store) -> No
         turns.append(chunk.task_id)
     assert turns.count(crawl_id) == turns.count(big.id) == 3
     assert turns[:2] == [big.id, crawl_id]
+
+
+async def test_a_finished_crawl_goes_with_the_retention(store: Store) -> None:
+    task_id, first = await crawl(store)
+    await store.discover(first, 0, START, [Found(page("a"), 1, PAGES), Found("http://ext.example/", 2)])
+    await store.complete_chunk(first, results_of(first))
+    await drain(store)
+    assert (await task(store, task_id)).status == TaskStatus.READY
+    if isinstance(store, SQLiteStore):
+        store.retention_s = 0
+        assert await store.purge_expired() == 1
+        assert await leftovers(store, task_id) == []
+        return
+    assert isinstance(store, RedisStore)  # Redis expires every key of the task by itself
+    client = aioredis.Redis.from_url(store.url, decode_responses=True)
+    try:
+        keys = await leftovers(store, task_id)
+        assert len(keys) >= 8
+        ttls = {key: await client.ttl(key) for key in keys}
+        assert all(0 < ttl <= store.retention_s for ttl in ttls.values()), ttls
+    finally:
+        await client.aclose()
