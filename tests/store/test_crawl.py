@@ -15,6 +15,7 @@ from linkprobe.extract.document import MAX_PLACES
 from linkprobe.store import Chunk, ChunkKind, CrawlSpec, Found, NewTask, ResultFilter, Store, TaskStatus
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
+from tests.conftest import RedisServer
 from tests.store.test_contract import URLS, claim_within, drain, results_of
 
 START = "http://site.example/"
@@ -366,3 +367,27 @@ async def test_a_finished_crawl_goes_with_the_retention(store: Store) -> None:
         assert all(0 < ttl <= store.retention_s for ttl in ttls.values()), ttls
     finally:
         await client.aclose()
+
+
+async def test_a_page_expanded_while_a_redis_cancel_runs_adds_nothing(redis_server: RedisServer) -> None:
+    """The cancel reads the task's chunks, then gives their URLs `cancelled` results: a page's links
+    added in between would have no result. The page lands right there (a hook on the read)."""
+    redis_server.flush()
+    store = RedisStore(redis_server.url, block_ms=20)
+    await store.open()
+    try:
+        task_id, first = await crawl(store)
+        read = store.r.smembers
+
+        async def discover_meanwhile(key: str) -> Any:
+            await store.discover(first, 0, START, [Found(page("a"), 1, PAGES)])
+            return await read(key)
+
+        store.r.smembers = discover_meanwhile  # the cancel reads the done chunks after their list
+        cancelled = await store.cancel_task(task_id)
+        assert cancelled is not None and (cancelled.status, cancelled.total, cancelled.done) == (
+            TaskStatus.CANCELLED, 1, 1,
+        )  # fmt: skip
+        assert [r["url"] for r in await all_results(store, task_id)] == [START]
+    finally:
+        await store.close()
