@@ -4,18 +4,26 @@ Pages of the start URL's site (same scheme, host and port, or matching an includ
 and followed, up to a depth and a page count; every other link is checked and never followed.
 Each page is read once: the engine's fetch() probes it and hands back its body (capped at
 max_body_bytes). robots.txt is honoured for the pages fetched, read through the same engine.
+
+The rules (`SiteRule`: what is in the site and what each link becomes; `Robots`; the fragment
+verdict) are shared by the CLI's in-memory `Crawler` and the service's worker, whose frontier
+and seen-set live in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import unquote, urldefrag, urlsplit
 from urllib.robotparser import RobotFileParser
 
 from linkprobe.engine import Engine, ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.extract import (
+    Extracted,
     Kind,
     LinkFilter,
     Sources,
@@ -24,10 +32,11 @@ from linkprobe.extract import (
     kind_for_name,
     supported,
 )
+from linkprobe.store.base import ChunkKind, CrawlSpec, Found
 
-# Pages parsed at once, each in a thread (measured on a 527-page site: 1.5-2x faster than parsing on
-# the event loop; each more holds one more parsed page in memory).
-EXTRACTORS = 2
+ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many crawls)
+ROBOTS_MAX_AGE_S = 300.0  # then read again: a long-running worker sees a site's new rules
+EXTRACTORS = 2  # pages parsed at once (Extractor)
 
 
 @dataclass
@@ -38,11 +47,148 @@ class CrawlOptions:
     ignore_robots: bool = False
     check_fragments: bool = False
 
+    @classmethod
+    def of(cls, spec: CrawlSpec) -> CrawlOptions:
+        """A stored crawl task's spec (its patterns were checked when it was accepted)."""
+        return cls(
+            spec.max_depth, spec.max_pages, LinkFilter(spec.include, spec.exclude),
+            spec.ignore_robots, spec.check_fragments,
+        )  # fmt: skip
+
 
 def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def page_options(options: ProbeOptions) -> ProbeOptions:
+    """Pages are read, whatever the task's method: their links are in the body."""
+    return options if options.method == "GET" else dataclasses.replace(options, method="GET")
+
+
+def unsupported(url: str, index: int) -> ProbeResult:
+    scheme = url.partition(":")[0]
+    return failed(url, index, ErrorKind.UNSUPPORTED, f"{scheme}: links are not checked")
+
+
+def disallowed(url: str, index: int) -> ProbeResult:
+    return failed(url, index, ErrorKind.UNSUPPORTED, "robots.txt disallows fetching it")
+
+
+def fragment_verdict(url: str, index: int, anchors: set[str]) -> ProbeResult:
+    """page#fragment judged by the anchors of the page (read as HTML)."""
+    fragment = urldefrag(url).fragment
+    if fragment in anchors or unquote(fragment) in anchors:
+        return ProbeResult(url, index, ok=True, final_url=url)
+    return failed(url, index, ErrorKind.MISSING_FRAGMENT, f"the page has no anchor #{fragment}")
+
+
+def html_at(result: ProbeResult, url: str) -> str | None:
+    """The final URL of a fetched page that answered ok with HTML (its links resolve against it)."""
+    final = result.final_url or url
+    kind = kind_for_content_type(result.content_type) or kind_for_name(final)
+    return final if result.ok and kind is Kind.HTML else None
+
+
+class Extractor:
+    """HTML pages parsed in threads (lxml parses without the GIL, pages are fetched meanwhile),
+    `limit` at once: measured on a 527-page site, 1.5-2x faster than parsing on the event loop;
+    each one more holds one more parsed page in memory."""
+
+    def __init__(self, limit: int = EXTRACTORS) -> None:
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, body: bytes, base: str, anchors: bool) -> Extracted:
+        async with self._slots:
+            return await asyncio.to_thread(extract, body, Kind.HTML, base, anchors=anchors)
+
+
+class SiteRule:
+    """What is in the crawl's site, and what becomes of each link found on one of its pages."""
+
+    def __init__(self, start: str, crawl: CrawlOptions) -> None:
+        self.crawl = crawl
+        self.site = origin(start)
+
+    def in_site(self, url: str) -> bool:
+        return origin(url) == self.site or self.crawl.filter.included(url)
+
+    def classify(self, url: str, depth: int, seen: bool = False) -> Iterator[tuple[str, ChunkKind]]:
+        """The URLs a link found on a depth-`depth` page asks for, and their kinds: none when
+        excluded; `page#fragment` in the site (with check_fragments) as FRAGMENTS, and the page
+        itself (defragmented) as PAGES when it may be followed, else LINKS. max_pages is the
+        caller's (the budget is the crawl's, not the link's). A page already `seen` passed the
+        filter then. Runs once per link of every page: no urldefrag (it parses the URL again)."""
+        target, _, fragment = url.partition("#")
+        if not (seen or self.crawl.filter(target)):
+            return
+        in_site = supported(target) and self.in_site(target)
+        if fragment and in_site and self.crawl.check_fragments:
+            yield url, ChunkKind.FRAGMENTS
+        max_depth = self.crawl.max_depth
+        follow = in_site and (max_depth is None or depth + 1 <= max_depth)
+        yield target, ChunkKind.PAGES if follow else ChunkKind.LINKS
+
+    def followed(self, url: str, result: ProbeResult) -> str | None:
+        """The final URL of a fetched page whose links are followed: it answered ok with HTML and,
+        after redirects, is still in the site; else None."""
+        final = html_at(result, url)
+        return final if final is not None and self.in_site(final) else None
+
+    def found(self, page: Extracted, depth: int) -> list[Found]:
+        """The links of a followed page at `depth`, as the store takes them."""
+        return [
+            Found(target, link.line, kind)
+            for link in page.links
+            for target, kind in self.classify(link.url, depth)
+        ]
+
+
+class Robots:
+    """robots.txt per origin, read through the engine (egress policy, limits and deadlines apply)
+    once per origin, shared by concurrent askers; at most `size` origins are kept, each for
+    `max_age` seconds."""
+
+    def __init__(self, engine: Engine, size: int = ROBOTS_ORIGINS, max_age: float = ROBOTS_MAX_AGE_S) -> None:
+        self.engine, self.size, self.max_age = engine, size, max_age
+        self._read: OrderedDict[
+            tuple[str, str, int | None], tuple[float, asyncio.Task[RobotFileParser | None]]
+        ]
+        self._read = OrderedDict()
+
+    async def allowed(self, url: str, options: ProbeOptions) -> bool:
+        robots = await asyncio.shield(self._reading(url, options))
+        return robots is None or robots.can_fetch(options.user_agent, url)
+
+    def _reading(self, url: str, options: ProbeOptions) -> asyncio.Task[RobotFileParser | None]:
+        key, now = origin(url), time.monotonic()
+        cached = self._read.get(key)
+        if cached is not None and now - cached[0] < self.max_age:
+            self._read.move_to_end(key)
+            return cached[1]
+        reading = asyncio.create_task(self._fetch(url, options))
+        self._read[key] = (now, reading)
+        self._read.move_to_end(key)
+        while len(self._read) > self.size:
+            self._read.popitem(last=False)  # a task still being read finishes for its askers
+        return reading
+
+    async def _fetch(self, url: str, options: ProbeOptions) -> RobotFileParser | None:
+        """The origin's robots.txt; None (everything allowed) when it has none or it cannot be read."""
+        scheme, _, _ = origin(url)
+        robots_url = f"{scheme}://{urlsplit(url).netloc}/robots.txt"
+        result, body = await self.engine.fetch(robots_url, 0, page_options(options))
+        if not result.ok:
+            return None
+        robots = RobotFileParser()
+        robots.parse(body.decode("utf-8", errors="replace").splitlines())
+        return robots
+
+    def close(self) -> None:
+        for _, reading in self._read.values():
+            reading.cancel()
+        self._read.clear()
 
 
 @dataclass(slots=True)
@@ -54,12 +200,14 @@ class _Job:
 
 
 class Crawler:
-    """One crawl. `run()` yields one result per unique URL found; `sources` says where each was."""
+    """One crawl in memory (the CLI). `run()` yields one result per unique URL found; `sources`
+    says where each was."""
 
     def __init__(self, engine: Engine, start: str, options: ProbeOptions, crawl: CrawlOptions) -> None:
         self.engine, self.options, self.crawl = engine, options, crawl
         self.start = urldefrag(start.strip()).url
-        self.site = origin(self.start)
+        self.rule = SiteRule(self.start, crawl)
+        self.robots = Robots(engine)
         self.sources: dict[str, Sources] = {}
         self.pages = 0  # pages scheduled for fetching (the --max-pages budget)
         self.fetched = 0
@@ -68,15 +216,14 @@ class Crawler:
         self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._out: asyncio.Queue[ProbeResult] = asyncio.Queue()
         self._pending = 0
-        self._extracting = asyncio.Semaphore(EXTRACTORS)
-        self._robots: dict[tuple[str, str, int | None], asyncio.Task[RobotFileParser | None]] = {}
+        self.extract = Extractor()
 
     @property
     def discovered(self) -> int:
         return len(self.sources) + len(self.fragments)
 
     def in_site(self, url: str) -> bool:
-        return origin(url) == self.site or self.crawl.filter.included(url)
+        return self.rule.in_site(url)
 
     async def run(self) -> AsyncIterator[ProbeResult]:
         self.sources[self.start] = Sources()
@@ -91,14 +238,13 @@ class Crawler:
         finally:
             for worker in workers:
                 worker.cancel()
-            for task in self._robots.values():
-                task.cancel()
+            self.robots.close()
 
     async def _schedule(self, job: _Job) -> None:
         self._pending += 1
-        if job.page and not await self._allowed(job.url):
+        if job.page and not (self.crawl.ignore_robots or await self.robots.allowed(job.url, self.options)):
             self.pages -= 1  # not fetched: its place in the page budget goes back
-            self._emit(failed(job.url, job.index, ErrorKind.UNSUPPORTED, "robots.txt disallows fetching it"))
+            self._emit(disallowed(job.url, job.index))
             return
         self._jobs.put_nowait(job)
 
@@ -119,83 +265,49 @@ class Crawler:
                 self._emit(result)  # after its links are scheduled: the crawl is never seen as empty early
 
     async def _follow(self, job: _Job, result: ProbeResult, body: bytes) -> None:
-        final = result.final_url or job.url
-        kind = kind_for_content_type(result.content_type) or kind_for_name(final)
-        if not result.ok or kind is not Kind.HTML or not self.in_site(final):
+        fragments = self.crawl.check_fragments
+        final = self.rule.followed(job.url, result)
+        if final is None:
             return
-        anchors = self.crawl.check_fragments
-        async with self._extracting:  # in a thread: lxml parses without the GIL, pages are fetched meanwhile
-            found = await asyncio.to_thread(extract, body, Kind.HTML, final, anchors=anchors)
-        if self.crawl.check_fragments:
-            self.anchors[job.url] = found.anchors
-        for link in found.links:
-            await self._discover(link.url, job, link.line)
+        page = await self.extract(body, final, anchors=fragments)
+        if fragments:
+            self.anchors[job.url] = page.anchors
+        for link in page.links:
+            target, _, fragment = link.url.partition("#")
+            known = self.sources.get(target)
+            if known is not None and not (fragment and fragments):
+                known.add(job.url, link.line)  # most links of a site: seen on an earlier page
+                continue
+            for url, kind in self.rule.classify(link.url, job.depth, seen=known is not None):
+                await self._discover(Found(url, link.line, kind), job)
 
-    async def _discover(self, url: str, parent: _Job, line: int) -> None:
-        # Once per link on every page: no urldefrag (it re-parses each URL), and a URL already
-        # seen passed the filter then (measured: these were a third of a large site's crawl).
-        target, _, fragment = url.partition("#")
-        known = self.sources.get(target)
-        if known is None and not self.crawl.filter(target):
+    async def _discover(self, link: Found, parent: _Job) -> None:
+        if link.kind is ChunkKind.FRAGMENTS:
+            self.fragments.setdefault(link.url, Sources()).add(parent.url, link.line)
             return
-        if fragment and self.crawl.check_fragments and self.in_site(target):
-            self.fragments.setdefault(url, Sources()).add(parent.url, line)
+        known = self.sources.get(link.url)
         if known is not None:
-            known.add(parent.url, line)
+            known.add(parent.url, link.line)
             return
-        self.sources[target] = sources = Sources()
-        sources.add(parent.url, line)
+        self.sources[link.url] = sources = Sources()
+        sources.add(parent.url, link.line)
         index = len(self.sources) - 1
-        if not supported(target):
+        if not supported(link.url):
             self._pending += 1
-            scheme = target.partition(":")[0]
-            self._emit(failed(target, index, ErrorKind.UNSUPPORTED, f"{scheme}: links are not checked"))
+            self._emit(unsupported(link.url, index))
             return
-        page = self._follows(target, parent)
+        max_pages = self.crawl.max_pages
+        page = link.kind is ChunkKind.PAGES and (max_pages is None or self.pages < max_pages)
         self.pages += page  # counted before any await: concurrent pages cannot overshoot the limit
-        await self._schedule(_Job(target, index, parent.depth + 1, page))
-
-    def _follows(self, url: str, parent: _Job) -> bool:
-        crawl = self.crawl
-        return (
-            self.in_site(url)
-            and (crawl.max_depth is None or parent.depth + 1 <= crawl.max_depth)
-            and (crawl.max_pages is None or self.pages < crawl.max_pages)
-        )
-
-    async def _allowed(self, url: str) -> bool:
-        if self.crawl.ignore_robots:
-            return True
-        key = origin(url)
-        if key not in self._robots:
-            self._robots[key] = asyncio.create_task(self._read_robots(url))
-        robots = await asyncio.shield(self._robots[key])
-        return robots is None or robots.can_fetch(self.options.user_agent, url)
-
-    async def _read_robots(self, url: str) -> RobotFileParser | None:
-        """The site's robots.txt; None (everything allowed) when it has none or it cannot be read."""
-        scheme, _, _ = origin(url)
-        parts = urlsplit(url)
-        result, body = await self.engine.fetch(f"{scheme}://{parts.netloc}/robots.txt", 0, self.options)
-        if not result.ok:
-            return None
-        robots = RobotFileParser()
-        robots.parse(body.decode("utf-8", errors="replace").splitlines())
-        return robots
+        await self._schedule(_Job(link.url, index, parent.depth + 1, page))
 
     def _fragment_results(self) -> list[ProbeResult]:
         """With --check-fragments: each page#fragment linked on the site, judged by the page's anchors."""
         results = []
         for number, (url, sources) in enumerate(self.fragments.items(), len(self.sources)):
-            page, fragment = urldefrag(url)
-            anchors = self.anchors.get(page)
+            anchors = self.anchors.get(urldefrag(url).url)
             if anchors is None:
                 continue  # the page was not fetched (not HTML, broken, or beyond a limit): judged as a page
             self.sources[url] = sources
-            if fragment in anchors:
-                results.append(ProbeResult(url, number, ok=True, final_url=url))
-            else:
-                results.append(
-                    failed(url, number, ErrorKind.MISSING_FRAGMENT, f"the page has no anchor #{fragment}")
-                )
+            results.append(fragment_verdict(url, number, anchors))
         return results

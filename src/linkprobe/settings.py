@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     cap_concurrency: int | None = Field(
         None, ge=1, le=10000, description="Largest options.concurrency; the engine's concurrency if unset."
     )
+    cap_crawl_depth: int = Field(
+        50, ge=0, le=10_000, description="Largest crawl.max_depth (and the default)."
+    )
+    cap_crawl_pages: int = Field(100_000, ge=1, description="Largest crawl.max_pages (and the default).")
 
     # security (README "Keys, quotas and security settings")
     auth: Literal["required", "off"] | None = Field(

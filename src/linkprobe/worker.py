@@ -2,6 +2,10 @@
 their results back in small batches as they complete (idempotent per URL), then acknowledges the
 chunk with its last results.
 
+Crawl tasks also have `pages` chunks (each page fetched, its links handed to Store.discover
+before its own result is stored, so the task never looks finished early) and `fragments` chunks
+(page#fragment judged by the page's anchors); the site rule and robots.txt are linkprobe.crawl's.
+
 Cancellation: every half second the worker asks the store which of its tasks still want work;
 for a chunk whose task seems gone, the store decides atomically (drop_chunk) whether it is really
 cancelled or deleted, and only then is the chunk stopped, with its reason logged.
@@ -11,16 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TypeVar
+from urllib.parse import urldefrag
 
+from linkprobe.crawl import (
+    CrawlOptions,
+    Extractor,
+    Robots,
+    SiteRule,
+    disallowed,
+    fragment_verdict,
+    html_at,
+    page_options,
+)
 from linkprobe.engine import Engine, ErrorKind, ProbeOptions, ProbeResult, StoreUnavailable, failed
 from linkprobe.extract import other_scheme
 from linkprobe.metrics import Metrics
-from linkprobe.store import Chunk, Store
+from linkprobe.store import Chunk, ChunkKind, Store
 
 log = logging.getLogger("linkprobe.worker")
 IDLE_POLL_S = 0.2
@@ -29,6 +46,7 @@ FLUSH_S = 0.25  # results reach the store at least this often while a chunk runs
 FLUSH_COUNT = 100  # ...or as soon as this many are waiting
 STALL_S = 2.0  # no result from any chunk for this long: the held chunks are stalled
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
+T = TypeVar("T")
 
 
 class Batch:
@@ -80,6 +98,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.metrics = metrics
         self.progressed_at = time.monotonic()  # when a result of any chunk last reached the store
+        self.crawls = CrawlChunks(self)
 
     def _stalled(self) -> bool:
         """Every slot holds a chunk and none has answered for STALL_S (hanging servers): a spare
@@ -99,6 +118,7 @@ class Worker:
         for task in (*loops, *helpers):
             task.cancel()
         await asyncio.gather(*loops, *helpers, return_exceptions=True)
+        self.crawls.robots.close()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -163,7 +183,10 @@ class Worker:
 
     def _results(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
         """The chunk's results: links of another scheme (mailto:, tel:, javascript:... found in
-        documents) are `unsupported` at once, as the CLI reports them; the rest are probed."""
+        documents) are `unsupported` at once, as the CLI reports them; the rest are probed. Pages
+        and fragments of crawl tasks are read (CrawlChunks)."""
+        if chunk.kind is not ChunkKind.LINKS:
+            return self.crawls.results(chunk, options)
         schemes = [other_scheme(url) for url in chunk.urls]
         if not any(schemes):  # URL lists: straight from the engine
             return self.engine.run(chunk.urls, options, start_index=chunk.start)
@@ -181,19 +204,21 @@ class Worker:
             result.index = start + positions[result.index]
             yield result
 
-    async def _write(self, chunk: Chunk, results: list[ProbeResult], final: bool = False) -> None:
+    async def _stored(self, write: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run a store write until the store takes it: what it carries exists only in memory."""
         delay = IDLE_POLL_S
-        while True:  # the results are in memory: keep them until the store takes them
+        while True:
             try:
-                if final:
-                    await self.store.complete_chunk(chunk, results)
-                else:
-                    await self.store.store_results(chunk, results)
-                break
+                return await write()
             except StoreUnavailable as exc:
-                log.warning("cannot store chunk results, retrying in %.1fs: %s", delay, exc)
+                log.warning("cannot store %s, retrying in %.1fs: %s", what, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _write(self, chunk: Chunk, results: list[ProbeResult], final: bool = False) -> None:
+        store = self.store
+        write = store.complete_chunk if final else store.store_results
+        await self._stored(lambda: write(chunk, results), "chunk results")
         if results:
             self.progressed_at = time.monotonic()
         if self.metrics is not None:
@@ -224,3 +249,92 @@ class Worker:
             await asyncio.sleep(self.heartbeat_s)
             with contextlib.suppress(StoreUnavailable):
                 await self.store.heartbeat(list(self.active.values()))
+
+
+class CrawlChunks:
+    """The `pages` and `fragments` chunks of crawl tasks. robots.txt files are kept per origin
+    for every crawl this worker serves (bounded, crawl.Robots)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.robots = Robots(worker.engine)
+        self.extract = Extractor()  # shared by every chunk: at most EXTRACTORS pages parsed at once
+
+    def results(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
+        if chunk.crawl is None:
+            raise ValueError(f"a {chunk.kind} chunk of a task that is not a crawl")
+        crawl = CrawlOptions.of(chunk.crawl)
+        options = page_options(options)
+        limit = max(1, options.concurrency)
+        urls = enumerate(chunk.urls, chunk.start)
+        if chunk.kind is ChunkKind.PAGES:
+            rule = SiteRule(chunk.crawl.start, crawl)
+            return completed((self._page(chunk, rule, i, url, options) for i, url in urls), limit)
+        return _flat(
+            completed((self._fragments(crawl, page, links, options) for page, links in by_page(urls)), limit)
+        )
+
+    async def _allowed(self, crawl: CrawlOptions, url: str, options: ProbeOptions) -> bool:
+        return crawl.ignore_robots or await self.robots.allowed(url, options)
+
+    async def _page(
+        self, chunk: Chunk, rule: SiteRule, index: int, url: str, options: ProbeOptions
+    ) -> ProbeResult:
+        """Fetch one page and hand its links to the store, before its own result is stored."""
+        if not await self._allowed(rule.crawl, url, options):
+            return disallowed(url, index)
+        result, body = await self.worker.engine.fetch(url, index, options)
+        final = rule.followed(url, result)
+        found = (
+            [] if final is None else rule.found(await self.extract(body, final, anchors=False), chunk.depth)
+        )
+        store = self.worker.store
+        await self.worker._stored(lambda: store.discover(chunk, index, url, found), "the links of a page")
+        return result
+
+    async def _fragments(
+        self, crawl: CrawlOptions, page: str, links: list[tuple[int, str]], options: ProbeOptions
+    ) -> list[ProbeResult]:
+        """Each page#fragment of one page, judged by its anchors; as the page itself when it was
+        not read as HTML (broken, not HTML)."""
+        if not await self._allowed(crawl, page, options):
+            return [disallowed(url, index) for index, url in links]
+        result, body = await self.worker.engine.fetch(page, links[0][0], options)
+        final = html_at(result, page)
+        if final is None:
+            return [dataclasses.replace(result, url=url, index=index) for index, url in links]
+        anchors = (await self.extract(body, final, anchors=True)).anchors
+        return [fragment_verdict(url, index, anchors) for index, url in links]
+
+
+def by_page(links: Iterable[tuple[int, str]]) -> list[tuple[str, list[tuple[int, str]]]]:
+    """(index, page#fragment) pairs grouped by page: each page is read once per chunk."""
+    pages: dict[str, list[tuple[int, str]]] = {}
+    for index, url in links:
+        pages.setdefault(urldefrag(url).url, []).append((index, url))
+    return list(pages.items())
+
+
+async def completed(calls: Iterable[Awaitable[T]], limit: int) -> AsyncIterator[T]:
+    """The calls' values as they complete, at most `limit` running at once."""
+    running: set[asyncio.Future[T]] = set()
+    try:
+        for call in calls:
+            running.add(asyncio.ensure_future(call))
+            if len(running) >= limit:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        while running:
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        for future in running:
+            future.cancel()
+
+
+async def _flat(lists: AsyncIterator[list[T]]) -> AsyncIterator[T]:
+    async for items in lists:
+        for item in items:
+            yield item

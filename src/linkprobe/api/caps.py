@@ -8,6 +8,7 @@ from fastapi import HTTPException
 
 from linkprobe.engine import ProbeOptions
 from linkprobe.settings import Settings
+from linkprobe.store import CrawlSpec
 
 # option name -> the Settings field that caps it (LINKPROBE_<FIELD> in the environment)
 CAPPED = {
@@ -21,6 +22,7 @@ CAPPED = {
     "concurrency": "cap_concurrency",
 }
 DEFAULTS = ProbeOptions()
+CRAWL_CAPPED = {"max_depth": "cap_crawl_depth", "max_pages": "cap_crawl_pages"}
 
 
 def cap_of(settings: Settings, option: str) -> float:
@@ -48,3 +50,17 @@ def apply_caps(options: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 def _text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def cap_crawl(spec: CrawlSpec, settings: Settings) -> None:
+    """A crawl's limits within the caps: 422 naming the cap for a limit above it; a limit left
+    out is the cap."""
+    for limit, field in CRAWL_CAPPED.items():
+        cap: int = getattr(settings, field)
+        value: int | None = getattr(spec, limit)
+        if value is None:
+            setattr(spec, limit, cap)
+        elif value > cap:
+            raise HTTPException(
+                422, f"crawl.{limit} {value} is above the cap of {cap} (LINKPROBE_{field.upper()})"
+            )

@@ -30,7 +30,7 @@ from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.engine.urls import url_lines
 from linkprobe.extract import kind_for_content_type
 from linkprobe.settings import Settings
-from linkprobe.store import NewTask
+from linkprobe.store import CrawlSpec, NewTask
 
 SPOOL_IN_MEMORY = 1 << 20
 FORM_FIELDS = ("name", "description", "options", *DOCUMENT_FIELDS)
@@ -122,6 +122,9 @@ async def from_json(request: Request, settings: Settings) -> Submission:
     created, submission = await _scan_json(request, settings, TaskCreate)
     options = created.options.model_dump(exclude_defaults=True)
     submission.task = NewTask(created.name, created.description, options)
+    if created.crawl is not None:  # the start page is the task's one URL; the rest is discovered
+        submission.task.crawl = CrawlSpec(**created.crawl.model_dump())
+        submission.urls, submission.count = [created.crawl.start], 1
     return submission
 
 

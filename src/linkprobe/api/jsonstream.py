@@ -18,6 +18,9 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 READ_BYTES = 1 << 16
 PLACEHOLDER = "u"  # stands for the URLs while the model checks the other fields
+# The other fields are built as objects: a few names and options, or a crawl's patterns. Beyond
+# this many JSON values in all they are refused before they fill memory.
+MAX_FIELD_VALUES = 10_000
 
 
 def _invalid(loc: list[Any], msg: str, kind: str) -> HTTPException:
@@ -32,6 +35,7 @@ class _Scan:
         self.fields: dict[str, Any] = {}
         self.key: str | None = None
         self.builder: Any = None
+        self.built = 0
 
     def feed(self, prefix: str, event: str, value: Any) -> None:
         if prefix == "":
@@ -39,7 +43,13 @@ class _Scan:
         elif self.key == "urls":
             self._url(prefix, event)
         else:
-            self.builder.event(event, value)
+            self._build(event, value)
+
+    def _build(self, event: str, value: Any) -> None:
+        self.built += 1
+        if self.built > MAX_FIELD_VALUES:
+            raise _invalid([self.key], f"more than {MAX_FIELD_VALUES} JSON values outside urls", "too_long")
+        self.builder.event(event, value)
 
     def _top(self, event: str, value: Any) -> None:
         self._close_field()

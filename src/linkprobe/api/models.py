@@ -3,25 +3,91 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urldefrag
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.api.security import redact
+from linkprobe.engine import ConfigError
+from linkprobe.engine.errors import InvalidURL
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind
+from linkprobe.engine.urls import normalise
+from linkprobe.extract import LinkFilter
 from linkprobe.store import TaskRecord, TaskStatus
+
+Pattern = Annotated[str, Field(max_length=1000)]
+
+
+class CrawlCreate(BaseModel):
+    """A site to crawl: its pages are fetched and followed, every link found on them is checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: str = Field(..., max_length=8000, description="The first page (http or https); its scheme, "
+                       "host and port are the site.")  # fmt: skip
+    max_depth: int | None = Field(
+        None, ge=0, description="The start page is depth 0; links on depth-N pages are checked, not "
+        "followed. At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).",
+    )  # fmt: skip
+    max_pages: int | None = Field(
+        None, ge=1, description="Pages fetched at most; links beyond are checked. At most "
+        "LINKPROBE_CAP_CRAWL_PAGES (also when omitted).",
+    )  # fmt: skip
+    include: list[Pattern] = Field(
+        default_factory=list, max_length=100,
+        description="Regular expressions: matching URLs are checked and followed (widen the site).",
+    )  # fmt: skip
+    exclude: list[Pattern] = Field(
+        default_factory=list, max_length=100,
+        description="Regular expressions: matching URLs are skipped (an include wins).",
+    )  # fmt: skip
+    ignore_robots: bool = Field(False, description="Fetch pages robots.txt disallows.")
+    check_fragments: bool = Field(
+        False, description="Check each page#fragment link of the site against the page's anchors."
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        try:
+            normalise(value)
+        except InvalidURL as exc:
+            raise ValueError(f"not an http(s) URL: {exc}") from None
+        return urldefrag(value.strip()).url
+
+    @model_validator(mode="after")
+    def _patterns(self) -> CrawlCreate:
+        try:
+            LinkFilter(self.include, self.exclude)
+        except ConfigError as exc:
+            raise ValueError(str(exc).replace("--", "crawl.", 1)) from None
+        return self
+
+
+class Crawl(CrawlCreate):
+    max_urls: int | None = Field(None, description="URLs the crawl may discover at most.")
 
 
 class TaskCreate(BaseModel):
+    """Exactly one of `urls` (a list to probe) and `crawl` (a site to crawl)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    urls: list[str] = Field(
-        ..., min_length=1, description="URLs to probe; invalid ones become invalid_url results."
+    urls: list[str] | None = Field(
+        None, min_length=1, description="URLs to probe; invalid ones become invalid_url results."
     )
+    crawl: CrawlCreate | None = None
     name: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=2000)
     options: ProbeOptionsModel = Field(default_factory=ProbeOptionsModel)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> TaskCreate:
+        if (self.urls is None) == (self.crawl is None):
+            raise ValueError("give exactly one of urls or crawl")
+        return self
 
 
 class Submit(BaseModel):
@@ -40,6 +106,9 @@ class Progress(BaseModel):
     ok: int
     broken: int = Field(description="Done and neither ok nor unsupported.")
     unsupported: int = Field(description="Redirected to a scheme that is not http(s): neither ok nor broken.")
+    pages: int | None = Field(
+        None, description="Crawl tasks: pages fetched so far (total counts every URL discovered)."
+    )
 
 
 class Task(BaseModel):
@@ -54,14 +123,17 @@ class Task(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     options: dict[str, Any] = Field(description="The task's probe options; header values are redacted.")
+    crawl: Crawl | None = Field(None, description="A crawl task's site and limits; null for URL lists.")
 
     @classmethod
     def of(cls, record: TaskRecord) -> Task:
+        crawl = None if record.crawl is None else Crawl.model_construct(**record.crawl.to_dict())
         return cls(
             id=record.id, name=record.name, description=record.description, status=record.status,
             progress=progress(record),
             by_status=record.by_status, by_error=record.by_error, created_at=record.created_at,
             started_at=record.started_at, finished_at=record.finished_at, options=redact(record.options),
+            crawl=crawl,
         )  # fmt: skip
 
 
@@ -70,7 +142,7 @@ def progress(record: TaskRecord) -> Progress:
     unsupported = record.by_error.get(ErrorKind.UNSUPPORTED.value, 0)
     return Progress(
         total=record.total, done=record.done, ok=record.ok, broken=record.broken - unsupported,
-        unsupported=unsupported,
+        unsupported=unsupported, pages=None if record.crawl is None else record.pages,
     )  # fmt: skip
 
 

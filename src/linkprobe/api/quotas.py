@@ -50,14 +50,17 @@ class Quotas:
         finally:
             self._uploads.release()
 
-    async def admit(self, who: Principal, urls: int) -> None:
-        """429 when a submission of `urls` URLs would pass one of the caller's limits."""
+    async def admit(self, who: Principal, urls: int) -> int | None:
+        """429 when a submission of `urls` URLs would pass one of the caller's limits; else the
+        URLs the caller may still submit today (None: not limited)."""
         if who.admin or who.owner is None:
-            return
+            return None
         await self._in_flight(who.owner)
         per_minute, per_day = self.settings.quota_submissions_per_minute, self.settings.quota_urls_per_day
         await self._take(who.owner, Window.current("minute", 60), 1, per_minute, "submissions per minute")
-        await self._take(who.owner, Window.current("day", 86400), urls, per_day, "URLs per day")
+        return per_day - await self._take(
+            who.owner, Window.current("day", 86400), urls, per_day, "URLs per day"
+        )
 
     async def _in_flight(self, owner: str) -> None:
         limit = self.settings.quota_tasks_in_flight
@@ -65,7 +68,10 @@ class Quotas:
         if count >= limit:
             raise too_many(f"{count} tasks in flight: the limit is {limit} per key", IN_FLIGHT_RETRY_S)
 
-    async def _take(self, owner: str, window: Window, amount: int, limit: int, what: str) -> None:
-        if await self.keys.take(owner, window, amount, limit) is None:
+    async def _take(self, owner: str, window: Window, amount: int, limit: int, what: str) -> int:
+        """Count `amount` in the window: the new count, or 429 when it would pass the limit."""
+        count = await self.keys.take(owner, window, amount, limit)
+        if count is None:
             detail = f"quota of {limit} {what} reached for this key ({amount} more asked)"
             raise too_many(detail, window.ends - time.time())
+        return count

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from linkprobe.api.caps import apply_caps
+from linkprobe.api.caps import apply_caps, cap_crawl
 from linkprobe.api.documents import INPUT_FORMATS
 from linkprobe.api.intake import Submission, check_count, from_short_json, read_submission
 from linkprobe.api.models import Problem, Result, ResultPage, Submitted, Task, TaskPage
@@ -133,8 +133,9 @@ def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
         who: Caller,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Task:
-        """Submit a task: JSON {"urls": [...]}, text/plain (one URL a line) or multipart files (URL
-        lists or documents whose links are checked, each unique URL once, with its `sources`)."""
+        """Submit a task: JSON {"urls": [...]} or {"crawl": {"start": ...}} (a site to crawl),
+        text/plain (one URL a line) or multipart files (URL lists or documents whose links are
+        checked, each unique URL once, with its `sources`)."""
         async with quotas.upload():
             submission = await read_submission(request, settings)
         return Task.of(await accept(store, settings, quotas, submission, idempotency_key, response, who))
@@ -260,7 +261,11 @@ async def accept(
     try:
         check_count(submission.count, settings)
         submission.task.options = apply_caps(submission.task.options, settings)
-        await quotas.admit(who, submission.count)
+        if submission.task.crawl is not None:
+            cap_crawl(submission.task.crawl, settings)
+        left_today = await quotas.admit(who, submission.count)
+        if submission.task.crawl is not None:
+            submission.task.crawl.max_urls = max_urls(settings, left_today)
         submission.task.owner = who.owner
         idempotency = (_per_owner(key, who), submission.fingerprint) if key else None
         urls, task = submission.urls, submission.task
@@ -272,6 +277,14 @@ async def accept(
     response.headers["Location"] = f"/api/v1/tasks/{record.id}"
     response.headers["Retry-After"] = "1"
     return record
+
+
+def max_urls(settings: Settings, left_today: int | None) -> int:
+    """What a crawl may discover: the per-task URL limit, and what the key's daily quota has left
+    after the start URL (a crawl is charged its start URL only)."""
+    if left_today is None:
+        return settings.max_urls_per_task
+    return max(1, min(settings.max_urls_per_task, left_today + 1))
 
 
 def _per_owner(key: str, who: Principal) -> str:
