@@ -573,9 +573,13 @@ class Site:
 
     port: int
     hits: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0  # seconds each answer waits (after it is counted): a crawl a test can watch
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
+
+    def read(self) -> int:
+        return sum(self.hits.values())
 
 
 @pytest.fixture
@@ -586,6 +590,8 @@ async def site() -> AsyncIterator[Site]:
     async def serve(request: web.Request) -> web.Response:
         key = f"{request.host.split(':')[0]}{request.path}"
         state.hits[key] = state.hits.get(key, 0) + 1
+        if state.delay:
+            await asyncio.sleep(state.delay)
         body = content.get(request.path)
         if body is None:
             return web.Response(status=404, text="not found")

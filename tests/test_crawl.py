@@ -3,9 +3,12 @@ broken links, fragments, external links."""
 
 from __future__ import annotations
 
-from linkprobe.crawl import Crawler, CrawlOptions
+import asyncio
+
+from linkprobe.crawl import Crawler, CrawlOptions, Robots, SiteRule
 from linkprobe.engine import Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter
+from linkprobe.store import ChunkKind
 from tests.conftest import Site
 
 
@@ -87,3 +90,46 @@ async def test_exclude(site: Site) -> None:
     results, _ = await crawl(site, filter=LinkFilter(exclude=["missing", "^mailto:"]))
     assert site.url("/missing.html") not in results
     assert "mailto:team@site.example" not in results
+
+
+async def test_robots_txt_is_read_once_per_origin_by_concurrent_askers_within_its_bound(site: Site) -> None:
+    options = ProbeOptions(retries=0)
+    async with Engine(EngineConfig(allow_private=True)) as engine:
+        robots = Robots(engine, size=1)
+        site.delay = 0.2  # every asker arrives while the first read is in flight
+        verdicts = await asyncio.gather(
+            *(robots.allowed(site.url(f"/private/{n}"), options) for n in range(20))
+        )
+        assert verdicts == [False] * 20 and site.hits["127.0.0.1/robots.txt"] == 1
+        assert await robots.allowed(site.url("/a.html"), options)
+        assert await robots.allowed(site.url("/a.html", "127.0.0.2"), options)  # another origin...
+        assert site.hits["127.0.0.2/robots.txt"] == 1
+        assert not await robots.allowed(site.url("/private/x"), options)  # ...took the only place
+        assert site.hits["127.0.0.1/robots.txt"] == 2
+        stale = Robots(engine, max_age=0)
+        for _ in range(2):
+            await stale.allowed(site.url("/a.html", "127.0.0.3"), options)
+        assert site.hits["127.0.0.3/robots.txt"] == 2  # read again once too old
+        robots.close()
+        stale.close()
+
+
+def test_links_are_classified_by_the_site_rule() -> None:
+    rule = SiteRule("http://127.0.0.1:8000/", CrawlOptions(max_depth=2, check_fragments=True,
+                                                          filter=LinkFilter(exclude=["skip"])))  # fmt: skip
+    kinds = {
+        url: list(rule.classify(url, depth))
+        for url, depth in [
+            ("http://127.0.0.1:8000/a#x", 1), ("http://127.0.0.1:8000/b", 2), ("https://127.0.0.1:8000/c", 0),
+            ("http://127.0.0.1:8000/skip", 0), ("mailto:x@y.example#z", 0),
+        ]
+    }  # fmt: skip
+    assert kinds == {
+        "http://127.0.0.1:8000/a#x": [
+            ("http://127.0.0.1:8000/a#x", ChunkKind.FRAGMENTS), ("http://127.0.0.1:8000/a", ChunkKind.PAGES),
+        ],
+        "http://127.0.0.1:8000/b": [("http://127.0.0.1:8000/b", ChunkKind.LINKS)],  # beyond max_depth
+        "https://127.0.0.1:8000/c": [("https://127.0.0.1:8000/c", ChunkKind.LINKS)],  # not the site
+        "http://127.0.0.1:8000/skip": [],
+        "mailto:x@y.example#z": [("mailto:x@y.example", ChunkKind.LINKS)],
+    }  # fmt: skip
