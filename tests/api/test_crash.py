@@ -38,7 +38,14 @@ async def test_kill_9_mid_task_then_restart_finishes_exactly_once(tmp_path: Path
     rows = [json.loads(line) for line in stream.text.splitlines()]
     assert [r["index"] for r in rows] == list(range(len(urls)))
     assert [r["url"] for r in rows] == urls
-    assert final["progress"] == {"total": 2000, "done": 2000, "ok": 2000, "broken": 0, "unsupported": 0}
+    assert final["progress"] == {
+        "total": 2000,
+        "done": 2000,
+        "ok": 2000,
+        "broken": 0,
+        "unsupported": 0,
+        "pages": None,
+    }
 
 
 async def test_a_202_submission_survives_kill_9(tmp_path: Path, target: Target) -> None:
