@@ -90,7 +90,7 @@ async def test_json_errors_are_named_not_500(strict: Service) -> None:
         b'{"urls": ["http://a.example/", 5]}': ["urls", 1],
         b'{"urls": "http://a.example/"}': ["urls"],
         b'{"urls": ["http://a.example/"], "extra": 1}': ["extra"],
-        b'{"name": "x"}': ["urls"],
+        b'{"name": "x"}': [],  # "give exactly one of urls or crawl"
         b'{"urls": ["http://a.example/"': [],
         b"[1, 2]": [],
     }
