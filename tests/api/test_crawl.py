@@ -26,7 +26,7 @@ ENV = {
 PAGES = ("/index.html", "/a.html", "/b.html", "/deep/1.html", "/deep/2.html", "/deep/3.html")
 
 
-@pytest.fixture(scope="module", params=["sqlite"])  # Redis: once its store discovers
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
 async def crawl_api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
