@@ -391,3 +391,25 @@ async def test_a_page_expanded_while_a_redis_cancel_runs_adds_nothing(redis_serv
         assert [r["url"] for r in await all_results(store, task_id)] == [START]
     finally:
         await store.close()
+
+
+async def test_a_redis_cancel_racing_a_delete_leaves_nothing(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    store = RedisStore(redis_server.url, block_ms=20)
+    await store.open()
+    try:
+        task_id, first = await crawl(store)
+        await store.discover(first, 0, START, [Found(page("a"), 1, PAGES)])
+        read = store.r.smembers
+
+        async def delete_meanwhile(key: str) -> Any:
+            store.r.smembers = read
+            assert await store.delete_task(task_id)
+            return await read(key)
+
+        store.r.smembers = delete_meanwhile  # the delete lands in the middle of the cancel
+        assert await store.cancel_task(task_id) is None
+        assert await store.get_task(task_id) is None
+        assert await leftovers(store, task_id) == []
+    finally:
+        await store.close()

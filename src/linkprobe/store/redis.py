@@ -110,6 +110,7 @@ class RedisStore(Store):
         self._drop: Any = None
         self._feed: Any = None
         self._discover: Any = None
+        self._update: Any = None
         self._sources_known: dict[str, bool] = {}  # task id -> has sources (see _sourced)
 
     @property
@@ -127,6 +128,7 @@ class RedisStore(Store):
         self._drop = self._redis.register_script(k.DROP_CHUNK)
         self._feed = self._redis.register_script(k.FEED_CHUNK)
         self._discover = self._redis.register_script(k.DISCOVER)
+        self._update = self._redis.register_script(k.UPDATE_TASK)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
@@ -354,7 +356,8 @@ class RedisStore(Store):
         record = await self.get_task(task_id)
         if record is None or record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
             return record
-        await self.r.hset(k.task(task_id), "cancelling", 1)  # a crawl discovers nothing more from here
+        # A crawl discovers nothing more from here (DISCOVER checks the mark).
+        await self._update(keys=[k.task(task_id)], args=["cancelling", 1])
         await self.r.delete(k.todo(task_id))  # nothing more to feed
         starts = await self.r.hgetall(k.starts(task_id))
         finished = await self.r.smembers(k.done(task_id))
@@ -366,7 +369,7 @@ class RedisStore(Store):
                 await self._run_complete(task_id, int(number), "", cancelled)
         # The last chunk completed above ended the task: COMPLETE_CHUNK dropped its secrets and
         # took it out of its owner's in-flight set, atomically.
-        await self.r.hset(k.task(task_id), mapping={"status": "cancelled", "finished_at": _now()})
+        await self._update(keys=[k.task(task_id)], args=["status", "cancelled", "finished_at", _now()])
         return await self.get_task(task_id)
 
     # -- results ------------------------------------------------------------------------------

@@ -202,6 +202,14 @@ return {status, redis.call('HGET', KEYS[1], 'options'), crawl, redis.call('HGET'
         secrets}
 """
 
+# KEYS[1] task hash; ARGV field, value pairs. Sets them only on a task that still exists (a cancel
+# racing a delete must not leave a hash without the task's fields). Returns 1 when set.
+UPDATE_TASK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
 # KEYS[1] task hash, KEYS[2] queue stream, KEYS[3] lanes zset
 # ARGV[1] task key prefix, ARGV[2] the page's input index, ARGV[3] the page's URL, ARGV[4] depth of
 # the new chunks, ARGV[5] retention seconds, ARGV[6] places listed per URL (MAX_PLACES), ARGV[7] key
