@@ -53,6 +53,9 @@ def srcset_urls(value: str) -> list[str]:
 
 def _element_urls(element: lxml.etree._Element) -> list[str]:
     tag = element.tag
+    if tag == "a":  # most links: one attribute and nothing else to look at
+        href = element.get("href")
+        return [] if href is None else [href]
     if tag == "link" and LINK_RELS_SKIPPED.intersection((element.get("rel") or "").lower().split()):
         return []
     urls = [value for name in URL_ATTRIBUTES.get(tag, ()) if (value := element.get(name)) is not None]
