@@ -574,6 +574,7 @@ class Site:
     port: int
     hits: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0  # seconds each answer waits (after it is counted): a crawl a test can watch
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # the last request's, per key
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
@@ -590,6 +591,7 @@ async def site() -> AsyncIterator[Site]:
     async def serve(request: web.Request) -> web.Response:
         key = f"{request.host.split(':')[0]}{request.path}"
         state.hits[key] = state.hits.get(key, 0) + 1
+        state.headers[key] = dict(request.headers)
         if state.delay:
             await asyncio.sleep(state.delay)
         body = content.get(request.path)

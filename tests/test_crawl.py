@@ -133,3 +133,13 @@ def test_links_are_classified_by_the_site_rule() -> None:
         "http://127.0.0.1:8000/skip": [],
         "mailto:x@y.example#z": [("mailto:x@y.example", ChunkKind.LINKS)],
     }  # fmt: skip
+
+
+async def test_robots_txt_is_read_without_the_task_headers(site: Site) -> None:
+    secret = ProbeOptions(retries=0, method="HEAD", headers={"Authorization": "Bearer s3cret", "X-Team": "a"})
+    async with Engine(EngineConfig(allow_private=True)) as engine:
+        robots = Robots(engine)
+        assert not await robots.allowed(site.url("/private/x"), secret)
+        robots.close()
+    sent = {name.lower() for name in site.headers["127.0.0.1/robots.txt"]}
+    assert "authorization" not in sent and "x-team" not in sent  # shared by every task of a worker

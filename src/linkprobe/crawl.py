@@ -148,13 +148,12 @@ class SiteRule:
 class Robots:
     """robots.txt per origin, read through the engine (egress policy, limits and deadlines apply)
     once per origin, shared by concurrent askers; at most `size` origins are kept, each for
-    `max_age` seconds."""
+    `max_age` seconds. A worker shares them between tasks, so one task's headers (credentials)
+    are never sent for it, and TLS verified or not are kept apart."""
 
     def __init__(self, engine: Engine, size: int = ROBOTS_ORIGINS, max_age: float = ROBOTS_MAX_AGE_S) -> None:
         self.engine, self.size, self.max_age = engine, size, max_age
-        self._read: OrderedDict[
-            tuple[str, str, int | None], tuple[float, asyncio.Task[RobotFileParser | None]]
-        ]
+        self._read: OrderedDict[tuple[object, ...], tuple[float, asyncio.Task[RobotFileParser | None]]]
         self._read = OrderedDict()
 
     async def allowed(self, url: str, options: ProbeOptions) -> bool:
@@ -162,7 +161,7 @@ class Robots:
         return robots is None or robots.can_fetch(options.user_agent, url)
 
     def _reading(self, url: str, options: ProbeOptions) -> asyncio.Task[RobotFileParser | None]:
-        key, now = origin(url), time.monotonic()
+        key, now = (*origin(url), options.verify_tls), time.monotonic()
         cached = self._read.get(key)
         if cached is not None and now - cached[0] < self.max_age:
             self._read.move_to_end(key)
@@ -178,7 +177,8 @@ class Robots:
         """The origin's robots.txt; None (everything allowed) when it has none or it cannot be read."""
         scheme, _, _ = origin(url)
         robots_url = f"{scheme}://{urlsplit(url).netloc}/robots.txt"
-        result, body = await self.engine.fetch(robots_url, 0, page_options(options))
+        plain = dataclasses.replace(options, method="GET", headers={})
+        result, body = await self.engine.fetch(robots_url, 0, plain)
         if not result.ok:
             return None
         robots = RobotFileParser()

@@ -47,6 +47,9 @@ FLUSH_COUNT = 100  # ...or as soon as this many are waiting
 STALL_S = 2.0  # no result from any chunk for this long: the held chunks are stalled
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
 T = TypeVar("T")
+# Pages of one chunk fetched or parsed at once: each holds its body (up to max_body_bytes) until
+# it is parsed, and pages are parsed EXTRACTORS at a time, so a wider window only holds memory.
+PAGE_WINDOW = 16
 
 
 class Batch:
@@ -265,7 +268,7 @@ class CrawlChunks:
             raise ValueError(f"a {chunk.kind} chunk of a task that is not a crawl")
         crawl = CrawlOptions.of(chunk.crawl)
         options = page_options(options)
-        limit = max(1, options.concurrency)
+        limit = max(1, min(options.concurrency, PAGE_WINDOW))
         urls = enumerate(chunk.urls, chunk.start)
         if chunk.kind is ChunkKind.PAGES:
             rule = SiteRule(chunk.crawl.start, crawl)
