@@ -1,4 +1,5 @@
-"""Schemathesis over the OpenAPI schema: generated requests never get a 5xx.
+"""Schemathesis over the OpenAPI schema: generated requests never get a 5xx, with API keys
+required (every request carrying a valid key) and with keys off.
 
 It runs against `linkprobe api` (no workers), so the arbitrary URLs it submits are stored but
 never probed: no traffic leaves the machine. /events streams until a task ends, so it is covered
@@ -11,18 +12,33 @@ import asyncio
 import os
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from tests.api.test_auth import make_key
 from tests.conftest import start_service
 
+GENEROUS = {"LINKPROBE_QUOTA_SUBMISSIONS_PER_MINUTE": "100000", "LINKPROBE_QUOTA_TASKS_IN_FLIGHT": "100000"}
 
-async def test_no_server_errors_on_generated_requests(tmp_path: Path) -> None:
-    service = await start_service(tmp_path, "api", "--db", str(tmp_path / "schema.db"), name="api")
+
+@pytest.mark.parametrize("auth", ["required", "off"])
+async def test_no_server_errors_on_generated_requests(tmp_path: Path, auth: str) -> None:
+    """With keys required every request carries a valid (non-admin) key, so the generated requests
+    reach the routes, owner scoping and quotas, not only the 401 answer."""
+    db = tmp_path / "schema.db"
+    env, headers = {"LINKPROBE_AUTH": auth, **GENEROUS}, []
+    if auth == "required":
+        key = await asyncio.to_thread(make_key, db, "schemathesis")
+        headers = ["--header", f"Authorization: Bearer {key}"]
+    service = await start_service(tmp_path, "api", "--db", str(db), env=env, name="api")
     try:
         process = await asyncio.create_subprocess_exec(
             os.path.join(os.path.dirname(sys.executable), "schemathesis"),
             "run",
             f"{service.url}/openapi.json",
+            *headers,
             "--checks",
             "not_a_server_error",
             "--max-examples",
@@ -47,3 +63,5 @@ async def test_no_server_errors_on_generated_requests(tmp_path: Path) -> None:
     assert counts is not None and counts.group(1) == counts.group(2) and int(counts.group(1)) > 100, text[
         -2000:
     ]
+    answered = Counter(re.findall(r'HTTP/1\.1" (\d{3})', service.log.read_text()))
+    assert answered["202"] > 0 and answered["401"] == 0, answered  # the key opened every route
