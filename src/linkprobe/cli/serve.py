@@ -6,6 +6,7 @@ import argparse
 import logging
 import re
 import sys
+from urllib.parse import unquote_plus
 
 import uvicorn
 
@@ -15,7 +16,7 @@ from linkprobe.cli import EXIT_USAGE, settle_heap
 from linkprobe.settings import Settings
 from linkprobe.store import StoreLocked, open_store
 
-OPTIONS_PARAM = re.compile(r"([?&]options=)[^&]*")
+QUERY_PARAM = re.compile(r"([?&])([^=&#]*)=([^&#]*)")
 FLAGS = ("host", "port", "db", "redis_url", "workers", "allow_private", "concurrency")
 
 
@@ -29,9 +30,16 @@ def with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
 def redact_query(record: logging.LogRecord) -> bool:
     """Access log lines without the `options` query parameter: text uploads pass headers there."""
     if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
-        path = OPTIONS_PARAM.sub(r"\1[redacted]", record.args[2])
+        path = QUERY_PARAM.sub(_redact_options, record.args[2])
         record.args = (*record.args[:2], path, *record.args[3:])
     return True
+
+
+def _redact_options(match: re.Match[str]) -> str:
+    """The `options` parameter's value as [redacted], however its name is escaped (`%6Fptions`)."""
+    if unquote_plus(match.group(2)) != "options":
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}=[redacted]"
 
 
 def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: bool) -> int:
