@@ -1,5 +1,5 @@
 """`linkprobe check` imports only what it uses: never the service stack, pydantic only to read
-LINKPROBE_* settings, and the document parsers only for documents."""
+LINKPROBE_* settings, the document parsers only for documents, uvloop only for long runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from linkprobe.cli.check import LONG_RUN
 from tests.conftest import Target
 
 SERVICE_STACK = {
@@ -49,6 +50,15 @@ async def test_a_url_check_loads_no_service_stack(target: Target) -> None:
     assert [r["status_code"] for r in results] == [200]
     assert "aiohttp" in modules and "linkprobe.engine" in modules
     assert modules & SERVICE_STACK == set()
+    assert "uvloop" not in modules  # a few URLs run on asyncio's loop: less memory, as fast
+
+
+async def test_a_long_run_gets_uvloop(target: Target, tmp_path: Path) -> None:
+    listing = tmp_path / "urls.txt"
+    listing.write_text("".join(target.url(f"/status/200?n={n}") + "\n" for n in range(LONG_RUN)))
+    results, modules = await loaded_by_check("--allow-private", str(listing))
+    assert len(results) == LONG_RUN and all(r["status_code"] == 200 for r in results)
+    assert "uvloop" in modules
 
 
 async def test_settings_in_the_environment_are_still_read(target: Target) -> None:
