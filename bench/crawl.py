@@ -26,6 +26,7 @@ One metric for both, computed the same way:
 - wall seconds, CPU seconds (user + system, all threads) and peak RSS from GNU time; pages/s
   and links/s from the wall time. On a shared machine the CPU ratio is the steadier one.
 Each tool runs BENCH_ROUNDS times per site (default 3), alternating; the fastest round counts.
+The figures also go to bench/results/crawl-*.json.
 """
 
 from __future__ import annotations
@@ -225,9 +226,31 @@ def report(directory: str, best: dict[str, Run]) -> None:
     print(f"broken: same {lp.broken == lk.broken}; symmetric difference {sorted(lp.broken ^ lk.broken)}")
 
 
+def save(results: dict[str, dict[str, Run]]) -> None:
+    """The figures as JSON in bench/results/, with the other benches' (sets as counts)."""
+    figures = {
+        directory: {
+            run.tool: {
+                "seconds": run.seconds, "cpu_seconds": run.cpu, "peak_kib": run.peak_kib,
+                "pages": len(run.pages), "links": len(run.links), "broken": sorted(run.broken),
+                "requests": run.requests,
+            }
+            for run in best.values()
+        }
+        for directory, best in results.items()
+    }  # fmt: skip
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    name = f"crawl-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    (out / name).write_text(
+        json.dumps({"rounds": ROUNDS, "concurrency": CONCURRENCY, "sites": figures}, indent=2)
+    )
+
+
 def main() -> None:
     compile_bytecode()
     results = {directory: crawl_site(directory) for directory in SITES}
+    save(results)
     for directory, best in results.items():
         report(directory, best)
     if len(results) > 1:
