@@ -15,6 +15,7 @@ import pytest
 
 from linkprobe.api.tasks import max_urls
 from linkprobe.settings import Settings
+from tests.api.test_auth import make_key
 from tests.conftest import RedisServer, Service, Site, free_port, start_service, start_worker
 
 ENV = {
@@ -307,3 +308,34 @@ def test_a_crawl_may_discover_what_the_limits_leave() -> None:
     assert max_urls(settings, 10) == 11  # the start URL, charged, and what the day's quota has left
     assert max_urls(settings, 0) == 1
     assert max_urls(settings, 10**9) == 5000
+
+
+async def test_owners_and_the_daily_quota_bound_a_crawl(
+    tmp_path_factory: pytest.TempPathFactory, site: Site
+) -> None:
+    tmp = tmp_path_factory.mktemp("crawl-keys")
+    db = tmp / "keys.db"
+    alice, bob = make_key(db, "alice"), make_key(db, "bob")
+    env = {**ENV, "LINKPROBE_AUTH": "required", "LINKPROBE_QUOTA_URLS_PER_DAY": "8"}
+    service = await start_service(tmp, "serve", "--db", str(db), env=env)
+    try:
+        async with httpx.AsyncClient(
+            base_url=service.url, headers={"Authorization": f"Bearer {alice}"}
+        ) as api:
+            urls = [site.url("/a.html"), site.url("/b.html"), site.url("/img.png")]
+            assert (await api.post("/api/v1/tasks", json={"urls": urls})).status_code == 202  # 5 left today
+            task = await submit_crawl(api, {"start": site.url("/index.html")})
+            assert task["crawl"]["max_urls"] == 5  # its start URL, charged, and the 4 the quota has left
+            final = (await watch(api, task["id"]))[-1]
+            assert (
+                final["progress"]["total"]
+                == final["progress"]["done"]
+                == len(await rows(api, task["id"]))
+                == 5
+            )
+            headers = {"Authorization": f"Bearer {bob}"}
+            async with httpx.AsyncClient(base_url=service.url, headers=headers) as other:
+                assert (await other.get(f"/api/v1/tasks/{task['id']}")).status_code == 404
+                assert (await other.get("/api/v1/tasks")).json()["items"] == []
+    finally:
+        await service.stop()
