@@ -43,6 +43,7 @@ async def test_submit_answers_202_then_results_arrive(api: httpx.AsyncClient, ta
     done = await wait_status(api, task["id"])
     assert done["progress"] == {"total": 4, "done": 4, "ok": 2, "broken": 2, "unsupported": 0, "pages": None}
     assert done["by_status"] == {"200": 2, "404": 1} and done["by_error"] == {"invalid_url": 1}
+    assert sum(done["latency"].values()) == 3 and list(done["latency"])[-1] == "+Inf"  # invalid: no timing
     assert done["name"] == "first" and done["started_at"] and done["finished_at"]
     page = (await api.get(f"/api/v1/tasks/{task['id']}/results")).json()
     assert [r["url"] for r in page["items"]] == urls and page["next_cursor"] is None

@@ -10,6 +10,7 @@ import pytest
 
 from linkprobe.engine import ErrorKind, ProbeError, ProbeResult, failed
 from linkprobe.store import Chunk, IdempotencyConflict, NewTask, ResultFilter, Store, TaskStatus
+from linkprobe.store.base import LATENCY_BOUNDS_MS
 from tests.conftest import MAX_DELIVERIES, RECLAIM_S
 
 Reopen = Callable[[Store], Awaitable[Store]]
@@ -238,6 +239,32 @@ async def test_results_stored_in_batches_move_progress_and_count_each_url_once(s
     assert sum(done.by_status.values()) + sum(done.by_error.values()) == 6
     items, _ = await store.results(task.id, ResultFilter(), None, 100)
     assert [r["index"] for r in items] == list(range(6)) and items[1]["status_code"] == 404
+
+
+async def test_latency_is_counted_per_probed_result_once_beside_the_classes(store: Store) -> None:
+    urls = [f"http://h{i}.example/" for i in range(5)]
+    task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=10)
+    fresh = await store.get_task(task.id)
+    assert fresh is not None and list(fresh.latency) == [*map(str, LATENCY_BOUNDS_MS), "+Inf"]
+    assert set(fresh.latency.values()) == {0}
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    timed_out = failed(urls[4], 4, ErrorKind.TIMEOUT, "too slow")
+    timed_out.elapsed_ms, timed_out.attempts = 10000.5, 3
+    results = [
+        ProbeResult(url=urls[0], index=0, ok=True, status_code=200, elapsed_ms=10.0, attempts=1),  # a bound
+        ProbeResult(url=urls[1], index=1, status_code=404, elapsed_ms=75.2, attempts=1),
+        ProbeResult(url=urls[2], index=2, ok=True, status_code=200, elapsed_ms=61000.0, attempts=2),
+        failed(urls[3], 3, ErrorKind.INVALID_URL, "not a URL"),  # never attempted: no timing
+        timed_out,
+    ]
+    await store.store_results(chunk, results[:2])
+    await store.complete_chunk(chunk, results)  # indexes 0 and 1 again: counted once
+    done = await store.get_task(task.id)
+    assert done is not None and done.status == TaskStatus.READY and done.done == 5
+    expected = dict.fromkeys(fresh.latency, 0) | {"10": 1, "100": 1, "30000": 1, "+Inf": 1}
+    assert done.latency == expected and list(done.latency) == list(expected)
+    assert done.by_status == {"200": 2, "404": 1} and done.by_error == {"invalid_url": 1, "timeout": 1}
 
 
 async def test_cancel_keeps_results_already_stored(store: Store) -> None:

@@ -119,6 +119,10 @@ class Task(BaseModel):
     progress: Progress
     by_status: dict[str, int] = Field(description="Results counted by HTTP status code (URLs with no error).")
     by_error: dict[str, int] = Field(description="Results counted by error kind.")
+    latency: dict[str, int] = Field(
+        description="Probed results counted by elapsed_ms: bucket upper bound in ms -> count, every bucket in"
+        ' order, "+Inf" last. URLs never attempted (invalid, cancelled) have no timing and are not counted.'
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -131,7 +135,8 @@ class Task(BaseModel):
         return cls(
             id=record.id, name=record.name, description=record.description, status=record.status,
             progress=progress(record),
-            by_status=record.by_status, by_error=record.by_error, created_at=record.created_at,
+            by_status=record.by_status, by_error=record.by_error, latency=record.latency,
+            created_at=record.created_at,
             started_at=record.started_at, finished_at=record.finished_at, options=redact(record.options),
             crawl=crawl,
         )  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from bisect import bisect_left
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class TaskRecord:
     finished_at: datetime | None
     by_status: dict[str, int] = field(default_factory=dict)
     by_error: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, int] = field(default_factory=dict)  # bucket upper bound (ms) or "+Inf" -> count
     owner: str | None = None
     crawl: CrawlSpec | None = None
     pages: int = 0  # crawl tasks: pages fetched so far (each page counted once, by discover)
@@ -237,6 +239,22 @@ def count_key(error_kind: str | None, status_code: int | None) -> str:
     """The one class of a result, for counts and filters: `e:<kind>` when it has an error (even with
     a status, as a redirect loop has), else `s:<status>`. `?status_code=` and `by_status` agree."""
     return f"e:{error_kind}" if error_kind else f"s:{status_code}"
+
+
+# Upper bounds (ms) of the latency buckets a task counts its probed results in, "+Inf" beyond.
+LATENCY_BOUNDS_MS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+LATENCY_KEYS = (*(f"l:{bound}" for bound in LATENCY_BOUNDS_MS), "l:+Inf")
+
+
+def latency_key(elapsed_ms: float, attempts: int) -> str | None:
+    """The latency bucket of a result's elapsed_ms (kept beside the count_key classes as
+    `l:<bound>`), or None for a URL never attempted (invalid, cancelled, dead-lettered): no timing."""
+    return LATENCY_KEYS[bisect_left(LATENCY_BOUNDS_MS, elapsed_ms)] if attempts else None
+
+
+def latency_of(counts: dict[str, int]) -> dict[str, int]:
+    """A task's latency histogram from its counts: every bucket by upper bound, "+Inf" last."""
+    return {key[2:]: counts.get(key, 0) for key in LATENCY_KEYS}
 
 
 def cancelled_results(missing: Iterable[tuple[int, str]]) -> list[ProbeResult]:

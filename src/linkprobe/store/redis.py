@@ -44,6 +44,8 @@ from linkprobe.store.base import (
     count_key,
     dead_letter_results,
     lane_of,
+    latency_key,
+    latency_of,
     page_of,
     split_secrets,
     with_secrets,
@@ -83,7 +85,10 @@ def result_args(results: list[ProbeResult]) -> list[str]:
     args: list[str] = []
     for r in results:
         kind = count_key(r.error.kind.value if r.error else None, r.status_code)
-        args += [str(r.index), "ok" if r.ok else "broken", kind, r.to_json()]
+        # The latency bucket rides on the flag argument: redis-py packs each argument in Python.
+        flag = "ok" if r.ok else "broken"
+        latency = latency_key(r.elapsed_ms, r.attempts)
+        args += [str(r.index), f"{flag} {latency}" if latency else flag, kind, r.to_json()]
     return args
 
 
@@ -284,6 +289,7 @@ class RedisStore(Store):
             finished_at=_time(data.get("finished_at")),
             by_status={key[2:]: int(n) for key, n in counts.items() if key.startswith("s:")},
             by_error={key[2:]: int(n) for key, n in counts.items() if key.startswith("e:")},
+            latency=latency_of({key: int(n) for key, n in counts.items() if key.startswith("l:")}),
             owner=data.get("owner") or None,
             crawl=CrawlSpec.from_dict(json.loads(data["crawl"])) if data.get("crawl") else None,
             pages=int(data.get("pages") or 0),

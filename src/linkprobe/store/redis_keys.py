@@ -11,7 +11,7 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:todo          LIST   numbers of the chunks not yet put on the queue (fair turns)
     lp:{T}:results       HASH   input index -> result JSON
     lp:{T}:idx:<filter>  ZSET   input indexes (score = index) for all, ok, broken, s:<code>, e:<kind>
-    lp:{T}:counts        HASH   s:<code> / e:<kind> -> count
+    lp:{T}:counts        HASH   s:<code> / e:<kind> -> count; l:<bound> -> results in that latency bucket
     lp:{T}:keys          SET    every key of the task, so that DELETE removes them all
     lp:{T}:sources       HASH   input index -> JSON {"total": n, "places": [...]} (documents, crawls)
     lp:{T}:seen          HASH   crawl: URL -> input index (the crawl's seen-set)
@@ -132,7 +132,8 @@ def idempotency(key: str) -> str:
 # ARGV[1] task key prefix, ARGV[2] group, ARGV[3] entry id ("" when there is none), ARGV[4] chunk
 # number, ARGV[5] retention seconds, ARGV[6] now (ISO 8601), ARGV[7] "1" for a chunk's last results
 # (mark the chunk done, acknowledge it) or "0" for a batch on the way, then per result: index,
-# "ok"|"broken", class ("s:<code>" | "e:<kind>"), JSON.
+# "ok"|"broken" (followed by " l:<bound>", its latency bucket, when it has a timing), class
+# ("s:<code>" | "e:<kind>"), JSON.
 # Results are kept per index (HSETNX): the first result of an index wins, so a redelivered chunk or
 # a batch after a cancel never counts a URL twice. The chunk that ends the task drops its secrets
 # and takes it out of its owner's in-flight set. Returns the number of results written.
@@ -149,13 +150,17 @@ if status ~= 'running' and status ~= 'pending' then ack() return 0 end
 local p = ARGV[1]
 local ttl = tonumber(ARGV[5])
 local written, ok = 0, 0
+local latency = {}
 local touched = {[p .. 'done'] = true, [p .. 'results'] = true, [p .. 'counts'] = true,
                  [p .. 'idx:all'] = true}
 for i = 8, #ARGV, 4 do
-  local idx, flag, class, json = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local idx, class, json = ARGV[i], ARGV[i + 2], ARGV[i + 3]
   if redis.call('HSETNX', p .. 'results', idx, json) == 1 then
     written = written + 1
+    local flag = string.byte(ARGV[i + 1]) == 111 and 'ok' or 'broken'  -- 111: 'o'
+    local bucket = string.sub(ARGV[i + 1], #flag + 2)
     if flag == 'ok' then ok = ok + 1 end
+    if bucket ~= '' then latency[bucket] = (latency[bucket] or 0) + 1 end
     redis.call('ZADD', p .. 'idx:all', idx, idx)
     redis.call('ZADD', p .. 'idx:' .. flag, idx, idx)
     redis.call('ZADD', p .. 'idx:' .. class, idx, idx)
@@ -164,6 +169,7 @@ for i = 8, #ARGV, 4 do
     touched[p .. 'idx:' .. class] = true
   end
 end
+for bucket, n in pairs(latency) do redis.call('HINCRBY', p .. 'counts', bucket, n) end
 redis.call('HINCRBY', KEYS[1], 'done', written)
 redis.call('HINCRBY', KEYS[1], 'ok', ok)
 redis.call('HINCRBY', KEYS[1], 'broken', written - ok)

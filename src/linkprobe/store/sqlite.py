@@ -51,6 +51,8 @@ from linkprobe.store.base import (
     count_key,
     dead_letter_results,
     lane_of,
+    latency_key,
+    latency_of,
     merge_sources,
     page_of,
     plan_discovery,
@@ -139,13 +141,16 @@ TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen",
 
 
 def tally(rows: Iterable[tuple[Any, ...]]) -> tuple[dict[str, int], int]:
-    """The counts to add for [idx, ok, status_code, error_kind, ...] rows, and how many are ok."""
+    """The counts to add for [idx, ok, status_code, error_kind, result] rows (each row's class
+    and latency bucket), and how many are ok."""
     counts: dict[str, int] = {}
     ok = 0
     for row in rows:
         key = count_key(row[3], row[2])
         counts[key] = counts.get(key, 0) + 1
         ok += row[1]
+        if bucket := latency_key(row[4]["elapsed_ms"], row[4]["attempts"]):
+            counts[bucket] = counts.get(bucket, 0) + 1
     return counts, ok
 
 
@@ -390,7 +395,8 @@ class SQLiteStore(Store):
             total=row[5], done=row[6], ok=row[7], broken=row[8], created_at=datetime.fromisoformat(row[9]),
             started_at=_time(row[10]), finished_at=_time(row[11]),
             by_status={k[2:]: n for k, n in counts if k.startswith("s:")},
-            by_error={k[2:]: n for k, n in counts if k.startswith("e:")}, owner=row[12],
+            by_error={k[2:]: n for k, n in counts if k.startswith("e:")}, latency=latency_of(dict(counts)),
+            owner=row[12],
             crawl=None if row[13] is None else CrawlSpec.from_dict(json.loads(row[13])), pages=row[14],
         )  # fmt: skip
 
@@ -647,7 +653,7 @@ class SQLiteStore(Store):
             " SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value -> 4 FROM json_each(?)",
             (task_id, data),
         )
-        done = sum(counts.values())
+        done = sum(n for key, n in counts.items() if not key.startswith("l:"))  # one class per result
         db.execute(
             "UPDATE tasks SET done = done + ?, ok = ok + ?, broken = broken + ? WHERE id = ?",
             (done, ok, done - ok, task_id),
