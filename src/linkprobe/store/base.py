@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from bisect import bisect_left
 import json
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
