@@ -57,6 +57,7 @@ T = TypeVar("T")
 PAGE = 1000
 BLOCK_MS = 1000
 RECLAIM_EVERY_S = 1.0
+SCAN_MIN = 64  # indexes read per step of a results page, at least (filters may skip some)
 SOURCED_CACHE = 4096  # tasks whose sources flag is remembered
 
 
@@ -407,9 +408,9 @@ class RedisStore(Store):
         found: list[tuple[int, str]] = []
         low = f"({after}" if after is not None else "-inf"
         while len(found) < limit:
-            indexes = await self.r.zrangebyscore(
-                self._filter_index(task_id, flt), low, "+inf", start=0, num=PAGE
-            )
+            want = min(PAGE, max(limit - len(found), SCAN_MIN))  # a page of 50 reads ~50 results
+            scanned = self._filter_index(task_id, flt)
+            indexes = await self.r.zrangebyscore(scanned, low, "+inf", start=0, num=want)
             if not indexes:
                 break
             rows = await self.r.hmget(k.results(task_id), indexes)
