@@ -141,3 +141,12 @@ async def test_all_addresses_blocked_is_blocked(closed_port: int) -> None:
     async with Engine(EngineConfig()) as guarded:
         result = await guarded.probe(f"http://localhost:{closed_port}/", 0, FAST)
     assert result.error is not None and result.error.kind == ErrorKind.BLOCKED
+
+
+def test_a_refused_header_never_shows_its_value_in_the_error() -> None:
+    """An option error is logged (a worker's chunk) and shown (the CLI): header values are secrets."""
+    with pytest.raises(OptionError) as refused:
+        ProbeOptions.of({"headers": {"Authorization": "Bearer tok-9f2e\n", "Cookie": "c=tok-77ab"}})
+    assert "Authorization" in str(refused.value) and "control characters" in str(refused.value)
+    assert "tok-9f2e" not in str(refused.value) and "tok-77ab" not in str(refused.value)
+    assert "tok-" not in repr(refused.value)

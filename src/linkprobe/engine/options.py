@@ -24,6 +24,8 @@ DEFAULT_USER_AGENT = f"linkprobe/{__version__}"
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
+SECRET_OPTIONS = ("headers",)  # options whose values are credentials: never shown (errors, logs, views)
+REDACTED = "[redacted]"
 _RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 
 
@@ -112,6 +114,8 @@ class OptionError(ConfigError, ValueError):
     """One option with a value it may not hold: which, why, and the value given."""
 
     def __init__(self, name: str, reason: str, value: object) -> None:
+        if name in SECRET_OPTIONS:  # the error is logged and shown: names stay, values do not
+            value = dict.fromkeys(value, REDACTED) if isinstance(value, Mapping) else REDACTED
         super().__init__(f"invalid value for {name}: {reason} (got {value!r})")
         self.name, self.reason, self.value = name, reason, value
 

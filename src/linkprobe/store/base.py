@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from linkprobe.engine import ErrorKind, ProbeResult, StoreError, failed
+from linkprobe.engine.options import REDACTED, SECRET_OPTIONS
 from linkprobe.extract.document import MAX_PLACES
 
 
@@ -205,10 +206,6 @@ def merge_sources(old: dict[str, Any] | None, added: list[Place]) -> dict[str, A
 def with_sources(row: str, sources: str | None) -> str:
     """A result's JSON text with its sources' JSON added (text, to leave the result unparsed)."""
     return row if sources is None else f'{row[:-1]},"sources":{sources}}}'
-
-
-REDACTED = "[redacted]"
-SECRET_OPTIONS = ("headers",)  # option fields whose values are credentials (Authorization, Cookie, ...)
 
 
 def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
