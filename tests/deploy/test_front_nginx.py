@@ -8,6 +8,7 @@ around conf.d files, including the image's default access log.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ def front_config(tmp: Path, port: int, api_port: int) -> Path:
     )
     main = tmp / "nginx.conf"
     main.write_text(
-        f"pid {tmp}/nginx.pid; error_log {tmp}/error.log; events {{}}\n"
+        # As root, nginx's workers would run as `nobody`, who cannot read the test's private files.
+        f"{'user root;' if os.geteuid() == 0 else ''} pid {tmp}/nginx.pid; error_log {tmp}/error.log;"
+        " events {}\n"
         f"http {{ access_log {tmp}/access.log combined; {temp} include {tmp}/front.conf; }}\n"
     )
     return main
@@ -97,3 +100,21 @@ async def test_the_fronts_access_log_keeps_no_header_secret_of_a_text_upload(fro
     assert log.count("POST /api/v1/tasks?[redacted] HTTP/1.1") == 2, log  # logged, without the query
     assert secret not in log
     assert secret not in front.api_log.read_text()
+
+
+async def test_the_front_sends_security_headers_on_the_ui_and_the_docs(front: Front) -> None:
+    async with httpx.AsyncClient(base_url=front.url) as client:
+        for path in ("/", "/ui/app.js", "/docs", "/api/v1/tasks"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            policy = response.headers.get("content-security-policy", "")
+            assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+
+
+async def test_the_front_closes_a_connection_that_sends_nothing(front: Front) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(front.url.rsplit(":", 1)[1]))
+    try:  # client_header_timeout 10s, as LINKPROBE_HEADER_TIMEOUT_S
+        assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+    finally:
+        writer.close()
