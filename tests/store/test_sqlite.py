@@ -1,17 +1,18 @@
 """What only the embedded store has: its file lock, what readiness says about its file and disk,
-and the purge of expired tasks."""
+the purge of expired tasks, and databases of earlier releases."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from linkprobe.engine import StoreUnavailable
-from linkprobe.store import NewTask, StoreLocked, TaskStatus
+from linkprobe.store import ChunkKind, CrawlSpec, NewTask, ResultFilter, StoreLocked, TaskStatus
 from linkprobe.store.sqlite import SQLiteStore
-from tests.store.test_contract import URLS, drain
+from tests.store.test_contract import URLS, drain, results_of
 
 
 async def test_a_second_store_on_the_same_file_is_refused_before_touching_it(tmp_path: Path) -> None:
@@ -80,5 +81,59 @@ async def test_finished_tasks_past_the_retention_are_purged(tmp_path: Path) -> N
         )
         kept = await store.get_task(running.id)  # not finished: kept whatever its age
         assert kept is not None and kept.status == TaskStatus.RUNNING
+    finally:
+        await store.close()
+
+
+# The tasks and chunks tables as the first releases made them (before lanes, owners and crawls).
+OLD_SCHEMA = """
+CREATE TABLE tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,
+    name TEXT, description TEXT, options TEXT NOT NULL,
+    status TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0, broken INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, idem_key TEXT UNIQUE, fingerprint TEXT
+);
+CREATE TABLE urls (
+    task_id TEXT NOT NULL, idx INTEGER NOT NULL, url TEXT NOT NULL, PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE chunks (
+    task_id TEXT NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued', deliveries INTEGER NOT NULL DEFAULT 0, worker TEXT,
+    PRIMARY KEY (task_id, number)
+) WITHOUT ROWID;
+INSERT INTO tasks (id, options, status, total, created_at)
+    VALUES ('old', '{}', 'pending', 2, '2026-01-01T00:00:00+00:00');
+INSERT INTO urls VALUES ('old', 0, 'http://a.example/ok'), ('old', 1, 'http://b.example/x');
+INSERT INTO chunks (task_id, number, start, stop) VALUES ('old', 0, 0, 2);
+"""
+
+
+async def test_a_database_of_an_earlier_release_is_served_with_its_tasks(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.executescript(OLD_SCHEMA)
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        chunk = await store.claim_chunk("w")
+        assert (
+            chunk is not None
+            and chunk.task_id == "old"
+            and chunk.urls == ["http://a.example/ok", "http://b.example/x"]
+        )
+        assert (chunk.kind, chunk.depth, chunk.crawl) == (ChunkKind.LINKS, 0, None)
+        await store.complete_chunk(chunk, results_of(chunk))
+        task = await store.get_task("old")
+        assert task is not None and (task.status, task.done, task.crawl, task.pages) == (
+            TaskStatus.READY,
+            2,
+            None,
+            0,
+        )
+        items, _ = await store.results("old", ResultFilter(), None, 10)
+        assert [r["index"] for r in items] == [0, 1] and all("sources" not in r for r in items)
+        crawl, _ = await store.create_task(NewTask(crawl=CrawlSpec("http://site.example/")), iter([]), 10)
+        start = await store.claim_chunk("w")
+        assert start is not None and (start.task_id, start.kind) == (crawl.id, ChunkKind.PAGES)
     finally:
         await store.close()
