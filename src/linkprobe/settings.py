@@ -15,6 +15,10 @@ def default_db_path() -> Path:
     return Path.home() / ".local" / "share" / "linkprobe" / "linkprobe.db"
 
 
+MIN_ADMIN_KEY = 32
+SECRET_SETTINGS = frozenset({"admin_key"})  # never echoed in an error
+
+
 def _split(value: object) -> object:
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
@@ -101,3 +105,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_cidrs(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("admin_key")
+    @classmethod
+    def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """The admin key sees everything: too short to guess by trying it is refused."""
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_KEY:
+            raise ValueError(f"the admin key must have at least {MIN_ADMIN_KEY} characters (random ones)")
+        return value

@@ -226,3 +226,16 @@ async def test_auth_cannot_be_off_beyond_loopback(tmp_path: Path) -> None:
 
 async def test_loopback_without_a_key_says_so_in_the_log(service: Service) -> None:
     assert "authentication is off" in service.log.read_text()
+
+
+async def test_a_short_admin_key_is_refused_at_start_without_being_shown(tmp_path: Path) -> None:
+    weak = "admin-pass-1"
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "linkprobe", "api", "--db", str(tmp_path / "x.db")],
+        env={**__import__("os").environ, "LINKPROBE_AUTH": "required", "LINKPROBE_ADMIN_KEY": weak},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "LINKPROBE_ADMIN_KEY" in result.stderr and "32 characters" in result.stderr
+    assert weak not in result.stderr + result.stdout

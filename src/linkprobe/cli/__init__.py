@@ -210,9 +210,12 @@ def flag_name(field: str, env: bool) -> str:
 
 def invalid_value(error: Mapping[str, Any], env: bool) -> str:
     """One plain sentence from a pydantic error: the flag, what is wrong, the value given."""
+    from linkprobe.settings import SECRET_SETTINGS
+
     where = flag_name(str(error["loc"][0]), env) if error["loc"] else "an option"
     reason = str(error["msg"]).removeprefix("Value error, ")
-    return f"invalid value for {where}: {reason[:1].lower()}{reason[1:]} (got {error['input']!r})"
+    shown = "[redacted]" if error["loc"] and error["loc"][0] in SECRET_SETTINGS else repr(error["input"])
+    return f"invalid value for {where}: {reason[:1].lower()}{reason[1:]} (got {shown})"
 
 
 def load_settings() -> Settings:
