@@ -564,7 +564,20 @@ def site_pages(port: int) -> dict[str, str]:
         "/private/secret.html": '<a href="/never-seen.html">x</a>\n',
         "/ext.html": '<a href="/never-followed.html">x</a>\n',
         "/img.png": "PNG",
+        "/large/index.html": large_page(),  # reached from no other page: crawled from itself
+        "/large/near.html": "near\n",
+        "/large/far.html": "far\n",
     }
+
+
+LARGE_PAGE_LINE = 3 + (1536 << 10) // 32  # the line of far.html on the large page
+
+
+def large_page() -> str:
+    """A 1.5 MiB index page whose last link lies past 1 MiB (the links' default max_body_bytes)."""
+    filler = "<p>filler text of an index.</p>\n" * ((1536 << 10) // 32)  # 32 bytes a line
+    assert len(filler) >= 1536 << 10
+    return f'<html><body>\n<a href="near.html">near</a>\n{filler}<a href="far.html">far</a>\n</body></html>\n'
 
 
 @dataclass

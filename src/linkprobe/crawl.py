@@ -3,7 +3,8 @@
 Pages of the start URL's site (same scheme, host and port, or matching an include) are fetched
 and followed, up to a depth and a page count; every other link is checked and never followed.
 Each page is read once: the engine's fetch() probes it and hands back its body (capped at
-max_body_bytes). robots.txt is honoured for the pages fetched, read through the same engine.
+max_page_bytes, not at the links' max_body_bytes: a large index page holds links to its end).
+robots.txt is honoured for the pages fetched, read through the same engine.
 
 The rules (`SiteRule`: what is in the site and what each link becomes; `Robots`; the fragment
 verdict) are shared by the CLI's in-memory `Crawler` and the service's worker, whose frontier
@@ -22,6 +23,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 from urllib.robotparser import RobotFileParser
 
 from linkprobe.engine import Engine, ErrorKind, ProbeOptions, ProbeResult, failed
+from linkprobe.engine.outcome import BodyState
 from linkprobe.extract import (
     Extracted,
     Kind,
@@ -37,6 +39,7 @@ from linkprobe.store.base import ChunkKind, CrawlSpec, Found
 ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many crawls)
 ROBOTS_MAX_AGE_S = 300.0  # then read again: a long-running worker sees a site's new rules
 EXTRACTORS = 2  # pages parsed at once (Extractor)
+PAGE_BYTES = 16 << 20  # a page's body read at most (max_page_bytes): the Python docs' indexes are 2.5 MB
 
 
 @dataclass
@@ -46,13 +49,14 @@ class CrawlOptions:
     filter: LinkFilter = field(default_factory=LinkFilter)  # an include also widens the site
     ignore_robots: bool = False
     check_fragments: bool = False
+    max_page_bytes: int = PAGE_BYTES  # a page fetched to be parsed; a longer one is cut (body: truncated)
 
     @classmethod
     def of(cls, spec: CrawlSpec) -> CrawlOptions:
         """A stored crawl task's spec (its patterns were checked when it was accepted)."""
         return cls(
             spec.max_depth, spec.max_pages, LinkFilter(spec.include, spec.exclude),
-            spec.ignore_robots, spec.check_fragments,
+            spec.ignore_robots, spec.check_fragments, spec.max_page_bytes or PAGE_BYTES,
         )  # fmt: skip
 
 
@@ -62,9 +66,17 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def page_options(options: ProbeOptions) -> ProbeOptions:
-    """Pages are read, whatever the task's method: their links are in the body."""
-    return options if options.method == "GET" else dataclasses.replace(options, method="GET")
+def page_options(options: ProbeOptions, crawl: CrawlOptions) -> ProbeOptions:
+    """How pages are fetched: read (GET, whatever the task's method: their links are in the body)
+    up to max_page_bytes; the links found on them are probed under the task's own options."""
+    if options.method == "GET" and options.max_body_bytes == crawl.max_page_bytes:
+        return options
+    return dataclasses.replace(options, method="GET", max_body_bytes=crawl.max_page_bytes)
+
+
+def cut(result: ProbeResult) -> bool:
+    """Whether a fetched page was cut at max_page_bytes: the links past the cut were not found."""
+    return result.body is BodyState.TRUNCATED
 
 
 def unsupported(url: str, index: int) -> ProbeResult:
@@ -205,12 +217,14 @@ class Crawler:
 
     def __init__(self, engine: Engine, start: str, options: ProbeOptions, crawl: CrawlOptions) -> None:
         self.engine, self.options, self.crawl = engine, options, crawl
+        self.page_options = page_options(options, crawl)
         self.start = urldefrag(start.strip()).url
         self.rule = SiteRule(self.start, crawl)
         self.robots = Robots(engine)
         self.sources: dict[str, Sources] = {}
         self.pages = 0  # pages scheduled for fetching (the --max-pages budget)
         self.fetched = 0
+        self.cut: list[str] = []  # pages cut at max_page_bytes (their links past the cut are missed)
         self.anchors: dict[str, set[str]] = {}  # page -> its anchors (with --check-fragments)
         self.fragments: dict[str, Sources] = {}  # page#fragment -> where it was linked
         self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
@@ -257,8 +271,10 @@ class Crawler:
             if not job.page:
                 self._emit(await self.engine.probe(job.url, job.index, self.options))
                 continue
-            result, body = await self.engine.fetch(job.url, job.index, self.options)
+            result, body = await self.engine.fetch(job.url, job.index, self.page_options)
             self.fetched += 1
+            if cut(result) and self.rule.followed(job.url, result) is not None:
+                self.cut.append(job.url)
             try:
                 await self._follow(job, result, body)
             finally:

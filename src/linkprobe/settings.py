@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         50, ge=0, le=10_000, description="Largest crawl.max_depth (and the default)."
     )
     cap_crawl_pages: int = Field(100_000, ge=1, description="Largest crawl.max_pages (and the default).")
+    cap_page_bytes: int = Field(
+        16 << 20, ge=1, le=1 << 30, description="Largest crawl.max_page_bytes (and the default)."
+    )
 
     # security (README "Keys, quotas and security settings")
     auth: Literal["required", "off"] | None = Field(

@@ -267,7 +267,7 @@ class CrawlChunks:
         if chunk.crawl is None:
             raise ValueError(f"a {chunk.kind} chunk of a task that is not a crawl")
         crawl = CrawlOptions.of(chunk.crawl)
-        options = page_options(options)
+        options = page_options(options, crawl)
         limit = max(1, min(options.concurrency, PAGE_WINDOW))
         urls = enumerate(chunk.urls, chunk.start)
         if chunk.kind is ChunkKind.PAGES:

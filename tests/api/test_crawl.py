@@ -16,7 +16,7 @@ import pytest
 from linkprobe.api.tasks import max_urls
 from linkprobe.settings import Settings
 from tests.api.test_auth import make_key
-from tests.conftest import RedisServer, Service, Site, free_port, start_service, start_worker
+from tests.conftest import LARGE_PAGE_LINE, RedisServer, Service, Site, free_port, start_service, start_worker
 
 ENV = {
     "LINKPROBE_CHUNK_SIZE": "3",  # a page's links span several chunks of each kind
@@ -230,6 +230,7 @@ async def test_the_task_shows_its_crawl_and_idempotency_holds(
     assert shown["crawl"] == {
         "start": site.url("/b.html"), "max_depth": 20, "max_pages": 100_000, "include": crawl["include"],
         "exclude": ["missing"], "ignore_robots": False, "check_fragments": False, "max_urls": 5000,
+        "max_page_bytes": 16 << 20,
     }  # fmt: skip
     listed = (await crawl_api.get("/api/v1/tasks")).json()["items"]
     assert any(t["id"] == shown["id"] and t["crawl"] is not None for t in listed)
@@ -265,6 +266,11 @@ def crawl_body(site_url: str, **crawl: Any) -> dict[str, Any]:
             "crawl.max_depth 21 is above the cap of 20 (LINKPROBE_CAP_CRAWL_DEPTH)",
         ),
         (crawl_body("http://127.0.0.1/", max_pages=0), "max_pages"),
+        (crawl_body("http://127.0.0.1/", max_page_bytes=0), "max_page_bytes"),
+        (
+            crawl_body("http://127.0.0.1/", max_page_bytes=(16 << 20) + 1),
+            "crawl.max_page_bytes 16777217 is above the cap of 16777216 (LINKPROBE_CAP_PAGE_BYTES)",
+        ),
         (crawl_body("http://127.0.0.1/", max_depth=-1), "max_depth"),
         (crawl_body("http://127.0.0.1/", follow=True), "follow"),
         (crawl_body("http://127.0.0.1/", include=["x"] * 20_000), "more than 10000 JSON values"),
@@ -276,6 +282,26 @@ async def test_bad_crawls_are_refused_naming_the_problem(
     response = await crawl_api.post("/api/v1/tasks", json=body)
     assert response.status_code == 422, response.text
     assert named in json.dumps(response.json()["detail"]), response.text
+
+
+async def test_a_large_page_is_read_to_its_end_and_a_cut_one_says_so(
+    crawl_api: httpx.AsyncClient, site: Site
+) -> None:
+    """Pages are read up to crawl.max_page_bytes (16 MiB by default), not up to the links'
+    options.max_body_bytes: the link past 1 MiB of the large page is found."""
+    start, far, near = (site.url(f"/large/{name}.html") for name in ("index", "far", "near"))
+    whole = await submit_crawl(crawl_api, {"start": start})
+    cut = await submit_crawl(crawl_api, {"start": start, "max_page_bytes": 1 << 20})
+    await watch(crawl_api, whole["id"])
+    results = await rows(crawl_api, whole["id"])
+    assert results[far]["ok"] and results[far]["sources"]["places"] == [
+        {"document": start, "line": LARGE_PAGE_LINE}
+    ]
+    assert results[start]["body"] == "complete"
+    await watch(crawl_api, cut["id"])
+    results = await rows(crawl_api, cut["id"])
+    assert results[start]["body"] == "truncated"  # said on the page's result
+    assert results[near]["ok"] and far not in results
 
 
 async def test_the_page_cap_is_named(crawl_api: httpx.AsyncClient) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from tests.cli.test_check import Run
-from tests.conftest import Site
+from tests.conftest import LARGE_PAGE_LINE, Site
 
 
 async def crawl(*args: str) -> Run:
@@ -46,3 +46,22 @@ async def test_crawl_flags(site: Site) -> None:
     assert all("sources" in line for line in lines if line["url"] != site.url("/index.html"))
     bad = await crawl("--max-pages", "-1", site.url("/"))
     assert bad.code == 3 and "--max-pages" in bad.err
+
+
+async def test_a_large_page_is_read_to_its_end_and_a_cut_one_is_warned_of(site: Site) -> None:
+    """Pages are read up to --max-page-bytes (16 MiB by default); links are probed under
+    --max-body-bytes (near.html, checked not followed at --max-depth 0, is cut at 2 bytes)."""
+    start, far, near = (site.url(f"/large/{name}.html") for name in ("index", "far", "near"))
+    run = await crawl("--format", "json", "--max-body-bytes", "2", "--max-depth", "0", start)
+    results = {item["url"]: item for item in json.loads(run.out)}
+    assert results[far]["ok"] and results[far]["sources"]["places"] == [
+        {"document": start, "line": LARGE_PAGE_LINE}
+    ]
+    assert results[start]["body"] == "complete" and results[near]["body"] == "truncated"
+    assert "warning" not in run.err
+    cut = await crawl("--format", "json", "--max-page-bytes", str(1 << 20), start)
+    results = {item["url"]: item for item in json.loads(cut.out)}
+    assert results[start]["body"] == "truncated" and results[near]["ok"] and far not in results
+    assert f"warning: {start} is longer than --max-page-bytes 1048576: links past the cut" in cut.err
+    bad = await crawl("--max-page-bytes", "0", start)
+    assert bad.code == 3 and "--max-page-bytes" in bad.err

@@ -22,7 +22,11 @@ CAPPED = {
     "concurrency": "cap_concurrency",
 }
 DEFAULTS = ProbeOptions()
-CRAWL_CAPPED = {"max_depth": "cap_crawl_depth", "max_pages": "cap_crawl_pages"}
+CRAWL_CAPPED = {
+    "max_depth": "cap_crawl_depth",
+    "max_pages": "cap_crawl_pages",
+    "max_page_bytes": "cap_page_bytes",
+}
 
 
 def cap_of(settings: Settings, option: str) -> float:

@@ -47,6 +47,11 @@ class CrawlCreate(BaseModel):
     check_fragments: bool = Field(
         False, description="Check each page#fragment link of the site against the page's anchors."
     )
+    max_page_bytes: int | None = Field(
+        None, ge=1, description="Bytes of a page read at most (links are probed under "
+        "options.max_body_bytes); a longer page is cut, its result's body `truncated`. At most "
+        "LINKPROBE_CAP_PAGE_BYTES (also when omitted).",
+    )  # fmt: skip
 
     @field_validator("start")
     @classmethod

@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pages", type=int, help="fetch at most this many pages (links beyond are checked)"
     )
     crawl.add_argument(
+        "--max-page-bytes",
+        type=int,
+        help="read at most this much of a page (default 16 MiB; links: --max-body-bytes)",
+    )
+    crawl.add_argument(
         "--include", action="append", default=[], metavar="RE", help="also follow matching URLs"
     )
     crawl.add_argument("--exclude", action="append", default=[], metavar="RE", help="skip matching URLs")

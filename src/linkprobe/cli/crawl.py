@@ -13,7 +13,7 @@ import uvloop
 
 from linkprobe.cli import settle_heap
 from linkprobe.cli.check import Progress, engine_config, probe_options
-from linkprobe.crawl import Crawler, CrawlOptions
+from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
@@ -25,12 +25,15 @@ def crawl_options(args: argparse.Namespace) -> CrawlOptions:
         value = getattr(args, flag)
         if value is not None and value < 0:
             raise ConfigError(f"--{flag.replace('_', '-')} must be 0 or more")
+    if args.max_page_bytes is not None and args.max_page_bytes < 1:
+        raise ConfigError("--max-page-bytes must be 1 or more")
     return CrawlOptions(
         max_depth=args.max_depth,
         max_pages=args.max_pages,
         filter=LinkFilter(args.include, args.exclude),
         ignore_robots=args.ignore_robots,
         check_fragments=args.check_fragments,
+        max_page_bytes=PAGE_BYTES if args.max_page_bytes is None else args.max_page_bytes,
     )
 
 
@@ -62,7 +65,17 @@ async def crawl_all(
             loop.remove_signal_handler(signal.SIGINT)
     if progress.enabled:
         sys.stderr.write(f"\n{crawler.fetched} pages fetched\n")
+    warn_cut(crawler.cut, crawler.crawl.max_page_bytes)
     return results, crawler.sources
+
+
+def warn_cut(pages: list[str], max_page_bytes: int) -> None:
+    """A page cut at --max-page-bytes is said, not silently missing the links past the cut."""
+    for page in pages:
+        sys.stderr.write(
+            f"warning: {page} is longer than --max-page-bytes {max_page_bytes}: "
+            "links past the cut were not found\n"
+        )
 
 
 def run_crawl(args: argparse.Namespace, settings: Settings) -> int:

@@ -59,6 +59,7 @@ class CrawlSpec:
     ignore_robots: bool = False
     check_fragments: bool = False
     max_urls: int | None = None
+    max_page_bytes: int | None = None  # a page's body read at most; None (stored before it): 16 MiB
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
