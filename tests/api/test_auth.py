@@ -239,3 +239,14 @@ async def test_a_short_admin_key_is_refused_at_start_without_being_shown(tmp_pat
     assert result.returncode == 3, result.stderr
     assert "LINKPROBE_ADMIN_KEY" in result.stderr and "32 characters" in result.stderr
     assert weak not in result.stderr + result.stdout
+
+
+async def test_the_schema_declares_the_bearer_key_so_the_docs_can_send_it(secured: Secured) -> None:
+    async with secured.client(None) as client:
+        schema = (await client.get("/openapi.json")).json()
+    scheme = schema["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            keyed = path.startswith("/api/v1/") or path == "/metrics"
+            assert (operation.get("security") == [{"apiKey": []}]) == keyed, (method, path)

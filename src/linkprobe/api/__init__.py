@@ -120,5 +120,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(body.pop("$defs", {}))
             components[model.__name__] = body
+        _declare_keys(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _declare_keys(schema: dict[str, Any]) -> None:
+    """The API key (Authorization: Bearer) on the routes that take one, so that clients and the
+    Swagger UI at /docs (its Authorize button) know to send it. Checked by Authenticator, not here."""
+    schema["components"]["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "A key from `linkprobe keys create`."}
+    }
+    for path, operations in schema["paths"].items():
+        if path.startswith("/api/v1/") or path == "/metrics":
+            for operation in operations.values():
+                operation["security"] = [{"apiKey": []}]
