@@ -64,4 +64,6 @@ async def test_no_server_errors_on_generated_requests(tmp_path: Path, auth: str)
         -2000:
     ]
     answered = Counter(re.findall(r'HTTP/1\.1" (\d{3})', service.log.read_text()))
-    assert answered["202"] > 0 and answered["401"] == 0, answered  # the key opened every route
+    # Tasks were created, so the key opened the routes (with keys required, a task needs a valid
+    # key; schemathesis also sends a few requests without it, as the schema declares the key).
+    assert answered["202"] > 0, answered
