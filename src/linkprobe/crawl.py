@@ -79,11 +79,6 @@ def cut(result: ProbeResult) -> bool:
     return result.body is BodyState.TRUNCATED
 
 
-def unsupported(url: str, index: int) -> ProbeResult:
-    scheme = url.partition(":")[0]
-    return failed(url, index, ErrorKind.UNSUPPORTED, f"{scheme}: links are not checked")
-
-
 def disallowed(url: str, index: int) -> ProbeResult:
     return failed(url, index, ErrorKind.UNSUPPORTED, "robots.txt disallows fetching it")
 
@@ -308,10 +303,6 @@ class Crawler:
         self.sources[link.url] = sources = Sources()
         sources.add(parent.url, link.line)
         index = len(self.sources) - 1
-        if not supported(link.url):
-            self._pending += 1
-            self._emit(unsupported(link.url, index))
-            return
         max_pages = self.crawl.max_pages
         page = link.kind is ChunkKind.PAGES and (max_pages is None or self.pages < max_pages)
         self.pages += page  # counted before any await: concurrent pages cannot overshoot the limit

@@ -34,8 +34,7 @@ from linkprobe.crawl import (
     html_at,
     page_options,
 )
-from linkprobe.engine import Engine, ErrorKind, ProbeOptions, ProbeResult, StoreUnavailable, failed
-from linkprobe.extract import other_scheme
+from linkprobe.engine import Engine, ProbeOptions, ProbeResult, StoreUnavailable
 from linkprobe.metrics import Metrics
 from linkprobe.store import Chunk, ChunkKind, Store
 
@@ -185,27 +184,12 @@ class Worker:
                   time.perf_counter() - started)  # fmt: skip
 
     def _results(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
-        """The chunk's results: links of another scheme (mailto:, tel:, javascript:... found in
-        documents) are `unsupported` at once, as the CLI reports them; the rest are probed. Pages
-        and fragments of crawl tasks are read (CrawlChunks)."""
+        """The chunk's results: links straight from the engine (it reports links of another scheme,
+        mailto: found in documents, `unsupported`); pages and fragments of crawl tasks are read
+        (CrawlChunks)."""
         if chunk.kind is not ChunkKind.LINKS:
             return self.crawls.results(chunk, options)
-        schemes = [other_scheme(url) for url in chunk.urls]
-        if not any(schemes):  # URL lists: straight from the engine
-            return self.engine.run(chunk.urls, options, start_index=chunk.start)
-        return self._mixed(chunk, options, schemes)
-
-    async def _mixed(
-        self, chunk: Chunk, options: ProbeOptions, schemes: list[str | None]
-    ) -> AsyncIterator[ProbeResult]:
-        urls, start = chunk.urls, chunk.start
-        for i, scheme in enumerate(schemes):
-            if scheme is not None:
-                yield failed(urls[i], start + i, ErrorKind.UNSUPPORTED, f"{scheme}: links are not checked")
-        positions = [i for i, scheme in enumerate(schemes) if scheme is None]
-        async for result in self.engine.run([urls[i] for i in positions], options):
-            result.index = start + positions[result.index]
-            yield result
+        return self.engine.run(chunk.urls, options, start_index=chunk.start)
 
     async def _stored(self, write: Callable[[], Awaitable[None]], what: str) -> None:
         """Run a store write until the store takes it: what it carries exists only in memory."""

@@ -182,12 +182,21 @@ async def test_malformed_response_is_protocol(engine: Engine, garbage_port: int)
 
 
 @pytest.mark.parametrize(
-    "url", ["", "not a url", "mailto:a@b.c", "http://user:pw@127.0.0.1/", "http://[zz]/"]
+    "url", ["", "not a url", "example.com:80/x", "http://user:pw@127.0.0.1/", "http://[zz]/"]
 )
 async def test_invalid_urls_are_results(engine: Engine, url: str) -> None:
     result = await engine.probe(url, 3, FAST)
     assert result.error is not None and result.error.kind == ErrorKind.INVALID_URL
     assert (result.url, result.index, result.ok) == (url, 3, False)
+
+
+@pytest.mark.parametrize("url", ["mailto:a@b.c", "tel:+1555", "javascript:void(0)", "file:///etc/passwd"])
+async def test_input_urls_of_another_scheme_are_unsupported_results(engine: Engine, url: str) -> None:
+    result = await engine.probe(url, 3, FAST)
+    assert result.error is not None and result.error.kind == ErrorKind.UNSUPPORTED
+    assert result.error.message == f"{url.partition(':')[0]}: links are not checked"
+    assert (result.url, result.index, result.status_code) == (url, 3, None)
+    assert result.outcome == Outcome.UNSUPPORTED
 
 
 async def test_result_round_trips_through_dict(engine: Engine, target: Target) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from linkprobe.engine.errors import InvalidURL, Unsupported
-from linkprobe.engine.urls import normalise, parse_ipv4_host
+from linkprobe.engine.urls import normalise, other_scheme, parse_ipv4_host
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,11 @@ def test_normalisation() -> None:
     [
         "",
         "example.com",
-        "ftp://x/",
+        "example.com:80/x",
+        "localhost:8080/",
+        "127.0.0.1:80/",
+        "/about",
+        "#top",
         "http://u:p@x.example/",
         "http://exa mple.com/",
         "http:///p",
@@ -52,6 +56,26 @@ def test_normalisation() -> None:
 def test_unprobeable_urls(raw: str) -> None:
     with pytest.raises(InvalidURL):
         normalise(raw)
+
+
+OTHERS = ["mailto:a@b", " TEL:+1", "javascript:void(0)", "data:,x", "ftp://x/", "file:///etc/passwd"]
+
+
+def test_other_schemes_as_the_service_sees_them() -> None:
+    """What the engine reports `unsupported` without probing: any scheme but http(s), file: too
+    (the service reads no disk); not a relative link, nor a host and port written without a scheme."""
+    assert [other_scheme(url) for url in OTHERS] == ["mailto", "tel", "javascript", "data", "ftp", "file"]
+    kept = ["https://a.example/", "HTTP://a.example/", "/about", "../a.html", "#top", "example.com:80/x",
+            "localhost:8080/", "127.0.0.1:80/", ""]  # fmt: skip
+    assert [other_scheme(url) for url in kept] == [None] * len(kept)
+
+
+@pytest.mark.parametrize("raw", [*OTHERS, "ftp://[zz]/"])  # the last one even unparsable
+def test_input_of_other_scheme_is_unsupported_with_one_message(raw: str) -> None:
+    with pytest.raises(Unsupported) as refused:
+        normalise(raw)
+    assert str(refused.value) == f"{raw.strip().split(':')[0].lower()}: links are not checked"
+    assert other_scheme(raw) is not None  # the intake's rule says the same
 
 
 def test_redirect_to_other_scheme_is_unsupported() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from linkprobe.engine import ConfigError
-from linkprobe.extract import Kind, Link, LinkFilter, extract, other_scheme, probe_target, supported
+from linkprobe.extract import Kind, Link, LinkFilter, extract, probe_target, supported
 
 
 def test_urls_anywhere_with_their_lines() -> None:
@@ -27,16 +27,6 @@ def test_unsupported_schemes() -> None:
     assert supported("https://a.example/") and supported("file:///tmp/x") and supported("not-a-url")
     assert not any(supported(url) for url in ("mailto:a@b", "tel:+1", "javascript:void(0)", "data:,x"))
     assert probe_target("https://a.example/p#frag") == "https://a.example/p"
-
-
-def test_other_schemes_as_the_service_sees_them() -> None:
-    """What the worker reports `unsupported` without probing: any scheme but http(s), file: too
-    (the service reads no disk); not a relative link, nor a host and port written without a scheme."""
-    others = ["mailto:a@b", " TEL:+1", "javascript:void(0)", "data:,x", "ftp://x/", "file:///etc/passwd"]
-    assert [other_scheme(url) for url in others] == ["mailto", "tel", "javascript", "data", "ftp", "file"]
-    kept = ["https://a.example/", "HTTP://a.example/", "/about", "../a.html", "#top", "example.com:80/x",
-            "localhost:8080/", "127.0.0.1:80/", ""]  # fmt: skip
-    assert [other_scheme(url) for url in kept] == [None] * len(kept)
 
 
 def test_include_and_exclude() -> None:

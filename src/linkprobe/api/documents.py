@@ -20,7 +20,7 @@ from fastapi import HTTPException
 from starlette.datastructures import ImmutableMultiDict
 
 from linkprobe.engine import ConfigError
-from linkprobe.engine.urls import numbered_url_lines
+from linkprobe.engine.urls import numbered_url_lines, other_scheme
 from linkprobe.extract import (
     Kind,
     LinkFilter,
@@ -28,7 +28,6 @@ from linkprobe.extract import (
     extract,
     kind_for_content_type,
     kind_for_name,
-    other_scheme,
     probe_target,
 )
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.api.security import redact
 from linkprobe.engine import ConfigError
-from linkprobe.engine.errors import InvalidURL
+from linkprobe.engine.errors import InvalidURL, Unsupported
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
@@ -58,7 +58,7 @@ class CrawlCreate(BaseModel):
     def _http_url(cls, value: str) -> str:
         try:
             normalise(value)
-        except InvalidURL as exc:
+        except (InvalidURL, Unsupported) as exc:
             raise ValueError(f"not an http(s) URL: {exc}") from None
         return urldefrag(value.strip()).url
 
@@ -110,7 +110,9 @@ class Progress(BaseModel):
     done: int
     ok: int
     broken: int = Field(description="Done and neither ok nor unsupported.")
-    unsupported: int = Field(description="Redirected to a scheme that is not http(s): neither ok nor broken.")
+    unsupported: int = Field(
+        description="A scheme that is not http(s) (mailto:...), or a redirect to one: neither ok nor broken."
+    )
     pages: int | None = Field(
         None, description="Crawl tasks: pages fetched so far (total counts every URL discovered)."
     )

@@ -28,7 +28,7 @@ SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 @dataclass
 class Collected:
-    """Unique URLs in first-seen order; where each was found; results already known (local, unsupported)."""
+    """Unique URLs in first-seen order; where each was found; the anchors of local documents."""
 
     urls: list[str] = field(default_factory=list)
     sources: dict[str, Sources] = field(default_factory=dict)
@@ -175,17 +175,11 @@ def check_local(url: str, index: int, collected: Collected, fragments: bool) -> 
     return ProbeResult(url, index, ok=True, final_url=url)
 
 
-def unsupported(url: str, index: int) -> ProbeResult:
-    scheme = url.partition(":")[0]
-    return failed(url, index, ErrorKind.UNSUPPORTED, f"{scheme}: links are not checked")
-
-
 def known_results(collected: Collected, fragments: bool) -> Iterator[tuple[int, ProbeResult | str]]:
-    """Each URL by index: a result when it is judged here (local or unsupported), else the URL to probe."""
+    """Each URL by index: a result when it is judged here (a local file), else the URL to probe
+    (the engine reports links of another scheme, mailto:..., `unsupported`)."""
     for index, url in enumerate(collected.urls):
         if url.startswith("file:"):
             yield index, check_local(url, index, collected, fragments)
-        elif not supported(url):
-            yield index, unsupported(url, index)
         else:
             yield index, url

@@ -92,7 +92,7 @@ class RedirectLoop(ProbeFailure):
 
 
 class Unsupported(ProbeFailure):
-    """A redirect to a scheme linkprobe does not follow (mailto:, ftp:, file:, ...)."""
+    """A URL, or a redirect, of a scheme linkprobe does not probe (mailto:, ftp:, file:, ...)."""
 
     kind = ErrorKind.UNSUPPORTED
 

@@ -24,7 +24,7 @@ from typing import Any
 class ErrorKind(StrEnum):
     """Why a URL could not be judged by its HTTP status. A closed set: shells may switch on it."""
 
-    INVALID_URL = "invalid_url"  # unparsable, unsupported scheme, userinfo, bad host or port
+    INVALID_URL = "invalid_url"  # unparsable, no scheme, userinfo, bad host or port
     BLOCKED = "blocked"  # the egress policy refused the destination (SSRF guard)
     DNS = "dns"  # the name did not resolve (NXDOMAIN, SERVFAIL, DNS timeout)
     CONNECT_REFUSED = "connect_refused"  # TCP RST on connect: nothing listens there
@@ -35,7 +35,7 @@ class ErrorKind(StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     REDIRECT_LOOP = "redirect_loop"  # back to a URL already visited, or an empty Location
     UNSUPPORTED = (
-        "unsupported"  # a scheme that is not http(s) (a redirect, a mailto: link...): neither ok nor broken
+        "unsupported"  # a scheme that is not http(s) (a mailto: link, a redirect...): neither ok nor broken
     )
     MISSING_FILE = "missing_file"  # a link between local documents names a file that does not exist
     MISSING_FRAGMENT = "missing_fragment"  # --check-fragments: the target has no such id or heading

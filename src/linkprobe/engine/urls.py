@@ -14,10 +14,16 @@ from functools import lru_cache
 
 from yarl import URL
 
-from linkprobe.engine.errors import InvalidURL, Unsupported
+from linkprobe.engine.errors import InvalidURL, ProbeFailure, Unsupported
 
 SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 8192
+# A scheme as RFC 3986 spells it, and its name alone (yarl also takes `127.0.0.1` as one).
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
+_SCHEME_NAME = re.compile(r"[a-z][a-z0-9+.-]*$")
+# `example.com:8080/` and `localhost:8080/` are a host and a port written without a scheme.
+HOST_AND_PORT = re.compile(r"(?:[^:/?#]*\.[^:/?#]*|localhost):", re.IGNORECASE)
+NO_SCHEME = "URL has no scheme (expected http:// or https://; a relative link needs a base URL)"
 # After IDNA encoding a host name is ASCII letters, digits, '-', '_' and dots only.
 _HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$")
 _IPV4_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
@@ -113,11 +119,38 @@ def _canonical_host(raw_host: str) -> str:
     return raw_host.lower()
 
 
+def other_scheme(url: str) -> str | None:
+    """The scheme of a link no HTTP probe can check (mailto:, tel:, javascript:, ftp:, file:...);
+    None for http(s) and for text without a scheme (a relative link, `example.com:80/`)."""
+    if url.startswith(("https://", "http://")):
+        return None  # the common case, before any regular expression
+    text = url.strip()
+    match = _SCHEME.match(text)
+    return None if match is None else _foreign(text, match.group(0)[:-1].lower())
+
+
+def _foreign(text: str, scheme: str) -> str | None:
+    """`scheme` (lower case, as `text` starts) when it names a scheme that is not probed."""
+    if scheme in SCHEMES or not _SCHEME_NAME.match(scheme) or HOST_AND_PORT.match(text):
+        return None
+    return scheme
+
+
+def _refused(text: str, scheme: str, failure: str, redirect: bool) -> ProbeFailure:
+    """Why `text`, whose scheme is not http(s), is not probed: another scheme is `unsupported`
+    (one message for every caller); no scheme, or a host and port without one, is invalid. A
+    redirect resolved against an http(s) URL always has a scheme: any other is not followed."""
+    foreign = scheme if redirect and scheme else _foreign(text, scheme)
+    if foreign is not None:
+        return Unsupported(f"{foreign}: links are not checked")
+    return InvalidURL(failure)
+
+
 def normalise(raw: str, base: URL | None = None) -> URL:
     """Validate `raw` (resolved against `base` for redirects) and return the URL to request.
 
-    Raises InvalidURL for anything that cannot be probed, and Unsupported for a redirect to
-    a scheme the engine does not follow (mailto:, ftp:, file:, ...).
+    Raises Unsupported for a URL, or a redirect, of a scheme the engine does not probe (mailto:,
+    ftp:, file:, ...), and InvalidURL for anything else that cannot be probed.
     """
     text = raw.strip()
     if not text:
@@ -129,15 +162,12 @@ def normalise(raw: str, base: URL | None = None) -> URL:
         if base is not None:
             url = base.join(url)
     except (ValueError, TypeError) as exc:
-        raise InvalidURL(f"unparsable URL: {exc}") from None
+        written = _SCHEME.match(text)
+        scheme = written.group(0)[:-1].lower() if written else ""
+        raise _refused(text, scheme, f"unparsable URL: {exc}", redirect=False) from None
     scheme = url.scheme.lower()
     if scheme not in SCHEMES:
-        message = (
-            f"unsupported scheme {scheme!r}"
-            if scheme
-            else "URL has no scheme (expected http:// or https://; a relative link needs a base URL)"
-        )
-        raise (Unsupported if base is not None else InvalidURL)(message)
+        raise _refused(text, scheme, NO_SCHEME, redirect=base is not None)
     if "@" in url.raw_authority:  # any userinfo, even empty; one read instead of two parses
         raise InvalidURL("URLs with credentials (user:pass@) are refused")
     host = _checked_host(url)

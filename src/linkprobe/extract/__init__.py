@@ -13,7 +13,6 @@ from linkprobe.extract.document import (
     extract,
     kind_for_content_type,
     kind_for_name,
-    other_scheme,
     probe_target,
     supported,
 )
@@ -28,7 +27,6 @@ __all__ = [
     "extract",
     "kind_for_content_type",
     "kind_for_name",
-    "other_scheme",
     "probe_target",
     "supported",
 ]

@@ -135,23 +135,6 @@ def supported(url: str) -> bool:
     return not sep or scheme.lower() in CHECKED_SCHEMES
 
 
-# `example.com:8080/` and `localhost:8080/` are a host and a port written without a scheme.
-HOST_AND_PORT = re.compile(r"(?:[^:/?#]*\.[^:/?#]*|localhost):", re.IGNORECASE)
-
-
-def other_scheme(url: str) -> str | None:
-    """The scheme of a link no HTTP probe can check (mailto:, tel:, javascript:, ftp:, file:...);
-    None for http(s) and for text without a scheme (a relative link, `example.com:80/`)."""
-    if url.startswith(("https://", "http://")):
-        return None  # the common case, before any regular expression
-    text = url.strip()
-    match = SCHEME.match(text)
-    if match is None or HOST_AND_PORT.match(text):
-        return None
-    scheme = match.group(0)[:-1].lower()
-    return None if scheme in ("http", "https") else scheme
-
-
 def probe_target(url: str) -> str:
     """The URL without its fragment: what is fetched (a fragment never reaches the server)."""
     return urldefrag(url).url
