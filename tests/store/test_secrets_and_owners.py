@@ -7,6 +7,8 @@ bytes of the SQLite file and its WAL, or every value of every Redis key.
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -154,3 +156,30 @@ async def redis_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     await opened.open()
     yield opened
     await opened.close()
+
+
+async def test_a_database_from_before_secrets_were_kept_apart_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    await store.open()
+    running, _ = await store.create_task(NewTask(options=OPTIONS), iter(URLS), chunk_size=4)
+    ended, _ = await store.create_task(NewTask(options=OPTIONS), iter(URLS), chunk_size=4)
+    await store.cancel_task(ended.id)
+    await store.close()
+    with sqlite3.connect(path) as db:  # as the previous release stored them: options with the values
+        db.execute("UPDATE tasks SET options = ?", (json.dumps(OPTIONS),))
+        db.execute("ALTER TABLE tasks DROP COLUMN secrets")
+    assert secrets_in(raw_sqlite(path)) == list(SECRETS)
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        for task in (running, ended):
+            record = await store.get_task(task.id)
+            assert record is not None and record.options["headers"]["Authorization"] == "[redacted]"
+        chunk = await store.claim_chunk("w")
+        assert chunk is not None and chunk.task_id == running.id and chunk.options == OPTIONS
+        await drain(store)
+        await store.complete_chunk(chunk, results_of(chunk))
+        assert secrets_in(raw_sqlite(path)) == []
+    finally:
+        await store.close()

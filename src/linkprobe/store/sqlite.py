@@ -256,9 +256,13 @@ class SQLiteStore(Store):
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         db.execute("PRAGMA secure_delete=ON")  # dropped secrets are zeroed, not left in free space
         db.executescript(SCHEMA)
+        added = set()
         for table, column, declaration in MIGRATIONS:
             if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                added.add(column)
+        if "secrets" in added:
+            self._split_stored_secrets(db)
         db.execute("UPDATE tasks SET lane = 'task:' || id WHERE lane IS NULL")  # older databases
         db.execute("CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner, status)")
         db.execute("INSERT OR IGNORE INTO lanes (lane) SELECT DISTINCT lane FROM tasks")
@@ -269,6 +273,22 @@ class SQLiteStore(Store):
         stat = os.stat(self.path)
         self._identity = (stat.st_dev, stat.st_ino)
         self._db = db
+
+    def _split_stored_secrets(self, db: sqlite3.Connection) -> None:
+        """Tasks stored before secrets were kept apart: their header values leave the options,
+        kept apart while the task runs, gone if it has ended (then checkpointed out of the WAL)."""
+        rows = db.execute(
+            "SELECT id, options, status FROM tasks WHERE json_type(options, '$.headers') = 'object'"
+        ).fetchall()
+        for task_id, options, status in rows:
+            shown, secrets = split_secrets(json.loads(options))
+            live = status in (TaskStatus.PENDING, TaskStatus.RUNNING)
+            db.execute(
+                "UPDATE tasks SET options = ?, secrets = ? WHERE id = ?",
+                (json.dumps(shown), secrets if live else None, task_id),
+            )
+        if rows:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def open(self) -> None:
         try:
