@@ -1,5 +1,6 @@
 """`linkprobe check` imports only what it uses: never the service stack, pydantic only to read
-LINKPROBE_* settings, the document parsers only for documents, uvloop only for long runs."""
+LINKPROBE_* settings, the document parsers only for documents, uvloop only for long runs.
+`linkprobe crawl` shares the stores' crawl rules (store.base), never the rest of the stack."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import sys
 from pathlib import Path
 
 from linkprobe.cli.check import LONG_RUN
-from tests.conftest import Target
+from tests.conftest import Site, Target
 
 SERVICE_STACK = {
     "fastapi", "starlette", "uvicorn", "redis", "pydantic", "pydantic_settings", "prometheus_client",
     "multipart", "ijson", "orjson", "lxml", "markdown_it", "linkprobe.api", "linkprobe.store",
     "linkprobe.settings", "linkprobe.worker", "linkprobe.crawl",
 }  # fmt: skip
+# What a crawl never needs: it parses HTML (lxml) and shares store.base with the worker.
+NOT_FOR_CRAWL = SERVICE_STACK - {"lxml", "orjson", "linkprobe.store", "linkprobe.crawl"}
 
 # Runs the command in this interpreter, then lists the modules it loaded (package names and
 # linkprobe's subpackages) after the JSON report on stdout.
@@ -30,19 +33,25 @@ print(json.dumps({"code": code, "modules": sorted(names)}))
 """
 
 
-async def loaded_by_check(
-    *args: str, env: dict[str, str] | None = None
+async def loaded_by(
+    command: str, *args: str, env: dict[str, str] | None = None, code: int = 0
 ) -> tuple[list[dict[str, object]], set[str]]:
     clean = {name: value for name, value in os.environ.items() if not name.upper().startswith("LINKPROBE_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RUN_AND_LIST, "check", "-q", "--retries", "0", "-f", "json", *args,
+        sys.executable, "-c", RUN_AND_LIST, command, "-q", "--retries", "0", "-f", "json", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**clean, **(env or {})},
     )  # fmt: skip
     out, err = await process.communicate()
     report, _, listing = out.decode().rpartition("\n{")
     loaded = json.loads("{" + listing)
-    assert loaded["code"] == 0, err.decode()
+    assert loaded["code"] == code, err.decode()
     return json.loads(report), set(loaded["modules"])
+
+
+async def loaded_by_check(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[list[dict[str, object]], set[str]]:
+    return await loaded_by("check", *args, env=env)
 
 
 async def test_a_url_check_loads_no_service_stack(target: Target) -> None:
@@ -76,3 +85,15 @@ async def test_documents_load_their_parser_only(target: Target, tmp_path: Path) 
     results, modules = await loaded_by_check("--allow-private", str(page))
     assert [r["status_code"] for r in results] == [200]
     assert "lxml" in modules and modules & (SERVICE_STACK - {"lxml"}) == set()
+
+
+async def test_a_crawl_loads_no_pydantic_api_or_redis(site: Site) -> None:
+    results, modules = await loaded_by("crawl", "--allow-private", site.url("/index.html"), code=2)
+    by_url = {r["url"]: r for r in results}
+    assert by_url[site.url("/missing.html")]["status_code"] == 404
+    assert by_url["mailto:team@site.example"]["error"] == {
+        "kind": "unsupported",
+        "message": "mailto: links are not checked",
+    }
+    assert {"lxml", "linkprobe.crawl", "linkprobe.store"} <= modules
+    assert modules & NOT_FOR_CRAWL == set()

@@ -3,7 +3,8 @@
 Exit codes: 0 every URL ok, 2 some URL not ok, 1 unexpected failure, 3 bad usage or configuration,
 130 interrupted (Ctrl-C).
 
-Only what a command uses is imported: `check` never loads the API, the stores or uvicorn.
+Only what a command uses is imported: `check` never loads the API, the stores or uvicorn, and
+`check` and `crawl` load pydantic only to read LINKPROBE_* settings.
 """
 
 from __future__ import annotations
@@ -235,14 +236,17 @@ def load_settings() -> Settings:
         raise UsageError(invalid_value(exc.errors()[0], env=True)) from None
 
 
+ENGINE_ONLY = ("check", "crawl")  # commands that read no setting but the engine's
+
+
 def configured_by_environment() -> bool:
     return any(name.upper().startswith("LINKPROBE_") for name in os.environ)
 
 
 def _run(args: argparse.Namespace) -> int:
-    # `check` uses only the engine's settings, whose defaults are EngineConfig's own: it parses
-    # the environment (with pydantic, 10 MiB and a tenth of a second) only when it sets some.
-    if args.command == "check" and not configured_by_environment():
+    # `check` and `crawl` use only the engine's settings, whose defaults are EngineConfig's own:
+    # they parse the environment (with pydantic, 10 MiB and a tenth of a second) only when it sets some.
+    if args.command in ENGINE_ONLY and not configured_by_environment():
         return _dispatch(args, None)
     from pydantic import ValidationError
 
@@ -258,11 +262,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
         from linkprobe.cli.check import run_check
 
         return run_check(args, settings)
-    assert settings is not None  # only `check` may run without
     if args.command == "crawl":
         from linkprobe.cli.crawl import run_crawl
 
         return run_crawl(args, settings)
+    assert settings is not None  # only the ENGINE_ONLY commands may run without
     if args.command in ("serve", "api"):
         from linkprobe.cli.serve import run_serve
 

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import signal
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import uvloop
 
@@ -17,7 +17,9 @@ from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
-from linkprobe.settings import Settings
+
+if TYPE_CHECKING:
+    from linkprobe.settings import Settings
 
 
 def crawl_options(args: argparse.Namespace) -> CrawlOptions:
@@ -78,7 +80,7 @@ def warn_cut(pages: list[str], max_page_bytes: int) -> None:
         )
 
 
-def run_crawl(args: argparse.Namespace, settings: Settings) -> int:
+def run_crawl(args: argparse.Namespace, settings: Settings | None) -> int:
     options = probe_options(args)
     if options.method != "GET":
         options = dataclasses.replace(options, method="GET")  # pages are read: the links on them

@@ -1,6 +1,9 @@
 """Task storage: one interface (base.Store), an embedded SQLite and a Redis implementation."""
 
-from linkprobe.settings import Settings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from linkprobe.store.base import (
     TERMINAL,
     Chunk,
@@ -16,6 +19,9 @@ from linkprobe.store.base import (
     TaskRecord,
     TaskStatus,
 )
+
+if TYPE_CHECKING:  # `linkprobe crawl` imports store.base: not pydantic with it
+    from linkprobe.settings import Settings
 
 
 def open_store(settings: Settings) -> Store:
