@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -12,9 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
-from tests.conftest import RedisServer, Service, free_port, start_service, start_worker, wait_healthy
+from tests.conftest import (
+    RedisServer,
+    Service,
+    free_port,
+    site_pages,
+    start_service,
+    start_worker,
+    wait_healthy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -32,11 +42,32 @@ async def browser() -> AsyncIterator[Browser]:
 
 @dataclass
 class Site:
-    """Where the UI is served: `linkprobe serve`, or the front of the distributed topology."""
+    """Where the UI is served: `linkprobe serve`, or the front of the distributed topology; `key`
+    is the API key (made with `linkprobe keys create`) when the service requires one."""
 
     name: str
     url: str
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    key: str | None = None
+
+
+ADMIN = "lp_ui_admin_key_0123456789abcdef0123456789"
+# Keys on, as deployed: quotas high enough for the tests' bursts of tasks (quotas have their own tests).
+KEYS_ON = {
+    "LINKPROBE_AUTH": "required",
+    "LINKPROBE_ADMIN_KEY": ADMIN,
+    "LINKPROBE_QUOTA_SUBMISSIONS_PER_MINUTE": "100000",
+    "LINKPROBE_QUOTA_TASKS_IN_FLIGHT": "1000",
+}
+
+
+def create_key(name: str, *store: str) -> str:
+    """A key made by the real `linkprobe keys create` on the store (`--db F` or `--redis-url U`)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "linkprobe", "keys", *store, "create", name],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return out.stdout.strip().splitlines()[-1]
 
 
 async def front(tmp: Path, upstreams: list[int]) -> Service:
@@ -61,16 +92,28 @@ async def serve_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 
 @pytest.fixture(scope="session")
+async def serve_keys_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
+    """`linkprobe serve` with keys required and a key made with `linkprobe keys create`."""
+    tmp = tmp_path_factory.mktemp("ui-serve-keys")
+    key = create_key("ui", "--db", str(tmp / "ui.db"))
+    service = await start_service(tmp, "serve", "--db", str(tmp / "ui.db"), env=KEYS_ON)
+    yield Site("serve-keys", service.url, key=key)
+    await service.stop()
+
+
+@pytest.fixture(scope="session")
 async def topology_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
-    """Redis, two API replicas, a worker service and the front: the compose topology as processes."""
+    """Redis, two API replicas, a worker service and the front: the compose topology as processes,
+    with keys required and an admin key set, as deploy/compose.yaml runs it."""
     tmp = tmp_path_factory.mktemp("ui-topology")
     redis_server = RedisServer(free_port(), tmp)
     redis_server.start()
-    env = {"LINKPROBE_REDIS_URL": redis_server.url}
+    key = create_key("ui", "--redis-url", redis_server.url)
+    env = {"LINKPROBE_REDIS_URL": redis_server.url, **KEYS_ON}
     apis = [await start_service(tmp, "api", env=env, name=f"api{i}") for i in (1, 2)]
     worker = await start_worker(tmp, redis_server.url)
     entry = await front(tmp, [api.port for api in apis])
-    yield Site("front", entry.url)
+    yield Site("front", entry.url, key=key)
     for service in (entry, *apis):
         await service.stop()
     worker.terminate()
@@ -78,9 +121,14 @@ async def topology_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     redis_server.stop()
 
 
+SITES = {"serve": "serve_site", "serve-keys": "serve_keys_site", "front": "topology_site"}
+
+
 @pytest.fixture(params=["serve", "front"])
 def site(request: pytest.FixtureRequest) -> Site:
-    found: Site = request.getfixturevalue(f"{'serve' if request.param == 'serve' else 'topology'}_site")
+    """Each test runs on `serve` (keys off, as `make run`) and on the front (keys on, as deployed);
+    `@pytest.mark.parametrize("site", [...], indirect=True)` picks others ("serve-keys")."""
+    found: Site = request.getfixturevalue(SITES[request.param])
     return found
 
 
@@ -92,6 +140,7 @@ class Tab:
     base: str
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    keys_entered: int = 0  # times the UI asked for the API key and the tab typed it in
 
     async def open(self, route: str = "/") -> None:
         await self.page.goto(f"{self.base}/#{route}")
@@ -100,15 +149,28 @@ class Tab:
         return [url for url in self.requests if fragment in url]
 
 
-async def new_tab(browser: Browser, base: str, **options: object) -> tuple[BrowserContext, Tab]:
+async def new_tab(
+    browser: Browser, base: str, key: str | None = None, **options: object
+) -> tuple[BrowserContext, Tab]:
+    """A fresh browser tab; with `key`, whenever the UI asks for an API key, the tab types it in."""
     context = await browser.new_context(accept_downloads=True, **options)  # type: ignore[arg-type]
     page = await context.new_page()
     page.set_default_timeout(30_000)
     tab = Tab(page, base)
     page.on("request", lambda request: tab.requests.append(request.url))
+    if key:
+        prompt = page.get_by_role("dialog", name="API key needed")
+
+        async def enter_key() -> None:
+            await prompt.get_by_label("API key").fill(key)
+            await prompt.get_by_role("button", name="Use key").click()
+            tab.keys_entered += 1
+
+        await page.add_locator_handler(prompt, enter_key)
 
     def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
+        # The browser logs the 401 that makes the UI ask for the key: that one is by design.
+        if message.type == "error" and not (key and "status of 401" in message.text):
             tab.errors.append(message.text)
 
     page.on("console", console)
@@ -117,14 +179,15 @@ async def new_tab(browser: Browser, base: str, **options: object) -> tuple[Brows
 
 @pytest.fixture
 async def tab(browser: Browser, site: Site) -> AsyncIterator[Tab]:
-    context, opened = await new_tab(browser, site.url, viewport={"width": 1280, "height": 900})
+    context, opened = await new_tab(browser, site.url, site.key, viewport={"width": 1280, "height": 900})
     yield opened
     await context.close()
 
 
 @pytest.fixture
 async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=site.url, timeout=60) as opened:
+    headers = {"Authorization": f"Bearer {site.key}"} if site.key else {}
+    async with httpx.AsyncClient(base_url=site.url, timeout=60, headers=headers) as opened:
         yield opened
 
 
@@ -136,3 +199,26 @@ async def shoot(page: Page, name: str, tmp: Path, full_page: bool = False) -> Pa
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
     return path
+
+
+@pytest.fixture
+async def pages() -> AsyncIterator[str]:
+    """The crawl fixture site of tests.conftest (robots.txt, a depth chain, broken links, fragments)
+    on loopback: its base URL. (tests.conftest's `site` fixture is shadowed here by the UI's `site`.)"""
+    port = free_port()
+    content = site_pages(port)
+
+    async def serve(request: web.Request) -> web.Response:
+        body = content.get(request.path)
+        if body is None:
+            return web.Response(status=404, text="not found")
+        kind = "text/html" if request.path.endswith(".html") else "text/plain"
+        return web.Response(text=body, content_type=kind)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", serve)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()

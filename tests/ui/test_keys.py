@@ -1,56 +1,23 @@
-"""The UI with an API that wants a key: it asks once, keeps it for the tab and sends it everywhere,
-the event stream included (read with fetch(), since EventSource cannot send headers).
-
-API keys are not in this service yet, so a small gate in front of the real `linkprobe serve` plays
-their part: `/api/*` without `Authorization: Bearer <key>` answers 401 with a detail.
-"""
+"""The UI with keys required, on a real `linkprobe serve` (LINKPROBE_AUTH=required, a key made with
+`linkprobe keys create`): it asks once, keeps the key for the tab and sends it everywhere, the event
+stream included (read with fetch(), since EventSource cannot send headers). The core browser tests
+of test_ui.py also run there (site "serve-keys") and on the keyed front."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from aiohttp import ClientSession, web
+import httpx
 from playwright.async_api import Browser, Request, expect
 
-from tests.conftest import Target, free_port
+from tests.conftest import Target
 from tests.ui.conftest import Site, new_tab
-
-KEY = "lp_test_key_0123456789"
-
-
-@pytest.fixture
-async def gated(serve_site: Site) -> AsyncIterator[str]:
-    async with ClientSession(auto_decompress=False) as session:
-
-        async def gate(request: web.Request) -> web.StreamResponse:
-            if request.path.startswith("/api/") and request.headers.get("Authorization") != f"Bearer {KEY}":
-                return web.json_response({"detail": "an API key is required"}, status=401)
-            headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-            body = await request.read()
-            async with session.request(request.method, f"{serve_site.url}{request.rel_url}", headers=headers,
-                                       data=body, allow_redirects=False) as upstream:  # fmt: skip
-                response = web.StreamResponse(status=upstream.status, headers=upstream.headers)
-                response.headers.popall("Transfer-Encoding", None)
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                return response
-
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", gate)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        yield f"http://127.0.0.1:{port}"
-        await runner.cleanup()
 
 
 async def test_the_ui_asks_for_a_key_and_sends_it_with_every_call(
-    browser: Browser, gated: str, target: Target
+    browser: Browser, serve_keys_site: Site, target: Target
 ) -> None:
-    context, tab = await new_tab(browser, gated)
+    key = serve_keys_site.key
+    assert key and (await httpx.AsyncClient().get(f"{serve_keys_site.url}/api/v1/tasks")).status_code == 401
+    context, tab = await new_tab(browser, serve_keys_site.url)
     sent: list[tuple[str, str | None]] = []
 
     def record(request: Request) -> None:
@@ -62,7 +29,7 @@ async def test_the_ui_asks_for_a_key_and_sends_it_with_every_call(
         await tab.open("/")
         dialog = tab.page.get_by_role("dialog", name="API key needed")
         await expect(dialog).to_contain_text("an API key is required")
-        await dialog.get_by_label("API key").fill(KEY)
+        await dialog.get_by_label("API key").fill(key)
         await dialog.get_by_role("button", name="Use key").click()
         await expect(tab.page.get_by_role("heading", name="Tasks")).to_be_visible()
 
@@ -73,18 +40,30 @@ async def test_the_ui_asks_for_a_key_and_sends_it_with_every_call(
         await tab.page.get_by_role("button", name="Start checking").click()
         await expect(tab.page.locator("h1 .badge")).to_have_text("ready", timeout=60_000)
         events = [auth for url, auth in sent if url.endswith("/events")]
-        assert events and set(events) == {f"Bearer {KEY}"}
-        assert all(auth == f"Bearer {KEY}" for _, auth in sent[1:])  # every call after the first 401
-        assert await tab.page.evaluate("sessionStorage.getItem('linkprobe.apiKey')") == KEY
+        assert events and set(events) == {f"Bearer {key}"}
+        assert all(auth == f"Bearer {key}" for _, auth in sent[1:])  # every call after the first 401
+        assert await tab.page.evaluate("sessionStorage.getItem('linkprobe.apiKey')") == key
     finally:
         await context.close()
 
 
-async def test_refusing_to_give_a_key_shows_the_reason(browser: Browser, gated: str) -> None:
-    context, tab = await new_tab(browser, gated)
+async def test_refusing_to_give_a_key_shows_the_reason(browser: Browser, serve_keys_site: Site) -> None:
+    context, tab = await new_tab(browser, serve_keys_site.url)
     try:
         await tab.open("/")
         await tab.page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
         await expect(tab.page.locator("#notice .banner.error")).to_contain_text("an API key is required")
+    finally:
+        await context.close()
+
+
+async def test_a_wrong_key_is_refused_with_the_api_reason(browser: Browser, serve_keys_site: Site) -> None:
+    context, tab = await new_tab(browser, serve_keys_site.url)
+    try:
+        await tab.open("/")
+        dialog = tab.page.get_by_role("dialog", name="API key needed")
+        await dialog.get_by_label("API key").fill("lp_not_a_key_0123456789abcdef")
+        await dialog.get_by_role("button", name="Use key").click()
+        await expect(tab.page.locator("#notice .banner.error")).to_contain_text("unknown or revoked API key")
     finally:
         await context.close()

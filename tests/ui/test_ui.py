@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Target
@@ -50,6 +51,23 @@ async def result_rows(page: Page) -> int:
     return await page.locator("tbody.result").count()
 
 
+WITH_KEYS = pytest.mark.parametrize("site", ["serve", "serve-keys", "front"], indirect=True)
+
+
+async def keys_were_needed(site: Site, tab: Tab) -> None:
+    """On a site with keys required: the API refuses a call without one, and the UI asked for it."""
+    if site.key:
+        async with httpx.AsyncClient() as anonymous:
+            assert (await anonymous.get(f"{site.url}/api/v1/tasks")).status_code == 401
+        assert tab.keys_entered == 1, "the UI should ask for the key once per tab"
+
+
+def latency_counts(label: str) -> dict[str, int]:
+    """The latency chart's accessible name ("Latency. ≤ 10 ms: 3, slower: 1") as bucket -> count."""
+    return {name.strip(): int(n) for name, n in re.findall(r"([^.,:]+): (\d+)", label.split(". ", 1)[1])}
+
+
+@WITH_KEYS
 async def test_submit_watch_filter_page_details_and_download(
     tab: Tab, site: Site, target: Target, tmp_path: Path
 ) -> None:
@@ -57,6 +75,7 @@ async def test_submit_watch_filter_page_details_and_download(
     await tab.open("/")
     urls = urls_for(target, f"t{site.name}")
     task_id = await submit(page, f"Docs links ({site.name})", urls)
+    await keys_were_needed(site, tab)
     seen = await progress_values(page, len(urls))
     assert seen[0] < len(urls), f"the task page never showed the task running: {seen}"
     await expect(page.locator("h1 .badge")).to_have_text("ready")
@@ -64,6 +83,12 @@ async def test_submit_watch_filter_page_details_and_download(
     await expect(page.locator(".stat.broken dd")).to_have_text("20")
     assert tab.api_calls(f"/api/v1/tasks/{task_id}/events"), "progress did not come from the event stream"
     await expect(page.locator("figure.chart svg[aria-label^='Status codes']")).to_have_count(1)
+    latency = page.locator("figure.chart svg[aria-label^='Latency']")
+    await expect(latency.locator("rect.bar")).not_to_have_count(0)
+    buckets = latency_counts(await latency.get_attribute("aria-label") or "")
+    assert sum(buckets.values()) == len(urls), buckets  # every URL was attempted, each counted once
+    slow = sum(n for name, n in buckets.items() if name in ("≤ 2500 ms", "≤ 5000 ms"))
+    assert slow >= 8, buckets  # the eight 1.5 s answers
     await shoot(page, f"task-{site.name}", tmp_path)
 
     await expect(page.locator("tbody.result")).to_have_count(50)  # one page of 50 of the 60
@@ -101,12 +126,14 @@ async def test_submit_watch_filter_page_details_and_download(
     assert tab.errors == []
 
 
+@WITH_KEYS
 async def test_cancel_and_delete_with_confirmation(
     tab: Tab, site: Site, target: Target, client: httpx.AsyncClient
 ) -> None:
     page = tab.page
     await tab.open("/")
     task_id = await submit(page, "to cancel", [target.url(f"/slow?s=20&c{site.name}={i}") for i in range(40)])
+    await keys_were_needed(site, tab)
     await expect(page.locator("h1 .badge")).to_have_text("running")
     await page.get_by_role("button", name="Cancel to cancel").click()
     await page.get_by_role("button", name="Keep it").click()  # the confirmation can be refused
@@ -161,7 +188,7 @@ async def test_screens_in_light_dark_and_on_a_phone(
     desktop, phone = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
     screens = [("light", desktop, "light"), ("dark", desktop, "dark"), ("phone", phone, "light")]
     for name, viewport, scheme in screens:
-        context, tab = await new_tab(browser, site.url, viewport=viewport, color_scheme=scheme)
+        context, tab = await new_tab(browser, site.url, site.key, viewport=viewport, color_scheme=scheme)
         await tab.open(f"/tasks/{task['id']}")
         await expect(tab.page.locator("h1 .badge")).to_have_text("ready", timeout=60_000)
         await expect(tab.page.locator("tbody.result")).to_have_count(50)

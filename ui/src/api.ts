@@ -2,7 +2,16 @@
 export const BASE = "/api/v1";
 const KEY = "linkprobe.apiKey";
 
-export interface Progress { total: number; done: number; ok: number; broken: number }
+export interface Progress { total: number; done: number; ok: number; broken: number; pages?: number | null }
+export interface Crawl {
+  start: string;
+  max_depth: number | null;
+  max_pages: number | null;
+  include: string[];
+  exclude: string[];
+  ignore_robots: boolean;
+  check_fragments: boolean;
+}
 export interface Task {
   id: string;
   name: string | null;
@@ -16,9 +25,12 @@ export interface Task {
   started_at: string | null;
   finished_at: string | null;
   options: Record<string, unknown>;
+  crawl?: Crawl | null;
 }
 export interface Hop { status_code: number; url: string }
-export interface Source { url?: string; document?: string; line?: number; [key: string]: unknown }
+export interface Place { document: string; line: number }
+/** Where a URL of a document or a crawl was found: the first places, and how many there are in all. */
+export interface Sources { total: number; places: Place[] }
 export interface Result {
   url: string;
   index: number;
@@ -36,7 +48,7 @@ export interface Result {
   content_length: number | null;
   checked_at: string;
   attempts: number;
-  sources?: Source[];
+  sources?: Sources;
   [key: string]: unknown;
 }
 export interface Page<T> { items: T[]; next_cursor: string | null }

@@ -1,5 +1,5 @@
 // One task: live progress over SSE, outcome charts, and the results table paged from the API.
-import { apiKey, BASE, json, resultsQuery, send, TERMINAL, type Page, type Result, type Task } from "./api";
+import { apiKey, BASE, type Crawl, json, resultsQuery, send, TERMINAL, type Page, type Result, type Sources, type Task } from "./api";
 import { acceptRule, barChart, errorBars, latencyBars, statusBars } from "./charts";
 import { h, replace } from "./dom";
 import { count, duration, ms, percent, when } from "./format";
@@ -101,6 +101,7 @@ class TaskPage {
       h("div", {}, h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Tasks"), " / "),
         h("h1", {}, label, " ", badge(task.status)),
         task.description ? h("p", { class: "description" }, task.description) : null,
+        task.crawl ? crawlLine(task.crawl) : null,
         h("p", { class: "muted" }, `Created ${when(task.created_at)} · id `, h("code", {}, task.id))),
       h("div", { class: "row-actions" }, ...actions(task, label, (deleted) => this.afterAction(deleted))));
     this.renderLive(task);
@@ -118,7 +119,7 @@ class TaskPage {
   }
 
   private renderLive(task: Task): void {
-    const { total, done, ok, broken } = task.progress;
+    const { total, done, ok, broken, pages } = task.progress;
     const now = Date.now();
     this.samples = [...this.samples.filter((s) => now - s.at < 10_000), { at: now, done }];
     const first = this.samples[0];
@@ -134,6 +135,7 @@ class TaskPage {
       h("dl", { class: "stats", "aria-live": "polite" },
         stat("Done", `${count(done)} / ${count(total)}`), stat("OK", count(ok), "ok"),
         stat("Broken", count(broken), "broken"),
+        typeof pages === "number" ? stat("Pages fetched", count(pages), "pages") : null,
         stat("Rate", running && rate > 0 ? `${count(Math.round(rate))} URLs/s` : "–"),
         stat("Time left", running && rate > 0 ? duration((total - done) / rate) : running ? "estimating…" : "–")),
       this.connection);
@@ -218,6 +220,13 @@ class TaskPage {
   }
 }
 
+function crawlLine(crawl: Crawl): HTMLElement {
+  const limits = [crawl.max_depth === null ? "" : `depth ≤ ${crawl.max_depth}`,
+    crawl.max_pages === null ? "" : `at most ${count(crawl.max_pages)} pages`].filter(Boolean);
+  return h("p", { class: "crawl-line" }, "Crawl of ", h("a", { href: crawl.start, rel: "noreferrer" }, crawl.start),
+    limits.length ? ` (${limits.join(", ")})` : "");
+}
+
 function save(href: string, name: string): void {
   const link = h("a", { href, download: name, class: "visually-hidden" });
   document.body.append(link);
@@ -271,9 +280,7 @@ function detailsOf(result: Result): HTMLElement {
   const chain = result.redirects.length
     ? h("ol", { class: "chain" }, ...visited.map((url, i) => h("li", {}, h("span", { class: "pill" }, answers[i]), " ", url)))
     : null;
-  const sources = result.sources?.length
-    ? h("ul", {}, ...result.sources.map((s) => h("li", {}, [s.document ?? s.url, s.line ? `line ${s.line}` : ""].filter(Boolean).join(", "))))
-    : null;
+  const sources = result.sources ? foundIn(result.sources) : null;
   return h("dl", { class: "detail-grid" },
     item("Error", result.error ? `${result.error.kind}: ${result.error.message}` : null),
     item("Final URL", result.final_url !== result.url ? result.final_url : null),
@@ -287,3 +294,12 @@ function detailsOf(result: Result): HTMLElement {
     item("Found in", sources));
 }
 
+
+function foundIn(sources: Sources): HTMLElement {
+  const { total, places } = sources;
+  const more = total - places.length;
+  return h("div", { class: "sources" },
+    h("p", { class: "sources-total" }, total === 1 ? "1 place" : `${count(total)} places`),
+    h("ul", {}, ...places.map((place) => h("li", {}, `${place.document}, line ${place.line}`)),
+      more > 0 ? h("li", { class: "muted" }, `…and ${count(more)} more`) : null));
+}
