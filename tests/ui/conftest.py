@@ -192,10 +192,11 @@ async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def shoot(page: Page, name: str, tmp: Path, full_page: bool = False) -> Path:
-    """Saves a screenshot to `tmp`; with LINKPROBE_SCREENSHOTS=1 also to docs/screenshots."""
+    """Saves a screenshot to `tmp`; with LINKPROBE_SCREENSHOTS=1 also to docs/screenshots (not
+    the screens of the extra keyed `serve`: the same screens as `serve`)."""
     path = tmp / f"{name}.png"
     await page.screenshot(path=path, full_page=full_page)
-    if os.environ.get("LINKPROBE_SCREENSHOTS") == "1":
+    if os.environ.get("LINKPROBE_SCREENSHOTS") == "1" and "serve-keys" not in name:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
     return path

@@ -5,13 +5,14 @@ URL, and each result's "Found in" with the places and their total, as the API re
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.async_api import Page, expect
 
 from tests.conftest import Target
-from tests.ui.conftest import Site, Tab
+from tests.ui.conftest import Site, Tab, shoot
 
 # The page is linked 12 times: more places than a result lists (10), so "Found in" shows the total.
 GUIDE = "# Guide\nSee [the page](../status/200) and [a missing one](../status/404).\n" + "".join(
@@ -52,7 +53,7 @@ async def found_in_matches_the_api(page: Page, client: httpx.AsyncClient, task_i
 
 
 async def test_crawl_a_site_from_the_form(
-    tab: Tab, site: Site, pages: str, client: httpx.AsyncClient
+    tab: Tab, site: Site, pages: str, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     page = await open_new(tab, f"Site crawl ({site.name})")
     await page.get_by_label("Crawl a site").check()
@@ -74,6 +75,7 @@ async def test_crawl_a_site_from_the_form(
     await expect(page.locator(".stat.pages dd")).to_have_text(str(task["progress"]["pages"]))
     sources = await found_in_matches_the_api(page, client, task_id, "/missing.html")
     assert sources["total"] == 2  # linked from index.html and deep/1.html
+    await shoot(page, f"crawl-{site.name}", tmp_path, full_page=True)
     assert tab.errors == []
 
 

@@ -202,6 +202,13 @@ async def test_screens_in_light_dark_and_on_a_phone(
             await tab.open("/new")
             await tab.page.get_by_text("Advanced options").click()
             await shoot(tab.page, f"new-{site.name}", tmp_path)
+        if name == "phone":  # the submit form's crawl mode fits a phone too
+            await tab.open("/new")
+            await tab.page.get_by_label("Crawl a site").check()
+            await tab.page.get_by_text("Crawl options").click()
+            overflow = await tab.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the crawl form scrolls sideways by {overflow}px on a phone"
+            await shoot(tab.page, f"new-crawl-phone-{site.name}", tmp_path, full_page=True)
         assert tab.errors == []
         await context.close()
 

@@ -53,9 +53,15 @@ export function errorBars(byError: Record<string, number>): Bar[] {
 /** Latency buckets keyed by their upper bound in ms ("+Inf" last), as the API reports them. */
 export function latencyBars(latency: Record<string, number> | undefined): Bar[] {
   if (!latency) return [];
-  return Object.entries(latency)
-    .filter(([, value]) => value > 0)
-    .map(([bound, value]) => ({ label: bound === "+Inf" ? "slower" : `≤ ${bound} ms`, value, tone: "neutral" }));
+  const buckets = Object.entries(latency);
+  // From the first bucket with results to the last: empty buckets between them keep the shape.
+  const first = buckets.findIndex(([, value]) => value > 0);
+  const last = buckets.length - 1 - [...buckets].reverse().findIndex(([, value]) => value > 0);
+  if (first < 0) return [];
+  const label = (bound: string, i: number): string =>
+    bound === "+Inf" ? `> ${buckets[i - 1]?.[0] ?? 0} ms` : `≤ ${bound} ms`;
+  return buckets.slice(first, last + 1)
+    .map(([bound, value], i) => ({ label: label(bound, first + i), value, tone: "neutral" }));
 }
 
 /** The task's accept rule ("200-299,301") as a predicate, to colour status bars. */
