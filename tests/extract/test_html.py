@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 from urllib.parse import urljoin
 
-from linkprobe.extract import Kind, Link, extract
-from linkprobe.extract.html import _parser
+import pytest
+
+from linkprobe.extract import Kind, Link, extract, html
+from linkprobe.extract.html import _parser, extract_html
 
 PAGE = b"""<!doctype html>
 <html><head>
@@ -136,3 +141,73 @@ def test_declared_charset_is_honoured() -> None:
     assert extract(page, Kind.HTML, "https://s.example/").links == [
         Link("https://s.example/caf\u00e9.html", 1)
     ]
+
+
+LATE_BASE = (  # the links before the first <base href> resolve against it too
+    b'<!-- first --><head><link rel=icon href="a.png">\n'
+    + b'<link rel=stylesheet href="s.css"><script src="/app.js"></script>\n' * 300
+    + b'<base href="https://late.example/dir/"><base href="https://second.example/">\n'
+    + b'</head><body><a href="  ">blank</a><a href="z.html">z</a><span id="end"></span>\n'
+    + b'<div id="d"><p><a name="n" href="#top">t</a> <img srcset="s1.png 1x, s2.png 2x"></p>\n' * 300
+)
+
+
+@pytest.mark.parametrize("block", [7, 100, 4096])
+@pytest.mark.parametrize("page", [PAGE, LATE_BASE], ids=["page", "late-base"])
+def test_a_document_read_in_blocks_gives_what_the_whole_tree_gives(
+    monkeypatch: pytest.MonkeyPatch, page: bytes, block: int
+) -> None:
+    """Above STREAM_ABOVE a document is fed in blocks, its finished elements dropped: the same
+    links (a `<base href>` found late still resolves the links before it), lines and anchors."""
+    whole = extract_html(page, "https://s.example/a/", 3)
+    monkeypatch.setattr(html, "STREAM_ABOVE", 0)
+    monkeypatch.setattr(html, "BLOCK", block)
+    streamed = extract_html(page, "https://s.example/a/", 3)
+    assert streamed.links == whole.links and streamed.anchors == whole.anchors
+    assert len(whole.links) > 10 and len(whole.anchors) > 1
+    if page is LATE_BASE:
+        assert whole.links[0] == Link("https://late.example/dir/a.png", 4)
+        assert whole.links[-1].url == "https://late.example/dir/s2.png"
+    assert extract_html(b"", None).links == extract_html(b"   ", None).links == []
+
+
+# A child extracts links from a large generated page (one line per section: lines past the first
+# blocks fed are checked too) and reports the rise of its peak RSS (VmHWM, reset by clear_refs
+# once the page is built) during extraction, as tests/engine/test_hostile.py does.
+LARGE_PAGE_CHILD = """
+import json, sys
+from linkprobe.extract import Kind, extract
+
+row = "<p>lorem <em>ipsum</em> <b>dolor</b> sit <i>amet</i>, consectetur.</p>" * 60
+sections = int(sys.argv[1]) // (len(row) + 60)
+page = "".join(
+    f'<div id="s{n}"><a href="page{n}.html#s">link</a>{row}</div>\\n' for n in range(sections)
+).encode()
+
+def status(field):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith(field + ":")) * 1024
+
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")  # VmHWM := VmRSS
+before = status("VmHWM")
+found = extract(page, Kind.HTML, "https://s.example/")
+rise = status("VmHWM") - before
+lines = [link.line for link in found.links]
+print(json.dumps({"bytes": len(page), "sections": sections, "links": len(found.links),
+                  "lines_in_order": lines == list(range(1, sections + 1)),
+                  "last": found.links[-1].url, "anchors": len(found.anchors), "rise": rise}))
+"""
+
+
+def test_a_large_document_is_read_in_memory_bounded_by_its_size() -> None:
+    """Parsed whole, a 24 MiB page would cost ~20 times its size (the tree); read in blocks with
+    the finished elements dropped, the rise stays below its size (libxml2 keeps the bytes fed)."""
+    child = subprocess.run(
+        [sys.executable, "-c", LARGE_PAGE_CHILD, str(24 << 20)], capture_output=True, text=True, check=True
+    )
+    report = json.loads(child.stdout)
+    sections = report["sections"]
+    assert report["links"] == report["anchors"] == sections > 1000 and report["lines_in_order"]
+    assert report["last"] == f"https://s.example/page{sections - 1}.html#s"
+    assert report["rise"] < 3 * report["bytes"], report

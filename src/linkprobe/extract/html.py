@@ -3,6 +3,14 @@
 Parser: lxml (libxml2). Measured on a 450 KB page (bench/extract.py): selectolax (lexbor) is
 about 2x faster but exposes no source positions; lxml is about 3x faster than the standard
 library's html.parser and gives each element's line, which every result's `sources` needs.
+
+A whole tree costs 13 to 30 times the document (26 MB of the Python docs: +350 MB), so a
+document above STREAM_ABOVE is fed to a pull parser in blocks: after each block, its links and
+anchors are taken and every finished element is dropped; only the open elements stay. Measured
+(bench/extract.py, same run): the same CPU time (0.9-1.5x, noisy) and +50-80 MB, about twice
+the document: libxml2's push parser keeps every byte fed in its input buffer, growing by
+doubling. Smaller documents, most crawled pages among them, keep the whole-tree parse with a
+parser per thread, the path measured for the crawler's threads.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ SRCSET_TAGS = ("img", "source")
 LINK_RELS_SKIPPED = frozenset({"preconnect", "dns-prefetch"})  # name an origin, not a resource
 REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)
 _local = threading.local()
+STREAM_ABOVE = 4 << 20  # bytes; smaller documents are parsed whole (at most ~120 MB of tree)
+BLOCK = 256 << 10  # bytes fed to the pull parser at once
 
 
 def _parser() -> lxml.etree.HTMLParser:
@@ -83,6 +93,8 @@ TAGS = (*URL_ATTRIBUTES, "meta")
 def extract_html(data: bytes, base: str | None, line_offset: int = 0, *, anchors: bool = True) -> Extracted:
     """Links and anchors (unless `anchors` is false) of an HTML document (or fragment); lines
     shifted by `line_offset`."""
+    if len(data) > STREAM_ABOVE:
+        return _Stream(base, line_offset, anchors).run(data)
     found = Extracted()
     root = parse(data)
     if root is None:
@@ -110,3 +122,117 @@ def line_of(element: lxml.etree._Element) -> int:
     """The element's 1-based source line (1 when the parser did not record one)."""
     line = element.sourceline
     return line if isinstance(line, int) else 1
+
+
+def _pull_parser() -> lxml.etree.HTMLPullParser:
+    """This thread's pull parser (as _parser): its one event is the root element, `html`, which
+    libxml2 opens even when the document does not."""
+    parser: lxml.etree.HTMLPullParser | None = getattr(_local, "pull", None)
+    if parser is None:
+        parser = _local.pull = lxml.etree.HTMLPullParser(
+            events=("start",), tag="html", no_network=True, huge_tree=False
+        )
+    return parser
+
+
+class _Stream:
+    """One document fed in blocks, with the links, base and anchors extract_html gives.
+
+    After each block, every element in the tree not yet read is read, then each element's
+    finished children are deleted: libxml2 only appends to the open elements, which are the
+    ancestors of the last element, so those ancestors (`kept`) are all that stays. Links found
+    before the first `<base href>` stay as written until it is known (it may come late)."""
+
+    def __init__(self, base: str | None, line_offset: int, anchors: bool) -> None:
+        self.base, self.line_offset, self.anchors = base, line_offset, anchors
+        self.found = Extracted()
+        self.based = False  # the first <base href> was seen: self.base is final
+        self.raw_from = 0  # found.links[raw_from:] are as written, not yet resolved
+        self.kept: list[lxml.etree._Element] = []  # open elements, already read
+
+    def run(self, data: bytes) -> Extracted:
+        parser = _pull_parser()
+        root: lxml.etree._Element | None = None
+        try:
+            for start in range(0, len(data), BLOCK):
+                parser.feed(data[start : start + BLOCK])
+                root = root if root is not None else _root_of(parser)
+                if root is not None:
+                    self._read(root)
+        finally:
+            root = self._close(parser, root)
+        if root is not None:
+            self._read(root)
+        self._resolve(self.base)
+        return self.found
+
+    @staticmethod
+    def _close(
+        parser: lxml.etree.HTMLPullParser, root: lxml.etree._Element | None
+    ) -> lxml.etree._Element | None:
+        """The root, once the parser has read its last bytes (always closed: it is reused)."""
+        try:
+            closed: lxml.etree._Element = parser.close()
+        except (lxml.etree.ParserError, lxml.etree.XMLSyntaxError, ValueError):
+            return root
+        return closed
+
+    def _read(self, root: lxml.etree._Element) -> None:
+        """The links and anchors of the elements parsed since the last block; then those that
+        are finished are dropped."""
+        self._take(root)
+        if self.anchors:
+            self.found.anchors.update(anchors_of(root))
+        self.kept = _drop_finished(root)
+
+    def _take(self, root: lxml.etree._Element) -> None:
+        """The links of the elements not read yet (its own frame: no element outlives it)."""
+        kept = {id(element) for element in self.kept}
+        links, line_offset = self.found.links, self.line_offset
+        for element in root.iter(STREAM_TAGS):
+            if id(element) in kept:
+                continue
+            if element.tag == "base":
+                self._base(element)
+                continue
+            line = line_of(element) + line_offset
+            for raw in _element_urls(element):
+                url = resolve(self.base, raw) if self.based else (raw if raw.strip() else None)
+                if url is not None:
+                    links.append(Link(url, line))
+
+    def _base(self, element: lxml.etree._Element) -> None:
+        href = element.get("href")
+        if not self.based and href and href.strip():
+            self._resolve(resolve(self.base, href))
+            self.based = True
+
+    def _resolve(self, base: str | None) -> None:
+        """The links kept as written, resolved against `base` (now known)."""
+        links = self.found.links
+        for index in range(self.raw_from, len(links)):
+            link = links[index]
+            links[index] = Link(resolve(base, link.url) or link.url, link.line)
+        self.raw_from, self.base = len(links), base
+
+
+STREAM_TAGS = (*TAGS, "base")
+
+
+def _root_of(parser: lxml.etree.HTMLPullParser) -> lxml.etree._Element | None:
+    """The root element, once its start is parsed (the parser's only event)."""
+    for _, element in parser.read_events():
+        return element if isinstance(element, lxml.etree._Element) else None
+    return None
+
+
+def _drop_finished(root: lxml.etree._Element) -> list[lxml.etree._Element]:
+    """Deletes every child but the last of `root` and of each last descendant: all finished
+    (libxml2 appends only to open elements, all on that path). The path is returned."""
+    path, node = [root], root
+    while len(node):
+        if len(node) > 1:
+            del node[:-1]
+        node = node[-1]
+        path.append(node)
+    return path
