@@ -15,8 +15,9 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Conditions are waited for generously: on a loaded machine a replica's start-up alone took 6.5 s.
 wait_http() {
-  for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 600); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "not up: $1" >&2; return 1
 }
 json() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -38,7 +39,7 @@ curl -fsS "http://127.0.0.1:$FRONT/" | grep -q '/ui/app.js' || { echo "front doe
 curl -fsS -o /dev/null "http://127.0.0.1:$FRONT/ui/app.js" && curl -fsS "http://127.0.0.1:$FRONT/docs" | grep -q swagger-ui \
   || { echo "front does not serve the UI assets or the API docs" >&2; exit 1; }
 echo "front serves the web UI and proxies /docs"
-sleep 1
+for _ in $(seq 300); do [ "$(pgrep -P "$WORKER" | wc -l)" -ge 2 ] && break; sleep 0.1; done
 CHILDREN=$(pgrep -P "$WORKER" | wc -l)
 echo "topology: redis :$REDIS_PORT, api :$API1 :$API2, worker pid $WORKER ($CHILDREN processes), front :$FRONT"
 [ "$CHILDREN" -ge 2 ] || { echo "expected 2 worker processes" >&2; exit 1; }
@@ -48,7 +49,7 @@ for i in $(seq 1 150); do URLS+="http://127.0.0.1:$API1/healthz?n=$i"$'\n'"http:
 TASK=$(printf '%s' "$URLS" | curl -fsS -X POST -H 'content-type: text/plain' --data-binary @- \
   "http://127.0.0.1:$FRONT/api/v1/tasks?name=integration" | json 'd["id"]')
 echo "task $TASK submitted through the front"
-for _ in $(seq 300); do
+for _ in $(seq 1200); do
   STATUS=$(curl -fsS "http://127.0.0.1:$FRONT/api/v1/tasks/$TASK" | json 'd["status"]')
   [ "$STATUS" = ready ] && break; sleep 0.1
 done
