@@ -244,6 +244,20 @@ async def test_plain_tasks_show_no_crawl(crawl_api: httpx.AsyncClient, site: Sit
     assert task["progress"]["done"] == 1
 
 
+async def test_catastrophic_patterns_do_not_hold_a_crawl(crawl_api: httpx.AsyncClient, site: Site) -> None:
+    """Exponential on a backtracking engine for every link of the site; linear on RE2."""
+    catastrophic = ["(.+)+!$", "^(([^#]+)+)+#$", "(a+)+$"]
+    crawl = {
+        "start": site.url("/index.html"),
+        "include": [catastrophic[0] + "|^http://127\\.0\\.0\\.1:"],
+        "exclude": catastrophic,
+    }
+    task = await submit_crawl(crawl_api, crawl)
+    await watch(crawl_api, task["id"])
+    left_out = {"mailto:team@site.example", site.url("/ext.html", "127.0.0.2")}  # by the include
+    assert set(await rows(crawl_api, task["id"])) == expected_urls(site) - left_out
+
+
 def crawl_body(site_url: str, **crawl: Any) -> dict[str, Any]:
     return {"crawl": {"start": site_url, **crawl}}
 
@@ -261,6 +275,11 @@ def crawl_body(site_url: str, **crawl: Any) -> dict[str, Any]:
         (crawl_body("http://user:pw@127.0.0.1/"), "start"),
         (crawl_body("http://127.0.0.1/", include=["(unclosed"]), "crawl.include '(unclosed'"),
         (crawl_body("http://127.0.0.1/", exclude=["a", "[z-a]"]), "crawl.exclude '[z-a]'"),
+        (crawl_body("http://127.0.0.1/", include=["(?=x)y"]), "crawl.include '(?=x)y' is not supported"),
+        (
+            crawl_body("http://127.0.0.1/", exclude=["a", "(?<!a)b"]),
+            "crawl.exclude '(?<!a)b' is not supported",
+        ),
         (
             crawl_body("http://127.0.0.1/", max_depth=21),
             "crawl.max_depth 21 is above the cap of 20 (LINKPROBE_CAP_CRAWL_DEPTH)",

@@ -287,6 +287,12 @@ async def test_json_pages_csv_and_url_lists(client: httpx.AsyncClient, target: T
         ([("a.txt", b"http://x.example/")], {"input_format": "pdf"}, "input_format 'pdf' is not one of"),
         ([("a.md", b"<http://x.example/>")], {"base_url": "docs/"}, "base_url 'docs/' is not an absolute"),
         ([("a.md", b"<http://x.example/>")], {"include": "("}, "include '(' is not a regular expression"),
+        ([("a.md", b"<http://x.example/>")], {"include": "(?=x)y"}, "include '(?=x)y' is not supported"),
+        (
+            [("a.md", b"<http://x.example/>")],
+            {"exclude": ["a", "(?<!a)b"]},
+            "exclude '(?<!a)b' is not supported",
+        ),
         ([("a.md", b"<http://x.example/>")], {"exclude": "x"}, "include/exclude left none"),
         ([("a.md", b"<http://x.example/>")], {"base_url": ["http://a/", "http://b/"]}, "base_url is given 2"),
         ([("a.xml", b"<urlset><url><loc>  </loc></url></urlset>")], {}, "no links found in a.xml"),
@@ -297,6 +303,19 @@ async def test_refused_uploads_say_why(
 ) -> None:
     response = await upload(api, files, **data)
     assert response.status_code == 422 and detail in response.json()["detail"], response.text
+
+
+async def test_catastrophic_patterns_do_not_hold_the_extraction(
+    client: httpx.AsyncClient, target: Target
+) -> None:
+    """Exponential in the length of the link on a backtracking engine, which would hold the one
+    extraction thread (and every upload after this one); linear on RE2."""
+    long_link = target.url("/status/200?q=" + "a" * 5000 + "!x")
+    document = f"see {long_link}\nand {target.url('/status/404')}\n".encode()
+    exclude = ["(a+)+$", "(.+)+!$", "([^#]+)+#", "404"]
+    _, results = await finished(client, await upload(client, [("notes.txt", document)], exclude=exclude,
+                                                     input_format="text"))  # fmt: skip
+    assert [(result["url"], result["ok"]) for result in results] == [(long_link, True)]
 
 
 async def test_idempotency_covers_files_and_fields(api: httpx.AsyncClient) -> None:
