@@ -61,8 +61,11 @@ def _matchers(patterns: Sequence[str], flag: str) -> tuple[Matcher, ...]:
         return singles
 
 
-def _search(matchers: tuple[Matcher, ...], url: str) -> bool:
-    text = url.encode("utf-8", "surrogatepass")  # bytes: re2 maps no offsets back to str for them
+def _utf8(url: str) -> bytes:
+    return url.encode("utf-8", "surrogatepass")  # re2 searches bytes without mapping offsets back
+
+
+def _search(matchers: tuple[Matcher, ...], text: bytes) -> bool:
     return any(matcher.search(text) is not None for matcher in matchers)
 
 
@@ -83,11 +86,12 @@ class LinkFilter:
         self.exclude = _matchers(exclude, names[1])
 
     def included(self, url: str) -> bool:
-        return _search(self.include, url)
+        return _search(self.include, _utf8(url))
 
     def __call__(self, url: str) -> bool:
-        if self.include and self.included(url):
+        text = _utf8(url)
+        if self.include and _search(self.include, text):
             return True
-        if _search(self.exclude, url):
+        if _search(self.exclude, text):
             return False
         return not self.include
