@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import socket
@@ -596,6 +597,31 @@ class Site:
         return sum(self.hits.values())
 
 
+WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: WebHandler, port: int, host: str = "0.0.0.0") -> AsyncIterator[None]:
+    """`handler` answers every GET on `port` (by default on all of 127.0.0.0/8) while inside."""
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def page_response(content: dict[str, str], path: str) -> web.Response:
+    """The crawl fixture site's answer for `path`: its page (HTML for .html), else a 404."""
+    body = content.get(path)
+    if body is None:
+        return web.Response(status=404, text="not found")
+    return web.Response(text=body, content_type="text/html" if path.endswith(".html") else "text/plain")
+
+
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
     state = Site(free_port())
@@ -607,16 +633,7 @@ async def site() -> AsyncIterator[Site]:
         state.headers[key] = dict(request.headers)
         if state.delay:
             await asyncio.sleep(state.delay)
-        body = content.get(request.path)
-        if body is None:
-            return web.Response(status=404, text="not found")
-        kind = "text/html" if request.path.endswith(".html") else "text/plain"
-        return web.Response(text=body, content_type=kind)
+        return page_response(content, request.path)
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", serve)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", state.port).start()
-    yield state
-    await runner.cleanup()
+    async with serving(serve, state.port):
+        yield state

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.conftest import RedisServer, Service, free_port, start_service, start_worker
+from tests.conftest import RedisServer, Service, free_port, serving, start_service, start_worker
 from tests.distributed.test_faults import ENV, held_by, wait_until
 
 PAGES = 120  # a binary tree of pages: /p/0.html links to /p/1.html and /p/2.html, and so on
@@ -61,13 +61,8 @@ async def tree() -> AsyncIterator[Tree]:
             return web.Response(text="external", content_type="text/html")
         return web.Response(status=404, text="not found")
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", serve)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", state.port).start()
-    yield state
-    await runner.cleanup()
+    async with serving(serve, state.port):
+        yield state
 
 
 @pytest.fixture

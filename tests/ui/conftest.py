@@ -20,6 +20,8 @@ from tests.conftest import (
     RedisServer,
     Service,
     free_port,
+    page_response,
+    serving,
     site_pages,
     start_service,
     start_worker,
@@ -210,16 +212,7 @@ async def pages() -> AsyncIterator[str]:
     content = site_pages(port)
 
     async def serve(request: web.Request) -> web.Response:
-        body = content.get(request.path)
-        if body is None:
-            return web.Response(status=404, text="not found")
-        kind = "text/html" if request.path.endswith(".html") else "text/plain"
-        return web.Response(text=body, content_type=kind)
+        return page_response(content, request.path)
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", serve)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(serve, port, "127.0.0.1"):
+        yield f"http://127.0.0.1:{port}"
