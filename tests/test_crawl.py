@@ -81,8 +81,10 @@ async def test_page_limit(site: Site) -> None:
 async def test_fragments(site: Site) -> None:
     results, _ = await crawl(site, check_fragments=True)
     assert results[site.url("/b.html#intro")].ok
+    assert results[site.url("/b.html#intro")].status_code == 200  # the page's answer is the fragment's
     nope = results[site.url("/b.html#nope")]
     assert nope.error is not None and nope.error.kind == "missing_fragment"
+    assert nope.status_code == 200 and not nope.ok
     assert results[site.url("/a.html#top")].error is not None  # a.html has no #top
 
 

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 from urllib.robotparser import RobotFileParser
 
 from linkprobe.engine import Engine, ErrorKind, ProbeOptions, ProbeResult, failed
-from linkprobe.engine.outcome import BodyState
+from linkprobe.engine.outcome import BodyState, ProbeError
 from linkprobe.extract import (
     Extracted,
     Kind,
@@ -83,12 +83,15 @@ def disallowed(url: str, index: int) -> ProbeResult:
     return failed(url, index, ErrorKind.UNSUPPORTED, "robots.txt disallows fetching it")
 
 
-def fragment_verdict(url: str, index: int, anchors: set[str]) -> ProbeResult:
-    """page#fragment judged by the anchors of the page (read as HTML)."""
+def fragment_verdict(url: str, index: int, anchors: set[str], page: ProbeResult) -> ProbeResult:
+    """page#fragment judged by the anchors of the page (read as HTML); the page's answer (status,
+    timings) is the fragment's, so it counts under the page's status when the anchor is there."""
     fragment = urldefrag(url).fragment
+    judged = dataclasses.replace(page, url=url, index=index)
     if fragment in anchors or unquote(fragment) in anchors:
-        return ProbeResult(url, index, ok=True, final_url=url)
-    return failed(url, index, ErrorKind.MISSING_FRAGMENT, f"the page has no anchor #{fragment}")
+        return judged
+    missing = ProbeError(ErrorKind.MISSING_FRAGMENT, f"the page has no anchor #{fragment}")
+    return dataclasses.replace(judged, ok=False, error=missing)
 
 
 def html_at(result: ProbeResult, url: str) -> str | None:
@@ -220,7 +223,8 @@ class Crawler:
         self.pages = 0  # pages scheduled for fetching (the --max-pages budget)
         self.fetched = 0
         self.cut: list[str] = []  # pages cut at max_page_bytes (their links past the cut are missed)
-        self.anchors: dict[str, set[str]] = {}  # page -> its anchors (with --check-fragments)
+        # page -> its result and anchors (with --check-fragments)
+        self.anchors: dict[str, tuple[ProbeResult, set[str]]] = {}
         self.fragments: dict[str, Sources] = {}  # page#fragment -> where it was linked
         self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._out: asyncio.Queue[ProbeResult] = asyncio.Queue()
@@ -282,7 +286,7 @@ class Crawler:
             return
         page = await self.extract(body, final, anchors=fragments)
         if fragments:
-            self.anchors[job.url] = page.anchors
+            self.anchors[job.url] = (result, page.anchors)
         for link in page.links:
             target, _, fragment = link.url.partition("#")
             known = self.sources.get(target)
@@ -312,9 +316,9 @@ class Crawler:
         """With --check-fragments: each page#fragment linked on the site, judged by the page's anchors."""
         results = []
         for number, (url, sources) in enumerate(self.fragments.items(), len(self.sources)):
-            anchors = self.anchors.get(urldefrag(url).url)
-            if anchors is None:
+            read = self.anchors.get(urldefrag(url).url)
+            if read is None:
                 continue  # the page was not fetched (not HTML, broken, or beyond a limit): judged as a page
             self.sources[url] = sources
-            results.append(fragment_verdict(url, number, anchors))
+            results.append(fragment_verdict(url, number, read[1], read[0]))
         return results

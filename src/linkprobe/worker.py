@@ -291,7 +291,7 @@ class CrawlChunks:
         if final is None:
             return [dataclasses.replace(result, url=url, index=index) for index, url in links]
         anchors = (await self.extract(body, final, anchors=True)).anchors
-        return [fragment_verdict(url, index, anchors) for index, url in links]
+        return [fragment_verdict(url, index, anchors, result) for index, url in links]
 
 
 def by_page(links: Iterable[tuple[int, str]]) -> list[tuple[str, list[tuple[int, str]]]]:

@@ -166,9 +166,11 @@ async def test_depth_page_limits_and_fragments(crawl_api: httpx.AsyncClient, sit
     assert results[site.url("/b.html")]["ok"] and results[site.url("/deep/1.html")]["ok"]  # checked
     assert site.url("/deep/2.html") not in results
 
-    await watch(crawl_api, fragments["id"])
+    judged = (await watch(crawl_api, fragments["id"]))[-1]
     results = await rows(crawl_api, fragments["id"])
     assert results[site.url("/b.html#intro")]["ok"]
+    assert results[site.url("/b.html#intro")]["status_code"] == 200  # the page's answer is the fragment's
+    assert "None" not in judged["by_status"]  # every result without an error counts under a status
     assert kind(results[site.url("/b.html#nope")]) == "missing_fragment"
     assert kind(results[site.url("/a.html#top")]) == "missing_fragment"  # a.html has no #top
     assert results[site.url("/b.html")]["ok"]  # the page itself has its own result
