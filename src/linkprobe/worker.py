@@ -46,8 +46,8 @@ FLUSH_COUNT = 100  # ...or as soon as this many are waiting
 STALL_S = 2.0  # no result from any chunk for this long: the held chunks are stalled
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
 T = TypeVar("T")
-# Pages of one chunk fetched or parsed at once: each holds its body (up to max_body_bytes) until
-# it is parsed, and pages are parsed EXTRACTORS at a time, so a wider window only holds memory.
+# Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
+# until it is parsed, and pages are parsed EXTRACTORS at a time, so a wider window only holds memory.
 PAGE_WINDOW = 16
 
 

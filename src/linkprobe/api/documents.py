@@ -1,10 +1,10 @@
 """Document uploads: links extracted from the HTML, Markdown, sitemap and text files of a multipart
 upload, each unique URL once per task with where it was found (its `sources`).
 
-Extraction (lxml on a large page) runs on one thread, off the event loop. A document is read and
-parsed whole, which costs about 30 times its size for link-dense HTML (a 26 MB page with 400,000
-links: 850 MB more at the peak in `linkprobe api`), so the documents of an upload are limited
-together (LINKPROBE_MAX_DOCUMENT_BYTES) and one upload is extracted at a time.
+Extraction (lxml on a large page) runs on one thread, off the event loop. A document is read
+whole; HTML above 4 MiB is parsed in blocks with its finished elements dropped (a 26 MB page costs
++50-80 MB, bench/extract.py), but the links found are kept, so the documents of an upload are
+limited together (LINKPROBE_MAX_DOCUMENT_BYTES) and one upload is extracted at a time.
 """
 
 from __future__ import annotations
