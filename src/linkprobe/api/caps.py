@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from linkprobe.engine import ProbeOptions
+from linkprobe.engine.options import number_text
 from linkprobe.settings import Settings
 from linkprobe.store import CrawlSpec
 
@@ -46,14 +47,10 @@ def apply_caps(options: dict[str, Any], settings: Settings) -> dict[str, Any]:
         elif options[option] > cap:
             raise HTTPException(
                 422,
-                f"options.{option} {options[option]} is above the cap of {_text(cap)} "
+                f"options.{option} {options[option]} is above the cap of {number_text(cap)} "
                 f"(LINKPROBE_{field.upper()})",
             )
     return capped
-
-
-def _text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def cap_crawl(spec: CrawlSpec, settings: Settings) -> None:

@@ -78,11 +78,11 @@ class Rule:
     def violation(self, value: Any) -> str | None:
         """Why `value` (of the field's type) breaks a bound or the check; None when it does not."""
         if self.ge is not None and value < self.ge:
-            return f"Input should be greater than or equal to {_num(self.ge)}"
+            return f"Input should be greater than or equal to {number_text(self.ge)}"
         if self.gt is not None and value <= self.gt:
-            return f"Input should be greater than {_num(self.gt)}"
+            return f"Input should be greater than {number_text(self.gt)}"
         if self.le is not None and value > self.le:
-            return f"Input should be less than or equal to {_num(self.le)}"
+            return f"Input should be less than or equal to {number_text(self.le)}"
         if self.max_length is not None and len(value) > self.max_length:
             return f"String should have at most {self.max_length} characters"
         try:
@@ -106,8 +106,9 @@ def rule_of(item: dataclasses.Field[Any]) -> Rule:
 NO_RULE = Rule()
 
 
-def _num(bound: float) -> str:
-    return str(int(bound)) if float(bound).is_integer() else str(bound)
+def number_text(value: float) -> str:
+    """A number as a message shows it: 30, not 30.0."""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 class OptionError(ConfigError, ValueError):
