@@ -8,6 +8,7 @@ from urllib.parse import urldefrag
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from linkprobe.api.documents import MAX_PATTERN_LENGTH
 from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.api.security import redact
 from linkprobe.engine import ConfigError
@@ -17,7 +18,7 @@ from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
 from linkprobe.store import TaskRecord, TaskStatus
 
-Pattern = Annotated[str, Field(max_length=1000)]
+Pattern = Annotated[str, Field(max_length=MAX_PATTERN_LENGTH)]
 
 
 class CrawlCreate(BaseModel):
