@@ -93,16 +93,15 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0, le=300, description="Time to send a request's headers.")
     body_timeout_s: float = Field(30.0, gt=0, le=3600, description="Longest wait for the next body bytes.")
 
-    def engine_config(self, **overrides: object) -> EngineConfig:
-        values: dict[str, object] = {
+    def engine_config(self) -> EngineConfig:
+        """The engine's settings; the CLI puts its flags over them (cli/check.py engine_config)."""
+        return EngineConfig.of({
             "concurrency": self.concurrency,
             "per_host": self.per_host,
             "dns_timeout": self.dns_timeout,
             "allow_private": self.allow_private,
             "allow_cidrs": tuple(self.allow_cidrs),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return EngineConfig.of(values)
+        })  # fmt: skip
 
     @field_validator("allow_cidrs", "allowed_hosts", "cors_origins", mode="before")
     @classmethod
