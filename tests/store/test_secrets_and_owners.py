@@ -104,6 +104,14 @@ async def test_header_secrets_are_used_while_the_task_runs_and_gone_from_the_sto
     assert secrets_in(await raw_data(store)) == []
 
 
+async def test_a_running_task_deleted_leaves_no_secret_in_the_store(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(options=OPTIONS), iter(URLS), chunk_size=4)
+    assert await store.claim_chunk("w") is not None
+    assert secrets_in(await raw_data(store)) == list(SECRETS)
+    assert await store.delete_task(task.id)
+    assert secrets_in(await raw_data(store)) == []  # SQLite: out of the WAL too
+
+
 async def test_a_task_with_nothing_to_probe_never_keeps_its_secrets(store: Store) -> None:
     task, _ = await store.create_task(NewTask(options=OPTIONS), iter([]), chunk_size=4)
     assert task.status == TaskStatus.READY

@@ -477,9 +477,11 @@ class SQLiteStore(Store):
         with self._tx() as db:
             return self._remove(db, task_id)
 
-    @staticmethod
-    def _remove(db: sqlite3.Connection, task_id: str) -> bool:
-        row = db.execute("DELETE FROM tasks WHERE id = ? RETURNING lane", (task_id,)).fetchone()
+    def _remove(self, db: sqlite3.Connection, task_id: str) -> bool:
+        row = db.execute(
+            "DELETE FROM tasks WHERE id = ? RETURNING lane, secrets IS NOT NULL", (task_id,)
+        ).fetchone()
+        self._scrub = self._scrub or (row is not None and bool(row[1]))  # a running task's secrets
         for table in TASK_TABLES:
             db.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
         if row is not None:  # a lane with no task left goes (a lane is a task until there are owners)
