@@ -125,8 +125,8 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 # (JSON array of [idx, ok, status_code, error_kind, result] rows, JSON array of the indexes,
-#  counts to add per count_key, how many are ok)
-Rows = tuple[bytes, bytes, dict[str, int], int]
+#  counts to add per count_key and latency bucket, how many rows, how many are ok)
+Rows = tuple[bytes, bytes, dict[str, int], int, int]
 # Columns added after the first release: (table, column, declaration).
 MIGRATIONS = (
     ("chunks", "lease_until", "REAL"), ("tasks", "lane", "TEXT"), ("tasks", "owner", "TEXT"),
@@ -140,9 +140,9 @@ MIGRATIONS = (
 TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded")
 
 
-def tally(rows: Iterable[tuple[Any, ...]]) -> tuple[dict[str, int], int]:
+def tally(rows: list[tuple[Any, ...]]) -> tuple[dict[str, int], int, int]:
     """The counts to add for [idx, ok, status_code, error_kind, result] rows (each row's class
-    and latency bucket), and how many are ok."""
+    and latency bucket), how many rows, and how many are ok."""
     counts: dict[str, int] = {}
     ok = 0
     for row in rows:
@@ -151,7 +151,7 @@ def tally(rows: Iterable[tuple[Any, ...]]) -> tuple[dict[str, int], int]:
         ok += row[1]
         if bucket := latency_key(row[4]["elapsed_ms"], row[4]["attempts"]):
             counts[bucket] = counts.get(bucket, 0) + 1
-    return counts, ok
+    return counts, len(rows), ok
 
 
 def result_rows(results: list[ProbeResult]) -> Rows:
@@ -160,8 +160,7 @@ def result_rows(results: list[ProbeResult]) -> Rows:
         (r.index, int(r.ok), r.status_code, r.error.kind.value if r.error else None, r.to_dict())
         for r in results
     ]
-    counts, ok = tally(rows)
-    return orjson.dumps(rows), orjson.dumps([r.index for r in results]), counts, ok
+    return orjson.dumps(rows), orjson.dumps([r.index for r in results]), *tally(rows)
 
 
 class SQLiteStore(Store):
@@ -660,7 +659,7 @@ class SQLiteStore(Store):
         """Insert result rows (from result_rows) for indexes that have none yet, and add them to
         the task's progress and counts. Nothing for a task that is deleted or over."""
         db = self.db
-        data, indexes, counts, ok = rows
+        data, indexes, counts, done, ok = rows
         status = db.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if status is None or status[0] not in ("pending", "running"):
             return
@@ -669,13 +668,12 @@ class SQLiteStore(Store):
             (task_id, indexes),
         ).fetchone()
         if known:  # a redelivered chunk, a cancel after a partial write: keep the first result
-            data, counts, ok = self._unknown(task_id, data)
+            data, counts, done, ok = self._unknown(task_id, data)
         db.execute(
             "INSERT INTO results (task_id, idx, ok, status_code, error_kind, data)"
             " SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value -> 4 FROM json_each(?)",
             (task_id, data),
         )
-        done = sum(n for key, n in counts.items() if not key.startswith("l:"))  # one class per result
         db.execute(
             "UPDATE tasks SET done = done + ?, ok = ok + ?, broken = broken + ? WHERE id = ?",
             (done, ok, done - ok, task_id),
@@ -685,7 +683,7 @@ class SQLiteStore(Store):
             [(task_id, key, n) for key, n in counts.items()],
         )
 
-    def _unknown(self, task_id: str, data: bytes) -> tuple[bytes, dict[str, int], int]:
+    def _unknown(self, task_id: str, data: bytes) -> tuple[bytes, dict[str, int], int, int]:
         """The rows of `data` whose index has no result yet, with their counts."""
         rows = orjson.loads(data)
         first, last = min(row[0] for row in rows), max(row[0] for row in rows)
@@ -695,8 +693,7 @@ class SQLiteStore(Store):
             )
         }  # fmt: skip
         fresh = [row for row in rows if row[0] not in known]
-        counts, ok = tally(fresh)
-        return orjson.dumps(fresh), counts, ok
+        return orjson.dumps(fresh), *tally(fresh)
 
     def _store(self, chunk: Chunk, rows: Rows) -> None:
         with self._tx() as db:
