@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,10 +19,9 @@ from linkprobe.cli import UsageError
 from linkprobe.engine import ErrorKind, ProbeResult, failed
 from linkprobe.engine.urls import url_lines
 from linkprobe.extract import Kind, LinkFilter, Sources, extract, kind_for_name, probe_target, supported
+from linkprobe.extract.document import SCHEME  # an argument that starts with a scheme is a URL, never a file
 
 GLOB_CHARS = frozenset("*?[")
-# A scheme, as RFC 3986 spells it: an argument that starts with one is a URL, never a file.
-SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 @dataclass
