@@ -44,6 +44,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.run import free_port
+
 HERE = Path(__file__).resolve().parent
 DOCS = "/usr/share/doc/{}/html"
 SITES = os.environ.get(
@@ -93,13 +95,6 @@ class Run:
     broken: set[str]
     pages: set[str] = field(default_factory=set)
     requests: int = 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
