@@ -21,7 +21,7 @@ from fastapi import HTTPException, Request
 
 from linkprobe.settings import Settings
 from linkprobe.store import TaskRecord
-from linkprobe.store.base import split_secrets
+from linkprobe.store.base import redacted
 from linkprobe.store.keys import KeyStore
 
 log = logging.getLogger("linkprobe.api")
@@ -126,8 +126,9 @@ def _bearer(header: str | None) -> str | None:
 
 
 def redact(options: dict[str, Any]) -> dict[str, Any]:
-    """Options as shown to anyone: header names stay, their values do not."""
-    return split_secrets(options)[0]
+    """Options as shown to anyone: header names stay, their values do not (the stores keep them
+    redacted already; a Redis task stored before secrets were kept apart may not be)."""
+    return redacted(options)
 
 
 class Guard:

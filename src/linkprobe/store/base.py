@@ -213,13 +213,19 @@ def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The options to store and show (header names kept, values redacted) and the secret values as
     JSON (None when there are none). A store keeps the secrets apart from the task's options, hands
     them to workers with its chunks, and drops them in the transition that ends the task."""
-    shown, secrets = dict(options), {}
+    secrets = {
+        name: value for name in SECRET_OPTIONS if isinstance(value := options.get(name), dict) and value
+    }
+    return redacted(options), (json.dumps(secrets) if secrets else None)
+
+
+def redacted(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as shown to anyone: the secret options' names (headers) stay, their values do not."""
+    shown = dict(options)
     for name in SECRET_OPTIONS:
-        value = options.get(name)
-        if isinstance(value, dict) and value:
-            secrets[name] = value
+        if isinstance(value := options.get(name), dict):
             shown[name] = dict.fromkeys(value, REDACTED)
-    return shown, (json.dumps(secrets) if secrets else None)
+    return shown
 
 
 def with_secrets(options: dict[str, Any], secrets: str | None) -> dict[str, Any]:
