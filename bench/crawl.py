@@ -7,8 +7,9 @@ temporary config: keep-alive, sendfile, one worker, symlinks into /usr/share/jav
 
 The same work for both tools:
 - the same start URL (the site's root) and scope: pages of the site are fetched and followed;
-  links leaving it are skipped by both (linkinator `--skip` of what does not start with the site, linkprobe `--include` of what does), as
-  this machine has no network; mailto: and the like are skipped by both;
+  links leaving it are skipped by both (linkinator `--skip` of what does not start with the
+  site, linkprobe `--include` of what does), as this machine has no network; mailto: and the
+  like are skipped by both;
 - the same concurrency: linkinator `--concurrency N`, linkprobe `--concurrency N --per-host N`
   (BENCH_CONCURRENCY, default linkinator's 100); whole pages are read (linkprobe's 1 MiB body
   cap is raised: linkinator has none); linkprobe also reads robots.txt (one more request);
