@@ -13,8 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from linkprobe.api.tasks import max_urls
-from linkprobe.settings import Settings
 from tests.api.test_auth import make_key
 from tests.conftest import LARGE_PAGE_LINE, RedisServer, Service, Site, free_port, start_service, start_worker
 
@@ -232,7 +230,7 @@ async def test_the_task_shows_its_crawl_and_idempotency_holds(
     assert shown["crawl"] == {
         "start": site.url("/b.html"), "max_depth": 20, "max_pages": 100_000, "include": crawl["include"],
         "exclude": ["missing"], "ignore_robots": False, "check_fragments": False, "max_urls": 5000,
-        "max_page_bytes": 16 << 20,
+        "max_page_bytes": 16 << 20, "urls_per_day": None,
     }  # fmt: skip
     listed = (await crawl_api.get("/api/v1/tasks")).json()["items"]
     assert any(t["id"] == shown["id"] and t["crawl"] is not None for t in listed)
@@ -349,14 +347,6 @@ async def test_openapi_documents_crawl_tasks(crawl_api: httpx.AsyncClient) -> No
     assert "crawl" in components["Task"]["properties"] and "pages" in components["Progress"]["properties"]
 
 
-def test_a_crawl_may_discover_what_the_limits_leave() -> None:
-    settings = Settings(max_urls_per_task=5000)
-    assert max_urls(settings, None) == 5000  # no key, or the admin key: the per-task limit
-    assert max_urls(settings, 10) == 11  # the start URL, charged, and what the day's quota has left
-    assert max_urls(settings, 0) == 1
-    assert max_urls(settings, 10**9) == 5000
-
-
 async def test_owners_and_the_daily_quota_bound_a_crawl(
     tmp_path_factory: pytest.TempPathFactory, site: Site
 ) -> None:
@@ -372,14 +362,16 @@ async def test_owners_and_the_daily_quota_bound_a_crawl(
             urls = [site.url("/a.html"), site.url("/b.html"), site.url("/img.png")]
             assert (await api.post("/api/v1/tasks", json={"urls": urls})).status_code == 202  # 5 left today
             task = await submit_crawl(api, {"start": site.url("/index.html")})
-            assert task["crawl"]["max_urls"] == 5  # its start URL, charged, and the 4 the quota has left
+            assert task["crawl"]["urls_per_day"] == 8
             final = (await watch(api, task["id"]))[-1]
             assert (
                 final["progress"]["total"]
                 == final["progress"]["done"]
                 == len(await rows(api, task["id"]))
-                == 5
+                == 5  # its start URL, charged at submission, and the 4 the quota had left
             )
+            again = await api.post("/api/v1/tasks", json=crawl_body(site.url("/index.html")))
+            assert again.status_code == 429, again.text  # the discoveries were charged: none left
             headers = {"Authorization": f"Bearer {bob}"}
             async with httpx.AsyncClient(base_url=service.url, headers=headers) as other:
                 assert (await other.get(f"/api/v1/tasks/{task['id']}")).status_code == 404

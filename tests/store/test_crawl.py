@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from linkprobe.extract.document import MAX_PLACES
 from linkprobe.store import Chunk, ChunkKind, CrawlSpec, Found, NewTask, ResultFilter, Store, TaskStatus
+from linkprobe.store.keys import KeyStore, RedisKeys, SQLiteKeys, Window
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from tests.conftest import RedisServer
@@ -202,6 +203,79 @@ async def test_a_crawl_discovers_no_more_than_max_urls(store: Store) -> None:
     items = await all_results(store, task_id)
     assert [r["url"] for r in items] == [START, page("a"), page("b"), page("c")]
     assert items[2]["sources"]["total"] == 2  # a seen URL still gains the place
+
+
+async def owned_crawls(store: Store, owner: str | None, per_day: int | None, count: int) -> list[Chunk]:
+    """`count` crawls of one owner, their start pages claimed (in creation order)."""
+    spec = CrawlSpec(START, urls_per_day=per_day)
+    ids = [
+        (await store.create_task(NewTask(owner=owner, crawl=spec), iter([]), 10))[0].id for _ in range(count)
+    ]
+    chunks = {c.task_id: c for c in await claim_all(store)}
+    return [chunks[task_id] for task_id in ids]
+
+
+async def usage_keys(store: Store) -> KeyStore:
+    """The key store beside this task store: it counts the same usage (KeyStore.take)."""
+    keys = SQLiteKeys(store.path) if isinstance(store, SQLiteStore) else RedisKeys(store.url)  # type: ignore[attr-defined]
+    await keys.open()
+    return keys
+
+
+async def used_today(keys: KeyStore, owner: str) -> int:
+    count = await keys.take(owner, Window.today(), 0, 10**9)  # counts nothing: reads the counter
+    assert count is not None
+    return count
+
+
+def links(*names: str) -> list[Found]:
+    return [Found(page(name), i, PAGES) for i, name in enumerate(names)]
+
+
+async def test_crawls_of_one_owner_together_discover_no_more_than_the_days_quota(store: Store) -> None:
+    keys = await usage_keys(store)
+    try:
+        assert await keys.take("alice", Window.today(), 2, 10) == 2  # the API charged the start URLs
+        first, second = await owned_crawls(store, "alice", 10, 2)
+        await store.discover(first, 0, START, links(*"abcde"))
+        assert await used_today(keys, "alice") == 2 + 5  # every URL the crawl added, charged
+        await store.discover(second, 0, START, links(*"vwxyz"))
+        assert await used_today(keys, "alice") == 10
+        assert (await task(store, second.task_id)).total == 1 + 3  # what the quota had left
+        more = [c for c in await claim_all(store) if c.task_id == first.task_id]
+        await store.discover(more[0], 1, page("a"), links("f", "b"))
+        assert (await task(store, first.task_id)).total == 1 + 5  # f dropped, b already seen
+        assert await used_today(keys, "alice") == 10
+        assert await keys.take("alice", Window.today(), 1, 10) is None  # submissions see it too
+    finally:
+        await keys.close()
+
+
+async def test_a_redelivered_page_is_charged_once(store: Store) -> None:
+    keys = await usage_keys(store)
+    try:
+        (first,) = await owned_crawls(store, "alice", 100, 1)
+        await store.discover(first, 0, START, links(*"abc"))
+        await store.discover(first, 0, START, links(*"abcdef"))  # the same page, delivered again
+        assert (await task(store, first.task_id)).total == 4
+        assert await used_today(keys, "alice") == 3
+    finally:
+        await keys.close()
+
+
+async def test_crawls_of_no_owner_or_an_unlimited_one_are_not_charged(store: Store) -> None:
+    keys = await usage_keys(store)
+    try:
+        no_owner, unlimited = [
+            *await owned_crawls(store, None, 1, 1),
+            *await owned_crawls(store, "admin", None, 1),
+        ]
+        for chunk in (no_owner, unlimited):
+            await store.discover(chunk, 0, START, links(*"abc"))
+            assert (await task(store, chunk.task_id)).total == 4
+        assert await used_today(keys, "admin") == 0
+    finally:
+        await keys.close()
 
 
 async def test_a_crawl_is_ready_only_once_every_discovered_url_has_a_result(store: Store) -> None:

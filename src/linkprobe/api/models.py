@@ -74,6 +74,10 @@ class CrawlCreate(BaseModel):
 
 class Crawl(CrawlCreate):
     max_urls: int | None = Field(None, description="URLs the crawl may discover at most.")
+    urls_per_day: int | None = Field(
+        None, description="The owner's daily URL quota, charged with every URL the crawl discovers "
+        "(it stops where the quota does); null when the owner is not limited.",
+    )  # fmt: skip
 
 
 class TaskCreate(BaseModel):

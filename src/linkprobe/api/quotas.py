@@ -58,9 +58,7 @@ class Quotas:
         await self._in_flight(who.owner)
         per_minute, per_day = self.settings.quota_submissions_per_minute, self.settings.quota_urls_per_day
         await self._take(who.owner, Window.current("minute", 60), 1, per_minute, "submissions per minute")
-        return per_day - await self._take(
-            who.owner, Window.current("day", 86400), urls, per_day, "URLs per day"
-        )
+        return per_day - await self._take(who.owner, Window.today(), urls, per_day, "URLs per day")
 
     async def _in_flight(self, owner: str) -> None:
         limit = self.settings.quota_tasks_in_flight

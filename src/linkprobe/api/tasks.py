@@ -263,9 +263,11 @@ async def accept(
         submission.task.options = apply_caps(submission.task.options, settings)
         if submission.task.crawl is not None:
             cap_crawl(submission.task.crawl, settings)
-        left_today = await quotas.admit(who, submission.count)
+        limited = await quotas.admit(who, submission.count) is not None
         if submission.task.crawl is not None:
-            submission.task.crawl.max_urls = max_urls(settings, left_today)
+            submission.task.crawl.max_urls = settings.max_urls_per_task
+            # The store charges discoveries to the owner's day and stops where its quota does.
+            submission.task.crawl.urls_per_day = settings.quota_urls_per_day if limited else None
         submission.task.owner = who.owner
         idempotency = (_per_owner(key, who), submission.fingerprint) if key else None
         urls, task = submission.urls, submission.task
@@ -277,14 +279,6 @@ async def accept(
     response.headers["Location"] = f"/api/v1/tasks/{record.id}"
     response.headers["Retry-After"] = "1"
     return record
-
-
-def max_urls(settings: Settings, left_today: int | None) -> int:
-    """What a crawl may discover: the per-task URL limit, and what the key's daily quota has left
-    after the start URL (a crawl is charged its start URL only)."""
-    if left_today is None:
-        return settings.max_urls_per_task
-    return max(1, min(settings.max_urls_per_task, left_today + 1))
 
 
 def _per_owner(key: str, who: Principal) -> str:

@@ -49,7 +49,9 @@ class CrawlSpec:
 
     The start URL is the task's only URL at creation (index 0, a `pages` chunk at depth 0); the
     rest is found by the workers and added with Store.discover. `max_urls` bounds the URLs a crawl
-    may discover (the API sets it from the per-task URL limit)."""
+    may discover (the API sets it from the per-task URL limit). `urls_per_day` is the owner's daily
+    URL quota (None: not limited): discover charges the new URLs to the owner's usage counter of
+    the current UTC day and adds no more than that quota has left."""
 
     start: str
     max_depth: int | None = None
@@ -60,6 +62,7 @@ class CrawlSpec:
     check_fragments: bool = False
     max_urls: int | None = None
     max_page_bytes: int | None = None  # a page's body read at most; None (stored before it): 16 MiB
+    urls_per_day: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,16 +168,19 @@ class Discovery:
 
 def plan_discovery(
     found: list[Found], page_url: str, known: dict[str, int], total: int, scheduled: int,
-    spec: CrawlSpec, chunk_size: int,
+    spec: CrawlSpec, chunk_size: int, quota_left: int | None = None,
 ) -> Discovery:  # fmt: skip
     """Sort a page's links into places of seen URLs and new URLs (kind decided, bounded by
-    max_pages and max_urls), then give the new ones indexes grouped by kind and cut them into chunks."""
+    max_pages, max_urls and `quota_left`, the new URLs the owner's daily quota still allows), then
+    give the new ones indexes grouped by kind and cut them into chunks."""
     kinds: dict[str, ChunkKind] = {}
     places: dict[str, list[Place]] = {}
     for link in found:
         if link.url in known or link.url in kinds:
             places.setdefault(link.url, []).append((page_url, link.line))
-        elif spec.max_urls is None or total + len(kinds) < spec.max_urls:
+        elif (spec.max_urls is None or total + len(kinds) < spec.max_urls) and (
+            quota_left is None or len(kinds) < quota_left
+        ):
             kind = link.kind
             if kind is ChunkKind.PAGES:
                 if spec.max_pages is not None and scheduled >= spec.max_pages:
@@ -377,10 +383,12 @@ class Store(abc.ABC):
         place (page_url, line) added to its sources (capped places, counted total); a new one gets
         the next input index, its sources, and goes into a new chunk of its kind at depth
         `chunk.depth + 1` (new indexes are grouped by kind so each chunk's are consecutive; a
-        PAGES link beyond `max_pages` pages becomes LINKS; beyond `max_urls` URLs a link is
-        dropped, counted in the task's sources only if already seen). `total` grows before the
-        page's own result is stored, so the task cannot look finished early. Ignored for a
-        cancelled or deleted task. Also renews the chunk's lease.
+        PAGES link beyond `max_pages` pages becomes LINKS; beyond `max_urls` URLs, or beyond what
+        the owner's `urls_per_day` quota has left today, a link is dropped, counted in the task's
+        sources only if already seen). The new URLs are charged to the owner's usage counter of
+        the day (the one KeyStore.take counts submissions in) in the same atomic step. `total`
+        grows before the page's own result is stored, so the task cannot look finished early.
+        Ignored for a cancelled or deleted task. Also renews the chunk's lease.
         """
 
     @abc.abstractmethod

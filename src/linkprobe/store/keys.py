@@ -27,15 +27,18 @@ from linkprobe.settings import Settings
 from linkprobe.store import redis_keys as k
 
 KEY_PREFIX = "lp_"
+# The usage counters, also written by the SQLite task store (Store.discover charges crawls).
+USAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    key_id TEXT NOT NULL, window TEXT NOT NULL, n INTEGER NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (key_id, window)
+) WITHOUT ROWID;
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, digest TEXT UNIQUE NOT NULL,
     created_at TEXT NOT NULL, revoked_at TEXT
 );
-CREATE TABLE IF NOT EXISTS usage (
-    key_id TEXT NOT NULL, window TEXT NOT NULL, n INTEGER NOT NULL, expires REAL NOT NULL,
-    PRIMARY KEY (key_id, window)
-) WITHOUT ROWID;
 """
 
 
@@ -67,6 +70,15 @@ class Window:
     def current(cls, kind: str, seconds: int) -> Window:
         start = int(time.time()) // seconds * seconds
         return cls(f"{kind}:{start}", start + seconds)
+
+    @classmethod
+    def today(cls) -> Window:
+        """The UTC day of the `URLs per day` quota (submissions and crawl discoveries count in it)."""
+        return cls.current("day", 86400)
+
+    def ttl(self) -> int:
+        """Seconds a Redis counter of this window is kept: until the window ends, and a second."""
+        return max(1, int(self.ends - time.time()) + 1)
 
 
 class KeyStore(abc.ABC):
@@ -114,7 +126,7 @@ class SQLiteKeys(KeyStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + USAGE_SCHEMA)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -238,9 +250,9 @@ class RedisKeys(KeyStore):
         return True
 
     async def take(self, key_id: str, window: Window, amount: int, limit: int) -> int | None:
-        ttl = max(1, int(window.ends - time.time()) + 1)
         try:
-            count = int(await self._take(keys=[k.usage(key_id, window.name)], args=[amount, limit, ttl]))
+            args = [amount, limit, window.ttl()]
+            count = int(await self._take(keys=[k.usage(key_id, window.name)], args=args))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis key store failed: {exc}") from exc
         return count if count >= 0 else None

@@ -51,6 +51,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.keys import Window
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -553,9 +554,20 @@ class RedisStore(Store):
         task_id = chunk.task_id
         args = [k.task_prefix(task_id), str(index), page_url, str(chunk.depth + 1), str(self.retention_s),
                 str(MAX_PLACES), k.PREFIX, task_id, k.GROUP, chunk.receipt, self.consumer]  # fmt: skip
+        day = Window.today()
+        args.append(str(day.ttl()))
         for link in found:
             args += [link.url, str(link.line), link.kind.value]
-        await self._discover(keys=[k.task(task_id), k.QUEUE, k.LANES], args=args)
+        owner = await self._charged(chunk)
+        usage = [k.usage(owner, day.name)] if owner else []
+        await self._discover(keys=[k.task(task_id), k.QUEUE, k.LANES, *usage], args=args)
+
+    async def _charged(self, chunk: Chunk) -> str | None:
+        """The owner whose daily quota a crawl's discoveries are charged to (None: not limited)."""
+        if chunk.crawl is not None and chunk.crawl.urls_per_day is None:
+            return None  # the spec came with the chunk: no round trip
+        owner: str | None = await self.r.hget(k.task(chunk.task_id), "owner")
+        return owner or None
 
     @unavailable
     async def drop_chunk(self, chunk: Chunk) -> str | None:

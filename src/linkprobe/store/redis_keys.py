@@ -216,13 +216,16 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-# KEYS[1] task hash, KEYS[2] queue stream, KEYS[3] lanes zset
+# KEYS[1] task hash, KEYS[2] queue stream, KEYS[3] lanes zset, KEYS[4] (when the crawl's owner is
+# limited) the owner's usage counter of the day (`usage`, as TAKE_USAGE counts it)
 # ARGV[1] task key prefix, ARGV[2] the page's input index, ARGV[3] the page's URL, ARGV[4] depth of
 # the new chunks, ARGV[5] retention seconds, ARGV[6] places listed per URL (MAX_PLACES), ARGV[7] key
-# prefix, ARGV[8] task id, ARGV[9] group, ARGV[10] entry id, ARGV[11] consumer, then per link: URL,
-# line, kind. The Lua twin of base.plan_discovery (Store.discover): the page is expanded once; seen
-# URLs gain the place; new ones get the next indexes grouped by kind (pages, links, fragments), cut
-# into chunks, fed like a new task's (the first at once when the task had nothing left to feed).
+# prefix, ARGV[8] task id, ARGV[9] group, ARGV[10] entry id, ARGV[11] consumer, ARGV[12] the usage
+# counter's ttl, then per link: URL, line, kind. The Lua twin of base.plan_discovery
+# (Store.discover): the page is expanded once; seen URLs gain the place; new ones (no more than
+# max_urls and the spec's urls_per_day quota allow) get the next indexes grouped by kind (pages,
+# links, fragments), cut into chunks, fed like a new task's (the first at once when the task had
+# nothing left to feed); they are charged to KEYS[4].
 # Returns the number of new URLs, -1 when the task is over, gone or being cancelled.
 DISCOVER = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -235,6 +238,10 @@ if redis.call('SADD', p .. 'expanded', ARGV[2]) == 0 then return 0 end
 local spec = cjson.decode(crawl)
 local function limit(v) if type(v) == 'number' then return v end return nil end
 local max_pages, max_urls = limit(spec.max_pages), limit(spec.max_urls)
+local per_day, quota_left = limit(spec.urls_per_day), nil
+if per_day and KEYS[4] then
+  quota_left = math.max(0, per_day - tonumber(redis.call('GET', KEYS[4]) or '0'))
+end
 local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
 local scheduled = tonumber(redis.call('HGET', KEYS[1], 'scheduled'))
 local size = tonumber(redis.call('HGET', KEYS[1], 'chunk_size'))
@@ -243,12 +250,12 @@ local function place(url, line)
   if not places[url] then places[url] = {}; touched[#touched + 1] = url end
   table.insert(places[url], {ARGV[3], line})
 end
-for i = 12, #ARGV, 3 do
+for i = 13, #ARGV, 3 do
   local url, line, kind = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   if known[url] == nil then known[url] = redis.call('HGET', p .. 'seen', url) end
   if known[url] or kinds[url] then
     place(url, line)
-  elseif not max_urls or total + #fresh < max_urls then
+  elseif (not max_urls or total + #fresh < max_urls) and (not quota_left or #fresh < quota_left) then
     if kind == 'pages' then
       if max_pages and scheduled >= max_pages then kind = 'links' else scheduled = scheduled + 1 end
     end
@@ -295,6 +302,9 @@ for _, url in ipairs(touched) do
   redis.call('HSET', p .. 'sources', idx, cjson.encode(sources))
 end
 redis.call('HSET', KEYS[1], 'total', n, 'scheduled', scheduled, 'chunks', number)
+if quota_left and #fresh > 0 and redis.call('INCRBY', KEYS[4], #fresh) == #fresh then
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[12]))
+end
 redis.call('HINCRBY', KEYS[1], 'pages', 1)
 redis.call('HINCRBY', KEYS[1], 'chunks_left', #numbers)
 if #numbers > 0 then

@@ -60,6 +60,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.keys import USAGE_SCHEMA, Window
 
 T = TypeVar("T")
 PAGE = 1000
@@ -254,7 +255,7 @@ class SQLiteStore(Store):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         db.execute("PRAGMA secure_delete=ON")  # dropped secrets are zeroed, not left in free space
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + USAGE_SCHEMA)
         added = set()
         for table, column, declaration in MIGRATIONS:
             if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
@@ -741,7 +742,7 @@ class SQLiteStore(Store):
         task_id = chunk.task_id
         with self._tx() as db:
             row = db.execute(
-                "SELECT total, scheduled, chunk_size, crawl FROM tasks WHERE id = ?"
+                "SELECT total, scheduled, chunk_size, crawl, owner FROM tasks WHERE id = ?"
                 " AND status IN ('pending', 'running') AND crawl IS NOT NULL",
                 (task_id,),
             ).fetchone()
@@ -753,14 +754,19 @@ class SQLiteStore(Store):
                 ).rowcount
             ):
                 return
-            total, scheduled, chunk_size, crawl = row
+            total, scheduled, chunk_size, crawl, owner = row
             urls = orjson.dumps(list({link.url: None for link in found}))
             known = dict(db.execute(
                 "SELECT url, idx FROM seen WHERE task_id = ? AND url IN (SELECT value FROM json_each(?))",
                 (task_id, urls),
             ).fetchall())  # fmt: skip
             spec = CrawlSpec.from_dict(json.loads(crawl))
-            plan = plan_discovery(found, page_url, known, total, scheduled, spec, chunk_size)
+            day = Window.today()
+            charged = owner if spec.urls_per_day is not None else None  # admin, no-auth: not limited
+            left = None if charged is None else self._quota_left(charged, day, spec.urls_per_day or 0)
+            plan = plan_discovery(found, page_url, known, total, scheduled, spec, chunk_size, left)
+            if charged is not None and plan.new:
+                self._charge(charged, day, len(plan.new))
             self._add_found(task_id, total, plan.new)
             self._add_chunks(task_id, plan.chunks, chunk.depth + 1)
             self._add_sources(task_id, plan.places)
@@ -768,6 +774,20 @@ class SQLiteStore(Store):
                 "UPDATE tasks SET total = total + ?, scheduled = ?, pages = pages + 1 WHERE id = ?",
                 (len(plan.new), plan.scheduled, task_id),
             )
+
+    def _quota_left(self, owner: str, day: Window, per_day: int) -> int:
+        """The URLs the owner's daily quota still allows (KeyStore.take's counter, same file)."""
+        row = self.db.execute(
+            "SELECT n FROM usage WHERE key_id = ? AND window = ?", (owner, day.name)
+        ).fetchone()
+        return max(0, per_day - (row[0] if row else 0))
+
+    def _charge(self, owner: str, day: Window, urls: int) -> None:
+        self.db.execute(
+            "INSERT INTO usage (key_id, window, n, expires) VALUES (?1, ?2, ?3, ?4)"
+            " ON CONFLICT (key_id, window) DO UPDATE SET n = n + ?3",
+            (owner, day.name, urls, day.ends),
+        )
 
     def _add_found(self, task_id: str, total: int, urls: list[str]) -> None:
         """New URLs at the next input indexes, in the input and in the crawl's seen-set."""
