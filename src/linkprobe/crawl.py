@@ -27,13 +27,16 @@ from linkprobe.engine.outcome import BodyState, ProbeError
 from linkprobe.extract import (
     Extracted,
     Kind,
+    Linked,
     LinkFilter,
+    Page,
     Sources,
     extract,
     kind_for_content_type,
     kind_for_name,
     supported,
 )
+from linkprobe.extract.html import page_links
 from linkprobe.store.base import ChunkKind, CrawlSpec, Found
 
 ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many crawls)
@@ -112,6 +115,11 @@ class Extractor:
     async def __call__(self, body: bytes, base: str, anchors: bool) -> Extracted:
         async with self._slots:
             return await asyncio.to_thread(extract, body, Kind.HTML, base, anchors=anchors)
+
+    async def page(self, body: bytes, base: str, fragments: bool) -> Page:
+        """The page's links grouped by URL (with their fragments and its anchors when `fragments`)."""
+        async with self._slots:
+            return await asyncio.to_thread(page_links, body, base, fragments=fragments)
 
 
 class SiteRule:
@@ -284,33 +292,33 @@ class Crawler:
         final = self.rule.followed(job.url, result)
         if final is None:
             return
-        page = await self.extract(body, final, anchors=fragments)
+        page = await self.extract.page(body, final, fragments)
         if fragments:
             self.anchors[job.url] = (result, page.anchors)
-        for link in page.links:
-            target, _, fragment = link.url.partition("#")
+        for url, linked in page.links.items():
+            target, _, fragment = url.partition("#")  # a fragment is kept only when checked
             known = self.sources.get(target)
-            if known is not None and not (fragment and fragments):
-                known.add(job.url, link.line)  # most links of a site: seen on an earlier page
+            if known is not None and not fragment:
+                known.merge(job.url, linked)  # most links of a site: seen on an earlier page
                 continue
-            for url, kind in self.rule.classify(link.url, job.depth, seen=known is not None):
-                await self._discover(Found(url, link.line, kind), job)
+            for found, kind in self.rule.classify(url, job.depth, seen=known is not None):
+                await self._discover(found, kind, linked, job)
 
-    async def _discover(self, link: Found, parent: _Job) -> None:
-        if link.kind is ChunkKind.FRAGMENTS:
-            self.fragments.setdefault(link.url, Sources()).add(parent.url, link.line)
+    async def _discover(self, url: str, kind: ChunkKind, linked: Linked, parent: _Job) -> None:
+        if kind is ChunkKind.FRAGMENTS:
+            self.fragments.setdefault(url, Sources()).merge(parent.url, linked)
             return
-        known = self.sources.get(link.url)
+        known = self.sources.get(url)
         if known is not None:
-            known.add(parent.url, link.line)
+            known.merge(parent.url, linked)
             return
-        self.sources[link.url] = sources = Sources()
-        sources.add(parent.url, link.line)
+        self.sources[url] = sources = Sources()
+        sources.merge(parent.url, linked)
         index = len(self.sources) - 1
         max_pages = self.crawl.max_pages
-        page = link.kind is ChunkKind.PAGES and (max_pages is None or self.pages < max_pages)
+        page = kind is ChunkKind.PAGES and (max_pages is None or self.pages < max_pages)
         self.pages += page  # counted before any await: concurrent pages cannot overshoot the limit
-        await self._schedule(_Job(link.url, index, parent.depth + 1, page))
+        await self._schedule(_Job(url, index, parent.depth + 1, page))
 
     def _fragment_results(self) -> list[ProbeResult]:
         """With --check-fragments: each page#fragment linked on the site, judged by the page's anchors."""

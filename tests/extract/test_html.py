@@ -11,8 +11,9 @@ from urllib.parse import urljoin
 
 import pytest
 
-from linkprobe.extract import Kind, Link, extract, html
-from linkprobe.extract.html import _parser, extract_html
+from linkprobe.extract import Kind, Link, Linked, Page, Sources, extract, html
+from linkprobe.extract.document import MAX_PLACES
+from linkprobe.extract.html import _parser, extract_html, page_links
 
 PAGE = b"""<!doctype html>
 <html><head>
@@ -211,3 +212,56 @@ def test_a_large_document_is_read_in_memory_bounded_by_its_size() -> None:
     assert report["links"] == report["anchors"] == sections > 1000 and report["lines_in_order"]
     assert report["last"] == f"https://s.example/page{sections - 1}.html#s"
     assert report["rise"] < 3 * report["bytes"], report
+
+
+REPEATED = (
+    b"".join(  # one page linked 12 times (6 with fragments), the page itself, an empty link
+        b'<p><a href="guide.html#s%d">s</a> <a href=" guide.html ">g</a></p>\n' % n for n in range(6)
+    )
+    + b'<a href="#top">top</a><a href="">self</a><a href="https://other.example/x#y">x</a>\n'
+)
+
+
+@pytest.mark.parametrize("fragments", [False, True], ids=["defragmented", "fragments"])
+@pytest.mark.parametrize("page", [PAGE, LATE_BASE, REPEATED], ids=["page", "late-base", "repeated"])
+def test_a_crawled_page_groups_its_links_as_every_link_counted_one_by_one(
+    page: bytes, fragments: bool
+) -> None:
+    """page_links (the crawler's) resolves each link once per page and counts the repeats: the
+    same URLs, first-seen order, totals, lines and anchors as every link extracted and counted."""
+    for base in ("https://s.example/a/p.html", "https://s.example/a/p.html?v=1#here"):
+        grouped = page_links(page, base, fragments=fragments)
+        assert grouped == Page.of(extract_html(page, base, anchors=fragments), fragments)
+        assert list(grouped.links) == list(Page.of(extract_html(page, base), fragments).links)
+
+
+def test_a_crawled_page_counts_every_link_and_keeps_the_lines_of_the_first() -> None:
+    base = "https://s.example/a/p.html"
+    whole = page_links(REPEATED, base, fragments=False).links
+    assert list(whole) == ["https://s.example/a/guide.html", base, "https://other.example/x"]
+    assert whole["https://s.example/a/guide.html"] == Linked([1, 1, 2, 2, 3, 3, 4, 4, 5, 5], total=12)
+    assert whole[base] == Linked([7])  # `#top`; `href=""` is no link
+    checked = page_links(REPEATED, base, fragments=True).links
+    assert checked["https://s.example/a/guide.html"] == Linked([1, 2, 3, 4, 5, 6], total=6)
+    assert checked["https://s.example/a/guide.html#s5"] == Linked([6])
+    assert checked[f"{base}#top"] == Linked([7]) and "https://other.example/x#y" in checked
+
+
+@pytest.mark.parametrize("fragments", [False, True], ids=["defragmented", "fragments"])
+def test_a_large_crawled_page_read_in_blocks_is_grouped_the_same(
+    monkeypatch: pytest.MonkeyPatch, fragments: bool
+) -> None:
+    whole = page_links(LATE_BASE, "https://s.example/a/", fragments=fragments)
+    monkeypatch.setattr(html, "STREAM_ABOVE", 0)
+    assert page_links(LATE_BASE, "https://s.example/a/", fragments=fragments) == whole
+    assert whole.links["https://late.example/dir/s.css"].total == 300
+
+
+def test_sources_merge_a_document_s_links_as_adding_them_one_by_one() -> None:
+    one_by_one, merged = Sources(), Sources()
+    for document, lines in (("a.html", [3, 3, 9]), ("b.html", list(range(1, 13)))):
+        for line in lines:
+            one_by_one.add(document, line)
+        linked = Linked(lines[:MAX_PLACES], total=len(lines))
+        merged.merge(document, linked)
+    assert merged == one_by_one and merged.total == 15 and len(merged.places) == MAX_PLACES

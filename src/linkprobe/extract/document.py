@@ -39,6 +39,44 @@ MAX_PLACES = 10  # places listed per URL; the total is always counted
 
 
 @dataclass(slots=True)
+class Linked:
+    """How often one document links one URL, and the lines of the first MAX_PLACES of those links."""
+
+    lines: list[int]
+    total: int = 1
+
+    def add(self, line: int) -> None:
+        self.total += 1
+        if len(self.lines) < MAX_PLACES:
+            self.lines.append(line)
+
+
+@dataclass(slots=True)
+class Page:
+    """A crawled page's links grouped by URL (in the order each first appears), defragmented
+    unless fragments are checked, and its anchors when they are. A site's pages repeat the same
+    links (navigation, indexes): grouped, each URL costs the crawler once per page, not per link."""
+
+    links: dict[str, Linked] = field(default_factory=dict)
+    anchors: set[str] = field(default_factory=set)
+
+    def add(self, url: str, line: int) -> None:
+        linked = self.links.get(url)
+        if linked is None:
+            self.links[url] = Linked([line])
+        else:
+            linked.add(line)
+
+    @classmethod
+    def of(cls, found: Extracted, fragments: bool) -> Page:
+        """The links of any document, grouped."""
+        page = cls(anchors=found.anchors)
+        for link in found.links:
+            page.add(link.url if fragments else link.url.partition("#")[0], link.line)
+        return page
+
+
+@dataclass(slots=True)
 class Sources:
     """Where one URL was found: up to MAX_PLACES (document, line) pairs, and how often in all."""
 
@@ -49,6 +87,13 @@ class Sources:
         self.total += 1
         if len(self.places) < MAX_PLACES:
             self.places.append((document, line))
+
+    def merge(self, document: str, linked: Linked) -> None:
+        """All the links to this URL on one document at once (as many add() calls)."""
+        self.total += linked.total
+        room = MAX_PLACES - len(self.places)
+        if room > 0:
+            self.places.extend((document, line) for line in linked.lines[:room])
 
     def to_dict(self) -> dict[str, object]:
         return {"total": self.total, "places": [{"document": d, "line": n} for d, n in self.places]}
