@@ -89,9 +89,11 @@ async def test_fragments(site: Site) -> None:
 
 
 async def test_exclude(site: Site) -> None:
-    results, _ = await crawl(site, filter=LinkFilter(exclude=["missing", "^mailto:"]))
+    """Excluded links are left out, and remembered: the pages that repeat them are not matched again."""
+    results, crawler = await crawl(site, filter=LinkFilter(exclude=["missing", "^mailto:"]))
     assert site.url("/missing.html") not in results
     assert "mailto:team@site.example" not in results
+    assert crawler.excluded == {site.url("/missing.html"), "mailto:team@site.example"}
 
 
 async def test_robots_txt_is_read_once_per_origin_by_concurrent_askers_within_its_bound(site: Site) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
+from pathlib import Path
 
 from tests.cli.test_check import Run
-from tests.conftest import LARGE_PAGE_LINE, Site
+from tests.conftest import LARGE_PAGE_LINE, Site, Target
 
 
 async def crawl(*args: str) -> Run:
@@ -65,3 +68,66 @@ async def test_a_large_page_is_read_to_its_end_and_a_cut_one_is_warned_of(site: 
     assert f"warning: {start} is longer than --max-page-bytes 1048576: links past the cut" in cut.err
     bad = await crawl("--max-page-bytes", "0", start)
     assert bad.code == 3 and "--max-page-bytes" in bad.err
+
+
+def outcomes(run: Run) -> dict[str, tuple[object, ...]]:
+    """Each URL's outcome and where it was found (pages finish in any order: so do the places)."""
+    assert run.code in (0, 2), run.err
+    found: dict[str, tuple[object, ...]] = {}
+    for item in json.loads(run.out):
+        sources = item.get("sources") or {"total": 0, "places": []}
+        places = sorted((place["document"], place["line"]) for place in sources["places"])
+        error = (item["error"] or {}).get("kind")
+        found[item["url"]] = (item["ok"], item["status_code"], error, sources["total"], places)
+    return found
+
+
+async def test_pages_parsed_in_worker_processes_give_what_threads_give(site: Site) -> None:
+    """--jobs 2 parses pages in two forked processes (one per CPU by default), --jobs 1 in threads."""
+    for flags in ((), ("--check-fragments",)):
+        in_threads = await crawl("--format", "json", "--jobs", "1", *flags, site.url("/index.html"))
+        in_processes = await crawl("--format", "json", "--jobs", "2", *flags, site.url("/index.html"))
+        assert outcomes(in_processes) == outcomes(in_threads)
+        assert len(outcomes(in_threads)) > 10
+    bad = await crawl("--jobs", "0", site.url("/"))
+    assert bad.code == 3 and "--jobs must be 1 or more" in bad.err
+
+
+def group_members(group: int) -> list[int]:
+    """The processes of a process group (a terminal's Ctrl-C signals each of them)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
+
+
+async def test_ctrl_c_in_a_terminal_ends_the_crawl_and_its_parsing_processes(
+    target: Target, tmp_path: Path
+) -> None:
+    """SIGINT to the whole process group, as a terminal sends it, while the start page is read:
+    the crawl reports what it has and exits 130; its parsing processes ignore the signal (no
+    traceback of theirs) and end with it."""
+    output = tmp_path / "out.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "crawl", "--allow-private", "--jobs", "2", "--timeout", "120",
+        "-f", "json", "-o", str(output), target.url("/slow?s=60"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    deadline = asyncio.get_running_loop().time() + 60
+    while target.active == 0:
+        assert asyncio.get_running_loop().time() < deadline, "the start page was never asked for"
+        await asyncio.sleep(0.05)
+    assert len(group_members(process.pid)) == 3  # the crawl and its two parsing processes
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err.decode() and "KeyboardInterrupt" not in err.decode()
+    assert json.loads(output.read_text()) == []
+    while group_members(process.pid):  # the parsing processes end with it
+        assert asyncio.get_running_loop().time() < deadline, "parsing processes left running"
+        await asyncio.sleep(0.05)

@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument(
         "--check-fragments", action="store_true", help="a #fragment of a site page must name an anchor on it"
     )
+    crawl.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="parse pages in N processes (default: one per CPU; 1: in threads of this one)",
+    )
     crawl.add_argument("-f", "--format", choices=FORMATS, default="table")
     crawl.add_argument("-o", "--output", help="write results to this file instead of stdout")
     crawl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

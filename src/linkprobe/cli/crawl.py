@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 import uvloop
 
 from linkprobe.cli import settle_heap
-from linkprobe.cli.check import Progress, engine_config, probe_options
-from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions
+from linkprobe.cli.check import Progress, engine_config, exit_code, probe_options
+from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions, Extractor
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
@@ -27,8 +27,10 @@ def crawl_options(args: argparse.Namespace) -> CrawlOptions:
         value = getattr(args, flag)
         if value is not None and value < 0:
             raise ConfigError(f"--{flag.replace('_', '-')} must be 0 or more")
-    if args.max_page_bytes is not None and args.max_page_bytes < 1:
-        raise ConfigError("--max-page-bytes must be 1 or more")
+    for flag in ("max_page_bytes", "jobs"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be 1 or more")
     return CrawlOptions(
         max_depth=args.max_depth,
         max_pages=args.max_pages,
@@ -45,11 +47,14 @@ async def crawl_all(
     options: ProbeOptions,
     progress: Progress,
     stream: TextIO | None,
-) -> tuple[list[ProbeResult], dict[str, Sources]]:
+    extract: Extractor,
+) -> tuple[list[ProbeResult], dict[str, Sources], bool]:
+    """The results (unless streamed), where each URL was found, and whether Ctrl-C stopped it."""
     results: list[ProbeResult] = []
+    interrupted = False
     loop = asyncio.get_running_loop()
     async with Engine(config) as engine:
-        crawler = Crawler(engine, args.start, options, crawl_options(args))
+        crawler = Crawler(engine, args.start, options, crawl_options(args), extract)
         crawling = asyncio.current_task()
         assert crawling is not None
         loop.add_signal_handler(signal.SIGINT, crawling.cancel)  # Ctrl-C: report what was checked
@@ -62,13 +67,13 @@ async def crawl_all(
                 else:
                     results.append(result)
         except asyncio.CancelledError:
-            pass
+            interrupted = True
         finally:
             loop.remove_signal_handler(signal.SIGINT)
     if progress.enabled:
         sys.stderr.write(f"\n{crawler.fetched} pages fetched\n")
     warn_cut(crawler.cut, crawler.crawl.max_page_bytes)
-    return results, crawler.sources
+    return results, crawler.sources, interrupted
 
 
 def warn_cut(pages: list[str], max_page_bytes: int) -> None:
@@ -91,11 +96,15 @@ def run_crawl(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         streaming = out if args.format == "ndjson" else None
         settle_heap()
-        results, sources = uvloop.run(crawl_all(args, config, options, progress, streaming))
+        extract = Extractor.forked(args.jobs)  # before the event loop: its processes are forked
+        try:
+            crawled = crawl_all(args, config, options, progress, streaming, extract)
+            results, sources, interrupted = uvloop.run(crawled)
+        finally:
+            extract.close()
         if streaming is None:
             out.write(render(results, args.format, sources))
     finally:
         if out is not sys.stdout:
             out.close()
-    broken = progress.done - progress.ok - progress.unsupported
-    return 2 if broken else 0
+    return exit_code(progress, interrupted, fail_unsupported=False)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import lxml.etree
 
-from linkprobe.extract.document import Extracted, Link, Linked, Page, resolve
+from linkprobe.extract.document import MAX_PLACES, Extracted, Link, Linked, Page, resolve
 
 # tag -> attributes holding one URL. srcset (several) and meta refresh are handled apart.
 URL_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -101,26 +101,25 @@ def extract_html(data: bytes, base: str | None, line_offset: int = 0, *, anchors
     if root is None:
         return found
     base = base_of(root, base)
-    for line, raw in _raws(root):
+    for element, raw in _raws(root):
         url = resolve(base, raw)
         if url is not None:
-            found.links.append(Link(url, line + line_offset))
+            found.links.append(Link(url, line_of(element) + line_offset))
     if anchors:
         found.anchors = anchors_of(root)
     return found
 
 
-def _raws(root: lxml.etree._Element) -> Iterator[tuple[int, str]]:
-    """Every link of the tree as written, with its line, in document order."""
+def _raws(root: lxml.etree._Element) -> Iterator[tuple[lxml.etree._Element, str]]:
+    """Every link of the tree as written, with its element, in document order."""
     for element in root.iter(TAGS):
         if element.tag == "a":  # most links: one attribute and nothing else to look at
             href = element.get("href")
             if href is not None:
-                yield line_of(element), href
+                yield element, href
             continue
-        line = line_of(element)
         for raw in _element_urls(element):
-            yield line, raw
+            yield element, raw
 
 
 def page_links(data: bytes, base: str, *, fragments: bool) -> Page:
@@ -137,7 +136,7 @@ def page_links(data: bytes, base: str, *, fragments: bool) -> Page:
     base = base_of(root, base) or base
     targets = {"": base.partition("#")[0]}  # a link as written, before its fragment -> its URL
     links = page.links
-    for line, raw in _raws(root):
+    for element, raw in _raws(root):
         written = raw.strip()
         if not written:
             continue  # href="": the document itself, as extract_html skips it
@@ -148,9 +147,11 @@ def page_links(data: bytes, base: str, *, fragments: bool) -> Page:
         url = f"{target}#{fragment}" if fragments and fragment else target
         linked = links.get(url)
         if linked is None:
-            links[url] = Linked([line])
-        else:
-            linked.add(line)
+            links[url] = Linked([line_of(element)])
+            continue
+        linked.total += 1  # Linked.add, with the line read only when it is kept
+        if len(linked.lines) < MAX_PLACES:
+            linked.lines.append(line_of(element))
     if fragments:
         page.anchors = anchors_of(root)
     return page
