@@ -24,8 +24,12 @@ One metric for both, computed the same way:
   access log): the HTML documents each fetched (both parse every page of the site they fetch);
 - links: distinct http(s) URLs (without fragment) the tool reports as checked;
 - broken: the links it reports broken; the two sets are compared (symmetric difference);
-- wall seconds, CPU seconds (user + system, all threads) and peak RSS from GNU time; pages/s
-  and links/s from the wall time. On a shared machine the CPU ratio is the steadier one.
+- wall seconds, CPU seconds (user + system, all threads and processes) and peak RSS from GNU
+  time (its largest process); pages/s and links/s from the wall time. On a shared machine the CPU
+  ratio is the steadier one;
+- peak memory of the whole process tree (linkprobe parses pages in worker processes): the sum of
+  each process's proportional set size (PSS: pages shared by forked processes counted once),
+  sampled every 20 ms in one more, untimed run of each tool.
 Each tool runs BENCH_ROUNDS times per site (default 3), alternating; the fastest round counts.
 The figures also go to bench/results/crawl-*.json.
 """
@@ -94,8 +98,10 @@ class Run:
     peak_kib: int
     links: set[str]
     broken: set[str]
+    command: list[str] = field(default_factory=list)
     pages: set[str] = field(default_factory=set)
     requests: int = 0
+    tree_kib: int = 0  # peak PSS of the process tree (tree_memory)
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -153,7 +159,7 @@ def linkinator(root: str, skip: str) -> Run:
     links = [link for link in json.loads(out)["links"] if link["state"] != "SKIPPED"]
     checked = {links_of(link["url"]) for link in links}
     broken = {links_of(link["url"]) for link in links if link["state"] == "BROKEN"}
-    return Run("linkinator", seconds, cpu, peak, checked, broken)
+    return Run("linkinator", seconds, cpu, peak, checked, broken, node)
 
 
 def linkprobe(root: str, _skip: str) -> Run:
@@ -161,11 +167,46 @@ def linkprobe(root: str, _skip: str) -> Run:
     limits += ["--max-body-bytes", str(1 << 30)]  # whole pages, as linkinator reads them
     crawl = [str(LINKPROBE), "crawl", "--allow-private", "-q", "--format", "ndjson", *limits]
     # The same scope as linkinator's `skip` (RE2 has no lookahead): only links inside the site.
-    seconds, cpu, peak, out = timed([*crawl, "--include", f"^{re.escape(root)}", root])
+    command = [*crawl, "--include", f"^{re.escape(root)}", root]
+    seconds, cpu, peak, out = timed(command)
     results = [json.loads(line) for line in out.splitlines()]
     checked = [r for r in results if (r["error"] or {}).get("kind") != "unsupported"]
     broken = {links_of(r["url"]) for r in checked if not r["ok"]}
-    return Run("linkprobe", seconds, cpu, peak, {links_of(r["url"]) for r in checked}, broken)
+    return Run("linkprobe", seconds, cpu, peak, {links_of(r["url"]) for r in checked}, broken, command)
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and its descendants."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sorted(tree)
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+
+
+def tree_memory(command: list[str]) -> int:
+    """Peak PSS (KiB) of the process tree of `command`, summed over its processes every 20 ms."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENVIRONMENT)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, sum(pss_kib(pid) for pid in tree_pids(process.pid)))
+        time.sleep(0.02)
+    return peak
 
 
 def served(log: Path, offset: int, run: Run) -> None:
@@ -194,6 +235,8 @@ def crawl_site(directory: str) -> dict[str, Run]:
                 served(log, offset, run)
                 if run.tool not in best or run.seconds < best[run.tool].seconds:
                     best[run.tool] = run
+        for run in best.values():
+            run.tree_kib = tree_memory(run.command)
     return best
 
 
@@ -205,11 +248,12 @@ def report(directory: str, best: dict[str, Run]) -> None:
             f"{r.tool:10} {r.seconds:6.2f} s  CPU {r.cpu:6.2f} s  pages {len(r.pages):5}"
             f"  links {len(r.links):6}  broken {len(r.broken):4}  requests {r.requests:6}"
             f"  {len(r.pages) / r.seconds:7.1f} pages/s  {len(r.links) / r.seconds:8.1f} links/s"
-            f"  peak RSS {r.peak_kib / 1024:6.1f} MiB"
+            f"  peak RSS {r.peak_kib / 1024:6.1f} MiB  peak PSS (all processes) {r.tree_kib / 1024:6.1f} MiB"
         )
     print(
         f"linkprobe / linkinator: speed {lk.seconds / lp.seconds:.2f}x, CPU {lp.cpu / lk.cpu:.2f}x,"
-        f" peak RSS {lp.peak_kib / lk.peak_kib:.2f}x"
+        f" peak RSS {lp.peak_kib / lk.peak_kib:.2f}x,"
+        f" peak PSS (all processes) {lp.tree_kib / lk.tree_kib:.2f}x"
     )
     for name, ours, theirs in (("pages", lp.pages, lk.pages), ("links", lp.links, lk.links)):
         print(f"{name}: same {ours == theirs}; only linkprobe {sorted(ours - theirs)[:5]}", end="")
@@ -223,6 +267,7 @@ def save(results: dict[str, dict[str, Run]]) -> None:
         directory: {
             run.tool: {
                 "seconds": run.seconds, "cpu_seconds": run.cpu, "peak_kib": run.peak_kib,
+                "tree_pss_kib": run.tree_kib,
                 "pages": len(run.pages), "links": len(run.links), "broken": sorted(run.broken),
                 "requests": run.requests,
             }
@@ -244,9 +289,9 @@ def main() -> None:
     for directory, best in results.items():
         report(directory, best)
     if len(results) > 1:
-        print("\npeak RSS by site size (links):")
+        print("\npeak PSS of all processes by site size (links):")
         for directory, best in results.items():
-            sizes = ", ".join(f"{r.tool} {r.peak_kib / 1024:.1f} MiB" for r in best.values())
+            sizes = ", ".join(f"{r.tool} {r.tree_kib / 1024:.1f} MiB" for r in best.values())
             print(f"  {directory} ({len(best['linkprobe'].links)} links): {sizes}")
 
 

@@ -43,7 +43,7 @@ def _parser() -> lxml.etree.HTMLParser:
     The plain etree parser: lxml.html's element classes cost a Python lookup per element."""
     parser: lxml.etree.HTMLParser | None = getattr(_local, "parser", None)
     if parser is None:
-        parser = _local.parser = lxml.etree.HTMLParser(no_network=True, huge_tree=False)
+        parser = _local.parser = lxml.etree.HTMLParser(no_network=True, huge_tree=False, collect_ids=False)
     return parser
 
 
@@ -176,7 +176,7 @@ def _pull_parser() -> lxml.etree.HTMLPullParser:
     parser: lxml.etree.HTMLPullParser | None = getattr(_local, "pull", None)
     if parser is None:
         parser = _local.pull = lxml.etree.HTMLPullParser(
-            events=("start",), tag="html", no_network=True, huge_tree=False
+            events=("start",), tag="html", no_network=True, huge_tree=False, collect_ids=False
         )
     return parser
 
