@@ -147,3 +147,16 @@ async def test_robots_txt_is_read_without_the_task_headers(site: Site) -> None:
         robots.close()
     sent = {name.lower() for name in site.headers["127.0.0.1/robots.txt"]}
     assert "authorization" not in sent and "x-team" not in sent  # shared by every task of a worker
+
+
+def test_the_site_is_the_start_url_s_scheme_host_and_port_however_a_link_writes_them() -> None:
+    rule = SiteRule("http://Docs.example/guide/", CrawlOptions())
+    inside = [
+        "http://Docs.example/x",
+        "http://docs.example/",
+        "HTTP://DOCS.EXAMPLE:80/y",
+        "http://docs.example",
+    ]
+    outside = ["https://docs.example/", "http://docs.example:8080/", "http://docs.example@evil.example/",
+               "http://docs.example.evil.example/", "http://other.example/http://Docs.example/"]  # fmt: skip
+    assert [url for url in inside + outside if rule.in_site(url)] == inside

@@ -165,8 +165,12 @@ class SiteRule:
     def __init__(self, start: str, crawl: CrawlOptions) -> None:
         self.crawl = crawl
         self.site = origin(start)
+        parts = urlsplit(start)
+        self._prefix = f"{parts.scheme}://{parts.netloc}/"  # a URL starting so is in the site
 
     def in_site(self, url: str) -> bool:
+        if url.startswith(self._prefix):
+            return True  # no urlsplit: most links of a site are written as its start URL is
         return origin(url) == self.site or self.crawl.filter.included(url)
 
     def classify(self, url: str, depth: int, seen: bool = False) -> Iterator[tuple[str, ChunkKind]]:

@@ -81,9 +81,12 @@ def result_dict(result: ProbeResult, sources: SourceMap | None) -> dict[str, Any
 
 
 def ndjson_line(result: ProbeResult, places: Places | None = None) -> str:
+    """One compact JSON line (orjson, as ProbeResult.to_json(): a crawl writes one per URL)."""
     if places is None or not places.total:
         return result.to_json() + "\n"
-    return json.dumps({**result.to_dict(), "sources": places.to_dict()}) + "\n"
+    import orjson
+
+    return orjson.dumps({**result.to_dict(), "sources": places.to_dict()}).decode() + "\n"
 
 
 def _found_in(result: ProbeResult, sources: SourceMap | None) -> str:
