@@ -27,6 +27,9 @@ One metric for both, computed the same way:
 - wall seconds, CPU seconds (user + system, all threads and processes) and peak RSS from GNU
   time (its largest process); pages/s and links/s from the wall time. On a shared machine the CPU
   ratio is the steadier one;
+- the span of its requests as the server saw them (from the first request's start to the last
+  one's; nginx's $msec less $request_time): the crawl itself, without the process's start-up,
+  the last pages' parsing and exit;
 - peak memory of the whole process tree (linkprobe parses pages in worker processes): the sum of
   each process's proportional set size (PSS: pages shared by forked processes counted once),
   sampled every 20 ms in one more, untimed run of each tool.
@@ -72,7 +75,7 @@ events {{ worker_connections 4096; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    log_format bench '$request_method $status "$sent_http_content_type" $request_uri';
+    log_format bench '$msec $request_time $request_method $status "$sent_http_content_type" $request_uri';
     access_log {dir}/access.log bench;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
@@ -101,6 +104,7 @@ class Run:
     command: list[str] = field(default_factory=list)
     pages: set[str] = field(default_factory=set)
     requests: int = 0
+    span: float = 0.0  # the server's view: from the tool's first request to its last (start_span)
     tree_kib: int = 0  # peak PSS of the process tree (tree_memory)
 
 
@@ -215,13 +219,16 @@ def served(log: Path, offset: int, run: Run) -> None:
     while log.stat().st_size != previous:  # a dropped connection's request is logged as it closes
         previous = log.stat().st_size
         time.sleep(0.2)
+    starts = []
     with log.open() as lines:
         lines.seek(offset)
         for line in lines:
-            method, status, content_type, path = line.split(" ", 3)
+            logged, took, method, status, content_type, path = line.split(" ", 5)
+            starts.append(float(logged) - float(took))
             run.requests += 1
             if method == "GET" and status == "200" and content_type.strip('"').startswith("text/html"):
                 run.pages.add(path.rstrip("\n"))
+    run.span = max(starts) - min(starts)
 
 
 def crawl_site(directory: str) -> dict[str, Run]:
@@ -248,10 +255,13 @@ def report(directory: str, best: dict[str, Run]) -> None:
             f"{r.tool:10} {r.seconds:6.2f} s  CPU {r.cpu:6.2f} s  pages {len(r.pages):5}"
             f"  links {len(r.links):6}  broken {len(r.broken):4}  requests {r.requests:6}"
             f"  {len(r.pages) / r.seconds:7.1f} pages/s  {len(r.links) / r.seconds:8.1f} links/s"
-            f"  peak RSS {r.peak_kib / 1024:6.1f} MiB  peak PSS (all processes) {r.tree_kib / 1024:6.1f} MiB"
+            f"  requests span {r.span:5.2f} s  peak RSS {r.peak_kib / 1024:6.1f} MiB"
+            f"  peak PSS (all processes) {r.tree_kib / 1024:6.1f} MiB"
         )
     print(
-        f"linkprobe / linkinator: speed {lk.seconds / lp.seconds:.2f}x, CPU {lp.cpu / lk.cpu:.2f}x,"
+        f"linkprobe / linkinator: speed {lk.seconds / lp.seconds:.2f}x"
+        f" (requests span {lk.span / lp.span:.2f}x),"
+        f" CPU {lp.cpu / lk.cpu:.2f}x,"
         f" peak RSS {lp.peak_kib / lk.peak_kib:.2f}x,"
         f" peak PSS (all processes) {lp.tree_kib / lk.tree_kib:.2f}x"
     )
@@ -267,7 +277,7 @@ def save(results: dict[str, dict[str, Run]]) -> None:
         directory: {
             run.tool: {
                 "seconds": run.seconds, "cpu_seconds": run.cpu, "peak_kib": run.peak_kib,
-                "tree_pss_kib": run.tree_kib,
+                "tree_pss_kib": run.tree_kib, "requests_span_seconds": run.span,
                 "pages": len(run.pages), "links": len(run.links), "broken": sorted(run.broken),
                 "requests": run.requests,
             }
