@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import multiprocessing
 import os
-import signal
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urldefrag, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -42,6 +38,7 @@ from linkprobe.extract import (
     supported,
 )
 from linkprobe.extract.html import page_links
+from linkprobe.extract.processes import ParserGone, ParserProcesses
 from linkprobe.store.base import ChunkKind, CrawlSpec, Found
 
 ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many crawls)
@@ -112,12 +109,12 @@ def html_at(result: ProbeResult, url: str) -> str | None:
 class Extractor:
     """HTML pages parsed off the event loop, `limit` at once: in threads (lxml parses without the
     GIL, pages are fetched meanwhile; measured on a 527-page site, 1.5-2x faster than parsing on
-    the event loop), or in the worker processes of `pool` (forked()). Each page in flight holds
-    one parsed page in memory."""
+    the event loop), or by forked processes (forked()). Each page in flight holds one parsed page
+    in memory."""
 
-    def __init__(self, limit: int = EXTRACTORS, pool: ProcessPoolExecutor | None = None) -> None:
+    def __init__(self, limit: int = EXTRACTORS, processes: ParserProcesses | None = None) -> None:
         self._slots = asyncio.Semaphore(limit)
-        self._pool = pool
+        self._processes = processes
 
     async def __call__(self, body: bytes, base: str, anchors: bool) -> Extracted:
         async with self._slots:
@@ -125,38 +122,31 @@ class Extractor:
 
     async def page(self, body: bytes, base: str, fragments: bool) -> Page:
         """The page's links grouped by URL (with their fragments and its anchors when `fragments`)."""
-        reading = functools.partial(page_links, body, base, fragments=fragments)
         async with self._slots:
-            if self._pool is None:
-                return await asyncio.to_thread(reading)
-            return await asyncio.get_running_loop().run_in_executor(self._pool, reading)
+            if self._processes is not None:
+                try:
+                    return await self._processes.page_links(body, base, fragments)
+                except ParserGone:
+                    pass  # parsed here instead: a process that failed costs speed, not links
+            return await asyncio.to_thread(page_links, body, base, fragments=fragments)
 
     @classmethod
     def forked(cls, processes: int | None = None) -> Extractor:
-        """Pages parsed in worker processes, one per CPU (`processes`), each with one more page
-        waiting for it; in threads with one CPU.
+        """Pages parsed by forked processes (extract.processes), one per CPU (`processes`), each
+        with one more page waiting for it; in threads with one CPU. Call it while the process
+        has a single thread, before any event loop starts.
 
         A page's link walk is Python and holds the GIL: with threads, on 2 cores, a crawl of the
         Python docs kept the parsing threads waiting for it and for the event loop (bench/crawl.py,
-        same runs: 1.6-1.8x linkinator's speed in threads, 1.8-1.9x in 2 processes). The
-        processes are forked at once, so call this while the process has a single thread, before
-        any event loop starts (fork() copies only the calling thread: a lock another thread held
-        would stay held in the child). They ignore SIGINT: Ctrl-C is the crawl's to handle."""
-        processes = processes or len(os.sched_getaffinity(0))
+        same runs: 1.6-1.8x linkinator's speed in threads, 1.8-2.0x in 2 processes)."""
+        processes = processes or len(os.sched_getaffinity(0))  # the CPUs this process may use
         if processes < 2:
             return cls()
-        context = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_ignore_interrupts)
-        pool.submit(int).result()  # with fork, the first task starts every process
-        return cls(2 * processes, pool)
+        return cls(2 * processes, ParserProcesses(processes))
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-
-
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self._processes is not None:
+            self._processes.close()
 
 
 class SiteRule:
