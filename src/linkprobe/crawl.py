@@ -138,7 +138,7 @@ class Extractor:
 
         A page's link walk is Python and holds the GIL: with threads, on 2 cores, a crawl of the
         Python docs kept the parsing threads waiting for it and for the event loop (bench/crawl.py,
-        same runs: 1.6-1.8x linkinator's speed in threads, 1.8-2.0x in 2 processes)."""
+        same runs: 1.6-1.8x linkinator's speed in threads, 2.0-2.2x in 2 processes)."""
         processes = processes or len(os.sched_getaffinity(0))  # the CPUs this process may use
         if processes < 2:
             return cls()
