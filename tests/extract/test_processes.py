@@ -62,9 +62,18 @@ async def test_a_process_that_ends_fails_its_pages_and_the_extractor_parses_them
     )
     assert any(isinstance(answer, ParserGone) for answer in answers)  # the dead one's
     assert any(isinstance(answer, Page) for answer in answers)  # the live one's
+    deadline = asyncio.get_running_loop().time() + 10
+    while parsers._processes[0].serving:  # its end of the pipe is seen on the event loop
+        assert asyncio.get_running_loop().time() < deadline, "a killed process still counted as serving"
+        await asyncio.sleep(0.01)
+    answers = await asyncio.gather(*(parsers.page_links(body, base, False) for body, base in PAGES * 2))
+    assert answers == [page_links(body, base, fragments=False) for body, base in PAGES * 2]  # the live one
+    os.kill(pids[1], signal.SIGKILL)
     extract = Extractor(4, parsers)
     pages = await asyncio.gather(*(extract.page(body, base, False) for body, base in PAGES * 3))
-    assert pages == [page_links(body, base, fragments=False) for body, base in PAGES * 3]
+    assert pages == [page_links(body, base, fragments=False) for body, base in PAGES * 3]  # in threads
+    with pytest.raises(ParserGone, match="every parsing process ended"):
+        await parsers.page_links(PAGE, "https://s.example/", False)
     extract.close()
     assert not any(alive(pid) for pid in pids)  # ended and reaped
 

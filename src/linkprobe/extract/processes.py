@@ -82,6 +82,11 @@ class _Process:
     def load(self) -> int:
         return len(self.protocol.waiting)
 
+    @property
+    def serving(self) -> bool:
+        """Whether it can take a page: its pipes are open (a process that ended closed them)."""
+        return not self.protocol.gone and self.writer is not None and not self.writer.is_closing()
+
 
 class ParserProcesses:
     """`count` forked processes that parse crawled pages (page_links). Build it while the process
@@ -118,9 +123,11 @@ class ParserProcesses:
             async with self._connecting:  # the first pages are asked for all at once
                 if not self._connected:
                     await self._connect()
-        process = min(self._processes, key=lambda process: process.load)
-        if process.protocol.gone or process.writer is None or process.writer.is_closing():
-            raise ParserGone("the parsing process ended")
+        live = [process for process in self._processes if process.serving]
+        if not live:
+            raise ParserGone("every parsing process ended")
+        process = min(live, key=lambda process: process.load)
+        assert process.writer is not None  # serving
         waiter = asyncio.get_running_loop().create_future()
         process.protocol.waiting.append(waiter)
         encoded = base.encode(errors="surrogatepass")
