@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -83,14 +84,16 @@ def outcomes(run: Run) -> dict[str, tuple[object, ...]]:
 
 
 async def test_pages_parsed_in_worker_processes_give_what_threads_give(site: Site) -> None:
-    """--jobs 2 parses pages in two forked processes (one per CPU by default), --jobs 1 in threads."""
+    """--jobs 2 parses pages in two forked processes (one per CPU by default), --jobs 1 in threads
+    (that the processes parse, not a fallback to threads: tests/extract/test_processes.py)."""
     for flags in ((), ("--check-fragments",)):
         in_threads = await crawl("--format", "json", "--jobs", "1", *flags, site.url("/index.html"))
         in_processes = await crawl("--format", "json", "--jobs", "2", *flags, site.url("/index.html"))
         assert outcomes(in_processes) == outcomes(in_threads)
         assert len(outcomes(in_threads)) > 10
-    bad = await crawl("--jobs", "0", site.url("/"))
-    assert bad.code == 3 and "--jobs must be 1 or more" in bad.err
+    for jobs, error in (("0", "--jobs must be 1 or more"), ("65", "--jobs must be at most 64")):
+        bad = await crawl("--jobs", jobs, site.url("/"))
+        assert bad.code == 3 and error in bad.err
 
 
 def group_members(group: int) -> list[int]:
@@ -118,16 +121,20 @@ async def test_ctrl_c_in_a_terminal_ends_the_crawl_and_its_parsing_processes(
         "-f", "json", "-o", str(output), target.url("/slow?s=60"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
-    deadline = asyncio.get_running_loop().time() + 60
-    while target.active == 0:
-        assert asyncio.get_running_loop().time() < deadline, "the start page was never asked for"
-        await asyncio.sleep(0.05)
-    assert len(group_members(process.pid)) == 3  # the crawl and its two parsing processes
-    os.killpg(process.pid, signal.SIGINT)
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 130, err
-    assert "Traceback" not in err.decode() and "KeyboardInterrupt" not in err.decode()
-    assert json.loads(output.read_text()) == []
-    while group_members(process.pid):  # the parsing processes end with it
-        assert asyncio.get_running_loop().time() < deadline, "parsing processes left running"
-        await asyncio.sleep(0.05)
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while target.active == 0:
+            assert asyncio.get_running_loop().time() < deadline, "the start page was never asked for"
+            await asyncio.sleep(0.05)
+        assert len(group_members(process.pid)) == 3  # the crawl and its two parsing processes
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err.decode() and "KeyboardInterrupt" not in err.decode()
+        assert json.loads(output.read_text()) == []
+        while group_members(process.pid):  # the parsing processes end with it
+            assert asyncio.get_running_loop().time() < deadline, "parsing processes left running"
+            await asyncio.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever failed above leaves nothing running

@@ -220,10 +220,16 @@ REPEATED = (
     )
     + b'<a href="#top">top</a><a href="">self</a><a href="https://other.example/x#y">x</a>\n'
 )
+ODD = (  # whitespace inside a link before its `#`, empty fragments, the same part before `#`
+    b'<a href="page.html #x">1</a><a href="page.html#x">2</a><a href="http://x.example/y #f">3</a>'
+    b'<a href="http://x.example/y#">4</a><a href="a.html#">5</a><a href=" #">6</a><a href="#">7</a>'
+)
 
 
 @pytest.mark.parametrize("fragments", [False, True], ids=["defragmented", "fragments"])
-@pytest.mark.parametrize("page", [PAGE, LATE_BASE, REPEATED], ids=["page", "late-base", "repeated"])
+@pytest.mark.parametrize(
+    "page", [PAGE, LATE_BASE, REPEATED, ODD], ids=["page", "late-base", "repeated", "odd"]
+)
 def test_a_crawled_page_groups_its_links_as_every_link_counted_one_by_one(
     page: bytes, fragments: bool
 ) -> None:

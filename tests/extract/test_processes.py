@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from linkprobe import crawl
 from linkprobe.crawl import Extractor
 from linkprobe.extract import Page, processes
 from linkprobe.extract.html import page_links
@@ -52,30 +53,41 @@ async def test_pages_parsed_by_the_processes_are_those_parsed_here(parsers: Pars
     assert len(answers[-1].anchors) == 130_000
 
 
-async def test_a_process_that_ends_fails_its_pages_and_the_extractor_parses_them_here(
+async def test_a_process_that_ends_fails_its_pages_and_the_others_take_the_next(
     parsers: ParserProcesses,
 ) -> None:
-    pids = [process.pid for process in parsers._processes]
-    os.kill(pids[0], signal.SIGKILL)
-    answers = await asyncio.gather(
-        *(parsers.page_links(body, base, False) for body, base in PAGES), return_exceptions=True
-    )
-    assert any(isinstance(answer, ParserGone) for answer in answers)  # the dead one's
-    assert any(isinstance(answer, Page) for answer in answers)  # the live one's
-    deadline = asyncio.get_running_loop().time() + 10
-    while parsers._processes[0].serving:  # its end of the pipe is seen on the event loop
-        assert asyncio.get_running_loop().time() < deadline, "a killed process still counted as serving"
-        await asyncio.sleep(0.01)
+    first, second = parsers._processes
+    assert (await parsers.page_links(PAGE, "https://s.example/", False)).links  # connected
+    os.kill(first.pid, signal.SIGKILL)
+    with pytest.raises(ParserGone, match="the parsing process ended"):  # asked of it before its
+        await parsers.page_links(PAGE, "https://s.example/", False)  # pipe's end is seen
+    assert not first.serving
     answers = await asyncio.gather(*(parsers.page_links(body, base, False) for body, base in PAGES * 2))
-    assert answers == [page_links(body, base, fragments=False) for body, base in PAGES * 2]  # the live one
-    os.kill(pids[1], signal.SIGKILL)
+    assert answers == [page_links(body, base, fragments=False) for body, base in PAGES * 2]  # the other
+    os.kill(second.pid, signal.SIGKILL)
     extract = Extractor(4, parsers)
     pages = await asyncio.gather(*(extract.page(body, base, False) for body, base in PAGES * 3))
     assert pages == [page_links(body, base, fragments=False) for body, base in PAGES * 3]  # in threads
     with pytest.raises(ParserGone, match="every parsing process ended"):
         await parsers.page_links(PAGE, "https://s.example/", False)
     extract.close()
-    assert not any(alive(pid) for pid in pids)  # ended and reaped
+    assert not alive(first.pid) and not alive(second.pid)
+
+
+async def test_the_extractor_s_pages_are_parsed_by_its_processes_not_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extract = Extractor.forked(2)
+
+    def not_here(body: bytes, base: str, *, fragments: bool) -> Page:
+        raise AssertionError("parsed in this process")
+
+    monkeypatch.setattr(crawl, "page_links", not_here)  # after the fork: the processes parse for real
+    try:
+        pages = await asyncio.gather(*(extract.page(body, base, True) for body, base in PAGES * 4))
+        assert pages == [page_links(body, base, fragments=True) for body, base in PAGES * 4]
+    finally:
+        extract.close()
 
 
 async def test_a_page_that_fails_in_a_process_is_told_and_the_next_one_parsed(
@@ -135,3 +147,16 @@ def test_a_parsing_process_keeps_no_file_of_the_parent_but_its_two_pipes() -> No
                 assert held.fileno() not in kept
         finally:
             forked.close()
+
+
+async def test_an_asker_cancelled_while_the_pipes_connect_leaves_them_whole(parsers: ParserProcesses) -> None:
+    """Ctrl-C as the first pages are handed over: the other askers are answered, close() is clean."""
+    first = asyncio.ensure_future(parsers.page_links(PAGE, "https://s.example/", False))
+    others = [asyncio.ensure_future(parsers.page_links(body, base, False)) for body, base in PAGES]
+    await asyncio.sleep(0)  # each has started, the first one connecting the pipes
+    first.cancel()
+    assert await asyncio.gather(*others) == [page_links(body, base, fragments=False) for body, base in PAGES]
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    parsers.close()
+    parsers.close()  # twice: harmless

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from linkprobe.settings import Settings
 
 
+MAX_JOBS = 64  # parsing processes: each holds two pipes and a page in flight
+
+
 def crawl_options(args: argparse.Namespace) -> CrawlOptions:
     for flag in ("max_depth", "max_pages"):
         value = getattr(args, flag)
@@ -31,6 +34,8 @@ def crawl_options(args: argparse.Namespace) -> CrawlOptions:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be 1 or more")
+    if args.jobs is not None and args.jobs > MAX_JOBS:
+        raise ConfigError(f"--jobs must be at most {MAX_JOBS}")
     return CrawlOptions(
         max_depth=args.max_depth,
         max_pages=args.max_pages,
@@ -70,6 +75,7 @@ async def crawl_all(
             interrupted = True
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+            extract.close()  # while the loop runs: the pipes' transports close with it
     if progress.enabled:
         sys.stderr.write(f"\n{crawler.fetched} pages fetched\n")
     warn_cut(crawler.cut, crawler.crawl.max_page_bytes)

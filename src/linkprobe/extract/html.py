@@ -134,17 +134,20 @@ def page_links(data: bytes, base: str, *, fragments: bool) -> Page:
     if root is None:
         return page
     base = base_of(root, base) or base
-    targets = {"": base.partition("#")[0]}  # a link as written, before its fragment -> its URL
+    targets: dict[str, str] = {}  # a link's part before `#` -> its URL without the fragment
     links = page.links
     for element, raw in _raws(root):
         written = raw.strip()
         if not written:
             continue  # href="": the document itself, as extract_html skips it
-        head, _, fragment = written.partition("#")
-        target = targets.get(head)
-        if target is None:
-            target = targets[head] = resolve(base, head) or head
-        url = f"{target}#{fragment}" if fragments and fragment else target
+        if fragments:
+            url = resolve(base, written) or written
+        else:
+            head = written.partition("#")[0]
+            target = targets.get(head)
+            if target is None:
+                target = targets[head] = _target(base, written)
+            url = target
         linked = links.get(url)
         if linked is None:
             links[url] = Linked([line_of(element)])
@@ -155,6 +158,12 @@ def page_links(data: bytes, base: str, *, fragments: bool) -> Page:
     if fragments:
         page.anchors = anchors_of(root)
     return page
+
+
+def _target(base: str, written: str) -> str:
+    """A link's URL without its fragment, resolved as extract_html resolves it (whitespace inside
+    the link, before its `#`, is kept): the same for every link with the same part before `#`."""
+    return (resolve(base, written) or written).partition("#")[0]
 
 
 def anchors_of(root: lxml.etree._Element) -> set[str]:

@@ -7,7 +7,7 @@ fetching the page), which the crawl's event loop then lacks. Here a page is one 
 and its links one read, both on the event loop, with no thread: each process reads a request
 (the page's base URL and body), answers with its Page pickled, and exits at end of input.
 
-A process that fails or dies costs speed, not links: its pages are parsed in a thread instead.
+A process that ends costs speed, not links: its pages go to the others, or are parsed in a thread.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ REPLY = struct.Struct("!Q?")  # the reply's length, whether it is a Page (else t
 
 
 class ParserGone(Exception):
-    """A parsing process failed on a page or ended; the page is parsed in this process instead."""
+    """No parsing process could answer for a page: every one ended, or the one asked ended or
+    failed on it. The page is parsed in this process instead (failing there too, if it must)."""
 
 
 class _Replies(asyncio.Protocol):
@@ -46,20 +47,21 @@ class _Replies(asyncio.Protocol):
         self.buffer += data
         while len(self.buffer) >= REPLY.size:
             length, ok = REPLY.unpack_from(self.buffer)
-            if len(self.buffer) < REPLY.size + length:
+            end = REPLY.size + length
+            if len(self.buffer) < end:
                 return
-            reply = bytes(self.buffer[REPLY.size : REPLY.size + length])
-            del self.buffer[: REPLY.size + length]
-            self._settle(reply, ok)
+            with memoryview(self.buffer) as view:  # unpickled in place: no copy of the reply
+                self._settle(view[REPLY.size : end], ok)
+            del self.buffer[:end]
 
-    def _settle(self, reply: bytes, ok: bool) -> None:
+    def _settle(self, reply: memoryview, ok: bool) -> None:
         waiter = self.waiting.popleft()
         if waiter.done():
             return  # its asker was cancelled
         if ok:
             waiter.set_result(pickle.loads(reply))
         else:
-            waiter.set_exception(ParserGone(reply.decode(errors="replace")))
+            waiter.set_exception(ParserGone(bytes(reply).decode(errors="replace")))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
@@ -72,8 +74,8 @@ class _Replies(asyncio.Protocol):
 @dataclass
 class _Process:
     pid: int
-    requests: int  # the parent's ends of the two pipes
-    replies: int
+    requests: BinaryIO  # the parent's ends of the two pipes
+    replies: BinaryIO
     writer: asyncio.WriteTransport | None = None
     reader: asyncio.ReadTransport | None = None
     protocol: _Replies = field(default_factory=_Replies)
@@ -87,42 +89,53 @@ class _Process:
         """Whether it can take a page: its pipes are open (a process that ended closed them)."""
         return not self.protocol.gone and self.writer is not None and not self.writer.is_closing()
 
+    def close(self) -> None:
+        """Kills and reaps the process, then closes the pipes: through their transports while
+        the event loop runs, else directly (a closed loop cannot close them)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # reaped already (SIGCHLD ignored)
+            os.waitpid(self.pid, 0)
+        for transport, pipe in ((self.writer, self.requests), (self.reader, self.replies)):
+            if transport is None or not _closed_by(transport):
+                pipe.close()
+
+
+def _closed_by(transport: asyncio.BaseTransport) -> bool:
+    """Closes a pipe's transport; False when its event loop is closed (the pipe is not)."""
+    if transport.is_closing():
+        return True
+    try:
+        transport.close()
+    except RuntimeError:  # the event loop is closed
+        return False
+    return True
+
 
 class ParserProcesses:
     """`count` forked processes that parse crawled pages (page_links). Build it while the process
     has a single thread, before any event loop starts: fork() copies only the calling thread, and
     a lock another thread held would stay held in the child. The processes ignore SIGINT (Ctrl-C
-    is the crawl's to handle) and end when close() shuts their input, or when this process ends."""
+    is the crawl's to handle) and end when close() ends them, or when this process ends."""
 
     def __init__(self, count: int) -> None:
         self._processes: list[_Process] = []
-        for _ in range(count):
-            self._processes.append(self._fork())
-        self._connected = False
-        self._connecting = asyncio.Lock()
-
-    def _fork(self) -> _Process:
-        requests_read, requests_write = os.pipe()
-        replies_read, replies_write = os.pipe()
-        # SIGINT is held back across fork(): the child ignores it before it could be handled there
-        # (raising KeyboardInterrupt into this process's code, running in the child)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            pid = os.fork()
-            if pid == 0:
-                _child(requests_read, replies_write)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        os.close(requests_read)
-        os.close(replies_write)
-        return _Process(pid, requests_write, replies_read)
+            for _ in range(count):
+                self._processes.append(_fork())
+        except BaseException:
+            self.close()  # those forked already (fork or pipe failed: too many processes or files)
+            raise
+        self._connection: asyncio.Task[None] | None = None
 
     async def page_links(self, body: bytes, base: str, fragments: bool) -> Page:
-        """The page's links, from the least busy process; raises ParserGone if it fails or ends."""
-        if not self._connected:
-            async with self._connecting:  # the first pages are asked for all at once
-                if not self._connected:
-                    await self._connect()
+        """The page's links, from the least busy process; raises ParserGone if none can answer."""
+        if self._connection is None:
+            self._connection = asyncio.ensure_future(self._connect())
+        try:
+            await asyncio.shield(self._connection)  # an asker cancelled meanwhile leaves it whole
+        except Exception as exc:
+            raise ParserGone(f"the parsing processes cannot be reached: {exc}") from exc
         live = [process for process in self._processes if process.serving]
         if not live:
             raise ParserGone("every parsing process ended")
@@ -139,52 +152,52 @@ class ParserProcesses:
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         for process in self._processes:
-            requests = os.fdopen(process.requests, "wb", buffering=0)
-            replies = os.fdopen(process.replies, "rb", buffering=0)
-            process.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, requests)
-            process.reader, _ = await loop.connect_read_pipe(
-                functools.partial(_same, process.protocol), replies
-            )
-        self._connected = True
+            process.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, process.requests)
+            protocol = functools.partial(_same, process.protocol)
+            process.reader, _ = await loop.connect_read_pipe(protocol, process.replies)
 
     def close(self) -> None:
-        """Ends the processes (pages being parsed are of no more use), reaps them and closes the
-        pipes: through their transports while the event loop runs, else directly."""
-        for process in self._processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            os.waitpid(process.pid, 0)
-            for transport, fd in ((process.writer, process.requests), (process.reader, process.replies)):
-                if transport is None:
-                    os.close(fd)
-                elif not transport.is_closing():
-                    _close(transport)
-        self._processes.clear()
-
-
-def _close(transport: asyncio.BaseTransport) -> None:
-    """Closes a pipe's transport; once its event loop is closed, the pipe itself."""
-    try:
-        transport.close()
-    except RuntimeError:  # the event loop is closed: nothing will read or write it again
-        pipe = transport.get_extra_info("pipe")
-        if pipe is not None:
-            pipe.close()
+        """Ends the processes (pages being parsed are of no more use); closing twice is harmless."""
+        while self._processes:
+            self._processes.pop().close()
 
 
 def _same(protocol: _Replies) -> _Replies:
     return protocol
 
 
+def _fork() -> _Process:
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    # SIGINT is held back across fork(): the child ignores it before it could be handled there
+    # (raising KeyboardInterrupt into this process's code, running in the child)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(requests_read, replies_write)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    os.close(requests_read)
+    os.close(replies_write)
+    return _Process(
+        pid, os.fdopen(requests_write, "wb", buffering=0), os.fdopen(replies_read, "rb", buffering=0)
+    )
+
+
 def _child(requests: int, replies: int) -> NoReturn:
     """The forked process: it ignores SIGINT, keeps no file of the parent's but its two pipe
-    ends and standard streams (not the crawl's sockets, nor its siblings' pipes), and serves."""
+    ends and standard error (not the crawl's sockets, output or standard input, nor its
+    siblings' pipes), and serves."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        nothing = os.open(os.devnull, os.O_RDWR)
+        os.dup2(nothing, 0)
+        os.dup2(nothing, 1)
         low, high = sorted((requests, replies))
-        os.closerange(3, low)
+        os.closerange(3, low)  # close_range(2) on Linux: one call, whatever the limit
         os.closerange(low + 1, high)
         os.closerange(high + 1, os.sysconf("SC_OPEN_MAX"))
         code = _serve(requests, replies)
