@@ -56,7 +56,9 @@ class Linked:
 class Page:
     """A crawled page's links grouped by URL (in the order each first appears), defragmented
     unless fragments are checked, and its anchors when they are. A site's pages repeat the same
-    links (navigation, indexes): grouped, each URL costs the crawler once per page, not per link."""
+    links (navigation, indexes): grouped, each URL costs the crawler once per page, not per link.
+    With fragments kept, a page's places for one document come group by group (`p#a`, then
+    `p#b`), not strictly in line order."""
 
     links: dict[str, Linked] = field(default_factory=dict)
     anchors: set[str] = field(default_factory=set)
