@@ -158,5 +158,7 @@ def test_the_site_is_the_start_url_s_scheme_host_and_port_however_a_link_writes_
         "http://docs.example",
     ]
     outside = ["https://docs.example/", "http://docs.example:8080/", "http://docs.example@evil.example/",
-               "http://docs.example.evil.example/", "http://other.example/http://Docs.example/"]  # fmt: skip
+               "http://docs.example.evil.example/", "http://other.example/http://Docs.example/",
+               "http://Docs.example.evil.example/", "http://Docs.example@evil.example/",
+               "http://Docs.example:81/"]  # fmt: skip
     assert [url for url in inside + outside if rule.in_site(url)] == inside
