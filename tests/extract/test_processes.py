@@ -4,6 +4,7 @@ for many pages at once, and nothing lost when a process fails or ends."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -160,3 +161,23 @@ async def test_an_asker_cancelled_while_the_pipes_connect_leaves_them_whole(pars
         await first
     parsers.close()
     parsers.close()  # twice: harmless
+
+
+def test_a_fork_that_fails_leaves_no_process_nor_pipe_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        if forked:
+            raise BlockingIOError(errno.EAGAIN, "no more processes")
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    before = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(BlockingIOError):
+        ParserProcesses(3)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert len(forked) == 1 and not alive(forked[0])  # the one forked is ended and reaped

@@ -176,6 +176,10 @@ def _fork() -> _Process:
         pid = os.fork()
         if pid == 0:
             _child(requests_read, replies_write)
+    except OSError:  # no more processes: the pipes are of no use
+        for fd in (requests_read, requests_write, replies_read, replies_write):
+            os.close(fd)
+        raise
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os.close(requests_read)
