@@ -104,8 +104,8 @@ async def test_a_page_that_fails_in_a_process_is_told_and_the_next_one_parsed(
     try:
         with pytest.raises(ParserGone, match="RuntimeError: no parse today"):
             await forked.page_links(PAGE, "https://s.example/boom", False)
-        assert await forked.page_links(PAGE, "https://s.example/\udc80", False) == page_links(
-            PAGE, "https://s.example/\udc80", fragments=False
+        assert await forked.page_links(REPEATED, "https://s.example/\udc80", False) == page_links(
+            REPEATED, "https://s.example/\udc80", fragments=False
         )
     finally:
         forked.close()
