@@ -29,7 +29,6 @@ class Settings(BaseSettings):
     # engine
     concurrency: int = Field(256, ge=1, le=10000, description="Connections open at once, all hosts.")
     per_host: int = Field(8, ge=1, le=1000, description="Connections open at once to one host.")
-    dns_timeout: float = Field(5.0, gt=0, le=600)
     allow_private: bool = Field(False, description="Allow loopback/private/link-local destinations.")
     allow_cidrs: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated CIDRs."
@@ -98,7 +97,6 @@ class Settings(BaseSettings):
         return EngineConfig.of({
             "concurrency": self.concurrency,
             "per_host": self.per_host,
-            "dns_timeout": self.dns_timeout,
             "allow_private": self.allow_private,
             "allow_cidrs": tuple(self.allow_cidrs),
         })  # fmt: skip

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -112,3 +114,42 @@ async def test_endless_header_line_is_refused_within_bounded_memory(
     results, peak = await _hostile_run(raw_server, endless_header_line)
     assert [r["error"]["kind"] for r in results] == ["protocol"] * URLS_PER_RUN
     assert peak < await _baseline_rss(target) + BOUND_MIB
+
+
+async def _reset_mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _request_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
+    await writer.drain()
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    writer.transport.abort()
+
+
+async def _corrupt_gzip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _request_head(reader)
+    body = b"\x1f\x8b\x08\x00not a gzip stream at all" * 10
+    writer.write(
+        b"HTTP/1.1 404 Not Found\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    writer.write(body)
+    await writer.drain()
+
+
+async def test_a_reset_during_the_body_keeps_the_status_verdict(
+    raw_server: Callable[[Handler], Awaitable[int]],
+) -> None:
+    port = await raw_server(_reset_mid_body)
+    results, _ = await probe_in_child([f"http://127.0.0.1:{port}/"])
+    (result,) = results
+    assert (result["ok"], result["status_code"], result["error"]) == (True, 200, None)
+    assert result["body"] == "reset"
+
+
+async def test_a_corrupt_encoding_keeps_the_status_verdict(
+    raw_server: Callable[[Handler], Awaitable[int]],
+) -> None:
+    port = await raw_server(_corrupt_gzip)
+    results, _ = await probe_in_child([f"http://127.0.0.1:{port}/"])
+    (result,) = results
+    assert (result["ok"], result["status_code"], result["error"]) == (False, 404, None)
+    assert result["body"] == "undecodable"

@@ -65,7 +65,6 @@ def _engine_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--concurrency", type=int, help="URLs in flight at once (default 256)")
     group.add_argument("--per-host", type=int, help="connections per host at once (default 8)")
-    group.add_argument("--dns-timeout", type=float, help="seconds (default 5)")
     group.add_argument(
         "--allow-private", action="store_true", default=None, help="allow private destinations"
     )

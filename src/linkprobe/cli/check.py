@@ -81,7 +81,6 @@ def engine_config(args: argparse.Namespace, settings: Settings | None) -> Engine
     overrides = {
         "concurrency": args.concurrency,
         "per_host": args.per_host,
-        "dns_timeout": args.dns_timeout,
         "allow_private": args.allow_private,
         "allow_cidrs": None if args.allow_cidr is None else (*base.allow_cidrs, *args.allow_cidr),
     }

@@ -10,18 +10,16 @@
     └── StoreError               the store failed (linkprobe.store)
         └── StoreUnavailable     the store cannot be reached right now (API 503)
 
-aiohttp's exceptions are translated in one place, `map_client_error`, so nothing above the
-engine ever sees a library exception.
+libcurl's result codes are translated in one place, `curl_failure`, so nothing above the
+engine ever sees a library error.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import re
-import ssl
+from dataclasses import dataclass
 
-import aiohttp
+import pycurl
 
 from linkprobe.engine.outcome import ErrorKind
 
@@ -101,63 +99,67 @@ class ProtocolFailure(ProbeFailure):
     kind = ErrorKind.PROTOCOL
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What a failed transfer had reached, as the transport saw it: the input of curl_failure."""
+
+    host: str
+    refusal: str | None  # the transport refused the response (head too large, too many 1xx)
+    blocked: tuple[str, ...]  # addresses the egress policy refused, with why
+    dialled: int  # sockets opened to allowed addresses
+    os_errno: int  # the last socket error libcurl saw
+    connected: bool  # a TCP connection was established
+    secured: bool  # the TLS handshake finished (or no TLS)
+    connect_bound: bool  # the connect timeout, not the deadline, was the nearer limit
+    socket_error: OSError | None  # linkprobe could not open a socket of its own
 
 
-def _map_connector_error(exc: aiohttp.ClientConnectorError) -> ProbeFailure:
-    os_error = exc.os_error
-    text = str(os_error)
-    if BLOCKED_MARK in text:
-        return _blocked_or_dialled(exc, text)
-    if isinstance(os_error, ConnectionRefusedError):
-        return ConnectRefused(f"connection refused by {exc.host}:{exc.port}")
-    if isinstance(os_error, ssl.SSLError):
-        return TLSFailure(_describe(os_error))
-    return ConnectFailure(_describe(os_error))
+TLS_CODES = frozenset({
+    pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CERTPROBLEM,
+    pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_CIPHER, pycurl.E_SSL_ENGINE_NOTFOUND,
+    pycurl.E_SSL_ENGINE_SETFAILED, pycurl.E_SSL_SHUTDOWN_FAILED, pycurl.E_SSL_CRL_BADFILE,
+    pycurl.E_SSL_ISSUER_ERROR, 90, 91, 98,  # pinned key, invalid cert status, client certificate
+})  # fmt: skip
 
 
-def _blocked_or_dialled(exc: aiohttp.ClientConnectorError, text: str) -> ProbeFailure:
-    """Blocked only when every address was: the happy-eyeballs dialer merges one error per address
-    into a single OSError, and an allowed address that failed says more than the blocked ones."""
-    reasons = dict.fromkeys(re.findall(rf"{BLOCKED_MARK}: ([^,\]]+)", text))
-    blocked = f"{BLOCKED_MARK}: " + "; ".join(reasons)
-    dialled = [
-        int(n)
-        for n, what in re.findall(r"\[Errno (\d+)\] (?!Multiple)([^,\]]*)", text)
-        if BLOCKED_MARK not in what
-    ]
-    if not dialled:
-        return Blocked(blocked)
-    if errno.ECONNREFUSED in dialled:
-        return ConnectRefused(f"connection refused by {exc.host}:{exc.port} (other addresses {blocked})")
-    return ConnectFailure(f"{_describe(exc.os_error)}")
+def curl_failure(code: int, message: str, seen: Attempted) -> ProbeFailure:
+    """Translate a libcurl result code (with what the transfer reached) into a typed failure."""
+    if seen.refusal is not None:
+        return ProtocolFailure(seen.refusal)
+    if code == pycurl.E_COULDNT_CONNECT:
+        return _not_connected(seen, message)
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        return _timed_out(seen, message)
+    if code == pycurl.E_COULDNT_RESOLVE_HOST:
+        return DNSFailure(f"cannot resolve {seen.host}: {message}")
+    if code in TLS_CODES:
+        return TLSFailure(message)
+    if code == pycurl.E_URL_MALFORMAT:
+        return InvalidURL(message)
+    # Everything else is the server's answer going wrong: E_UNSUPPORTED_PROTOCOL included, which
+    # libcurl also gives for an unknown HTTP version (other schemes never reach libcurl).
+    return ProtocolFailure(message or f"libcurl error {code}")
 
 
-def map_client_error(exc: BaseException) -> ProbeFailure:
-    """Translate an exception raised while talking to a target into a typed failure."""
-    if isinstance(exc, ProbeFailure):
-        return exc
-    # Order matters: the aiohttp classes overlap (DNS and TLS errors are connector errors too).
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return DNSFailure(f"cannot resolve {exc.host}: {exc.os_error}")
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
-        return TLSFailure(_describe(exc))
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+def _not_connected(seen: Attempted, message: str) -> ProbeFailure:
+    """No address took the connection. Blocked only when every address was: an allowed address
+    that failed says more than the blocked ones (which are still named)."""
+    blocked = f"{BLOCKED_MARK}: " + "; ".join(dict.fromkeys(seen.blocked)) if seen.blocked else ""
+    if seen.socket_error is not None:
+        return ConnectFailure(f"linkprobe could not open a socket: {seen.socket_error}")
+    if not seen.dialled:
+        return Blocked(blocked) if blocked else ConnectFailure(message)
+    also = f" (other addresses {blocked})" if blocked else ""
+    if seen.os_errno == errno.ECONNREFUSED:
+        return ConnectRefused(f"connection refused by {seen.host}{also}")
+    return ConnectFailure(f"{message}{also}")
+
+
+def _timed_out(seen: Attempted, message: str) -> ProbeFailure:
+    if message.startswith("Resolving timed out"):
+        return DNSFailure(f"cannot resolve {seen.host}: no answer within the connect timeout")
+    if seen.connect_bound and not seen.connected:
         return ConnectTimeout("no TCP connection within the connect timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return _map_connector_error(exc)
-    if isinstance(
-        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError
-    ):
-        return ProtocolFailure(_describe(exc))
-    if isinstance(exc, asyncio.TimeoutError):
-        return DeadlineExceeded(_describe(exc))
-    if isinstance(exc, aiohttp.InvalidURL | ValueError):
-        return InvalidURL(_describe(exc))
-    if isinstance(exc, aiohttp.ClientOSError | ConnectionError):
-        return ConnectFailure(_describe(exc))
-    if isinstance(exc, aiohttp.ClientError):
-        return ProtocolFailure(_describe(exc))
-    return ProbeFailure(_describe(exc))
+    if seen.connect_bound and not seen.secured:
+        return TLSFailure("TLS handshake not finished within the connect timeout")
+    return DeadlineExceeded(message)

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Self, get_args, get_origin
 
-import aiohttp
-
 from linkprobe import __version__
+from linkprobe.engine.decode import ACCEPTED
 from linkprobe.engine.errors import ConfigError
 
 DEFAULT_USER_AGENT = f"linkprobe/{__version__}"
@@ -187,15 +186,15 @@ class Validated:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What every request of one ProbeOptions needs, computed once per options object: the
-    accepted codes as a set, the headers with and without credentials, the client timeout."""
+    accepted codes as a set, the request's header lines with and without credentials."""
 
     method: str
     accepted: frozenset[int]
-    headers: dict[str, str] | None  # None: the request class's automatic headers are enough
-    foreign_headers: dict[str, str] | None  # for other origins after a redirect: no credentials
+    headers: list[str]  # "Name: value" lines, User-Agent and Accept-Encoding included
+    foreign_headers: list[str]  # for other origins after a redirect: no credentials (same list if none)
     verify_tls: bool
     deadline: float  # ProbeOptions.timeout: the total per-attempt deadline
-    client_timeout: aiohttp.ClientTimeout
+    connect_timeout: float
     retries: int
     retry_backoff: float
     retry_after_cap: float
@@ -204,6 +203,14 @@ class Plan:
 
     def accepts(self, status: int) -> bool:
         return status in self.accepted
+
+
+def header_lines(defaults: dict[str, str], given: Mapping[str, str]) -> list[str]:
+    """Request header lines: the given headers, and each default the given ones do not name."""
+    named = {name.lower() for name in given}
+    merged = {**{k: v for k, v in defaults.items() if k.lower() not in named}, **given}
+    # libcurl drops a header written "Name:" with nothing after it; "Name;" sends it empty.
+    return [f"{name}: {value}" if value else f"{name};" for name, value in merged.items()]
 
 
 @dataclass(frozen=True)
@@ -245,14 +252,11 @@ class ProbeOptions(Validated):
     @cached_property
     def plan(self) -> Plan:
         """What every request needs, built once."""
-        headers = (
-            None
-            if not self.headers and self.user_agent == DEFAULT_USER_AGENT
-            else {"User-Agent": self.user_agent, **self.headers}
-        )
+        headers = header_lines({"User-Agent": self.user_agent, "Accept-Encoding": ACCEPTED}, self.headers)
         foreign = headers
-        if headers is not None and any(name.lower() in CREDENTIALS for name in headers):
-            foreign = {name: v for name, v in headers.items() if name.lower() not in CREDENTIALS}
+        if any(name.lower() in CREDENTIALS for name in self.headers):
+            safe = {name: v for name, v in self.headers.items() if name.lower() not in CREDENTIALS}
+            foreign = header_lines({"User-Agent": self.user_agent, "Accept-Encoding": ACCEPTED}, safe)
         return Plan(
             method=self.method,
             accepted=parse_accept(self.accept),
@@ -260,7 +264,7 @@ class ProbeOptions(Validated):
             foreign_headers=foreign,
             verify_tls=self.verify_tls,
             deadline=self.timeout,
-            client_timeout=aiohttp.ClientTimeout(sock_connect=self.connect_timeout),
+            connect_timeout=self.connect_timeout,
             retries=self.retries,
             retry_backoff=self.retry_backoff,
             retry_after_cap=self.retry_after_cap,
@@ -277,7 +281,6 @@ class EngineConfig(Validated):
         default=256, metadata=rule("Connections open at once, all hosts.", ge=1, le=10000)
     )
     per_host: int = field(default=8, metadata=rule("Connections open at once to one host.", ge=1, le=1000))
-    dns_timeout: float = field(default=5.0, metadata=rule(gt=0, le=600))
     allow_private: bool = field(
         default=False, metadata=rule("Allow loopback, private and link-local destinations.")
     )

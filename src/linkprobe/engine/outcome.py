@@ -59,6 +59,8 @@ class BodyState(StrEnum):
     COMPLETE = "complete"  # read to its end
     TRUNCATED = "truncated"  # max_body_bytes reached (decoded bytes), or a larger declared length left unread
     TIMEOUT = "timeout"  # the deadline passed while the body was still arriving
+    RESET = "reset"  # the connection broke (reset, closed early) while the body was arriving
+    UNDECODABLE = "undecodable"  # in a Content-Encoding not decoded here, or corrupt in it: not read
 
 
 @dataclass(slots=True, frozen=True)
@@ -93,8 +95,8 @@ class ProbeResult:
     error: ProbeError | None = _doc("Why the URL could not be judged by its status; null when it was.")
     redirects: tuple[Hop, ...] = _doc("Each redirect followed, in order.", ())  # () is shared
     body: BodyState | None = _doc(
-        "What happened to the final body: complete, truncated or timeout; null when none was read "
-        "(HEAD, or no final response)."
+        "What happened to the final body: complete, truncated, timeout, reset or undecodable; null "
+        "when none was read (HEAD, or no final response)."
     )
     elapsed_ms: float = _doc("Time probing, all attempts, without waiting for a slot.", 0.0)
     queue_ms: float = _doc("Time waiting for a global or per-host slot, all attempts.", 0.0)

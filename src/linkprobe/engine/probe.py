@@ -1,42 +1,46 @@
 """Probe one URL: redirects followed by hand, retries with backoff, a body cap, one deadline.
 
 Every failure is a ProbeFailure caught here and turned into a result: nothing escapes. Once the
-final status and headers have arrived the status decides the verdict: the body cap and the
-deadline only bound how much of the body is read, and `result.body` says how that went.
+final status and headers have arrived the status decides the verdict: the body cap, the deadline
+and a connection that breaks only bound how much of the body is read, and `result.body` says how
+that went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from time import perf_counter
 
-import aiohttp
+import pycurl
 from yarl import URL
 
-from linkprobe.engine.client import CURRENT_TIMER, ms_since
-from linkprobe.engine.deadline import Deadlines
 from linkprobe.engine.errors import (
+    Attempted,
     DeadlineExceeded,
     ProbeFailure,
     RedirectLoop,
     TooManyRedirects,
     Unsupported,
-    map_client_error,
+    curl_failure,
 )
 from linkprobe.engine.limits import Slots
 from linkprobe.engine.options import Plan, ProbeOptions
 from linkprobe.engine.outcome import BodyState, ErrorKind, Hop, ProbeError, ProbeResult, utcnow
+from linkprobe.engine.transport import REDIRECT_STATUSES, Handle, Transport
 from linkprobe.engine.urls import normalise
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 FALLBACK_TO_GET = frozenset({405, 501})
-READ_CHUNK = 64 * 1024
-# Set by Engine.fetch(): the final GET body is kept here (up to max_body_bytes) instead of drained.
-PAGE_BODY: ContextVar[bytearray | None] = ContextVar("PAGE_BODY", default=None)
+
+
+def ms_since(started: float) -> float:
+    """Milliseconds since a perf_counter() reading, to the microsecond.
+
+    Not round(x, 3): that formats and re-parses the float, a measurable cost on every probe.
+    """
+    return int((perf_counter() - started) * 1_000_000 + 0.5) / 1000
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -84,29 +88,66 @@ def _forget_attempt(result: ProbeResult) -> None:
     result.ttfb_ms = result.dns_ms = result.connect_ms = result.tls_ms = result.body = None
 
 
-def _identity(response: aiohttp.ClientResponse) -> bool:
-    encoding = response.headers.get("Content-Encoding")
-    return encoding is None or encoding.lower() == "identity"
+def _ms(microseconds: int) -> float:
+    return microseconds / 1000
+
+
+def _timings(curl: pycurl.Curl, result: ProbeResult) -> None:
+    """Phase times from libcurl's own timing info. A reused connection (or HTTP/2 stream) has no
+    DNS, connect or TLS phase: those stay as the last new connection of the attempt left them."""
+    if curl.getinfo(pycurl.NUM_CONNECTS):
+        dns = curl.getinfo(pycurl.NAMELOOKUP_TIME_T)
+        connected = curl.getinfo(pycurl.CONNECT_TIME_T)
+        secured = curl.getinfo(pycurl.APPCONNECT_TIME_T)
+        result.dns_ms, result.connect_ms = _ms(dns), _ms(connected - dns)
+        result.tls_ms = _ms(secured - connected) if secured else None
+    result.ttfb_ms = _ms(curl.getinfo(pycurl.STARTTRANSFER_TIME_T) - curl.getinfo(pycurl.PRETRANSFER_TIME_T))
+
+
+def _attempted(handle: Handle, target: URL, connect_bound: bool) -> Attempted:
+    curl = handle.curl
+    return Attempted(
+        host=f"{target.raw_host}:{target.port}",
+        refusal=handle.refusal,
+        blocked=tuple(handle.blocked),
+        dialled=handle.dialled,
+        os_errno=curl.getinfo(pycurl.OS_ERRNO),
+        connected=curl.getinfo(pycurl.CONNECT_TIME_T) > 0,
+        secured=target.scheme != "https" or curl.getinfo(pycurl.APPCONNECT_TIME_T) > 0,
+        connect_bound=connect_bound,
+        socket_error=handle.socket_error,
+    )
+
+
+def _body_state(handle: Handle, code: int) -> BodyState:
+    """How the final body's read ended: the transport's own verdict (cap, encoding) first."""
+    if handle.body is not None:
+        return handle.body
+    if code == 0:
+        return BodyState.COMPLETE
+    return BodyState.TIMEOUT if code == pycurl.E_OPERATION_TIMEDOUT else BodyState.RESET
 
 
 class Prober:
-    """Probes single URLs on a shared session."""
+    """Probes single URLs on a shared transport."""
 
-    def __init__(self, session: aiohttp.ClientSession, slots: Slots) -> None:
-        self.session = session  # its connector enforces the egress policy on every dial
+    def __init__(self, transport: Transport, slots: Slots) -> None:
+        self.transport = transport  # its sockets pass the egress policy on every dial
         self.slots = slots
-        self.deadlines = Deadlines()
 
-    async def probe(self, url: str, index: int, options: ProbeOptions) -> ProbeResult:
+    async def probe(
+        self, url: str, index: int, options: ProbeOptions, page: bytearray | None = None
+    ) -> ProbeResult:
+        """One result for `url`; with `page`, the final GET body is kept there (up to
+        max_body_bytes, decoded) instead of counted and dropped: a page to extract links from."""
         started = perf_counter()
         plan = options.plan
         result = ProbeResult(url, index)  # positional: keyword parsing measured 20% of building it
-        CURRENT_TIMER.set(result)  # the result records each attempt itself, phase times included
         try:
             target = normalise(url)
             for number in range(plan.retries + 1):
                 result.attempts = number + 1
-                delay = await self._attempt(target, plan, result, number == plan.retries)
+                delay = await self._attempt(target, plan, result, number == plan.retries, page)
                 if delay is None:
                     break
                 await asyncio.sleep(delay if delay >= 0 else self._backoff(number, plan))
@@ -122,34 +163,27 @@ class Prober:
             result.checked_at = utcnow()
         return result
 
-    async def _attempt(self, target: URL, plan: Plan, result: ProbeResult, last: bool) -> float | None:
+    async def _attempt(
+        self, target: URL, plan: Plan, result: ProbeResult, last: bool, page: bytearray | None
+    ) -> float | None:
         """One attempt under the deadline. Returns None when done, else the delay before a retry
         (negative: use the backoff). Raises ProbeFailure when the URL failed for good."""
         if result.attempts > 1:
             _forget_attempt(result)
-        task = asyncio.current_task()
-        assert task is not None
         host = f"{target.raw_host}:{target.port}"
         if not self.slots.try_acquire(host):
             queued = perf_counter()
             await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
             result.queue_ms += ms_since(queued)
-        self.deadlines.arm(task, plan.deadline)
+        handle = self.transport.handle()
         try:
-            retry_after = await self._follow(target, plan, result)
-        except asyncio.CancelledError:
-            if not self.deadlines.expired(task):
-                raise
-            if result.body is not BodyState.TIMEOUT:
-                raise DeadlineExceeded(f"no final status within {plan.deadline:g} s") from None
-            retry_after = None  # the status had arrived: the deadline only cut its body short
-        except Exception as exc:
-            failure = map_client_error(exc)
+            retry_after = await self._follow(handle, target, plan, result, page)
+        except ProbeFailure as failure:
             if last or not failure.retryable:
-                raise failure from None
+                raise
             return -1.0
         finally:
-            self.deadlines.disarm(task)
+            self.transport.release(handle)
             self.slots.release(host)
         if last or result.status_code not in RETRY_STATUSES:
             return None
@@ -160,84 +194,60 @@ class Prober:
         # Full jitter: spreads retries from many URLs of one host over the window.
         return random.uniform(0, plan.retry_backoff * (2**number))
 
-    async def _follow(self, target: URL, plan: Plan, result: ProbeResult) -> float | None:
-        """Request `target`, following redirects; returns the final response's Retry-After."""
+    async def _follow(
+        self, handle: Handle, target: URL, plan: Plan, result: ProbeResult, page: bytearray | None
+    ) -> float | None:
+        """Request `target`, following redirects, all within the attempt's deadline; returns the
+        final response's Retry-After."""
+        deadline = perf_counter() + plan.deadline
         method = plan.method
         first = text = str(target)
         headers = plan.headers
         home = _origin(target) if plan.foreign_headers is not headers else None  # has credentials
         while True:
-            sent = perf_counter()
-            async with self.session.request(
-                method,
-                target,
-                allow_redirects=False,
-                headers=headers,  # None with default options: LinkprobeRequest sets User-Agent
-                ssl=plan.verify_tls,  # True: default verification; False: none
-                timeout=plan.client_timeout,
-            ) as response:
-                result.ttfb_ms = ms_since(sent)
-                self._note(response, text, result)
-                location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
-                if location is not None:
-                    target = _next_hop(target, first, location, result, plan.max_redirects)
-                    text = result.redirects[-1].url
-                    if home is not None:  # credentials stay with their origin, as curl and browsers do
-                        headers = plan.headers if _origin(target) == home else plan.foreign_headers
-                    continue
-                if method == "HEAD" and response.status in FALLBACK_TO_GET:
-                    method = "GET"
-                    continue
-                if method == "GET":
-                    result.body = BodyState.TIMEOUT  # until the read ends: what a deadline leaves
-                    page = PAGE_BODY.get()  # set by Engine.fetch(): keep the body of a crawled page
-                    declared = result.content_length
-                    if page is not None:
-                        result.body = await self._keep(response, plan, page)
-                    elif declared is not None and declared <= plan.max_body_bytes and _identity(response):
-                        await response.read()  # small and declared: one read, the common case
-                        result.body = BodyState.COMPLETE
-                    else:
-                        result.body = await self._drain(response, plan, declared)
-                if response.status in RETRY_STATUSES:
-                    return retry_after_seconds(response.headers.get("Retry-After"))
-                return None
+            left = deadline - perf_counter()
+            if left <= 0:
+                raise DeadlineExceeded(f"no final status within {plan.deadline:g} s")
+            connect = min(plan.connect_timeout, left)
+            get = method == "GET"
+            handle.start(
+                text,
+                not get,
+                headers,
+                left,
+                connect,
+                plan.verify_tls,
+                plan.max_body_bytes,
+                page if get else None,
+            )
+            code, message = await self.transport.send(handle)
+            if not handle.head_done:
+                raise curl_failure(code, message, _attempted(handle, target, connect < left))
+            status = self._note(handle, text, result)
+            location = handle.header(b"location") if status in REDIRECT_STATUSES else None
+            if location is not None:
+                target = _next_hop(target, first, location, result, plan.max_redirects)
+                text = result.redirects[-1].url
+                if home is not None:  # credentials stay with their origin, as curl and browsers do
+                    headers = plan.headers if _origin(target) == home else plan.foreign_headers
+                continue
+            if not get and status in FALLBACK_TO_GET:
+                method = "GET"
+                continue
+            if get:
+                result.body = _body_state(handle, code)
+            if status in RETRY_STATUSES:
+                return retry_after_seconds(handle.header(b"retry-after"))
+            return None
 
     @staticmethod
-    def _note(response: aiohttp.ClientResponse, url: str, result: ProbeResult) -> None:
-        result.status_code = response.status
+    def _note(handle: Handle, url: str, result: ProbeResult) -> int:
+        status = handle.status
+        assert status is not None
+        result.status_code = status
         result.final_url = url
-        result.content_type = response.headers.get("Content-Type")
-        result.content_length = response.content_length
+        result.content_type = handle.header(b"content-type")
+        result.content_length = handle.declared_length()
         result.checked_at = utcnow()
-
-    @staticmethod
-    async def _keep(response: aiohttp.ClientResponse, plan: Plan, page: bytearray) -> BodyState:
-        """Read the body into `page`, at most max_body_bytes after decoding: a page to extract
-        links from. A longer page is cut at the cap (its first part still has links)."""
-        page.clear()  # a retry or a redirect starts over
-        async for chunk in response.content.iter_chunked(READ_CHUNK):
-            page += chunk[: plan.max_body_bytes - len(page)]
-            if len(page) >= plan.max_body_bytes:
-                response.close()
-                return BodyState.TRUNCATED
-        return BodyState.COMPLETE
-
-    @staticmethod
-    async def _drain(response: aiohttp.ClientResponse, plan: Plan, declared: int | None) -> BodyState:
-        """Read and discard the body up to the cap, counting decoded bytes.
-
-        A declared identity Content-Length over the cap is not read at all: the connection is
-        dropped rather than read for nothing.
-        """
-        cap = plan.max_body_bytes
-        if declared is not None and _identity(response):  # declared > cap: see the caller
-            response.close()
-            return BodyState.TRUNCATED
-        seen = 0
-        async for chunk in response.content.iter_chunked(READ_CHUNK):
-            seen += len(chunk)
-            if seen > cap:
-                response.close()
-                return BodyState.TRUNCATED
-        return BodyState.COMPLETE
+        _timings(handle.curl, result)
+        return status

@@ -1,4 +1,4 @@
-"""The engine: runs many probes concurrently on one shared session and streams results.
+"""The engine: runs many probes concurrently on one shared transport and streams results.
 
 Memory is bounded by the concurrency window, not by the input: inputs are pulled lazily and
 results are handed to the consumer as they complete.
@@ -11,14 +11,12 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from types import TracebackType
 
-import aiohttp
-
-from linkprobe.engine.client import create_session
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.limits import Slots
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, ProbeResult, failed
-from linkprobe.engine.probe import PAGE_BODY, Prober
+from linkprobe.engine.probe import Prober
+from linkprobe.engine.transport import Limits, Transport
 
 Inputs = Iterable[str] | AsyncIterable[str]
 
@@ -29,12 +27,15 @@ class Engine:
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.policy = EgressPolicy(self.config.allow_private, self.config.allow_cidrs)
-        self._session: aiohttp.ClientSession | None = None
+        self._transport: Transport | None = None
         self._prober: Prober | None = None
 
     async def __aenter__(self) -> Engine:
-        self._session = create_session(self.config, self.policy)
-        self._prober = Prober(self._session, Slots(self.config.concurrency, self.config.per_host))
+        config = self.config
+        # The pool is bounded by the slots: no more connections, idle ones included, than
+        # requests may be in flight, however many hosts a run has.
+        self._transport = Transport(self.policy, Limits(config.concurrency, config.per_host))
+        self._prober = Prober(self._transport, Slots(config.concurrency, config.per_host))
         return self
 
     async def __aexit__(
@@ -43,11 +44,9 @@ class Engine:
         await self.close()
 
     async def close(self) -> None:
-        if self._prober is not None:
-            await self._prober.deadlines.close()
-        if self._session is not None:
-            await self._session.close()
-        self._session = self._prober = None
+        if self._transport is not None:
+            self._transport.close()
+        self._transport = self._prober = None
 
     @property
     def prober(self) -> Prober:
@@ -64,11 +63,7 @@ class Engine:
         """Probe `url` like probe() and also return the final body, at most options.max_body_bytes
         after decoding (empty with HEAD): the one read of a page that is crawled."""
         page = bytearray()
-        token = PAGE_BODY.set(page)
-        try:
-            result = await self.prober.probe(url, index, options or ProbeOptions())
-        finally:
-            PAGE_BODY.reset(token)
+        result = await self.prober.probe(url, index, options or ProbeOptions(), page)
         return result, bytes(page)
 
     def run(

@@ -1,0 +1,67 @@
+"""The connection pool is bounded: however many hosts a run has, the connections open at once
+(idle keep-alive ones included) never pass the engine's concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from linkprobe.engine import Engine, EngineConfig, ProbeOptions
+from tests.conftest import free_port
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+@dataclass
+class Counted:
+    port: int
+    open: int = 0
+    peak: int = 0
+
+
+class KeepAlive(asyncio.Protocol):
+    """Answers every request and keeps the connection: only the client decides when it closes."""
+
+    def __init__(self, state: Counted) -> None:
+        self.state = state
+        self.pending = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.state.open += 1
+        self.state.peak = max(self.state.peak, self.state.open)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.open -= 1
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        while b"\r\n\r\n" in self.pending:
+            _, _, self.pending = self.pending.partition(b"\r\n\r\n")
+            self.transport.write(RESPONSE)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def counted() -> AsyncIterator[Counted]:
+    state = Counted(free_port())
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: KeepAlive(state), "0.0.0.0", state.port, backlog=1024)
+    yield state
+    server.close()
+
+
+CAP = 16
+
+
+async def test_open_connections_never_pass_the_cap_over_many_hosts(counted: Counted) -> None:
+    hosts = [f"127.0.{n // 200}.{n % 200 + 1}" for n in range(400)]  # 25x more hosts than the cap
+    urls = [f"http://{host}:{counted.port}/{i}" for i in range(2) for host in hosts]
+    config = EngineConfig(allow_private=True, concurrency=CAP, per_host=2)
+    async with Engine(config) as engine:
+        results = [r async for r in engine.run(urls, ProbeOptions(retries=0, concurrency=64))]
+        assert all(r.ok for r in results) and len(results) == len(urls)
+        assert counted.open <= CAP  # idle connections kept after the run: bounded too
+    assert 0 < counted.peak <= CAP
