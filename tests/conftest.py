@@ -33,6 +33,15 @@ from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 
 
+async def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+    """The one polling helper: wait until `condition()` is true, failing after `timeout` seconds
+    (a bound on a condition, not on speed)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from linkprobe.store import Chunk, NewTask, ResultFilter
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from linkprobe.worker import Worker
-from tests.conftest import RedisServer, Target
+from tests.conftest import RedisServer, Target, wait_for
 
 
 class CancelToOutageStore(SQLiteStore):
@@ -46,13 +45,6 @@ async def test_worker_stops_even_when_the_store_swallows_its_cancellation(tmp_pa
             assert running.done() and running.exception() is None
     finally:
         await store.close()
-
-
-async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_results_probed_during_a_store_outage_are_kept_and_written_after(

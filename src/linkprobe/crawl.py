@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +23,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 from urllib.robotparser import RobotFileParser
 
 from linkprobe.engine import Engine, ErrorKind, ProbeOptions, ProbeResult, failed
+from linkprobe.engine.limits import cpus
 from linkprobe.engine.outcome import BodyState, ProbeError
 from linkprobe.extract import (
     Extracted,
@@ -63,12 +63,6 @@ class CrawlOptions:
             spec.max_depth, spec.max_pages, LinkFilter(spec.include, spec.exclude),
             spec.ignore_robots, spec.check_fragments, spec.max_page_bytes or PAGE_BYTES,
         )  # fmt: skip
-
-
-def cpus() -> int:
-    """The CPUs this process may run on (not a container's CPU quota, which Linux does not say here)."""
-    affinity = getattr(os, "sched_getaffinity", None)  # Linux
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def origin(url: str) -> tuple[str, str, int | None]:

@@ -14,7 +14,16 @@ import httpx
 import pytest
 
 from tests.api.test_auth import make_key
-from tests.conftest import LARGE_PAGE_LINE, RedisServer, Service, Site, free_port, start_service, start_worker
+from tests.conftest import (
+    LARGE_PAGE_LINE,
+    RedisServer,
+    Service,
+    Site,
+    free_port,
+    start_service,
+    start_worker,
+    wait_for,
+)
 
 ENV = {
     "LINKPROBE_CHUNK_SIZE": "3",  # a page's links span several chunks of each kind
@@ -206,13 +215,6 @@ async def settled(site: Site) -> None:
     before = site.read()
     await asyncio.sleep(2.5)
     assert site.read() == before, "the crawl went on after it was stopped"
-
-
-async def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_the_task_shows_its_crawl_and_idempotency_holds(

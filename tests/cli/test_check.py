@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from tests.conftest import Target
+from tests.conftest import Target, wait_for
 
 
 @dataclass
@@ -311,3 +311,71 @@ async def test_junit_skips_unsupported_rather_than_failing(target: Target) -> No
     assert (suite.get("failures"), suite.get("skipped")) == ("1", "1")
     skipped = [case.get("name") for case in suite.iter("testcase") if case.find("skipped") is not None]
     assert skipped == [unsupported]
+
+
+def _urls_over_hosts(target: Target, count: int, hosts: int, path: str = "/status/200") -> list[str]:
+    sep = "&" if "?" in path else "?"
+    return [
+        target.url(f"{path}{sep}n={n}", host=f"127.0.{n % hosts // 200}.{n % hosts % 200 + 1}")
+        for n in range(count)
+    ]
+
+
+async def test_jobs_split_the_input_and_every_url_has_one_result_in_order(
+    target: Target, tmp_path: Path
+) -> None:
+    urls = _urls_over_hosts(target, 1200, 60)
+    listing = tmp_path / "urls.txt"
+    listing.write_text("\n".join(urls))
+    run = await check("--jobs", "3", "-f", "json", str(listing))
+    assert run.code == 0, run.err
+    data = json.loads(run.out)
+    assert [item["url"] for item in data] == urls and all(item["ok"] for item in data)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listed:
+        return [int(child) for child in listed.read().split()]
+
+
+async def _slow_run(target: Target, tmp_path: Path) -> tuple[asyncio.subprocess.Process, list[str], Path]:
+    """2 processes, each with slow URLs that hold their every slot, started and waiting."""
+    urls = _urls_over_hosts(target, 1000, 100) + _urls_over_hosts(target, 40, 40, "/slow?s=60")
+    listing, output = tmp_path / "urls.txt", tmp_path / "out.json"
+    listing.write_text("\n".join(urls))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", "--allow-private", "--retries", "0", "--jobs", "2",
+        "--timeout", "120", "--concurrency", "16", "-f", "json", "-o", str(output), str(listing),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await wait_for(lambda: target.active >= 16, "the slow URLs of both processes")
+    return process, urls, output
+
+
+async def test_ctrl_c_with_jobs_exits_130_and_cancels_what_is_left_in_every_process(
+    target: Target, tmp_path: Path
+) -> None:
+    process, urls, output = await _slow_run(target, tmp_path)
+    assert len(_children(process.pid)) == 1
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 130, err
+    data = json.loads(output.read_text())
+    assert [item["url"] for item in data] == urls
+    kinds = {item["error"]["kind"] for item in data if "/slow" in item["url"]}
+    assert kinds == {"cancelled"}
+
+
+async def test_a_probing_process_that_dies_leaves_internal_results_not_gaps(
+    target: Target, tmp_path: Path
+) -> None:
+    process, urls, output = await _slow_run(target, tmp_path)
+    (child,) = _children(process.pid)
+    os.kill(child, signal.SIGKILL)
+    await wait_for(lambda: target.active <= 8, "the dead process's connections to close")
+    os.kill(process.pid, signal.SIGINT)  # the parent's own slow URLs would take a minute
+    await asyncio.wait_for(process.communicate(), 60)
+    data = json.loads(output.read_text())
+    assert [item["url"] for item in data] == urls
+    kinds = [item["error"]["kind"] for item in data if item["error"]]
+    assert "internal" in kinds and set(kinds) <= {"internal", "cancelled"}

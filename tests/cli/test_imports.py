@@ -57,7 +57,8 @@ async def loaded_by_check(
 async def test_a_url_check_loads_no_service_stack(target: Target) -> None:
     results, modules = await loaded_by_check("--allow-private", target.url("/status/200"))
     assert [r["status_code"] for r in results] == [200]
-    assert "aiohttp" in modules and "linkprobe.engine" in modules
+    assert "pycurl" in modules and "linkprobe.engine" in modules
+    assert "aiohttp" not in modules  # the transport is libcurl alone
     assert modules & SERVICE_STACK == set()
     assert "uvloop" not in modules  # a few URLs run on asyncio's loop: less memory, as fast
 

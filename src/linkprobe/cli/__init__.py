@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from linkprobe.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_BROKEN, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+MAX_JOBS = 64  # processes of `check` and `crawl`: each holds pipes and work in flight
 # Option fields whose flag is not simply --field-name.
 _FLAG_OF = {"headers": "-H/--header", "verify_tls": "--insecure", "allow_cidrs": "--allow-cidr"}
 
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 2 when a URL cannot be followed (mailto:, ftp: links or redirects)",
     )
+    check.add_argument(
+        "--jobs", type=int, metavar="N",
+        help="probe in N processes, URLs split by host (default: one per CPU; a short input uses fewer)",
+    )  # fmt: skip
     _document_flags(check)
     _engine_flags(check)
 
@@ -196,6 +201,16 @@ def _keys_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     actions.add_parser("list", help="key ids, names, creation time and state (never the keys)")
     revoke = actions.add_parser("revoke", help="revoke a key by id: its calls get 401 at once")
     revoke.add_argument("id")
+
+
+def checked_jobs(jobs: int | None) -> int:
+    """--jobs as given (1 to MAX_JOBS), else one per CPU."""
+    from linkprobe.engine import ConfigError
+    from linkprobe.engine.limits import cpus
+
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise ConfigError(f"--jobs must be 1 to {MAX_JOBS}")
+    return jobs or cpus()
 
 
 def settle_heap() -> None:

@@ -8,12 +8,13 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from linkprobe.cli import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_OK, UsageError, settle_heap
+from linkprobe.cli import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_OK, UsageError, checked_jobs, settle_heap
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
-from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions, ProbeResult
+from linkprobe.engine import EngineConfig, ErrorKind, ProbeOptions, ProbeResult
+from linkprobe.engine.shards import Shards
 from linkprobe.extract import Kind, LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
 
@@ -122,10 +123,31 @@ class Progress:
         sys.stderr.flush()
 
 
+@dataclasses.dataclass
+class Work:
+    """What a check does: results known without the network, and the URLs to probe with the
+    position of each among all unique URLs."""
+
+    known: list[ProbeResult]
+    to_probe: list[str]
+    positions: list[int]
+
+    @classmethod
+    def of(cls, collected: Collected, fragments: bool) -> Work:
+        work = cls([], [], [])
+        for index, known in known_results(collected, fragments):
+            if isinstance(known, str):
+                work.positions.append(index)
+                work.to_probe.append(known)
+            else:
+                work.known.append(known)
+        return work
+
+
 async def probe_all(
     collected: Collected,
-    fragments: bool,
-    config: EngineConfig,
+    work: Work,
+    shards: Shards,
     options: ProbeOptions,
     progress: Progress,
     stream: TextIO | None,
@@ -142,22 +164,16 @@ async def probe_all(
         else:
             results.append(result)
 
-    positions: list[int] = []  # engine index -> index among all unique URLs
-    to_probe: list[str] = []
-    for index, known in known_results(collected, fragments):
-        if isinstance(known, str):
-            positions.append(index)
-            to_probe.append(known)
-        else:
-            emit(known)
+    for result in work.known:
+        emit(result)
+    positions = work.positions
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl-C: report what is left as cancelled
     try:
-        async with Engine(config) as engine:
-            async for result in engine.run(to_probe, options, stop=stop):
-                result.index = positions[result.index]
-                emit(result)
+        async for result in shards.run(options, stop):
+            result.index = positions[result.index]
+            emit(result)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     return results, stop.is_set()
@@ -188,8 +204,10 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     out = open_output(args.output)
     try:
         streaming = out if args.format == "ndjson" else None
-        run = probe_all(collected, args.check_fragments, config, options, progress, streaming)
-        results, interrupted = run_loop(run, len(collected.urls))
+        work = Work.of(collected, args.check_fragments)
+        runner = loop_runner(len(collected.urls))
+        shards = Shards.fork(work.to_probe, checked_jobs(args.jobs), config, options, runner)
+        results, interrupted = runner(probe_all(collected, work, shards, options, progress, streaming))
         if streaming is None:
             out.write(render(results, args.format, documents_sources(collected)))
     finally:
@@ -200,13 +218,14 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     return exit_code(progress, interrupted, args.fail_unsupported)
 
 
-def run_loop(main: Coroutine[Any, Any, T], urls: int) -> T:
+def loop_runner(urls: int) -> Callable[[Coroutine[Any, Any, T]], T]:
+    """How to run the check's event loop (and its engine processes' loops)."""
     if urls < LONG_RUN:
-        return asyncio.run(main)
+        return asyncio.run
     import uvloop
 
-    settle_heap()
-    return uvloop.run(main)
+    settle_heap()  # before the engine processes fork: they share the settled heap
+    return uvloop.run
 
 
 def documents_sources(collected: Collected) -> dict[str, Sources] | None:

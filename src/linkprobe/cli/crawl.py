@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import uvloop
 
-from linkprobe.cli import settle_heap
+from linkprobe.cli import checked_jobs, settle_heap
 from linkprobe.cli.check import Progress, engine_config, exit_code, probe_options
 from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions, Extractor
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
@@ -22,20 +22,14 @@ if TYPE_CHECKING:
     from linkprobe.settings import Settings
 
 
-MAX_JOBS = 64  # parsing processes: each holds two pipes and a page in flight
-
-
 def crawl_options(args: argparse.Namespace) -> CrawlOptions:
     for flag in ("max_depth", "max_pages"):
         value = getattr(args, flag)
         if value is not None and value < 0:
             raise ConfigError(f"--{flag.replace('_', '-')} must be 0 or more")
-    for flag in ("max_page_bytes", "jobs"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be 1 or more")
-    if args.jobs is not None and args.jobs > MAX_JOBS:
-        raise ConfigError(f"--jobs must be at most {MAX_JOBS}")
+    if args.max_page_bytes is not None and args.max_page_bytes < 1:
+        raise ConfigError("--max-page-bytes must be 1 or more")
+    checked_jobs(args.jobs)
     return CrawlOptions(
         max_depth=args.max_depth,
         max_pages=args.max_pages,

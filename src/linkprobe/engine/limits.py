@@ -9,7 +9,14 @@ holding one of the global slots that other hosts could use.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
+
+
+def cpus() -> int:
+    """The CPUs this process may run on (not a container's CPU quota, which Linux does not say here)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 class FifoSemaphore:
