@@ -8,8 +8,9 @@ Every path answers 200 "ok" at once, except:
   of bench/probe.py. The requests of one read are answered together, so a pipelining client
   would see a fast request that follows a slow one on its connection wait as long (no client of
   the benches pipelines);
-- `/stats`: "REQUESTS CONNECTIONS", the requests answered (itself not counted) and the
-  connections accepted so far: what the server saw of a contender (bench/probe.py).
+- `/stats`: "REQUESTS CONNECTIONS", the requests answered (this one included, as nginx's
+  stub_status counts) and the connections accepted so far: what the server saw of a contender
+  (bench/probe.py).
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ class Responder(asyncio.Protocol):
         answers, slow = [], False
         for head in heads:
             path = head.split(b" ", 2)[1]  # the request line: METHOD PATH VERSION
+            counts["requests"] += 1
             if path == STATS:
                 answers.append(stats_response())
                 continue
-            counts["requests"] += 1
             slow = slow or path.startswith(SLOW_PREFIX)
             answers.append(RESPONSE)
         if slow:
