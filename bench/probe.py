@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.crawl import ENVIRONMENT, LINKPROBE, nginx_server
+from bench.loops import TIMEOUT_S  # per URL: linkprobe's default, given to lychee too (its default: 20)
 from bench.run import PER_HOST, farm_urls, raise_fd_limit, start_farm
 from bench.service import cpu_seconds, end_to_end
 
@@ -67,7 +68,6 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 RUN_TIMEOUT_S = float(os.environ.get("BENCH_RUN_TIMEOUT", "300"))
 # A subset of the contenders (their keys, comma-separated) while working on one; lychee always runs.
 ONLY = {key for key in os.environ.get("BENCH_PROBE_ONLY", "").split(",") if key}
-TIMEOUT_S = 10  # per URL: linkprobe's default, given to lychee (default 20) and the loops alike
 LYCHEE = Path(sys.executable).with_name("lychee")
 # The contenders' environment: Python's default buffering (crawl.ENVIRONMENT), the bench's
 # modules importable, and no proxy (lychee's HTTP client would honour one, even for loopback).
