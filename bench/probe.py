@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.crawl import ENVIRONMENT, LINKPROBE, nginx_server
+from bench.farm import SLOW_DELAY_S
 from bench.loops import TIMEOUT_S  # per URL: linkprobe's default, given to lychee too (its default: 20)
 from bench.run import PER_HOST, farm_urls, raise_fd_limit, start_farm
 from bench.service import cpu_seconds, end_to_end
@@ -274,6 +275,7 @@ def workloads(stack: ExitStack, folder: Path) -> list[Workload]:
         stack.enter_context(nginx_farm()),
         stack.enter_context(slow_farm()),
     )
+    slow_floor = SLOW_URLS / min(SLOW_CONCURRENCY, SLOW_HOSTS * PER_HOST) * SLOW_DELAY_S
     every = [
         Workload(
             "nginx", f"{URLS} URLs over {HOSTS} loopback hosts (nginx), concurrency {CONCURRENCY}",
@@ -281,8 +283,8 @@ def workloads(stack: ExitStack, folder: Path) -> list[Workload]:
             nginx_pid,
         ),
         Workload(
-            "slow", f"{SLOW_URLS} URLs of 100 ms over {SLOW_HOSTS} loopback hosts (uvloop farm), "
-            f"concurrency {SLOW_CONCURRENCY}",
+            "slow", f"{SLOW_URLS} URLs of {SLOW_DELAY_S * 1000:.0f} ms over {SLOW_HOSTS} loopback hosts"
+            f" (uvloop farm), concurrency {SLOW_CONCURRENCY} (floor {slow_floor:.2f} s + start-up)",
             slow_port, SLOW_URLS, SLOW_HOSTS, SLOW_CONCURRENCY, folder / "slow.txt",
             lambda: farm_counts(slow_port), farm_pid,
         ),
@@ -332,6 +334,8 @@ def report(workload: Workload, best: dict[str, Run], names: dict[str, str]) -> d
 
 def main() -> None:
     raise_fd_limit()
+    load = os.getloadavg()  # a shared machine: how busy it was
+    print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} before the run")
     every = contenders()
     names = {c.key: c.name for c in every}
     runs: dict[str, dict[str, list[Run]]] = {}
@@ -357,7 +361,7 @@ def main() -> None:
         print(f"\nlychee ({workload.key}): {' '.join(lychee_flags(workload.concurrency))} -o FILE URLS.txt")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    saved = {"rounds": ROUNDS, "workloads": results}
+    saved = {"rounds": ROUNDS, "cpus": os.cpu_count(), "load_before": load, "workloads": results}
     (out / f"probe-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(saved, indent=2))
     short = [
         f"{workload.key} {names[key]} round {i + 1}: ok {run.ok}, requests {run.requests} of {workload.count}"
