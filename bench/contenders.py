@@ -7,37 +7,18 @@ Prints {"urls_per_s", "cpu_ms_per_url", "ok"} as JSON on its last line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import aiohttp
 import uvloop
 
+from bench.loops import bare
 from bench.run import CONCURRENCY, PER_HOST, farm_urls, raise_fd_limit
 from linkprobe.cli import settle_heap
 from linkprobe.engine import Engine, EngineConfig, ProbeOptions
-
-
-async def bare(urls: list[str]) -> int:
-    """The baseline: the plainest correct aiohttp loop with the same limits."""
-    ok = 0
-    source = iter(urls)
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY, limit_per_host=PER_HOST)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            nonlocal ok
-            for url in source:
-                async with session.get(url) as response:
-                    await response.read()
-                    ok += response.status == 200
-
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return ok
 
 
 async def engine(urls: list[str]) -> int:

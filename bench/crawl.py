@@ -67,21 +67,25 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 # Python's default buffering of a piped stdout: this environment sets PYTHONUNBUFFERED, which
 # makes each result line of linkprobe's NDJSON a write(2) (measured: 0.6 s of a 527-page crawl).
 ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+# The configuration of every bench's nginx: str.format templates, whose {files} and {temp_paths}
+# put everything nginx writes in the run's temporary folder (nginx_server).
+NGINX_FILES = """pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;"""
+NGINX_TEMP_PATHS = """client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;"""
 NGINX_CONF = """daemon off;
 worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
+{files}
 events {{ worker_connections 4096; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
     log_format bench '$msec $request_time $request_method $status "$sent_http_content_type" $request_uri';
     access_log {dir}/access.log bench;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+    {temp_paths}
     sendfile on;
     keepalive_requests 100000;
     server {{
@@ -120,20 +124,29 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 
 @contextmanager
-def nginx(root: str) -> Iterator[tuple[str, Path]]:
-    """Serve `root` on a free loopback port; yields the site's URL and nginx's access log."""
+def nginx_server(template: str, **fields: object) -> Iterator[tuple[int, Path]]:
+    """Run nginx on a free port with the configuration `template` (see NGINX_CONF; filled in with
+    its {port}, the temporary folder {dir} and `fields`); yields the port and the folder."""
     with tempfile.TemporaryDirectory(prefix="bench-nginx-") as tmp:
         port = free_port()
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, root=root))
+        files, temp_paths = NGINX_FILES.format(dir=tmp), NGINX_TEMP_PATHS.format(dir=tmp)
+        conf.write_text(template.format(dir=tmp, port=port, files=files, temp_paths=temp_paths, **fields))
         command = [NGINX, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
         server = subprocess.Popen(command)
         try:
             wait_listening(port, server)
-            yield f"http://127.0.0.1:{port}/", Path(tmp) / "access.log"
+            yield port, Path(tmp)
         finally:
             server.terminate()
             server.wait()
+
+
+@contextmanager
+def nginx(root: str) -> Iterator[tuple[str, Path]]:
+    """Serve `root` on a free loopback port; yields the site's URL and nginx's access log."""
+    with nginx_server(NGINX_CONF, root=root) as (port, tmp):
+        yield f"http://127.0.0.1:{port}/", tmp / "access.log"
 
 
 def timed(command: list[str]) -> tuple[float, float, int, bytes]:

@@ -33,10 +33,10 @@ def free_port() -> int:
         return port
 
 
-def farm_urls(port: int, count: int = URLS, hosts: int = HOSTS) -> list[str]:
+def farm_urls(port: int, count: int = URLS, hosts: int = HOSTS, path: str = "/item/") -> list[str]:
     """`count` URLs spread round-robin over `hosts` distinct loopback addresses."""
     return [
-        f"http://127.1.{(i % hosts) // 250}.{(i % hosts) % 250 + 1}:{port}/item/{i}" for i in range(count)
+        f"http://127.1.{(i % hosts) // 250}.{(i % hosts) % 250 + 1}:{port}{path}{i}" for i in range(count)
     ]
 
 

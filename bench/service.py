@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.crawl import tree_pids
 from bench.run import farm_urls, free_port
 
 READY_TIMEOUT_S = 600
@@ -70,14 +71,21 @@ def idle_get_p99_ms(base: str, task_id: str, count: int = 300) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time so far of a process and its descendants (those alive, and those
+    that ended and were waited for: a process's cutime and cstime)."""
+    ticks = 0
+    for each in tree_pids(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        ticks += sum(int(field) for field in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def timed_task(base: str, port: int, urls: int, hosts: int, pid: int | None = None) -> dict[str, float]:
     """Submit the farm workload as a text upload and time it until the task is `ready`; with
-    `pid`, also the CPU that process spent per URL (the one process of `linkprobe serve`)."""
+    `pid`, also the CPU that process (`linkprobe serve`) and its children spent per URL."""
     body = "\n".join(farm_urls(port, urls, hosts))
     cpu = cpu_seconds(pid) if pid is not None else float("nan")
     started = time.perf_counter()
@@ -94,10 +102,11 @@ def timed_task(base: str, port: int, urls: int, hosts: int, pid: int | None = No
     }  # fmt: skip
 
 
-def end_to_end(port: int, urls: int, hosts: int) -> dict[str, float]:
-    """Submit the farm workload to `linkprobe serve` and time it until `ready`."""
+def end_to_end(port: int, urls: int, hosts: int, env: dict[str, str] | None = None) -> dict[str, float]:
+    """Submit the farm workload to `linkprobe serve` (its environment: `env` over ours) and time
+    it until `ready`."""
     with tempfile.TemporaryDirectory() as tmp:
-        process, base = start("serve", Path(tmp) / "bench.db")
+        process, base = start("serve", Path(tmp) / "bench.db", env)
         try:
             figures = timed_task(base, port, urls, hosts, process.pid)
         finally:
