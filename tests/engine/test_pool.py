@@ -1,5 +1,5 @@
 """The connection pool is bounded: however many hosts a run has, the connections open at once
-(idle keep-alive ones included) never pass the engine's concurrency."""
+(idle keep-alive ones included) never pass the pool's bound, twice the engine's concurrency."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from linkprobe.engine import Engine, EngineConfig, ProbeOptions
+from linkprobe.engine.transport import POOL_PER_SLOT
 from tests.conftest import free_port
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -53,13 +54,14 @@ async def counted() -> AsyncIterator[Counted]:
     server.close()
 
 
-CAP = 16
+CONCURRENCY = 8
+CAP = CONCURRENCY * POOL_PER_SLOT
 
 
 async def test_open_connections_never_pass_the_cap_over_many_hosts(counted: Counted) -> None:
-    hosts = [f"127.0.{n // 200}.{n % 200 + 1}" for n in range(400)]  # 25x more hosts than the cap
+    hosts = [f"127.0.{n // 200}.{n % 200 + 1}" for n in range(400)]  # 25x more hosts than the pool holds
     urls = [f"http://{host}:{counted.port}/{i}" for i in range(2) for host in hosts]
-    config = EngineConfig(allow_private=True, concurrency=CAP, per_host=2)
+    config = EngineConfig(allow_private=True, concurrency=CONCURRENCY, per_host=2)
     async with Engine(config) as engine:
         results = [r async for r in engine.run(urls, ProbeOptions(retries=0, concurrency=64))]
         assert all(r.ok for r in results) and len(results) == len(urls)

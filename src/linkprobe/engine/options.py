@@ -278,9 +278,14 @@ class EngineConfig(Validated):
     """Engine-wide settings: one connection pool, one egress policy, shared by every run."""
 
     concurrency: int = field(
-        default=256, metadata=rule("Connections open at once, all hosts.", ge=1, le=10000)
+        default=256,
+        metadata=rule(
+            "Requests in flight at once, all hosts (connections kept open: twice this).",
+            ge=1,
+            le=10000,
+        ),
     )
-    per_host: int = field(default=8, metadata=rule("Connections open at once to one host.", ge=1, le=1000))
+    per_host: int = field(default=8, metadata=rule("Requests in flight at once to one host.", ge=1, le=1000))
     allow_private: bool = field(
         default=False, metadata=rule("Allow loopback, private and link-local destinations.")
     )

@@ -28,6 +28,7 @@ from linkprobe.engine.runner import Engine
 MIN_SHARE = 256  # fewer URLs a process than this are not worth a fork
 FLUSH_SECONDS = 0.05  # a child sends what it has at least this often (the progress bar is live)
 BATCH = 256
+REUSE_BLOCK = 1.5  # hosts of a wave (waves()) per slot: above the requests in flight, within the pool
 LOST = "the probing process ended before this URL's result"
 _LENGTH = struct.Struct("!I")
 Runner = Callable[[Coroutine[Any, Any, None]], None]
@@ -48,10 +49,31 @@ def processes_for(jobs: int, urls: int) -> int:
 
 def split(urls: list[str], parts: int) -> list[list[int]]:
     """The indexes of `urls` in each share, by a stable hash of their host."""
+    if parts == 1:
+        return [list(range(len(urls)))]
     shares: list[list[int]] = [[] for _ in range(parts)]
     for index, url in enumerate(urls):
         shares[zlib.crc32(host_of(url).encode()) % parts].append(index)
     return shares
+
+
+def waves(urls: list[str], share: list[int], block: int) -> list[int]:
+    """`share` reordered for connection reuse within a bounded pool: hosts are taken `block` at a
+    time (in order of first appearance), and each block gives the first URL of each of its hosts,
+    then the second, and so on. A host comes round again after about `block` requests: its last
+    request has ended and its connection is still among the `block` most recently used, which
+    the pool keeps (a block no larger than the pool). In input order, a host that comes round
+    after more hosts than the pool holds reconnects every time."""
+    by_host: dict[str, list[int]] = {}
+    for index in share:
+        by_host.setdefault(host_of(urls[index]), []).append(index)
+    ordered: list[int] = []
+    hosts = list(by_host.values())
+    for start in range(0, len(hosts), block):
+        group = hosts[start : start + block]
+        for round_ in range(max(len(h) for h in group)):
+            ordered += [h[round_] for h in group if round_ < len(h)]
+    return ordered
 
 
 @dataclasses.dataclass
@@ -74,10 +96,11 @@ class Shards:
         """Split `urls` over `jobs` processes (fewer for a short input); `run` runs a coroutine
         to its end in a child (the caller's choice of event loop)."""
         parts = processes_for(jobs, len(urls))
-        if parts == 1:
-            return cls(urls, list(range(len(urls))), [], config)
-        shares = split(urls, parts)
         config, options = _divided(config, parts), _divided(options, parts)
+        block = max(1, int(config.concurrency * REUSE_BLOCK))
+        shares = [waves(urls, share, block) for share in split(urls, parts)]
+        if parts == 1:
+            return cls(urls, shares[0], [], config)
         children = [_fork_child(urls, share, config, options, run) for share in shares[1:]]
         return cls(urls, shares[0], children, config)
 
@@ -85,7 +108,8 @@ class Shards:
         """Every URL's result, in completion order, `index` its position in the whole input."""
         if not self.children:
             async with Engine(self.config) as engine:
-                async for result in engine.run(self.urls, options, stop=stop):
+                async for result in engine.run([self.urls[i] for i in self.own], options, stop=stop):
+                    result.index = self.own[result.index]
                     yield result
             return
         merged: asyncio.Queue[list[ProbeResult] | None] = asyncio.Queue()

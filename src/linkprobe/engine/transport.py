@@ -37,12 +37,21 @@ WANTED = frozenset({b"content-type", b"content-length", b"content-encoding", b"l
 DNS_CACHE_SECONDS = 60
 
 
+POOL_PER_SLOT = 2  # connections kept open (idle ones included) per request slot
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The pool's bounds: connections open at once (idle ones included), and per host."""
+    """The pool's bounds: requests in flight at once, and per host. Connections open at once, idle
+    keep-alive ones included, are at most POOL_PER_SLOT times the requests: enough to keep a
+    connection between two requests to its host (shards.waves), however many hosts a run has."""
 
-    connections: int
+    requests: int
     per_host: int
+
+    @property
+    def connections(self) -> int:
+        return self.requests * POOL_PER_SLOT
 
 
 def ca_bundle() -> str | None:
