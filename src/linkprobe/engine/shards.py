@@ -3,8 +3,8 @@
 A Python process probing with libcurl is bound by one core; a large input is split over N
 processes to use every core. URLs are assigned by host, so a host's URLs all go to one process
 and the per-host limit holds across them; the concurrency is divided between the processes.
-The processes are forked before the event loop starts (`Shards.fork`): this one probes the first
-share, each child another, and sends its results back through a pipe in pickled batches. Every
+The processes are forked before the event loop starts (`Shards.fork`): each child probes a share
+and sends its results back through a pipe in pickled batches; this one merges them. Every
 URL still yields exactly one result: a child that ends early leaves its missing URLs `internal`.
 """
 
@@ -94,15 +94,16 @@ class Shards:
         cls, urls: list[str], jobs: int, config: EngineConfig, options: ProbeOptions, run: Runner
     ) -> Shards:
         """Split `urls` over `jobs` processes (fewer for a short input); `run` runs a coroutine
-        to its end in a child (the caller's choice of event loop)."""
+        to its end in a child (the caller's choice of event loop). With one process this one
+        probes; with more, children probe and this one only merges their results (and writes
+        them out): with a share of its own it fell behind the children on 2 cores."""
         parts = processes_for(jobs, len(urls))
         config, options = _divided(config, parts), _divided(options, parts)
         block = max(1, int(config.concurrency * REUSE_BLOCK))
         shares = [waves(urls, share, block) for share in split(urls, parts)]
         if parts == 1:
             return cls(urls, shares[0], [], config)
-        children = [_fork_child(urls, share, config, options, run) for share in shares[1:]]
-        return cls(urls, shares[0], children, config)
+        return cls(urls, [], [_fork_child(urls, share, config, options, run) for share in shares], config)
 
     async def run(self, options: ProbeOptions, stop: asyncio.Event) -> AsyncIterator[ProbeResult]:
         """Every URL's result, in completion order, `index` its position in the whole input."""
@@ -113,8 +114,7 @@ class Shards:
                     yield result
             return
         merged: asyncio.Queue[list[ProbeResult] | None] = asyncio.Queue()
-        tasks = [asyncio.create_task(self._own(_divided(options, len(self.children) + 1), stop, merged))]
-        tasks += [asyncio.create_task(_receive(child, self.urls, stop, merged)) for child in self.children]
+        tasks = [asyncio.create_task(_receive(child, self.urls, stop, merged)) for child in self.children]
         forward = asyncio.create_task(_forward_stop(stop, self.children))
         try:
             for _ in range(len(tasks)):
@@ -123,25 +123,12 @@ class Shards:
                         yield result
         finally:
             forward.cancel()
-            for task, child in zip(tasks[1:], self.children, strict=True):
+            for task, child in zip(tasks, self.children, strict=True):
                 if not task.done():  # the consumer left early: the child's results are not wanted
                     task.cancel()
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(child.pid, signal.SIGKILL)
                 _reap(child)
-            tasks[0].cancel()
-
-    async def _own(
-        self, options: ProbeOptions, stop: asyncio.Event, merged: asyncio.Queue[list[ProbeResult] | None]
-    ) -> None:
-        own = self.own
-        try:
-            async with Engine(self.config) as engine:
-                async for result in engine.run([self.urls[i] for i in own], options, stop=stop):
-                    result.index = own[result.index]
-                    merged.put_nowait([result])
-        finally:
-            merged.put_nowait(None)
 
 
 def _divided(settings: Any, parts: int) -> Any:
