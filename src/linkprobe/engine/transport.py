@@ -83,6 +83,7 @@ class Handle:
         "headers",
         "interim",
         "keep",
+        "made",
         "page",
         "policy",
         "read",
@@ -113,6 +114,7 @@ class Handle:
         self.future: asyncio.Future[tuple[int, str]] | None = None
         self.page: bytearray | None = None
         self.sent_headers: list[str] | None = None
+        self.made: list[socket.socket] = []
         self._reset(0, False, False)
 
     def _reset(self, cap: int, keep: bool, head: bool) -> None:
@@ -173,7 +175,8 @@ class Handle:
             self.socket_error = exc
             return pycurl.SOCKET_BAD
         self.dialled += 1
-        return made  # pycurl keeps a duplicate of its descriptor; this object may close
+        self.made.append(made)  # pycurl dials a duplicate of its descriptor: this one is closed
+        return made  # after the transfer (left to the collector, it would warn, at a cost)
 
     def _on_header(self, line: bytes) -> int | None:
         self.head_left -= len(line)
@@ -299,6 +302,10 @@ class Transport:
         self.multi.remove_handle(handle.curl)
         self._active -= 1
         handle.future = None
+        if handle.made:
+            for made in handle.made:
+                made.close()
+            handle.made.clear()
 
     def close(self) -> None:
         if self._timer is not None:
