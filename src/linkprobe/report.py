@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -62,6 +60,8 @@ def sources_cell(sources: Mapping[str, Any] | None) -> str:
 def csv_text(rows: Iterable[dict[str, Any]], header: bool = True, sources: bool = False) -> str:
     """CSV of results in their to_dict() form; `sources` adds that column (documents, crawls)."""
     buffer = io.StringIO()
+    import csv
+
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
         writer.writerow((*CSV_COLUMNS, "sources") if sources else CSV_COLUMNS)
@@ -170,7 +170,7 @@ def _junit(results: list[ProbeResult], sources: SourceMap | None) -> str:
             failure = ET.SubElement(
                 case, "skipped" if _apart(r) else "failure", message=message, type=verdict(r)
             )
-            failure.text = json.dumps(result_dict(r, sources), indent=2)
+            failure.text = dumps(result_dict(r, sources), indent=2)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
@@ -181,7 +181,7 @@ def render(results: list[ProbeResult], fmt: str, sources: SourceMap | None = Non
     """
     ordered = sorted(results, key=lambda r: r.index)
     if fmt == "json":
-        return json.dumps([result_dict(r, sources) for r in ordered], indent=2) + "\n"
+        return dumps([result_dict(r, sources) for r in ordered], indent=2) + "\n"
     if fmt == "ndjson":
         return "".join(ndjson_line(r, None if sources is None else sources.get(r.url)) for r in ordered)
     if fmt == "csv":
@@ -191,3 +191,10 @@ def render(results: list[ProbeResult], fmt: str, sources: SourceMap | None = Non
     if fmt == "markdown":
         return _markdown(ordered, sources)
     return _table(ordered, sources)
+
+
+def dumps(value: Any, indent: int = 2) -> str:
+    """Indented JSON (the json module, loaded only by the formats that write it)."""
+    import json
+
+    return json.dumps(value, indent=indent)

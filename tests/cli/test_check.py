@@ -379,3 +379,21 @@ async def test_a_probing_process_that_dies_leaves_internal_results_not_gaps(
     assert [item["url"] for item in data] == urls
     kinds = [item["error"]["kind"] for item in data if item["error"]]
     assert "internal" in kinds and set(kinds) <= {"internal", "cancelled"}
+
+
+async def test_ctrl_c_during_a_one_url_check_exits_130_with_the_url_cancelled(
+    target: Target, tmp_path: Path
+) -> None:
+    """One URL is probed without an event loop: Ctrl-C must still stop it and say so."""
+    output = tmp_path / "out.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", "--allow-private", "--timeout", "120",
+        "-f", "json", "-o", str(output), target.url("/slow?s=60"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await wait_for(lambda: target.active >= 1, "the slow URL to arrive")
+    process.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 130, err
+    (item,) = json.loads(output.read_text())
+    assert item["error"]["kind"] == "cancelled" and b"Traceback" not in err

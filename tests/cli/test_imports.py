@@ -60,7 +60,9 @@ async def test_a_url_check_loads_no_service_stack(target: Target) -> None:
     assert "pycurl" in modules and "linkprobe.engine" in modules
     assert "aiohttp" not in modules  # the transport is libcurl alone
     assert modules & SERVICE_STACK == set()
-    assert "uvloop" not in modules  # a few URLs run on asyncio's loop: less memory, as fast
+    assert "uvloop" not in modules
+    assert "asyncio" not in modules  # one URL is probed on a blocking transport, without a loop
+    assert "re2" not in modules  # no --include/--exclude: no pattern engine
 
 
 async def test_a_long_run_gets_uvloop(target: Target, tmp_path: Path) -> None:

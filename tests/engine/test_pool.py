@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from linkprobe.engine import Engine, EngineConfig, ProbeOptions
-from linkprobe.engine.transport import POOL_PER_SLOT
+from linkprobe.engine.handle import POOL_PER_SLOT
 from tests.conftest import free_port
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

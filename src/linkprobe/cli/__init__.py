@@ -208,8 +208,10 @@ def checked_jobs(jobs: int | None) -> int:
     from linkprobe.engine import ConfigError
     from linkprobe.engine.limits import cpus
 
-    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
-        raise ConfigError(f"--jobs must be 1 to {MAX_JOBS}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError("--jobs must be 1 or more")
+    if jobs is not None and jobs > MAX_JOBS:
+        raise ConfigError(f"--jobs must be at most {MAX_JOBS}")
     return jobs or cpus()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import signal
 import sys
@@ -13,12 +12,12 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from linkprobe.cli import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_OK, UsageError, checked_jobs, settle_heap
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
-from linkprobe.engine import EngineConfig, ErrorKind, ProbeOptions, ProbeResult
-from linkprobe.engine.shards import Shards
+from linkprobe.engine import EngineConfig, ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.extract import Kind, LinkFilter, Sources
 from linkprobe.report import ndjson_line, render
 
 if TYPE_CHECKING:
+    from linkprobe.engine.shards import Shards
     from linkprobe.settings import Settings
 
 PROBE_FLAGS = (
@@ -144,25 +143,42 @@ class Work:
         return work
 
 
-async def probe_all(
-    collected: Collected,
-    work: Work,
-    shards: Shards,
-    options: ProbeOptions,
-    progress: Progress,
-    stream: TextIO | None,
-) -> tuple[list[ProbeResult], bool]:
-    """Probe each unique URL once; local files and unsupported links are judged without the network.
-    The flag tells whether Ctrl-C stopped the run."""
-    results: list[ProbeResult] = []
-    sources = collected.sources
+@dataclasses.dataclass
+class Emitter:
+    """Where results go as they come: the progress bar, then the NDJSON stream or the report."""
 
-    def emit(result: ProbeResult) -> None:
-        progress.add(result)
-        if stream is not None:
-            stream.write(ndjson_line(result, sources.get(result.url)))
+    collected: Collected
+    progress: Progress
+    stream: TextIO | None
+    results: list[ProbeResult] = dataclasses.field(default_factory=list)
+
+    def __call__(self, result: ProbeResult) -> None:
+        self.progress.add(result)
+        if self.stream is not None:
+            self.stream.write(ndjson_line(result, self.collected.sources.get(result.url)))
         else:
-            results.append(result)
+            self.results.append(result)
+
+
+def probe_one(work: Work, config: EngineConfig, options: ProbeOptions, emit: Emitter) -> bool:
+    """At most one URL to probe: no event loop, no engine processes. True when Ctrl-C stopped it."""
+    from linkprobe.engine.probe import probe_now
+
+    for result in work.known:
+        emit(result)
+    for url, position in zip(work.to_probe, work.positions, strict=True):
+        try:
+            emit(probe_now(url, config, options, position))
+        except KeyboardInterrupt:
+            emit(failed(url, position, ErrorKind.CANCELLED, "the run was stopped mid-probe"))
+            return True
+    return False
+
+
+async def probe_all(work: Work, shards: Shards, options: ProbeOptions, emit: Emitter) -> bool:
+    """Probe each unique URL once; local files and unsupported links are judged without the network.
+    True when Ctrl-C stopped the run."""
+    import asyncio
 
     for result in work.known:
         emit(result)
@@ -176,7 +192,7 @@ async def probe_all(
             emit(result)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-    return results, stop.is_set()
+    return stop.is_set()
 
 
 def exit_code(progress: Progress, interrupted: bool, fail_unsupported: bool) -> int:
@@ -205,11 +221,17 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         streaming = out if args.format == "ndjson" else None
         work = Work.of(collected, args.check_fragments)
-        runner = loop_runner(len(collected.urls))
-        shards = Shards.fork(work.to_probe, checked_jobs(args.jobs), config, options, runner)
-        results, interrupted = runner(probe_all(collected, work, shards, options, progress, streaming))
+        emit = Emitter(collected, progress, streaming)
+        if len(work.to_probe) <= 1:
+            interrupted = probe_one(work, config, options, emit)
+        else:
+            from linkprobe.engine.shards import Shards
+
+            runner = loop_runner(len(collected.urls))
+            shards = Shards.fork(work.to_probe, checked_jobs(args.jobs), config, options, runner)
+            interrupted = runner(probe_all(work, shards, options, emit))
         if streaming is None:
-            out.write(render(results, args.format, documents_sources(collected)))
+            out.write(render(emit.results, args.format, documents_sources(collected)))
     finally:
         if out is not sys.stdout:
             out.close()
@@ -220,6 +242,8 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
 
 def loop_runner(urls: int) -> Callable[[Coroutine[Any, Any, T]], T]:
     """How to run the check's event loop (and its engine processes' loops)."""
+    import asyncio
+
     if urls < LONG_RUN:
         return asyncio.run
     import uvloop

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,8 @@ def _ignored_by_git(root: Path, files: list[Path]) -> set[Path]:
     """The files git ignores under `root`; none when git or a work tree is missing."""
     if not files:
         return set()
+    import subprocess  # folders only: a URL check does without it
+
     if root.is_file():
         root = root.parent
     try:

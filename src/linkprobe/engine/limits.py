@@ -8,9 +8,12 @@ holding one of the global slots that other hosts could use.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only a waiter needs the loop: a one-URL check runs without asyncio
+    import asyncio
 
 
 def cpus() -> int:
@@ -43,11 +46,11 @@ class FifoSemaphore:
     async def acquire(self) -> None:
         if self.try_acquire():
             return
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        granted: asyncio.Future[None] = _loop().create_future()
         self._waiters.append(granted)
         try:
             await granted
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled (or interrupted): pass a granted slot on, or leave the queue
             if granted.done() and not granted.cancelled():
                 self.release()  # the slot arrived together with the cancellation: pass it on
             else:
@@ -98,11 +101,11 @@ class Slots:
         if active < self.per_host and host not in self._waiting:
             self._active[host] = active + 1
             return
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        granted: asyncio.Future[None] = _loop().create_future()
         self._waiting.setdefault(host, deque()).append(granted)
         try:
             await granted  # the releaser hands its slot over: the count stays as it was
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled (or interrupted): pass a granted slot on, or leave the queue
             if granted.done() and not granted.cancelled():
                 self._release_host(host)
             else:
@@ -140,3 +143,9 @@ class Slots:
 
     def hosts_tracked(self) -> int:
         return len(self._active) + len(self._waiting)
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    import asyncio
+
+    return asyncio.get_running_loop()

@@ -8,14 +8,13 @@ that went.
 
 from __future__ import annotations
 
-import asyncio
 import random
-from email.utils import parsedate_to_datetime
 from time import perf_counter
 
 import pycurl
 from yarl import URL
 
+from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import (
     Attempted,
     DeadlineExceeded,
@@ -25,10 +24,10 @@ from linkprobe.engine.errors import (
     Unsupported,
     curl_failure,
 )
+from linkprobe.engine.handle import REDIRECT_STATUSES, BlockingTransport, Handle, Sender
 from linkprobe.engine.limits import Slots
-from linkprobe.engine.options import Plan, ProbeOptions
+from linkprobe.engine.options import EngineConfig, Plan, ProbeOptions
 from linkprobe.engine.outcome import BodyState, ErrorKind, Hop, ProbeError, ProbeResult, utcnow
-from linkprobe.engine.transport import REDIRECT_STATUSES, Handle, Transport
 from linkprobe.engine.urls import normalise
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -50,6 +49,8 @@ def retry_after_seconds(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime  # rare: most Retry-After values are seconds
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -131,7 +132,7 @@ def _body_state(handle: Handle, code: int) -> BodyState:
 class Prober:
     """Probes single URLs on a shared transport."""
 
-    def __init__(self, transport: Transport, slots: Slots) -> None:
+    def __init__(self, transport: Sender, slots: Slots) -> None:
         self.transport = transport  # its sockets pass the egress policy on every dial
         self.slots = slots
 
@@ -150,7 +151,7 @@ class Prober:
                 delay = await self._attempt(target, plan, result, number == plan.retries, page)
                 if delay is None:
                     break
-                await asyncio.sleep(delay if delay >= 0 else self._backoff(number, plan))
+                await self.transport.pause(delay if delay >= 0 else self._backoff(number, plan))
         except ProbeFailure as failure:
             result.error = ProbeError(failure.kind, str(failure) or failure.kind.value)
         except Exception as exc:  # a bug must still give this URL a result
@@ -251,3 +252,20 @@ class Prober:
         result.checked_at = utcnow()
         _timings(handle.curl, result)
         return status
+
+
+def probe_now(url: str, config: EngineConfig, options: ProbeOptions, index: int = 0) -> ProbeResult:
+    """Probe one URL in this thread without an event loop (the Prober's coroutines never suspend
+    on a BlockingTransport): what `linkprobe check` of one URL needs, and no more. Ctrl-C raises
+    KeyboardInterrupt."""
+    transport = BlockingTransport(EgressPolicy(config.allow_private, config.allow_cidrs))
+    probing = Prober(transport, Slots(1, 1)).probe(url, index, options)
+    try:
+        probing.send(None)
+    except StopIteration as done:
+        result: ProbeResult = done.value
+        return result
+    finally:
+        transport.close()
+    probing.close()
+    raise RuntimeError("a probe on the blocking transport waited for an event loop")

@@ -12,11 +12,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Si
 from types import TracebackType
 
 from linkprobe.engine.egress import EgressPolicy
+from linkprobe.engine.handle import Limits
 from linkprobe.engine.limits import Slots
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, ProbeResult, failed
 from linkprobe.engine.probe import Prober
-from linkprobe.engine.transport import Limits, Transport
+from linkprobe.engine.transport import Transport
 
 Inputs = Iterable[str] | AsyncIterable[str]
 

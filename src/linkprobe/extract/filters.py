@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
-
-import re2
 
 from linkprobe.engine.errors import ConfigError
 
 Matcher = Any  # re2's compiled pattern (the package has no type hints)
 
 
-def _options() -> Any:
+@cache
+def _re2() -> tuple[Any, Any]:
+    """RE2 and its options, loaded with the first pattern (3 MiB a check without one need not hold)."""
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # a refused pattern is reported to the user, not logged by RE2
     options.never_capture = True  # only whether a pattern matches counts: no groups to track
-    return options
-
-
-OPTIONS = _options()
+    return re2, options
 
 
 def _refusal(pattern: str, flag: str, exc: Exception) -> ConfigError:
@@ -42,8 +42,9 @@ def _refusal(pattern: str, flag: str, exc: Exception) -> ConfigError:
 
 
 def _compile(pattern: str, flag: str) -> Matcher:
+    re2, options = _re2()
     try:
-        return re2.compile(pattern, OPTIONS)
+        return re2.compile(pattern, options)
     except re2.error as exc:
         raise _refusal(pattern, flag, exc) from None
 
@@ -55,8 +56,9 @@ def _matchers(patterns: Sequence[str], flag: str) -> tuple[Matcher, ...]:
     singles = tuple(_compile(pattern, flag) for pattern in patterns)
     if len(singles) < 2 or any("\\Q" in pattern for pattern in patterns):
         return singles
+    re2, options = _re2()
     try:
-        return (re2.compile("|".join(f"(?:{pattern})" for pattern in patterns), OPTIONS),)
+        return (re2.compile("|".join(f"(?:{pattern})" for pattern in patterns), options),)
     except re2.error:
         return singles
 
