@@ -6,7 +6,11 @@
   finishes), MAX_HOST_CONNECTIONS `per_host`, driven by socket_action over epoll: `multi.select`
   goes through curl_multi_fdset and select(2), which cannot see a descriptor above 1023, and with
   a concurrency of 1000 plus the connection cache there are more than that.
-Both count the URLs answered 200 (bodies read and dropped).
+- `driver` and `async-multi`: linkprobe's own easy handles (engine/handle.py: the same options and
+  callbacks, egress check included) driven from uvloop by the engine's Transport, or by pycurl's
+  experimental AsyncCurlMulti: which of the two drives libcurl better (issue 18 asked to keep
+  the faster one that stays correct).
+All count the URLs answered 200 (bodies read and dropped).
 
 `python bench/loops.py NAME FILE CONCURRENCY PER_HOST [tuned]` probes the URLs of FILE (one a
 line) and prints the count; only the loop it runs is imported; `tuned` applies linkprobe's
@@ -124,6 +128,51 @@ def curl(urls: list[str], concurrency: int = CONCURRENCY, per_host: int = PER_HO
     return ok
 
 
+async def driven(urls: list[str], concurrency: int, per_host: int, theirs: bool) -> int:
+    """`concurrency` workers each sending the next URL on a linkprobe Handle, through the engine's
+    Transport or through pycurl.AsyncCurlMulti."""
+    import pycurl
+
+    from linkprobe.engine.egress import EgressPolicy
+    from linkprobe.engine.handle import Handle, Limits, ca_bundle
+    from linkprobe.engine.options import ProbeOptions
+    from linkprobe.engine.transport import Transport
+
+    from linkprobe.engine.shards import REUSE_BLOCK, waves
+
+    policy, limits = EgressPolicy(allow_private=True), Limits(concurrency, per_host)
+    headers = ProbeOptions().plan.headers
+    order = waves(urls, list(range(len(urls))), int(concurrency * REUSE_BLOCK))  # as `check` orders them
+    ok, source = 0, (urls[i] for i in order)
+    if theirs:
+        multi = pycurl.AsyncCurlMulti()
+        multi.setopt(pycurl.M_MAXCONNECTS, limits.connections)
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, limits.connections)
+        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, per_host)
+    else:
+        transport = Transport(policy, limits)
+
+    async def worker() -> None:
+        nonlocal ok
+        handle = Handle(policy, ca_bundle())
+        for url in source:
+            handle.start(url, False, headers, TIMEOUT_S, CONNECT_TIMEOUT_S, True, 1 << 20, None)
+            if theirs:
+                with contextlib.suppress(pycurl.error):
+                    await multi.perform(handle.curl)
+                handle.close_made()
+            else:
+                await transport.send(handle)
+            ok += handle.status == 200
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if theirs:
+        await multi.aclose()
+    else:
+        transport.close()
+    return ok
+
+
 def main() -> None:
     name, file, concurrency, per_host = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     raise_fd_limit()
@@ -132,10 +181,11 @@ def main() -> None:
 
         settle_heap()
     urls = file.read_text().split()
-    if name == "bare":
+    if name in ("bare", "driver", "async-multi"):
         import uvloop
 
-        ok = uvloop.run(bare(urls, concurrency, per_host))
+        run = bare(urls, concurrency, per_host) if name == "bare" else None
+        ok = uvloop.run(run or driven(urls, concurrency, per_host, theirs=name == "async-multi"))
     else:
         ok = curl(urls, concurrency, per_host)
     print(ok)

@@ -231,6 +231,8 @@ def contenders() -> list[Contender]:
         Contender("lychee", "lychee", command_contender(lychee)),
         Contender("bare", "bare aiohttp + uvloop", command_contender(loop("bare", "tuned"))),
         Contender("pycurl", "raw pycurl multi", command_contender(loop("curl"))),
+        Contender("driver", "engine handles, own driver", command_contender(loop("driver"))),
+        Contender("async-multi", "engine handles, AsyncCurlMulti", command_contender(loop("async-multi"))),
         Contender("serve", "linkprobe serve (end to end)", serve, ("nginx",)),
     ]  # fmt: skip
     return [c for c in every if not ONLY or c.key in ONLY | {"lychee"}]
