@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from linkprobe.engine.limits import FifoSemaphore, Slots
+from linkprobe.engine.limits import LaneSemaphore, Slots
 
 
-async def test_fifo_semaphore_serves_waiters_in_order() -> None:
-    semaphore = FifoSemaphore(1)
+async def test_one_lane_is_served_in_order() -> None:
+    semaphore = LaneSemaphore(1)
     await semaphore.acquire()
     order: list[int] = []
 
@@ -27,7 +27,7 @@ async def test_fifo_semaphore_serves_waiters_in_order() -> None:
 
 
 async def test_cancelled_waiter_does_not_lose_a_slot() -> None:
-    semaphore = FifoSemaphore(1)
+    semaphore = LaneSemaphore(1)
     await semaphore.acquire()
     doomed = asyncio.create_task(semaphore.acquire())
     survivor = asyncio.create_task(semaphore.acquire())
@@ -84,3 +84,25 @@ async def test_release_skips_a_waiter_cancelled_in_the_same_tick() -> None:
     assert slots.try_acquire("a:80") and not slots.try_acquire("a:80")  # exactly one slot, not leaked
     slots.release("a:80")
     assert slots.total._free == 10
+
+
+async def test_a_released_slot_goes_to_the_lane_holding_fewest() -> None:
+    semaphore = LaneSemaphore(32)  # a lane may hold 30: 2 stay for the others
+    for _ in range(30):
+        await semaphore.acquire("big")
+    assert not semaphore.try_acquire("big")  # at its cap, with slots free
+    assert semaphore.try_acquire("small") and semaphore.try_acquire("other")  # the reserve
+    big = asyncio.create_task(semaphore.acquire("big"))
+    small = asyncio.create_task(semaphore.acquire("small"))
+    await asyncio.sleep(0)
+    semaphore.release("big")  # big is under its cap again, but small holds fewer
+    await asyncio.wait_for(small, 1)
+    assert not big.done()
+    semaphore.release("other")
+    await asyncio.wait_for(big, 1)
+    assert (semaphore.held("big"), semaphore.held("small")) == (30, 2)
+
+
+def test_a_small_semaphore_keeps_no_reserve() -> None:
+    semaphore = LaneSemaphore(8)
+    assert all(semaphore.try_acquire("only") for _ in range(8))

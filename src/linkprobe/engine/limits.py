@@ -1,4 +1,4 @@
-"""Engine-wide concurrency: a global limit and a per-host limit, shared by every run.
+"""Engine-wide concurrency: a global limit shared fairly between lanes, and a per-host limit.
 
 The slots are taken before an attempt's deadline starts, so time spent queueing behind the
 limits never counts against a URL (queueing inside aiohttp's connector did, and healthy URLs
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only a waiter needs the loop: a one-URL check runs without asyncio
@@ -22,48 +23,93 @@ def cpus() -> int:
     return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
-class FifoSemaphore:
-    """A semaphore that hands a released slot straight to the oldest waiter.
+Lane = Hashable  # who a slot is for: a run, or a task's runs together (Engine.run's `lane`)
+NOBODY: Lane = object()  # not a lane (None is one: the lane of probes given none)
+RESERVE_SHARE = 16  # a lane may hold all slots but 1/16th: those stay free for other lanes
 
-    asyncio.Semaphore.acquire() scans every waiter (via locked()) on each call; with hundreds of
-    probes queued that scan dominated. Here acquire and release are O(1); only a waiter that is
-    cancelled pays O(waiters) to leave the queue.
+
+class LaneSemaphore:
+    """The global slots, shared fairly between lanes (tasks), in order within a lane.
+
+    A released slot goes to the waiting lane that holds the fewest, and no lane holds more than
+    `cap` (all but a reserve), so a lane whose URLs hang holds at most its share once others
+    wait, and a newcomer finds a free slot at once. acquire and release are O(1) in the waiters
+    of a lane (O(lanes waiting) to pick one, and lanes are tasks: few); a cancelled waiter pays
+    O(its lane's waiters) to leave.
     """
 
-    __slots__ = ("_free", "_waiters")
+    __slots__ = ("_free", "_held", "_waiters", "cap")
 
     def __init__(self, size: int) -> None:
         self._free = size
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.cap = size - size // RESERVE_SHARE
+        self._held: dict[Lane, int] = {}
+        self._waiters: dict[Lane, deque[asyncio.Future[None]]] = {}
 
-    def try_acquire(self) -> bool:
-        """Take a slot without waiting if one is free (no coroutine: the common case)."""
-        if self._free > 0 and not self._waiters:
+    def try_acquire(self, lane: Lane = None) -> bool:
+        """Take a slot without waiting if one is free for `lane` (no coroutine: the common case).
+        While a slot is free no lane under its cap is waiting (_grant keeps it so)."""
+        held = self._held.get(lane, 0)
+        if self._free > 0 and held < self.cap:
             self._free -= 1
+            self._held[lane] = held + 1
             return True
         return False
 
-    async def acquire(self) -> None:
-        if self.try_acquire():
+    async def acquire(self, lane: Lane = None) -> None:
+        if self.try_acquire(lane):
             return
         granted: asyncio.Future[None] = _loop().create_future()
-        self._waiters.append(granted)
+        self._waiters.setdefault(lane, deque()).append(granted)
         try:
             await granted
         except BaseException:  # cancelled (or interrupted): pass a granted slot on, or leave the queue
             if granted.done() and not granted.cancelled():
-                self.release()  # the slot arrived together with the cancellation: pass it on
+                self.release(lane)
             else:
-                self._waiters.remove(granted)
+                self._forget(lane, granted)
             raise
 
-    def release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+    def release(self, lane: Lane = None) -> None:
+        held = self._held[lane] - 1
+        if held:
+            self._held[lane] = held
+        else:
+            del self._held[lane]
         self._free += 1
+        if self._waiters:
+            self._grant()
+
+    def _grant(self) -> None:
+        while self._free > 0:
+            lane = self._neediest()
+            if lane is NOBODY:
+                return
+            waiters = self._waiters[lane]
+            waiter = waiters.popleft()
+            if not waiters:
+                del self._waiters[lane]
+            if waiter.done():  # cancelled in the same tick: its slot goes to the next
+                continue
+            self._free -= 1
+            self._held[lane] = self._held.get(lane, 0) + 1
+            waiter.set_result(None)
+
+    def _neediest(self) -> Lane:
+        """The waiting lane under its cap that holds the fewest slots (NOBODY: no lane may take one)."""
+        held = self._held
+        lanes = [lane for lane in self._waiters if held.get(lane, 0) < self.cap]
+        return min(lanes, key=lambda lane: held.get(lane, 0)) if lanes else NOBODY
+
+    def _forget(self, lane: Lane, waiter: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(lane)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[lane]
+
+    def held(self, lane: Lane = None) -> int:
+        return self._held.get(lane, 0)
 
 
 class Slots:
@@ -71,29 +117,29 @@ class Slots:
     probes in flight, and a waiting queue only while it is full (most hosts never are)."""
 
     def __init__(self, total: int, per_host: int) -> None:
-        self.total = FifoSemaphore(total)
+        self.total = LaneSemaphore(total)
         self.per_host = per_host
         self._active: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
-    def try_acquire(self, host: str) -> bool:
+    def try_acquire(self, host: str, lane: Lane = None) -> bool:
         """Both slots at once without waiting, or neither: the fast path of acquire()."""
         active = self._active.get(host, 0)
-        if active >= self.per_host or host in self._waiting or not self.total.try_acquire():
+        if active >= self.per_host or host in self._waiting or not self.total.try_acquire(lane):
             return False
         self._active[host] = active + 1
         return True
 
-    async def acquire(self, host: str) -> None:
+    async def acquire(self, host: str, lane: Lane = None) -> None:
         await self._acquire_host(host)
         try:
-            await self.total.acquire()
+            await self.total.acquire(lane)
         except BaseException:
             self._release_host(host)
             raise
 
-    def release(self, host: str) -> None:
-        self.total.release()
+    def release(self, host: str, lane: Lane = None) -> None:
+        self.total.release(lane)
         self._release_host(host)
 
     async def _acquire_host(self, host: str) -> None:

@@ -25,7 +25,7 @@ from linkprobe.engine.errors import (
     curl_failure,
 )
 from linkprobe.engine.handle import REDIRECT_STATUSES, BlockingTransport, Handle, Sender
-from linkprobe.engine.limits import Slots
+from linkprobe.engine.limits import Lane, Slots
 from linkprobe.engine.options import EngineConfig, Plan, ProbeOptions
 from linkprobe.engine.outcome import BodyState, ErrorKind, Hop, ProbeError, ProbeResult, utcnow
 from linkprobe.engine.urls import normalise
@@ -137,10 +137,11 @@ class Prober:
         self.slots = slots
 
     async def probe(
-        self, url: str, index: int, options: ProbeOptions, page: bytearray | None = None
+        self, url: str, index: int, options: ProbeOptions, page: bytearray | None = None, lane: Lane = None
     ) -> ProbeResult:
         """One result for `url`; with `page`, the final GET body is kept there (up to
-        max_body_bytes, decoded) instead of counted and dropped: a page to extract links from."""
+        max_body_bytes, decoded) instead of counted and dropped: a page to extract links from.
+        `lane` is whose share of the engine's slots it takes (limits.LaneSemaphore)."""
         started = perf_counter()
         plan = options.plan
         result = ProbeResult(url, index)  # positional: keyword parsing measured 20% of building it
@@ -148,7 +149,7 @@ class Prober:
             target = normalise(url)
             for number in range(plan.retries + 1):
                 result.attempts = number + 1
-                delay = await self._attempt(target, plan, result, number == plan.retries, page)
+                delay = await self._attempt(target, plan, result, number == plan.retries, page, lane)
                 if delay is None:
                     break
                 await self.transport.pause(delay if delay >= 0 else self._backoff(number, plan))
@@ -165,16 +166,16 @@ class Prober:
         return result
 
     async def _attempt(
-        self, target: URL, plan: Plan, result: ProbeResult, last: bool, page: bytearray | None
+        self, target: URL, plan: Plan, result: ProbeResult, last: bool, page: bytearray | None, lane: Lane
     ) -> float | None:
         """One attempt under the deadline. Returns None when done, else the delay before a retry
         (negative: use the backoff). Raises ProbeFailure when the URL failed for good."""
         if result.attempts > 1:
             _forget_attempt(result)
         host = f"{target.raw_host}:{target.port}"
-        if not self.slots.try_acquire(host):
+        if not self.slots.try_acquire(host, lane):
             queued = perf_counter()
-            await self.slots.acquire(host)  # before the deadline: queueing is not the URL's fault
+            await self.slots.acquire(host, lane)  # before the deadline: queueing is not the URL's fault
             result.queue_ms += ms_since(queued)
         handle = self.transport.handle()
         try:
@@ -185,7 +186,7 @@ class Prober:
             return -1.0
         finally:
             self.transport.release(handle)
-            self.slots.release(host)
+            self.slots.release(host, lane)
         if last or result.status_code not in RETRY_STATUSES:
             return None
         return -1.0 if retry_after is None else min(retry_after, plan.retry_after_cap)

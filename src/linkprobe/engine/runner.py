@@ -13,7 +13,7 @@ from types import TracebackType
 
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.handle import Limits
-from linkprobe.engine.limits import Slots
+from linkprobe.engine.limits import Lane, Slots
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, ProbeResult, failed
 from linkprobe.engine.probe import Prober
@@ -55,16 +55,18 @@ class Engine:
             raise RuntimeError("Engine used outside `async with`")
         return self._prober
 
-    async def probe(self, url: str, index: int = 0, options: ProbeOptions | None = None) -> ProbeResult:
-        return await self.prober.probe(url, index, options or ProbeOptions())
+    async def probe(
+        self, url: str, index: int = 0, options: ProbeOptions | None = None, lane: Lane = None
+    ) -> ProbeResult:
+        return await self.prober.probe(url, index, options or ProbeOptions(), lane=lane)
 
     async def fetch(
-        self, url: str, index: int = 0, options: ProbeOptions | None = None
+        self, url: str, index: int = 0, options: ProbeOptions | None = None, lane: Lane = None
     ) -> tuple[ProbeResult, bytes]:
         """Probe `url` like probe() and also return the final body, at most options.max_body_bytes
         after decoding (empty with HEAD): the one read of a page that is crawled."""
         page = bytearray()
-        result = await self.prober.probe(url, index, options or ProbeOptions(), page)
+        result = await self.prober.probe(url, index, options or ProbeOptions(), page, lane)
         return result, bytes(page)
 
     def run(
@@ -74,13 +76,17 @@ class Engine:
         *,
         start_index: int = 0,
         stop: asyncio.Event | None = None,
+        lane: Lane = None,
     ) -> AsyncIterator[ProbeResult]:
         """Yield one result per input URL, in completion order; `index` is the input position.
 
         Setting `stop` cancels what is in flight: those URLs and every URL not yet started
-        are still yielded, with the error kind `cancelled`.
+        are still yielded, with the error kind `cancelled`. Runs with the same `lane` (a task's
+        chunks) share one fair share of the engine's slots; without one, a run is its own lane.
         """
-        return _Run(self.prober, urls, options or ProbeOptions(), start_index, stop).results()
+        run = _Run(self.prober, urls, options or ProbeOptions(), start_index, stop)
+        run.lane = run if lane is None else lane
+        return run.results()
 
 
 class _Run:
@@ -103,6 +109,7 @@ class _Run:
         # A short input needs no more workers than URLs (a chunk of 500 would start 256).
         self.window = min(options.concurrency, len(urls)) if isinstance(urls, Sized) else options.concurrency
         self.probing: set[asyncio.Task[None]] = set()
+        self.lane: Lane = self
 
     async def results(self) -> AsyncIterator[ProbeResult]:
         workers = [asyncio.create_task(self._worker()) for _ in range(max(self.window, 1))]
@@ -131,7 +138,7 @@ class _Run:
             if track:
                 self.probing.add(me)
             try:
-                result = await self.prober.probe(url, index, self.options)
+                result = await self.prober.probe(url, index, self.options, lane=self.lane)
             except asyncio.CancelledError:
                 if not self.stopped:
                     raise
