@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import json
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -97,7 +97,7 @@ class NewTask:
     crawl: CrawlSpec | None = None  # a crawl task: its URLs grow as pages are fetched
     # Where each input URL was found (documents): input index -> {"total": n, "places":
     # [{"document": d, "line": l}, ...]} (extract.Sources.to_dict()). Results carry it as `sources`.
-    sources: dict[int, dict[str, Any]] | None = None
+    sources: Mapping[int, dict[str, Any]] | None = None  # read once, in batches, when the task is stored
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
@@ -267,7 +267,7 @@ class RedisStore(Store):
             pipe.expire(key, self.retention_s)
         pipe.sadd(k.keys(task_id), k.seen(task_id), k.kinds(task_id), k.expanded(task_id), k.sources(task_id))
 
-    def _add_sources(self, pipe: Any, task_id: str, sources: dict[int, dict[str, Any]]) -> None:
+    def _add_sources(self, pipe: Any, task_id: str, sources: Mapping[int, dict[str, Any]]) -> None:
         """Where each input URL was found (documents), written with the task."""
         items = iter(sources.items())
         while batch := dict(islice(items, 1000)):

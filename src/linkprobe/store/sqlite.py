@@ -27,6 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -426,10 +427,11 @@ class SQLiteStore(Store):
             )  # fmt: skip
             if task.crawl is not None:
                 self._start_crawl(task_id, task.crawl.start)
-            if task.sources:
+            items = iter(task.sources.items() if task.sources else ())
+            while batch := list(islice(items, 1000)):  # built a batch at a time (documents: 1M URLs)
                 db.execute(
                     "INSERT INTO sources SELECT ?, value ->> 0, value -> 1 FROM json_each(?)",
-                    (task_id, orjson.dumps(list(task.sources.items()))),
+                    (task_id, orjson.dumps(batch)),
                 )
             if total == 0:
                 db.execute(
