@@ -172,3 +172,6 @@ if __name__ == "__main__":
     )
     memory_figures()
     check_one_figures()
+    from bench.intake import intake_figures
+
+    intake_figures()

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import brotli
 import httpx
@@ -527,6 +528,42 @@ async def wait_healthy(service: Service, timeout: float = 20.0) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise TimeoutError(f"service not healthy: {service.log.read_text()[-2000:]}")
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """The process's peak resident memory, read from outside."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def spooled_bytes(pid: int) -> int:
+    """The largest file the process holds open that is already deleted: an upload it spools."""
+    sizes = [0]
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).endswith("(deleted)"):
+                sizes.append(fd.stat().st_size)
+    return max(sizes)
+
+
+async def answered_while(
+    client: httpx.AsyncClient, pending: asyncio.Future[Any], paths: list[str], received: Callable[[], bool]
+) -> int:
+    """Once `received()` (the server holds the whole body: its work on it begins), GET `paths` in
+    turn, each after the last answered, until `pending` is done: how many were answered (200)
+    before it was. A loop blocked by that work answers none of them (one may cross its answer)."""
+    for _ in range(3000):
+        if received() or pending.done():
+            break
+        await asyncio.sleep(0.01)
+    answered = 0
+    while not pending.done():
+        response = await client.get(paths[answered % len(paths)])
+        assert response.status_code == 200, response.text
+        answered += 0 if pending.done() else 1
+    return answered
 
 
 SERVICE_LIMITS = {

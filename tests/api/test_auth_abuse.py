@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.api.test_auth import ADMIN, make_key
-from tests.conftest import RedisServer, Service, start_service
+from tests.conftest import RedisServer, Service, start_service, vm_hwm_kib
 
 SMALL = {
     "LINKPROBE_MAX_REQUEST_BYTES": "1000000",
@@ -32,14 +32,6 @@ async def strict(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     service = await start_service(tmp, "api", "--db", str(tmp / "strict.db"), env=SMALL, name="api")
     yield service
     await service.stop()
-
-
-def vm_hwm_kib(pid: int) -> int:
-    """The process's peak resident memory, read from outside."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def maximal_json(limit: int) -> bytes:

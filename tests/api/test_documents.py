@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from tests.conftest import (
     free_port,
     start_service,
     start_worker,
+    vm_hwm_kib,
 )
 
 
@@ -353,3 +355,57 @@ async def test_openapi_shows_sources_and_the_upload_fields(api: httpx.AsyncClien
     body = schema["paths"]["/api/v1/tasks"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["properties"]["input_format"]["enum"] == ["urls", "html", "markdown", "sitemap", "text"]
     assert {"file", "base_url", "include", "exclude"} <= set(body["properties"])
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+# Peak memory an upload may add to the server, per byte of document parsed (a gzip sitemap's
+# inflated bytes): README, "Document uploads". The bytes held, the links and places kept, the
+# sources written with the task.
+MEMORY_PER_BYTE = 8
+
+
+def many_links_html(links: int) -> bytes:
+    rows = (b'<p><a href="https://example.com/page/%07d">link %d</a></p>\n' % (i, i) for i in range(links))
+    return b"<html><body>\n" + b"".join(rows) + b"</body></html>\n"
+
+
+def many_locs_sitemap(locs: int) -> bytes:
+    rows = (b"<url><loc>https://example.com/p/%d</loc></url>\n" % i for i in range(locs))
+    return b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + b"".join(rows) + b"</urlset>\n"
+
+
+@pytest.fixture
+async def roomy(tmp_path: Path) -> AsyncIterator[Service]:
+    """The API alone (tasks stay pending), taking documents of 64 MiB and a million URLs; one per
+    test, since its peak memory is the measure."""
+    tmp = tmp_path
+    env = {"LINKPROBE_MAX_DOCUMENT_BYTES": str(64 << 20), "LINKPROBE_MAX_URLS_PER_TASK": "1000000"}
+    service = await start_service(tmp, "api", "--db", str(tmp / "roomy.db"), env=env, name="api")
+    yield service
+    await service.stop()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "parsed", "body"),
+    [
+        ("text/html", *(2 * [many_links_html(250_000)])),
+        ("application/gzip", many_locs_sitemap(250_000), gzip.compress(many_locs_sitemap(250_000))),
+    ],
+    ids=["html", "gzip-sitemap"],
+)
+async def test_a_document_is_parsed_within_its_memory_bound(
+    roomy: Service, content_type: str, parsed: bytes, body: bytes
+) -> None:
+    async with httpx.AsyncClient(base_url=roomy.url, timeout=300) as client:
+        warm = await client.post(
+            "/api/v1/tasks", content=b"<a href='http://a.example/'>", headers={"Content-Type": "text/html"}
+        )
+        assert warm.status_code == 202, warm.text
+        idle = vm_hwm_kib(roomy.process.pid)
+        answer = await client.post("/api/v1/tasks", content=body, headers={"Content-Type": content_type})
+    grown = (vm_hwm_kib(roomy.process.pid) - idle) * 1024
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["progress"]["total"] == 250_000
+    print(f"{content_type}: {len(parsed)} bytes parsed: +{grown >> 20} MiB, {grown / len(parsed):.1f} x")
+    assert grown <= MEMORY_PER_BYTE * len(parsed)

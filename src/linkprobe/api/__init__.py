@@ -62,7 +62,7 @@ def create_app(
         redoc_url=None,
         description="Submit URLs as a task, follow progress, read typed per-URL results.",
     )
-    app.include_router(build_router(store, settings, Quotas(settings, store, keys)))
+    app.include_router(build_router(store, settings, Quotas(settings)))
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_s)
     app.add_middleware(Guard, settings=settings)
     if settings.cors_origins:

@@ -10,6 +10,8 @@ limited together (LINKPROBE_MAX_DOCUMENT_BYTES) and one upload is extracted at a
 from __future__ import annotations
 
 import asyncio
+from array import array
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -30,12 +32,14 @@ from linkprobe.extract import (
     kind_for_name,
     probe_target,
 )
+from linkprobe.extract.document import MAX_PLACES
 
 URL_LIST = "urls"
 INPUT_FORMATS = (URL_LIST, *(kind.value for kind in Kind))
 FIELDS = ("input_format", "base_url", "include", "exclude")
 MAX_PATTERNS = 50  # include or exclude fields in one upload
 MAX_PATTERN_LENGTH = 1000
+LINE_MASK = (1 << 32) - 1  # a place's line, packed under its document's number
 _EXTRACTION = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-extract")
 
 
@@ -115,44 +119,90 @@ def document_url(name: str, base_url: str | None) -> str | None:
     return urljoin(folder, quote(PurePosixPath(name).name))
 
 
-@dataclass(slots=True)
 class Collected:
-    """Unique URLs in first-seen order and where each was found; more than `limit` is a 413."""
+    """Unique URLs in first-seen order and where each was found; more than `limit` is a 413.
 
-    limit: int
-    urls: list[str] = field(default_factory=list)
-    sources: dict[str, Sources] = field(default_factory=dict)
+    Kept compact, since a page may hold a million links: a URL's index in a dict, its count and
+    first place in arrays, and only its further places (up to MAX_PLACES) as objects. As a dict of
+    Sources per URL, then of their dicts for the store, a 44 MB page of 1M links took 1.9 GB."""
 
-    def add(self, url: str, document: str, line: int) -> None:
-        sources = self.sources.get(url)
-        if sources is None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.urls: list[str] = []
+        self.index: dict[str, int] = {}
+        self.documents: list[str] = []  # names, by number
+        self.totals = array("q")
+        self.first = array("q")  # per URL: document number << 32 | line of its first place
+        self.more: dict[int, list[tuple[int, int]]] = {}  # per URL: its next places (document, line)
+
+    def document(self, name: str) -> int:
+        self.documents.append(name)
+        return len(self.documents) - 1
+
+    def add(self, url: str, document: int, line: int) -> None:
+        index = self.index.get(url)
+        if index is None:
             if len(self.urls) >= self.limit:
                 raise HTTPException(413, f"the files hold more than {self.limit} URLs, the limit per task")
+            self.index[url] = len(self.urls)
             self.urls.append(url)
-            sources = self.sources[url] = Sources()
-        sources.add(document, line)
+            self.totals.append(1)
+            self.first.append(document << 32 | min(line, LINE_MASK))
+            return
+        self.totals[index] += 1
+        more = self.more.setdefault(index, [])
+        if len(more) < MAX_PLACES - 1:
+            more.append((document, line))
+
+    def sources(self, index: int) -> dict[str, Any]:
+        """The URL's `sources`, as extract.Sources says them."""
+        first = self.first[index]
+        places = [(first >> 32, first & LINE_MASK), *self.more.get(index, ())]
+        return Sources([(self.documents[d], line) for d, line in places], self.totals[index]).to_dict()
+
+
+class SourcesByIndex(Mapping[int, dict[str, Any]]):
+    """Each input index's `sources`, built when the store reads it (a batch at a time)."""
+
+    def __init__(self, collected: Collected) -> None:
+        self.collected = collected
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self.collected.urls):
+            raise KeyError(index)
+        return self.collected.sources(index)
+
+    def __len__(self) -> int:
+        return len(self.collected.urls)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.collected.urls)))
 
 
 def _add_document(collected: Collected, upload: Upload, kind: Kind, fields: DocumentFields) -> None:
     upload.handle.seek(0)
-    found = extract(upload.handle.read(), kind, document_url(upload.name, fields.base_url))
-    if not found.links:
+    links = extract(upload.handle.read(), kind, document_url(upload.name, fields.base_url)).links
+    if not links:
         raise HTTPException(422, f"no links found in {upload.name} (read as {kind.value})")
-    for link in found.links:
+    document = collected.document(upload.name)
+    for link in links:
         url = link.url
         if other_scheme(url) is None:
             url = probe_target(url) or url  # a fragment never reaches a server: one probe per page
         if fields.keep(url):
-            collected.add(url, upload.name, link.line)
+            collected.add(url, document, link.line)
 
 
 def _add_url_list(collected: Collected, upload: Upload) -> None:
     upload.handle.seek(0)
+    document = collected.document(upload.name)
     for line, url in numbered_url_lines(upload.handle.read().decode("utf-8", errors="replace")):
-        collected.add(url, upload.name, line)
+        collected.add(url, document, line)
 
 
-def collect(uploads: list[Upload], fields: DocumentFields, limit: int) -> tuple[list[str], dict[int, Any]]:
+def collect(
+    uploads: list[Upload], fields: DocumentFields, limit: int
+) -> tuple[list[str], Mapping[int, dict[str, Any]]]:
     """The task's unique URLs and, by input index, their sources. include/exclude apply to links
     found in documents; a URL list's lines are all kept (as in `check`)."""
     collected = Collected(limit)
@@ -163,12 +213,11 @@ def collect(uploads: list[Upload], fields: DocumentFields, limit: int) -> tuple[
             _add_document(collected, upload, upload.kind, fields)
     if not collected.urls:
         raise HTTPException(422, "the task has no URLs: include/exclude left none of the links found")
-    sources = {index: collected.sources[url].to_dict() for index, url in enumerate(collected.urls)}
-    return collected.urls, sources
+    return collected.urls, SourcesByIndex(collected)
 
 
 async def extract_uploads(
     uploads: list[Upload], fields: DocumentFields, limit: int
-) -> tuple[list[str], dict[int, Any]]:
+) -> tuple[list[str], Mapping[int, dict[str, Any]]]:
     """collect() on the extraction pool: the event loop keeps serving while lxml parses."""
     return await asyncio.get_running_loop().run_in_executor(_EXTRACTION, collect, uploads, fields, limit)

@@ -3,17 +3,23 @@ documents, api/documents.py).
 
 Large text uploads are spooled to a temporary file while they are counted and hashed, so a
 million-URL upload never sits in memory; the store then reads the file line by line.
+
+Parsing and counting a body is CPU work linear in its size (up to LINKPROBE_MAX_REQUEST_BYTES):
+it runs on the intake threads (`off_loop`), never on the event loop, so /healthz and the task
+routes keep answering while a large or hostile body is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import hashlib
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from fastapi import HTTPException, Request
 from pydantic import ValidationError
@@ -32,7 +38,11 @@ from linkprobe.extract import kind_for_content_type
 from linkprobe.settings import Settings
 from linkprobe.store import CrawlSpec, NewTask
 
+T = TypeVar("T")
 SPOOL_IN_MEMORY = 1 << 20
+# Two threads: a second upload is not stuck behind a long one, and more would only queue for the
+# GIL (documents have their own single thread, api/documents.py: their memory is the bound there).
+_INTAKE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="linkprobe-intake")
 FORM_FIELDS = ("name", "description", "options", *DOCUMENT_FIELDS)
 MAX_FORM_FIELDS = 5 + 2 * MAX_PATTERNS  # one of each, and the include and exclude patterns
 
@@ -68,9 +78,29 @@ def check_count(count: int, settings: Settings) -> None:
         raise HTTPException(422, "the task has no URLs")
 
 
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on an intake thread: blocking work on a body (parse, count) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_INTAKE, fn, *args)
+
+
 def _lines(handle: IO[bytes]) -> Iterator[str]:
     handle.seek(0)
-    yield from url_lines(_decoded_blocks(handle))
+    yield from url_lines(_whole_lines(_decoded_blocks(handle)))
+
+
+def _whole_lines(blocks: Iterable[str]) -> Iterator[str]:
+    """The same text, cut only just after a line end (`\n` or `\r`). url_lines joins a partial
+    line to the next piece and splits the whole again, which is quadratic on a line of megabytes;
+    cut here, it splits every piece once. A long line is kept in pieces and joined once."""
+    pending: list[str] = []
+    for block in blocks:
+        end = max(block.rfind("\n"), block.rfind("\r")) + 1
+        if not end:
+            pending.append(block)
+            continue
+        yield "".join((*pending, block[:end]))
+        pending = [block[end:]]
+    yield "".join(pending)
 
 
 def _decoded_blocks(handle: IO[bytes]) -> Iterator[str]:
@@ -111,7 +141,7 @@ async def _scan_json(request: Request, settings: Settings, model: type[M]) -> tu
     """Spool a JSON body and validate it as `model` (jsonstream): never held whole, nor its URLs."""
     spool, fingerprint = await _spool(request.stream(), settings)
     try:
-        parsed, count = jsonstream.scan(spool, model)
+        parsed, count = await off_loop(jsonstream.scan, spool, model)
     except BaseException:
         spool.close()
         raise
@@ -138,7 +168,7 @@ async def from_text(request: Request, settings: Settings) -> Submission:
     query = request.query_params
     submission = Submission(
         NewTask(query.get("name"), query.get("description"), _options(query.get("options"))),
-        _lines(spool), _count_lines(spool), fingerprint, [spool],
+        _lines(spool), await off_loop(_count_lines, spool), fingerprint, [spool],
     )  # fmt: skip
     return submission
 
@@ -257,7 +287,7 @@ async def _submission(
     handles = [upload.handle for upload in uploads]
     try:
         if all(upload.kind is None for upload in uploads):
-            count = sum(_count_lines(handle) for handle in handles)
+            count = await off_loop(lambda: sum(_count_lines(handle) for handle in handles))
             return Submission(task, _chained_lines(uploads), count, fingerprint, handles)
         urls, task.sources = await extract_uploads(uploads, fields, settings.max_urls_per_task)
     except BaseException:

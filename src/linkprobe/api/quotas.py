@@ -1,7 +1,10 @@
 """Per-key quotas and rate limits (set by the operator), and the cap on uploads read at once.
 
 Counters live in the store (linkprobe.store.keys), so every API replica counts against the same
-windows. The admin key, and callers when authentication is off, are not limited.
+windows; the store checks and charges them in the transaction (SQLite) or script (Redis) that
+creates the task, so simultaneous submissions cannot pass a limit together, and a retry answered
+with its Idempotency-Key's task is charged nothing. The admin key, and callers when
+authentication is off, are not limited.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from fastapi import HTTPException
 
 from linkprobe.api.security import Principal
 from linkprobe.settings import Settings
-from linkprobe.store import Store
-from linkprobe.store.keys import KeyStore, Window
+from linkprobe.store import Quota, QuotaExceeded
+from linkprobe.store.keys import Window
 
 IN_FLIGHT_RETRY_S = 10
 
@@ -27,10 +30,8 @@ def too_many(detail: str, retry_after: float) -> HTTPException:
 
 
 class Quotas:
-    def __init__(self, settings: Settings, store: Store, keys: KeyStore) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = store
-        self.keys = keys
         self._uploads = asyncio.Semaphore(settings.max_concurrent_uploads)
 
     @contextlib.asynccontextmanager
@@ -50,26 +51,31 @@ class Quotas:
         finally:
             self._uploads.release()
 
-    async def admit(self, who: Principal, urls: int) -> int | None:
-        """429 when a submission of `urls` URLs would pass one of the caller's limits; else the
-        URLs the caller may still submit today (None: not limited)."""
+    def quota(self, who: Principal, urls: int) -> Quota | None:
+        """The limits a submission of `urls` URLs is admitted under (None: the caller is not
+        limited). The store checks and charges them in the step that creates the task."""
         if who.admin or who.owner is None:
             return None
-        await self._in_flight(who.owner)
-        per_minute, per_day = self.settings.quota_submissions_per_minute, self.settings.quota_urls_per_day
-        await self._take(who.owner, Window.current("minute", 60), 1, per_minute, "submissions per minute")
-        return per_day - await self._take(who.owner, Window.today(), urls, per_day, "URLs per day")
+        settings = self.settings
+        return Quota(
+            who.owner, urls, settings.quota_tasks_in_flight, settings.quota_submissions_per_minute,
+            settings.quota_urls_per_day, Window.current("minute", 60), Window.today(),
+        )  # fmt: skip
 
-    async def _in_flight(self, owner: str) -> None:
-        limit = self.settings.quota_tasks_in_flight
-        count = await self.store.tasks_in_flight(owner)  # an owner index, not a scan of every task
-        if count >= limit:
-            raise too_many(f"{count} tasks in flight: the limit is {limit} per key", IN_FLIGHT_RETRY_S)
-
-    async def _take(self, owner: str, window: Window, amount: int, limit: int, what: str) -> int:
-        """Count `amount` in the window: the new count, or 429 when it would pass the limit."""
-        count = await self.keys.take(owner, window, amount, limit)
-        if count is None:
-            detail = f"quota of {limit} {what} reached for this key ({amount} more asked)"
-            raise too_many(detail, window.ends - time.time())
-        return count
+    @staticmethod
+    def refused(quota: Quota, exc: QuotaExceeded) -> HTTPException:
+        """The 429 for a limit the store found passed, with the seconds until it resets."""
+        if exc.limit == "in_flight":
+            detail = f"{exc.count} tasks in flight: the limit is {quota.tasks_in_flight} per key"
+            return too_many(detail, IN_FLIGHT_RETRY_S)
+        if exc.limit == "minute":
+            limit, what, amount, window = (
+                quota.submissions_per_minute,
+                "submissions per minute",
+                1,
+                quota.minute,
+            )
+        else:
+            limit, what, amount, window = quota.urls_per_day, "URLs per day", quota.urls, quota.day
+        detail = f"quota of {limit} {what} reached for this key ({amount} more asked)"
+        return too_many(detail, window.ends - time.time())

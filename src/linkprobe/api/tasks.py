@@ -22,6 +22,7 @@ from linkprobe.settings import Settings
 from linkprobe.store import (
     TERMINAL,
     IdempotencyConflict,
+    QuotaExceeded,
     ResultFilter,
     Store,
     TaskRecord,
@@ -258,22 +259,24 @@ async def accept(
     store: Store, settings: Settings, quotas: Quotas, submission: Submission, key: str | None,
     response: Response, who: Principal,
 ) -> TaskRecord:  # fmt: skip
+    quota = quotas.quota(who, submission.count)
     try:
         check_count(submission.count, settings)
         submission.task.options = apply_caps(submission.task.options, settings)
         if submission.task.crawl is not None:
             cap_crawl(submission.task.crawl, settings)
-        limited = await quotas.admit(who, submission.count) is not None
-        if submission.task.crawl is not None:
             submission.task.crawl.max_urls = settings.max_urls_per_task
             # The store charges discoveries to the owner's day and stops where its quota does.
-            submission.task.crawl.urls_per_day = settings.quota_urls_per_day if limited else None
+            submission.task.crawl.urls_per_day = settings.quota_urls_per_day if quota else None
         submission.task.owner = who.owner
         idempotency = (_per_owner(key, who), submission.fingerprint) if key else None
         urls, task = submission.urls, submission.task
-        record, _ = await store.create_task(task, urls, settings.chunk_size, idempotency)
+        record, _ = await store.create_task(task, urls, settings.chunk_size, idempotency, quota)
     except IdempotencyConflict:
         raise HTTPException(409, "Idempotency-Key was already used with a different body") from None
+    except QuotaExceeded as exc:
+        assert quota is not None  # only a quota refuses
+        raise quotas.refused(quota, exc) from None
     finally:
         submission.close()
     response.headers["Location"] = f"/api/v1/tasks/{record.id}"

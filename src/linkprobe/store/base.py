@@ -7,20 +7,25 @@ this interface, so SQLite (single node) and Redis (distributed) are interchangea
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 import json
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from linkprobe.engine import ErrorKind, ProbeResult, StoreError, failed
 from linkprobe.engine.options import REDACTED, SECRET_OPTIONS
 from linkprobe.extract.document import MAX_PLACES
+
+if TYPE_CHECKING:  # store.keys imports the settings (pydantic), which `linkprobe crawl` never loads
+    from linkprobe.store.keys import Window
 
 
 class TaskStatus(StrEnum):
@@ -92,7 +97,7 @@ class NewTask:
     crawl: CrawlSpec | None = None  # a crawl task: its URLs grow as pages are fetched
     # Where each input URL was found (documents): input index -> {"total": n, "places":
     # [{"document": d, "line": l}, ...]} (extract.Sources.to_dict()). Results carry it as `sources`.
-    sources: dict[int, dict[str, Any]] | None = None
+    sources: Mapping[int, dict[str, Any]] | None = None  # read once, in batches, when the task is stored
 
 
 @dataclass(slots=True)
@@ -290,6 +295,40 @@ class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different request body."""
 
 
+@dataclass(slots=True, frozen=True)
+class Quota:
+    """What admits a new task of a limited owner: the API decides the limits and windows, the store
+    checks them and counts the task in the same transaction (SQLite) or script (Redis) that
+    creates it, so concurrent submissions can never pass a limit together. A submission answered
+    with an existing task (its Idempotency-Key) is not counted at all."""
+
+    owner: str
+    urls: int  # charged to the day's counter
+    tasks_in_flight: int
+    submissions_per_minute: int
+    urls_per_day: int
+    minute: Window
+    day: Window
+
+
+class QuotaExceeded(Exception):
+    """create_task refused a task: `limit` is "in_flight", "minute" or "day", `count` what the
+    owner had (tasks in flight, submissions this minute, URLs today)."""
+
+    def __init__(self, limit: str, count: int) -> None:
+        super().__init__(f"{limit} quota: {count}")
+        self.limit = limit
+        self.count = count
+
+
+async def batches_off_loop(urls: Iterable[str], size: int) -> AsyncIterator[list[str]]:
+    """`urls` in lists of up to `size`, each pulled on a worker thread: a lazy iterable parses a
+    spooled body as it goes (CPU work that must hold neither the event loop nor a store thread)."""
+    iterator = iter(urls)
+    while batch := await asyncio.to_thread(lambda: list(islice(iterator, size))):
+        yield batch
+
+
 class Store(abc.ABC):
     """Async store. Methods raise linkprobe.engine.StoreUnavailable when the backend is down."""
 
@@ -308,9 +347,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_task(
-        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None = None
-    ) -> tuple[TaskRecord, bool]:
+        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None = None,
+        quota: Quota | None = None,
+    ) -> tuple[TaskRecord, bool]:  # fmt: skip
         """Store a task and its URLs durably, split into chunks of `chunk_size`.
+
+        With a `quota`, the task is admitted or refused (QuotaExceeded, nothing stored, nothing
+        counted) atomically with its creation; a replay of an idempotency key is never charged.
+        The URLs are written in batches before the task becomes visible, so reads of other tasks
+        are served between them.
 
         Secret option values (split_secrets) are kept apart while the task runs: its options read
         back redacted, chunks carry the real values, and the values are gone from the store once

@@ -8,6 +8,7 @@ to the dead-letter stream and its URLs get an `internal` error result, so the ta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -15,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
@@ -36,10 +37,13 @@ from linkprobe.store.base import (
     Found,
     IdempotencyConflict,
     NewTask,
+    Quota,
+    QuotaExceeded,
     ResultFilter,
     Store,
     TaskRecord,
     TaskStatus,
+    batches_off_loop,
     cancelled_results,
     count_key,
     dead_letter_results,
@@ -118,6 +122,7 @@ class RedisStore(Store):
         self._feed: Any = None
         self._discover: Any = None
         self._update: Any = None
+        self._create: Any = None
         self._sources_known: dict[str, bool] = {}  # task id -> has sources (see _sourced)
 
     @property
@@ -136,6 +141,7 @@ class RedisStore(Store):
         self._feed = self._redis.register_script(k.FEED_CHUNK)
         self._discover = self._redis.register_script(k.DISCOVER)
         self._update = self._redis.register_script(k.UPDATE_TASK)
+        self._create = self._redis.register_script(k.CREATE_TASK)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
@@ -162,106 +168,146 @@ class RedisStore(Store):
 
     @unavailable
     async def create_task(
-        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None = None
-    ) -> tuple[TaskRecord, bool]:
+        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None = None,
+        quota: Quota | None = None,
+    ) -> tuple[TaskRecord, bool]:  # fmt: skip
         if idempotency is not None and (known := await self._idempotent(*idempotency)) is not None:
             return known, False
         task_id = uuid.uuid4().hex
-        if task.crawl is not None:
-            urls = [task.crawl.start]
-        total, chunks = await self._write_chunks(task_id, urls, chunk_size)
-        seq = await self.r.incr(k.SEQ)
-        status = "pending" if chunks else "ready"
-        lane = lane_of(task, task_id)
-        options, secrets = split_secrets(task.options)
-        fields = {
-            "id": task_id, "name": task.name or "", "description": task.description or "",
-            "has_name": int(task.name is not None), "has_description": int(task.description is not None),
-            "options": json.dumps(options), "status": status, "total": total, "done": 0, "ok": 0,
-            "broken": 0, "chunks_left": chunks, "created_at": _now(), "seq": seq,
-            "finished_at": "" if chunks else _now(), "owner": task.owner or "", "lane": lane,
-            "chunks": chunks, "chunk_size": chunk_size,
-        }  # fmt: skip
-        if secrets and chunks:  # a task with nothing to probe never needs them
-            fields["secrets"] = secrets
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(k.task(task_id), mapping=fields)
-            pipe.expire(k.task(task_id), self.retention_s)
-            pipe.sadd(k.keys(task_id), k.task(task_id), *(k.chunk(task_id, n) for n in range(chunks)))
-            pipe.expire(k.keys(task_id), self.retention_s)
-            pipe.zadd(k.TASKS, {task_id: seq})
-            if task.crawl is not None:
-                self._start_crawl(pipe, task_id, task.crawl)
-            if task.sources:
-                self._add_sources(pipe, task_id, task.sources)
-            if task.owner:
-                self._index_owner(pipe, task.owner, task_id, seq, live=bool(chunks))
-            await pipe.execute()
-        await self._enqueue(task_id, chunks, lane, seq)
-        if idempotency is not None and not await self._claim_key(task_id, *idempotency):
-            await self.delete_task(task_id)  # lost a race for the same key: answer the winner's task
-            return await self.create_task(task, urls, chunk_size, idempotency)
+        try:
+            total, chunks = await self._write_chunks(
+                task_id, [task.crawl.start] if task.crawl else urls, chunk_size
+            )
+            await self._write_extras(task_id, task)
+            outcome, value = await self._create(
+                keys=self._create_keys(task_id, task.owner, idempotency, quota),
+                args=self._create_args(task_id, task, total, chunks, chunk_size, idempotency, quota),
+            )
+        except BaseException:
+            await asyncio.shield(self._discard(task_id))
+            raise
+        if outcome != "created":
+            await self._discard(task_id)
+            if outcome == "known" and idempotency is not None:  # created meanwhile by a retry
+                return await self._replay(idempotency[0], value, idempotency[1]), False
+            raise QuotaExceeded(outcome, int(value))
+        await self._enqueue(task_id, chunks, lane_of(task, task_id), int(value))
         record = await self.get_task(task_id)
         assert record is not None
         return record, True
 
+    @staticmethod
+    def _create_keys(
+        task_id: str, owner: str | None, idempotency: tuple[str, str] | None, quota: Quota | None
+    ) -> list[str]:
+        idem = k.idempotency(idempotency[0] if idempotency else "")
+        minute, day = (quota.minute.name, quota.day.name) if quota else ("", "")
+        return [k.task(task_id), k.SEQ, k.TASKS, idem, k.owner_tasks(owner or ""), k.owner_live(owner or ""),
+                k.usage(owner or "", minute), k.usage(owner or "", day)]  # fmt: skip
+
+    def _create_args(
+        self, task_id: str, task: NewTask, total: int, chunks: int, chunk_size: int,
+        idempotency: tuple[str, str] | None, quota: Quota | None,
+    ) -> list[Any]:  # fmt: skip
+        """CREATE_TASK's arguments: what Python decided (the limits, the windows, the task's
+        fields), for the script to apply in one step."""
+        limits = (
+            [1, quota.tasks_in_flight, quota.submissions_per_minute, quota.minute.ttl(), quota.urls_per_day,
+             quota.day.ttl(), quota.urls]
+            if quota else [0, 0, 0, 1, 0, 1, 0]
+        )  # fmt: skip
+        fingerprint = idempotency[1] if idempotency else ""
+        args = [self.retention_s, int(idempotency is not None), fingerprint, task_id, task.owner or "",
+                int(chunks > 0), *limits, k.PREFIX]  # fmt: skip
+        for field, value in self._fields(task_id, task, total, chunks, chunk_size).items():
+            args += [field, value]
+        return args
+
+    def _fields(
+        self, task_id: str, task: NewTask, total: int, chunks: int, chunk_size: int
+    ) -> dict[str, Any]:
+        options, secrets = split_secrets(task.options)
+        fields: dict[str, Any] = {
+            "id": task_id, "name": task.name or "", "description": task.description or "",
+            "has_name": int(task.name is not None), "has_description": int(task.description is not None),
+            "options": json.dumps(options), "status": "pending" if chunks else "ready", "total": total,
+            "done": 0, "ok": 0, "broken": 0, "chunks_left": chunks, "created_at": _now(),
+            "finished_at": "" if chunks else _now(), "owner": task.owner or "",
+            "lane": lane_of(task, task_id), "chunks": chunks, "chunk_size": chunk_size,
+        }  # fmt: skip
+        if secrets and chunks:  # a task with nothing to probe never needs them
+            fields["secrets"] = secrets
+        if task.crawl is not None:
+            fields |= {"crawl": json.dumps(task.crawl.to_dict()), "pages": 0, "scheduled": 1, "sourced": 1}
+        if task.sources:
+            fields["sourced"] = 1
+        return fields
+
+    async def _write_extras(self, task_id: str, task: NewTask) -> None:
+        """The task's other keys before it exists: its key set, a crawl's seen-set, sources."""
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.sadd(k.keys(task_id), k.task(task_id))
+            pipe.expire(k.keys(task_id), self.retention_s)
+            if task.crawl is not None:
+                self._start_crawl(pipe, task_id, task.crawl)
+            if task.sources:
+                self._add_sources(pipe, task_id, task.sources)
+            await pipe.execute()
+
+    async def _discard(self, task_id: str) -> None:
+        """Every key written for a task that was not created (refused, replayed, failed)."""
+        members = await self.r.smembers(k.keys(task_id))
+        await self.r.delete(k.keys(task_id), *members)
+
     def _start_crawl(self, pipe: Any, task_id: str, crawl: CrawlSpec) -> None:
         """The start URL is seen, scheduled as the crawl's first page, in a `pages` chunk."""
-        pipe.hset(k.task(task_id), mapping={"crawl": json.dumps(crawl.to_dict()), "pages": 0, "scheduled": 1,
-                                            "sourced": 1})  # fmt: skip
         pipe.hset(k.seen(task_id), crawl.start, 0)
         pipe.hset(k.kinds(task_id), "0", f"{ChunkKind.PAGES.value} 0")
         for key in (k.seen(task_id), k.kinds(task_id)):
             pipe.expire(key, self.retention_s)
         pipe.sadd(k.keys(task_id), k.seen(task_id), k.kinds(task_id), k.expanded(task_id), k.sources(task_id))
 
-    def _add_sources(self, pipe: Any, task_id: str, sources: dict[int, dict[str, Any]]) -> None:
+    def _add_sources(self, pipe: Any, task_id: str, sources: Mapping[int, dict[str, Any]]) -> None:
         """Where each input URL was found (documents), written with the task."""
-        pipe.hset(k.task(task_id), "sourced", 1)
         items = iter(sources.items())
         while batch := dict(islice(items, 1000)):
             pipe.hset(k.sources(task_id), mapping={str(i): orjson.dumps(d) for i, d in batch.items()})
         pipe.expire(k.sources(task_id), self.retention_s)
         pipe.sadd(k.keys(task_id), k.sources(task_id))
 
-    def _index_owner(self, pipe: Any, owner: str, task_id: str, seq: int, live: bool) -> None:
-        """The owner's task list, and its in-flight set while the task is pending or running."""
-        pipe.zadd(k.owner_tasks(owner), {task_id: seq})
-        pipe.expire(k.owner_tasks(owner), self.retention_s)
-        if live:
-            pipe.hset(k.task(task_id), "live", k.owner_live(owner))
-            pipe.sadd(k.owner_live(owner), task_id)
-            pipe.expire(k.owner_live(owner), self.retention_s)
-
     async def _idempotent(self, key: str, fingerprint: str) -> TaskRecord | None:
         known = await self.r.get(k.idempotency(key))
-        if known is None:
-            return None
+        return None if known is None else await self._replay(key, known, fingerprint)
+
+    async def _replay(self, key: str, known: str, fingerprint: str) -> TaskRecord:
+        """The task an idempotency key made ("<task id> <fingerprint>"), or IdempotencyConflict."""
         task_id, _, stored = known.partition(" ")
         if stored != fingerprint:
             raise IdempotencyConflict(key)
-        return await self.get_task(task_id)
-
-    async def _claim_key(self, task_id: str, key: str, fingerprint: str) -> bool:
-        return bool(
-            await self.r.set(k.idempotency(key), f"{task_id} {fingerprint}", nx=True, ex=self.retention_s)
-        )
+        record = await self.get_task(task_id)
+        if record is None:  # expired with the retention an instant ago
+            raise IdempotencyConflict(key)
+        return record
 
     async def _write_chunks(self, task_id: str, urls: Iterable[str], chunk_size: int) -> tuple[int, int]:
-        iterator, total, number = iter(urls), 0, 0
-        while True:
+        """The chunks, 100 per round trip, before the task exists (CREATE_TASK makes it), each in
+        the task's key set so that a task refused is discarded whole."""
+        total, number = 0, 0
+        async for batch in batches_off_loop(urls, 100 * chunk_size):
             async with self.r.pipeline(transaction=False) as pipe:
-                for _ in range(100):  # 100 chunks per round trip
-                    batch = list(islice(iterator, chunk_size))
-                    if not batch:
-                        break
-                    pipe.set(k.chunk(task_id, number), "\n".join(batch), ex=self.retention_s)
+                names = []
+                for first in range(0, len(batch), chunk_size):
+                    part = batch[first : first + chunk_size]
+                    names.append(k.chunk(task_id, number))
+                    pipe.set(names[-1], "\n".join(part), ex=self.retention_s)
                     pipe.hset(k.starts(task_id), str(number), str(total))
-                    total += len(batch)
+                    total += len(part)
                     number += 1
-                if not pipe.command_stack:
-                    return total, number
+                pipe.sadd(k.keys(task_id), k.starts(task_id), *names)
+                pipe.expire(k.keys(task_id), self.retention_s)
+                pipe.expire(k.starts(task_id), self.retention_s)
                 await pipe.execute()
+        return total, number
 
     async def _enqueue(self, task_id: str, chunks: int, lane: str, seq: int) -> None:
         """The first chunk on the queue at once (a waiting worker wakes up), the others in the

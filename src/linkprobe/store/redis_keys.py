@@ -389,13 +389,81 @@ def usage(key_id: str, window: str) -> str:
     return f"{PREFIX}use:{key_id}:{window}"
 
 
+# A usage counter of one window: its count, and the count with `amount` added (it expires with
+# its window, `ttl` seconds). Shared by TAKE_USAGE and CREATE_TASK.
+_USAGE = """
+local function used(key) return tonumber(redis.call('GET', key) or '0') end
+local function count(key, amount, ttl)
+  local new = redis.call('INCRBY', key, amount)
+  if new == amount then redis.call('EXPIRE', key, ttl) end
+  return new
+end
+"""
+
 # KEYS[1] counter; ARGV[1] amount, ARGV[2] limit, ARGV[3] ttl seconds.
 # Adds the amount unless that passes the limit; answers the count (the old one when refused, negated).
-TAKE_USAGE = """
-local now = tonumber(redis.call('GET', KEYS[1]) or '0')
+TAKE_USAGE = (
+    _USAGE
+    + """
+local now = used(KEYS[1])
 local amount, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 if now + amount > limit then return -now - 1 end
-local new = redis.call('INCRBY', KEYS[1], amount)
-if new == amount then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
-return new
+return count(KEYS[1], amount, tonumber(ARGV[3]))
 """
+)
+
+# KEYS[1] task hash, KEYS[2] lp:seq, KEYS[3] lp:tasks, KEYS[4] the idempotency key, KEYS[5] the
+# owner's task list, KEYS[6] the owner's in-flight set, KEYS[7] and KEYS[8] the owner's usage
+# counters of the minute and of the day (unused keys are named all the same: Cluster wants them)
+# ARGV[1] retention seconds, ARGV[2] "1" when there is an idempotency key, ARGV[3] the body's
+# fingerprint, ARGV[4] task id, ARGV[5] owner ("" without), ARGV[6] "1" when the task has chunks
+# (it is in flight), ARGV[7] "1" when the owner is limited, ARGV[8] tasks in flight at most,
+# ARGV[9] submissions per minute, ARGV[10] the minute counter's ttl, ARGV[11] URLs per day,
+# ARGV[12] the day counter's ttl, ARGV[13] the task's URLs, ARGV[14] key prefix, then the task
+# hash's fields and values.
+# The task's chunks, sources and crawl keys are written before (invisible without the hash); this
+# makes it exist, in one step with its admission: a known idempotency key answers
+# {"known", "<task id> <fingerprint>"} (nothing charged); a passed limit {"in_flight" | "minute" |
+# "day", count}; else the quota is charged, the task hashed and indexed: {"created", seq}. The
+# in-flight count drops the owner's tasks that ended or expired, as RedisStore.tasks_in_flight.
+CREATE_TASK = (
+    _USAGE
+    + """
+local retention = tonumber(ARGV[1])
+if ARGV[2] == '1' then
+  local known = redis.call('GET', KEYS[4])
+  if known then return {'known', known} end
+end
+if ARGV[7] == '1' then
+  local live = 0
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+    local status = redis.call('HGET', ARGV[14] .. '{' .. id .. '}:task', 'status')
+    if status == 'pending' or status == 'running' then
+      live = live + 1
+    else
+      redis.call('SREM', KEYS[6], id)
+    end
+  end
+  if live >= tonumber(ARGV[8]) then return {'in_flight', live} end
+  if used(KEYS[7]) + 1 > tonumber(ARGV[9]) then return {'minute', used(KEYS[7])} end
+  if used(KEYS[8]) + tonumber(ARGV[13]) > tonumber(ARGV[11]) then return {'day', used(KEYS[8])} end
+  count(KEYS[7], 1, tonumber(ARGV[10]))
+  count(KEYS[8], tonumber(ARGV[13]), tonumber(ARGV[12]))
+end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'seq', seq, unpack(ARGV, 15))
+redis.call('EXPIRE', KEYS[1], retention)
+redis.call('ZADD', KEYS[3], seq, ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[5], seq, ARGV[4])
+  redis.call('EXPIRE', KEYS[5], retention)
+  if ARGV[6] == '1' then
+    redis.call('HSET', KEYS[1], 'live', KEYS[6])
+    redis.call('SADD', KEYS[6], ARGV[4])
+    redis.call('EXPIRE', KEYS[6], retention)
+  end
+end
+if ARGV[2] == '1' then redis.call('SET', KEYS[4], ARGV[4] .. ' ' .. ARGV[3], 'EX', retention) end
+return {'created', seq}
+"""
+)

@@ -42,11 +42,14 @@ from linkprobe.store.base import (
     Found,
     IdempotencyConflict,
     NewTask,
+    Quota,
+    QuotaExceeded,
     ResultFilter,
     Store,
     StoreLocked,
     TaskRecord,
     TaskStatus,
+    batches_off_loop,
     cancelled_results,
     count_key,
     dead_letter_results,
@@ -64,6 +67,9 @@ from linkprobe.store.keys import USAGE_SCHEMA, Window
 
 T = TypeVar("T")
 PAGE = 1000
+# A new task's URLs are written this many per transaction before the task row exists (`staged`):
+# the store's one thread serves other requests between them instead of after the whole upload.
+STAGE_URLS = 5000
 MIN_FREE_BYTES = 1 << 20  # below this the disk counts as full for /readyz
 FULL_REPORTED_S = 30.0  # /readyz reports a write that failed for lack of space for this long
 SCHEMA = """
@@ -108,6 +114,7 @@ CREATE TABLE IF NOT EXISTS seen (
 CREATE TABLE IF NOT EXISTS expanded (
     task_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS staged (task_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -117,12 +124,6 @@ def _now() -> str:
 
 def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
-
-
-def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 # (JSON array of [idx, ok, status_code, error_kind, result] rows, JSON array of the indexes,
@@ -270,6 +271,8 @@ class SQLiteStore(Store):
         # once rather than after their lease, keeping their delivery count (poison chunks still
         # end dead-lettered).
         db.execute("UPDATE chunks SET state = 'queued', worker = NULL WHERE state = 'running'")
+        for (task_id,) in db.execute("SELECT task_id FROM staged").fetchall():  # a create cut short
+            self._unstage(task_id, db)
         stat = os.stat(self.path)
         self._identity = (stat.st_dev, stat.st_ino)
         self._db = db
@@ -336,42 +339,99 @@ class SQLiteStore(Store):
 
     # -- tasks --------------------------------------------------------------------------------
 
+    def _known(self, idempotency: tuple[str, str] | None) -> str | None:
+        """The task an idempotency key already created (None: none), or IdempotencyConflict."""
+        if idempotency is None:
+            return None
+        row = self.db.execute(
+            "SELECT id, fingerprint FROM tasks WHERE idem_key = ?", (idempotency[0],)
+        ).fetchone()
+        if row is not None and row[1] != idempotency[1]:
+            raise IdempotencyConflict(idempotency[0])
+        return None if row is None else str(row[0])
+
+    def _refusal(self, quota: Quota) -> QuotaExceeded | None:
+        """The limit a new task of the owner would pass, if any (read inside the creating
+        transaction; also before the URLs are written, to spare a refused upload that work)."""
+        in_flight = self._in_flight(quota.owner)
+        if in_flight >= quota.tasks_in_flight:
+            return QuotaExceeded("in_flight", in_flight)
+        minute = self._used(quota.owner, quota.minute)
+        if minute + 1 > quota.submissions_per_minute:
+            return QuotaExceeded("minute", minute)
+        day = self._used(quota.owner, quota.day)
+        if day + quota.urls > quota.urls_per_day:
+            return QuotaExceeded("day", day)
+        return None
+
+    def _precheck(self, idempotency: tuple[str, str] | None, quota: Quota | None) -> str | None:
+        """Before the URLs are written: a replayed key's task, or the refusal that would come."""
+        if (known := self._known(idempotency)) is not None:
+            return known
+        if quota is not None and (refusal := self._refusal(quota)) is not None:
+            raise refusal
+        return None
+
+    def _stage_start(self, task_id: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO staged VALUES (?)", (task_id,))
+
+    def _stage(self, task_id: str, urls: list[str], start: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO urls (task_id, idx, url) SELECT ?, ? + key, value FROM json_each(?)",
+                (task_id, start, orjson.dumps(urls)),
+            )
+
+    def _unstage(self, task_id: str, db: sqlite3.Connection | None = None) -> None:
+        """Drop the URLs written for a task that was not created (refused, replayed, cut short)."""
+        if db is None:
+            with self._tx() as tx:
+                self._unstage(task_id, tx)
+            return
+        for table in TASK_TABLES:
+            db.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
+        db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
+
     def _create(
-        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None
-    ) -> tuple[str, bool]:
-        db = self.db
-        if idempotency is not None:
-            row = db.execute(
-                "SELECT id, fingerprint FROM tasks WHERE idem_key = ?", (idempotency[0],)
-            ).fetchone()
-            if row is not None:
-                if row[1] != idempotency[1]:
-                    raise IdempotencyConflict(idempotency[0])
-                return str(row[0]), False
-        task_id = uuid.uuid4().hex
+        self, task_id: str, task: NewTask, total: int, chunk_size: int,
+        idempotency: tuple[str, str] | None, quota: Quota | None,
+    ) -> tuple[str, bool]:  # fmt: skip
+        """The task over its staged URLs, in one transaction with its admission: the idempotency
+        key looked up, the quota checked and charged."""
         key, fingerprint = idempotency or (None, None)
         lane = lane_of(task, task_id)
         crawl = None if task.crawl is None else json.dumps(task.crawl.to_dict())
         options, secrets = split_secrets(task.options)
-        with self._tx():
+        with self._tx() as db:
+            if (known := self._known(idempotency)) is not None:
+                return known, False
+            if quota is not None:
+                if (refusal := self._refusal(quota)) is not None:
+                    raise refusal
+                self._charge(quota.owner, quota.minute, 1)
+                self._charge(quota.owner, quota.day, quota.urls)
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint, lane, owner, crawl, chunk_size, secrets)"
-                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fingerprint, lane, owner, crawl, chunk_size, secrets, total)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (task_id, task.name, task.description, json.dumps(options), _now(), key, fingerprint,
-                 lane, task.owner, crawl, chunk_size, secrets),
+                 lane, task.owner, crawl, chunk_size, secrets, total),
             )  # fmt: skip
+            db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
-            if task.crawl is not None:
-                urls = [task.crawl.start]
-            total = self._insert_urls(task_id, urls, chunk_size)
-            db.execute("UPDATE tasks SET total = ? WHERE id = ?", (total, task_id))
+            db.executemany(
+                "INSERT INTO chunks (task_id, number, start, stop) VALUES (?, ?, ?, ?)",
+                [(task_id, n, first, min(first + chunk_size, total))
+                 for n, first in enumerate(range(0, total, chunk_size))],
+            )  # fmt: skip
             if task.crawl is not None:
                 self._start_crawl(task_id, task.crawl.start)
-            if task.sources:
+            items = iter(task.sources.items() if task.sources else ())
+            while batch := list(islice(items, 1000)):  # built a batch at a time (documents: 1M URLs)
                 db.execute(
                     "INSERT INTO sources SELECT ?, value ->> 0, value -> 1 FROM json_each(?)",
-                    (task_id, orjson.dumps(list(task.sources.items()))),
+                    (task_id, orjson.dumps(batch)),
                 )
             if total == 0:
                 db.execute(
@@ -386,24 +446,32 @@ class SQLiteStore(Store):
         self.db.execute("UPDATE tasks SET scheduled = 1 WHERE id = ?", (task_id,))
         self.db.execute("UPDATE chunks SET kind = 'pages' WHERE task_id = ?", (task_id,))
 
-    def _insert_urls(self, task_id: str, urls: Iterable[str], chunk_size: int) -> int:
+    async def _write_urls(self, task_id: str, urls: Iterable[str]) -> int:
+        """The URLs under a task id that does not exist yet, STAGE_URLS per transaction."""
+        await self._run(self._stage_start, task_id)
         total = 0
-        for number, batch in enumerate(_batches(urls, chunk_size)):
-            self.db.execute(
-                "INSERT INTO urls (task_id, idx, url) SELECT ?, ? + key, value FROM json_each(?)",
-                (task_id, total, orjson.dumps(batch)),
-            )
-            self.db.execute(
-                "INSERT INTO chunks (task_id, number, start, stop) VALUES (?, ?, ?, ?)",
-                (task_id, number, total, total + len(batch)),
-            )
+        async for batch in batches_off_loop(urls, STAGE_URLS):
+            await self._run(self._stage, task_id, batch, total)
             total += len(batch)
         return total
 
     async def create_task(
-        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None = None
-    ) -> tuple[TaskRecord, bool]:
-        task_id, created = await self._run(self._create, task, urls, chunk_size, idempotency)
+        self, task: NewTask, urls: Iterable[str], chunk_size: int, idempotency: tuple[str, str] | None = None,
+        quota: Quota | None = None,
+    ) -> tuple[TaskRecord, bool]:  # fmt: skip
+        task_id: str | None = await self._run(self._precheck, idempotency, quota)
+        created = False
+        if task_id is None:
+            staged = uuid.uuid4().hex
+            try:
+                total = await self._write_urls(staged, [task.crawl.start] if task.crawl else urls)
+                task_id, created = await self._run(
+                    self._create, staged, task, total, chunk_size, idempotency, quota
+                )
+            finally:
+                if not created:  # refused, replayed meanwhile, failed or cancelled
+                    await asyncio.shield(self._run(self._unstage, staged))
+        assert task_id is not None
         record = await self.get_task(task_id)
         assert record is not None
         return record, created
@@ -777,16 +845,19 @@ class SQLiteStore(Store):
 
     def _quota_left(self, owner: str, day: Window, per_day: int) -> int:
         """The URLs the owner's daily quota still allows (KeyStore.take's counter, same file)."""
-        row = self.db.execute(
-            "SELECT n FROM usage WHERE key_id = ? AND window = ?", (owner, day.name)
-        ).fetchone()
-        return max(0, per_day - (row[0] if row else 0))
+        return max(0, per_day - self._used(owner, day))
 
-    def _charge(self, owner: str, day: Window, urls: int) -> None:
+    def _used(self, owner: str, window: Window) -> int:
+        row = self.db.execute(
+            "SELECT n FROM usage WHERE key_id = ? AND window = ?", (owner, window.name)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _charge(self, owner: str, window: Window, amount: int) -> None:
         self.db.execute(
             "INSERT INTO usage (key_id, window, n, expires) VALUES (?1, ?2, ?3, ?4)"
             " ON CONFLICT (key_id, window) DO UPDATE SET n = n + ?3",
-            (owner, day.name, urls, day.ends),
+            (owner, window.name, amount, window.ends),
         )
 
     def _add_found(self, task_id: str, total: int, urls: list[str]) -> None:
