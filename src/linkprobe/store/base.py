@@ -139,6 +139,11 @@ class ResultFilter:
     error_kind: str | None = None
     status_code: int | None = None
     url_contains: str | None = None  # case-insensitive substring of the input URL
+    # Error kinds left out: `outcome=broken` is not ok and neither unsupported nor cancelled.
+    not_error_kinds: tuple[str, ...] = ()
+    # Results that redirected: "any", or by the first hop (outcomes.Redirect): "permanent" (301,
+    # 308) or "temporary". Derived from the stored result's `redirects`; no new column or index.
+    redirect: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
