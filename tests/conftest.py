@@ -96,6 +96,16 @@ def target_app(state: Target) -> web.Application:
         n = int(request.match_info["n"])
         raise web.HTTPFound("/status/200" if n <= 1 else f"/redirect/{n - 1}")
 
+    @routes.get("/moved")
+    async def moved(request: web.Request) -> web.Response:
+        """A permanent redirect (301, or ?code=308) to a page that works, or to ?to=."""
+        code = int(request.query.get("code", "301"))
+        raise (
+            web.HTTPPermanentRedirect(request.query.get("to", "/status/200"))
+            if code == 308
+            else (web.HTTPMovedPermanently(request.query.get("to", "/status/200")))
+        )
+
     @routes.get("/loop/{side}")
     async def loop(request: web.Request) -> web.Response:
         raise web.HTTPFound("/loop/b" if request.match_info["side"] == "a" else "/loop/a")

@@ -49,4 +49,3 @@ def redirect_of_dict(data: Mapping[str, Any]) -> Redirect | None:
     """The same rule on a result's to_dict() form (the stores' JSON)."""
     hops: Sequence[Mapping[str, Any]] = data.get("redirects") or ()
     return redirect_of_status(hops[0]["status_code"] if hops else None)
-

@@ -399,5 +399,7 @@ async def test_results_filter_redirects_and_outcomes_apart(store: Store) -> None
     assert await indexes(ResultFilter(redirect="permanent", url_contains="r1.")) == [1]
     assert await indexes(ResultFilter(ok=False)) == [4, 5, 6]
     assert await indexes(ResultFilter(ok=False, not_error_kinds=("unsupported", "cancelled"))) == [4]
-    streamed = [json.loads(row)["index"] async for row in store.stream_results(task.id, ResultFilter(redirect="any"))]
+    streamed = [
+        json.loads(row)["index"] async for row in store.stream_results(task.id, ResultFilter(redirect="any"))
+    ]
     assert streamed == [0, 1, 2]

@@ -43,6 +43,13 @@ class ChunkKind(StrEnum):
     FRAGMENTS = "fragments"  # each URL is page#fragment: fetch the page, judge by its anchors
 
 
+class Scope(StrEnum):
+    """What a crawl checks: the site's links only, or every link on its pages (the default)."""
+
+    ALL = "all"  # links to other sites are checked too (never followed)
+    SITE = "site"  # only the site's own URLs (and what --include adds) are checked
+
+
 @dataclass(slots=True)
 class CrawlSpec:
     """A crawl task's plan, stored with the task and handed to workers with each of its chunks.
@@ -63,6 +70,7 @@ class CrawlSpec:
     max_urls: int | None = None
     max_page_bytes: int | None = None  # a page's body read at most; None (stored before it): 16 MiB
     urls_per_day: int | None = None
+    scope: str = Scope.ALL.value  # Scope; stored before it: all
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

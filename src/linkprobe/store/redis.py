@@ -98,7 +98,7 @@ def result_args(results: list[ProbeResult]) -> list[str]:
 def _redirected(data: dict[str, Any], wanted: str) -> bool:
     """ResultFilter.redirect on a stored result (outcomes.Redirect of its first hop)."""
     found = redirect_of_dict(data)
-    return found is not None and (wanted == "any" or found == wanted)
+    return found is not None and wanted in ("any", found)
 
 
 class RedisStore(Store):
