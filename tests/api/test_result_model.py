@@ -42,7 +42,15 @@ async def test_unsupported_is_counted_apart_and_filtered(api: httpx.AsyncClient,
     ]
     task = await submit(api, urls)
     done = await wait_status(api, task["id"])
-    assert done["progress"] == {"total": 3, "done": 3, "ok": 1, "broken": 1, "unsupported": 1, "pages": None}
+    assert done["progress"] == {
+        "total": 3,
+        "done": 3,
+        "ok": 1,
+        "broken": 1,
+        "unsupported": 1,
+        "cancelled": 0,
+        "pages": None,
+    }
     assert done["by_error"] == {"unsupported": 1}
     base = f"/api/v1/tasks/{task['id']}/results"
     only = (await api.get(base, params={"outcome": "unsupported"})).json()["items"]
