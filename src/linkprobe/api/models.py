@@ -6,17 +6,25 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urldefrag
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from linkprobe.api.documents import MAX_PATTERN_LENGTH
 from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.api.security import redact
 from linkprobe.engine import ConfigError
 from linkprobe.engine.errors import InvalidURL, Unsupported
-from linkprobe.engine.outcome import RESULT_FIELDS
+from linkprobe.engine.outcome import RESULT_FIELDS, Hop, ProbeError, ProbeResult
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
-from linkprobe.outcomes import APART
+from linkprobe.outcomes import APART, Redirect, outcome_of, redirect_of_status
 from linkprobe.store import TaskRecord, TaskStatus
 from linkprobe.store.base import Scope
 
@@ -200,6 +208,21 @@ class Sources(BaseModel):
     places: list[Place] = Field(description="The first places, at most 10.")
 
 
+class _Shown(BaseModel):
+    """What a JSON page of results adds to each result, derived by linkprobe.outcomes (the rules
+    the CLI shows too): its outcome word and its redirect, so clients never re-derive them."""
+
+    @computed_field(description="ok, broken, unsupported or cancelled (neither of the first two).")
+    def outcome(self) -> str:
+        error: ProbeError | None = getattr(self, "error")  # noqa: B009  # the fields are RESULT_FIELDS'
+        return outcome_of(ProbeResult("", 0, ok=getattr(self, "ok"), error=error))  # noqa: B009
+
+    @computed_field(description="permanent (the link's own answer is 301 or 308), temporary, or null.")
+    def redirect(self) -> Redirect | None:
+        hops: tuple[Hop, ...] = getattr(self, "redirects")  # noqa: B009
+        return redirect_of_status(hops[0].status_code if hops else None)
+
+
 def _result_model() -> type[BaseModel]:
     """The API's result, derived from the engine's one declaration (engine/outcome.py): every
     field the NDJSON and CSV forms carry, with its description, and the error kinds as an enum;
@@ -211,7 +234,7 @@ def _result_model() -> type[BaseModel]:
         Sources | None,
         Field(None, exclude_if=lambda value: value is None, description=Sources.__doc__),
     )
-    return create_model("Result", __doc__="One probed URL.", **fields)
+    return create_model("Result", __doc__="One probed URL.", __base__=_Shown, **fields)
 
 
 Result = _result_model()
