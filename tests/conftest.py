@@ -96,16 +96,6 @@ def target_app(state: Target) -> web.Application:
         n = int(request.match_info["n"])
         raise web.HTTPFound("/status/200" if n <= 1 else f"/redirect/{n - 1}")
 
-    @routes.get("/moved")
-    async def moved(request: web.Request) -> web.Response:
-        """A permanent redirect (301, or ?code=308) to a page that works, or to ?to=."""
-        code = int(request.query.get("code", "301"))
-        raise (
-            web.HTTPPermanentRedirect(request.query.get("to", "/status/200"))
-            if code == 308
-            else (web.HTTPMovedPermanently(request.query.get("to", "/status/200")))
-        )
-
     @routes.get("/loop/{side}")
     async def loop(request: web.Request) -> web.Response:
         raise web.HTTPFound("/loop/b" if request.match_info["side"] == "a" else "/loop/a")
@@ -189,9 +179,20 @@ def target_app(state: Target) -> web.Application:
         return web.Response(text="slow")
 
     add_verdict_routes(routes)
+    add_moved_route(routes)
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+def add_moved_route(routes: web.RouteTableDef) -> None:
+    @routes.get("/moved")
+    async def moved(request: web.Request) -> web.Response:
+        """A permanent redirect (301, or ?code=308) to a page that works, or to ?to=."""
+        to = request.query.get("to", "/status/200")
+        if request.query.get("code") == "308":
+            raise web.HTTPPermanentRedirect(to)
+        raise web.HTTPMovedPermanently(to)
 
 
 def add_verdict_routes(routes: web.RouteTableDef) -> None:
