@@ -12,6 +12,7 @@ const PAGE_SIZE = 50;
 const REFRESH_MS = 2000;
 const TICK_MS = 1000;  // the live numbers are recomputed this often, events or not
 const RATE_WINDOW_MS = 10_000;  // the rate is over this recent window, not since the start
+const STALLED_MS = 3000;  // nothing finished for this long: no time left is estimated, the wait is said
 const OUTCOMES: Record<string, string> = { ok: "OK", broken: "Broken", unsupported: "Unsupported", cancelled: "Cancelled" };
 const BODY: Record<string, string> = {
   truncated: "body cut at the size limit", timeout: "body timed out", reset: "connection reset during the body",
@@ -59,6 +60,7 @@ class TaskPage {
   private samples: { at: number; done: number }[] = [];
   private shown = 0;
   private shownDone = -1;
+  private changed = { at: Date.now(), done: -1 };  // when `done` last moved
   private lastRows = 0;
   private stream: EventStream | null = null;
   private ticker = 0;
@@ -162,6 +164,9 @@ class TaskPage {
   private renderLive(task: Task): void {
     const { total, done, ok, broken, pages, unsupported = 0, cancelled = 0 } = task.progress;
     const rate = this.rate(done);
+    const now = Date.now();
+    if (done !== this.changed.done) this.changed = { at: now, done };
+    const stalled = now - this.changed.at >= STALLED_MS;
     const running = !TERMINAL.has(task.status);
     const checked = done - cancelled;
     const stat = (name: string, value: string, cls = ""): HTMLElement =>
@@ -178,7 +183,7 @@ class TaskPage {
         cancelled || task.status === "cancelled" ? stat("Cancelled", count(cancelled), "apart cancelled") : null,
         typeof pages === "number" ? stat("Pages fetched", count(pages), "pages") : null,
         running ? stat("Rate", rateText(rate), "rate") : null,
-        running ? stat("Time left", timeLeft(rate, total - done), "left") : null),
+        running ? stat("Time left", timeLeft(stalled ? 0 : rate, total - done), "left") : null),
       this.connection);
     if (!running) this.connection.textContent = ended(task);
   }
