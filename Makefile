@@ -22,8 +22,10 @@ $(STAMP): requirements.lock pyproject.toml
 bytecode:
 	$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') src
 
+# Flags of `linkprobe serve` pass through: make run ARGS='--allow-private --port 8080'
+ARGS ?=
 run: $(STAMP)
-	$(BIN)/linkprobe serve
+	$(BIN)/linkprobe serve $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -180,9 +180,20 @@ def target_app(state: Target) -> web.Application:
         return web.Response(text="slow")
 
     add_verdict_routes(routes)
+    add_moved_route(routes)
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+def add_moved_route(routes: web.RouteTableDef) -> None:
+    @routes.get("/moved")
+    async def moved(request: web.Request) -> web.Response:
+        """A permanent redirect (301, or ?code=308) to a page that works, or to ?to=."""
+        to = request.query.get("to", "/status/200")
+        if request.query.get("code") == "308":
+            raise web.HTTPPermanentRedirect(to)
+        raise web.HTTPMovedPermanently(to)
 
 
 def add_verdict_routes(routes: web.RouteTableDef) -> None:

@@ -39,7 +39,7 @@ from linkprobe.extract import (
 )
 from linkprobe.extract.html import page_links
 from linkprobe.extract.processes import ParserGone, ParserProcesses
-from linkprobe.store.base import ChunkKind, CrawlSpec, Found
+from linkprobe.store.base import ChunkKind, CrawlSpec, Found, Scope
 
 ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many crawls)
 ROBOTS_MAX_AGE_S = 300.0  # then read again: a long-running worker sees a site's new rules
@@ -55,6 +55,7 @@ class CrawlOptions:
     ignore_robots: bool = False
     check_fragments: bool = False
     max_page_bytes: int = PAGE_BYTES  # a page fetched to be parsed; a longer one is cut (body: truncated)
+    scope: Scope = Scope.ALL  # SITE: links outside the site are not checked at all
 
     @classmethod
     def of(cls, spec: CrawlSpec) -> CrawlOptions:
@@ -62,6 +63,7 @@ class CrawlOptions:
         return cls(
             spec.max_depth, spec.max_pages, LinkFilter(spec.include, spec.exclude),
             spec.ignore_robots, spec.check_fragments, spec.max_page_bytes or PAGE_BYTES,
+            Scope(spec.scope),
         )  # fmt: skip
 
 
@@ -173,6 +175,8 @@ class SiteRule:
         if not (seen or self.crawl.filter(target)):
             return
         in_site = supported(target) and self.in_site(target)
+        if not in_site and self.crawl.scope is Scope.SITE:
+            return
         if fragment and in_site and self.crawl.check_fragments:
             yield url, ChunkKind.FRAGMENTS
         max_depth = self.crawl.max_depth

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from linkprobe.engine import ErrorKind, ProbeResult
-from linkprobe.engine.outcome import RESULT_FIELDS
+from linkprobe.engine.outcome import RESULT_FIELDS, BodyState
+from linkprobe.outcomes import OUTCOMES, Redirect, outcome_of, redirect_of
 
-FORMATS = ("table", "json", "ndjson", "csv", "junit", "markdown")
+FORMATS = ("table", "json", "ndjson", "csv", "junit", "markdown", "redirects")
+# --only: the outcomes (outcomes.OUTCOMES) and the redirect views a report may be limited to.
+ONLY = (*OUTCOMES, "redirected", "permanent")
+REDIRECT_COLUMNS = ("found_in", "url", "final_url", "status_code", "redirect")
 # Derived from the one result declaration: `error` becomes two columns, `redirects` a hop count.
 _FLAT = {"error": ("error_kind", "error_message")}
 _APART = (ErrorKind.UNSUPPORTED, ErrorKind.CANCELLED)  # counted apart: neither ok nor broken
@@ -37,6 +41,42 @@ def verdict(result: ProbeResult) -> str:
     if result.error is not None:
         return result.error.kind.value
     return "broken"
+
+
+def wanted(only: frozenset[str]) -> Callable[[ProbeResult], bool]:
+    """The rows `--only` keeps: results of those outcomes, or that redirected (permanently)."""
+
+    def keep(result: ProbeResult) -> bool:
+        if not only or outcome_of(result) in only:
+            return True
+        redirect = redirect_of(result)
+        if redirect is None:
+            return False
+        return "redirected" in only or (redirect is Redirect.PERMANENT and "permanent" in only)
+
+    return keep
+
+
+def redirect_note(result: ProbeResult) -> str | None:
+    """`permanent redirect (301) to URL`: the link to update; None when it did not redirect."""
+    redirect = redirect_of(result)
+    if redirect is None:
+        return None
+    final = result.final_url or result.redirects[-1].url
+    return f"{redirect.value} redirect ({result.redirects[0].status_code}) to {final}"
+
+
+def body_note(result: ProbeResult) -> str | None:
+    """What went wrong with the body of an answer that was judged by its status (never the verdict)."""
+    body = result.body
+    if body is None or body is BodyState.COMPLETE:
+        return None
+    return {
+        BodyState.TRUNCATED: "body cut at the size limit",
+        BodyState.TIMEOUT: "body timed out (the status arrived, the rest of the body did not in time)",
+        BodyState.RESET: "connection reset while the body was arriving",
+        BodyState.UNDECODABLE: "body in an encoding that could not be decoded",
+    }[body]
 
 
 def csv_row(data: dict[str, Any]) -> list[Any]:
@@ -94,14 +134,18 @@ def _found_in(result: ProbeResult, sources: SourceMap | None) -> str:
     return places.text() if places is not None and places.total else ""
 
 
-def _summary(results: list[ProbeResult]) -> str:
-    """`N URLs: X ok, Y broken`, then the outcomes counted apart when there are any."""
-    ok = sum(r.ok for r in results)
-    kinds = [r.error.kind for r in results if r.error is not None]
-    unsupported, cancelled = (kinds.count(kind) for kind in _APART)
-    text = f"{len(results)} URLs: {ok} ok, {len(results) - ok - unsupported - cancelled} broken"
+def summary(results: list[ProbeResult], interrupted: bool = False) -> str:
+    """`N URLs: X ok, Y broken`, then the outcomes counted apart and the redirects when there are
+    any; an interrupted run says so first."""
+    outcomes = [outcome_of(r) for r in results]
+    ok, broken, unsupported, cancelled = (outcomes.count(o) for o in OUTCOMES)
+    text = f"{len(results)} URLs: {ok} ok, {broken} broken"
     text += f", {unsupported} unsupported" if unsupported else ""
-    return text + (f", {cancelled} cancelled (interrupted)" if cancelled else "")
+    text += f", {cancelled} cancelled" if cancelled else ""
+    redirects = [redirect_of(r) for r in results]
+    if moved := len(redirects) - redirects.count(None):
+        text += f"; {moved} redirected ({redirects.count(Redirect.PERMANENT)} permanent)"
+    return f"Interrupted (Ctrl-C) before the end: {text}" if interrupted else text
 
 
 def explain(result: ProbeResult) -> str | None:
@@ -116,7 +160,7 @@ def explain(result: ProbeResult) -> str | None:
     return f"{error.message}; to allow it: --allow-private{cidr}"
 
 
-def _table(results: list[ProbeResult], sources: SourceMap | None) -> str:
+def _table(results: list[ProbeResult], sources: SourceMap | None, interrupted: bool) -> str:
     rows = [
         (str(r.index), str(r.status_code or "-"), verdict(r), f"{r.elapsed_ms:.0f}", r.url) for r in results
     ]
@@ -125,28 +169,30 @@ def _table(results: list[ProbeResult], sources: SourceMap | None) -> str:
     lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(header))]
     for row, r in zip(rows, results, strict=True):
         lines.append("  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)))
-        if (why := explain(r)) is not None:
-            lines.append(" " * (sum(widths) + 8) + f"-> {why}")  # under the URL column
+        for why in (explain(r), redirect_note(r), body_note(r)):
+            if why is not None:
+                lines.append(" " * (sum(widths) + 8) + f"-> {why}")  # under the URL column
         if sources is not None and not r.ok and (found := _found_in(r, sources)):
             lines.append(f"    found in {found}")  # where each broken link was found, under its row
-    return "\n".join([*lines, _summary(results)]) + "\n"
+    return "\n".join([*lines, summary(results, interrupted)]) + "\n"
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _markdown(results: list[ProbeResult], sources: SourceMap | None) -> str:
+def _markdown(results: list[ProbeResult], sources: SourceMap | None, interrupted: bool) -> str:
     lines = ["| # | URL | Status | Result | ms | Why |", "|---|---|---|---|---|---|"]
     if sources is not None:
         lines = ["| # | URL | Status | Result | ms | Why | Found in |", "|---|---|---|---|---|---|---|"]
     for r in results:
         cells = (r.index, _cell(r.url), r.status_code or "-", verdict(r), f"{r.elapsed_ms:.0f}")
-        row = "| " + " | ".join(map(str, cells)) + f" | {_cell(explain(r) or '')} |"
+        why = "; ".join(note for note in (explain(r), redirect_note(r), body_note(r)) if note)
+        row = "| " + " | ".join(map(str, cells)) + f" | {_cell(why)} |"
         if sources is not None:
             row += f" {_cell(_found_in(r, sources))} |"
         lines.append(row)
-    return "\n".join([*lines, "", _summary(results)]) + "\n"
+    return "\n".join([*lines, "", summary(results, interrupted)]) + "\n"
 
 
 def _apart(result: ProbeResult) -> bool:
@@ -174,12 +220,37 @@ def _junit(results: list[ProbeResult], sources: SourceMap | None) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def render(results: list[ProbeResult], fmt: str, sources: SourceMap | None = None) -> str:
+def _redirects(results: list[ProbeResult], sources: SourceMap | None) -> str:
+    """The links to update, as CSV: where each was found, the URL, where it ends, and how."""
+    buffer = io.StringIO()
+    import csv
+
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(REDIRECT_COLUMNS)
+    for r in results:
+        if (redirect := redirect_of(r)) is not None:
+            row = (_found_in(r, sources), r.url, r.final_url or "", r.status_code or "", redirect.value)
+            writer.writerow(row)
+    return buffer.getvalue()
+
+
+def render(
+    results: list[ProbeResult], fmt: str, sources: SourceMap | None = None, *,
+    interrupted: bool = False, only: frozenset[str] = frozenset(),
+) -> str:  # fmt: skip
     """Render results in input order (for every format but ndjson, which streams).
 
     `sources` (URL -> where it was found) adds that to every format when links came from documents.
+    `only` keeps the rows of those outcomes or redirects (the summary still counts every URL);
+    `interrupted` says in the summary that the run was stopped.
     """
     ordered = sorted(results, key=lambda r: r.index)
+    if fmt == "redirects":
+        return _redirects(ordered, sources)
+    if only and fmt in ("table", "markdown"):
+        keep = wanted(only)
+        return _rows_then_summary(fmt, [r for r in ordered if keep(r)], ordered, sources, interrupted)
+    ordered = [r for r in ordered if wanted(only)(r)]
     if fmt == "json":
         return dumps([result_dict(r, sources) for r in ordered], indent=2) + "\n"
     if fmt == "ndjson":
@@ -189,8 +260,16 @@ def render(results: list[ProbeResult], fmt: str, sources: SourceMap | None = Non
     if fmt == "junit":
         return _junit(ordered, sources)
     if fmt == "markdown":
-        return _markdown(ordered, sources)
-    return _table(ordered, sources)
+        return _markdown(ordered, sources, interrupted)
+    return _table(ordered, sources, interrupted)
+
+
+def _rows_then_summary(
+    fmt: str, kept: list[ProbeResult], every: list[ProbeResult], sources: SourceMap | None, interrupted: bool
+) -> str:
+    """A table or Markdown of the rows kept by --only, with the summary of every URL."""
+    body = (_markdown if fmt == "markdown" else _table)(kept, sources, interrupted).rstrip("\n")
+    return body[: body.rfind("\n")] + "\n" + summary(every, interrupted) + "\n"
 
 
 def dumps(value: Any, indent: int = 2) -> str:

@@ -23,6 +23,14 @@ def _split(value: object) -> object:
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
+# How an operator allows a blocked destination for the service (the CLI's flags are --allow-private
+# and --allow-cidr): the settings below, named as the environment sets them.
+EGRESS_HINT = (
+    "to allow them, start the service with --allow-private or LINKPROBE_ALLOW_PRIVATE=true, "
+    "or allow one network with LINKPROBE_ALLOW_CIDRS=<cidr>"
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINKPROBE_", extra="ignore")
 
@@ -96,6 +104,13 @@ class Settings(BaseSettings):
     keepalive_s: int = Field(5, ge=1, le=300, description="Idle keep-alive connections close after this.")
     header_timeout_s: float = Field(10.0, gt=0, le=300, description="Time to send a request's headers.")
     body_timeout_s: float = Field(30.0, gt=0, le=3600, description="Longest wait for the next body bytes.")
+
+    def egress_policy(self) -> str:
+        """The egress policy in force, in one sentence for the start-up log and the API."""
+        if self.allow_private:
+            return "private destinations are allowed (LINKPROBE_ALLOW_PRIVATE is on)"
+        allowed = f"; allowed despite it: {', '.join(self.allow_cidrs)}" if self.allow_cidrs else ""
+        return f"loopback, private and link-local destinations are blocked{allowed}; {EGRESS_HINT}"
 
     def engine_config(self) -> EngineConfig:
         """The engine's settings; the CLI puts its flags over them (cli/check.py engine_config)."""

@@ -44,6 +44,7 @@ async def test_kill_9_mid_task_then_restart_finishes_exactly_once(tmp_path: Path
         "ok": 2000,
         "broken": 0,
         "unsupported": 0,
+        "cancelled": 0,
         "pages": None,
     }
 

@@ -380,3 +380,19 @@ async def test_owners_and_the_daily_quota_bound_a_crawl(
                 assert (await other.get("/api/v1/tasks")).json()["items"] == []
     finally:
         await service.stop()
+
+
+async def test_a_crawl_of_the_site_only_checks_no_other_link(
+    crawl_api: httpx.AsyncClient, site: Site
+) -> None:
+    """scope=site: the site's URLs only (no other host, no mailto:), on both stores; the default
+    (all) is said by the task."""
+    task = await submit_crawl(crawl_api, {"start": site.url("/index.html"), "scope": "site"})
+    assert task["crawl"]["scope"] == "site"
+    await watch(crawl_api, task["id"])
+    results = await rows(crawl_api, task["id"])
+    assert set(results) == {url for url in expected_urls(site) if url.startswith(site.url("/"))}
+    default = await submit_crawl(crawl_api, {"start": site.url("/b.html")})
+    assert default["crawl"]["scope"] == "all"
+    bad = await crawl_api.post("/api/v1/tasks", json={"crawl": {"start": site.url("/"), "scope": "mine"}})
+    assert bad.status_code == 422 and "scope" in bad.text

@@ -180,7 +180,15 @@ async def test_every_kind_of_document_one_result_per_unique_url(
         assert "a relative link needs a base URL" in by_url[relative]["error"]["message"]
         assert places(by_url[relative]) == [("page.html", line(html, relative))]
     progress = task["progress"]
-    assert progress == {"total": 19, "done": 19, "ok": 11, "broken": 5, "unsupported": 3, "pages": None}
+    assert progress == {
+        "total": 19,
+        "done": 19,
+        "ok": 11,
+        "broken": 5,
+        "unsupported": 3,
+        "cancelled": 0,
+        "pages": None,
+    }
 
 
 async def test_base_url_resolves_relative_links(client: httpx.AsyncClient, target: Target) -> None:

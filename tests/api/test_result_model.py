@@ -27,7 +27,9 @@ async def test_json_pages_ndjson_and_csv_carry_every_declared_field(
     lines = [
         json.loads(line) for line in (await api.get(base, params={"format": "ndjson"})).text.splitlines()
     ]
-    assert [list(item) for item in page] == [NAMES, NAMES]  # in declaration order, none dropped
+    # in declaration order, none dropped; a JSON page adds what linkprobe.outcomes derives
+    assert [list(item) for item in page] == [[*NAMES, "outcome", "redirect"]] * 2
+    assert [(item["outcome"], item["redirect"]) for item in page] == [("ok", None), ("ok", "temporary")]
     assert [list(line) for line in lines] == [NAMES, NAMES]
     assert page[0]["body"] == lines[0]["body"] == "complete" and page[1]["queue_ms"] == lines[1]["queue_ms"]
     header = next(csv.reader(io.StringIO((await api.get(base, params={"format": "csv"})).text)))
@@ -42,7 +44,15 @@ async def test_unsupported_is_counted_apart_and_filtered(api: httpx.AsyncClient,
     ]
     task = await submit(api, urls)
     done = await wait_status(api, task["id"])
-    assert done["progress"] == {"total": 3, "done": 3, "ok": 1, "broken": 1, "unsupported": 1, "pages": None}
+    assert done["progress"] == {
+        "total": 3,
+        "done": 3,
+        "ok": 1,
+        "broken": 1,
+        "unsupported": 1,
+        "cancelled": 0,
+        "pages": None,
+    }
     assert done["by_error"] == {"unsupported": 1}
     base = f"/api/v1/tasks/{task['id']}/results"
     only = (await api.get(base, params={"outcome": "unsupported"})).json()["items"]

@@ -41,7 +41,15 @@ async def test_submit_answers_202_then_results_arrive(api: httpx.AsyncClient, ta
     assert response.headers["retry-after"] == "1"
     assert task["status"] in ("pending", "running") and task["progress"]["total"] == 4
     done = await wait_status(api, task["id"])
-    assert done["progress"] == {"total": 4, "done": 4, "ok": 2, "broken": 2, "unsupported": 0, "pages": None}
+    assert done["progress"] == {
+        "total": 4,
+        "done": 4,
+        "ok": 2,
+        "broken": 2,
+        "unsupported": 0,
+        "cancelled": 0,
+        "pages": None,
+    }
     assert done["by_status"] == {"200": 2, "404": 1} and done["by_error"] == {"invalid_url": 1}
     assert sum(done["latency"].values()) == 3 and list(done["latency"])[-1] == "+Inf"  # invalid: no timing
     assert done["name"] == "first" and done["started_at"] and done["finished_at"]
@@ -67,7 +75,15 @@ async def test_other_schemes_are_unsupported_not_invalid(api: httpx.AsyncClient,
     invalid = ["/relative/link", "example.com:80/x"]
     task = await submit(api, [target.url("/status/200"), *others, *invalid])
     done = await wait_status(api, task["id"])
-    assert done["progress"] == {"total": 8, "done": 8, "ok": 1, "broken": 2, "unsupported": 5, "pages": None}
+    assert done["progress"] == {
+        "total": 8,
+        "done": 8,
+        "ok": 1,
+        "broken": 2,
+        "unsupported": 5,
+        "cancelled": 0,
+        "pages": None,
+    }
     items = (await api.get(f"/api/v1/tasks/{task['id']}/results")).json()["items"]
     assert [r["index"] for r in items] == list(range(8))
     assert [r["error"]["message"] for r in items[1:6]] == [

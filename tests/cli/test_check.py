@@ -285,7 +285,7 @@ async def test_ctrl_c_exits_130_keeping_results_and_counting_cancelled_apart(
         assert data[0]["ok"] is True
         assert [item["error"]["kind"] for item in data[1:]] == ["cancelled", "cancelled"]
     else:
-        assert "3 URLs: 1 ok, 0 broken, 2 cancelled (interrupted)" in text
+        assert "Interrupted (Ctrl-C) before the end: 3 URLs: 1 ok, 0 broken, 2 cancelled" in text
 
 
 async def test_check_imports_neither_the_service_nor_the_stores(target: Target) -> None:

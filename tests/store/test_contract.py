@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from linkprobe.engine import ErrorKind, ProbeError, ProbeResult, failed
+from linkprobe.engine.outcome import Hop
 from linkprobe.store import Chunk, IdempotencyConflict, NewTask, ResultFilter, Store, TaskStatus
 from linkprobe.store.base import LATENCY_BOUNDS_MS
 from tests.conftest import MAX_DELIVERIES, RECLAIM_S
@@ -366,3 +367,39 @@ async def test_chunks_are_taken_round_robin_across_tasks(store: Store) -> None:
     assert chunk is not None
     order.append(chunk.task_id)
     assert order == [big.id, other.id, big.id, other.id, small.id]
+
+
+def redirected(url: str, index: int, first_hop: int) -> ProbeResult:
+    hops = (Hop(first_hop, url + "/moved"), Hop(302, url + "/final"))
+    return ProbeResult(url=url, index=index, ok=True, status_code=200, redirects=hops, attempts=1)
+
+
+async def test_results_filter_redirects_and_outcomes_apart(store: Store) -> None:
+    """ResultFilter.redirect (by the first hop: 301/308 permanent, else temporary) and
+    not_error_kinds (broken without unsupported and cancelled), the same on every store."""
+    urls = [f"http://r{i}.example/" for i in range(7)]
+    task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=10)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    await store.complete_chunk(chunk, [
+        redirected(urls[0], 0, 301), redirected(urls[1], 1, 308), redirected(urls[2], 2, 302),
+        ProbeResult(url=urls[3], index=3, ok=True, status_code=200, attempts=1),
+        failed(urls[4], 4, ErrorKind.DNS, "no such host"),
+        failed(urls[5], 5, ErrorKind.UNSUPPORTED, "mailto: links are not checked"),
+        failed(urls[6], 6, ErrorKind.CANCELLED, "the task was cancelled"),
+    ])  # fmt: skip
+
+    async def indexes(flt: ResultFilter) -> list[int]:
+        items, _ = await store.results(task.id, flt, None, 100)
+        return [item["index"] for item in items]
+
+    assert await indexes(ResultFilter(redirect="any")) == [0, 1, 2]
+    assert await indexes(ResultFilter(redirect="permanent")) == [0, 1]
+    assert await indexes(ResultFilter(redirect="temporary")) == [2]
+    assert await indexes(ResultFilter(redirect="permanent", url_contains="r1.")) == [1]
+    assert await indexes(ResultFilter(ok=False)) == [4, 5, 6]
+    assert await indexes(ResultFilter(ok=False, not_error_kinds=("unsupported", "cancelled"))) == [4]
+    streamed = [
+        json.loads(row)["index"] async for row in store.stream_results(task.id, ResultFilter(redirect="any"))
+    ]
+    assert streamed == [0, 1, 2]

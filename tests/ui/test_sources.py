@@ -46,8 +46,13 @@ async def found_in_matches_the_api(page: Page, client: httpx.AsyncClient, task_i
     found = page.locator(f"#details-{result['index']} .sources")
     total = sources["total"]
     await expect(found.locator(".sources-total")).to_have_text("1 place" if total == 1 else f"{total} places")
-    listed = [f"{place['document']}, line {place['line']}" for place in sources["places"]]
-    more = total - len(listed)
+    lines: dict[str, list[int]] = {}  # each document once, with its lines
+    for place in sources["places"]:
+        lines.setdefault(place["document"], []).append(place["line"])
+    listed = [
+        f"{doc}, line{'s' if len(at) > 1 else ''} {', '.join(map(str, at))}" for doc, at in lines.items()
+    ]
+    more = total - len(sources["places"])
     await expect(found.locator("li")).to_have_text([*listed, *([f"…and {more} more"] if more else [])])
     return sources
 

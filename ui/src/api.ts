@@ -2,7 +2,15 @@
 export const BASE = "/api/v1";
 const KEY = "linkprobe.apiKey";
 
-export interface Progress { total: number; done: number; ok: number; broken: number; pages?: number | null }
+export interface Progress {
+  total: number;
+  done: number;
+  ok: number;
+  broken: number;
+  unsupported?: number;
+  cancelled?: number;
+  pages?: number | null;
+}
 export interface Crawl {
   start: string;
   max_depth: number | null;
@@ -11,6 +19,7 @@ export interface Crawl {
   exclude: string[];
   ignore_robots: boolean;
   check_fragments: boolean;
+  scope?: "all" | "site";
 }
 export interface Task {
   id: string;
@@ -39,6 +48,7 @@ export interface Result {
   status_code: number | null;
   error: { kind: string; message: string } | null;
   redirects: Hop[];
+  body?: string | null;
   elapsed_ms: number;
   dns_ms: number | null;
   connect_ms: number | null;
@@ -49,11 +59,38 @@ export interface Result {
   checked_at: string;
   attempts: number;
   sources?: Sources;
+  /** Derived by the API (linkprobe.outcomes): ok, broken, unsupported or cancelled. */
+  outcome: string;
+  /** By the link's own answer (the first hop): permanent (301, 308), temporary, or null. */
+  redirect: "permanent" | "temporary" | null;
   [key: string]: unknown;
 }
 export interface Page<T> { items: T[]; next_cursor: string | null }
 
 export const TERMINAL = new Set(["ready", "cancelled", "error"]);
+
+export interface Bounds { minimum?: number; exclusiveMinimum?: number; maximum?: number; default?: number }
+/** What the service allows and how it judges (GET /api/v1/service): forms and words derive from it. */
+export interface Service {
+  options: Record<string, Bounds>;
+  crawl: Record<string, Bounds>;
+  outcomes: string[];
+  error_kinds: string[];
+  permanent_redirects: number[];
+  egress: { allow_private: boolean; allow_cidrs: string[]; policy: string; to_allow: string };
+}
+
+let described: Promise<Service> | null = null;
+
+/** The service's description, asked once per page load (a failed ask is asked again next time). */
+export function service(): Promise<Service> {
+  const asked = described ?? json<Service>(`${BASE}/service`).catch((error: unknown) => {
+    described = null;
+    throw error;
+  });
+  described = asked;
+  return asked;
+}
 
 /** An answer the person should read: the API's `detail`, or why the API could not be reached. */
 export class ApiError extends Error {

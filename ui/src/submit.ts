@@ -1,8 +1,8 @@
 // Submitting a task: pasted URLs (sent as text/plain, the service's URL-list rule), an uploaded URL list or
 // document (multipart, with its format and base URL), or a site to crawl (JSON).
-import { BASE, json, type Task } from "./api";
+import { ApiError, BASE, type Bounds, json, service, type Service, type Task } from "./api";
 import { h, type Child } from "./dom";
-import { attempt, setTitle } from "./ui";
+import { attempt, clearNotice, setTitle, showError } from "./ui";
 
 interface Field { name: string; label: string; hint?: string; input: HTMLInputElement | HTMLSelectElement }
 
@@ -13,8 +13,19 @@ function field(name: string, label: string, input: HTMLInputElement | HTMLSelect
   return { name, label, hint, input };
 }
 
-function number(name: string, label: string, value: number, min: number, max: number, step = 1, hint?: string): Field {
-  return field(name, label, h("input", { type: "number", value, min, max, step, inputmode: "decimal" }), hint);
+/** A number input whose default and bounds are the service's (its caps): none are written here. */
+function number(name: string, label: string, bounds: Bounds | undefined, step = 1, hint?: string): Field {
+  const input = h("input", { type: "number", step, inputmode: "decimal" });
+  applyBounds(input, bounds, step);
+  return field(name, label, input, hint);
+}
+
+function applyBounds(input: HTMLInputElement, bounds: Bounds | undefined, step: number): void {
+  if (!bounds) return;
+  const min = bounds.minimum ?? (bounds.exclusiveMinimum === undefined ? undefined : bounds.exclusiveMinimum + step);
+  if (min !== undefined) input.min = String(min);
+  if (bounds.maximum !== undefined) input.max = String(bounds.maximum);
+  if (bounds.default !== undefined) input.defaultValue = input.value = String(bounds.default);
 }
 
 function render(f: Field): HTMLElement {
@@ -24,20 +35,20 @@ function render(f: Field): HTMLElement {
     isBox ? f.input : null, h("label", { for: f.input.id }, f.label), isBox ? null : f.input, hint);
 }
 
-const BASIC = (): Field[] => [
+const BASIC = (caps: Record<string, Bounds>): Field[] => [
   field("method", "Method", h("select", {}, h("option", { value: "GET" }, "GET"), h("option", { value: "HEAD" }, "HEAD")),
     "HEAD is lighter; it falls back to GET on 405 and 501."),
   field("accept", "Accepted status codes", h("input", { type: "text", value: "200-299", spellcheck: false }),
     "Judged ok after redirects, e.g. 200-299,301,429"),
-  number("timeout", "Timeout (s)", 10, 0.1, 600, 0.1, "Per URL attempt, redirects included."),
+  number("timeout", "Timeout (s)", caps.timeout, 0.1, "Per URL attempt, redirects included."),
 ];
 
-const ADVANCED = (): Field[] => [
-  number("retries", "Retries", 2, 0, 10),
-  number("max_redirects", "Max redirects", 10, 0, 50),
-  number("connect_timeout", "Connect timeout (s)", 5, 0.1, 600, 0.1),
-  number("max_body_bytes", "Max body bytes", 1048576, 0, 1073741824),
-  number("concurrency", "Concurrency", 256, 1, 10000),
+const ADVANCED = (caps: Record<string, Bounds>): Field[] => [
+  number("retries", "Retries", caps.retries),
+  number("max_redirects", "Max redirects", caps.max_redirects),
+  number("connect_timeout", "Connect timeout (s)", caps.connect_timeout, 0.1),
+  number("max_body_bytes", "Max body bytes", caps.max_body_bytes),
+  number("concurrency", "Concurrency", caps.concurrency),
   field("user_agent", "User-Agent", h("input", { type: "text", placeholder: "linkprobe default" })),
   field("headers", "Extra headers", h("input", { type: "text", placeholder: "Name: value; Other: value" }),
     "Separate headers with ;"),
@@ -86,8 +97,18 @@ function checkbox(id: string, label: string): [HTMLInputElement, HTMLElement] {
 class CrawlFields {
   readonly start = h("input", { id: "crawl-start", name: "start", type: "url", spellcheck: false,
     placeholder: "https://docs.example.com/" });
-  private readonly depth = h("input", { id: "crawl-depth", type: "number", min: 0, step: 1, inputmode: "numeric" });
-  private readonly pages = h("input", { id: "crawl-pages", type: "number", min: 1, step: 1, inputmode: "numeric" });
+  private readonly depth = h("input", { id: "crawl-depth", type: "number", step: 1, inputmode: "numeric" });
+  private readonly pages = h("input", { id: "crawl-pages", type: "number", step: 1, inputmode: "numeric" });
+  private readonly scopeAll = h("input", { id: "crawl-scope-all", type: "radio", name: "scope", value: "all", checked: true });
+  private readonly scopeSite = h("input", { id: "crawl-scope-site", type: "radio", name: "scope", value: "site" });
+
+  constructor(limits: Record<string, Bounds>) {
+    for (const [input, name] of [[this.depth, "max_depth"], [this.pages, "max_pages"]] as const) {
+      const bounds = limits[name];
+      if (bounds?.minimum !== undefined) input.min = String(bounds.minimum);
+      if (bounds?.maximum !== undefined) input.max = String(bounds.maximum);
+    }
+  }
   private readonly include = h("textarea", { id: "crawl-include", rows: 2, spellcheck: false });
   private readonly exclude = h("textarea", { id: "crawl-exclude", rows: 2, spellcheck: false });
   private readonly robots = checkbox("crawl-robots", "Ignore robots.txt");
@@ -97,6 +118,11 @@ class CrawlFields {
     return h("fieldset", { id: "crawl-fields" }, h("legend", {}, "Site to crawl"),
       labelled("crawl-start", "Start URL", this.start,
         "Pages of this site (same scheme, host and port) are fetched and followed; every link found is checked."),
+      h("fieldset", { class: "modes scope" }, h("legend", {}, "Links to check"),
+        h("div", { class: "field check" }, this.scopeAll, h("label", { for: "crawl-scope-all" },
+          "Every link on the site's pages, other sites' too (the default; those are checked, never followed)")),
+        h("div", { class: "field check" }, this.scopeSite, h("label", { for: "crawl-scope-site" },
+          "Only the site's own pages and links"))),
       h("div", { class: "grid" },
         labelled("crawl-depth", "Max depth", this.depth, "The start page is depth 0. Empty: the service's limit."),
         labelled("crawl-pages", "Max pages", this.pages, "Pages fetched at most. Empty: the service's limit.")),
@@ -117,14 +143,23 @@ class CrawlFields {
     if (lines(this.exclude.value).length) spec.exclude = lines(this.exclude.value);
     if (this.robots[0].checked) spec.ignore_robots = true;
     if (this.fragments[0].checked) spec.check_fragments = true;
+    if (this.scopeSite.checked) spec.scope = "site";
     return spec;
   }
 }
 
 interface Input { urls: string; file?: File; format: string; baseUrl: string; crawl?: Record<string, unknown> }
 
-export function submitView(main: HTMLElement, signal: AbortSignal): void {
+export async function submitView(main: HTMLElement, signal: AbortSignal): Promise<void> {
   setTitle("New task");
+  let described: Service | null = null;
+  try {
+    described = await service();
+  } catch (error) {
+    showError(error);  // the form still works; the service checks every bound itself
+  }
+  if (signal.aborted) return;
+  const caps = described?.options ?? {};
   const name = h("input", { id: "task-name", name: "name", type: "text", maxlength: 200, autocomplete: "off" });
   const description = h("textarea", { id: "task-description", name: "description", rows: 2, maxlength: 2000 });
   const urls = h("textarea", { id: "task-urls", name: "urls", rows: 10, spellcheck: false,
@@ -134,9 +169,13 @@ export function submitView(main: HTMLElement, signal: AbortSignal): void {
     ...FORMATS.map(([value, label]) => h("option", { value }, label)));
   const baseUrl = h("input", { id: "task-base-url", name: "base_url", type: "url", spellcheck: false,
     placeholder: "https://example.com/docs/" });
-  const crawl = new CrawlFields();
-  const basic = BASIC();
-  const advanced = ADVANCED();
+  const crawl = new CrawlFields(described?.crawl ?? {});
+  const basic = BASIC(caps);
+  const advanced = ADVANCED(caps);
+  const baseWarning = h("p", { id: "base-url-warning", class: "warning", role: "status", hidden: true },
+    "Without a base URL, this document's relative links (guide.html, /about, #top) cannot be checked: each is reported "
+    + "as invalid_url, saying it needs a base URL. Give the URL where the document is published.");
+  baseUrl.setAttribute("aria-describedby", "task-base-url-hint base-url-warning");
   const status = h("p", { class: "muted", role: "status" });
   const go = h("button", { type: "submit" }, "Start checking");
   const listMode = h("input", { id: "mode-list", type: "radio", name: "mode", value: "list", checked: true });
@@ -149,7 +188,13 @@ export function submitView(main: HTMLElement, signal: AbortSignal): void {
     h("div", { class: "grid" },
       labelled("task-format", "File format", format),
       labelled("task-base-url", "Base URL (optional)", baseUrl,
-        "Where the document is published: its relative links resolve against it.")));
+        "Where the document is published: its relative links resolve against it.")), baseWarning);
+  const warnOfRelative = (): void => {
+    const chosen = file.files?.[0];
+    baseWarning.hidden = !chosen || !!baseUrl.value.trim() || !isDocument(chosen.name, format.value);
+  };
+  for (const input of [file, format, baseUrl]) input.addEventListener("input", warnOfRelative);
+  file.addEventListener("change", warnOfRelative);
   const crawlPart = crawl.render();
   crawlPart.hidden = true;
   const switchMode = (): void => {
@@ -170,6 +215,7 @@ export function submitView(main: HTMLElement, signal: AbortSignal): void {
     h("div", { class: "actions" }, go as Child, status));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    clearFieldErrors(form);
     void attempt(async () => {
       const input: Input = { urls: urls.value, file: file.files?.[0], format: format.value, baseUrl: baseUrl.value.trim() };
       if (crawlMode.checked) {
@@ -183,6 +229,8 @@ export function submitView(main: HTMLElement, signal: AbortSignal): void {
       try {
         const task = await post(name.value, description.value, input, options([...basic, ...advanced]), signal);
         location.hash = `#/tasks/${encodeURIComponent(task.id)}`;
+      } catch (error) {
+        if (!(error instanceof ApiError) || !markField(form, error.message)) throw error;
       } finally {
         go.disabled = false;
         status.textContent = "";
@@ -191,6 +239,59 @@ export function submitView(main: HTMLElement, signal: AbortSignal): void {
   });
   main.append(h("h1", {}, "New task"), form);
   urls.focus();
+}
+
+const DOCUMENT_NAME = /\.(html?|xhtml|shtml|md|markdown|xml|xml\.gz|gz)$/i;
+
+/** Whether an upload is read as a document (whose relative links need a base), not a URL list. */
+function isDocument(name: string, format: string): boolean {
+  if (format) return format !== "urls";
+  return DOCUMENT_NAME.test(name);
+}
+
+// Where the API's 422 detail points ("options.timeout 100 is above the cap...", "crawl.start: ..."):
+// the form's input for it.
+const FIELD_IDS: Record<string, string> = {
+  "crawl.start": "crawl-start", "crawl.max_depth": "crawl-depth", "crawl.max_pages": "crawl-pages",
+  "crawl.include": "crawl-include", "crawl.exclude": "crawl-exclude", base_url: "task-base-url", urls: "task-urls",
+  name: "task-name", description: "task-description", input_format: "task-format",
+};
+
+function fieldOf(form: HTMLFormElement, detail: string): HTMLElement | null {
+  const where = /^(options\.\w+|crawl\.\w+|base_url|urls|name|description|input_format)\b/.exec(detail)?.[1];
+  if (!where) return null;
+  const id = where.startsWith("options.") ? `opt-${where.slice(8)}` : FIELD_IDS[where];
+  return id ? form.querySelector<HTMLElement>(`#${id}`) : null;
+}
+
+/** The API's refusal shown next to the field it names: marked, described, focused and announced.
+ * False when no field of the form is named (the notice banner shows it then). */
+function markField(form: HTMLFormElement, detail: string): boolean {
+  const input = fieldOf(form, detail);
+  if (!input) return false;
+  clearNotice();
+  const errorId = `${input.id}-error`;
+  const message = h("p", { id: errorId, class: "field-error", role: "alert" }, detail);
+  input.insertAdjacentElement("afterend", message);
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", [errorId, input.getAttribute("aria-describedby")].filter(Boolean).join(" "));
+  for (let parent = input.parentElement; parent; parent = parent.parentElement) {
+    if (parent instanceof HTMLDetailsElement) parent.open = true;
+  }
+  input.scrollIntoView({ block: "center" });
+  input.focus({ preventScroll: true });
+  return true;
+}
+
+function clearFieldErrors(form: HTMLFormElement): void {
+  for (const message of form.querySelectorAll(".field-error")) {
+    const input = message.previousElementSibling;
+    input?.removeAttribute("aria-invalid");
+    const rest = (input?.getAttribute("aria-describedby") ?? "").split(" ").filter((id) => id && id !== message.id);
+    if (rest.length) input?.setAttribute("aria-describedby", rest.join(" "));
+    else input?.removeAttribute("aria-describedby");
+    message.remove();
+  }
 }
 
 function missing(input: HTMLElement, message: string): never {

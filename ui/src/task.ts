@@ -1,5 +1,6 @@
 // One task: live progress over SSE, outcome charts, and the results table paged from the API.
-import { apiKey, BASE, type Crawl, json, resultsQuery, send, TERMINAL, type Page, type Result, type Sources, type Task } from "./api";
+import { apiKey, BASE, type Crawl, json, resultsQuery, send, service, type Service, TERMINAL, type Page, type Result,
+  type Sources, type Task } from "./api";
 import { acceptRule, barChart, errorBars, latencyBars, statusBars } from "./charts";
 import { h, replace } from "./dom";
 import { count, duration, ms, percent, when } from "./format";
@@ -9,10 +10,16 @@ import { attempt, badge, isGone, setTitle, showError } from "./ui";
 
 const PAGE_SIZE = 50;
 const REFRESH_MS = 2000;
-const ERROR_KINDS = ["invalid_url", "blocked", "dns", "connect_refused", "connect_timeout", "connect_error", "tls",
-  "timeout", "too_many_redirects", "redirect_loop", "protocol", "body_too_large", "unsupported", "cancelled", "internal"];
+const TICK_MS = 1000;  // the live numbers are recomputed this often, events or not
+const RATE_WINDOW_MS = 10_000;  // the rate is over this recent window, not since the start
+const STALLED_MS = 3000;  // nothing finished for this long: no time left is estimated, the wait is said
+const OUTCOMES: Record<string, string> = { ok: "OK", broken: "Broken", unsupported: "Unsupported", cancelled: "Cancelled" };
+const BODY: Record<string, string> = {
+  truncated: "body cut at the size limit", timeout: "body timed out", reset: "connection reset during the body",
+  undecodable: "body could not be decoded",
+};
 
-type Filter = Record<"outcome" | "error_kind" | "status_code" | "q", string>;
+type Filter = Record<"outcome" | "redirect" | "error_kind" | "status_code" | "q", string>;
 
 export async function taskView(main: HTMLElement, signal: AbortSignal, id: string): Promise<void> {
   setTitle("Task");
@@ -25,7 +32,13 @@ export async function taskView(main: HTMLElement, signal: AbortSignal, id: strin
     if ((error as Error).name !== "AbortError") showError(error);
     return;
   }
-  new TaskPage(main, signal, path, task).start();
+  let described: Service | null = null;
+  try {
+    described = await service();
+  } catch (error) {
+    if ((error as Error).name !== "AbortError") showError(error);
+  }
+  new TaskPage(main, signal, path, task, described).start();
 }
 
 function gone(main: HTMLElement, id: string): void {
@@ -43,14 +56,17 @@ class TaskPage {
   private readonly pager = h("nav", { class: "pager", "aria-label": "Result pages" });
   private readonly connection = h("span", { class: "connection", role: "status" });
   private readonly cursors: (string | null)[] = [null];
-  private filter: Filter = { outcome: "", error_kind: "", status_code: "", q: "" };
+  private filter: Filter = { outcome: "", redirect: "", error_kind: "", status_code: "", q: "" };
   private samples: { at: number; done: number }[] = [];
   private shown = 0;
+  private shownDone = -1;
+  private changed = { at: Date.now(), done: -1 };  // when `done` last moved
   private lastRows = 0;
   private stream: EventStream | null = null;
+  private ticker = 0;
 
   constructor(private readonly main: HTMLElement, private readonly signal: AbortSignal,
-    private readonly path: string, private task: Task) {}
+    private readonly path: string, private task: Task, private readonly service: Service | null) {}
 
   start(): void {
     this.main.append(this.head, this.live,
@@ -60,7 +76,26 @@ class TaskPage {
     this.update(this.task);
     void attempt(() => this.loadResults());
     if (!TERMINAL.has(this.task.status)) this.follow();
-    this.signal.addEventListener("abort", () => this.stream?.stop());
+    this.ticker = window.setInterval(() => this.tick(), TICK_MS);
+    this.signal.addEventListener("abort", () => {
+      this.stream?.stop();
+      clearInterval(this.ticker);
+    });
+  }
+
+  /** Every second: the numbers as they are now (a rate decays while URLs hang), and the shown
+   * page of results refreshed while it is not full and results were stored since. */
+  private tick(): void {
+    if (TERMINAL.has(this.task.status)) return clearInterval(this.ticker);
+    this.renderLive(this.task);
+    this.refreshRows();
+  }
+
+  private refreshRows(): void {
+    const stale = this.task.progress.done !== this.shownDone;
+    if (stale && this.lastRows < PAGE_SIZE && Date.now() - this.shown >= REFRESH_MS) {
+      void attempt(() => this.loadResults());
+    }
   }
 
   private follow(): void {
@@ -76,10 +111,10 @@ class TaskPage {
     if (name !== "progress" && name !== "done") return;
     this.update(data as Task);
     if (name === "done") {
-      this.connection.textContent = "Finished";
+      this.connection.textContent = ended(this.task);
       void attempt(() => this.loadResults());
-    } else if (this.lastRows < PAGE_SIZE && Date.now() - this.shown > REFRESH_MS) {
-      void attempt(() => this.loadResults());  // the shown page is still filling up
+    } else {
+      this.refreshRows();  // the shown page is still filling up
     }
   }
 
@@ -118,42 +153,57 @@ class TaskPage {
     await this.loadResults();
   }
 
-  private renderLive(task: Task): void {
-    const { total, done, ok, broken, pages } = task.progress;
+  /** URLs a second over the last RATE_WINDOW_MS: 0 while nothing finishes, whatever came before. */
+  private rate(done: number): number {
     const now = Date.now();
-    this.samples = [...this.samples.filter((s) => now - s.at < 10_000), { at: now, done }];
+    this.samples = [...this.samples.filter((s) => now - s.at < RATE_WINDOW_MS), { at: now, done }];
     const first = this.samples[0];
-    const rate = now > first.at ? ((done - first.done) * 1000) / (now - first.at) : 0;
+    return now - first.at >= TICK_MS ? ((done - first.done) * 1000) / (now - first.at) : NaN;
+  }
+
+  private renderLive(task: Task): void {
+    const { total, done, ok, broken, pages, unsupported = 0, cancelled = 0 } = task.progress;
+    const rate = this.rate(done);
+    const now = Date.now();
+    if (done !== this.changed.done) this.changed = { at: now, done };
+    const stalled = now - this.changed.at >= STALLED_MS;
     const running = !TERMINAL.has(task.status);
+    const checked = done - cancelled;
     const stat = (name: string, value: string, cls = ""): HTMLElement =>
       h("div", { class: `stat ${cls}` }, h("dt", {}, name), h("dd", {}, value));
     replace(this.live,
       h("h2", { id: "live-title", class: "visually-hidden" }, "Progress"),
       h("div", { class: "progress-line" },
-        h("progress", { id: "task-progress", max: total || 1, value: done, "aria-label": "Task progress" }),
-        h("span", { class: "percent" }, percent(done, total))),
-      h("dl", { class: "stats", "aria-live": "polite" },
-        stat("Done", `${count(done)} / ${count(total)}`), stat("OK", count(ok), "ok"),
-        stat("Broken", count(broken), "broken"),
+        h("progress", { id: "task-progress", max: total || 1, value: checked, "aria-label": "Task progress" }),
+        h("span", { class: "percent" }, task.status === "cancelled" ? `${percent(checked, total)} checked` : percent(done, total))),
+      h("dl", { class: "stats" },
+        stat(task.status === "cancelled" ? "Checked" : "Done", `${count(checked)} / ${count(total)}`),
+        stat("OK", count(ok), "ok"), stat("Broken", count(broken), "broken"),
+        unsupported ? stat("Unsupported", count(unsupported), "apart unsupported") : null,
+        cancelled || task.status === "cancelled" ? stat("Cancelled", count(cancelled), "apart cancelled") : null,
         typeof pages === "number" ? stat("Pages fetched", count(pages), "pages") : null,
-        stat("Rate", running && rate > 0 ? `${count(Math.round(rate))} URLs/s` : "–"),
-        stat("Time left", running && rate > 0 ? duration((total - done) / rate) : running ? "estimating…" : "–")),
+        running ? stat("Rate", rateText(rate), "rate") : null,
+        running ? stat("Time left", timeLeft(stalled ? 0 : rate, total - done), "left") : null),
       this.connection);
-    if (!running && !this.connection.textContent) this.connection.textContent = `Finished ${when(task.finished_at)}`;
+    if (!running) this.connection.textContent = ended(task);
   }
 
   private renderCharts(task: Task): void {
     const accepted = acceptRule(task.options.accept);
     replace(this.charts,
-      barChart("Status codes", statusBars(task.by_status, accepted), "No HTTP answers yet."),
+      barChart("Status codes", statusBars(task.by_status, accepted),
+        TERMINAL.has(task.status) ? "No HTTP answers." : "No HTTP answers yet."),
       barChart("Errors", errorBars(task.by_error), "No errors."),
       task.latency ? barChart("Latency", latencyBars(task.latency), "No timings yet.") : null);
   }
 
   private filterForm(): HTMLElement {
-    const kinds = [...new Set([...ERROR_KINDS, ...Object.keys(this.task.by_error)])];
-    const outcome = h("select", { id: "f-outcome", name: "outcome" },
-      h("option", { value: "" }, "All"), h("option", { value: "ok" }, "OK"), h("option", { value: "broken" }, "Broken"));
+    const kinds = [...new Set([...(this.service?.error_kinds ?? []), ...Object.keys(this.task.by_error)])];
+    const outcome = h("select", { id: "f-outcome", name: "outcome" }, h("option", { value: "" }, "All"),
+      ...(this.service?.outcomes ?? Object.keys(OUTCOMES)).map((o) => h("option", { value: o }, OUTCOMES[o] ?? o)));
+    const redirect = h("select", { id: "f-redirect", name: "redirect" }, h("option", { value: "" }, "Any"),
+      h("option", { value: "any" }, "Redirected"), h("option", { value: "permanent" }, "Permanent redirect"),
+      h("option", { value: "temporary" }, "Temporary redirect"));
     const kind = h("select", { id: "f-error", name: "error_kind" }, h("option", { value: "" }, "Any"),
       ...kinds.map((k) => h("option", { value: k }, k)));
     const status = h("input", { id: "f-status", name: "status_code", type: "number", min: 100, max: 599,
@@ -161,17 +211,19 @@ class TaskPage {
     const q = h("input", { id: "f-q", name: "q", type: "search", placeholder: "part of the URL", spellcheck: false });
     const form = h("form", { class: "filters", role: "search", "aria-label": "Filter results" },
       h("div", { class: "field" }, h("label", { for: "f-outcome" }, "Outcome"), outcome),
+      h("div", { class: "field" }, h("label", { for: "f-redirect" }, "Redirects"), redirect),
       h("div", { class: "field" }, h("label", { for: "f-error" }, "Error kind"), kind),
       h("div", { class: "field" }, h("label", { for: "f-status" }, "Status code"), status),
       h("div", { class: "field grow" }, h("label", { for: "f-q" }, "URL contains"), q),
       h("div", { class: "field" }, h("button", { type: "submit" }, "Apply")));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.filter = { outcome: outcome.value, error_kind: kind.value, status_code: status.value, q: q.value.trim() };
+      this.filter = { outcome: outcome.value, redirect: redirect.value, error_kind: kind.value,
+        status_code: status.value, q: q.value.trim() };
       this.cursors.splice(1);
       void attempt(() => this.loadResults());
     });
-    for (const select of [outcome, kind]) select.addEventListener("change", () => form.requestSubmit());
+    for (const select of [outcome, redirect, kind]) select.addEventListener("change", () => form.requestSubmit());
     return form;
   }
 
@@ -199,6 +251,7 @@ class TaskPage {
 
   private async loadResults(): Promise<void> {
     this.shown = Date.now();
+    this.shownDone = this.task.progress.done;
     const cursor = this.cursors[this.cursors.length - 1];
     const query = resultsQuery(this.filter, { limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) });
     let page: Page<Result>;
@@ -209,7 +262,7 @@ class TaskPage {
       throw error;
     }
     this.lastRows = page.items.length;
-    replace(this.rows, page.items.length ? resultsTable(page.items) : h("p", { class: "empty" },
+    replace(this.rows, page.items.length ? resultsTable(page.items, this.service) : h("p", { class: "empty" },
       this.task.progress.done ? "No results match this filter." : "No results yet: they appear as URLs are checked."));
     replace(this.pager,
       h("button", { type: "button", class: "secondary", disabled: this.cursors.length < 2,
@@ -239,31 +292,73 @@ async function ndjsonToJson(response: Response): Promise<Blob> {
   return new Blob([`[${text ? text.split("\n").join(",\n") : ""}]\n`], { type: "application/json" });
 }
 
-function resultsTable(items: Result[]): HTMLElement {
+function ended(task: Task): string {
+  if (task.status === "cancelled") return `Cancelled ${when(task.finished_at)}: URLs not checked by then are counted as cancelled`;
+  return `Finished ${when(task.finished_at)}`;
+}
+
+function rateText(rate: number): string {
+  if (Number.isNaN(rate)) return "measuring…";
+  return `${count(Math.round(rate))} URLs/s`;
+}
+
+/** Time left only when the recent rate says it; while nothing finishes, what is waited on. */
+function timeLeft(rate: number, left: number): string {
+  if (Number.isNaN(rate)) return "estimating…";
+  if (rate <= 0) return `waiting on ${count(left)} URL${left === 1 ? "" : "s"}`;
+  return duration(left / rate);
+}
+
+function resultsTable(items: Result[], described: Service | null): HTMLElement {
   return h("table", { class: "results-table" },
     h("caption", { class: "visually-hidden" }, "Results in input order; each row expands to its details"),
     h("thead", {}, h("tr", {}, ...["#", "URL", "Status", "Outcome", "Time", ""]
       .map((name, i) => h("th", { scope: "col", class: i === 2 || i === 4 ? "num" : "" }, name || "Details")))),
-    ...items.map(resultRows));
+    ...items.map((item) => resultRows(item, described)));
 }
 
-function resultRows(result: Result): HTMLElement {
+/** The notes under a result's URL: where a redirect ends, why it failed, what happened to the body. */
+function notes(result: Result, described: Service | null): HTMLElement | null {
+  const lines: HTMLElement[] = [];
+  if (result.redirect) {
+    lines.push(h("span", { class: `note redirect ${result.redirect}` },
+      h("span", { class: `pill ${result.redirect}` }, `${result.redirect} ${result.redirects[0].status_code}`), " → ",
+      h("span", { class: "final" }, result.final_url ?? result.redirects[result.redirects.length - 1].url)));
+  }
+  const hint = advice(result, described);
+  if (hint) lines.push(h("span", { class: "note why" }, hint));
+  if (result.body && BODY[result.body]) lines.push(h("span", { class: "note body" }, BODY[result.body]));
+  return lines.length ? h("span", { class: "notes" }, ...lines) : null;
+}
+
+/** How to fix what the service cannot do as asked: allow a blocked target, give a base URL. */
+function advice(result: Result, described: Service | null): string | null {
+  const kind = result.error?.kind;
+  if (kind === "blocked") return `Blocked by the service's egress policy: ${described?.egress.to_allow ?? "ask its operator"}.`;
+  if (kind === "invalid_url" && !/^[a-z][a-z0-9+.-]*:/i.test(result.url)) {
+    return "Relative link: it needs a base URL (where the document is published). Upload it again with a base URL.";
+  }
+  return null;
+}
+
+function resultRows(result: Result, described: Service | null): HTMLElement {
   const detailsId = `details-${result.index}`;
   const toggle = h("button", { type: "button", class: "link expand", "aria-expanded": "false", "aria-controls": detailsId,
     "aria-label": `Details of ${result.url}` }, "Details");
   const details = h("tr", { id: detailsId, class: "details", hidden: true },
-    h("td", { colspan: 6 }, detailsOf(result)));
+    h("td", { colspan: 6 }, detailsOf(result, described)));
   toggle.addEventListener("click", () => {
     const open = toggle.getAttribute("aria-expanded") !== "true";
     toggle.setAttribute("aria-expanded", String(open));
     details.hidden = !open;
   });
-  const outcome = result.ok ? h("span", { class: "pill ok" }, "ok")
-    : h("span", { class: "pill broken" }, result.error ? result.error.kind : "broken");
-  return h("tbody", { class: "result", "data-index": result.index },
+  const kind = result.error && result.error.kind !== result.outcome ? result.error.kind : null;
+  const outcome = h("span", { class: "outcome" }, h("span", { class: `pill ${result.outcome}` }, result.outcome),
+    kind ? h("span", { class: "kind" }, kind) : null);
+  return h("tbody", { class: "result", "data-index": result.index, "data-outcome": result.outcome },
     h("tr", {},
-      h("td", { class: "num muted", "data-label": "#" }, result.index + 1),
-      h("td", { class: "url", "data-label": "URL" }, h("span", { title: result.url }, result.url)),
+      h("td", { class: "num muted", "data-label": "#" }, result.index),
+      h("td", { class: "url", "data-label": "URL" }, h("span", { class: "link-url" }, result.url), notes(result, described)),
       h("td", { class: "num", "data-label": "Status" }, result.status_code ?? "–"),
       h("td", { "data-label": "Outcome" }, outcome),
       h("td", { class: "num", "data-label": "Time" }, ms(result.elapsed_ms)),
@@ -271,7 +366,7 @@ function resultRows(result: Result): HTMLElement {
     details);
 }
 
-function detailsOf(result: Result): HTMLElement {
+function detailsOf(result: Result, described: Service | null): HTMLElement {
   const item = (name: string, value: Node | string | null): HTMLElement | null =>
     value === null || value === "" ? null : h("div", {}, h("dt", {}, name), h("dd", {}, value));
   // Each hop records the status received and where it pointed: pair every URL with its answer.
@@ -283,7 +378,10 @@ function detailsOf(result: Result): HTMLElement {
   const sources = result.sources ? foundIn(result.sources) : null;
   return h("dl", { class: "detail-grid" },
     item("Error", result.error ? `${result.error.kind}: ${result.error.message}` : null),
+    item("How to fix", advice(result, described)),
+    item("Redirect", result.redirect ? `${result.redirect}: update the link to its final URL${result.redirect === "temporary" ? " only if the move is meant to last" : ""}` : null),
     item("Final URL", result.final_url !== result.url ? result.final_url : null),
+    item("Body", result.body && BODY[result.body] ? `${result.body}: ${BODY[result.body]}` : null),
     item("Redirect chain", chain),
     item("Timings", `total ${ms(result.elapsed_ms)} · DNS ${ms(result.dns_ms)} · connect ${ms(result.connect_ms)}`
       + ` · TLS ${ms(result.tls_ms)} · first byte ${ms(result.ttfb_ms)}`),
@@ -295,11 +393,17 @@ function detailsOf(result: Result): HTMLElement {
 }
 
 
+/** Where a URL was found: each document once (a link when it is a page of the web), with its lines. */
 function foundIn(sources: Sources): HTMLElement {
   const { total, places } = sources;
   const more = total - places.length;
+  const lines = new Map<string, number[]>();
+  for (const place of places) lines.set(place.document, [...(lines.get(place.document) ?? []), place.line]);
+  const documentOf = (name: string): Node => /^https?:\/\//i.test(name)
+    ? h("a", { href: name, rel: "noreferrer", target: "_blank" }, name) : h("span", {}, name);
   return h("div", { class: "sources" },
     h("p", { class: "sources-total" }, total === 1 ? "1 place" : `${count(total)} places`),
-    h("ul", {}, ...places.map((place) => h("li", {}, `${place.document}, line ${place.line}`)),
-      more > 0 ? h("li", { class: "muted" }, `…and ${count(more)} more`) : null));
+    h("ul", {}, ...[...lines].map(([name, at]) =>
+      h("li", {}, documentOf(name), `, line${at.length > 1 ? "s" : ""} ${at.join(", ")}`)),
+    more > 0 ? h("li", { class: "muted" }, `…and ${count(more)} more`) : null));
 }

@@ -5,7 +5,8 @@ import { count, percent, when } from "./format";
 import { attempt, badge, confirmAction, setTitle } from "./ui";
 
 const PAGE_SIZE = 20;
-const REFRESH_MS = 2000;
+const REFRESH_MS = 2000;  // while a shown task is live
+const IDLE_REFRESH_MS = 5000;  // otherwise: tasks created elsewhere (another tab, the API) appear
 
 export function tasksView(main: HTMLElement, signal: AbortSignal): void {
   setTitle("Tasks");
@@ -31,9 +32,8 @@ export function tasksView(main: HTMLElement, signal: AbortSignal): void {
       h("span", { class: "muted" }, `Page ${cursors.length}`),
       h("button", { type: "button", class: "secondary", disabled: !page.next_cursor,
         onclick: () => { cursors.push(page.next_cursor); void attempt(load); } }, "Older →"));
-    if (page.items.some((task) => !TERMINAL.has(task.status))) {
-      timer = window.setTimeout(() => void attempt(load), REFRESH_MS);
-    }
+    const live = page.items.some((task) => !TERMINAL.has(task.status));
+    if (live || cursors.length === 1) timer = window.setTimeout(() => void attempt(load), live ? REFRESH_MS : IDLE_REFRESH_MS);
   };
   void attempt(load);
 }
@@ -53,23 +53,25 @@ function table(tasks: Task[], reload: () => Promise<void>): HTMLElement {
 }
 
 function row(task: Task, reload: () => Promise<void>): HTMLElement {
-  const { done, total, ok, broken } = task.progress;
+  const { done, total, ok, broken, cancelled = 0 } = task.progress;
   const label = task.name || `Task ${task.id.slice(0, 8)}`;
   return h("tr", { "data-task": task.id },
     h("th", { scope: "row" }, h("a", { href: `#/tasks/${encodeURIComponent(task.id)}` }, label)),
     h("td", { "data-label": "Status" }, badge(task.status)),
     h("td", { "data-label": "Progress" },
       h("progress", { max: total || 1, value: done, "aria-label": `${label} progress` }),
-      h("span", { class: "muted" }, ` ${count(done)} / ${count(total)} (${percent(done, total)})`)),
+      h("span", { class: "muted" }, task.status === "cancelled"
+        ? ` ${count(done - cancelled)} / ${count(total)} checked, ${count(cancelled)} cancelled`
+        : ` ${count(done)} / ${count(total)} (${percent(done, total)})`)),
     h("td", { "data-label": "OK", class: "num" }, count(ok)),
     h("td", { "data-label": "Broken", class: "num" }, count(broken)),
     h("td", { "data-label": "Created" }, when(task.created_at)),
     h("td", {}, h("div", { class: "row-actions" }, ...actions(task, label, reload))));
 }
 
+/** Cancel (only while the task runs: a finished one has nothing to stop) and delete. */
 export function actions(task: Task, label: string, after: (deleted: boolean) => Promise<void>): HTMLElement[] {
-  const cancel = h("button", { type: "button", class: "secondary", disabled: TERMINAL.has(task.status),
-    "aria-label": `Cancel ${label}` }, "Cancel");
+  const cancel = h("button", { type: "button", class: "secondary", "aria-label": `Cancel ${label}` }, "Cancel");
   const remove = h("button", { type: "button", class: "danger", "aria-label": `Delete ${label}` }, "Delete");
   cancel.addEventListener("click", () => void attempt(async () => {
     if (!(await confirmAction(`Cancel “${label}”? URLs not probed yet get a cancelled result.`, "Cancel task"))) return;
@@ -81,5 +83,5 @@ export function actions(task: Task, label: string, after: (deleted: boolean) => 
     await send(`${BASE}/tasks/${encodeURIComponent(task.id)}`, { method: "DELETE" });
     await after(true);
   }));
-  return [cancel, remove];
+  return TERMINAL.has(task.status) ? [remove] : [cancel, remove];
 }

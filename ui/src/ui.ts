@@ -10,6 +10,7 @@ export function showError(error: unknown): void {
   const text = error instanceof Error ? error.message : String(error);
   replace(notice(), h("div", { class: "banner error" }, h("span", {}, text),
     h("button", { type: "button", class: "link", onclick: clearNotice }, "Dismiss")));
+  notice().scrollIntoView({ block: "nearest" });  // said where it is seen, not above the viewport
 }
 
 export function clearNotice(): void {

@@ -47,6 +47,7 @@ def create_app(
             log.warning("authentication is off: anyone who reaches %s may use the API", settings.host)
         async with contextlib.AsyncExitStack() as stack:
             if embedded_worker:
+                log.info("egress policy: %s", settings.egress_policy())
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
                 worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
                 stack.push_async_callback(worker.shutdown, asyncio.create_task(worker.run()))

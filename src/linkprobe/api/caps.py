@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import HTTPException
 
 from linkprobe.engine import ProbeOptions
-from linkprobe.engine.options import number_text
+from linkprobe.engine.options import number_text, rule_of
 from linkprobe.settings import Settings
 from linkprobe.store import CrawlSpec
 
@@ -65,3 +66,31 @@ def cap_crawl(spec: CrawlSpec, settings: Settings) -> None:
             raise HTTPException(
                 422, f"crawl.{limit} {value} is above the cap of {cap} (LINKPROBE_{field.upper()})"
             )
+
+
+def option_bounds(settings: Settings) -> dict[str, dict[str, float]]:
+    """Each numeric option's bounds for a client's form: the engine's rule (ge/gt, le), the
+    operator's cap below it, and the default (stored as the cap when above it)."""
+    bounds: dict[str, dict[str, float]] = {}
+    for item in dataclasses.fields(ProbeOptions):
+        rule = rule_of(item)
+        default = getattr(DEFAULTS, item.name)
+        if not isinstance(default, int | float) or isinstance(default, bool):
+            continue
+        limits = {"minimum": rule.ge, "exclusiveMinimum": rule.gt, "maximum": rule.le}
+        if item.name in CAPPED:
+            cap = cap_of(settings, item.name)
+            limits["maximum"] = cap if rule.le is None else min(rule.le, cap)
+            default = min(default, cap)
+        bounds[item.name] = {k: v for k, v in {**limits, "default": default}.items() if v is not None}
+    return bounds
+
+
+def crawl_bounds(settings: Settings) -> dict[str, dict[str, int]]:
+    """A crawl's limits: at least 0 (depth) or 1, at most the caps (also their defaults)."""
+    least = {"max_depth": 0, "max_pages": 1, "max_page_bytes": 1}
+    return {
+        limit: {"minimum": least[limit], "maximum": cap, "default": cap}
+        for limit, field in CRAWL_CAPPED.items()
+        if (cap := getattr(settings, field)) is not None
+    }

@@ -6,17 +6,27 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urldefrag
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from linkprobe.api.documents import MAX_PATTERN_LENGTH
 from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.api.security import redact
 from linkprobe.engine import ConfigError
 from linkprobe.engine.errors import InvalidURL, Unsupported
-from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind
+from linkprobe.engine.outcome import RESULT_FIELDS, Hop, ProbeError, ProbeResult
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
+from linkprobe.outcomes import APART, Redirect, outcome_of, redirect_of_status
 from linkprobe.store import TaskRecord, TaskStatus
+from linkprobe.store.base import Scope
 
 Pattern = Annotated[str, Field(max_length=MAX_PATTERN_LENGTH)]
 
@@ -43,6 +53,11 @@ class CrawlCreate(BaseModel):
     exclude: list[Pattern] = Field(
         default_factory=list, max_length=100,
         description="Regular expressions: matching URLs are skipped (an include wins).",
+    )  # fmt: skip
+    scope: Scope = Field(
+        Scope.ALL, description="`all` (the default): the site's pages and every link on them, other "
+        "sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere "
+        "are not checked.",
     )  # fmt: skip
     ignore_robots: bool = Field(False, description="Fetch pages robots.txt disallows.")
     check_fragments: bool = Field(
@@ -83,7 +98,15 @@ class Crawl(CrawlCreate):
 class TaskCreate(BaseModel):
     """Exactly one of `urls` (a list to probe) and `crawl` (a site to crawl)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"urls": ["https://example.com/", "https://example.org/missing"], "name": "docs links"},
+                {"crawl": {"start": "https://docs.example.com/", "scope": "site"}, "name": "docs site"},
+            ]
+        },
+    )
 
     urls: list[str] | None = Field(
         None, min_length=1, description="URLs to probe; invalid ones become invalid_url results."
@@ -114,9 +137,12 @@ class Progress(BaseModel):
     total: int
     done: int
     ok: int
-    broken: int = Field(description="Done and neither ok nor unsupported.")
+    broken: int = Field(description="Done and neither ok, unsupported nor cancelled.")
     unsupported: int = Field(
         description="A scheme that is not http(s) (mailto:...), or a redirect to one: neither ok nor broken."
+    )
+    cancelled: int = Field(
+        0, description="Not finished: the task was cancelled first; neither ok nor broken."
     )
     pages: int | None = Field(
         None, description="Crawl tasks: pages fetched so far (total counts every URL discovered)."
@@ -155,11 +181,13 @@ class Task(BaseModel):
 
 
 def progress(record: TaskRecord) -> Progress:
-    """The stores count ok and not ok; unsupported results are taken out of the latter here."""
-    unsupported = record.by_error.get(ErrorKind.UNSUPPORTED.value, 0)
+    """The stores count ok and not ok; the outcomes apart (unsupported, cancelled) are taken out of
+    the latter here, by their error kinds (outcomes.APART)."""
+    unsupported, cancelled = (record.by_error.get(kind, 0) for kind in APART)
     return Progress(
-        total=record.total, done=record.done, ok=record.ok, broken=record.broken - unsupported,
-        unsupported=unsupported, pages=None if record.crawl is None else record.pages,
+        total=record.total, done=record.done, ok=record.ok,
+        broken=record.broken - unsupported - cancelled, unsupported=unsupported, cancelled=cancelled,
+        pages=None if record.crawl is None else record.pages,
     )  # fmt: skip
 
 
@@ -180,6 +208,21 @@ class Sources(BaseModel):
     places: list[Place] = Field(description="The first places, at most 10.")
 
 
+class _Shown(BaseModel):
+    """What a JSON page of results adds to each result, derived by linkprobe.outcomes (the rules
+    the CLI shows too): its outcome word and its redirect, so clients never re-derive them."""
+
+    @computed_field(description="ok, broken, unsupported or cancelled (neither of the first two).")
+    def outcome(self) -> str:
+        error: ProbeError | None = getattr(self, "error")  # noqa: B009  # the fields are RESULT_FIELDS'
+        return outcome_of(ProbeResult("", 0, ok=getattr(self, "ok"), error=error))  # noqa: B009
+
+    @computed_field(description="permanent (the link's own answer is 301 or 308), temporary, or null.")
+    def redirect(self) -> Redirect | None:
+        hops: tuple[Hop, ...] = getattr(self, "redirects")  # noqa: B009
+        return redirect_of_status(hops[0].status_code if hops else None)
+
+
 def _result_model() -> type[BaseModel]:
     """The API's result, derived from the engine's one declaration (engine/outcome.py): every
     field the NDJSON and CSV forms carry, with its description, and the error kinds as an enum;
@@ -191,7 +234,7 @@ def _result_model() -> type[BaseModel]:
         Sources | None,
         Field(None, exclude_if=lambda value: value is None, description=Sources.__doc__),
     )
-    return create_model("Result", __doc__="One probed URL.", **fields)
+    return create_model("Result", __doc__="One probed URL.", __base__=_Shown, **fields)
 
 
 Result = _result_model()
@@ -200,6 +243,29 @@ ResultPage = create_model(
     items=(list[Result], ...),  # type: ignore[valid-type]  # built above from RESULT_FIELDS
     next_cursor=(str | None, ...),
 )
+
+
+class Egress(BaseModel):
+    allow_private: bool = Field(description="Loopback, private and link-local destinations are allowed.")
+    allow_cidrs: list[str] = Field(description="Networks allowed despite the policy.")
+    policy: str = Field(description="The policy in force, and how the operator allows a blocked target.")
+    to_allow: str = Field(description="How to allow a blocked destination: the service's settings.")
+
+
+class Service(BaseModel):
+    """What this service allows and how it judges: a client derives its forms and words from it."""
+
+    options: dict[str, dict[str, float]] = Field(
+        description="Numeric task options: minimum (or exclusiveMinimum), maximum (the operator's "
+        "cap) and default."
+    )
+    crawl: dict[str, dict[str, int]] = Field(description="A crawl's limits: minimum, maximum (cap), default.")
+    outcomes: list[str] = Field(description="Each result's outcome word: ok, broken, unsupported, cancelled.")
+    error_kinds: list[str] = Field(description="The error kinds results get (retired ones left out).")
+    permanent_redirects: list[int] = Field(
+        description="A result whose first hop has one of these statuses is a permanent redirect."
+    )
+    egress: Egress
 
 
 class Problem(BaseModel):

@@ -10,15 +10,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from linkprobe.api.caps import apply_caps, cap_crawl
+from linkprobe.api.caps import apply_caps, cap_crawl, crawl_bounds, option_bounds
 from linkprobe.api.documents import INPUT_FORMATS
 from linkprobe.api.intake import Submission, check_count, from_short_json, read_submission
-from linkprobe.api.models import Problem, Result, ResultPage, Submitted, Task, TaskPage
+from linkprobe.api.models import Egress, Problem, Result, ResultPage, Service, Submitted, Task, TaskPage
 from linkprobe.api.quotas import Quotas
 from linkprobe.api.security import Authenticator, Principal
 from linkprobe.engine.outcome import ErrorKind
+from linkprobe.outcomes import APART, OUTCOMES, PERMANENT_STATUSES
 from linkprobe.report import csv_text
-from linkprobe.settings import Settings
+from linkprobe.settings import EGRESS_HINT, Settings
 from linkprobe.store import (
     TERMINAL,
     IdempotencyConflict,
@@ -30,6 +31,12 @@ from linkprobe.store import (
 )
 
 EVENT_INTERVAL_S = 0.5
+RedirectFilter = Literal["any", "permanent", "temporary"]
+REDIRECT_DOC = (
+    "Results that redirected: any, or by the link's own answer (the first hop): permanent (301, 308: "
+    "update the link to its final_url) or temporary."
+)
+RETIRED_KINDS = (ErrorKind.BODY_TOO_LARGE,)  # kept for stored results, no longer produced (see `body`)
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "API key missing, unknown or revoked"},
     404: {"model": Problem, "description": "No such task"},
@@ -41,7 +48,10 @@ CREATE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/TaskCreate"}},
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/TaskCreate"},
+                "example": {"urls": ["https://example.com/", "https://example.org/a"], "name": "docs links"},
+            },
             "text/plain": {"schema": {"type": "string", "description": "One URL per line"}},
             **{
                 media: {
@@ -176,6 +186,18 @@ def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
         records, next_cursor = await store.list_tasks(status, cursor, limit, who.scope)
         return TaskPage(items=[Task.of(r) for r in records], next_cursor=next_cursor)
 
+    @router.get("/service", response_model=Service)
+    async def service(who: Caller) -> Service:
+        """What this service allows (option bounds from its caps, crawl limits) and how it judges
+        (outcomes, error kinds, permanent redirects, the egress policy and how to change it)."""
+        return Service(
+            options=option_bounds(settings), crawl=crawl_bounds(settings), outcomes=list(OUTCOMES),
+            error_kinds=[kind.value for kind in ErrorKind if kind not in RETIRED_KINDS],
+            permanent_redirects=list(PERMANENT_STATUSES),
+            egress=Egress(allow_private=settings.allow_private, allow_cidrs=settings.allow_cidrs,
+                          policy=settings.egress_policy(), to_allow=EGRESS_HINT),
+        )  # fmt: skip
+
     @router.get("/tasks/{task_id}", response_model=Task)
     async def get_task(task_id: str, who: Caller) -> Task:
         return Task.of(await found(task_id, who))
@@ -205,7 +227,8 @@ def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
     async def results(
         task_id: str,
         who: Caller,
-        outcome: Literal["ok", "broken", "unsupported"] | None = None,
+        outcome: Literal["ok", "broken", "unsupported", "cancelled"] | None = None,
+        redirect: Annotated[RedirectFilter | None, Query(description=REDIRECT_DOC)] = None,
         error_kind: ErrorKind | None = None,
         status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
         q: Annotated[str | None, Query(max_length=500, description="Substring of the URL (any case)")] = None,
@@ -213,10 +236,10 @@ def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         format: Literal["json", "ndjson", "csv"] = "json",
     ) -> Any:
-        """Results in input order. `format=ndjson|csv` streams the whole (filtered) set.
-        `outcome=broken` includes `unsupported` results; `outcome=unsupported` selects only them."""
+        """Results in input order. `format=ndjson|csv` streams the whole (filtered) set. Each
+        outcome selects only itself: `broken` is neither ok, `unsupported` nor `cancelled`."""
         record = await found(task_id, who)
-        flt = _filter(outcome, error_kind, status_code, q)
+        flt = _filter(outcome, error_kind, status_code, q, redirect)
         if format == "ndjson":
             return StreamingResponse(
                 _ndjson(store.stream_results(task_id, flt)), media_type="application/x-ndjson"
@@ -245,14 +268,19 @@ def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
 
 
 def _filter(
-    outcome: str | None, error_kind: ErrorKind | None, status_code: int | None, q: str | None
-) -> ResultFilter:
-    if outcome == "unsupported":
-        if error_kind not in (None, ErrorKind.UNSUPPORTED):
-            raise HTTPException(422, f"outcome=unsupported and error_kind={error_kind} select nothing")
-        error_kind = ErrorKind.UNSUPPORTED
+    outcome: str | None, error_kind: ErrorKind | None, status_code: int | None, q: str | None,
+    redirect: str | None = None,
+) -> ResultFilter:  # fmt: skip
+    """The store's filter: an outcome apart (unsupported, cancelled) is its error kind; `broken`
+    leaves them out."""
     kind = None if error_kind is None else error_kind.value
-    return ResultFilter(None if outcome is None else outcome == "ok", kind, status_code, q)
+    if outcome in APART:
+        if kind not in (None, outcome):
+            raise HTTPException(422, f"outcome={outcome} and error_kind={kind} select nothing")
+        kind = outcome
+    apart = APART if outcome == "broken" else ()
+    ok = None if outcome is None else outcome == "ok"
+    return ResultFilter(ok, kind, status_code, q, not_error_kinds=apart, redirect=redirect)
 
 
 async def accept(

@@ -39,7 +39,10 @@ inputs:
 
 formats (-f/--format):
   table (default), json, csv, junit, markdown: in input order, written at the end;
-  ndjson: one JSON result a line, streamed as results complete.
+  ndjson: one JSON result a line, streamed as results complete;
+  redirects: the links to update, as CSV (found_in, url, final_url, status_code, redirect:
+  permanent when the link's own answer is 301 or 308, else temporary).
+  --only broken (or broken,permanent, ...) writes only those rows; the summary counts every URL.
 
 exit codes:
   0    every URL is ok (unsupported redirects, e.g. to mailto:, are allowed)
@@ -53,13 +56,67 @@ examples:
   linkprobe check urls.txt -f junit -o links.xml
   cat urls.txt | linkprobe check - -f ndjson
   linkprobe check --allow-private http://127.0.0.1:8080/health
+  linkprobe check docs/ --root-dir docs/ --only broken       # root-relative links: /about.html
+  linkprobe check docs/ --base-url https://example.com/ -f redirects -o to-update.csv
+"""
+
+CRAWL_EPILOG = """\
+scope (--scope):
+  all (the default): the site's pages are followed and every link on them is checked, links to
+  other sites too (checked once, never followed); site: only the site's own URLs are checked.
+
+patterns (--include, --exclude: RE2, searched anywhere in the URL; anchor with ^):
+  RE2 has no lookahead or backreferences: instead of --exclude '^https?://(?!docs\\.example)',
+  write --scope site, or --include '^https://docs\\.example\\.com/' to widen the site.
+  --exclude '/api/'                          skip the API reference pages
+  --exclude '\\.(pdf|zip)$'                  skip downloads
+  --exclude '^https?://(www\\.)?github\\.com/'  do not check GitHub links
+  --include '^https://cdn\\.example\\.com/'     follow pages of another host too
+
+examples:
+  linkprobe crawl https://docs.example.com/ --scope site --only broken
+  linkprobe crawl http://127.0.0.1:8000/ --allow-private --only broken,permanent
+  linkprobe crawl https://docs.example.com/ -f redirects -o links-to-update.csv
 """
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self.suggestion(message)}\n")
+
+    def suggestion(self, message: str) -> str:
+        """`did you mean --allow-private?` for a misspelt flag of this command."""
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        import difflib
+
+        flags = [flag for action in self._actions for flag in action.option_strings]
+        hints = []
+        for given in message.removeprefix("unrecognized arguments: ").split():
+            name = given.split("=", 1)[0]
+            if name.startswith("-") and (close := difflib.get_close_matches(name, flags, n=1, cutoff=0.6)):
+                hints.append(f"{name}: did you mean {close[0]}?")
+        return "".join(f"\n{self.prog}: {hint}" for hint in hints)
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; an unknown flag is reported by its command's parser (its usage, and the
+    flag it resembles), not by the top-level one."""
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        command = _command_parser(parser, args)
+        command.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            found = action.choices.get(getattr(args, "command", None) or "")
+            if isinstance(found, argparse.ArgumentParser):
+                return found
+    return parser
 
 
 def _engine_flags(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +147,10 @@ def _document_flags(parser: argparse.ArgumentParser) -> None:
         help="read every file as this kind (default: from the extension; others are URL lists)",
     )  # fmt: skip
     group.add_argument("--base-url", help="where local documents live on the web: resolves their links")
+    group.add_argument(
+        "--root-dir", metavar="DIR",
+        help="the folder root-relative links (/about.html) of local documents resolve against",
+    )  # fmt: skip
     group.add_argument(
         "--include", action="append", default=[], metavar="RE", help="check only matching URLs"
     )
@@ -125,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-f", "--format", choices=FORMATS, default="table", help="see formats below")
     check.add_argument("-o", "--output", help="write results to this file instead of stdout")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _only_flag(check)
     check.add_argument(
         "--fail-unsupported",
         action="store_true",
@@ -137,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     _document_flags(check)
     _engine_flags(check)
 
-    crawl = commands.add_parser("crawl", help="check every link of a site, following its pages")
+    crawl = commands.add_parser(
+        "crawl", help="check every link of a site, following its pages",
+        description="Check a site: fetch its pages, follow their links, check every link found once.",
+        epilog=CRAWL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     crawl.add_argument(
         "start", metavar="START_URL", help="the first page; its scheme, host and port are the site"
     )
@@ -154,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--include", action="append", default=[], metavar="RE", help="also follow matching URLs"
     )
     crawl.add_argument("--exclude", action="append", default=[], metavar="RE", help="skip matching URLs")
+    crawl.add_argument(
+        "--scope", choices=("all", "site"), default="all",
+        help="all (default): also check links to other sites (never followed); site: the site's URLs only",
+    )  # fmt: skip
     crawl.add_argument("--ignore-robots", action="store_true", help="fetch pages robots.txt disallows")
     crawl.add_argument(
         "--check-fragments", action="store_true", help="a #fragment of a site page must name an anchor on it"
@@ -167,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("-f", "--format", choices=FORMATS, default="table")
     crawl.add_argument("-o", "--output", help="write results to this file instead of stdout")
     crawl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _only_flag(crawl)
     _engine_flags(crawl)
 
     serve = commands.add_parser("serve", help="run the API and the workers in one process")
@@ -189,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _keys_parser(commands)
     return parser
+
+
+def only_outcomes(value: str) -> frozenset[str]:
+    """--only: a comma-separated list of outcomes and redirect views (report.ONLY)."""
+    from linkprobe.report import ONLY
+
+    chosen = frozenset(part.strip() for part in value.split(",") if part.strip())
+    if not chosen or not chosen <= set(ONLY):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(ONLY)}")
+    return chosen
+
+
+def _only_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--only", type=only_outcomes, default=frozenset(), metavar="LIST",
+        help="write only these rows: broken, ok, unsupported, cancelled, redirected, permanent "
+        "(comma-separated, e.g. broken,permanent); the summary still counts every URL",
+    )  # fmt: skip
 
 
 def _keys_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -314,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from linkprobe.engine import ConfigError, OptionError
 
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(build_parser(), argv)
         return _run(args)
     except OptionError as exc:  # an option built from flags (the environment's are checked above)
         print(f"linkprobe: {invalid_option(exc)}", file=sys.stderr)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from linkprobe.cli import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_OK, UsageError, checked_jobs, settle_heap
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
 from linkprobe.engine import EngineConfig, ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.extract import Kind, LinkFilter, Sources
-from linkprobe.report import ndjson_line, render
+from linkprobe.outcomes import CANCELLED, Redirect, outcome_of, redirect_of
+from linkprobe.report import ndjson_line, render, wanted
 
 if TYPE_CHECKING:
     from linkprobe.engine.shards import Shards
@@ -49,9 +52,13 @@ def open_output(name: str | None) -> TextIO:
 
 
 def document_options(args: argparse.Namespace) -> DocumentOptions:
+    root = None if args.root_dir is None else Path(args.root_dir)
+    if root is not None and not root.is_dir():
+        raise UsageError(f"invalid value for --root-dir: {args.root_dir} is not a folder")
     return DocumentOptions(
         input_format=Kind(args.input_format) if args.input_format else None,
         base_url=args.base_url,
+        root_dir=None if root is None else root.resolve(),
         check_fragments=args.check_fragments,
         filter=LinkFilter(args.include, args.exclude),
     )
@@ -88,12 +95,23 @@ def engine_config(args: argparse.Namespace, settings: Settings | None) -> Engine
 
 
 class Progress:
-    """Counts by outcome, and a one-line progress bar on stderr, redrawn at most ten times a second."""
+    """Counts by outcome (outcomes.outcome_of), and a one-line progress bar on stderr.
+
+    The bar is redrawn when results come (at most ten times a second) and by a ticker every
+    TICK_S while the run waits (`tick`), so it shows what is true now: the rate over the last
+    RATE_WINDOW_S, and the time left only when that rate says something (else what is waited on).
+    """
+
+    TICK_S = 0.5
+    RATE_WINDOW_S = 5.0
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.enabled = total, enabled
         self.done = self.ok = self.unsupported = self.cancelled = self.blocked = 0
-        self.started = self.drawn = time.monotonic()
+        self.redirected = self.permanent = 0
+        self.started = time.monotonic()
+        self.drawn = -1.0  # the first result is drawn at once
+        self.samples: collections.deque[tuple[float, int]] = collections.deque([(self.started, 0)])
 
     @property
     def broken(self) -> int:
@@ -101,25 +119,62 @@ class Progress:
 
     def add(self, result: ProbeResult) -> None:
         self.done += 1
-        self.ok += result.ok
-        if result.error is not None:
-            self.unsupported += result.error.kind is ErrorKind.UNSUPPORTED
-            self.cancelled += result.error.kind is ErrorKind.CANCELLED
-            self.blocked += result.error.kind is ErrorKind.BLOCKED
+        outcome = outcome_of(result)
+        self.ok += outcome == "ok"
+        self.unsupported += outcome == "unsupported"
+        self.cancelled += outcome == CANCELLED
+        self.blocked += result.error is not None and result.error.kind is ErrorKind.BLOCKED
+        if (redirect := redirect_of(result)) is not None:
+            self.redirected += 1
+            self.permanent += redirect is Redirect.PERMANENT
         now = time.monotonic()
         if self.enabled and (now - self.drawn >= 0.1 or self.done == self.total):
-            self.drawn = now
             self._draw(now)
 
+    def tick(self) -> None:
+        """Redraw with the time as it is (called every TICK_S while the run is waiting)."""
+        if self.enabled and self.done < self.total:
+            self._draw(time.monotonic())
+
+    def rate(self, now: float) -> float:
+        """URLs a second over the last RATE_WINDOW_S (0 when none finished in it)."""
+        samples = self.samples
+        samples.append((now, self.done))
+        while len(samples) > 2 and now - samples[1][0] >= self.RATE_WINDOW_S:
+            samples.popleft()
+        since, done_then = samples[0]
+        return (self.done - done_then) / max(now - since, 1e-6)
+
+    def status(self, now: float) -> str:
+        """`12/s, 3 s left`; or what the run waits for when nothing finished lately."""
+        rate = self.rate(now)
+        left = self.total - self.done
+        if left <= 0:
+            return f"{self.done / max(now - self.started, 1e-6):.0f}/s"
+        if rate <= 0:
+            return f"waiting on {left} URL{'s' if left != 1 else ''}"
+        return f"{rate:.0f}/s, {left / rate:.0f} s left"
+
     def _draw(self, now: float) -> None:
+        self.drawn = now
         width = 30
         filled = width * self.done // max(self.total, 1)
-        rate = self.done / max(now - self.started, 1e-6)
         line = f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-        sys.stderr.write(f"{line} ok {self.ok} broken {self.broken} {rate:.0f}/s ")
+        counted = (("unsupported", self.unsupported), ("cancelled", self.cancelled))
+        apart = "".join(f" {name} {count}" for name, count in counted if count)
+        sys.stderr.write(f"{line} ok {self.ok} broken {self.broken}{apart} {self.status(now)}\x1b[K")
         if self.done == self.total:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+async def ticking(progress: Progress) -> None:
+    """Redraws the bar while the run waits on slow URLs (cancel it when the run ends)."""
+    import asyncio
+
+    while True:
+        await asyncio.sleep(progress.TICK_S)
+        progress.tick()
 
 
 @dataclasses.dataclass
@@ -151,11 +206,16 @@ class Emitter:
     progress: Progress
     stream: TextIO | None
     results: list[ProbeResult] = dataclasses.field(default_factory=list)
+    keep: Callable[[ProbeResult], bool] = dataclasses.field(default=wanted(frozenset()))  # --only, streamed
+    lost_files: int = 0  # missing local files outside this folder: root-relative links, most likely
 
     def __call__(self, result: ProbeResult) -> None:
         self.progress.add(result)
+        error = result.error
+        self.lost_files += error is not None and error.kind is ErrorKind.MISSING_FILE and outside(result.url)
         if self.stream is not None:
-            self.stream.write(ndjson_line(result, self.collected.sources.get(result.url)))
+            if self.keep(result):
+                self.stream.write(ndjson_line(result, self.collected.sources.get(result.url)))
         else:
             self.results.append(result)
 
@@ -186,11 +246,13 @@ async def probe_all(work: Work, shards: Shards, options: ProbeOptions, emit: Emi
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl-C: report what is left as cancelled
+    ticker = asyncio.create_task(ticking(emit.progress))
     try:
         async for result in shards.run(options, stop):
             result.index = positions[result.index]
             emit(result)
     finally:
+        ticker.cancel()
         loop.remove_signal_handler(signal.SIGINT)
     return stop.is_set()
 
@@ -221,7 +283,7 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         streaming = out if args.format == "ndjson" else None
         work = Work.of(collected, args.check_fragments)
-        emit = Emitter(collected, progress, streaming)
+        emit = Emitter(collected, progress, streaming, keep=wanted(args.only))
         if len(work.to_probe) <= 1:
             interrupted = probe_one(work, config, options, emit)
         else:
@@ -231,13 +293,46 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
             shards = Shards.fork(work.to_probe, checked_jobs(args.jobs), config, options, runner)
             interrupted = runner(probe_all(work, shards, options, emit))
         if streaming is None:
-            out.write(render(emit.results, args.format, documents_sources(collected)))
+            sources = documents_sources(collected)
+            out.write(render(emit.results, args.format, sources, interrupted=interrupted, only=args.only))
     finally:
         if out is not sys.stdout:
             out.close()
     if progress.blocked and args.format not in ("table", "markdown"):  # those say it on each row
         print(f"linkprobe: {progress.blocked} URL(s) {BLOCKED_HINT}", file=sys.stderr)
+    say_interrupted(interrupted, progress, args.format)
+    hint_root_relative(emit.lost_files, args)
     return exit_code(progress, interrupted, args.fail_unsupported)
+
+
+def say_interrupted(interrupted: bool, progress: Progress, fmt: str) -> None:
+    """An interrupted run says so on stderr (the table and Markdown say it in their summary too)."""
+    if interrupted:
+        print(
+            f"linkprobe: interrupted (Ctrl-C): {progress.done - progress.cancelled} of {progress.total} "
+            f"URLs checked, {progress.cancelled} cancelled; the results so far are written ({fmt})",
+            file=sys.stderr,
+        )
+
+
+ROOT_RELATIVE_HINT = (
+    "local links starting with / resolve against the filesystem's root: give --root-dir DIR "
+    "(the site's root folder) or --base-url URL (where the documents are published)"
+)
+
+
+def hint_root_relative(missing: int, args: argparse.Namespace) -> None:
+    """Once per run: missing local files that look like root-relative links, and how to resolve them."""
+    if missing and not (args.root_dir or args.base_url):
+        print(f"linkprobe: {missing} link(s) to missing local files; {ROOT_RELATIVE_HINT}", file=sys.stderr)
+
+
+def outside(url: str) -> bool:
+    """A file:// link outside the current folder: what a root-relative link (/about.html) becomes."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit
+
+    return not Path(unquote(urlsplit(url).path)).is_relative_to(Path.cwd())
 
 
 def loop_runner(urls: int) -> Callable[[Coroutine[Any, Any, T]], T]:

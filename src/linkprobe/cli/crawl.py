@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, TextIO
 import uvloop
 
 from linkprobe.cli import checked_jobs, settle_heap
-from linkprobe.cli.check import Progress, engine_config, exit_code, probe_options
+from linkprobe.cli.check import Progress, engine_config, exit_code, probe_options, say_interrupted, ticking
 from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions, Extractor
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter, Sources
-from linkprobe.report import ndjson_line, render
+from linkprobe.report import ndjson_line, render, wanted
+from linkprobe.store.base import Scope
 
 if TYPE_CHECKING:
     from linkprobe.settings import Settings
@@ -37,6 +38,7 @@ def crawl_options(args: argparse.Namespace) -> CrawlOptions:
         ignore_robots=args.ignore_robots,
         check_fragments=args.check_fragments,
         max_page_bytes=PAGE_BYTES if args.max_page_bytes is None else args.max_page_bytes,
+        scope=Scope(args.scope),
     )
 
 
@@ -57,17 +59,20 @@ async def crawl_all(
         crawling = asyncio.current_task()
         assert crawling is not None
         loop.add_signal_handler(signal.SIGINT, crawling.cancel)  # Ctrl-C: report what was checked
+        ticker = asyncio.create_task(ticking(progress))
+        keep = wanted(args.only)
         try:
             async for result in crawler.run():
                 progress.total = crawler.discovered
                 progress.add(result)
-                if stream is not None:
+                if stream is not None and keep(result):
                     stream.write(ndjson_line(result, crawler.sources.get(result.url)))
                 else:
                     results.append(result)
         except asyncio.CancelledError:
             interrupted = True
         finally:
+            ticker.cancel()
             loop.remove_signal_handler(signal.SIGINT)
             extract.close()  # while the loop runs: the pipes' transports close with it
     if progress.enabled:
@@ -103,8 +108,9 @@ def run_crawl(args: argparse.Namespace, settings: Settings | None) -> int:
         finally:
             extract.close()
         if streaming is None:
-            out.write(render(results, args.format, sources))
+            out.write(render(results, args.format, sources, interrupted=interrupted, only=args.only))
     finally:
         if out is not sys.stdout:
             out.close()
+    say_interrupted(interrupted, progress, args.format)
     return exit_code(progress, interrupted, fail_unsupported=False)

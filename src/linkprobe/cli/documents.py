@@ -46,6 +46,7 @@ class DocumentOptions:
     base_url: str | None = None
     check_fragments: bool = False
     filter: LinkFilter = field(default_factory=LinkFilter)
+    root_dir: Path | None = None  # root-relative links (/about.html) of local documents resolve here
 
 
 def _ignored_by_git(root: Path, files: list[Path]) -> set[Path]:
@@ -104,11 +105,24 @@ def document_base(path: Path, root: Path | None, base_url: str | None) -> str:
     return urljoin(base_url if base_url.endswith("/") else base_url + "/", relative)
 
 
+def rooted(url: str, root: Path | None) -> str:
+    """A file:// link outside `root` (a root-relative link, `/about.html`, resolves to the
+    filesystem's root) made relative to `root`, as lychee's --root-dir does."""
+    if root is None or not url.startswith("file:"):
+        return url
+    parts = urlsplit(url)
+    path = Path(unquote(parts.path))
+    if path.is_relative_to(root):
+        return url
+    moved = (root / path.relative_to(path.anchor)).as_uri()
+    return moved + (f"#{parts.fragment}" if parts.fragment else "")
+
+
 def add_document(collected: Collected, path: Path, kind: Kind, base: str, options: DocumentOptions) -> None:
     found = extract(path.read_bytes(), kind, base)
     collected.anchors[str(path.resolve())] = found.anchors
     for link in found.links:
-        url = link.url
+        url = rooted(link.url, options.root_dir)
         if supported(url) and not (options.check_fragments and url.startswith("file:")):
             url = probe_target(url)  # a fragment never reaches a server: one probe per page
         if options.filter(url):

@@ -48,6 +48,13 @@ class ChunkKind(StrEnum):
     FRAGMENTS = "fragments"  # each URL is page#fragment: fetch the page, judge by its anchors
 
 
+class Scope(StrEnum):
+    """What a crawl checks: the site's links only, or every link on its pages (the default)."""
+
+    ALL = "all"  # links to other sites are checked too (never followed)
+    SITE = "site"  # only the site's own URLs (and what --include adds) are checked
+
+
 @dataclass(slots=True)
 class CrawlSpec:
     """A crawl task's plan, stored with the task and handed to workers with each of its chunks.
@@ -68,6 +75,7 @@ class CrawlSpec:
     max_urls: int | None = None
     max_page_bytes: int | None = None  # a page's body read at most; None (stored before it): 16 MiB
     urls_per_day: int | None = None
+    scope: str = Scope.ALL.value  # Scope; stored before it: all
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,6 +152,11 @@ class ResultFilter:
     error_kind: str | None = None
     status_code: int | None = None
     url_contains: str | None = None  # case-insensitive substring of the input URL
+    # Error kinds left out: `outcome=broken` is not ok and neither unsupported nor cancelled.
+    not_error_kinds: tuple[str, ...] = ()
+    # Results that redirected: "any", or by the first hop (outcomes.Redirect): "permanent" (301,
+    # 308) or "temporary". Derived from the stored result's `redirects`; no new column or index.
+    redirect: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
 from linkprobe.extract.document import MAX_PLACES
+from linkprobe.outcomes import redirect_of_dict
 from linkprobe.store import redis_keys as k
 from linkprobe.store.base import (
     Chunk,
@@ -96,6 +97,12 @@ def result_args(results: list[ProbeResult]) -> list[str]:
         latency = latency_key(r.elapsed_ms, r.attempts)
         args += [str(r.index), f"{flag} {latency}" if latency else flag, kind, r.to_json()]
     return args
+
+
+def _redirected(data: dict[str, Any], wanted: str) -> bool:
+    """ResultFilter.redirect on a stored result (outcomes.Redirect of its first hop)."""
+    found = redirect_of_dict(data)
+    return found is not None and wanted in ("any", found)
 
 
 class RedisStore(Store):
@@ -446,6 +453,8 @@ class RedisStore(Store):
             and (flt.error_kind is None or error.get("kind") == flt.error_kind)
             and (flt.status_code is None or (not error and data.get("status_code") == flt.status_code))
             and (not flt.url_contains or flt.url_contains.lower() in data["url"].lower())
+            and error.get("kind") not in flt.not_error_kinds
+            and (flt.redirect is None or _redirected(data, flt.redirect))
         )
 
     async def _page(

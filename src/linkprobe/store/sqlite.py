@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import orjson
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
+from linkprobe.outcomes import PERMANENT_STATUSES, Redirect
 from linkprobe.store.base import (
     Chunk,
     ChunkKind,
@@ -163,6 +164,16 @@ def result_rows(results: list[ProbeResult]) -> Rows:
         for r in results
     ]
     return orjson.dumps(rows), orjson.dumps([r.index for r in results]), *tally(rows)
+
+
+def redirect_clause(redirect: str) -> str:
+    """The SQL of ResultFilter.redirect on the stored JSON: the first hop's status (outcomes.Redirect)."""
+    first = "json_extract(data, '$.redirects[0].status_code')"
+    if redirect == Redirect.PERMANENT:
+        return f"{first} IN {PERMANENT_STATUSES}"
+    if redirect == Redirect.TEMPORARY:
+        return f"{first} NOT IN {PERMANENT_STATUSES}"
+    return f"{first} IS NOT NULL"
 
 
 class SQLiteStore(Store):
@@ -617,6 +628,11 @@ class SQLiteStore(Store):
         if flt.url_contains:
             clauses.append("instr(lower(json_extract(data, '$.url')), ?) > 0")
             params.append(flt.url_contains.lower())
+        if flt.not_error_kinds:
+            clauses.append("(error_kind IS NULL OR error_kind NOT IN (SELECT value FROM json_each(?)))")
+            params.append(json.dumps(flt.not_error_kinds))
+        if flt.redirect is not None:
+            clauses.append(redirect_clause(flt.redirect))
         return " AND ".join(clauses), params
 
     def _page(self, task_id: str, flt: ResultFilter, after: int | None, limit: int) -> list[tuple[int, str]]:

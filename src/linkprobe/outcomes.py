@@ -1,0 +1,51 @@
+"""How a result is shown: its outcome word and its redirect, one rule for the CLI, the API and the UI.
+
+The outcome is the engine's classifier (`ProbeResult.outcome`: ok, broken, unsupported), with one
+word more for display: `cancelled`, a URL the run stopped before it finished, which is neither ok
+nor broken. A redirect is `permanent` when the link's own answer (the first hop) is 301 or 308:
+the link should be updated to the final URL; else `temporary`. The UI reads both rules from the
+API (`GET /api/v1/service`), so they are declared here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+from linkprobe.engine.outcome import ErrorKind, Outcome, ProbeResult
+
+CANCELLED = ErrorKind.CANCELLED.value
+OUTCOMES = (*(o.value for o in Outcome), CANCELLED)  # ok, broken, unsupported, cancelled
+APART = (ErrorKind.UNSUPPORTED.value, CANCELLED)  # error kinds that are neither ok nor broken
+PERMANENT_STATUSES = (301, 308)
+
+
+class Redirect(StrEnum):
+    PERMANENT = "permanent"
+    TEMPORARY = "temporary"
+
+
+def outcome_of(result: ProbeResult) -> str:
+    """ok, broken, unsupported (the engine's Outcome), or cancelled."""
+    error = result.error
+    if error is not None and error.kind is ErrorKind.CANCELLED:
+        return CANCELLED
+    return result.outcome.value
+
+
+def redirect_of_status(first_hop: int | None) -> Redirect | None:
+    if first_hop is None:
+        return None
+    return Redirect.PERMANENT if first_hop in PERMANENT_STATUSES else Redirect.TEMPORARY
+
+
+def redirect_of(result: ProbeResult) -> Redirect | None:
+    """permanent, temporary, or None when the URL answered without redirecting."""
+    return redirect_of_status(result.redirects[0].status_code if result.redirects else None)
+
+
+def redirect_of_dict(data: Mapping[str, Any]) -> Redirect | None:
+    """The same rule on a result's to_dict() form (the stores' JSON)."""
+    hops: Sequence[Mapping[str, Any]] = data.get("redirects") or ()
+    return redirect_of_status(hops[0]["status_code"] if hops else None)

@@ -1,0 +1,218 @@
+"""What the UI shows is what is true: live numbers while URLs hang, a cancelled task, field errors,
+redirects, a crawl of its site only, an upload without a base, the blocked hint, and phones."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.conftest import Target, start_service
+from tests.ui.conftest import Site, Tab, new_tab, shoot
+
+SERVE = pytest.mark.parametrize("site", ["serve"], indirect=True)
+
+
+async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    answer = await client.post("/api/v1/tasks", json=body)
+    assert answer.status_code == 202, answer.text
+    task_id: str = answer.json()["id"]
+    return task_id
+
+
+@SERVE
+async def test_live_numbers_while_urls_hang_then_a_cancelled_task(
+    tab: Tab, target: Target, client: httpx.AsyncClient
+) -> None:
+    page = tab.page
+    urls = [target.url(f"/status/200?live={i}") for i in range(20)] + [
+        target.url(f"/hang?live={i}") for i in range(3)
+    ]
+    task_id = await create(
+        client, {"urls": urls, "name": "hanging", "options": {"timeout": 60, "retries": 0}}
+    )
+    await tab.open(f"/tasks/{task_id}")
+    await expect(page.locator(".stat.ok dd")).to_have_text("20")
+    await expect(page.locator("tbody.result")).to_have_count(20)  # rows appear as they are stored
+    await expect(page.locator(".stat.left dd")).to_have_text(
+        "waiting on 3 URLs", timeout=15_000
+    )  # not a stale estimate
+    await expect(page.locator(".stat.rate dd")).to_have_text("0 URLs/s", timeout=20_000)  # the recent rate
+    await expect(page.locator("h1 .badge")).to_have_text("running")
+
+    await page.get_by_role("button", name="Cancel hanging").click()
+    await page.get_by_role("button", name="Cancel task").click()
+    await expect(page.locator("h1 .badge")).to_have_text("cancelled")
+    await expect(page.locator(".stat.cancelled dd")).to_have_text("3")
+    await expect(page.locator(".stat.broken dd")).to_have_text("0")
+    await expect(page.locator(".percent")).to_have_text("86 % checked")
+    await expect(page.locator(".connection")).to_contain_text("Cancelled")
+    await expect(page.get_by_role("button", name="Cancel hanging")).to_have_count(0)  # nothing left to stop
+    await page.get_by_label("Outcome", exact=True).select_option("cancelled")
+    await expect(page.locator("tbody.result .pill.cancelled")).to_have_count(3)
+    await expect(page.locator("tbody.result .pill.broken")).to_have_count(0)
+    assert tab.errors == []
+
+
+@SERVE
+async def test_a_cap_error_is_shown_next_to_its_field(tab: Tab, target: Target) -> None:
+    page = tab.page
+    await tab.open("/new")
+    timeout = page.get_by_label("Timeout (s)", exact=True)
+    await expect(timeout).to_have_attribute("max", "60")  # the service's cap, from GET /api/v1/service
+    await expect(timeout).to_have_value("10")
+    await page.get_by_label("Paste URLs").fill(target.url("/status/200"))
+    await timeout.fill("100")
+    await page.get_by_role("button", name="Start checking").click()
+    error = page.locator("#opt-timeout-error")
+    await expect(error).to_contain_text("above the cap of 60 (LINKPROBE_CAP_TIMEOUT)")
+    await expect(error).to_have_attribute("role", "alert")
+    await expect(timeout).to_be_focused()
+    await expect(timeout).to_have_attribute("aria-invalid", "true")
+    assert "opt-timeout-error" in (await timeout.get_attribute("aria-describedby") or "")
+    assert await error.is_visible() and await page.evaluate(
+        "(() => { const r = document.querySelector('#opt-timeout-error').getBoundingClientRect();"
+        " return r.top >= 0 && r.bottom <= innerHeight; })()"
+    )
+    await expect(page.locator("#notice .banner")).to_have_count(0)
+    await timeout.fill("5")
+    await page.get_by_role("button", name="Start checking").click()
+    await page.wait_for_url("**/#/tasks/*")
+
+
+@SERVE
+async def test_redirects_marked_and_filtered(
+    tab: Tab, target: Target, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    page = tab.page
+    moved, temporary, plain = target.url("/moved"), target.url("/redirect/1"), target.url("/status/200")
+    task_id = await create(client, {"urls": [moved, temporary, plain], "name": "Redirects to update"})
+    await tab.open(f"/tasks/{task_id}")
+    await expect(page.locator("h1 .badge")).to_have_text("ready")
+    first = page.locator("tbody.result").first
+    await expect(first.locator(".pill.permanent")).to_have_text("permanent 301")
+    await expect(first.locator(".note.redirect .final")).to_have_text(plain)
+    await expect(first.locator("td").first).to_have_text("0")  # numbered from 0, as the API and CLI
+    await page.get_by_label("Redirects", exact=True).select_option("permanent")
+    await expect(page.locator("tbody.result")).to_have_count(1)
+    await shoot(page, "redirects-serve", tmp_path)
+    await page.get_by_label("Redirects", exact=True).select_option("any")
+    await expect(page.locator("tbody.result")).to_have_count(2)
+    await expect(page.locator("tbody.result .pill.temporary")).to_have_text("temporary 302")
+
+
+@SERVE
+async def test_a_crawl_of_the_site_only(tab: Tab, pages: str, tmp_path: Path) -> None:
+    page = tab.page
+    await tab.open("/new")
+    await page.get_by_label("Crawl a site").check()
+    await page.get_by_label("Start URL").fill(f"{pages}/index.html")
+    await page.get_by_label("Only the site's own pages and links").check()
+    await page.get_by_role("button", name="Start checking").click()
+    await page.wait_for_url("**/#/tasks/*")
+    await expect(page.locator("h1 .badge")).to_have_text("ready", timeout=60_000)
+    urls = await page.locator("tbody.result .link-url").all_text_contents()
+    assert urls and all(url.startswith(pages) for url in urls), urls
+    await page.get_by_label("Outcome", exact=True).select_option("broken")
+    await expect(page.locator("tbody.result")).not_to_have_count(0)
+    await page.locator("tbody.result button.expand").first.click()
+    found = page.locator("tr.details .sources li a").first
+    await expect(found).to_have_attribute("href", f"{pages}/index.html")
+    await shoot(page, "crawl-site-serve", tmp_path)
+
+
+DOCUMENT = (
+    '<a href="https://example.invalid/abs">abs</a> <a href="guide/next.html">next</a>\n'
+    '<a href="#top">top</a> <a href="/about">about</a>\n'
+)
+
+
+@SERVE
+async def test_an_upload_without_a_base_says_why_at_upload_and_per_link(tab: Tab, tmp_path: Path) -> None:
+    page = tab.page
+    document = tmp_path / "page.html"
+    document.write_text(DOCUMENT)
+    await tab.open("/new")
+    warning = page.locator("#base-url-warning")
+    await expect(warning).to_be_hidden()
+    await page.get_by_label("…or upload a file").set_input_files(str(document))
+    await expect(warning).to_be_visible()
+    await expect(warning).to_contain_text("relative links")
+    await page.get_by_label("Base URL (optional)").fill("https://example.invalid/docs/")
+    await expect(warning).to_be_hidden()
+    await page.get_by_label("Base URL (optional)").fill("")
+    await page.get_by_role("button", name="Start checking").click()
+    await page.wait_for_url("**/#/tasks/*")
+    await expect(page.locator("h1 .badge")).to_have_text("ready", timeout=60_000)
+    relative = page.locator("tbody.result", has_text="guide/next.html")
+    await expect(relative.locator(".note.why")).to_contain_text("Relative link: it needs a base URL")
+
+
+@pytest.fixture
+async def strict_site(tmp_path: Path) -> AsyncIterator[Site]:
+    """`linkprobe serve` with the default egress policy: loopback is blocked."""
+    service = await start_service(tmp_path, "serve", "--db", str(tmp_path / "strict.db"),
+                                  env={"LINKPROBE_ALLOW_PRIVATE": "false"})  # fmt: skip
+    yield Site("strict", service.url)
+    await service.stop()
+
+
+async def test_a_blocked_url_says_how_to_allow_it(
+    browser: Browser, strict_site: Site, target: Target
+) -> None:
+    async with httpx.AsyncClient(base_url=strict_site.url) as client:
+        task_id = await create(client, {"urls": [target.url("/status/200")]})
+    context, tab = await new_tab(browser, strict_site.url)
+    try:
+        await tab.open(f"/tasks/{task_id}")
+        row = tab.page.locator("tbody.result").first
+        await expect(row.locator(".note.why")).to_contain_text("LINKPROBE_ALLOW_PRIVATE=true")
+        await expect(row.locator(".note.why")).to_contain_text("--allow-private")
+    finally:
+        await context.close()
+
+
+@SERVE
+async def test_a_phone_shows_whole_urls_and_compact_finished_rows(
+    browser: Browser, site: Site, target: Target, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    long_url = target.url("/status/404?" + "&".join(f"parameter{i}=value{i}" for i in range(12)))
+    task_id = await create(client, {"urls": [long_url, target.url("/status/200")], "name": "phone"})
+    context, tab = await new_tab(browser, site.url, viewport={"width": 390, "height": 844})
+    try:
+        page = tab.page
+        await tab.open(f"/tasks/{task_id}")
+        await expect(page.locator("h1 .badge")).to_have_text("ready")
+        shown = page.locator("tbody.result .link-url").first
+        await expect(shown).to_have_text(long_url)  # all of it, no ellipsis, no hover needed
+        box = await shown.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert await shown.evaluate("(el) => el.scrollWidth <= el.clientWidth")
+        await page.locator("tbody.result button.expand").first.click()
+        timings = page.locator("tr.details dd", has_text="TLS").first
+        assert "TLS" in (await timings.evaluate("(el) => el.innerText")).replace("\n", " ").split()[9:11] or (
+            await timings.evaluate("(el) => !/T\\s+L\\s*S/.test(el.innerText.replace('TLS', ''))")
+        )
+        await shoot(page, "task-phone-long-url-serve", tmp_path, full_page=True)
+        await tab.open("/")
+        row = page.locator(f"tr[data-task='{task_id}']")
+        await expect(row.get_by_role("button", name="Delete phone")).to_be_visible()
+        await expect(row.get_by_role("button", name="Cancel phone")).to_have_count(0)
+        height = (await row.bounding_box() or {"height": 999})["height"]
+        assert height < 300, f"a finished task's card is {height}px tall on a phone"
+    finally:
+        await context.close()
+
+
+@SERVE
+async def test_the_task_list_shows_tasks_created_elsewhere(tab: Tab, client: httpx.AsyncClient) -> None:
+    await tab.open("/")
+    await expect(tab.page.locator("h1")).to_have_text("Tasks")
+    task_id = await create(client, {"urls": ["http://[::1"], "name": "made elsewhere"})
+    await expect(tab.page.locator(f"tr[data-task='{task_id}']")).to_contain_text(
+        "made elsewhere", timeout=15_000
+    )
