@@ -397,3 +397,26 @@ async def test_ctrl_c_during_a_one_url_check_exits_130_with_the_url_cancelled(
     assert process.returncode == 130, err
     (item,) = json.loads(output.read_text())
     assert item["error"]["kind"] == "cancelled" and b"Traceback" not in err
+
+
+async def test_with_jobs_results_stream_while_a_few_urls_hang(target: Target, tmp_path: Path) -> None:
+    """Each probing process sends what it has at least every 50 ms, not only with its next result."""
+    fast = _urls_over_hosts(target, 600, 60)
+    listing = tmp_path / "urls.txt"
+    listing.write_text("\n".join([*fast, *_urls_over_hosts(target, 2, 2, "/slow?s=60")]))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", "--allow-private", "--retries", "0", "--jobs", "2",
+        "--timeout", "120", "-f", "ndjson", str(listing),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen: set[str] = set()
+    try:
+        while len(seen) < len(fast):
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            seen.add(json.loads(line)["url"])
+        assert process.returncode is None  # every fast result arrived while the slow ones hang
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), 60)
+    assert seen == set(fast)

@@ -157,16 +157,38 @@ def _fork_child(
 async def _child_main(urls: list[str], config: EngineConfig, options: ProbeOptions, pipe: BinaryIO) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)  # stopped by the parent too
-    pending: list[ProbeResult] = []
-    flushed = asyncio.get_running_loop().time()
-    async with Engine(config) as engine:
-        async for result in engine.run(urls, options, stop=stop):
-            pending.append(result)
-            now = asyncio.get_running_loop().time()
-            if len(pending) >= BATCH or now - flushed >= FLUSH_SECONDS:
-                _send(pipe, pending)  # blocking: a parent slow to read holds the child back
-                pending, flushed = [], now
-    _send(pipe, pending)
+    outbox = Outbox(pipe)
+    ticker = asyncio.create_task(outbox.flush_every(FLUSH_SECONDS))
+    try:
+        async with Engine(config) as engine:
+            async for result in engine.run(urls, options, stop=stop):
+                outbox.add(result)
+    finally:
+        ticker.cancel()
+    outbox.flush()
+
+
+class Outbox:
+    """A child's results on their way to the parent: sent by the batch, and at least every
+    FLUSH_SECONDS while any wait (a few hanging URLs must not hold back the ones done)."""
+
+    def __init__(self, pipe: BinaryIO) -> None:
+        self.pipe = pipe
+        self.pending: list[ProbeResult] = []
+
+    def add(self, result: ProbeResult) -> None:
+        self.pending.append(result)
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        _send(self.pipe, self.pending)  # blocking: a parent slow to read holds the child back
+        self.pending = []
+
+    async def flush_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.flush()
 
 
 def _send(pipe: BinaryIO, results: list[ProbeResult]) -> None:
