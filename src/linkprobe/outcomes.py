@@ -1,8 +1,7 @@
 """How a result is shown: its outcome word and its redirect, one rule for the CLI, the API and the UI.
 
-The outcome is the engine's classifier (`ProbeResult.outcome`: ok, broken, unsupported), with one
-word more for display: `cancelled`, a URL the run stopped before it finished, which is neither ok
-nor broken. A redirect is `permanent` when the link's own answer (the first hop) is 301 or 308:
+The outcome is the engine's classifier (`ProbeResult.outcome`: ok, broken, unsupported,
+cancelled). A redirect is `permanent` when the link's own answer (the first hop) is 301 or 308:
 the link should be updated to the final URL; else `temporary`. The UI reads both rules from the
 API (`GET /api/v1/service`), so they are declared here only.
 """
@@ -13,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from linkprobe.engine.outcome import ErrorKind, Outcome, ProbeResult
+from linkprobe.engine import outcome
+from linkprobe.engine.outcome import Outcome, ProbeResult
 
-CANCELLED = ErrorKind.CANCELLED.value
-OUTCOMES = (*(o.value for o in Outcome), CANCELLED)  # ok, broken, unsupported, cancelled
-APART = (ErrorKind.UNSUPPORTED.value, CANCELLED)  # error kinds that are neither ok nor broken
+CANCELLED = Outcome.CANCELLED.value
+OUTCOMES = tuple(o.value for o in Outcome)  # ok, broken, unsupported, cancelled
+APART = tuple(kind.value for kind in outcome.APART)  # error kinds that are neither ok nor broken
 PERMANENT_STATUSES = (301, 308)
 
 
@@ -27,10 +27,7 @@ class Redirect(StrEnum):
 
 
 def outcome_of(result: ProbeResult) -> str:
-    """ok, broken, unsupported (the engine's Outcome), or cancelled."""
-    error = result.error
-    if error is not None and error.kind is ErrorKind.CANCELLED:
-        return CANCELLED
+    """ok, broken, unsupported or cancelled: the engine's classifier, as a word."""
     return result.outcome.value
 
 

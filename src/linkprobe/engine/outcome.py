@@ -46,11 +46,17 @@ class ErrorKind(StrEnum):
 
 
 class Outcome(StrEnum):
-    """How a result counts: ok, broken, or unsupported (counted apart, neither of the others)."""
+    """How a result counts: ok, broken, or one of two counted apart, neither ok nor broken:
+    unsupported (a scheme that is not probed) and cancelled (the run stopped before it finished).
+    The one classifier: ProbeResult.outcome."""
 
     OK = "ok"
     BROKEN = "broken"
     UNSUPPORTED = "unsupported"
+    CANCELLED = "cancelled"
+
+
+APART = {ErrorKind.UNSUPPORTED: Outcome.UNSUPPORTED, ErrorKind.CANCELLED: Outcome.CANCELLED}
 
 
 class BodyState(StrEnum):
@@ -118,9 +124,7 @@ class ProbeResult:
         if self.ok:
             return Outcome.OK
         error = self.error
-        if error is not None and error.kind is ErrorKind.UNSUPPORTED:
-            return Outcome.UNSUPPORTED
-        return Outcome.BROKEN
+        return Outcome.BROKEN if error is None else APART.get(error.kind, Outcome.BROKEN)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; the field order is the documented result schema."""
