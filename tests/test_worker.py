@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from linkprobe.engine import Engine, EngineConfig, StoreUnavailable
-from linkprobe.store import Chunk, NewTask, ResultFilter
+from linkprobe.metrics import Metrics
+from linkprobe.store import Chunk, NewTask, ResultFilter, Store
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from linkprobe.worker import Worker
@@ -77,3 +78,42 @@ async def test_results_probed_during_a_store_outage_are_kept_and_written_after(
     assert record is not None and record.status == "ready" and record.done == record.ok == 5
     assert [r["url"] for r in rows] == urls
     assert [target.hits[p] for p in paths] == [1] * 5  # written after the outage, never probed twice
+
+
+async def _ready(store: Store, task_id: str) -> bool:
+    task = await store.get_task(task_id)
+    return task is not None and task.status == "ready"
+
+
+async def test_a_chunk_without_progress_is_given_up_and_redelivered(
+    store: Store, target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One slot, held by a URL that hangs: the other task's chunk waits for it and gives no result.
+    Its worker gives it up (no lease renewed for it), says so, and it is redelivered once the slot
+    comes free; the URL still gets exactly one result."""
+    hang, _ = await store.create_task(
+        NewTask(options={"timeout": 60, "retries": 0}), [target.url("/hang")], 1
+    )
+    quick, _ = await store.create_task(
+        NewTask(options={"timeout": 0.5, "retries": 0}), [target.url("/status/200")], 1
+    )
+    caplog.set_level(logging.WARNING, logger="linkprobe.worker")
+    metrics = Metrics()
+    async with Engine(EngineConfig(allow_private=True, concurrency=1)) as engine:
+        worker = Worker(store, engine, slots=2, metrics=metrics, heartbeat_s=0.1, give_up_margin_s=1.0)
+        running = asyncio.create_task(worker.run())
+        try:
+            await wait_for(lambda: worker.given_up is not None, "the waiting chunk to be given up", 20)
+            assert f"chunk {quick.id}/0 given up" in (worker.problem() or "")
+            assert metrics.registry.get_sample_value("linkprobe_chunks_given_up_total") == 1
+            await store.cancel_task(hang.id)  # its probe ends: the slot comes free
+            for _ in range(400):
+                if await _ready(store, quick.id):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            worker.stop()
+            await asyncio.wait({running}, timeout=5)
+    results, _ = await store.results(quick.id, ResultFilter(), None, 10)
+    assert [(r["index"], r["ok"]) for r in results] == [(0, True)]
+    assert any("given up: no result for" in r.getMessage() for r in caplog.records)

@@ -4,11 +4,11 @@ tasks by status and queued chunks (read from the store at scrape time)."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -27,7 +27,7 @@ class ProbeCounts(Collector):
     """
 
     def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: Tally[str] = Tally()
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
         self.seconds = 0.0
 
@@ -64,6 +64,10 @@ class Metrics:
         self.registry.register(self.probes)
         self.tasks = Gauge("linkprobe_tasks", "Tasks by status", ["status"], registry=self.registry)
         self.queued = Gauge("linkprobe_queued_chunks", "Chunks waiting for a worker", registry=self.registry)
+        self.given_up = Counter(
+            "linkprobe_chunks_given_up", "Chunks given up by a worker: no result for longer than a probe "
+            "can take (redelivered after their lease)", registry=self.registry,
+        )  # fmt: skip
 
     def observe(self, results: list[ProbeResult]) -> None:
         self.probes.observe(results)

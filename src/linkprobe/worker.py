@@ -44,6 +44,10 @@ CANCEL_POLL_S = 0.5
 FLUSH_S = 0.25  # results reach the store at least this often while a chunk runs...
 FLUSH_COUNT = 100  # ...or as soon as this many are waiting
 STALL_S = 2.0  # no result from any chunk for this long: the held chunks are stalled
+# A chunk whose URLs give no result for longer than a probe can take (ProbeOptions.longest_s),
+# plus this, is wedged: given up, its probes cancelled, and left to be redelivered.
+GIVE_UP_MARGIN_S = 30.0
+WEDGED_S = 300.0  # /readyz says not ready this long after a chunk was given up
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
 T = TypeVar("T")
 # Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
@@ -90,6 +94,7 @@ class Worker:
         slots: int,
         metrics: Metrics | None = None,
         heartbeat_s: float = 10.0,
+        give_up_margin_s: float = GIVE_UP_MARGIN_S,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -97,6 +102,9 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.active: dict[asyncio.Task[None], Chunk] = {}
+        self.moved: dict[asyncio.Task[None], float] = {}  # when each chunk last gave a result
+        self.give_up_margin_s = give_up_margin_s
+        self.given_up: tuple[float, str] | None = None  # when a chunk was last given up, and why
         self._stopping = asyncio.Event()
         self.metrics = metrics
         self.progressed_at = time.monotonic()  # when a result of any chunk last reached the store
@@ -151,12 +159,13 @@ class Worker:
                 continue
             work = asyncio.create_task(self._process(chunk))
             self.active[work] = chunk
-            self.progressed_at = time.monotonic()  # a fresh chunk gets its time to answer
+            self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
             try:
                 await asyncio.wait({work})  # a cancelled chunk ends here; a cancelled loop raises
             finally:
                 work.cancel()
                 self.active.pop(work, None)
+                self.moved.pop(work, None)
             await self._settle(work, chunk)
 
     async def _settle(self, work: asyncio.Task[None], chunk: Chunk) -> None:
@@ -170,9 +179,12 @@ class Worker:
         started = time.perf_counter()
         batch = Batch(self, chunk)
         flusher = asyncio.create_task(batch.flush_every(FLUSH_S))
+        me, moved = asyncio.current_task(), self.moved
+        assert me is not None
         try:
             async for result in self._results(chunk, options):
                 batch.add(result)
+                moved[me] = time.monotonic()
         except BaseException:
             flusher.cancel()
             raise
@@ -189,7 +201,8 @@ class Worker:
         (CrawlChunks)."""
         if chunk.kind is not ChunkKind.LINKS:
             return self.crawls.results(chunk, options)
-        return self.engine.run(chunk.urls, options, start_index=chunk.start)
+        # One lane per task: its chunks share one fair part of the engine's slots with the others.
+        return self.engine.run(chunk.urls, options, start_index=chunk.start, lane=chunk.task_id)
 
     async def _stored(self, write: Callable[[], Awaitable[None]], what: str) -> None:
         """Run a store write until the store takes it: what it carries exists only in memory."""
@@ -232,10 +245,33 @@ class Worker:
             work.cancel()
 
     async def _heartbeat(self) -> None:
+        """Renew the leases of the chunks that move; give up the ones that have not given a result
+        for longer than a probe can take: a live process alone must not hold a chunk forever."""
         while not self._stopping.is_set():
             await asyncio.sleep(self.heartbeat_s)
+            moving = [chunk for work, chunk in list(self.active.items()) if not self._wedged(work, chunk)]
             with contextlib.suppress(StoreUnavailable):
-                await self.store.heartbeat(list(self.active.values()))
+                await self.store.heartbeat(moving)
+
+    def _wedged(self, work: asyncio.Task[None], chunk: Chunk) -> bool:
+        quiet = time.monotonic() - self.moved.get(work, time.monotonic())
+        longest = ProbeOptions.of(chunk.options).longest_s
+        if quiet <= longest + self.give_up_margin_s:
+            return False
+        why = f"no result for {quiet:.0f}s (a probe takes at most {longest:g}s)"
+        log.warning("chunk %s/%s given up: %s; its probes are cancelled and it will be redelivered",
+                    chunk.task_id, chunk.number, why)  # fmt: skip
+        self.given_up = (time.monotonic(), f"chunk {chunk.task_id}/{chunk.number} given up: {why}")
+        if self.metrics is not None:
+            self.metrics.given_up.inc()
+        work.cancel()
+        return True
+
+    def problem(self) -> str | None:
+        """Why this worker is not healthy: a chunk given up lately (its engine made no progress)."""
+        if self.given_up is None or time.monotonic() - self.given_up[0] > WEDGED_S:
+            return None
+        return f"engine wedged: {self.given_up[1]}"
 
 
 class CrawlChunks:

@@ -38,6 +38,7 @@ def create_app(
     metrics = Metrics()
     keys = keys or open_keys(settings)
     auth = Authenticator(settings, keys)
+    workers: list[Worker] = []  # the embedded one, once started: /readyz asks it too
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +52,7 @@ def create_app(
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
                 worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
                 stack.push_async_callback(worker.shutdown, asyncio.create_task(worker.run()))
+                workers.append(worker)
             yield
         await keys.close()
         await store.close()
@@ -94,6 +96,7 @@ def create_app(
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "Store not ready, and why"}})
     async def readyz() -> JSONResponse:
         problem = await store.problem()  # e.g. "disk full: ...", "database file ... is missing"
+        problem = problem or next((p for w in workers if (p := w.problem()) is not None), None)
         if problem is None:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready", "detail": problem}, status_code=503)

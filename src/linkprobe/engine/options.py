@@ -250,6 +250,13 @@ class ProbeOptions(Validated):
     concurrency: int = field(default=256, metadata=rule("URLs of one run in flight at once.", ge=1, le=10000))
 
     @cached_property
+    def longest_s(self) -> float:
+        """The longest one URL can take once it holds its slots: every attempt to its deadline,
+        the longest backoffs or Retry-After waits between them."""
+        waits = sum(max(self.retry_backoff * 2.0**n, self.retry_after_cap) for n in range(self.retries))
+        return float((self.retries + 1) * self.timeout + waits)
+
+    @cached_property
     def plan(self) -> Plan:
         """What every request needs, built once."""
         headers = header_lines({"User-Agent": self.user_agent, "Accept-Encoding": ACCEPTED}, self.headers)
