@@ -117,3 +117,28 @@ async def test_a_chunk_without_progress_is_given_up_and_redelivered(
     results, _ = await store.results(quick.id, ResultFilter(), None, 10)
     assert [(r["index"], r["ok"]) for r in results] == [(0, True)]
     assert any("given up: no result for" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_one_url_task_behind_more_hanging_urls_than_slots_is_ready_in_seconds(
+    store: Store, target: Target
+) -> None:
+    """100 URLs that hang hold every slot they may (32 but a reserve): the one-URL task after them
+    still gets a slot of its own, and is ready while they hang."""
+    hanging = [target.url(f"/hang?n={n}", host=f"127.0.1.{n + 1}") for n in range(100)]  # 100 hosts
+    big, _ = await store.create_task(NewTask(options={"timeout": 60, "retries": 0}), hanging, 50)
+    async with Engine(EngineConfig(allow_private=True, concurrency=32)) as engine:
+        worker = Worker(store, engine, slots=2, heartbeat_s=0.5)
+        running = asyncio.create_task(worker.run())
+        try:
+            await wait_for(lambda: engine.prober.slots.total.held(big.id) >= 30, "the hanging URLs in flight")
+            small, _ = await store.create_task(
+                NewTask(options={"retries": 0}), [target.url("/status/200")], 1
+            )
+            for _ in range(300):
+                if await _ready(store, small.id):
+                    break
+                await asyncio.sleep(0.05)
+            assert await _ready(store, small.id) and not await _ready(store, big.id)
+        finally:
+            worker.stop()
+            await asyncio.wait({running}, timeout=5)
