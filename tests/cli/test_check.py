@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import resource
 import signal
 import sys
 from dataclasses import dataclass
@@ -420,3 +421,37 @@ async def test_with_jobs_results_stream_while_a_few_urls_hang(target: Target, tm
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.communicate(), 60)
     assert seen == set(fast)
+
+
+def _open_files(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+async def _check_limited(limit: int, *args: str) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linkprobe", "check", "--allow-private", "--retries", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=lambda: _open_files(limit),
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
+
+
+async def test_under_a_low_open_file_limit_every_healthy_url_over_more_hosts_than_files_is_ok(
+    target: Target, tmp_path: Path
+) -> None:
+    urls = _urls_over_hosts(target, 1500, 600)  # 600 hosts, 256 descriptors
+    listing = tmp_path / "urls.txt"
+    listing.write_text("\n".join(urls))
+    run = await _check_limited(256, "--concurrency", "64", "-f", "json", str(listing))
+    assert run.code == 0, run.err
+    assert [item["ok"] for item in json.loads(run.out)] == [True] * len(urls)
+
+
+async def test_a_concurrency_the_open_file_limit_cannot_hold_is_refused_before_probing(
+    target: Target,
+) -> None:
+    run = await _check_limited(
+        256, "--concurrency", "1000", target.url("/status/200"), target.url("/status/201")
+    )
+    assert run.code == 3 and "ulimit -n" in run.err and "concurrency 1000" in run.err, run.err

@@ -13,6 +13,8 @@ import uvicorn
 from linkprobe.api import create_app
 from linkprobe.api.connections import header_deadline
 from linkprobe.cli import EXIT_USAGE, settle_heap
+from linkprobe.engine.handle import Limits
+from linkprobe.engine.limits import SPARE_DESCRIPTORS, ensure_descriptors
 from linkprobe.settings import Settings
 from linkprobe.store import StoreLocked, open_store
 
@@ -42,8 +44,17 @@ def _redact_options(match: re.Match[str]) -> str:
     return f"{match.group(1)}{match.group(2)}=[redacted]"
 
 
+def check_descriptors(settings: Settings, embedded_worker: bool) -> None:
+    """The API's connections and the engine's pool must fit the open-file limit (raised to the
+    hard limit if need be), or the service does not start: see limits.ensure_descriptors."""
+    pool = Limits(settings.concurrency, settings.per_host).connections if embedded_worker else 0
+    what = "LINKPROBE_MAX_CONNECTIONS" + (" and LINKPROBE_CONCURRENCY" if embedded_worker else "")
+    ensure_descriptors(settings.max_connections + pool + SPARE_DESCRIPTORS, what)
+
+
 def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: bool) -> int:
     settings = with_flags(settings, args)
+    check_descriptors(settings, embedded_worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store(settings)
     try:

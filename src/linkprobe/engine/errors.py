@@ -6,7 +6,8 @@
     │                            never escapes the engine
     │   ├── InvalidURL, Blocked, DNSFailure, ConnectRefused, ConnectTimeout, ConnectFailure,
     │   ├── TLSFailure, DeadlineExceeded, TooManyRedirects, RedirectLoop,
-    │   └── Unsupported, ProtocolFailure
+    │   ├── Unsupported, ProtocolFailure
+    │   └── OwnResources         linkprobe's own resources ran out (internal, not the target)
     └── StoreError               the store failed (linkprobe.store)
         └── StoreUnavailable     the store cannot be reached right now (API 503)
 
@@ -99,6 +100,13 @@ class ProtocolFailure(ProbeFailure):
     kind = ErrorKind.PROTOCOL
 
 
+class OwnResources(ProbeFailure):
+    """linkprobe itself could not (no file descriptor for a socket): never the target's failure."""
+
+    kind = ErrorKind.INTERNAL
+    retryable = True
+
+
 @dataclass(frozen=True, slots=True)
 class Attempted:
     """What a failed transfer had reached, as the transport saw it: the input of curl_failure."""
@@ -146,7 +154,7 @@ def _not_connected(seen: Attempted, message: str) -> ProbeFailure:
     that failed says more than the blocked ones (which are still named)."""
     blocked = f"{BLOCKED_MARK}: " + "; ".join(dict.fromkeys(seen.blocked)) if seen.blocked else ""
     if seen.socket_error is not None:
-        return ConnectFailure(f"linkprobe could not open a socket: {seen.socket_error}")
+        return OwnResources(f"linkprobe could not open a socket of its own: {seen.socket_error}")
     if not seen.dialled:
         return Blocked(blocked) if blocked else ConnectFailure(message)
     also = f" (other addresses {blocked})" if blocked else ""

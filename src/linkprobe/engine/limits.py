@@ -17,6 +17,28 @@ if TYPE_CHECKING:  # only a waiter needs the loop: a one-URL check runs without 
     import asyncio
 
 
+SPARE_DESCRIPTORS = 64  # beyond the pool: the store, pipes, logs, the interpreter's own
+
+
+def ensure_descriptors(needed: int, what: str) -> None:
+    """Make sure this process may open `needed` files: the soft limit is raised to the hard one
+    when it is lower, and a hard limit below `needed` is a ConfigError saying what to change.
+    Running out mid-run would fail healthy targets with "Too many open files"."""
+    import resource
+
+    from linkprobe.engine.errors import ConfigError
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ConfigError(
+            f"{what} needs up to {needed} open files, and this process may open {hard} (ulimit -n): "
+            "lower the concurrency, or raise the limit"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def cpus() -> int:
     """The CPUs this process may run on (not a container's CPU quota, which Linux does not say here)."""
     affinity = getattr(os, "sched_getaffinity", None)  # Linux

@@ -13,7 +13,7 @@ from types import TracebackType
 
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.handle import Limits
-from linkprobe.engine.limits import Lane, Slots
+from linkprobe.engine.limits import SPARE_DESCRIPTORS, Lane, Slots, ensure_descriptors
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, ProbeResult, failed
 from linkprobe.engine.probe import Prober
@@ -33,9 +33,11 @@ class Engine:
 
     async def __aenter__(self) -> Engine:
         config = self.config
-        # The pool is bounded by the slots: no more connections, idle ones included, than
-        # requests may be in flight, however many hosts a run has.
-        self._transport = Transport(self.policy, Limits(config.concurrency, config.per_host))
+        # The pool is bounded by the slots (connections, idle ones included, at most twice the
+        # requests in flight, however many hosts a run has), and the process may open them all.
+        limits = Limits(config.concurrency, config.per_host)
+        ensure_descriptors(limits.connections + SPARE_DESCRIPTORS, f"concurrency {config.concurrency}")
+        self._transport = Transport(self.policy, limits)
         self._prober = Prober(self._transport, Slots(config.concurrency, config.per_host))
         return self
 

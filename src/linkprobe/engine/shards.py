@@ -21,6 +21,8 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, BinaryIO
 
+from linkprobe.engine.handle import Limits
+from linkprobe.engine.limits import SPARE_DESCRIPTORS, ensure_descriptors
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import ErrorKind, ProbeResult, failed
 from linkprobe.engine.runner import Engine
@@ -99,6 +101,8 @@ class Shards:
         them out): with a share of its own it fell behind the children on 2 cores."""
         parts = processes_for(jobs, len(urls))
         config, options = _divided(config, parts), _divided(options, parts)
+        pool = Limits(config.concurrency, config.per_host).connections
+        ensure_descriptors(pool + SPARE_DESCRIPTORS, f"concurrency {config.concurrency} a process")
         block = max(1, int(config.concurrency * REUSE_BLOCK))
         shares = [waves(urls, share, block) for share in split(urls, parts)]
         if parts == 1:
