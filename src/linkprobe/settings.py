@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from linkprobe.engine import EngineConfig
+from linkprobe.engine.limits import cpus
 
 
 def default_db_path() -> Path:
@@ -56,6 +57,11 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(5, ge=1, description="Deliveries of one chunk before it is dead-lettered.")
     retention_s: int = Field(7 * 86400, ge=60, description="How long Redis keeps tasks and results.")
     workers: int = Field(4, ge=1, le=256, description="Chunks processed at once by one process.")
+    worker_processes: int = Field(
+        default_factory=cpus, ge=0, le=64,
+        description="linkprobe serve: probing processes beside the API's (default one per CPU; 0: the "
+        "API's own process probes, on its event loop).",
+    )  # fmt: skip
     chunk_size: int = Field(500, ge=1, le=100_000, description="URLs per work chunk.")
     max_urls_per_task: int = Field(1_000_000, ge=1)
     max_request_bytes: int = Field(256 << 20, ge=1024, description="Largest accepted request body.")

@@ -17,10 +17,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urldefrag
 
@@ -36,6 +40,7 @@ from linkprobe.crawl import (
 )
 from linkprobe.engine import Engine, ProbeOptions, ProbeResult, StoreUnavailable
 from linkprobe.metrics import Metrics
+from linkprobe.settings import Settings
 from linkprobe.store import Chunk, ChunkKind, Store
 
 log = logging.getLogger("linkprobe.worker")
@@ -53,6 +58,8 @@ T = TypeVar("T")
 # Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
 # until it is parsed, and pages are parsed EXTRACTORS at a time, so a wider window only holds memory.
 PAGE_WINDOW = 16
+PUBLISH_S = 1.0  # a serve worker process publishes its metrics and health this often
+PR_SET_PDEATHSIG = 1  # Linux prctl(2)
 
 
 class Batch:
@@ -263,7 +270,7 @@ class Worker:
                     chunk.task_id, chunk.number, why)  # fmt: skip
         self.given_up = (time.monotonic(), f"chunk {chunk.task_id}/{chunk.number} given up: {why}")
         if self.metrics is not None:
-            self.metrics.given_up.inc()
+            self.metrics.gave_up()
         work.cancel()
         return True
 
@@ -361,3 +368,80 @@ async def _flat(lists: AsyncIterator[list[T]]) -> AsyncIterator[T]:
     async for items in lists:
         for item in items:
             yield item
+
+
+# -- worker processes: `linkprobe worker --processes N`, and `linkprobe serve`'s --
+
+
+async def work(settings: Settings, shared: Path | None = None) -> None:
+    """Probe chunks until SIGTERM or SIGINT. With `shared` (a worker process of `linkprobe serve`)
+    the store is the serving process's SQLite file, and this process's metrics and health are
+    published there every second for the API's /metrics and /readyz."""
+    from linkprobe.store import open_store
+
+    store = open_store(settings, follower=shared is not None)
+    await store.open()
+    metrics = Metrics()
+    try:
+        async with Engine(settings.engine_config()) as engine:
+            worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stop)
+            log.info("worker %s taking chunks from %s", worker.name, settings.redis_url or settings.db)
+            publisher = asyncio.create_task(_publish(metrics, worker, shared)) if shared else None
+            await worker.run()
+            if publisher is not None:
+                publisher.cancel()
+    finally:
+        await store.close()
+
+
+async def _publish(metrics: Metrics, worker: Worker, shared: Path) -> None:
+    path = shared / f"worker-{os.getpid()}.json"
+    while True:
+        metrics.publish(path, worker.problem())
+        await asyncio.sleep(PUBLISH_S)
+
+
+def child_process(settings: Settings, shared: Path | None = None) -> None:
+    """A worker process: `linkprobe worker`'s, or one of `linkprobe serve`'s (with `shared`)."""
+    import uvloop
+
+    from linkprobe.cli import settle_heap
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if shared is not None:
+        _end_with_parent()
+    settle_heap()
+    uvloop.run(work(settings, shared))
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this process when the serving process ends, even by kill -9 (a worker left
+    behind would go on writing to the file a new server then opens)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(0)
+
+
+def start_processes(settings: Settings, count: int, shared: Path | None = None) -> list[BaseProcess]:
+    """`count` worker processes, started (spawned: nothing of this process's state is shared)."""
+    context = multiprocessing.get_context("spawn")
+    children: list[BaseProcess] = [
+        context.Process(target=child_process, args=(settings, shared), daemon=False) for _ in range(count)
+    ]
+    for child in children:
+        child.start()
+    return children
+
+
+def stop_processes(children: list[BaseProcess]) -> None:
+    for child in children:
+        if child.pid is not None and child.is_alive():
+            child.terminate()
+    for child in children:
+        child.join()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -22,11 +24,12 @@ from linkprobe.api.security import Authenticator, Guard
 from linkprobe.api.tasks import build_router
 from linkprobe.engine import Engine, StoreUnavailable
 from linkprobe.metrics import Metrics
+from linkprobe.metrics import published as read_published
 from linkprobe.settings import Settings
 from linkprobe.store import Store
 from linkprobe.store.keys import KeyStore, open_keys
 from linkprobe.ui import mount_ui
-from linkprobe.worker import Worker
+from linkprobe.worker import Worker, start_processes, stop_processes
 
 log = logging.getLogger("linkprobe.api")
 
@@ -39,6 +42,7 @@ def create_app(
     keys = keys or open_keys(settings)
     auth = Authenticator(settings, keys)
     workers: list[Worker] = []  # the embedded one, once started: /readyz asks it too
+    published: list[Path] = []  # where serve's worker processes say how they are
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +53,13 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             if embedded_worker:
                 log.info("egress policy: %s", settings.egress_policy())
+            if embedded_worker and settings.worker_processes:
+                # Off the API's event loop: the store is open (the file's lock held, start-up done)
+                shared = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linkprobe-")))
+                metrics.probes.shared = shared
+                published.append(shared)
+                stack.callback(stop_processes, start_processes(settings, settings.worker_processes, shared))
+            elif embedded_worker:
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
                 worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
                 stack.push_async_callback(worker.shutdown, asyncio.create_task(worker.run()))
@@ -96,7 +107,7 @@ def create_app(
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "Store not ready, and why"}})
     async def readyz() -> JSONResponse:
         problem = await store.problem()  # e.g. "disk full: ...", "database file ... is missing"
-        problem = problem or next((p for w in workers if (p := w.problem()) is not None), None)
+        problem = problem or next((p for p in worker_problems(workers, published) if p is not None), None)
         if problem is None:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready", "detail": problem}, status_code=503)
@@ -111,6 +122,11 @@ def create_app(
 
     mount_ui(app)
     return app
+
+
+def worker_problems(workers: list[Worker], published: list[Path]) -> list[str | None]:
+    """What the workers of this service say is wrong: the embedded one, or serve's processes."""
+    return [w.problem() for w in workers] + [p.get("problem") for d in published for p in read_published(d)]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

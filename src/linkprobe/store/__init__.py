@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # `linkprobe crawl` imports store.base: not pydantic with it
     from linkprobe.settings import Settings
 
 
-def open_store(settings: Settings) -> Store:
-    """The store the settings select: Redis when a Redis URL is set, else embedded SQLite."""
+def open_store(settings: Settings, follower: bool = False) -> Store:
+    """The store the settings select: Redis when a Redis URL is set, else embedded SQLite (as a
+    follower in the worker processes of `linkprobe serve`: the serving process owns the file)."""
     if settings.redis_url:
         from linkprobe.store.redis import RedisStore
 
@@ -37,7 +38,7 @@ def open_store(settings: Settings) -> Store:
     from linkprobe.store.sqlite import SQLiteStore
 
     policy = DeliveryPolicy(settings.reclaim_idle_s, settings.max_deliveries)
-    return SQLiteStore(settings.db, policy, settings.retention_s)
+    return SQLiteStore(settings.db, policy, settings.retention_s, follower)
 
 
 __all__ = [

@@ -178,9 +178,16 @@ def redirect_clause(redirect: str) -> str:
 
 class SQLiteStore(Store):
     def __init__(
-        self, path: Path | str, policy: DeliveryPolicy | None = None, retention_s: float = 7 * 86400
+        self,
+        path: Path | str,
+        policy: DeliveryPolicy | None = None,
+        retention_s: float = 7 * 86400,
+        follower: bool = False,
     ) -> None:
         self.path = Path(path)
+        # A follower is a worker process of `linkprobe serve`: the serving process holds the lock
+        # and did the start-up work (schema, requeue, unstage); a follower only claims and writes.
+        self.follower = follower
         self.policy = policy or DeliveryPolicy()
         self.retention_s = retention_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-sqlite")
@@ -262,11 +269,13 @@ class SQLiteStore(Store):
         return self._db
 
     def _open(self) -> None:
+        if self.follower:
+            self._db = self._connect()
+            stat = os.stat(self.path)
+            self._identity = (stat.st_dev, stat.st_ino)
+            return
         self.lock()  # before anything is touched: a second process must change nothing
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-        db.execute("PRAGMA secure_delete=ON")  # dropped secrets are zeroed, not left in free space
+        db = self._connect()
         db.executescript(SCHEMA + USAGE_SCHEMA)
         added = set()
         for table, column, declaration in MIGRATIONS:
@@ -287,6 +296,13 @@ class SQLiteStore(Store):
         stat = os.stat(self.path)
         self._identity = (stat.st_dev, stat.st_ino)
         self._db = db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        db.execute("PRAGMA secure_delete=ON")  # dropped secrets are zeroed, not left in free space
+        return db
 
     def _split_stored_secrets(self, db: sqlite3.Connection) -> None:
         """Tasks stored before secrets were kept apart: their header values leave the options,
