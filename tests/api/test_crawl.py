@@ -232,7 +232,7 @@ async def test_the_task_shows_its_crawl_and_idempotency_holds(
     assert shown["crawl"] == {
         "start": site.url("/b.html"), "max_depth": 20, "max_pages": 100_000, "include": crawl["include"],
         "exclude": ["missing"], "ignore_robots": False, "check_fragments": False, "max_urls": 5000,
-        "max_page_bytes": 16 << 20, "urls_per_day": None,
+        "max_page_bytes": 16 << 20, "urls_per_day": None, "scope": "all",
     }  # fmt: skip
     listed = (await crawl_api.get("/api/v1/tasks")).json()["items"]
     assert any(t["id"] == shown["id"] and t["crawl"] is not None for t in listed)
