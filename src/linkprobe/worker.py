@@ -428,6 +428,14 @@ def _end_with_parent() -> None:
         os._exit(0)
 
 
+def shared_settings(settings: Settings, processes: int) -> Settings:
+    """The settings of one of `processes` worker processes that share the service's limits: the
+    concurrency and the per-host limit divided between them (at least 1 each)."""
+    concurrency = max(1, -(-settings.concurrency // processes))
+    per_host = max(1, settings.per_host // processes)
+    return settings.model_copy(update={"concurrency": concurrency, "per_host": per_host})
+
+
 def start_processes(settings: Settings, count: int, shared: Path | None = None) -> list[BaseProcess]:
     """`count` worker processes, started (spawned: nothing of this process's state is shared)."""
     context = multiprocessing.get_context("spawn")

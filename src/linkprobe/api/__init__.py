@@ -29,7 +29,7 @@ from linkprobe.settings import Settings
 from linkprobe.store import Store
 from linkprobe.store.keys import KeyStore, open_keys
 from linkprobe.ui import mount_ui
-from linkprobe.worker import Worker, start_processes, stop_processes
+from linkprobe.worker import Worker, shared_settings, start_processes, stop_processes
 
 log = logging.getLogger("linkprobe.api")
 
@@ -58,7 +58,8 @@ def create_app(
                 shared = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linkprobe-")))
                 metrics.probes.shared = shared
                 published.append(shared)
-                stack.callback(stop_processes, start_processes(settings, settings.worker_processes, shared))
+                shares = shared_settings(settings, settings.worker_processes)
+                stack.callback(stop_processes, start_processes(shares, settings.worker_processes, shared))
             elif embedded_worker:
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
                 worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
