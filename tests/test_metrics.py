@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -68,7 +69,13 @@ async def test_metrics_count_the_work_a_service_did(tmp_path: Path, target: Targ
             idle = await scrape(client)
             task = await submit(client, [target.url("/status/200")] * 2 + [target.url("/status/404"), "nope"])
             await wait_status(client, task["id"])
+            # Counted in serve's worker processes, which publish their counts every second.
             busy = await scrape(client)
+            for _ in range(100):
+                if value(busy, "linkprobe_probe_duration_seconds_count") >= 4:
+                    break
+                await asyncio.sleep(0.05)
+                busy = await scrape(client)
     finally:
         await service.stop()
     count = "linkprobe_probe_duration_seconds_count"

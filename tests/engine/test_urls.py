@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkprobe.engine.errors import InvalidURL, Unsupported
-from linkprobe.engine.urls import normalise, other_scheme, parse_ipv4_host
+from linkprobe.engine.urls import count_url_lines, normalise, other_scheme, parse_ipv4_host, url_lines
 
 
 @pytest.mark.parametrize(
@@ -81,3 +83,14 @@ def test_input_of_other_scheme_is_unsupported_with_one_message(raw: str) -> None
 def test_redirect_to_other_scheme_is_unsupported() -> None:
     with pytest.raises(Unsupported):
         normalise("file:///etc/passwd", base=normalise("http://a.example/"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["http://a/", "#c", " ", "\t", "x#y", "a #b", "\r", "\n", "\r\n", "\u00a0", "é"])
+    )
+)
+def test_counting_url_lines_agrees_with_reading_them(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert count_url_lines(text) == sum(1 for _ in url_lines([text]))

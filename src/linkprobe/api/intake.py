@@ -33,7 +33,7 @@ from linkprobe.api.documents import MAX_PATTERNS, DocumentFields, Upload, docume
 from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.api.options import ProbeOptionsModel
-from linkprobe.engine.urls import url_lines
+from linkprobe.engine.urls import count_url_lines, url_lines
 from linkprobe.extract import kind_for_content_type
 from linkprobe.settings import Settings
 from linkprobe.store import CrawlSpec, NewTask
@@ -112,7 +112,8 @@ def _decoded_blocks(handle: IO[bytes]) -> Iterator[str]:
 
 
 def _count_lines(handle: IO[bytes]) -> int:
-    return sum(1 for _ in _lines(handle))
+    handle.seek(0)
+    return sum(count_url_lines(block) for block in _whole_lines(_decoded_blocks(handle)))
 
 
 async def _spool(chunks: AsyncIterator[bytes], settings: Settings) -> tuple[IO[bytes], str]:
