@@ -17,6 +17,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from tests.conftest import Handler, Target
 
 URLS_PER_RUN = 8
@@ -125,14 +127,15 @@ async def _reset_mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     writer.transport.abort()
 
 
-async def _corrupt_gzip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await _request_head(reader)
-    body = b"\x1f\x8b\x08\x00not a gzip stream at all" * 10
-    writer.write(
-        b"HTTP/1.1 404 Not Found\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
-    )
-    writer.write(body)
-    await writer.drain()
+def _corrupt(coding: str) -> Handler:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        body = b"\x1f\x8b\x08\x00not a stream in any encoding at all" * 10
+        head = b"HTTP/1.1 404 Not Found\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % (coding.encode(), len(body)) + body)
+        await writer.drain()
+
+    return answer
 
 
 async def test_a_reset_during_the_body_keeps_the_status_verdict(
@@ -145,10 +148,11 @@ async def test_a_reset_during_the_body_keeps_the_status_verdict(
     assert result["body"] == "reset"
 
 
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
 async def test_a_corrupt_encoding_keeps_the_status_verdict(
-    raw_server: Callable[[Handler], Awaitable[int]],
+    raw_server: Callable[[Handler], Awaitable[int]], coding: str
 ) -> None:
-    port = await raw_server(_corrupt_gzip)
+    port = await raw_server(_corrupt(coding))
     results, _ = await probe_in_child([f"http://127.0.0.1:{port}/"])
     (result,) = results
     assert (result["ok"], result["status_code"], result["error"]) == (False, 404, None)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions
-from tests.conftest import Target
+from tests.conftest import Target, wait_for
 
 
 async def test_one_result_per_input_with_indexes(target: Target) -> None:
@@ -68,3 +69,25 @@ async def test_stop_yields_cancelled_for_in_flight_and_unstarted(target: Target)
         results = [r async for r in stream]
     assert len(results) == len(urls)
     assert all(r.error is not None and r.error.kind == ErrorKind.CANCELLED for r in results)
+
+
+async def test_a_consumer_that_leaves_early_ends_the_probes_in_flight_cleanly(target: Target) -> None:
+    """Leaving `engine.run` early cancels what is in flight before the engine closes: no probe is
+    left on a closed transport (its handles would be lost and its results turned `internal`)."""
+    urls = [target.url("/status/200")] + [
+        target.url(f"/slow?s=30&n={n}", host=f"127.0.2.{n + 1}") for n in range(4)
+    ]
+    async with Engine(EngineConfig(allow_private=True)) as engine:
+        async with contextlib.aclosing(engine.run(urls, ProbeOptions(retries=0, timeout=60))) as results:
+            async for result in results:
+                assert result.ok
+                break
+        transport = engine._transport
+        assert transport is not None and not transport._busy and transport._active == 0
+        again = await engine.probe(target.url("/status/200"))
+        left = engine.run(urls[1:], ProbeOptions(retries=0, timeout=60))
+        started = asyncio.ensure_future(anext(left))
+        await wait_for(lambda: bool(transport._busy), "probes in flight")
+    # The engine closed under them: their transfers end, no handle is left on the multi handle.
+    assert again.ok and not transport._busy
+    started.cancel()

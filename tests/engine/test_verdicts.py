@@ -165,3 +165,18 @@ def test_a_refused_header_never_shows_its_value_in_the_error() -> None:
     assert "Authorization" in str(refused.value) and "control characters" in str(refused.value)
     assert "tok-9f2e" not in str(refused.value) and "tok-77ab" not in str(refused.value)
     assert "tok-" not in repr(refused.value)
+
+
+async def test_redirects_to_one_host_wait_for_its_slot_without_spending_their_deadline(
+    target: Target,
+) -> None:
+    """Six hosts redirect to one slow host allowed one request at a time: each hop waits for that
+    host's slot (queue_ms), not inside libcurl against its timeout, and the host sees one at a time."""
+    slow = target.url("/slow?s=0.3", host="127.0.0.99")
+    urls = [target.url(f"/redirect-to?url={slow}&n={n}", host=f"127.0.0.{n + 10}") for n in range(6)]
+    target.peak = 0
+    async with Engine(EngineConfig(allow_private=True, per_host=1)) as engine:
+        results = [r async for r in engine.run(urls, ProbeOptions(retries=0, timeout=1.0))]
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert max(r.queue_ms for r in results) >= 1000  # the last waited for five others
+    assert target.peak == 1

@@ -17,7 +17,7 @@ from typing import Any
 Decode = Callable[[bytes, int], bytes]
 
 ACCEPTED = "gzip, deflate, br, zstd"
-DecodeError = (zlib.error, ValueError, EOFError)
+MAX_CODINGS = 5  # codings of one body at most (libcurl's own bound): more is refused as undecodable
 
 
 def _zlib(wbits: int) -> Decode:
@@ -79,6 +79,8 @@ def decoder(content_encoding: str | None) -> Decode | None:
     if content_encoding is None:
         return None
     codings = [c.strip().lower() for c in content_encoding.split(",")]
+    if len(codings) > MAX_CODINGS:
+        raise KeyError(content_encoding)
     stages = [MAKERS[c]() for c in reversed(codings) if c and c != "identity"]
     if not stages:
         return None

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pycurl
 
-from linkprobe.engine.decode import Decode, DecodeError, decoder
+from linkprobe.engine.decode import Decode, decoder
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.outcome import BodyState
 
@@ -203,6 +203,8 @@ class Handle:
             name = name.strip().lower()
             if name in WANTED:
                 self.headers[name] = value.strip()
+        elif line.strip():
+            return None  # not a header (a folded continuation): nothing to keep
         elif self.status is not None and not 100 <= self.status < 200 and not self.head_done:
             self.head_done = True  # the blank line after the final head (not after trailers)
             return None if self.head else self._head_ended()
@@ -247,7 +249,7 @@ class Handle:
         if self.decode is not None:
             try:
                 data = self.decode(data, self.cap - self.read + 1)
-            except DecodeError:
+            except Exception:  # zlib.error, brotli.error, ZstdError...: corrupt in its encoding
                 self.body = BodyState.UNDECODABLE
                 return 0
         room = self.cap - self.read
@@ -311,12 +313,12 @@ class BlockingTransport:
             try:
                 handle.curl.perform()
             except pycurl.error as exc:
-                if self._interrupted:
-                    raise KeyboardInterrupt from None
                 code, message = exc.args
                 return int(code), str(message)
             finally:
                 handle.close_made()
+                if self._interrupted:  # also when the transfer ended as Ctrl-C came
+                    raise KeyboardInterrupt
         return 0, ""
 
     async def pause(self, seconds: float) -> None:

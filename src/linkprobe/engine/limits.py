@@ -160,9 +160,21 @@ class Slots:
             self._release_host(host)
             raise
 
-    def release(self, host: str, lane: Lane = None) -> None:
+    def release(self, host: str | None, lane: Lane = None) -> None:
+        """Both slots; only the global one with `host` None (a probe cancelled while it moved)."""
         self.total.release(lane)
-        self._release_host(host)
+        if host is not None:
+            self._release_host(host)
+
+    async def move(self, held: list[str | None], new: str) -> None:
+        """A redirect to another host: the probe's host slot passes from held[0] to `new`, waiting
+        for one there if need be (its global slot is kept). held[0] is None while it waits, so a
+        cancellation then releases no host slot twice."""
+        old, held[0] = held[0], None
+        if old is not None:
+            self._release_host(old)
+        await self._acquire_host(new)
+        held[0] = new
 
     async def _acquire_host(self, host: str) -> None:
         active = self._active.get(host, 0)

@@ -78,6 +78,10 @@ def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_
     return target
 
 
+def _host(url: URL) -> str:
+    return f"{url.raw_host}:{url.port}"
+
+
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
     return url.scheme, url.raw_host, url.port
 
@@ -172,24 +176,34 @@ class Prober:
         (negative: use the backoff). Raises ProbeFailure when the URL failed for good."""
         if result.attempts > 1:
             _forget_attempt(result)
-        host = f"{target.raw_host}:{target.port}"
+        host = _host(target)
         if not self.slots.try_acquire(host, lane):
             queued = perf_counter()
             await self.slots.acquire(host, lane)  # before the deadline: queueing is not the URL's fault
             result.queue_ms += ms_since(queued)
+        held: list[str | None] = [host]  # the host whose slot the probe holds: redirects move it
         handle = self.transport.handle()
         try:
-            retry_after = await self._follow(handle, target, plan, result, page)
+            retry_after = await self._follow(handle, target, plan, result, page, held)
         except ProbeFailure as failure:
             if last or not failure.retryable:
                 raise
             return -1.0
         finally:
             self.transport.release(handle)
-            self.slots.release(host, lane)
+            self.slots.release(held[0], lane)
         if last or result.status_code not in RETRY_STATUSES:
             return None
         return -1.0 if retry_after is None else min(retry_after, plan.retry_after_cap)
+
+    async def _move(self, held: list[str | None], host: str, result: ProbeResult) -> float:
+        """Take a slot of the redirect's host (libcurl would queue the hop against its timeout);
+        the seconds waited, which do not count against the deadline."""
+        queued = perf_counter()
+        await self.slots.move(held, host)
+        waited = perf_counter() - queued
+        result.queue_ms = round(result.queue_ms + waited * 1000, 3)
+        return waited
 
     @staticmethod
     def _backoff(number: int, plan: Plan) -> float:
@@ -197,7 +211,13 @@ class Prober:
         return random.uniform(0, plan.retry_backoff * (2**number))
 
     async def _follow(
-        self, handle: Handle, target: URL, plan: Plan, result: ProbeResult, page: bytearray | None
+        self,
+        handle: Handle,
+        target: URL,
+        plan: Plan,
+        result: ProbeResult,
+        page: bytearray | None,
+        held: list[str | None],
     ) -> float | None:
         """Request `target`, following redirects, all within the attempt's deadline; returns the
         final response's Retry-After."""
@@ -232,6 +252,8 @@ class Prober:
                 text = result.redirects[-1].url
                 if home is not None:  # credentials stay with their origin, as curl and browsers do
                     headers = plan.headers if _origin(target) == home else plan.foreign_headers
+                if (host := _host(target)) != held[0]:  # the per-host limit holds on every hop
+                    deadline += await self._move(held, host, result)
                 continue
             if not get and status in FALLBACK_TO_GET:
                 method = "GET"

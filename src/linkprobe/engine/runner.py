@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator, Sized
 from types import TracebackType
 
 from linkprobe.engine.egress import EgressPolicy
@@ -79,7 +79,7 @@ class Engine:
         start_index: int = 0,
         stop: asyncio.Event | None = None,
         lane: Lane = None,
-    ) -> AsyncIterator[ProbeResult]:
+    ) -> AsyncGenerator[ProbeResult, None]:
         """Yield one result per input URL, in completion order; `index` is the input position.
 
         Setting `stop` cancels what is in flight: those URLs and every URL not yet started
@@ -113,7 +113,7 @@ class _Run:
         self.probing: set[asyncio.Task[None]] = set()
         self.lane: Lane = self
 
-    async def results(self) -> AsyncIterator[ProbeResult]:
+    async def results(self) -> AsyncGenerator[ProbeResult, None]:
         workers = [asyncio.create_task(self._worker()) for _ in range(max(self.window, 1))]
         closer = asyncio.create_task(self._close_when_done(workers))
         watcher = asyncio.create_task(self._watch_stop()) if self.stop is not None else None
@@ -126,10 +126,11 @@ class _Run:
                 self.has_room.set()
             async for index, url in self.inputs:  # only after a stop: nothing may be dropped
                 yield failed(url, index, ErrorKind.CANCELLED, "the run was stopped before this URL started")
-        finally:
-            for task in (*workers, closer, watcher):
-                if task is not None:
-                    task.cancel()
+        finally:  # a consumer that leaves early: its probes end (and free their handles) first
+            tasks = [task for task in (*workers, closer, watcher) if task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _worker(self) -> None:
         me = asyncio.current_task()

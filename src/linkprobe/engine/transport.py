@@ -34,6 +34,7 @@ class Transport:
         multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, limits.connections)
         multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, limits.per_host)
         self._free: list[Handle] = []
+        self._busy: set[Handle] = set()  # added to the multi handle: close() removes them
         self._watching: dict[int, int] = {}  # fd -> the POLL_* events the loop watches for
         self._timer: asyncio.TimerHandle | None = None
         self._active = 0
@@ -47,6 +48,7 @@ class Transport:
         future: asyncio.Future[tuple[int, str]] = self.loop.create_future()
         handle.future = future
         self.multi.add_handle(handle.curl)
+        self._busy.add(handle)
         self._active += 1
         try:
             return await future
@@ -66,12 +68,21 @@ class Transport:
         await asyncio.sleep(seconds)
 
     def _remove(self, handle: Handle) -> None:
+        if handle not in self._busy:  # close() took it already
+            return
+        self._busy.discard(handle)
         self.multi.remove_handle(handle.curl)
         self._active -= 1
         handle.future = None
         handle.close_made()
 
     def close(self) -> None:
+        """End every transfer still running (their probes get CancelledError), then the pool."""
+        for handle in list(self._busy):
+            future = handle.future
+            self._remove(handle)
+            if future is not None and not future.done():
+                future.cancel()
         if self._timer is not None:
             self._timer.cancel()
         for fd in list(self._watching):
