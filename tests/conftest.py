@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import inspect
 import os
 import socket
 import ssl
@@ -35,12 +36,18 @@ from linkprobe.store.sqlite import SQLiteStore
 
 
 async def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
-    """The one polling helper: wait until `condition()` is true, failing after `timeout` seconds
-    (a bound on a condition, not on speed)."""
+    """The one polling helper: wait until `condition()` is true (awaited when it returns an
+    awaitable: a store query), failing after `timeout` seconds (a bound on a condition, not on
+    speed)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
+    while not await _holds(condition):
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
+
+
+async def _holds(condition: Callable[[], object]) -> bool:
+    value = condition()
+    return bool(await value if inspect.isawaitable(value) else value)
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -11,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from linkprobe.engine import ErrorKind, ProbeResult, failed
 from linkprobe.metrics import Metrics
 from tests.api.test_tasks import submit, wait_status
-from tests.conftest import Target, start_service
+from tests.conftest import Target, start_service, wait_for
 
 
 def test_outcomes_and_cumulative_duration_buckets() -> None:
@@ -70,12 +69,14 @@ async def test_metrics_count_the_work_a_service_did(tmp_path: Path, target: Targ
             task = await submit(client, [target.url("/status/200")] * 2 + [target.url("/status/404"), "nope"])
             await wait_status(client, task["id"])
             # Counted in serve's worker processes, which publish their counts every second.
-            busy = await scrape(client)
-            for _ in range(100):
-                if value(busy, "linkprobe_probe_duration_seconds_count") >= 4:
-                    break
-                await asyncio.sleep(0.05)
-                busy = await scrape(client)
+            seen: list[Samples] = []
+
+            async def counted() -> bool:
+                seen.append(await scrape(client))
+                return value(seen[-1], "linkprobe_probe_duration_seconds_count") >= 4
+
+            await wait_for(counted, "the worker processes' counts", 10)
+            busy = seen[-1]
     finally:
         await service.stop()
     count = "linkprobe_probe_duration_seconds_count"

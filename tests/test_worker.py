@@ -88,33 +88,28 @@ async def _ready(store: Store, task_id: str) -> bool:
 async def test_a_chunk_without_progress_is_given_up_and_redelivered(
     store: Store, target: Target, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """One slot, held by a URL that hangs: the other task's chunk waits for it and gives no result.
-    Its worker gives it up (no lease renewed for it), says so, and it is redelivered once the slot
-    comes free; the URL still gets exactly one result."""
-    hang, _ = await store.create_task(
-        NewTask(options={"timeout": 60, "retries": 0}), [target.url("/hang")], 1
-    )
-    quick, _ = await store.create_task(
+    """A wedged engine: its one slot leaked (held by no probe, as when probes never end). The
+    chunk waiting for it gives no result; its worker gives it up (no lease renewed for it), says
+    so, and it is redelivered, probed once the slot is back: exactly one result for the URL."""
+    task, _ = await store.create_task(
         NewTask(options={"timeout": 0.5, "retries": 0}), [target.url("/status/200")], 1
     )
     caplog.set_level(logging.WARNING, logger="linkprobe.worker")
     metrics = Metrics()
     async with Engine(EngineConfig(allow_private=True, concurrency=1)) as engine:
+        await engine.prober.slots.total.acquire("leaked")
         worker = Worker(store, engine, slots=2, metrics=metrics, heartbeat_s=0.1, give_up_margin_s=1.0)
         running = asyncio.create_task(worker.run())
         try:
             await wait_for(lambda: worker.given_up is not None, "the waiting chunk to be given up", 20)
-            assert f"chunk {quick.id}/0 given up" in (worker.problem() or "")
+            assert f"chunk {task.id}/0 given up" in (worker.problem() or "")
             assert metrics.registry.get_sample_value("linkprobe_chunks_given_up_total") == 1
-            await store.cancel_task(hang.id)  # its probe ends: the slot comes free
-            for _ in range(400):
-                if await _ready(store, quick.id):
-                    break
-                await asyncio.sleep(0.05)
+            engine.prober.slots.total.release("leaked")
+            await wait_for(lambda: _ready(store, task.id), "the redelivered chunk's result", 20)
         finally:
             worker.stop()
             await asyncio.wait({running}, timeout=5)
-    results, _ = await store.results(quick.id, ResultFilter(), None, 10)
+    results, _ = await store.results(task.id, ResultFilter(), None, 10)
     assert [(r["index"], r["ok"]) for r in results] == [(0, True)]
     assert any("given up: no result for" in r.getMessage() for r in caplog.records)
 
@@ -134,11 +129,8 @@ async def test_a_one_url_task_behind_more_hanging_urls_than_slots_is_ready_in_se
             small, _ = await store.create_task(
                 NewTask(options={"retries": 0}), [target.url("/status/200")], 1
             )
-            for _ in range(300):
-                if await _ready(store, small.id):
-                    break
-                await asyncio.sleep(0.05)
-            assert await _ready(store, small.id) and not await _ready(store, big.id)
+            await wait_for(lambda: _ready(store, small.id), "the one-URL task", 15)
+            assert not await _ready(store, big.id)
         finally:
             worker.stop()
             await asyncio.wait({running}, timeout=5)

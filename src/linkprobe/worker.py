@@ -110,6 +110,7 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.active: dict[asyncio.Task[None], Chunk] = {}
         self.moved: dict[asyncio.Task[None], float] = {}  # when each chunk last gave a result
+        self.longest: dict[asyncio.Task[None], float] = {}  # the longest one of its URLs can take
         self.give_up_margin_s = give_up_margin_s
         self.given_up: tuple[float, str] | None = None  # when a chunk was last given up, and why
         self._stopping = asyncio.Event()
@@ -167,12 +168,14 @@ class Worker:
             work = asyncio.create_task(self._process(chunk))
             self.active[work] = chunk
             self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
+            self.longest[work] = _longest(chunk)
             try:
                 await asyncio.wait({work})  # a cancelled chunk ends here; a cancelled loop raises
             finally:
                 work.cancel()
                 self.active.pop(work, None)
                 self.moved.pop(work, None)
+                self.longest.pop(work, None)
             await self._settle(work, chunk)
 
     async def _settle(self, work: asyncio.Task[None], chunk: Chunk) -> None:
@@ -256,16 +259,18 @@ class Worker:
         for longer than a probe can take: a live process alone must not hold a chunk forever."""
         while not self._stopping.is_set():
             await asyncio.sleep(self.heartbeat_s)
-            moving = [chunk for work, chunk in list(self.active.items()) if not self._wedged(work, chunk)]
+            # A chunk may wait for slots held by any other chunk's probes: it is wedged only when
+            # quiet for longer than the longest of them could hold one.
+            longest = max(self.longest.values(), default=0.0)
+            moving = [c for work, c in list(self.active.items()) if not self._wedged(work, c, longest)]
             with contextlib.suppress(StoreUnavailable):
                 await self.store.heartbeat(moving)
 
-    def _wedged(self, work: asyncio.Task[None], chunk: Chunk) -> bool:
+    def _wedged(self, work: asyncio.Task[None], chunk: Chunk, longest: float) -> bool:
         quiet = time.monotonic() - self.moved.get(work, time.monotonic())
-        longest = ProbeOptions.of(chunk.options).longest_s
         if quiet <= longest + self.give_up_margin_s:
             return False
-        why = f"no result for {quiet:.0f}s (a probe takes at most {longest:g}s)"
+        why = f"no result for {quiet:.0f}s (a probe of this worker takes at most {longest:g}s)"
         log.warning("chunk %s/%s given up: %s; its probes are cancelled and it will be redelivered",
                     chunk.task_id, chunk.number, why)  # fmt: skip
         self.given_up = (time.monotonic(), f"chunk {chunk.task_id}/{chunk.number} given up: {why}")
@@ -279,6 +284,13 @@ class Worker:
         if self.given_up is None or time.monotonic() - self.given_up[0] > WEDGED_S:
             return None
         return f"engine wedged: {self.given_up[1]}"
+
+
+def _longest(chunk: Chunk) -> float:
+    """The longest one URL of `chunk` can take once it holds its slots: a page of a crawl is read
+    twice at most (robots.txt, then the page), its links then handed to the store."""
+    longest = ProbeOptions.of(chunk.options).longest_s
+    return longest if chunk.kind is ChunkKind.LINKS else 2 * longest
 
 
 class CrawlChunks:
@@ -301,7 +313,13 @@ class CrawlChunks:
             rule = SiteRule(chunk.crawl.start, crawl)
             return completed((self._page(chunk, rule, i, url, options) for i, url in urls), limit)
         return _flat(
-            completed((self._fragments(crawl, page, links, options) for page, links in by_page(urls)), limit)
+            completed(
+                (
+                    self._fragments(crawl, page, links, options, chunk.task_id)
+                    for page, links in by_page(urls)
+                ),
+                limit,
+            )
         )
 
     async def _allowed(self, crawl: CrawlOptions, url: str, options: ProbeOptions) -> bool:
@@ -313,7 +331,7 @@ class CrawlChunks:
         """Fetch one page and hand its links to the store, before its own result is stored."""
         if not await self._allowed(rule.crawl, url, options):
             return disallowed(url, index)
-        result, body = await self.worker.engine.fetch(url, index, options)
+        result, body = await self.worker.engine.fetch(url, index, options, lane=chunk.task_id)
         final = rule.followed(url, result)
         found = (
             [] if final is None else rule.found(await self.extract(body, final, anchors=False), chunk.depth)
@@ -323,13 +341,13 @@ class CrawlChunks:
         return result
 
     async def _fragments(
-        self, crawl: CrawlOptions, page: str, links: list[tuple[int, str]], options: ProbeOptions
+        self, crawl: CrawlOptions, page: str, links: list[tuple[int, str]], options: ProbeOptions, lane: str
     ) -> list[ProbeResult]:
         """Each page#fragment of one page, judged by its anchors; as the page itself when it was
         not read as HTML (broken, not HTML)."""
         if not await self._allowed(crawl, page, options):
             return [disallowed(url, index) for index, url in links]
-        result, body = await self.worker.engine.fetch(page, links[0][0], options)
+        result, body = await self.worker.engine.fetch(page, links[0][0], options, lane=lane)
         final = html_at(result, page)
         if final is None:
             return [dataclasses.replace(result, url=url, index=index) for index, url in links]
