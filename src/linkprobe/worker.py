@@ -39,7 +39,7 @@ from linkprobe.crawl import (
     page_options,
 )
 from linkprobe.engine import Engine, ProbeOptions, ProbeResult, StoreUnavailable
-from linkprobe.metrics import Metrics
+from linkprobe.metrics import Metrics, published
 from linkprobe.settings import Settings
 from linkprobe.store import Chunk, ChunkKind, Store
 
@@ -60,6 +60,7 @@ T = TypeVar("T")
 PAGE_WINDOW = 16
 PUBLISH_S = 1.0  # a serve worker process publishes its metrics and health this often
 PR_SET_PDEATHSIG = 1  # Linux prctl(2)
+STOP_S = 10.0  # a worker process asked to stop has this long before it is killed
 
 
 class Batch:
@@ -422,27 +423,28 @@ async def _publish(metrics: Metrics, worker: Worker, shared: Path) -> None:
         await asyncio.sleep(PUBLISH_S)
 
 
-def child_process(settings: Settings, shared: Path | None = None) -> None:
-    """A worker process: `linkprobe worker`'s, or one of `linkprobe serve`'s (with `shared`)."""
+def child_process(settings: Settings, shared: Path | None = None, parent: int | None = None) -> None:
+    """A worker process: `linkprobe worker`'s, or one of `linkprobe serve`'s (with `shared`, and
+    the serving process's pid)."""
     import uvloop
 
     from linkprobe.cli import settle_heap
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if shared is not None:
-        _end_with_parent()
+    if parent is not None:
+        _end_with_parent(parent)
     settle_heap()
     uvloop.run(work(settings, shared))
 
 
-def _end_with_parent() -> None:
+def _end_with_parent(parent: int) -> None:
     """Linux: SIGTERM this process when the serving process ends, even by kill -9 (a worker left
     behind would go on writing to the file a new server then opens)."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the line above
+    if os.getppid() != parent:  # the parent died before the line above (it may be pid 1 itself)
         os._exit(0)
 
 
@@ -457,8 +459,10 @@ def shared_settings(settings: Settings, processes: int) -> Settings:
 def start_processes(settings: Settings, count: int, shared: Path | None = None) -> list[BaseProcess]:
     """`count` worker processes, started (spawned: nothing of this process's state is shared)."""
     context = multiprocessing.get_context("spawn")
+    parent = os.getpid() if shared is not None else None  # serve's: they end with it
     children: list[BaseProcess] = [
-        context.Process(target=child_process, args=(settings, shared), daemon=False) for _ in range(count)
+        context.Process(target=child_process, args=(settings, shared, parent), daemon=False)
+        for _ in range(count)
     ]
     for child in children:
         child.start()
@@ -466,8 +470,19 @@ def start_processes(settings: Settings, count: int, shared: Path | None = None) 
 
 
 def stop_processes(children: list[BaseProcess]) -> None:
+    """SIGTERM (the worker stops, its chunks left to be redelivered), then SIGKILL after 10 s."""
     for child in children:
         if child.pid is not None and child.is_alive():
             child.terminate()
     for child in children:
-        child.join()
+        child.join(STOP_S)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+def process_problems(children: list[BaseProcess], shared: Path) -> list[str]:
+    """What is wrong with serve's worker processes: one that ended, or what one published."""
+    ended = [f"worker process {c.pid} ended (exit code {c.exitcode})" for c in children if not c.is_alive()]
+    said = [str(p["problem"]) for p in published(shared) if p.get("problem")]
+    return ended + said

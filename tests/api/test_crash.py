@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from pathlib import Path
 
 import httpx
 
 from tests.api.test_tasks import wait_status
-from tests.conftest import Target, start_service
+from tests.conftest import Target, start_service, wait_for
 
 ENV = {"LINKPROBE_CHUNK_SIZE": "50", "LINKPROBE_WORKERS": "2"}
 
@@ -67,3 +69,36 @@ async def test_a_202_submission_survives_kill_9(tmp_path: Path, target: Target) 
     finally:
         await second.stop()
     assert final["progress"]["ok"] == 10
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes of a serve (spawned; not multiprocessing's resource tracker)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as listed:
+        pids = [int(child) for child in listed.read().split()]
+    return [child for child in pids if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+async def test_serve_worker_processes_end_with_it_and_a_dead_one_is_not_ready(tmp_path: Path) -> None:
+    service = await start_service(
+        tmp_path, "serve", "--db", str(tmp_path / "w.db"), env={"LINKPROBE_WORKER_PROCESSES": "2"}
+    )
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as api:
+            await wait_for(lambda: len(_children(service.process.pid)) == 2, "the two worker processes")
+            first, second = _children(service.process.pid)
+            assert (await api.get("/readyz")).status_code == 200
+            os.kill(first, signal.SIGKILL)
+
+            async def not_ready() -> bool:
+                answer = await api.get("/readyz")
+                return answer.status_code == 503 and f"worker process {first} ended" in answer.text
+
+            await wait_for(not_ready, "/readyz to say a worker process ended")
+    finally:
+        await service.stop(kill=True)  # kill -9: the other worker process must end with it
+    await wait_for(lambda: not os.path.exists(f"/proc/{second}") or _zombie(second), "the orphan to end")
+
+
+def _zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] == "Z"

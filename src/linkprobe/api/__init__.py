@@ -7,6 +7,7 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import AsyncIterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,11 @@ from linkprobe.api.security import Authenticator, Guard
 from linkprobe.api.tasks import build_router
 from linkprobe.engine import Engine, StoreUnavailable
 from linkprobe.metrics import Metrics
-from linkprobe.metrics import published as read_published
 from linkprobe.settings import Settings
 from linkprobe.store import Store
 from linkprobe.store.keys import KeyStore, open_keys
 from linkprobe.ui import mount_ui
-from linkprobe.worker import Worker, shared_settings, start_processes, stop_processes
+from linkprobe.worker import Worker, process_problems, shared_settings, start_processes, stop_processes
 
 log = logging.getLogger("linkprobe.api")
 
@@ -42,7 +42,7 @@ def create_app(
     keys = keys or open_keys(settings)
     auth = Authenticator(settings, keys)
     workers: list[Worker] = []  # the embedded one, once started: /readyz asks it too
-    published: list[Path] = []  # where serve's worker processes say how they are
+    processes: list[tuple[list[BaseProcess], Path]] = []  # serve's worker processes, where they report
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,9 +57,10 @@ def create_app(
                 # Off the API's event loop: the store is open (the file's lock held, start-up done)
                 shared = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linkprobe-")))
                 metrics.probes.shared = shared
-                published.append(shared)
                 shares = shared_settings(settings, settings.worker_processes)
-                stack.callback(stop_processes, start_processes(shares, settings.worker_processes, shared))
+                children = start_processes(shares, settings.worker_processes, shared)
+                processes.append((children, shared))
+                stack.callback(stop_processes, children)
             elif embedded_worker:
                 engine = await stack.enter_async_context(Engine(settings.engine_config()))
                 worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
@@ -108,7 +109,7 @@ def create_app(
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "Store not ready, and why"}})
     async def readyz() -> JSONResponse:
         problem = await store.problem()  # e.g. "disk full: ...", "database file ... is missing"
-        problem = problem or next((p for p in worker_problems(workers, published) if p is not None), None)
+        problem = problem or next((p for p in worker_problems(workers, processes) if p is not None), None)
         if problem is None:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready", "detail": problem}, status_code=503)
@@ -125,9 +126,11 @@ def create_app(
     return app
 
 
-def worker_problems(workers: list[Worker], published: list[Path]) -> list[str | None]:
-    """What the workers of this service say is wrong: the embedded one, or serve's processes."""
-    return [w.problem() for w in workers] + [p.get("problem") for d in published for p in read_published(d)]
+def worker_problems(
+    workers: list[Worker], processes: list[tuple[list[BaseProcess], Path]]
+) -> list[str | None]:
+    """What is wrong with the workers of this service: the embedded one, or serve's processes."""
+    return [w.problem() for w in workers] + [p for c, d in processes for p in process_problems(c, d)]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
