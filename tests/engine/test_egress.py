@@ -6,14 +6,26 @@ import ipaddress
 import random
 import socket
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
+import pycurl
 import pytest
 
 from linkprobe.engine import EgressPolicy, Engine, EngineConfig, ErrorKind, ProbeOptions
-from linkprobe.engine.egress import NEVER_ALLOWED, NON_GLOBAL, EgressBlocked, classify, numeric
+from linkprobe.engine.egress import NEVER_ALLOWED, NON_GLOBAL, classify, numeric
+from linkprobe.engine.handle import Handle
 from tests.conftest import Canary, Target
 
 OPTIONS = ProbeOptions(retries=0, timeout=3)
+
+
+class CurlSockAddr(NamedTuple):
+    """The address libcurl hands OPENSOCKETFUNCTION."""
+
+    family: int
+    socktype: int
+    protocol: int
+    addr: tuple[str, int]
 
 
 @pytest.fixture
@@ -123,13 +135,17 @@ def test_global_addresses_pass(address: str) -> None:
     assert classify(ipaddress.ip_address(address)) is None
 
 
-def test_socket_factory_checks_the_dialled_address() -> None:
-    # What a rebinding DNS answer looks like at dial time: a name resolved to a private address.
-    policy = EgressPolicy()
-    with pytest.raises(EgressBlocked):
-        policy.socket_factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", 80)))
-    sock = policy.socket_factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", 80)))
-    sock.close()
+def test_the_dialled_address_is_checked_where_libcurl_opens_its_socket() -> None:
+    """What a rebinding DNS answer looks like at dial time: a name resolved to a private address.
+    The handle's OPENSOCKETFUNCTION refuses it (SOCKET_BAD, the reason kept) and opens the rest."""
+    handle = Handle(EgressPolicy(), None)
+    tcp = (socket.AF_INET, socket.SOCK_STREAM, 6)
+    assert handle._open_socket(0, CurlSockAddr(*tcp, ("10.0.0.1", 80))) == pycurl.SOCKET_BAD
+    assert handle.blocked == ["10.0.0.1 is not globally routable"] and handle.dialled == 0
+    made = handle._open_socket(0, CurlSockAddr(*tcp, ("8.8.8.8", 80)))
+    assert isinstance(made, socket.socket) and handle.dialled == 1
+    handle.close_made()
+    assert made.fileno() == -1
 
 
 def test_allow_private_still_refuses_multicast_and_unspecified() -> None:

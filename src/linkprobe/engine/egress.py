@@ -1,8 +1,8 @@
 """Egress policy: the SSRF guard.
 
-The check runs in the socket factory handed to aiohttp's connector, i.e. on the address that
-is actually dialled, after DNS, for every redirect hop and every retry. A resolver-only check
-would be bypassed by IP literals (aiohttp skips the resolver for them) and by DNS rebinding.
+The check runs in libcurl's OPENSOCKETFUNCTION (engine/handle.py), i.e. on the address that is
+actually dialled, after DNS, for every redirect hop, retry and address family. A resolver-only
+check would be bypassed by IP literals (no resolution) and by DNS rebinding.
 
 Python's ipaddress flags (is_private, is_global) miss several ranges, notably the IPv6 forms
 that embed an IPv4 address, so the blocked ranges are listed explicitly.
@@ -10,15 +10,11 @@ that embed an IPv4 address, so the blocked ranges are listed explicitly.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import socket
 from bisect import bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
-
-from linkprobe.engine.errors import BLOCKED_MARK
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -113,13 +109,6 @@ def numeric(address: str) -> tuple[int, int]:
     raise ValueError(f"not a numeric IP address: {address!r}")
 
 
-class EgressBlocked(OSError):
-    """Raised by the socket factory; aiohttp wraps it, errors.map_client_error unwraps it."""
-
-    def __init__(self, address: str, reason: str) -> None:
-        super().__init__(errno.EACCES, f"{BLOCKED_MARK}: {address} is {reason}")
-
-
 NEVER_REASON = "unspecified, multicast or broadcast"
 
 
@@ -152,11 +141,3 @@ class EgressPolicy:
         if why is None or why == NEVER_REASON:  # never-dialable stays refused whatever is allowed
             return why
         return None if self.allow_private or self.allow_cidrs.contains(version, value) else why
-
-    def socket_factory(self, addr_info: tuple[Any, ...]) -> socket.socket:
-        family, type_, proto, _, sockaddr = addr_info
-        address = str(sockaddr[0])
-        why = self.reason(address)
-        if why is not None:
-            raise EgressBlocked(address, why)
-        return socket.socket(family=family, type=type_, proto=proto)
