@@ -263,6 +263,8 @@ class RedisStore(Store):
 
     async def _discard(self, task_id: str) -> None:
         """Every key written for a task that was not created (refused, replayed, failed)."""
+        if await self.r.exists(k.task(task_id)):
+            return  # created after all (the script ran as its caller was cancelled): keep it
         members = await self.r.smembers(k.keys(task_id))
         await self.r.delete(k.keys(task_id), *members)
 

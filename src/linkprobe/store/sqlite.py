@@ -416,6 +416,8 @@ class SQLiteStore(Store):
             with self._tx() as tx:
                 self._unstage(task_id, tx)
             return
+        if db.execute("SELECT 1 FROM staged WHERE task_id = ?", (task_id,)).fetchone() is None:
+            return  # created after all (the create committed as its caller was cancelled): keep it
         for table in TASK_TABLES:
             db.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
         db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
