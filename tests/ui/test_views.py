@@ -176,6 +176,25 @@ async def test_a_blocked_url_says_how_to_allow_it(
         await context.close()
 
 
+# How many lines a word is rendered on (its rectangles): 2 when it is broken inside.
+WORD_LINES = """(el, word) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(word);
+        if (at >= 0) {
+            const range = document.createRange();
+            range.setStart(node, at);
+            range.setEnd(node, at + word.length);
+            return range.getClientRects().length;
+        }
+    }
+    return 0;
+}"""
+# Elements inside these whose style breaks words anywhere (the cause of "TL S").
+BREAK_ALL = """(roots) => roots.flatMap((root) => [root, ...root.querySelectorAll('*')])
+    .filter((el) => getComputedStyle(el).wordBreak === 'break-all').map((el) => el.tagName)"""
+
+
 @SERVE
 async def test_a_phone_shows_whole_urls_and_compact_finished_rows(
     browser: Browser, site: Site, target: Target, client: httpx.AsyncClient, tmp_path: Path
@@ -194,9 +213,9 @@ async def test_a_phone_shows_whole_urls_and_compact_finished_rows(
         assert await shown.evaluate("(el) => el.scrollWidth <= el.clientWidth")
         await page.locator("tbody.result button.expand").first.click()
         timings = page.locator("tr.details dd", has_text="TLS").first
-        assert "TLS" in (await timings.evaluate("(el) => el.innerText")).replace("\n", " ").split()[9:11] or (
-            await timings.evaluate("(el) => !/T\\s+L\\s*S/.test(el.innerText.replace('TLS', ''))")
-        )
+        assert await timings.evaluate(WORD_LINES, "TLS") == 1  # the word on one line: not "TL S"
+        broken = await page.locator("tr.details, tbody.result").evaluate_all(BREAK_ALL)
+        assert broken == [], f"break-all (breaks inside words) on {broken}"
         await shoot(page, "task-phone-long-url-serve", tmp_path, full_page=True)
         await tab.open("/")
         row = page.locator(f"tr[data-task='{task_id}']")
