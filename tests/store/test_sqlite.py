@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -135,5 +136,17 @@ async def test_a_database_of_an_earlier_release_is_served_with_its_tasks(tmp_pat
         crawl, _ = await store.create_task(NewTask(crawl=CrawlSpec("http://site.example/")), iter([]), 10)
         start = await store.claim_chunk("w")
         assert start is not None and (start.task_id, start.kind) == (crawl.id, ChunkKind.PAGES)
+    finally:
+        await store.close()
+
+
+async def test_quota_counters_of_ended_windows_are_purged(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        rows = [("key", "day:old", 5, time.time() - 1), ("key", "day:now", 7, time.time() + 3600)]
+        store.db.executemany("INSERT INTO usage (key_id, window, n, expires) VALUES (?, ?, ?, ?)", rows)
+        await store.purge_expired()
+        assert store.db.execute("SELECT window, n FROM usage").fetchall() == [("day:now", 7)]
     finally:
         await store.close()

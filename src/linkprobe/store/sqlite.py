@@ -589,7 +589,8 @@ class SQLiteStore(Store):
         return row is not None
 
     def _purge(self) -> int:
-        """Remove the finished tasks older than the retention, as Redis expires them."""
+        """Remove the finished tasks older than the retention, as Redis expires them, and the
+        quota counters of ended windows (Redis expires those too)."""
         cutoff = (datetime.now(UTC) - timedelta(seconds=self.retention_s)).isoformat()
         expired = [
             str(task_id)
@@ -600,6 +601,8 @@ class SQLiteStore(Store):
         for task_id in expired:
             with self._tx() as db:
                 self._remove(db, task_id)
+        with self._tx() as db:  # the quota counters of windows that have ended
+            db.execute("DELETE FROM usage WHERE expires < ?", (time.time(),))
         return len(expired)
 
     async def purge_expired(self) -> int:
