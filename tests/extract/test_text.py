@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkprobe.engine import ConfigError
 from linkprobe.extract import Kind, Link, LinkFilter, extract, probe_target, supported
@@ -39,3 +45,49 @@ def test_include_and_exclude() -> None:
 def test_a_bad_regular_expression_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--exclude"):
         LinkFilter(exclude=["("])
+
+
+def _by_lines(text: str) -> list[Link]:
+    """The URLs of each line of str.splitlines(), with its number: what extract_text must give."""
+    from linkprobe.extract.text import URL, _trim
+
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        found += [Link(url, number) for match in URL.finditer(line) if (url := _trim(match.group(0)))]
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["https://a.example/x", " ", "\n", "\r\n", "\r", "\v", "\u2028", "x", "(", ")"]))
+)
+def test_lines_are_counted_as_splitlines_counts_them(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert extract(text.encode(), Kind.TEXT).links == _by_lines(text)
+
+
+PEAK = """
+import sys
+from linkprobe.extract import Kind, extract
+data = open(sys.argv[1], "rb").read()
+with open("/proc/self/status") as status:
+    before = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+links = extract(data, Kind(sys.argv[2])).links
+with open("/proc/self/status") as status:
+    after = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(len(links), (after - before) * 1024)
+"""
+
+
+def test_a_text_of_many_lines_is_read_within_its_memory_bound(tmp_path: Path) -> None:
+    """Peak growth of the extraction (the decoded text and the links) under 3x an ASCII document,
+    in a child process: a list of its lines cost 5x (and the API's whole bound is 8x)."""
+    # Short lines cost the most as line objects (about 50 bytes each): 4 million of them here.
+    lines = b"x\n" * 4_000_000 + b"".join(b"see https://example.com/p/%d\n" % i for i in range(20_000))
+    path = tmp_path / "big.txt"
+    path.write_bytes(lines)
+    child = subprocess.run(
+        [sys.executable, "-c", PEAK, str(path), "text"], capture_output=True, text=True, check=True
+    )
+    found, grown = map(int, child.stdout.split())
+    assert found == 20_000 and grown <= 3 * len(lines), f"{grown / len(lines):.1f}x"

@@ -22,11 +22,25 @@ def _trim(url: str) -> str:
     return url
 
 
+# What str.splitlines() ends a line at (with "\r\n" one break); a URL holds none of them.
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _breaks(text: str, start: int, end: int) -> int:
+    """Line breaks in text[start:end], counted in place (no list of lines, no list of breaks)."""
+    count = sum(text.count(mark, start, end) for mark in LINE_BREAKS)
+    return count - text.count("\r\n", start, end)
+
+
 def extract_text(text: str, base: str | None) -> Extracted:
+    """Each URL with its line, counted between matches: memory for the links found, not a list
+    of every line (short lines cost some 25 times their size as line objects)."""
     found = Extracted()
-    for number, line in enumerate(text.splitlines(), 1):
-        for match in URL.finditer(line):
-            url = _trim(match.group(0))
-            if url:
-                found.links.append(Link(url, number))
+    number, counted = 1, 0
+    for match in URL.finditer(text):
+        number += _breaks(text, counted, match.start())
+        counted = match.start()
+        url = _trim(match.group(0))
+        if url:
+            found.links.append(Link(url, number))
     return found
