@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from linkprobe.extract import Kind, Link, extract
 
 DOC = """# Getting started
@@ -64,3 +70,79 @@ def test_heading_slugs_and_html_ids_are_anchors() -> None:
 
 def test_relative_links_stay_relative_without_a_base() -> None:
     assert links("[a](docs/a.md)\n", None) == [Link("docs/a.md", 1)]
+
+
+TRICKY = """Intro with [a late reference][late] and <https://auto.example/1>.
+
+```python
+[not a link](https://fenced.example/)
+
+still code
+```
+
+<!-- a comment
+
+[hidden](https://comment.example/) across a blank line -->
+
+- a loose list item with [a link](https://list.example/1)
+
+  a continuation paragraph with [another](https://list.example/2)
+
+<pre>
+text
+
+<a href="https://pre.example/">in pre</a>
+</pre>
+
+# A heading
+
+~~~~
+~~~
+[still fenced](https://fenced.example/2)
+~~~~
+
+Text after: ![img](https://img.example/x.png)
+"""
+
+
+def test_a_document_parsed_in_sections_gives_what_one_parse_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from linkprobe.extract import markdown
+
+    text = (
+        "".join(TRICKY.replace("example/", f"example/{n}/") for n in range(40))
+        + "\n[late]: https://late.example/\n"
+    )
+    whole = extract(text.encode(), Kind.MARKDOWN, None)
+    monkeypatch.setattr(markdown, "SECTION_CHARS", 64)  # a cut wherever one is allowed
+    assert len(list(markdown.sections(text))) > 40
+    parted = extract(text.encode(), Kind.MARKDOWN, None)
+    assert parted.links == whole.links and parted.anchors == whole.anchors
+    assert all("fenced" not in link.url and "comment" not in link.url for link in parted.links)
+
+
+PEAK = """
+import sys
+from linkprobe.extract import Kind, extract
+data = open(sys.argv[1], "rb").read()
+with open("/proc/self/status") as status:
+    before = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+links = extract(data, Kind.MARKDOWN).links
+with open("/proc/self/status") as status:
+    after = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(len(links), (after - before) * 1024)
+"""
+
+
+def test_a_large_markdown_document_is_parsed_within_its_memory_bound(tmp_path: Path) -> None:
+    """Peak growth under 8x the document (the API's documented factor), in a child process: the
+    whole token stream cost some 70 times its size."""
+    rows = b"".join(
+        b"A line with [a link](https://example.com/p/%d) and more words.\n\n" % i for i in range(60_000)
+    )
+    path = tmp_path / "big.md"
+    path.write_bytes(rows)
+    child = subprocess.run(
+        [sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, check=True
+    )
+    found, grown = map(int, child.stdout.split())
+    assert found == 60_000 and grown <= 8 * len(rows), f"{grown / len(rows):.1f}x"
