@@ -75,12 +75,12 @@ def test_relative_links_stay_relative_without_a_base() -> None:
 TRICKY = """Intro with [a late reference][late] and <https://auto.example/1>.
 
 ```python
-[not a link](https://fenced.example/)
+[not a link](https://fenced.example/) padding padding padding padding padding padding padding padding padding padding
 
 still code
 ```
 
-<!-- a comment
+<!-- a comment padding padding padding padding padding padding padding padding padding padding
 
 [hidden](https://comment.example/) across a blank line -->
 
@@ -89,7 +89,7 @@ still code
   a continuation paragraph with [another](https://list.example/2)
 
 <pre>
-text
+text padding padding padding padding padding padding padding padding padding padding
 
 <a href="https://pre.example/">in pre</a>
 </pre>
@@ -97,7 +97,8 @@ text
 # A heading
 
 ~~~~
-~~~
+~~~ padding padding padding padding padding padding padding padding padding padding
+
 [still fenced](https://fenced.example/2)
 ~~~~
 
