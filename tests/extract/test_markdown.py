@@ -75,7 +75,7 @@ def test_relative_links_stay_relative_without_a_base() -> None:
 TRICKY = """Intro with [a late reference][late] and <https://auto.example/1>.
 
 ```python
-[not a link](https://fenced.example/) padding padding padding padding padding padding padding padding padding padding
+[not a link](https://fenced.example/) padding padding padding padding padding padding padding
 
 still code
 ```
