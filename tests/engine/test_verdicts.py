@@ -180,3 +180,15 @@ async def test_redirects_to_one_host_wait_for_its_slot_without_spending_their_de
     assert all(r.ok for r in results), [r.error for r in results]
     assert max(r.queue_ms for r in results) >= 1000  # the last waited for five others
     assert target.peak == 1
+
+
+async def test_a_hang_on_a_reused_connection_is_a_timeout_not_a_connect_timeout(target: Target) -> None:
+    """A keep-alive connection has no connect phase of its own: a server that then never answers
+    is a deadline `timeout` (not retried), not a `connect_timeout` retried as if it never answered
+    the TCP handshake."""
+    options = ProbeOptions(timeout=1, connect_timeout=0.5, retries=2, retry_backoff=0)
+    async with Engine(EngineConfig(allow_private=True, per_host=1)) as engine:
+        warm = await engine.probe(target.url("/status/200"), 0, options)
+        hung = await engine.probe(target.url("/hang"), 1, options)
+    assert warm.ok and hung.error is not None
+    assert (hung.error.kind, hung.attempts) == (ErrorKind.TIMEOUT, 1), hung.error

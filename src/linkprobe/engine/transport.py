@@ -30,9 +30,12 @@ class Transport:
         self.multi = multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        multi.setopt(pycurl.M_MAXCONNECTS, limits.connections)  # idle connections kept
+        # The pool's bound. Requests in flight are bounded by the engine's slots (limits.Slots), the
+        # only queue, per host too: libcurl would count a transfer waiting in its own against the
+        # transfer's timeout. Idle connections beyond the bound are closed, oldest first.
+        multi.setopt(pycurl.M_MAXCONNECTS, limits.connections)
         multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, limits.connections)
-        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, limits.per_host)
+        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, 0)
         self._free: list[Handle] = []
         self._busy: set[Handle] = set()  # added to the multi handle: close() removes them
         self._watching: dict[int, int] = {}  # fd -> the POLL_* events the loop watches for
