@@ -164,8 +164,13 @@ def _not_connected(seen: Attempted, message: str) -> ProbeFailure:
 
 
 def _timed_out(seen: Attempted, message: str) -> ProbeFailure:
+    """libcurl words a timeout by where the transfer was: resolving, connecting (TCP and TLS), or
+    later (the request sent, on a new or a reused connection): only the first two are ours to
+    split by phase."""
     if message.startswith("Resolving timed out"):
         return DNSFailure(f"cannot resolve {seen.host}: no answer within the connect timeout")
+    if not message.startswith("Connection timed out"):
+        return DeadlineExceeded(message)
     if seen.connect_bound and not seen.connected:
         return ConnectTimeout("no TCP connection within the connect timeout")
     if seen.connect_bound and not seen.secured:

@@ -111,17 +111,14 @@ def _timings(curl: pycurl.Curl, result: ProbeResult) -> None:
 
 def _attempted(handle: Handle, target: URL, connect_bound: bool) -> Attempted:
     curl = handle.curl
-    # The request went out: on a new connection, or on a reused keep-alive one, which has no
-    # connect time of its own (a timeout there is the server's, not a connect timeout).
-    ready = curl.getinfo(pycurl.PRETRANSFER_TIME_T) > 0
     return Attempted(
         host=f"{target.raw_host}:{target.port}",
         refusal=handle.refusal,
         blocked=tuple(handle.blocked),
         dialled=handle.dialled,
         os_errno=curl.getinfo(pycurl.OS_ERRNO),
-        connected=ready or curl.getinfo(pycurl.CONNECT_TIME_T) > 0,
-        secured=ready or target.scheme != "https" or curl.getinfo(pycurl.APPCONNECT_TIME_T) > 0,
+        connected=curl.getinfo(pycurl.CONNECT_TIME_T) > 0,
+        secured=target.scheme != "https" or curl.getinfo(pycurl.APPCONNECT_TIME_T) > 0,
         connect_bound=connect_bound,
         socket_error=handle.socket_error,
     )
