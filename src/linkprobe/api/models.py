@@ -169,7 +169,7 @@ class Task(BaseModel):
 
     @classmethod
     def of(cls, record: TaskRecord) -> Task:
-        crawl = None if record.crawl is None else Crawl.model_construct(**record.crawl.to_dict())
+        crawl = None if record.crawl is None else _crawl_view(record.crawl.to_dict())
         return cls(
             id=record.id, name=record.name, description=record.description, status=record.status,
             progress=progress(record),
@@ -270,3 +270,8 @@ class Service(BaseModel):
 
 class Problem(BaseModel):
     detail: Any
+
+
+def _crawl_view(spec: dict[str, Any]) -> Crawl:
+    """The stored crawl as shown, unvalidated (it was on the way in) but with its enum as one."""
+    return Crawl.model_construct(**{**spec, "scope": Scope(spec.get("scope", Scope.ALL))})
