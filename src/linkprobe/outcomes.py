@@ -13,12 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from linkprobe.engine import outcome
-from linkprobe.engine.outcome import Outcome, ProbeResult
+from linkprobe.engine.outcome import ErrorKind, Outcome, ProbeResult
 
 CANCELLED = Outcome.CANCELLED.value
 OUTCOMES = tuple(o.value for o in Outcome)  # ok, broken, unsupported, cancelled
 APART = tuple(kind.value for kind in outcome.APART)  # error kinds that are neither ok nor broken
 PERMANENT_STATUSES = (301, 308)
+# A result that ended in a redirect loop or too many redirects is broken: no final URL to update to.
+ENDLESS = (ErrorKind.REDIRECT_LOOP.value, ErrorKind.TOO_MANY_REDIRECTS.value)
 
 
 class Redirect(StrEnum):
@@ -38,11 +40,15 @@ def redirect_of_status(first_hop: int | None) -> Redirect | None:
 
 
 def redirect_of(result: ProbeResult) -> Redirect | None:
-    """permanent, temporary, or None when the URL answered without redirecting."""
+    """permanent, temporary, or None when the URL answered without redirecting (or never did)."""
+    if result.error is not None and result.error.kind.value in ENDLESS:
+        return None
     return redirect_of_status(result.redirects[0].status_code if result.redirects else None)
 
 
 def redirect_of_dict(data: Mapping[str, Any]) -> Redirect | None:
     """The same rule on a result's to_dict() form (the stores' JSON)."""
+    if (data.get("error") or {}).get("kind") in ENDLESS:
+        return None
     hops: Sequence[Mapping[str, Any]] = data.get("redirects") or ()
     return redirect_of_status(hops[0]["status_code"] if hops else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 
@@ -377,7 +378,7 @@ def redirected(url: str, index: int, first_hop: int) -> ProbeResult:
 async def test_results_filter_redirects_and_outcomes_apart(store: Store) -> None:
     """ResultFilter.redirect (by the first hop: 301/308 permanent, else temporary) and
     not_error_kinds (broken without unsupported and cancelled), the same on every store."""
-    urls = [f"http://r{i}.example/" for i in range(7)]
+    urls = [f"http://r{i}.example/" for i in range(8)]
     task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=10)
     chunk = await store.claim_chunk("w")
     assert chunk is not None
@@ -387,6 +388,9 @@ async def test_results_filter_redirects_and_outcomes_apart(store: Store) -> None
         failed(urls[4], 4, ErrorKind.DNS, "no such host"),
         failed(urls[5], 5, ErrorKind.UNSUPPORTED, "mailto: links are not checked"),
         failed(urls[6], 6, ErrorKind.CANCELLED, "the task was cancelled"),
+        dataclasses.replace(  # a loop is broken, not a redirect to follow up
+            redirected(urls[7], 7, 302), ok=False, error=ProbeError(ErrorKind.REDIRECT_LOOP, "loop")
+        ),
     ])  # fmt: skip
 
     async def indexes(flt: ResultFilter) -> list[int]:
@@ -397,8 +401,8 @@ async def test_results_filter_redirects_and_outcomes_apart(store: Store) -> None
     assert await indexes(ResultFilter(redirect="permanent")) == [0, 1]
     assert await indexes(ResultFilter(redirect="temporary")) == [2]
     assert await indexes(ResultFilter(redirect="permanent", url_contains="r1.")) == [1]
-    assert await indexes(ResultFilter(ok=False)) == [4, 5, 6]
-    assert await indexes(ResultFilter(ok=False, not_error_kinds=("unsupported", "cancelled"))) == [4]
+    assert await indexes(ResultFilter(ok=False)) == [4, 5, 6, 7]
+    assert await indexes(ResultFilter(ok=False, not_error_kinds=("unsupported", "cancelled"))) == [4, 7]
     streamed = [
         json.loads(row)["index"] async for row in store.stream_results(task.id, ResultFilter(redirect="any"))
     ]

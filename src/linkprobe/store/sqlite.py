@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import orjson
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
-from linkprobe.outcomes import PERMANENT_STATUSES, Redirect
+from linkprobe.outcomes import ENDLESS, PERMANENT_STATUSES, Redirect
 from linkprobe.store.base import (
     Chunk,
     ChunkKind,
@@ -169,11 +169,12 @@ def result_rows(results: list[ProbeResult]) -> Rows:
 def redirect_clause(redirect: str) -> str:
     """The SQL of ResultFilter.redirect on the stored JSON: the first hop's status (outcomes.Redirect)."""
     first = "json_extract(data, '$.redirects[0].status_code')"
+    ended = f"(error_kind IS NULL OR error_kind NOT IN {ENDLESS})"
     if redirect == Redirect.PERMANENT:
-        return f"{first} IN {PERMANENT_STATUSES}"
+        return f"{first} IN {PERMANENT_STATUSES} AND {ended}"
     if redirect == Redirect.TEMPORARY:
-        return f"{first} NOT IN {PERMANENT_STATUSES}"
-    return f"{first} IS NOT NULL"
+        return f"{first} NOT IN {PERMANENT_STATUSES} AND {ended}"
+    return f"{first} IS NOT NULL AND {ended}"
 
 
 class SQLiteStore(Store):
