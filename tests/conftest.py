@@ -701,3 +701,26 @@ async def site() -> AsyncIterator[Site]:
 
     async with serving(serve, state.port):
         yield state
+
+
+# Extracts the links of a document in a child process: how many, and its peak memory growth.
+EXTRACTION_PEAK = """
+import sys
+from linkprobe.extract import Kind, extract
+data = open(sys.argv[1], "rb").read()
+with open("/proc/self/status") as status:
+    before = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+links = extract(data, Kind(sys.argv[2])).links
+with open("/proc/self/status") as status:
+    after = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(len(links), (after - before) * 1024)
+"""
+
+
+def extraction_growth(path: Path, kind: str) -> tuple[int, int]:
+    """(links found, bytes of peak growth) of extracting the document at `path` as `kind`."""
+    child = subprocess.run(
+        [sys.executable, "-c", EXTRACTION_PEAK, str(path), kind], capture_output=True, text=True, check=True
+    )
+    found, grown = map(int, child.stdout.split())
+    return found, grown

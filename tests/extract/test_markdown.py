@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from linkprobe.extract import Kind, Link, extract
+from tests.conftest import extraction_growth
 
 DOC = """# Getting started
 
@@ -121,19 +120,6 @@ def test_a_document_parsed_in_sections_gives_what_one_parse_gives(monkeypatch: p
     assert all("fenced" not in link.url and "comment" not in link.url for link in parted.links)
 
 
-PEAK = """
-import sys
-from linkprobe.extract import Kind, extract
-data = open(sys.argv[1], "rb").read()
-with open("/proc/self/status") as status:
-    before = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-links = extract(data, Kind.MARKDOWN).links
-with open("/proc/self/status") as status:
-    after = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-print(len(links), (after - before) * 1024)
-"""
-
-
 def test_a_large_markdown_document_is_parsed_within_its_memory_bound(tmp_path: Path) -> None:
     """Peak growth under 8x the document (the API's documented factor), in a child process: the
     whole token stream cost some 70 times its size."""
@@ -142,8 +128,5 @@ def test_a_large_markdown_document_is_parsed_within_its_memory_bound(tmp_path: P
     )
     path = tmp_path / "big.md"
     path.write_bytes(rows)
-    child = subprocess.run(
-        [sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, check=True
-    )
-    found, grown = map(int, child.stdout.split())
+    found, grown = extraction_growth(path, "markdown")
     assert found == 60_000 and grown <= 8 * len(rows), f"{grown / len(rows):.1f}x"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from hypothesis import strategies as st
 
 from linkprobe.engine import ConfigError
 from linkprobe.extract import Kind, Link, LinkFilter, extract, probe_target, supported
+from tests.conftest import extraction_growth
 
 
 def test_urls_anywhere_with_their_lines() -> None:
@@ -66,19 +65,6 @@ def test_lines_are_counted_as_splitlines_counts_them(pieces: list[str]) -> None:
     assert extract(text.encode(), Kind.TEXT).links == _by_lines(text)
 
 
-PEAK = """
-import sys
-from linkprobe.extract import Kind, extract
-data = open(sys.argv[1], "rb").read()
-with open("/proc/self/status") as status:
-    before = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-links = extract(data, Kind(sys.argv[2])).links
-with open("/proc/self/status") as status:
-    after = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-print(len(links), (after - before) * 1024)
-"""
-
-
 def test_a_text_of_many_lines_is_read_within_its_memory_bound(tmp_path: Path) -> None:
     """Peak growth of the extraction (the decoded text and the links) under 3x an ASCII document,
     in a child process: a list of its lines cost 5x (and the API's whole bound is 8x)."""
@@ -86,8 +72,5 @@ def test_a_text_of_many_lines_is_read_within_its_memory_bound(tmp_path: Path) ->
     lines = b"x\n" * 4_000_000 + b"".join(b"see https://example.com/p/%d\n" % i for i in range(20_000))
     path = tmp_path / "big.txt"
     path.write_bytes(lines)
-    child = subprocess.run(
-        [sys.executable, "-c", PEAK, str(path), "text"], capture_output=True, text=True, check=True
-    )
-    found, grown = map(int, child.stdout.split())
+    found, grown = extraction_growth(path, "text")
     assert found == 20_000 and grown <= 3 * len(lines), f"{grown / len(lines):.1f}x"
