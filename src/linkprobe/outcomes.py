@@ -15,7 +15,6 @@ from typing import Any
 from linkprobe.engine import outcome
 from linkprobe.engine.outcome import ErrorKind, Outcome, ProbeResult
 
-CANCELLED = Outcome.CANCELLED.value
 OUTCOMES = tuple(o.value for o in Outcome)  # ok, broken, unsupported, cancelled
 APART = tuple(kind.value for kind in outcome.APART)  # error kinds that are neither ok nor broken
 PERMANENT_STATUSES = (301, 308)
@@ -26,11 +25,6 @@ ENDLESS = (ErrorKind.REDIRECT_LOOP.value, ErrorKind.TOO_MANY_REDIRECTS.value)
 class Redirect(StrEnum):
     PERMANENT = "permanent"
     TEMPORARY = "temporary"
-
-
-def outcome_of(result: ProbeResult) -> str:
-    """ok, broken, unsupported or cancelled: the engine's classifier, as a word."""
-    return result.outcome.value
 
 
 def redirect_of_status(first_hop: int | None) -> Redirect | None:

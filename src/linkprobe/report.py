@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from linkprobe.engine import ErrorKind, ProbeResult
-from linkprobe.engine.outcome import RESULT_FIELDS, BodyState
-from linkprobe.outcomes import OUTCOMES, Redirect, outcome_of, redirect_of
+from linkprobe.engine.outcome import RESULT_FIELDS, BodyState, Outcome
+from linkprobe.outcomes import OUTCOMES, Redirect, redirect_of
 
 FORMATS = ("table", "json", "ndjson", "csv", "junit", "markdown", "redirects")
 # --only: the outcomes (outcomes.OUTCOMES) and the redirect views a report may be limited to.
@@ -47,7 +47,7 @@ def wanted(only: frozenset[str]) -> Callable[[ProbeResult], bool]:
     """The rows `--only` keeps: results of those outcomes, or that redirected (permanently)."""
 
     def keep(result: ProbeResult) -> bool:
-        if not only or outcome_of(result) in only:
+        if not only or result.outcome in only:
             return True
         redirect = redirect_of(result)
         if redirect is None:
@@ -137,8 +137,8 @@ def _found_in(result: ProbeResult, sources: SourceMap | None) -> str:
 def summary(results: list[ProbeResult], interrupted: bool = False) -> str:
     """`N URLs: X ok, Y broken`, then the outcomes counted apart and the redirects when there are
     any; an interrupted run says so first."""
-    outcomes = [outcome_of(r) for r in results]
-    ok, broken, unsupported, cancelled = (outcomes.count(o) for o in OUTCOMES)
+    outcomes = [r.outcome for r in results]
+    ok, broken, unsupported, cancelled = (outcomes.count(o) for o in Outcome)
     text = f"{len(results)} URLs: {ok} ok, {broken} broken"
     text += f", {unsupported} unsupported" if unsupported else ""
     text += f", {cancelled} cancelled" if cancelled else ""

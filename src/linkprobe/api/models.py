@@ -24,7 +24,7 @@ from linkprobe.engine.errors import InvalidURL, Unsupported
 from linkprobe.engine.outcome import RESULT_FIELDS, Hop, ProbeError, ProbeResult
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
-from linkprobe.outcomes import APART, Redirect, outcome_of, redirect_of_status
+from linkprobe.outcomes import APART, Redirect, redirect_of_status
 from linkprobe.store import TaskRecord, TaskStatus
 from linkprobe.store.base import Scope
 
@@ -215,7 +215,7 @@ class _Shown(BaseModel):
     @computed_field(description="ok, broken, unsupported or cancelled (neither of the first two).")
     def outcome(self) -> str:
         error: ProbeError | None = getattr(self, "error")  # noqa: B009  # the fields are RESULT_FIELDS'
-        return outcome_of(ProbeResult("", 0, ok=getattr(self, "ok"), error=error))  # noqa: B009
+        return ProbeResult("", 0, ok=getattr(self, "ok"), error=error).outcome.value  # noqa: B009
 
     @computed_field(description="permanent (the link's own answer is 301 or 308), temporary, or null.")
     def redirect(self) -> Redirect | None:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from linkprobe.cli import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_OK, UsageError, checked_jobs, settle_heap
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
 from linkprobe.engine import EngineConfig, ErrorKind, ProbeOptions, ProbeResult, failed
+from linkprobe.engine.outcome import Outcome
 from linkprobe.extract import Kind, LinkFilter, Sources
-from linkprobe.outcomes import CANCELLED, Redirect, outcome_of, redirect_of
+from linkprobe.outcomes import Redirect, redirect_of
 from linkprobe.report import ndjson_line, render, wanted
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def engine_config(args: argparse.Namespace, settings: Settings | None) -> Engine
 
 
 class Progress:
-    """Counts by outcome (outcomes.outcome_of), and a one-line progress bar on stderr.
+    """Counts by outcome (ProbeResult.outcome), and a one-line progress bar on stderr.
 
     The bar is redrawn when results come (at most ten times a second) and by a ticker every
     TICK_S while the run waits (`tick`), so it shows what is true now: the rate over the last
@@ -119,10 +120,10 @@ class Progress:
 
     def add(self, result: ProbeResult) -> None:
         self.done += 1
-        outcome = outcome_of(result)
-        self.ok += outcome == "ok"
-        self.unsupported += outcome == "unsupported"
-        self.cancelled += outcome == CANCELLED
+        outcome = result.outcome
+        self.ok += outcome is Outcome.OK
+        self.unsupported += outcome is Outcome.UNSUPPORTED
+        self.cancelled += outcome is Outcome.CANCELLED
         self.blocked += result.error is not None and result.error.kind is ErrorKind.BLOCKED
         if (redirect := redirect_of(result)) is not None:
             self.redirected += 1
