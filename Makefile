@@ -50,8 +50,8 @@ ui: $(NODE_STAMP)
 # System tools the tests start or call: installed from Debian when missing (CI starts clean).
 tools:
 	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v curl >/dev/null \
-	  && command -v pgrep >/dev/null && command -v chromium >/dev/null \
-	  || { apt-get update -q && apt-get install -y -q redis-server curl procps chromium; }
+	  && command -v pgrep >/dev/null && command -v chromium >/dev/null && test -x /usr/sbin/nginx \
+	  || { apt-get update -q && apt-get install -y -q redis-server curl procps chromium nginx-light; }
 
 unit: $(STAMP) $(NODE_STAMP) tools
 	$(BIN)/python -m pytest
@@ -62,7 +62,7 @@ test: lint typecheck unit
 # baseline (linkinator, from npm).
 LINKINATOR := bench/node/node_modules/.bin/linkinator
 bench-tools: node
-	@command -v nginx >/dev/null && test -d /usr/share/doc/python-click-doc/html \
+	@test -x /usr/sbin/nginx && test -d /usr/share/doc/python-click-doc/html \
 	  && test -d /usr/share/doc/python3.11-doc/html && test -d /usr/share/doc/postgresql-doc-15/html \
 	  || { apt-get update -q && apt-get install -y -q nginx-light python-click-doc python3.11-doc postgresql-doc-15; }
 	@test -x $(LINKINATOR) || npm install --silent --prefix bench/node linkinator@6

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from linkprobe.store.redis_keys import GROUP, QUEUE
+from linkprobe.store.redis_schema import GROUP, QUEUE
 from tests.api.test_tasks import wait_status
 from tests.conftest import RedisServer, Service, Target, start_service, start_worker
 

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from linkprobe.store import NewTask, Store, TaskStatus
-from linkprobe.store import redis_keys as k
+from linkprobe.store import redis_schema as k
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from tests.conftest import make_store

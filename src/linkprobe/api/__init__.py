@@ -27,7 +27,7 @@ from linkprobe.engine import Engine, StoreUnavailable
 from linkprobe.metrics import Metrics
 from linkprobe.settings import Settings
 from linkprobe.store import Store
-from linkprobe.store.keys import KeyStore, open_keys
+from linkprobe.store.accounts import KeyStore, open_keys
 from linkprobe.ui import mount_ui
 from linkprobe.worker import Worker, process_problems, shared_settings, start_processes, stop_processes
 

@@ -1,6 +1,6 @@
 """Per-key quotas and rate limits (set by the operator), and the cap on uploads read at once.
 
-Counters live in the store (linkprobe.store.keys), so every API replica counts against the same
+Counters live in the store (linkprobe.store.accounts), so every API replica counts against the same
 windows; the store checks and charges them in the transaction (SQLite) or script (Redis) that
 creates the task, so simultaneous submissions cannot pass a limit together, and a retry answered
 with its Idempotency-Key's task is charged nothing. The admin key, and callers when
@@ -20,7 +20,7 @@ from fastapi import HTTPException
 from linkprobe.api.security import Principal
 from linkprobe.settings import Settings
 from linkprobe.store import Quota, QuotaExceeded
-from linkprobe.store.keys import Window
+from linkprobe.store.accounts import Window
 
 IN_FLIGHT_RETRY_S = 10
 

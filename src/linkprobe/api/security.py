@@ -21,8 +21,8 @@ from fastapi import HTTPException, Request
 
 from linkprobe.settings import Settings
 from linkprobe.store import TaskRecord
+from linkprobe.store.accounts import KeyStore
 from linkprobe.store.base import redacted
-from linkprobe.store.keys import KeyStore
 
 log = logging.getLogger("linkprobe.api")
 

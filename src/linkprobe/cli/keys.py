@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from linkprobe.settings import Settings
-from linkprobe.store.keys import KeyStore, open_keys
+from linkprobe.store.accounts import KeyStore, open_keys
 
 EXIT_OK, EXIT_UNKNOWN = 0, 3
 

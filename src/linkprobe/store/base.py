@@ -24,8 +24,8 @@ from linkprobe.engine import ErrorKind, ProbeResult, StoreError, failed
 from linkprobe.engine.options import REDACTED, SECRET_OPTIONS
 from linkprobe.extract.document import MAX_PLACES
 
-if TYPE_CHECKING:  # store.keys imports the settings (pydantic), which `linkprobe crawl` never loads
-    from linkprobe.store.keys import Window
+if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `linkprobe crawl` never loads
+    from linkprobe.store.accounts import Window
 
 
 class TaskStatus(StrEnum):

@@ -30,7 +30,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from linkprobe.engine import ProbeResult, StoreUnavailable
 from linkprobe.extract.document import MAX_PLACES
 from linkprobe.outcomes import redirect_of_dict
-from linkprobe.store import redis_keys as k
+from linkprobe.store import redis_schema as k
+from linkprobe.store.accounts import Window
 from linkprobe.store.base import (
     Chunk,
     ChunkKind,
@@ -56,7 +57,6 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
-from linkprobe.store.keys import Window
 
 P = ParamSpec("P")
 T = TypeVar("T")

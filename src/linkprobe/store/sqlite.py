@@ -35,6 +35,7 @@ import orjson
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
 from linkprobe.outcomes import ENDLESS, PERMANENT_STATUSES, Redirect
+from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
     Chunk,
     ChunkKind,
@@ -64,7 +65,6 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
-from linkprobe.store.keys import USAGE_SCHEMA, Window
 
 T = TypeVar("T")
 PAGE = 1000

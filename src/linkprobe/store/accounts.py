@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from linkprobe.engine import StoreUnavailable
 from linkprobe.settings import Settings
-from linkprobe.store import redis_keys as k
+from linkprobe.store import redis_schema as k
 
 KEY_PREFIX = "lp_"
 # The usage counters, also written by the SQLite task store (Store.discover charges crawls).

@@ -372,7 +372,7 @@ end
 return 0
 """
 
-# -- API keys and per-key usage (linkprobe.store.keys) -------------------------------------------
+# -- API keys and per-key usage (linkprobe.store.accounts) -------------------------------------------
 #
 #    lp:apikeys           HASH   key id -> JSON {name, digest, created_at, revoked_at}
 #    lp:apikey:<digest>   STRING key id of an active key (SHA-256 hex of the key)
