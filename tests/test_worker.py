@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import uuid
 from pathlib import Path
 
@@ -134,3 +136,83 @@ async def test_a_one_url_task_behind_more_hanging_urls_than_slots_is_ready_in_se
         finally:
             worker.stop()
             await asyncio.wait({running}, timeout=5)
+
+
+class TurningTarget:
+    """A target that answers 200 `after` times, then black-holes: `silent` accepts and reads the
+    request but never answers; `unaccepting` stops accepting (a listener that never calls accept,
+    so connects queue in the backlog and then go unanswered). Connections kept alive across the
+    turn are closed so the engine must dial again and meet the black hole."""
+
+    def __init__(self, mode: str, after: int) -> None:
+        self.mode, self.after, self.turned, self.answered = mode, after, False, 0
+        self.server: asyncio.Server | None = None
+        self.port, self.writers, self.held = 0, set[asyncio.StreamWriter](), list[socket.socket]()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                if self.answered == self.after and not self.turned:
+                    self.turn()
+                if self.turned:
+                    await reader.read()  # silent: hold the connection, answer nothing
+                    break
+                self.answered += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        writer.close()
+        self.writers.discard(writer)
+
+    def turn(self) -> None:
+        self.turned = True
+        if self.mode == "unaccepting" and self.server is not None:
+            self.server.close()  # the port is handed to a listener that never accepts
+            held = socket.socket()
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            held.bind(("127.0.0.1", self.port))
+            held.listen(1)
+            self.held.append(held)
+        for writer in list(self.writers):
+            writer.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for writer in self.writers:
+            writer.close()
+        for held in self.held:
+            held.close()
+
+
+@pytest.mark.parametrize("mode", ["silent", "unaccepting"])
+async def test_a_target_that_black_holes_part_way_ends_with_one_result_per_url(
+    store: Store, mode: str
+) -> None:
+    """The target turns into a black hole while the task runs: every URL still gets exactly one
+    result (ok before the turn, a typed timeout after it), and the task ends."""
+    target = TurningTarget(mode, after=6)
+    await target.start()
+    urls = [f"http://127.0.0.1:{target.port}/page/{i}" for i in range(24)]
+    options = {"timeout": 1.0, "connect_timeout": 1.0, "retries": 0}
+    task, _ = await store.create_task(NewTask(options=options), urls, 6)
+    try:
+        async with Engine(EngineConfig(allow_private=True, concurrency=2)) as engine:
+            worker = Worker(store, engine, slots=2, heartbeat_s=0.2)
+            running = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: _ready(store, task.id), "the task to end", 60)
+            finally:
+                worker.stop()
+                await asyncio.wait({running}, timeout=5)
+        results, _ = await store.results(task.id, ResultFilter(), None, 100)
+    finally:
+        target.close()
+    assert sorted(r["index"] for r in results) == list(range(24))  # one each, none lost
+    kinds = {(r["error"] or {}).get("kind") for r in results if not r["ok"]}
+    assert sum(r["ok"] for r in results) == target.answered == 6
+    assert kinds and kinds <= {"timeout", "connect_timeout"}, kinds
