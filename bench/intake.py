@@ -8,6 +8,7 @@ Run alone with `PYTHONPATH=. .venv/bin/python bench/intake.py` (bench/run.py run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -76,9 +77,24 @@ def percentile(values: list[float], share: float) -> float:
 async def _poll(client: httpx.AsyncClient, path: str, done: asyncio.Event, out: list[float]) -> None:
     while not done.is_set():
         start = time.perf_counter()
-        await client.get(path)
+        with contextlib.suppress(httpx.TransportError):  # a dropped connection: counted as the wait it was
+            await client.get(path)
         out.append((time.perf_counter() - start) * 1000)
         await asyncio.sleep(POLL_EVERY_S)
+
+
+async def _send(url: str, content_type: str, body: bytes) -> int:
+    """POST the hostile body from another process (curl), so that sending it takes nothing from
+    the pollers' event loop: their latencies are the API's alone."""
+    with tempfile.NamedTemporaryFile(suffix=".body") as file:
+        file.write(body)
+        file.flush()
+        curl = await asyncio.create_subprocess_exec(
+            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Content-Type: {content_type}",
+            "--data-binary", f"@{file.name}", f"{url}/api/v1/tasks", stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await curl.communicate()
+    return int(out or 0)
 
 
 async def _case(url: str, task_path: str, content_type: str, body: bytes) -> dict[str, float]:
@@ -92,12 +108,12 @@ async def _case(url: str, task_path: str, content_type: str, body: bytes) -> dic
             for path in ["/healthz" if n % 2 else task_path]
         ]
         start = time.perf_counter()
-        answer = await client.post("/api/v1/tasks", content=body, headers={"Content-Type": content_type})
+        status = await _send(url, content_type, body)
         took = time.perf_counter() - start
         done.set()
         await asyncio.gather(*pollers)
     return {
-        "status": answer.status_code, "request_s": round(took, 2),
+        "status": status, "request_s": round(took, 2),
         "healthz_p50_ms": round(percentile(latencies["/healthz"], 0.5), 1),
         "healthz_p99_ms": round(percentile(latencies["/healthz"], 0.99), 1),
         "task_p50_ms": round(percentile(latencies[task_path], 0.5), 1),
