@@ -175,3 +175,6 @@ if __name__ == "__main__":
     from bench.intake import intake_figures
 
     intake_figures()
+    from bench.scale import scale_figures
+
+    scale_figures()
