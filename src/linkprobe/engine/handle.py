@@ -175,6 +175,11 @@ class Handle:
         if page is not None:
             page.clear()  # a retry or a redirect starts over
 
+    def post(self, body: bytes) -> None:
+        """Make the request `start` set up a POST of `body` (a webhook delivery); the next `start`
+        is a GET or HEAD again."""
+        self.curl.setopt(pycurl.POSTFIELDS, body)
+
     # -- libcurl's callbacks: they run inside socket_action, on the event loop's thread --
 
     def _open_socket(self, purpose: int, address: Any) -> Any:
