@@ -1,0 +1,304 @@
+"""Webhooks: Standard Webhooks signatures, the summary, and deliveries to a real receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from aiohttp import web
+from pydantic import ValidationError
+
+from linkprobe.engine import EgressPolicy, ErrorKind
+from linkprobe.webhooks import (
+    Backoff,
+    Delivery,
+    Notifier,
+    Summary,
+    VerifyError,
+    WebhookOn,
+    WebhookSpec,
+    new_secret,
+    refusal,
+    secret_key,
+    signature,
+    signed_headers,
+    task_links,
+    verify,
+)
+from tests.conftest import Canary, free_port, wait_for
+
+LOOPBACK = EgressPolicy(allow_private=True)  # as the tests' probes: the receiver is on loopback
+QUICK = Backoff(first_s=0.02, max_s=0.05, total_s=30, timeout_s=5)
+NOW = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver that verifies every delivery and answers 500 to the first `fail` ones."""
+
+    port: int
+    secret: str
+    fail: int = 0
+    seen: list[tuple[str, bool]] = field(default_factory=list)  # (webhook-id, verified)
+    bodies: list[bytes] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    state = Receiver(port=free_port(), secret=new_secret())
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            verify(state.secret, {k.lower(): v for k, v in request.headers.items()}, body)
+            verified = True
+        except VerifyError:
+            verified = False
+        state.seen.append((request.headers.get("webhook-id", ""), verified))
+        state.bodies.append(body)
+        if len(state.seen) <= state.fail:
+            return web.Response(status=500)
+        return web.Response(status=204 if verified else 401)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", state.port).start()
+    yield state
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def notifier() -> AsyncIterator[Notifier]:
+    running = Notifier(LOOPBACK, QUICK)
+    yield running
+    await running.aclose()
+
+
+def summary(changes: dict[str, int] | None = None) -> Summary:
+    return Summary("t1", "done", {"total": 3, "ok": 2, "broken": 1}, task_links("http://lp/", "t1"), changes)
+
+
+# -- signing --
+
+
+def test_signature_matches_the_specs_reference_vector() -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    signed = signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    assert signed == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_new_secrets_are_whsec_and_32_random_bytes() -> None:
+    first, second = new_secret(), new_secret()
+    assert first.startswith("whsec_") and first != second
+    assert len(secret_key(first)) == 32
+    assert base64.b64encode(secret_key(first)).decode() == first.removeprefix("whsec_")
+
+
+@pytest.mark.parametrize("bad", ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!"])
+def test_a_secret_that_is_not_whsec_base64_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="whsec_"):
+        secret_key(bad)
+
+
+def test_verify_accepts_a_signed_delivery_and_any_one_of_several_signatures() -> None:
+    secret, body = new_secret(), b'{"a": 1}'
+    headers = signed_headers(secret, "msg_1", 1_700_000_000, body)
+    verify(secret, headers, body, now=1_700_000_100)
+    rotated = {**headers, "webhook-signature": f"v1,b3RoZXI= {headers['webhook-signature']}"}
+    verify(secret, rotated, body, now=1_700_000_100)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"body": b'{"a": 2}'}, "no matching signature"),
+        ({"secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}, "no matching signature"),
+        ({"webhook-id": "msg_2"}, "no matching signature"),
+        ({"now": 1_700_000_000 + 301}, "outside the tolerance"),
+        ({"now": 1_700_000_000 - 301}, "outside the tolerance"),
+        ({"webhook-timestamp": "soon"}, "not a Unix time"),
+        ({"drop": "webhook-signature"}, "missing header"),
+    ],
+)
+def test_verify_refuses_what_was_not_signed_so(change: dict[str, object], why: str) -> None:
+    secret, body = new_secret(), b'{"a": 1}'
+    headers = signed_headers(secret, "msg_1", 1_700_000_000, body)
+    for name in ("webhook-id", "webhook-timestamp"):
+        if name in change:
+            headers[name] = str(change[name])
+    headers.pop(str(change.get("drop", "")), None)
+    given = change.get("body", body)
+    assert isinstance(given, bytes)
+    with pytest.raises(VerifyError, match=why):
+        verify(
+            str(change.get("secret", secret)),
+            headers,
+            given,
+            now=float(str(change.get("now", 1_700_000_000))),
+        )
+
+
+# -- the summary and the body model --
+
+
+def test_the_summary_body_is_the_specs_envelope_with_counts_changes_and_links() -> None:
+    body = orjson.loads(summary({"broke": 1, "fixed": 0}).body(NOW))
+    assert body["type"] == "task.ended"
+    assert body["timestamp"] == "2026-12-07T22:00:00+00:00"
+    assert body["data"]["counts"] == {"total": 3, "ok": 2, "broken": 1}
+    assert body["data"]["changes"] == {"broke": 1, "fixed": 0}
+    assert body["data"]["links"]["changes"] == "http://lp/api/v1/tasks/t1/changes"
+
+
+def test_on_changes_hears_only_of_runs_where_something_changed() -> None:
+    assert summary({"broke": 0, "new": 2}).wanted(WebhookOn.CHANGES)
+    assert not summary({"broke": 0, "fixed": 0}).wanted(WebhookOn.CHANGES)
+    assert not summary(None).wanted(WebhookOn.CHANGES)  # a first run has nothing to compare with
+    assert summary(None).wanted(WebhookOn.END)
+
+
+def test_webhook_spec_normalises_its_url_and_defaults_to_every_end() -> None:
+    spec = WebhookSpec.model_validate({"url": " https://Hooks.Example.COM/x "})
+    assert spec.url == "https://hooks.example.com/x" and spec.on is WebhookOn.END
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "says"),
+    [
+        ({"url": "ftp://example.com/"}, "url", "not a webhook URL"),
+        ({"url": "example.com/hook"}, "url", "not a webhook URL"),
+        ({"url": "https://example.com/", "on": "sometimes"}, "on", "'end' or 'changes'"),
+        ({"url": "https://example.com/", "secret": "x"}, "secret", "Extra inputs"),
+    ],
+)
+def test_webhook_spec_errors_name_the_field_and_why(body: dict[str, str], where: str, says: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        WebhookSpec.model_validate(body)
+    error = raised.value.errors()[0]
+    assert error["loc"] == (where,) and says in error["msg"]
+
+
+# -- delivery --
+
+
+async def test_a_delivery_reaches_the_receiver_signed_and_verifies(
+    receiver: Receiver, notifier: Notifier
+) -> None:
+    body = summary().body(NOW)
+    delivery = await notifier.submit(receiver.url, receiver.secret, body)
+    assert delivery.delivered and [a.status for a in delivery.attempts] == [204]
+    assert receiver.seen == [(delivery.id, True)] and receiver.bodies == [body]
+
+
+async def test_failed_attempts_are_retried_with_the_same_id_and_each_outcome_recorded(
+    receiver: Receiver, notifier: Notifier
+) -> None:
+    receiver.fail = 2
+    seen: list[Delivery] = []
+    delivery = await notifier.submit(receiver.url, receiver.secret, b"{}", seen.append)
+    assert [a.status for a in delivery.attempts] == [500, 500, 204]
+    assert [a.number for a in delivery.attempts] == [1, 2, 3] and delivery.delivered
+    assert [len(d.attempts) for d in seen] == [1, 2, 3]  # told after each attempt
+    assert {webhook_id for webhook_id, _ in receiver.seen} == {delivery.id}
+    assert all(verified for _, verified in receiver.seen)
+
+
+async def test_a_dead_receiver_is_retried_only_within_the_total_time_and_never_blocks_the_caller() -> None:
+    dead = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens
+    notifier = Notifier(LOOPBACK, Backoff(first_s=0.05, max_s=0.1, total_s=0.6, timeout_s=1))
+    try:
+        started = datetime.now(UTC)
+        task = notifier.submit(dead, new_secret(), b"{}")
+        assert not task.done()  # submit returned before any attempt ended
+        await wait_for(task.done, "the delivery to give up")
+        delivery = task.result()
+        assert not delivery.delivered and len(delivery.attempts) > 1
+        assert {a.error.kind for a in delivery.attempts if a.error} == {ErrorKind.CONNECT_REFUSED}
+        assert all((a.at - started).total_seconds() < 0.6 for a in delivery.attempts)
+    finally:
+        await notifier.aclose()
+
+
+async def test_a_hanging_delivery_is_cancelled_by_aclose(receiver: Receiver) -> None:
+    notifier = Notifier(LOOPBACK, QUICK)
+    receiver.fail = 1_000_000
+    task = notifier.submit(receiver.url, receiver.secret, b"{}")
+    await wait_for(lambda: len(receiver.seen) >= 2, "a retry")
+    await notifier.aclose()
+    assert task.cancelled()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "2130706433"])
+async def test_a_webhook_to_a_private_address_is_refused_under_the_default_policy_without_a_connection(
+    canary: Canary, host: str
+) -> None:
+    url = f"http://{host}:{canary.port}/hook"
+    notifier = Notifier(EgressPolicy(), QUICK)
+    try:
+        delivery = await notifier.submit(url, new_secret(), b"{}")
+    finally:
+        await notifier.aclose()
+    assert [a.error.kind if a.error else None for a in delivery.attempts] == [ErrorKind.BLOCKED]
+    assert "blocked by egress policy" in str(delivery.attempts[0].error)
+    assert canary.connections == 0
+
+
+async def test_the_same_webhook_reaches_loopback_when_the_policy_allows_private_addresses(
+    canary: Canary,
+) -> None:
+    notifier = Notifier(LOOPBACK, QUICK)
+    try:
+        delivery = await notifier.submit(f"http://localhost:{canary.port}/hook", new_secret(), b"{}")
+    finally:
+        await notifier.aclose()
+    assert delivery.delivered and canary.connections == 1
+
+
+def test_refusal_names_a_private_ip_literal_and_leaves_names_to_the_dial() -> None:
+    blocked = refusal("http://10.0.0.1/hook", EgressPolicy())
+    assert blocked is not None and blocked.kind is ErrorKind.BLOCKED and "10.0.0.1" in blocked.message
+    assert refusal("http://10.0.0.1/hook", EgressPolicy(allow_private=True)) is None
+    assert refusal("https://hooks.example.com/x", EgressPolicy()) is None
+    unsupported = refusal("mailto:a@example.com", EgressPolicy())
+    assert unsupported is not None and unsupported.kind is ErrorKind.UNSUPPORTED
+
+
+async def test_at_most_max_active_deliveries_are_in_flight() -> None:
+    gate = asyncio.Event()
+    active = peak = 0
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await gate.wait()
+        active -= 1
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/slow", slow)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    notifier = Notifier(LOOPBACK, QUICK, max_active=2)
+    try:
+        tasks = [notifier.submit(f"http://127.0.0.1:{port}/slow", new_secret(), b"{}") for _ in range(5)]
+        await wait_for(lambda: active == 2, "two deliveries in flight")
+        gate.set()
+        deliveries = await asyncio.gather(*tasks)
+        assert all(d.delivered for d in deliveries) and peak == 2
+    finally:
+        await notifier.aclose()
+        await runner.cleanup()
