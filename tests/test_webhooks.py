@@ -80,9 +80,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def notifier() -> AsyncIterator[Notifier]:
-    running = Notifier(LOOPBACK, QUICK)
-    yield running
-    await running.aclose()
+    async with Notifier(LOOPBACK, QUICK) as running:
+        yield running
 
 
 def summary(changes: dict[str, int] | None = None) -> Summary:
@@ -224,8 +223,7 @@ async def test_failed_attempts_are_retried_with_the_same_id_and_each_outcome_rec
 
 async def test_a_dead_receiver_is_retried_only_within_the_total_time_and_never_blocks_the_caller() -> None:
     dead = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens
-    notifier = Notifier(LOOPBACK, Backoff(first_s=0.05, max_s=0.1, total_s=0.6, timeout_s=1))
-    try:
+    async with Notifier(LOOPBACK, Backoff(first_s=0.05, max_s=0.1, total_s=0.6, timeout_s=1)) as notifier:
         started = datetime.now(UTC)
         task = notifier.submit(dead, new_secret(), b"{}")
         assert not task.done()  # submit returned before any attempt ended
@@ -234,8 +232,6 @@ async def test_a_dead_receiver_is_retried_only_within_the_total_time_and_never_b
         assert not delivery.delivered and len(delivery.attempts) > 1
         assert {a.error.kind for a in delivery.attempts if a.error} == {ErrorKind.CONNECT_REFUSED}
         assert all((a.at - started).total_seconds() < 0.6 for a in delivery.attempts)
-    finally:
-        await notifier.aclose()
 
 
 async def test_a_hanging_delivery_is_cancelled_by_aclose(receiver: Receiver) -> None:
@@ -252,11 +248,8 @@ async def test_a_webhook_to_a_private_address_is_refused_under_the_default_polic
     canary: Canary, host: str
 ) -> None:
     url = f"http://{host}:{canary.port}/hook"
-    notifier = Notifier(EgressPolicy(), QUICK)
-    try:
+    async with Notifier(EgressPolicy(), QUICK) as notifier:
         delivery = await notifier.submit(url, new_secret(), b"{}")
-    finally:
-        await notifier.aclose()
     assert [a.error.kind if a.error else None for a in delivery.attempts] == [ErrorKind.BLOCKED]
     error = delivery.attempts[0].error
     assert error is not None and error.message.startswith("blocked by egress policy")
@@ -266,11 +259,8 @@ async def test_a_webhook_to_a_private_address_is_refused_under_the_default_polic
 async def test_the_same_webhook_reaches_loopback_when_the_policy_allows_private_addresses(
     canary: Canary,
 ) -> None:
-    notifier = Notifier(LOOPBACK, QUICK)
-    try:
+    async with Notifier(LOOPBACK, QUICK) as notifier:
         delivery = await notifier.submit(f"http://localhost:{canary.port}/hook", new_secret(), b"{}")
-    finally:
-        await notifier.aclose()
     assert delivery.delivered and canary.connections == 1
 
 
@@ -301,13 +291,12 @@ async def test_at_most_max_active_deliveries_are_in_flight() -> None:
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    notifier = Notifier(LOOPBACK, QUICK, max_active=2)
     try:
-        tasks = [notifier.submit(f"http://127.0.0.1:{port}/slow", new_secret(), b"{}") for _ in range(5)]
-        await wait_for(lambda: active == 2, "two deliveries in flight")
-        gate.set()
-        deliveries = await asyncio.gather(*tasks)
+        async with Notifier(LOOPBACK, QUICK, max_active=2) as notifier:
+            tasks = [notifier.submit(f"http://127.0.0.1:{port}/slow", new_secret(), b"{}") for _ in range(5)]
+            await wait_for(lambda: active == 2, "two deliveries in flight")
+            gate.set()
+            deliveries = await asyncio.gather(*tasks)
         assert all(d.delivered for d in deliveries) and peak == 2
     finally:
-        await notifier.aclose()
         await runner.cleanup()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -291,13 +291,14 @@ class Notifier:
     async def deliver(
         self, url: str, secret: str, body: bytes, on_attempt: OnAttempt | None = None
     ) -> Delivery:
-        """Attempt until accepted, refused for good, or `backoff.total_s` is spent."""
+        """Attempt until accepted, refused for good, or `backoff.total_s` is spent. An exception
+        from `on_attempt` ends the delivery (the caller's to record, not to lose)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.backoff.total_s
         delivery = Delivery(new_message_id(), url)
         waits = self.backoff.waits()
         while True:
-            attempt = await self._attempt(delivery, secret, body, deadline - loop.time())
+            attempt = await self._attempt(delivery, secret, body, deadline)
             delivery = Delivery(delivery.id, url, (*delivery.attempts, attempt))
             if on_attempt is not None:
                 on_attempt(delivery)
@@ -306,20 +307,24 @@ class Notifier:
                 return delivery
             await asyncio.sleep(wait)
 
-    async def _attempt(self, delivery: Delivery, secret: str, body: bytes, left: float) -> Attempt:
+    async def _attempt(self, delivery: Delivery, secret: str, body: bytes, deadline: float) -> Attempt:
         number = len(delivery.attempts) + 1
-        at = datetime.now(UTC)
         refused = refusal(delivery.url, self.policy)
         if refused is not None:
-            return Attempt(number, at, error=refused)
-        headers = signed_headers(secret, delivery.id, int(at.timestamp()), body)
-        lines = [f"{name}: {value}" for name, value in headers.items()]
-        lines.append("Expect:")  # no 100-continue round trip before the body
-        timeout = max(0.001, min(self.backoff.timeout_s, left))
-        connect = min(self.backoff.connect_timeout_s, timeout)
-        started = time.perf_counter()
+            return Attempt(number, datetime.now(UTC), error=refused)
         async with self._slots:
-            status, error = await self._post(normalise(delivery.url), lines, body, timeout, connect)
+            at = datetime.now(UTC)  # signed once its turn has come, so the timestamp is fresh
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                waited = ProbeError(ErrorKind.TIMEOUT, "the delivery's total time ran out waiting for a turn")
+                return Attempt(number, at, error=waited)
+            headers = signed_headers(secret, delivery.id, int(at.timestamp()), body)
+            lines = [f"{name}: {value}" for name, value in headers.items()]
+            lines.append("Expect:")  # no 100-continue round trip before the body
+            seconds = min(self.backoff.timeout_s, left)
+            connect = min(self.backoff.connect_timeout_s, seconds)
+            started = time.perf_counter()
+            status, error = await self._post(normalise(delivery.url), lines, body, seconds, connect)
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         return Attempt(number, at, status, error, elapsed)
 
@@ -337,6 +342,12 @@ class Notifier:
             return None, ProbeError(failure.kind, str(failure) or failure.kind.value)
         finally:
             self._transport.release(handle)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Cancel the deliveries still running, then close the transport."""
