@@ -300,3 +300,13 @@ async def test_at_most_max_active_deliveries_are_in_flight() -> None:
         assert all(d.delivered for d in deliveries) and peak == 2
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"), [("mailto:ops@example.com", ErrorKind.UNSUPPORTED), ("http://", ErrorKind.INVALID_URL)]
+)
+async def test_a_webhook_url_that_cannot_be_requested_ends_at_its_first_attempt(
+    notifier: Notifier, url: str, kind: ErrorKind
+) -> None:
+    delivery = await notifier.submit(url, new_secret(), b"{}")
+    assert [a.error.kind if a.error else None for a in delivery.attempts] == [kind]
