@@ -43,9 +43,12 @@ $(NODE_STAMP): ui/package-lock.json | node
 	cd ui && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Rebuild the shipped UI (src/linkprobe/ui/static) from ui/src; the tests fail while it is stale.
-ui: $(NODE_STAMP)
-	cd ui && node build.mjs
+# Rebuild the shipped UI (src/linkprobe/ui/static) from ui/src, after generating the API's types
+# (ui/src/openapi.ts) from the app's OpenAPI document: UI code that uses a field the API lacks
+# fails tsc here. The tests fail while the types or the build are stale.
+ui: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m linkprobe.ui.openapi | (cd ui && npm run --silent types -- -o src/openapi.ts)
+	cd ui && npx --no-install tsc --noEmit && node build.mjs
 
 # System tools the tests start or call: installed from Debian when missing (CI starts clean).
 tools:

@@ -21,7 +21,7 @@ from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.api.security import redact
 from linkprobe.engine import ConfigError
 from linkprobe.engine.errors import InvalidURL, Unsupported
-from linkprobe.engine.outcome import RESULT_FIELDS, Hop, ProbeError, ProbeResult
+from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, ProbeResult
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
 from linkprobe.outcomes import APART, Redirect, redirect_of_status
@@ -213,9 +213,9 @@ class _Shown(BaseModel):
     the CLI shows too): its outcome word and its redirect, so clients never re-derive them."""
 
     @computed_field(description="ok, broken, unsupported or cancelled (neither of the first two).")
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         error: ProbeError | None = getattr(self, "error")  # noqa: B009  # the fields are RESULT_FIELDS'
-        return ProbeResult("", 0, ok=getattr(self, "ok"), error=error).outcome.value  # noqa: B009
+        return ProbeResult("", 0, ok=getattr(self, "ok"), error=error).outcome  # noqa: B009
 
     @computed_field(description="permanent (the link's own answer is 301 or 308), temporary, or null.")
     def redirect(self) -> Redirect | None:
@@ -260,8 +260,10 @@ class Service(BaseModel):
         "cap) and default."
     )
     crawl: dict[str, dict[str, int]] = Field(description="A crawl's limits: minimum, maximum (cap), default.")
-    outcomes: list[str] = Field(description="Each result's outcome word: ok, broken, unsupported, cancelled.")
-    error_kinds: list[str] = Field(description="The error kinds results get (retired ones left out).")
+    outcomes: list[Outcome] = Field(
+        description="Each result's outcome word: ok, broken, unsupported, cancelled."
+    )
+    error_kinds: list[ErrorKind] = Field(description="The error kinds results get (retired ones left out).")
     permanent_redirects: list[int] = Field(
         description="A result whose first hop has one of these statuses is a permanent redirect."
     )
