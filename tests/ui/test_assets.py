@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from linkprobe.ui import STATIC
+from linkprobe.ui.openapi import document
 from tests.ui.conftest import ROOT
 
 PAGES = ["index.html", "docs.html"]
@@ -24,6 +27,25 @@ def test_the_shipped_build_matches_the_sources() -> None:
         [node, "build.mjs", "--check"], cwd=ROOT / "ui", capture_output=True, text=True, check=False
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_ui_types_are_generated_from_the_current_openapi_document() -> None:
+    """ui/src/openapi.ts is what `make ui` generates (npm run types) from the app's OpenAPI document
+    now: a field the API adds, renames or drops fails here until the types are generated again."""
+    npm = shutil.which("npm")
+    assert npm, "npm is missing: `make node` installs it"
+    run = subprocess.run(
+        [npm, "run", "--silent", "types"], cwd=ROOT / "ui", input=json.dumps(document()),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    committed = (ROOT / "ui" / "src" / "openapi.ts").read_text()
+    drift = difflib.unified_diff(
+        committed.splitlines(), run.stdout.splitlines(), "committed", "generated", lineterm=""
+    )
+    assert run.stdout == committed, "ui/src/openapi.ts is stale (run make ui):\n" + "\n".join(
+        list(drift)[:60]
+    )
 
 
 def test_the_package_ships_the_built_assets() -> None:

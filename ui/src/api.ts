@@ -1,84 +1,15 @@
 // The only way the UI talks to linkprobe: the public API under /api/v1, with the key when one is needed.
+// The API's types are generated from its OpenAPI document (src/openapi.ts, by `make ui`): none are
+// written here, so code that uses a field the API lacks fails tsc.
+import type { Service, TaskStatus } from "./openapi";
+
 export const BASE = "/api/v1";
 const KEY = "linkprobe.apiKey";
 
-export interface Progress {
-  total: number;
-  done: number;
-  ok: number;
-  broken: number;
-  unsupported?: number;
-  cancelled?: number;
-  pages?: number | null;
-}
-export interface Crawl {
-  start: string;
-  max_depth: number | null;
-  max_pages: number | null;
-  include: string[];
-  exclude: string[];
-  ignore_robots: boolean;
-  check_fragments: boolean;
-  scope?: "all" | "site";
-}
-export interface Task {
-  id: string;
-  name: string | null;
-  description: string | null;
-  status: "pending" | "running" | "ready" | "cancelled" | "error";
-  progress: Progress;
-  by_status: Record<string, number>;
-  by_error: Record<string, number>;
-  latency?: Record<string, number>;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  options: Record<string, unknown>;
-  crawl?: Crawl | null;
-}
-export interface Hop { status_code: number; url: string }
-export interface Place { document: string; line: number }
-/** Where a URL of a document or a crawl was found: the first places, and how many there are in all. */
-export interface Sources { total: number; places: Place[] }
-export interface Result {
-  url: string;
-  index: number;
-  ok: boolean;
-  final_url: string | null;
-  status_code: number | null;
-  error: { kind: string; message: string } | null;
-  redirects: Hop[];
-  body?: string | null;
-  elapsed_ms: number;
-  dns_ms: number | null;
-  connect_ms: number | null;
-  tls_ms: number | null;
-  ttfb_ms: number | null;
-  content_type: string | null;
-  content_length: number | null;
-  checked_at: string;
-  attempts: number;
-  sources?: Sources;
-  /** Derived by the API (linkprobe.outcomes): ok, broken, unsupported or cancelled. */
-  outcome: string;
-  /** By the link's own answer (the first hop): permanent (301, 308), temporary, or null. */
-  redirect: "permanent" | "temporary" | null;
-  [key: string]: unknown;
-}
-export interface Page<T> { items: T[]; next_cursor: string | null }
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set<TaskStatus>(["ready", "cancelled", "error"]);
 
-export const TERMINAL = new Set(["ready", "cancelled", "error"]);
-
-export interface Bounds { minimum?: number; exclusiveMinimum?: number; maximum?: number; default?: number }
-/** What the service allows and how it judges (GET /api/v1/service): forms and words derive from it. */
-export interface Service {
-  options: Record<string, Bounds>;
-  crawl: Record<string, Bounds>;
-  outcomes: string[];
-  error_kinds: string[];
-  permanent_redirects: number[];
-  egress: { allow_private: boolean; allow_cidrs: string[]; policy: string; to_allow: string };
-}
+/** A numeric option's or crawl limit's entry in the service's description, in JSON Schema's words. */
+export type Bounds = Partial<Record<"minimum" | "exclusiveMinimum" | "maximum" | "default", number>>;
 
 let described: Promise<Service> | null = null;
 

@@ -1,12 +1,17 @@
 // Submitting a task: pasted URLs (sent as text/plain, the service's URL-list rule), an uploaded URL list or
 // document (multipart, with its format and base URL), or a site to crawl (JSON).
-import { ApiError, BASE, type Bounds, json, service, type Service, type Task } from "./api";
+import { ApiError, BASE, type Bounds, json, service } from "./api";
+import type { CrawlCreate, ProbeOptions, Service, Task } from "./openapi";
+
+/** A crawl as the form sends it: the start page, and what differs from the API's defaults. */
+type CrawlSpec = Pick<CrawlCreate, "start"> & Partial<CrawlCreate>;
 import { h, type Child } from "./dom";
 import { attempt, clearNotice, setTitle, showError } from "./ui";
 
-interface Field { name: string; label: string; hint?: string; input: HTMLInputElement | HTMLSelectElement }
+/** A probe option's input, named as the API's option (tsc checks the name against ProbeOptions). */
+interface Field { name: keyof ProbeOptions; label: string; hint?: string; input: HTMLInputElement | HTMLSelectElement }
 
-function field(name: string, label: string, input: HTMLInputElement | HTMLSelectElement, hint?: string): Field {
+function field(name: keyof ProbeOptions, label: string, input: HTMLInputElement | HTMLSelectElement, hint?: string): Field {
   input.id = `opt-${name}`;
   input.name = name;
   if (hint) input.setAttribute("aria-describedby", `opt-${name}-hint`);
@@ -14,7 +19,7 @@ function field(name: string, label: string, input: HTMLInputElement | HTMLSelect
 }
 
 /** A number input whose default and bounds are the service's (its caps): none are written here. */
-function number(name: string, label: string, bounds: Bounds | undefined, step = 1, hint?: string): Field {
+function number(name: keyof ProbeOptions, label: string, bounds: Bounds | undefined, step = 1, hint?: string): Field {
   const input = h("input", { type: "number", step, inputmode: "decimal" });
   applyBounds(input, bounds, step);
   return field(name, label, input, hint);
@@ -135,8 +140,8 @@ class CrawlFields {
           this.robots[1], this.fragments[1])));
   }
 
-  spec(): Record<string, unknown> {
-    const spec: Record<string, unknown> = { start: this.start.value.trim() };
+  spec(): CrawlSpec {
+    const spec: CrawlSpec = { start: this.start.value.trim() };
     if (this.depth.value) spec.max_depth = Number(this.depth.value);
     if (this.pages.value) spec.max_pages = Number(this.pages.value);
     if (lines(this.include.value).length) spec.include = lines(this.include.value);
@@ -148,7 +153,7 @@ class CrawlFields {
   }
 }
 
-interface Input { urls: string; file?: File; format: string; baseUrl: string; crawl?: Record<string, unknown> }
+interface Input { urls: string; file?: File; format: string; baseUrl: string; crawl?: CrawlSpec }
 
 export async function submitView(main: HTMLElement, signal: AbortSignal): Promise<void> {
   setTitle("New task");

@@ -1,6 +1,7 @@
 // One task: live progress over SSE, outcome charts, and the results table paged from the API.
-import { apiKey, BASE, type Crawl, json, resultsQuery, send, service, type Service, TERMINAL, type Page, type Result,
-  type Sources, type Task } from "./api";
+import { apiKey, BASE, json, resultsQuery, send, service, TERMINAL } from "./api";
+import { type BodyState, type Crawl, type Outcome, outcomeValues, type paths, type Result, type ResultPage,
+  type Service, type Sources, type Task } from "./openapi";
 import { acceptRule, barChart, errorBars, latencyBars, statusBars } from "./charts";
 import { h, replace } from "./dom";
 import { count, duration, ms, percent, when } from "./format";
@@ -13,13 +14,17 @@ const REFRESH_MS = 2000;
 const TICK_MS = 1000;  // the live numbers are recomputed this often, events or not
 const RATE_WINDOW_MS = 10_000;  // the rate is over this recent window, not since the start
 const STALLED_MS = 3000;  // nothing finished for this long: no time left is estimated, the wait is said
-const OUTCOMES: Record<string, string> = { ok: "OK", broken: "Broken", unsupported: "Unsupported", cancelled: "Cancelled" };
-const BODY: Record<string, string> = {
+// Words for the API's enums: a value the API adds without a word here fails tsc.
+const OUTCOMES: Record<Outcome, string> = { ok: "OK", broken: "Broken", unsupported: "Unsupported", cancelled: "Cancelled" };
+const BODY: Record<BodyState, string | null> = {
+  complete: null,
   truncated: "body cut at the size limit", timeout: "body timed out", reset: "connection reset during the body",
   undecodable: "body could not be decoded",
 };
 
-type Filter = Record<"outcome" | "redirect" | "error_kind" | "status_code" | "q", string>;
+type ResultsQuery = NonNullable<paths["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]["query"]>;
+/** The results' filters as the form holds them, named as the API's query parameters (Pick checks the names). */
+type Filter = Record<keyof Pick<ResultsQuery, "outcome" | "redirect" | "error_kind" | "status_code" | "q">, string>;
 
 export async function taskView(main: HTMLElement, signal: AbortSignal, id: string): Promise<void> {
   setTitle("Task");
@@ -162,7 +167,7 @@ class TaskPage {
   }
 
   private renderLive(task: Task): void {
-    const { total, done, ok, broken, pages, unsupported = 0, cancelled = 0 } = task.progress;
+    const { total, done, ok, broken, pages, unsupported, cancelled } = task.progress;
     const rate = this.rate(done);
     const now = Date.now();
     if (done !== this.changed.done) this.changed = { at: now, done };
@@ -200,7 +205,7 @@ class TaskPage {
   private filterForm(): HTMLElement {
     const kinds = [...new Set([...(this.service?.error_kinds ?? []), ...Object.keys(this.task.by_error)])];
     const outcome = h("select", { id: "f-outcome", name: "outcome" }, h("option", { value: "" }, "All"),
-      ...(this.service?.outcomes ?? Object.keys(OUTCOMES)).map((o) => h("option", { value: o }, OUTCOMES[o] ?? o)));
+      ...(this.service?.outcomes ?? outcomeValues).map((o) => h("option", { value: o }, OUTCOMES[o])));
     const redirect = h("select", { id: "f-redirect", name: "redirect" }, h("option", { value: "" }, "Any"),
       h("option", { value: "any" }, "Redirected"), h("option", { value: "permanent" }, "Permanent redirect"),
       h("option", { value: "temporary" }, "Temporary redirect"));
@@ -254,9 +259,9 @@ class TaskPage {
     this.shownDone = this.task.progress.done;
     const cursor = this.cursors[this.cursors.length - 1];
     const query = resultsQuery(this.filter, { limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) });
-    let page: Page<Result>;
+    let page: ResultPage;
     try {
-      page = await json<Page<Result>>(`${this.path}/results?${query}`, { signal: this.signal });
+      page = await json<ResultPage>(`${this.path}/results?${query}`, { signal: this.signal });
     } catch (error) {
       if (isGone(error)) return this.deleted();
       throw error;
@@ -274,8 +279,8 @@ class TaskPage {
 }
 
 function crawlLine(crawl: Crawl): HTMLElement {
-  const limits = [crawl.max_depth === null ? "" : `depth ≤ ${crawl.max_depth}`,
-    crawl.max_pages === null ? "" : `at most ${count(crawl.max_pages)} pages`].filter(Boolean);
+  const limits = [crawl.max_depth == null ? "" : `depth ≤ ${crawl.max_depth}`,
+    crawl.max_pages == null ? "" : `at most ${count(crawl.max_pages)} pages`].filter(Boolean);
   return h("p", { class: "crawl-line" }, "Crawl of ", h("a", { href: crawl.start, rel: "noreferrer" }, crawl.start),
     limits.length ? ` (${limits.join(", ")})` : "");
 }
@@ -327,8 +332,14 @@ function notes(result: Result, described: Service | null): HTMLElement | null {
   }
   const hint = advice(result, described);
   if (hint) lines.push(h("span", { class: "note why" }, hint));
-  if (result.body && BODY[result.body]) lines.push(h("span", { class: "note body" }, BODY[result.body]));
+  const body = bodyNote(result);
+  if (body) lines.push(h("span", { class: "note body" }, body));
   return lines.length ? h("span", { class: "notes" }, ...lines) : null;
+}
+
+/** What happened to the body, when it is worth saying (not when it was read whole). */
+function bodyNote(result: Result): string | null {
+  return result.body ? BODY[result.body] : null;
 }
 
 /** How to fix what the service cannot do as asked: allow a blocked target, give a base URL. */
@@ -380,13 +391,13 @@ function detailsOf(result: Result, described: Service | null): HTMLElement {
     item("Error", result.error ? `${result.error.kind}: ${result.error.message}` : null),
     item("How to fix", advice(result, described)),
     item("Redirect", result.redirect ? `${result.redirect}: update the link to its final URL${result.redirect === "temporary" ? " only if the move is meant to last" : ""}` : null),
-    item("Final URL", result.final_url !== result.url ? result.final_url : null),
-    item("Body", result.body && BODY[result.body] ? `${result.body}: ${BODY[result.body]}` : null),
+    item("Final URL", result.final_url !== result.url ? result.final_url ?? null : null),
+    item("Body", bodyNote(result) ? `${result.body}: ${bodyNote(result)}` : null),
     item("Redirect chain", chain),
     item("Timings", `total ${ms(result.elapsed_ms)} · DNS ${ms(result.dns_ms)} · connect ${ms(result.connect_ms)}`
       + ` · TLS ${ms(result.tls_ms)} · first byte ${ms(result.ttfb_ms)}`),
     item("Attempts", String(result.attempts)),
-    item("Content", [result.content_type, result.content_length === null ? "" : `${count(result.content_length)} bytes`]
+    item("Content", [result.content_type, result.content_length == null ? "" : `${count(result.content_length)} bytes`]
       .filter(Boolean).join(", ")),
     item("Checked at", when(result.checked_at)),
     item("Found in", sources));
