@@ -1,5 +1,6 @@
-"""What the UI shows is what is true: live numbers while URLs hang, a cancelled task, field errors,
-redirects, a crawl of its site only, an upload without a base, the blocked hint, and phones."""
+"""What the UI shows is what is true: live numbers while URLs hang, a cancelled task (and how far it
+got, in the task list), field errors, redirects, a crawl of its site only, an upload without a base,
+the blocked hint, phones, and each error kind's own colour."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import Target, start_service
+from tests.conftest import Target, free_port, start_service, wait_for
 from tests.ui.conftest import Site, Tab, new_tab, shoot
 
 SERVE = pytest.mark.parametrize("site", ["serve"], indirect=True)
@@ -55,6 +56,31 @@ async def test_live_numbers_while_urls_hang_then_a_cancelled_task(
     await page.get_by_label("Outcome", exact=True).select_option("cancelled")
     await expect(page.locator("tbody.result .pill.cancelled")).to_have_count(3)
     await expect(page.locator("tbody.result .pill.broken")).to_have_count(0)
+    assert tab.errors == []
+
+
+@SERVE
+async def test_the_task_list_shows_how_far_a_cancelled_task_got(
+    tab: Tab, target: Target, client: httpx.AsyncClient
+) -> None:
+    urls = [target.url(f"/status/200?got={i}") for i in range(6)] + [
+        target.url(f"/hang?got={i}") for i in range(2)
+    ]
+    body = {"urls": urls, "name": "got far", "options": {"timeout": 60, "retries": 0}}
+    task_id = await create(client, body)
+
+    async def quick_ones_done() -> bool:
+        return bool((await client.get(f"/api/v1/tasks/{task_id}")).json()["progress"]["done"] == 6)
+
+    await wait_for(quick_ones_done, "the six quick URLs")
+    assert (await client.post(f"/api/v1/tasks/{task_id}/cancel")).status_code == 200
+    await tab.open("/")
+    row = tab.page.locator(f"tr[data-task='{task_id}']")
+    await expect(row.locator(".badge")).to_have_text("cancelled")
+    await expect(row).to_contain_text("6 / 8 checked, 2 cancelled")
+    bar = row.get_by_role("progressbar", name="got far progress")
+    await expect(bar).to_have_attribute("max", "8")
+    await expect(bar).to_have_attribute("value", "6")  # how far it got, not full
     assert tab.errors == []
 
 
@@ -235,3 +261,71 @@ async def test_the_task_list_shows_tasks_created_elsewhere(tab: Tab, client: htt
     await expect(tab.page.locator(f"tr[data-task='{task_id}']")).to_contain_text(
         "made elsewhere", timeout=15_000
     )
+
+
+# Each bar of a chart as the browser paints it: its label -> [r, g, b] (a 1-pixel canvas resolves any
+# CSS colour, oklch() included, to sRGB).
+BAR_COLOURS = """(figure) => {
+    const paint = document.createElement('canvas').getContext('2d', { willReadFrequently: true });
+    return Object.fromEntries([...figure.querySelectorAll('text.chart-label')].map((label) => {
+        paint.clearRect(0, 0, 1, 1);
+        paint.fillStyle = getComputedStyle(label.nextElementSibling).fill;
+        paint.fillRect(0, 0, 1, 1);
+        return [label.textContent, [...paint.getImageData(0, 0, 1, 1).data.slice(0, 3)]];
+    }));
+}"""
+
+
+def lab(rgb: list[int]) -> tuple[float, float, float]:
+    """CIE L*a*b* (D65) of an sRGB colour."""
+    linear = [(c / 255 / 12.92) if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    r, g, b = linear
+    xyz = (
+        (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047,
+        0.2126 * r + 0.7152 * g + 0.0722 * b,
+        (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883,
+    )
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in xyz]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def difference(one: list[int], other: list[int]) -> float:
+    """CIE76 colour difference: 2.3 is just noticeable; above 10, two colours are told apart at a glance."""
+    return float(sum((a - b) ** 2 for a, b in zip(lab(one), lab(other), strict=True)) ** 0.5)
+
+
+async def error_colours(tab: Tab, task_id: str, kinds: int) -> dict[str, list[int]]:
+    await tab.open(f"/tasks/{task_id}")
+    await expect(tab.page.locator("h1 .badge")).to_have_text("ready", timeout=30_000)
+    errors = tab.page.locator("figure.chart", has=tab.page.locator("figcaption", has_text="Errors"))
+    await expect(errors.locator("rect")).to_have_count(kinds)
+    colours: dict[str, list[int]] = await errors.evaluate(BAR_COLOURS)
+    return colours
+
+
+async def test_each_error_kind_has_its_own_colour_in_every_chart(
+    tab: Tab, target: Target, client: httpx.AsyncClient
+) -> None:
+    refused = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+    looping, unsupported, invalid = target.url("/loop/a"), "mailto:someone@example.com", "example.com:80/"
+    options = {"max_redirects": 3, "retries": 0, "timeout": 1}
+    many = await create(client, {"urls": [
+        refused, looping, unsupported, invalid, target.url("/redirect/6"), target.url("/hang?colour=1"),
+    ], "options": options})  # fmt: skip
+    colours = await error_colours(tab, many, 6)
+    assert set(colours) == {
+        "connect_refused", "redirect_loop", "unsupported", "invalid_url", "too_many_redirects", "timeout",
+    }  # fmt: skip
+    close = [
+        (one, other, round(difference(colours[one], colours[other]), 1))
+        for i, one in enumerate(colours) for other in list(colours)[i + 1:]
+        if difference(colours[one], colours[other]) < 10
+    ]  # fmt: skip
+    assert close == [], f"error kinds hard to tell apart in one chart: {close}"
+    # Another task, its kinds in another order (by count): each keeps its colour.
+    again_urls = [unsupported, f"{unsupported}.org", invalid, *(f"{refused}{n}" for n in range(3))]
+    few = await create(client, {"urls": again_urls, "options": options})
+    again = await error_colours(tab, few, 3)
+    assert list(again) == ["connect_refused", "unsupported", "invalid_url"]
+    assert again == {kind: colours[kind] for kind in again}
+    assert tab.errors == []

@@ -1,8 +1,10 @@
 // Outcome charts drawn as SVG from the task's counters: no chart library, no inline styles.
 import { h, svg } from "./dom";
 import { count } from "./format";
+import { type ErrorKind, errorKindValues } from "./openapi";
 
-export interface Bar { label: string; value: number; tone: "ok" | "broken" | "neutral" }
+/** A bar is coloured by its tone (a class of app.css), or by its own `colour` (an error kind's). */
+export interface Bar { label: string; value: number; tone: "ok" | "broken" | "neutral"; colour?: string }
 
 const ROW = 26;
 const LABEL = 120;
@@ -33,7 +35,8 @@ function row(bar: Bar, i: number, max: number): SVGElement[] {
   const width = Math.max(2, (bar.value / max) * room);
   return [
     svg("text", { x: LABEL - 8, y: y + 17, class: "chart-label", "text-anchor": "end" }, bar.label),
-    svg("rect", { x: LABEL, y: y + 4, width, height: ROW - 8, rx: 3, class: `bar bar-${bar.tone}` }),
+    svg("rect", { x: LABEL, y: y + 4, width, height: ROW - 8, rx: 3,
+      ...(bar.colour ? { class: "bar", fill: bar.colour } : { class: `bar bar-${bar.tone}` }) }),
     svg("text", { x: LABEL + width + 6, y: y + 17, class: "chart-value" }, count(bar.value)),
   ];
 }
@@ -47,7 +50,20 @@ export function statusBars(byStatus: Record<string, number>, ok: (code: number) 
 export function errorBars(byError: Record<string, number>): Bar[] {
   return Object.entries(byError)
     .sort(([, a], [, b]) => b - a)
-    .map(([kind, value]) => ({ label: kind, value, tone: "broken" }));
+    .map(([kind, value]) => ({ label: kind, value, tone: "broken", colour: kindColour(kind) }));
+}
+
+// Error kinds' colours: half the kinds a hue each, evenly spread, at one lightness; the other half the
+// same hues lighter. OKLCH keeps equal lightness equally bright on the light and the dark scheme.
+const HUES = Math.ceil(errorKindValues.length / 2);
+const LIGHTNESS = [0.56, 0.76];
+
+/** The same colour for a kind in every chart (its place in the API's enum), a different one for each kind. */
+function kindColour(kind: string): string | undefined {
+  const place = errorKindValues.indexOf(kind as ErrorKind);
+  if (place < 0) return undefined;  // a kind this build does not know: the broken tone
+  const hue = 25 + (place % HUES) * (360 / HUES);
+  return `oklch(${LIGHTNESS[Math.floor(place / HUES)]} 0.14 ${hue.toFixed(1)})`;
 }
 
 /** Latency buckets keyed by their upper bound in ms ("+Inf" last), as the API reports them. */

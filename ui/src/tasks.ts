@@ -1,5 +1,6 @@
 // The task list: newest first, paged by the API's cursor, refreshed while any shown task is live.
-import { BASE, json, send, TERMINAL, type Page, type Task } from "./api";
+import { BASE, json, send, TERMINAL } from "./api";
+import type { Task, TaskPage } from "./openapi";
 import { h, replace } from "./dom";
 import { count, percent, when } from "./format";
 import { attempt, badge, confirmAction, setTitle } from "./ui";
@@ -24,7 +25,7 @@ export function tasksView(main: HTMLElement, signal: AbortSignal): void {
     clearTimeout(timer);
     const cursor = cursors[cursors.length - 1];
     const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) });
-    const page = await json<Page<Task>>(`${BASE}/tasks?${query}`, { signal });
+    const page = await json<TaskPage>(`${BASE}/tasks?${query}`, { signal });
     replace(body, page.items.length ? table(page.items, load) : empty(cursors.length > 1));
     replace(pager,
       h("button", { type: "button", class: "secondary", disabled: cursors.length < 2,
@@ -53,15 +54,16 @@ function table(tasks: Task[], reload: () => Promise<void>): HTMLElement {
 }
 
 function row(task: Task, reload: () => Promise<void>): HTMLElement {
-  const { done, total, ok, broken, cancelled = 0 } = task.progress;
+  const { done, total, ok, broken, cancelled } = task.progress;
+  const checked = done - cancelled;  // a cancelled task's bar shows how far it got, not its cancelled rest
   const label = task.name || `Task ${task.id.slice(0, 8)}`;
   return h("tr", { "data-task": task.id },
     h("th", { scope: "row" }, h("a", { href: `#/tasks/${encodeURIComponent(task.id)}` }, label)),
     h("td", { "data-label": "Status" }, badge(task.status)),
     h("td", { "data-label": "Progress" },
-      h("progress", { max: total || 1, value: done, "aria-label": `${label} progress` }),
+      h("progress", { max: total || 1, value: checked, "aria-label": `${label} progress` }),
       h("span", { class: "muted" }, task.status === "cancelled"
-        ? ` ${count(done - cancelled)} / ${count(total)} checked, ${count(cancelled)} cancelled`
+        ? ` ${count(checked)} / ${count(total)} checked, ${count(cancelled)} cancelled`
         : ` ${count(done)} / ${count(total)} (${percent(done, total)})`)),
     h("td", { "data-label": "OK", class: "num" }, count(ok)),
     h("td", { "data-label": "Broken", class: "num" }, count(broken)),
