@@ -1,7 +1,7 @@
 // Submitting a task: pasted URLs (sent as text/plain, the service's URL-list rule), an uploaded URL list or
 // document (multipart, with its format and base URL), or a site to crawl (JSON).
 import { ApiError, BASE, type Bounds, json, service } from "./api";
-import type { CrawlCreate, ProbeOptions, Service, Task } from "./openapi";
+import type { CrawlCreate, paths, ProbeOptions, Service, Task } from "./openapi";
 
 /** A crawl as the form sends it: the start page, and what differs from the API's defaults. */
 type CrawlSpec = Pick<CrawlCreate, "start"> & Partial<CrawlCreate>;
@@ -79,8 +79,10 @@ function options(fields: Field[]): Record<string, unknown> {
   return out;
 }
 
-const FORMATS: [string, string][] = [["", "Detect from the file name"], ["urls", "URL list, one a line"],
-  ["html", "HTML"], ["markdown", "Markdown"], ["sitemap", "Sitemap (XML, gzip too)"], ["text", "Text: URLs anywhere in it"]];
+type Upload = paths["/api/v1/tasks"]["post"]["requestBody"]["content"]["multipart/form-data"];
+/** A word for each format the API reads uploads as (a format it adds without one fails tsc). */
+const FORMATS: Record<NonNullable<Upload["input_format"]>, string> = { urls: "URL list, one a line", html: "HTML",
+  markdown: "Markdown", sitemap: "Sitemap (XML, gzip too)", text: "Text: URLs anywhere in it" };
 
 /** One regular expression a line, blank lines dropped. */
 function lines(text: string): string[] {
@@ -171,7 +173,8 @@ export async function submitView(main: HTMLElement, signal: AbortSignal): Promis
     placeholder: "https://example.com/\nhttps://example.org/about", "aria-describedby": "urls-hint" });
   const file = h("input", { id: "task-file", name: "file", type: "file", "aria-describedby": "file-hint" });
   const format = h("select", { id: "task-format", name: "input_format" },
-    ...FORMATS.map(([value, label]) => h("option", { value }, label)));
+    h("option", { value: "" }, "Detect from the file name"),
+    ...Object.entries(FORMATS).map(([value, label]) => h("option", { value }, label)));
   const baseUrl = h("input", { id: "task-base-url", name: "base_url", type: "url", spellcheck: false,
     placeholder: "https://example.com/docs/" });
   const crawl = new CrawlFields(described?.crawl ?? {});

@@ -25,6 +25,9 @@ const BODY: Record<BodyState, string | null> = {
 type ResultsQuery = NonNullable<paths["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]["query"]>;
 /** The results' filters as the form holds them, named as the API's query parameters (Pick checks the names). */
 type Filter = Record<keyof Pick<ResultsQuery, "outcome" | "redirect" | "error_kind" | "status_code" | "q">, string>;
+const REDIRECTS: Record<NonNullable<ResultsQuery["redirect"]>, string> = {
+  any: "Redirected", permanent: "Permanent redirect", temporary: "Temporary redirect",
+};
 
 export async function taskView(main: HTMLElement, signal: AbortSignal, id: string): Promise<void> {
   setTitle("Task");
@@ -207,8 +210,7 @@ class TaskPage {
     const outcome = h("select", { id: "f-outcome", name: "outcome" }, h("option", { value: "" }, "All"),
       ...(this.service?.outcomes ?? outcomeValues).map((o) => h("option", { value: o }, OUTCOMES[o])));
     const redirect = h("select", { id: "f-redirect", name: "redirect" }, h("option", { value: "" }, "Any"),
-      h("option", { value: "any" }, "Redirected"), h("option", { value: "permanent" }, "Permanent redirect"),
-      h("option", { value: "temporary" }, "Temporary redirect"));
+      ...Object.entries(REDIRECTS).map(([value, label]) => h("option", { value }, label)));
     const kind = h("select", { id: "f-error", name: "error_kind" }, h("option", { value: "" }, "Any"),
       ...kinds.map((k) => h("option", { value: k }, k)));
     const status = h("input", { id: "f-status", name: "status_code", type: "number", min: 100, max: 599,
