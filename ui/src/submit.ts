@@ -1,7 +1,7 @@
 // Submitting a task: pasted URLs (sent as text/plain, the service's URL-list rule), an uploaded URL list or
 // document (multipart, with its format and base URL), or a site to crawl (JSON).
 import { ApiError, BASE, type Bounds, json, service } from "./api";
-import type { CrawlCreate, paths, ProbeOptions, Service, Task } from "./openapi";
+import type { CrawlCreate, paths, ProbeOptions, Service, Task, TaskCreate } from "./openapi";
 
 /** A crawl as the form sends it: the start page, and what differs from the API's defaults. */
 type CrawlSpec = Pick<CrawlCreate, "start"> & Partial<CrawlCreate>;
@@ -258,8 +258,9 @@ function isDocument(name: string, format: string): boolean {
 }
 
 // Where the API's 422 detail points ("options.timeout 100 is above the cap...", "crawl.start: ..."):
-// the form's input for it.
-const FIELD_IDS: Record<string, string> = {
+// the form's input for it, by the API's names (tsc checks them).
+type Named = `crawl.${keyof CrawlCreate}` | keyof TaskCreate | keyof Upload;
+const FIELD_IDS: Partial<Record<Named, string>> = {
   "crawl.start": "crawl-start", "crawl.max_depth": "crawl-depth", "crawl.max_pages": "crawl-pages",
   "crawl.include": "crawl-include", "crawl.exclude": "crawl-exclude", base_url: "task-base-url", urls: "task-urls",
   name: "task-name", description: "task-description", input_format: "task-format",
@@ -268,7 +269,7 @@ const FIELD_IDS: Record<string, string> = {
 function fieldOf(form: HTMLFormElement, detail: string): HTMLElement | null {
   const where = /^(options\.\w+|crawl\.\w+|base_url|urls|name|description|input_format)\b/.exec(detail)?.[1];
   if (!where) return null;
-  const id = where.startsWith("options.") ? `opt-${where.slice(8)}` : FIELD_IDS[where];
+  const id = where.startsWith("options.") ? `opt-${where.slice(8)}` : FIELD_IDS[where as Named];
   return id ? form.querySelector<HTMLElement>(`#${id}`) : null;
 }
 
