@@ -54,7 +54,8 @@ export function errorBars(byError: Record<string, number>): Bar[] {
 }
 
 // Error kinds' colours: half the kinds a hue each, evenly spread, at one lightness; the other half the
-// same hues lighter. OKLCH keeps equal lightness equally bright on the light and the dark scheme.
+// same hues lighter. OKLCH keeps equal lightness equally bright on the light and the dark scheme. Set
+// as the SVG `fill` attribute: a presentation attribute, not an inline style, so the CSP holds.
 const HUES = Math.ceil(errorKindValues.length / 2);
 const LIGHTNESS = [0.56, 0.76];
 
