@@ -1,7 +1,6 @@
 """`linkprobe` command line: a thin shell over the engine and the service.
 
-Exit codes: 0 every URL ok, 2 some URL not ok, 1 unexpected failure, 3 bad usage or configuration,
-130 interrupted (Ctrl-C).
+Exit codes: cli/exits.py (ExitCode).
 
 Only what a command uses is imported: `check` never loads the API, the stores or uvicorn, and
 `check` and `crawl` load pydantic only to read LINKPROBE_* settings.
@@ -17,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from linkprobe import __version__
+from linkprobe.cli.exits import ExitCode, exit_codes_help
 from linkprobe.extract.document import Kind
 from linkprobe.report import FORMATS
 
@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from linkprobe.engine import OptionError
     from linkprobe.settings import Settings
 
-EXIT_OK, EXIT_FAILURE, EXIT_BROKEN, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 MAX_JOBS = 64  # processes of `check` and `crawl`: each holds pipes and work in flight
 # Option fields whose flag is not simply --field-name.
 _FLAG_OF = {"headers": "-H/--header", "verify_tls": "--insecure", "allow_cidrs": "--allow-cidr"}
 
-CHECK_EPILOG = """\
+CHECK_EPILOG = (
+    """\
 inputs:
   An argument with a scheme (https://..., http://..., even mailto:...) is a URL; - reads a URL
   list from stdin; anything else must be an existing file, folder or a glob matching files (write
@@ -44,13 +44,16 @@ formats (-f/--format):
   permanent when the link's own answer is 301 or 308, else temporary).
   --only broken (or broken,permanent, ...) writes only those rows; the summary counts every URL.
 
-exit codes:
-  0    every URL is ok (unsupported redirects, e.g. to mailto:, are allowed)
-  2    at least one URL is broken (or unsupported, with --fail-unsupported)
-  3    bad usage: unknown flag, bad flag value, missing input file, unwritable --output
-  130  interrupted (Ctrl-C): the results so far are written, the rest counted as cancelled
-  1    unexpected failure
+changes (--baseline FILE: a previous -f json or ndjson output):
+  each URL's change since it: broke (was ok, now broken), fixed, changed (status, final URL
+  or error kind), new, gone (only in the baseline); table: a line under the row; markdown: a
+  Change column; json, ndjson: "change" and "previous"; csv, redirects: change and was columns;
+  junit: a change property on the test case; every summary counts them. Gone URLs are rows too.
+  --fail-on broke: exit 2 only for URLs that broke since the baseline (old broken links pass).
 
+"""
+    + exit_codes_help()
+    + """
 examples:
   linkprobe check https://example.com/ https://example.org/missing
   linkprobe check urls.txt -f junit -o links.xml
@@ -58,7 +61,10 @@ examples:
   linkprobe check --allow-private http://127.0.0.1:8080/health
   linkprobe check docs/ --root-dir docs/ --only broken       # root-relative links: /about.html
   linkprobe check docs/ --base-url https://example.com/ -f redirects -o to-update.csv
+  linkprobe check docs/ --baseline links.json --fail-on broke -f json -o links-now.json
+  linkprobe check docs/ --cache .linkprobecache --max-age 1d
 """
+)
 
 CRAWL_EPILOG = """\
 scope (--scope):
@@ -83,7 +89,7 @@ examples:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self.suggestion(message)}\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}{self.suggestion(message)}\n")
 
     def suggestion(self, message: str) -> str:
         """`did you mean --allow-private?` for a misspelt flag of this command."""
@@ -168,6 +174,8 @@ def _service_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from linkprobe.cli import config
+
     parser = _Parser(prog="linkprobe", description="Probe URLs: one typed result per URL.")
     parser.add_argument("--version", action="version", version=f"linkprobe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -180,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
-        "inputs", nargs="+", metavar="URL|FILE|DIR|GLOB|-",
+        "inputs", nargs="*", metavar="URL|FILE|DIR|GLOB|-",
         help="URLs, documents (HTML, Markdown, sitemap), folders or globs, URL-list files, - for stdin",
     )  # fmt: skip
     check.add_argument("-f", "--format", choices=FORMATS, default="table", help="see formats below")
@@ -198,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _document_flags(check)
     _engine_flags(check)
+    _over_time_flags(check)
 
     crawl = commands.add_parser(
         "crawl", help="check every link of a site, following its pages",
@@ -205,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=CRAWL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     crawl.add_argument(
-        "start", metavar="START_URL", help="the first page; its scheme, host and port are the site"
+        "start", nargs="?", metavar="START_URL", help="the first page; its scheme, host and port are the site"
     )
     crawl.add_argument("--max-depth", type=int, help="follow pages at most this many links from the start")
     crawl.add_argument(
@@ -239,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _only_flag(crawl)
     _engine_flags(crawl)
+    config.add_flags(crawl)
 
     serve = commands.add_parser("serve", help="run the API and the workers in one process")
     _service_flags(serve)
@@ -260,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _keys_parser(commands)
     return parser
+
+
+def _over_time_flags(check: argparse.ArgumentParser) -> None:
+    """--baseline and --fail-on, --cache and --max-age, --config: declared beside their code."""
+    from linkprobe.cli import baseline, cache, config
+
+    baseline.add_flags(check)
+    cache.add_flags(check)
+    config.add_flags(check)
 
 
 def only_outcomes(value: str) -> frozenset[str]:
@@ -400,19 +419,22 @@ def invalid_option(error: OptionError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from linkprobe.cli import config
     from linkprobe.engine import ConfigError, OptionError
 
     try:
-        args = parse(build_parser(), argv)
+        parser = build_parser()
+        args = parse(parser, argv)
+        config.apply(parser, args, sys.argv[1:] if argv is None else argv)
         return _run(args)
     except OptionError as exc:  # an option built from flags (the environment's are checked above)
         print(f"linkprobe: {invalid_option(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except (UsageError, ConfigError, ValueError) as exc:
         print(f"linkprobe: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # the documented exit code 1, with a message rather than a traceback
         print(f"linkprobe: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return ExitCode.FAILURE

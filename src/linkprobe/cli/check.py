@@ -12,15 +12,18 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from linkprobe.cli import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_OK, UsageError, checked_jobs, settle_heap
+from linkprobe.cli import UsageError, checked_jobs, settle_heap
+from linkprobe.cli.baseline import EVERY_BROKEN, Baseline, failing
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
+from linkprobe.cli.exits import ExitCode
 from linkprobe.engine import EngineConfig, ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import Outcome
 from linkprobe.extract import Kind, LinkFilter, Sources
 from linkprobe.outcomes import Redirect, redirect_of
-from linkprobe.report import ndjson_line, render, wanted
+from linkprobe.report import Notes, changes_summary, gone_line, ndjson_line, render, wanted
 
 if TYPE_CHECKING:
+    from linkprobe.cli.cache import Cache
     from linkprobe.engine.shards import Shards
     from linkprobe.settings import Settings
 
@@ -198,6 +201,17 @@ class Work:
                 work.known.append(known)
         return work
 
+    def reuse(self, cache: Cache) -> None:
+        """Results the cache holds become known; only the others are probed."""
+        to_probe, positions = [], []
+        for url, position in zip(self.to_probe, self.positions, strict=True):
+            if (cached := cache.take(url, position)) is not None:
+                self.known.append(cached)
+            else:
+                to_probe.append(url)
+                positions.append(position)
+        self.to_probe, self.positions = to_probe, positions
+
 
 @dataclasses.dataclass
 class Emitter:
@@ -209,16 +223,35 @@ class Emitter:
     results: list[ProbeResult] = dataclasses.field(default_factory=list)
     keep: Callable[[ProbeResult], bool] = dataclasses.field(default=wanted(frozenset()))  # --only, streamed
     lost_files: int = 0  # missing local files outside this folder: root-relative links, most likely
+    baseline: Baseline | None = None
+    cache: Cache | None = None
+    fail_on: frozenset[str] = EVERY_BROKEN
+    failing: int = 0  # broken results that fail the run (--fail-on)
 
     def __call__(self, result: ProbeResult) -> None:
         self.progress.add(result)
         error = result.error
         self.lost_files += error is not None and error.kind is ErrorKind.MISSING_FILE and outside(result.url)
+        change = None if self.baseline is None else self.baseline.compare(result).change
+        self.failing += failing(result, change, self.fail_on)
+        if self.cache is not None:
+            self.cache.record(result)
         if self.stream is not None:
             if self.keep(result):
-                self.stream.write(ndjson_line(result, self.collected.sources.get(result.url)))
+                extra = self.notes().fields(result.url)
+                self.stream.write(ndjson_line(result, self.collected.sources.get(result.url), extra))
         else:
             self.results.append(result)
+
+    def notes(self) -> Notes:
+        """Each URL's change so far (those gone once the run is over), the results from the cache."""
+        changes = None if self.baseline is None else self.baseline.compared
+        cached = {} if self.cache is None else dict.fromkeys(self.cache.taken, str(self.cache.path))
+        return Notes(changes, cached)
+
+    def final_notes(self) -> Notes:
+        notes = self.notes()
+        return notes if self.baseline is None else Notes(self.baseline.every(), notes.cached)
 
 
 def probe_one(work: Work, config: EngineConfig, options: ProbeOptions, emit: Emitter) -> bool:
@@ -258,12 +291,17 @@ async def probe_all(work: Work, shards: Shards, options: ProbeOptions, emit: Emi
     return stop.is_set()
 
 
-def exit_code(progress: Progress, interrupted: bool, fail_unsupported: bool) -> int:
+def exit_code(
+    progress: Progress, interrupted: bool, fail_unsupported: bool, failing: int | None = None
+) -> int:
+    """130 when interrupted; 2 when a broken URL fails the run (every broken one, unless `failing`
+    counts those --fail-on chose) or, with --fail-unsupported, an unsupported one; else 0."""
     if interrupted:
-        return EXIT_INTERRUPTED
-    if progress.broken or (fail_unsupported and progress.unsupported):
-        return EXIT_BROKEN
-    return EXIT_OK
+        return ExitCode.INTERRUPTED
+    broken = progress.broken if failing is None else failing
+    if broken or (fail_unsupported and progress.unsupported):
+        return ExitCode.BROKEN
+    return ExitCode.OK
 
 
 def collect_inputs(args: argparse.Namespace) -> Collected:
@@ -273,9 +311,31 @@ def collect_inputs(args: argparse.Namespace) -> Collected:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
 
 
+def over_time(args: argparse.Namespace, cache_key: Callable[[], str]) -> tuple[Baseline | None, Cache | None]:
+    """The baseline and the cache the flags name (checked before anything is probed)."""
+    if args.fail_on != EVERY_BROKEN and args.baseline is None:
+        raise UsageError(f"--fail-on {','.join(sorted(args.fail_on))} needs --baseline FILE")
+    if args.max_age is not None and args.cache is None:
+        raise UsageError("--max-age needs --cache FILE")
+    baseline = None if args.baseline is None else Baseline(Path(args.baseline))
+    if args.cache is None:
+        return baseline, None
+    from linkprobe.cli.cache import DEFAULT_MAX_AGE, Cache, duration
+
+    max_age = duration(DEFAULT_MAX_AGE) if args.max_age is None else args.max_age
+    return baseline, Cache(Path(args.cache), max_age, cache_key())
+
+
 def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     options = probe_options(args)
     config = engine_config(args, settings)
+
+    def cache_key() -> str:
+        from linkprobe.cli.cache import fingerprint
+
+        return fingerprint(options, config)
+
+    baseline, cache = over_time(args, cache_key)
     collected = collect_inputs(args)
     if not collected.urls:
         raise UsageError("no URLs given (no links found in the documents, or all excluded)")
@@ -284,7 +344,12 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         streaming = out if args.format == "ndjson" else None
         work = Work.of(collected, args.check_fragments)
-        emit = Emitter(collected, progress, streaming, keep=wanted(args.only))
+        if cache is not None:
+            work.reuse(cache)
+        emit = Emitter(
+            collected, progress, streaming, keep=wanted(args.only), baseline=baseline, cache=cache,
+            fail_on=args.fail_on,
+        )  # fmt: skip
         if len(work.to_probe) <= 1:
             interrupted = probe_one(work, config, options, emit)
         else:
@@ -293,17 +358,28 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
             runner = loop_runner(len(collected.urls))
             shards = Shards.fork(work.to_probe, checked_jobs(args.jobs), config, options, runner)
             interrupted = runner(probe_all(work, shards, options, emit))
+        notes = emit.final_notes()
         if streaming is None:
             sources = documents_sources(collected)
-            out.write(render(emit.results, args.format, sources, interrupted=interrupted, only=args.only))
+            out.write(
+                render(
+                    emit.results, args.format, sources, interrupted=interrupted, only=args.only, notes=notes
+                )
+            )
+        elif not args.only:
+            out.writelines(map(gone_line, notes.gone()))
     finally:
         if out is not sys.stdout:
             out.close()
+    if cache is not None:
+        cache.save()
+    if baseline is not None and args.format not in ("table", "markdown"):  # those say it in their summary
+        print(f"linkprobe: {changes_summary(notes)} ({baseline.path})", file=sys.stderr)
     if progress.blocked and args.format not in ("table", "markdown"):  # those say it on each row
         print(f"linkprobe: {progress.blocked} URL(s) {BLOCKED_HINT}", file=sys.stderr)
     say_interrupted(interrupted, progress, args.format)
     hint_root_relative(emit.lost_files, args)
-    return exit_code(progress, interrupted, args.fail_unsupported)
+    return exit_code(progress, interrupted, args.fail_unsupported, emit.failing)
 
 
 def say_interrupted(interrupted: bool, progress: Progress, fmt: str) -> None:

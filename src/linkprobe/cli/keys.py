@@ -6,10 +6,9 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from linkprobe.cli.exits import ExitCode
 from linkprobe.settings import Settings
 from linkprobe.store.accounts import KeyStore, open_keys
-
-EXIT_OK, EXIT_UNKNOWN = 0, 3
 
 
 def run_keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -27,16 +26,16 @@ async def _run(args: argparse.Namespace, keys: KeyStore) -> int:
             key, secret = await keys.create(args.name)
             print(f"created key {key.id} ({key.name}); it is shown once, keep it now:")
             print(secret)  # the last line: `linkprobe keys create x | tail -1`
-            return EXIT_OK
+            return ExitCode.OK
         if args.action == "list":
             for key in await keys.all():
                 state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
                 print(f"{key.id}  {key.created_at:%Y-%m-%d %H:%M}  {state:<24}  {key.name}")
-            return EXIT_OK
+            return ExitCode.OK
         if await keys.revoke(args.id):
             print(f"revoked key {args.id}")
-            return EXIT_OK
+            return ExitCode.OK
         print(f"no active key {args.id}")
-        return EXIT_UNKNOWN
+        return ExitCode.USAGE  # no such key: bad input
     finally:
         await keys.close()

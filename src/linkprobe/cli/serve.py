@@ -12,7 +12,8 @@ import uvicorn
 
 from linkprobe.api import create_app
 from linkprobe.api.connections import header_deadline
-from linkprobe.cli import EXIT_USAGE, settle_heap
+from linkprobe.cli import settle_heap
+from linkprobe.cli.exits import ExitCode
 from linkprobe.engine.handle import Limits
 from linkprobe.engine.limits import SPARE_DESCRIPTORS, ensure_descriptors
 from linkprobe.settings import Settings
@@ -61,7 +62,7 @@ def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: boo
         store.lock()  # before the app starts: a second server on the same file changes nothing
     except StoreLocked as exc:
         print(f"linkprobe: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     app = create_app(settings, store, embedded_worker=embedded_worker)
     settle_heap()
     logging.getLogger("uvicorn.access").addFilter(redact_query)
