@@ -68,6 +68,8 @@ class Target:
     active: int = 0
     peak: int = 0
     on_poison: Callable[[], None] | None = None
+    # /answer/{name}: what a test sets here between runs, a status or a redirect (302 to a path).
+    answers: dict[str, int | str] = field(default_factory=dict)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
@@ -188,9 +190,26 @@ def target_app(state: Target) -> web.Application:
 
     add_verdict_routes(routes)
     add_moved_route(routes)
+    add_answer_route(routes, state)
+    return app_of(routes)
+
+
+def app_of(routes: web.RouteTableDef) -> web.Application:
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+def add_answer_route(routes: web.RouteTableDef, state: Target) -> None:
+    @routes.route("*", "/answer/{name}")
+    async def answer(request: web.Request) -> web.Response:
+        """A link whose answer a test changes between runs (state.answers): a status (200 unless
+        set), or a path it redirects to (302). Counted in state.hits."""
+        state.hits[request.path] = state.hits.get(request.path, 0) + 1
+        given = state.answers.get(request.match_info["name"], 200)
+        if isinstance(given, str):
+            raise web.HTTPFound(given)
+        return web.Response(status=given, text="answer")
 
 
 def add_moved_route(routes: web.RouteTableDef) -> None:

@@ -76,6 +76,8 @@ class Cache:
         self.now = datetime.now(UTC)
         self.entries: dict[str, dict[str, Any]] = {}  # URL -> its result's to_dict() and "options"
         self.taken: set[str] = set()  # URLs whose cached result this run reuses
+        if not path.parent.is_dir():  # said before probing, not after
+            raise UsageError(f"cannot write --cache {path}: {path.parent} is not a folder")
         self._load()
 
     def _load(self) -> None:
