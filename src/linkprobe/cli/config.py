@@ -110,8 +110,11 @@ def _merge(
     if found is None:
         return
     path, tables = found
-    table = tables.get(args.command, {})
-    from_file = _explicit(command, tokens(command, table, path), path, args.command)
+    from_file = argparse.Namespace()
+    for name, table in tables.items():  # every table is checked: a typo in [crawl] fails `check` too
+        command_of = _command(parser, name)
+        parsed = _explicit(command_of, tokens(command_of, table, path), path, name)
+        from_file = parsed if name == args.command else from_file
     given = _explicit(command, list(argv)[list(argv).index(args.command) + 1 :], path, args.command)
     for dest, value in vars(from_file).items():
         if not hasattr(given, dest):
@@ -128,17 +131,18 @@ def tokens(command: argparse.ArgumentParser, table: Mapping[str, Any], path: Pat
         if action is None:
             name = command.prog.split()[-1]
             raise UsageError(f"{path}: unknown key {key!r} in [{name}]{_hint(key, known, name)}")
+        if action.nargs == 0:  # a switch: --allow-private
+            if not isinstance(value, bool):
+                raise UsageError(f"{path}: {key} must be true or false (got {value!r})")
+            flags.extend([max(action.option_strings, key=len)] if value else [])
+            continue
         values = [_text(path, key, v) for v in (value if isinstance(value, list) else [value])]
         values = [_path(v, action, path.parent) for v in values]
         if not action.option_strings:
             positional.extend(values)
             continue
         flag = max(action.option_strings, key=len)
-        if action.nargs == 0:
-            if not isinstance(value, bool):
-                raise UsageError(f"{path}: {key} must be true or false (got {value!r})")
-            flags.extend([flag] if value else [])
-        elif isinstance(action, argparse._AppendAction):
+        if isinstance(action, argparse._AppendAction):
             flags.extend(token for v in values for token in (flag, v))
         elif len(values) != 1 or isinstance(value, bool):
             raise UsageError(f"{path}: {key} takes one value (got {value!r})")

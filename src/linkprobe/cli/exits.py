@@ -23,7 +23,8 @@ class ExitCode(IntEnum):
 _MEANINGS = {
     ExitCode.OK: "every URL is ok (unsupported redirects, e.g. to mailto:, are allowed)",
     ExitCode.BROKEN: "at least one URL is broken (or unsupported, with --fail-unsupported); with "
-    "--fail-on, one of the changes named (--fail-on broke: a URL that was ok in the --baseline)",
+    "--fail-on broke, new or changed, a broken URL of that change since the --baseline (broke: one that "
+    "was ok in it)",
     ExitCode.USAGE: "bad usage: unknown flag, bad flag value, missing input file, unwritable --output, "
     "bad config file; one sentence on stderr naming the flag (or the LINKPROBE_* variable, or the key)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C): the results so far are written in the chosen format, "
