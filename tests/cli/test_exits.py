@@ -36,4 +36,4 @@ def test_a_usage_error_exits_with_the_usage_code() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "linkprobe", "check", "--no-such-flag", "x"], check=False, capture_output=True
     )
-    assert done.returncode == ExitCode.USAGE == 3
+    assert done.returncode == ExitCode.USAGE.value == 3
