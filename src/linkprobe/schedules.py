@@ -18,7 +18,6 @@ API replicas, the stores and the tests apply the same rules to the same values.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,9 +26,10 @@ from typing import Annotated, Self
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-INTERVAL = re.compile(r"(?:\d{1,6}[smhdw])+")
-INTERVAL_PART = re.compile(r"(\d+)([smhdw])")
+from linkprobe.durations import DURATION as INTERVAL  # the one duration syntax
+from linkprobe.durations import PART as INTERVAL_PART
+from linkprobe.durations import UNITS
+
 MIN_INTERVAL = timedelta(seconds=1)
 MAX_INTERVAL = timedelta(days=366)
 CRON_FIELDS = 5

@@ -31,6 +31,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
+from linkprobe.changes import CHANGES
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import BLOCKED_MARK, Blocked, ProbeFailure, curl_failure
 from linkprobe.engine.handle import Handle, Limits
@@ -43,7 +44,7 @@ SECRET_BYTES = 32  # the spec asks for 24 to 64
 SIGNATURE_VERSION = "v1"
 TOLERANCE_S = 5 * 60  # how far a receiver accepts a timestamp from its own clock (the spec's default)
 EVENT = "task.ended"
-CHANGE_KINDS = ("broke", "fixed", "changed", "new", "gone")
+CHANGE_KINDS = CHANGES  # broke, fixed, changed, new, gone: declared in changes.py
 RESPONSE_CAP = 4096  # a receiver's answer is read up to this and dropped: only its status counts
 MAX_URL_LENGTH = 2048
 # Failures no retry can mend: the URL itself, or where it leads.

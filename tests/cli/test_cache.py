@@ -71,13 +71,13 @@ async def test_broken_results_and_other_options_are_probed_again(target: Target,
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("30m", 1800), ("12h", 43200), ("1d", 86400), ("2w", 1209600), ("1h30m", 5400), ("45", 45)],
+    [("90s", 90), ("30m", 1800), ("12h", 43200), ("1d", 86400), ("2w", 1209600), ("1h30m", 5400), ("0s", 0)],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "1x", "h", "1h 30", "-1d", "1d2"])
+@pytest.mark.parametrize("text", ["", "1x", "h", "1h 30", "-1d", "1d2", "45", "1.5h"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="is not a duration"):
         duration(text)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,25 +22,19 @@ from linkprobe.cli import UsageError
 from linkprobe.engine import EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.engine.outcome import Outcome
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DEFAULT_MAX_AGE = "1d"
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 # Fields of the options that cannot change a verdict: how many URLs are in flight at once.
 _NOT_VERDICT = frozenset({"concurrency"})
 
 
 def duration(text: str) -> float:
-    """Seconds of a duration: `90s`, `30m`, `12h`, `1d`, `2w`, parts together (`1h30m`), or a
-    plain number of seconds (`3600`)."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = _PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration: a number and a unit, s, m, h, d or w (90s, 30m, 12h, 1d, 1h30m)"
-        )
-    return sum(float(number) * UNITS[unit] for number, unit in parts)
+    """Seconds of a duration (linkprobe/durations.py): `90s`, `30m`, `12h`, `1d`, `1h30m`."""
+    from linkprobe.durations import HELP, seconds
+
+    found = seconds(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: {HELP}")
+    return float(found)
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
