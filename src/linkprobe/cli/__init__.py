@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="URLs, documents (HTML, Markdown, sitemap), folders or globs, URL-list files, - for stdin",
     )  # fmt: skip
     check.add_argument("-f", "--format", choices=FORMATS, default="table", help="see formats below")
-    check.add_argument("-o", "--output", help="write results to this file instead of stdout")
+    check.add_argument("-o", "--output", metavar="FILE", help="write results to this file instead of stdout")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _only_flag(check)
     check.add_argument(
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="parse pages in N processes (default: one per CPU; 1: in threads of this one)",
     )
     crawl.add_argument("-f", "--format", choices=FORMATS, default="table")
-    crawl.add_argument("-o", "--output", help="write results to this file instead of stdout")
+    crawl.add_argument("-o", "--output", metavar="FILE", help="write results to this file instead of stdout")
     crawl.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _only_flag(crawl)
     _engine_flags(crawl)

@@ -227,6 +227,7 @@ class Emitter:
     cache: Cache | None = None
     fail_on: frozenset[str] = EVERY_BROKEN
     failing: int = 0  # broken results that fail the run (--fail-on)
+    notes: Notes = dataclasses.field(init=False)  # changes so far, results from the cache
 
     def __call__(self, result: ProbeResult) -> None:
         self.progress.add(result)
@@ -238,20 +239,21 @@ class Emitter:
             self.cache.record(result)
         if self.stream is not None:
             if self.keep(result):
-                extra = self.notes().fields(result.url)
+                extra = self.notes.fields(result.url)
                 self.stream.write(ndjson_line(result, self.collected.sources.get(result.url), extra))
         else:
             self.results.append(result)
 
-    def notes(self) -> Notes:
-        """Each URL's change so far (those gone once the run is over), the results from the cache."""
+    def __post_init__(self) -> None:
+        # Built once: the baseline's comparisons fill its live dict, the cache's reuse is decided
+        # before the run starts.
         changes = None if self.baseline is None else self.baseline.compared
         cached = {} if self.cache is None else dict.fromkeys(self.cache.taken, str(self.cache.path))
-        return Notes(changes, cached)
+        self.notes = Notes(changes, cached)
 
     def final_notes(self) -> Notes:
-        notes = self.notes()
-        return notes if self.baseline is None else Notes(self.baseline.every(), notes.cached)
+        """With the baseline's URLs this run did not have, once the run is over."""
+        return self.notes if self.baseline is None else Notes(self.baseline.every(), self.notes.cached)
 
 
 def probe_one(work: Work, config: EngineConfig, options: ProbeOptions, emit: Emitter) -> bool:
