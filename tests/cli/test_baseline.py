@@ -142,6 +142,9 @@ async def test_a_run_with_a_baseline_is_the_next_baseline(target: Target, tmp_pa
     assert run.code == 0, run.err
     run = await check("-f", "json", "--baseline", str(second), links.url("kept"))
     assert [row["change"] for row in json.loads(run.out)] == [None]  # `dropped` is not gone twice
+    links.set("kept", 500)  # the baseline read whole before the output replaces it: updated in place
+    run = await check("-f", "json", "--baseline", str(second), "-o", str(second), links.url("kept"))
+    assert run.code == 2 and [row["change"] for row in json.loads(second.read_text())] == ["broke"]
 
 
 async def test_bad_baseline_and_fail_on_without_one_exit_3(target: Target, tmp_path: Path) -> None:
