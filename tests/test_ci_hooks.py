@@ -71,6 +71,7 @@ async def test_the_pre_commit_hooks_check_the_files_committed_and_the_configs_in
     env = {
         **os.environ, **GIT_IDENTITY,
         "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
+        "VIRTUALENV_OVERRIDE_APP_DATA": str(tmp_path / "virtualenv"),  # nothing left in the home folder
         "PIP_NO_INDEX": "1", "PIP_NO_DEPS": "1",  # offline: nothing from an index
         "PIP_NO_BUILD_ISOLATION": "0",  # pip's spelling of --no-build-isolation: the seeded setuptools builds
         "PYTHONPATH": str(lent_dependencies(tmp_path / "lent")),
