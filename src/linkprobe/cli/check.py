@@ -313,7 +313,9 @@ def collect_inputs(args: argparse.Namespace) -> Collected:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
 
 
-def over_time(args: argparse.Namespace, cache_key: Callable[[], str]) -> tuple[Baseline | None, Cache | None]:
+def over_time(
+    args: argparse.Namespace, options: ProbeOptions, config: EngineConfig
+) -> tuple[Baseline | None, Cache | None]:
     """The baseline and the cache the flags name (checked before anything is probed)."""
     if args.fail_on != EVERY_BROKEN and args.baseline is None:
         raise UsageError(f"--fail-on {','.join(sorted(args.fail_on))} needs --baseline FILE")
@@ -322,22 +324,16 @@ def over_time(args: argparse.Namespace, cache_key: Callable[[], str]) -> tuple[B
     baseline = None if args.baseline is None else Baseline(Path(args.baseline))
     if args.cache is None:
         return baseline, None
-    from linkprobe.cli.cache import DEFAULT_MAX_AGE, Cache, duration
+    from linkprobe.cli.cache import DEFAULT_MAX_AGE, Cache, duration, fingerprint
 
     max_age = duration(DEFAULT_MAX_AGE) if args.max_age is None else args.max_age
-    return baseline, Cache(Path(args.cache), max_age, cache_key())
+    return baseline, Cache(Path(args.cache), max_age, fingerprint(options, config))
 
 
 def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     options = probe_options(args)
     config = engine_config(args, settings)
-
-    def cache_key() -> str:
-        from linkprobe.cli.cache import fingerprint
-
-        return fingerprint(options, config)
-
-    baseline, cache = over_time(args, cache_key)
+    baseline, cache = over_time(args, options, config)
     collected = collect_inputs(args)
     if not collected.urls:
         raise UsageError("no URLs given (no links found in the documents, or all excluded)")
@@ -361,15 +357,7 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
             shards = Shards.fork(work.to_probe, checked_jobs(args.jobs), config, options, runner)
             interrupted = runner(probe_all(work, shards, options, emit))
         notes = emit.final_notes()
-        if streaming is None:
-            sources = documents_sources(collected)
-            out.write(
-                render(
-                    emit.results, args.format, sources, interrupted=interrupted, only=args.only, notes=notes
-                )
-            )
-        elif not args.only:
-            out.writelines(map(gone_line, notes.gone()))
+        write_report(out, args, emit, interrupted, notes)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -382,6 +370,19 @@ def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
     say_interrupted(interrupted, progress, args.format)
     hint_root_relative(emit.lost_files, args)
     return exit_code(progress, interrupted, args.fail_unsupported, emit.failing)
+
+
+def write_report(
+    out: TextIO, args: argparse.Namespace, emit: Emitter, interrupted: bool, notes: Notes
+) -> None:
+    """The report in its format (NDJSON has streamed its results: the URLs gone follow them)."""
+    if emit.stream is None:
+        sources = documents_sources(emit.collected)
+        out.write(
+            render(emit.results, args.format, sources, interrupted=interrupted, only=args.only, notes=notes)
+        )
+    elif not args.only:
+        out.writelines(map(gone_line, notes.gone()))
 
 
 def say_interrupted(interrupted: bool, progress: Progress, fmt: str) -> None:
