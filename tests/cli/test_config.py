@@ -33,7 +33,7 @@ def project(tmp_path: Path, target: Target) -> Path:
     (tmp_path / "links.txt").write_text(f"{target.url('/status/200')}\n{target.url('/status/404')}\n")
     (tmp_path / "linkprobe.toml").write_text(
         '[check]\ninputs = ["links.txt"]\nformat = "json"\nallow-private = true\nretries = 0\n'
-        'only = "broken"\n'
+        'only = "broken"\nexclude = ["-nothing-matches-this"]\n'  # a value may start with a dash
     )
     (tmp_path / "docs" / "deeper").mkdir(parents=True)
     return tmp_path

@@ -143,11 +143,11 @@ def tokens(command: argparse.ArgumentParser, table: Mapping[str, Any], path: Pat
             continue
         flag = max(action.option_strings, key=len)
         if isinstance(action, argparse._AppendAction):
-            flags.extend(token for v in values for token in (flag, v))
+            flags.extend(f"{flag}={v}" for v in values)  # --flag=value: a value may start with -
         elif len(values) != 1 or isinstance(value, bool):
             raise UsageError(f"{path}: {key} takes one value (got {value!r})")
         else:
-            flags.extend((flag, values[0]))
+            flags.append(f"{flag}={values[0]}")
     return [*flags, "--", *positional] if positional else flags
 
 
