@@ -140,7 +140,7 @@ async def driven(urls: list[str], concurrency: int, per_host: int, theirs: bool)
     from linkprobe.engine.transport import Transport
 
     policy, limits = EgressPolicy(allow_private=True), Limits(concurrency, per_host)
-    headers = ProbeOptions().plan.headers
+    headers = ProbeOptions().request_headers
     order = waves(urls, list(range(len(urls))), int(concurrency * REUSE_BLOCK))  # as `check` orders them
     ok, source = 0, (urls[i] for i in order)
     if theirs:

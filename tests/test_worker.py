@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from linkprobe.engine import Engine, EngineConfig, StoreUnavailable
+from linkprobe.engine import Engine, EngineConfig, ProbeOptions, StoreUnavailable
 from linkprobe.metrics import Metrics
 from linkprobe.store import Chunk, NewTask, ResultFilter, Store
 from linkprobe.store.redis import RedisStore
@@ -94,7 +94,7 @@ async def test_a_chunk_without_progress_is_given_up_and_redelivered(
     chunk waiting for it gives no result; its worker gives it up (no lease renewed for it), says
     so, and it is redelivered, probed once the slot is back: exactly one result for the URL."""
     task, _ = await store.create_task(
-        NewTask(options={"timeout": 0.5, "retries": 0}), [target.url("/status/200")], 1
+        NewTask(options=ProbeOptions(timeout=0.5, retries=0)), [target.url("/status/200")], 1
     )
     caplog.set_level(logging.WARNING, logger="linkprobe.worker")
     metrics = Metrics()
@@ -122,14 +122,14 @@ async def test_a_one_url_task_behind_more_hanging_urls_than_slots_is_ready_in_se
     """100 URLs that hang hold every slot they may (32 but a reserve): the one-URL task after them
     still gets a slot of its own, and is ready while they hang."""
     hanging = [target.url(f"/hang?n={n}", host=f"127.0.1.{n + 1}") for n in range(100)]  # 100 hosts
-    big, _ = await store.create_task(NewTask(options={"timeout": 60, "retries": 0}), hanging, 50)
+    big, _ = await store.create_task(NewTask(options=ProbeOptions(timeout=60, retries=0)), hanging, 50)
     async with Engine(EngineConfig(allow_private=True, concurrency=32)) as engine:
         worker = Worker(store, engine, slots=2, heartbeat_s=0.5)
         running = asyncio.create_task(worker.run())
         try:
             await wait_for(lambda: engine.prober.slots.total.held(big.id) >= 30, "the hanging URLs in flight")
             small, _ = await store.create_task(
-                NewTask(options={"retries": 0}), [target.url("/status/200")], 1
+                NewTask(options=ProbeOptions(retries=0)), [target.url("/status/200")], 1
             )
             await wait_for(lambda: _ready(store, small.id), "the one-URL task", 15)
             assert not await _ready(store, big.id)

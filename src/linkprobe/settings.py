@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from linkprobe.engine import EngineConfig
+from linkprobe.engine import EngineConfig, ProbeOptions
 from linkprobe.engine.limits import cpus
+from linkprobe.engine.options import Rule, rule_of
 
 
 def default_db_path() -> Path:
@@ -32,21 +34,47 @@ EGRESS_HINT = (
 )
 
 
+def _declared(source: type[Any], name: str) -> tuple[dataclasses.Field[Any], Rule]:
+    found = next(item for item in dataclasses.fields(source) if item.name == name)
+    return found, rule_of(found)
+
+
+def _bounds(rule: Rule) -> dict[str, Any]:
+    bounds = {"ge": rule.ge, "gt": rule.gt, "le": rule.le, "max_length": rule.max_length}
+    return {name: bound for name, bound in bounds.items() if bound is not None}
+
+
+def engine_setting(name: str, note: str = "") -> Any:
+    """A setting of the engine: its default, bounds and description are EngineConfig's own
+    (engine/options.py), so `linkprobe check` without settings and the service agree."""
+    item, rule = _declared(EngineConfig, name)
+    default: dict[str, Any] = {"default": item.default}
+    if isinstance(item.default, tuple):  # a sequence: the setting's list (from a comma-separated value)
+        default = {"default_factory": list}
+    return Field(**default, **_bounds(rule), description=f"{rule.doc}{note}")
+
+
+CAP_OF = "caps"  # a cap setting's json_schema_extra key: the option it caps (api/caps.py reads it)
+
+
+def cap_setting(option: str, default: float | None, note: str = "") -> Any:
+    """The operator's cap on one option of a task (LINKPROBE_CAP_*): its bounds are the option's
+    own (engine/options.py ProbeOptions); api/caps.py finds the caps by this marker."""
+    _, rule = _declared(ProbeOptions, option)
+    return Field(
+        default, **_bounds(rule), description=f"Largest options.{option}{note}.",
+        json_schema_extra={CAP_OF: option},
+    )  # fmt: skip
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINKPROBE_", extra="ignore")
 
-    # engine
-    concurrency: int = Field(
-        256,
-        ge=1,
-        le=10000,
-        description="Requests in flight at once, all hosts (connections kept open: twice this).",
-    )
-    per_host: int = Field(8, ge=1, le=1000, description="Requests in flight at once to one host.")
-    allow_private: bool = Field(False, description="Allow loopback/private/link-local destinations.")
-    allow_cidrs: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated CIDRs."
-    )
+    # engine: EngineConfig's fields (engine_config() builds it from these)
+    concurrency: int = engine_setting("concurrency")
+    per_host: int = engine_setting("per_host")
+    allow_private: bool = engine_setting("allow_private")
+    allow_cidrs: Annotated[list[str], NoDecode] = engine_setting("allow_cidrs", " Comma-separated.")
 
     # service
     host: str = "127.0.0.1"
@@ -72,16 +100,14 @@ class Settings(BaseSettings):
     sse_keepalive_s: float = Field(15.0, gt=0, le=15, description="Longest silence on an event stream.")
 
     # caps on the options of one task (api/caps.py): a request above one is refused with 422
-    cap_timeout: float = Field(60.0, gt=0, le=600, description="Largest options.timeout, seconds.")
-    cap_connect_timeout: float = Field(30.0, gt=0, le=600, description="Largest options.connect_timeout.")
-    cap_retries: int = Field(5, ge=0, le=10, description="Largest options.retries.")
-    cap_retry_backoff: float = Field(2.0, ge=0, le=60, description="Largest options.retry_backoff.")
-    cap_retry_after: float = Field(30.0, ge=0, le=600, description="Largest options.retry_after_cap.")
-    cap_redirects: int = Field(20, ge=0, le=50, description="Largest options.max_redirects.")
-    cap_body_bytes: int = Field(16 << 20, ge=0, le=1 << 30, description="Largest options.max_body_bytes.")
-    cap_concurrency: int | None = Field(
-        None, ge=1, le=10000, description="Largest options.concurrency; the engine's concurrency if unset."
-    )
+    cap_timeout: float = cap_setting("timeout", 60.0)
+    cap_connect_timeout: float = cap_setting("connect_timeout", 30.0)
+    cap_retries: int = cap_setting("retries", 5)
+    cap_retry_backoff: float = cap_setting("retry_backoff", 2.0)
+    cap_retry_after: float = cap_setting("retry_after_cap", 30.0)
+    cap_redirects: int = cap_setting("max_redirects", 20)
+    cap_body_bytes: int = cap_setting("max_body_bytes", 16 << 20)
+    cap_concurrency: int | None = cap_setting("concurrency", None, "; the engine's concurrency if unset")
     cap_crawl_depth: int = Field(
         50, ge=0, le=10_000, description="Largest crawl.max_depth (and the default)."
     )
@@ -120,12 +146,8 @@ class Settings(BaseSettings):
 
     def engine_config(self) -> EngineConfig:
         """The engine's settings; the CLI puts its flags over them (cli/check.py engine_config)."""
-        return EngineConfig.of({
-            "concurrency": self.concurrency,
-            "per_host": self.per_host,
-            "allow_private": self.allow_private,
-            "allow_cidrs": tuple(self.allow_cidrs),
-        })  # fmt: skip
+        fields = dataclasses.fields(EngineConfig)
+        return EngineConfig.of({item.name: getattr(self, item.name) for item in fields})
 
     @field_validator("allow_cidrs", "allowed_hosts", "cors_origins", mode="before")
     @classmethod

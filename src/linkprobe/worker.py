@@ -186,7 +186,7 @@ class Worker:
             log.error("chunk %s/%s failed: %r", chunk.task_id, chunk.number, error)
 
     async def _process(self, chunk: Chunk) -> None:
-        options = ProbeOptions.of(chunk.options)
+        options = chunk.options  # typed and checked where the store read it
         started = time.perf_counter()
         batch = Batch(self, chunk)
         flusher = asyncio.create_task(batch.flush_every(FLUSH_S))
@@ -290,7 +290,7 @@ class Worker:
 def _longest(chunk: Chunk) -> float:
     """The longest one URL of `chunk` can take once it holds its slots: a page of a crawl is read
     twice at most (robots.txt, then the page), its links then handed to the store."""
-    longest = ProbeOptions.of(chunk.options).longest_s
+    longest = chunk.options.longest_s
     return longest if chunk.kind is ChunkKind.LINKS else 2 * longest
 
 

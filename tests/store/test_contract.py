@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from linkprobe.engine import ErrorKind, ProbeError, ProbeResult, failed
+from linkprobe.engine import ErrorKind, ProbeError, ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import Hop
 from linkprobe.store import Chunk, IdempotencyConflict, NewTask, ResultFilter, Store, TaskStatus
 from linkprobe.store.base import LATENCY_BOUNDS_MS
@@ -44,14 +44,15 @@ async def drain(store: Store) -> int:
 
 
 async def test_create_and_get(store: Store) -> None:
-    task, created = await store.create_task(NewTask("n", "d", {"retries": 1}), iter(URLS), chunk_size=4)
+    new = NewTask("n", "d", ProbeOptions(retries=1))
+    task, created = await store.create_task(new, iter(URLS), chunk_size=4)
     assert created
     got = await store.get_task(task.id)
     assert got is not None
     assert (got.name, got.description, got.options, got.status) == (
         "n",
         "d",
-        {"retries": 1},
+        ProbeOptions(retries=1),
         TaskStatus.PENDING,
     )
     assert (got.total, got.done, got.ok, got.broken) == (10, 0, 0, 0)
@@ -63,7 +64,7 @@ async def test_chunks_cover_the_input_in_order(store: Store) -> None:
     task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
     seen: list[tuple[int, list[str]]] = []
     while (chunk := await store.claim_chunk("w")) is not None:
-        assert chunk.task_id == task.id and chunk.options == {}
+        assert chunk.task_id == task.id and chunk.options == ProbeOptions()
         seen.append((chunk.start, chunk.urls))
         await store.complete_chunk(chunk, results_of(chunk))
     assert [start for start, _ in seen] == [0, 4, 8]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from linkprobe.engine import ProbeOptions
 from linkprobe.store import NewTask, Store, TaskStatus
 from linkprobe.store import redis_schema as k
 from linkprobe.store.redis import RedisStore
@@ -24,6 +25,7 @@ from tests.store.test_contract import URLS, drain, results_of
 
 SECRETS = ("Bearer tok-5f1c9e0a7b", "session=ck-77a1d0c3e2")
 OPTIONS = {"retries": 1, "headers": {"Authorization": SECRETS[0], "Cookie": SECRETS[1]}}
+PROBE = ProbeOptions.of(OPTIONS)
 
 
 async def raw_data(store: Store) -> bytes:
@@ -90,22 +92,22 @@ async def dead_letter(store: Store, task_id: str) -> None:
 async def test_header_secrets_are_used_while_the_task_runs_and_gone_from_the_store_when_it_ends(
     store: Store, end: Callable[[Store, str], Awaitable[None]]
 ) -> None:
-    task, _ = await store.create_task(NewTask(options=OPTIONS, owner="alice"), iter(URLS), chunk_size=4)
-    assert task.options["headers"] == {"Authorization": "[redacted]", "Cookie": "[redacted]"}
-    assert task.options["retries"] == 1
+    task, _ = await store.create_task(NewTask(options=PROBE, owner="alice"), iter(URLS), chunk_size=4)
+    assert task.options.headers == {"Authorization": "[redacted]", "Cookie": "[redacted]"}
+    assert task.options.retries == 1
     chunk = await store.claim_chunk("w")
-    assert chunk is not None and chunk.options == OPTIONS  # the worker sends the real values
+    assert chunk is not None and chunk.options == PROBE  # the worker sends the real values
     assert secrets_in(await raw_data(store)) == list(SECRETS)  # kept while the task runs
     await store.complete_chunk(chunk, results_of(chunk))
     await end(store, task.id)
     record = await store.get_task(task.id)
     assert record is not None and record.status in (TaskStatus.READY, TaskStatus.CANCELLED)
-    assert record.options["headers"] == {"Authorization": "[redacted]", "Cookie": "[redacted]"}
+    assert record.options.headers == {"Authorization": "[redacted]", "Cookie": "[redacted]"}
     assert secrets_in(await raw_data(store)) == []
 
 
 async def test_a_running_task_deleted_leaves_no_secret_in_the_store(store: Store) -> None:
-    task, _ = await store.create_task(NewTask(options=OPTIONS), iter(URLS), chunk_size=4)
+    task, _ = await store.create_task(NewTask(options=PROBE), iter(URLS), chunk_size=4)
     assert await store.claim_chunk("w") is not None
     assert secrets_in(await raw_data(store)) == list(SECRETS)
     assert await store.delete_task(task.id)
@@ -113,7 +115,7 @@ async def test_a_running_task_deleted_leaves_no_secret_in_the_store(store: Store
 
 
 async def test_a_task_with_nothing_to_probe_never_keeps_its_secrets(store: Store) -> None:
-    task, _ = await store.create_task(NewTask(options=OPTIONS), iter([]), chunk_size=4)
+    task, _ = await store.create_task(NewTask(options=PROBE), iter([]), chunk_size=4)
     assert task.status == TaskStatus.READY
     assert secrets_in(await raw_data(store)) == []
 
@@ -170,8 +172,8 @@ async def test_a_database_from_before_secrets_were_kept_apart_is_migrated(tmp_pa
     path = tmp_path / "old.db"
     store = SQLiteStore(path)
     await store.open()
-    running, _ = await store.create_task(NewTask(options=OPTIONS), iter(URLS), chunk_size=4)
-    ended, _ = await store.create_task(NewTask(options=OPTIONS), iter(URLS), chunk_size=4)
+    running, _ = await store.create_task(NewTask(options=PROBE), iter(URLS), chunk_size=4)
+    ended, _ = await store.create_task(NewTask(options=PROBE), iter(URLS), chunk_size=4)
     await store.cancel_task(ended.id)
     await store.close()
     with sqlite3.connect(path) as db:  # as the previous release stored them: options with the values
@@ -183,9 +185,9 @@ async def test_a_database_from_before_secrets_were_kept_apart_is_migrated(tmp_pa
     try:
         for task in (running, ended):
             record = await store.get_task(task.id)
-            assert record is not None and record.options["headers"]["Authorization"] == "[redacted]"
+            assert record is not None and record.options.headers["Authorization"] == "[redacted]"
         chunk = await store.claim_chunk("w")
-        assert chunk is not None and chunk.task_id == running.id and chunk.options == OPTIONS
+        assert chunk is not None and chunk.task_id == running.id and chunk.options == PROBE
         await drain(store)
         await store.complete_chunk(chunk, results_of(chunk))
         assert secrets_in(raw_sqlite(path)) == []

@@ -9,20 +9,21 @@ from fastapi import HTTPException
 
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.options import number_text, rule_of
-from linkprobe.settings import Settings
+from linkprobe.settings import CAP_OF, Settings
 from linkprobe.store import CrawlSpec
 
-# option name -> the Settings field that caps it (LINKPROBE_<FIELD> in the environment)
-CAPPED = {
-    "timeout": "cap_timeout",
-    "connect_timeout": "cap_connect_timeout",
-    "retries": "cap_retries",
-    "retry_backoff": "cap_retry_backoff",
-    "retry_after_cap": "cap_retry_after",
-    "max_redirects": "cap_redirects",
-    "max_body_bytes": "cap_body_bytes",
-    "concurrency": "cap_concurrency",
-}
+
+def _capped() -> dict[str, str]:
+    """Option name -> the Settings field that caps it (LINKPROBE_<FIELD> in the environment), as
+    the settings declare them (settings.cap_setting)."""
+    capped: dict[str, str] = {}
+    for name, info in Settings.model_fields.items():
+        if isinstance(extra := info.json_schema_extra, dict) and isinstance(option := extra.get(CAP_OF), str):
+            capped[option] = name
+    return capped
+
+
+CAPPED = _capped()
 DEFAULTS = ProbeOptions()
 CRAWL_CAPPED = {
     "max_depth": "cap_crawl_depth",
@@ -36,22 +37,22 @@ def cap_of(settings: Settings, option: str) -> float:
     return settings.concurrency if value is None else value  # concurrency: the engine's by default
 
 
-def apply_caps(options: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def apply_caps(options: ProbeOptions, settings: Settings) -> ProbeOptions:
     """The task's options within the caps: 422 naming the cap for a value above it; a default
     above a cap the operator lowered is stored as the cap."""
-    capped = dict(options)
+    lowered: dict[str, Any] = {}
     for option, field in CAPPED.items():
-        cap = cap_of(settings, option)
-        if option not in options:
-            if getattr(DEFAULTS, option) > cap:
-                capped[option] = cap
-        elif options[option] > cap:
+        cap, value = cap_of(settings, option), getattr(options, option)
+        if value <= cap:
+            continue
+        if value != getattr(DEFAULTS, option):  # given by the client
             raise HTTPException(
                 422,
-                f"options.{option} {options[option]} is above the cap of {number_text(cap)} "
+                f"options.{option} {value} is above the cap of {number_text(cap)} "
                 f"(LINKPROBE_{field.upper()})",
             )
-    return capped
+        lowered[option] = cap
+    return dataclasses.replace(options, **lowered) if lowered else options
 
 
 def cap_crawl(spec: CrawlSpec, settings: Settings) -> None:

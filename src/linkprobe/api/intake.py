@@ -32,7 +32,8 @@ from linkprobe.api.documents import FIELDS as DOCUMENT_FIELDS
 from linkprobe.api.documents import MAX_PATTERNS, DocumentFields, Upload, document_fields, extract_uploads
 from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
-from linkprobe.api.options import ProbeOptionsModel
+from linkprobe.api.options import ProbeOptionsModel, options_of
+from linkprobe.engine import ProbeOptions
 from linkprobe.engine.urls import count_url_lines, url_lines
 from linkprobe.extract import kind_for_content_type
 from linkprobe.settings import Settings
@@ -129,11 +130,13 @@ async def _spool(chunks: AsyncIterator[bytes], settings: Settings) -> tuple[IO[b
     return spool, digest.hexdigest()
 
 
-def _options(raw: str | None) -> dict[str, Any]:
+def _options(raw: str | None) -> ProbeOptions:
+    """The `options` field or parameter (ProbeOptions as JSON) of a text, multipart or document
+    upload; 422 naming the field, as a JSON body's options."""
     if not raw:
-        return {}
+        return ProbeOptions()
     try:
-        return ProbeOptionsModel.model_validate_json(raw).model_dump(exclude_defaults=True)
+        return options_of(ProbeOptionsModel.model_validate_json(raw))
     except ValidationError as exc:
         raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
 
@@ -151,8 +154,7 @@ async def _scan_json(request: Request, settings: Settings, model: type[M]) -> tu
 
 async def from_json(request: Request, settings: Settings) -> Submission:
     created, submission = await _scan_json(request, settings, TaskCreate)
-    options = created.options.model_dump(exclude_defaults=True)
-    submission.task = NewTask(created.name, created.description, options)
+    submission.task = NewTask(created.name, created.description, options_of(created.options))
     if created.crawl is not None:  # the start page is the task's one URL; the rest is discovered
         submission.task.crawl = CrawlSpec(**created.crawl.model_dump())
         submission.urls, submission.count = [created.crawl.start], 1

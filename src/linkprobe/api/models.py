@@ -18,8 +18,7 @@ from pydantic import (
 
 from linkprobe.api.documents import MAX_PATTERN_LENGTH
 from linkprobe.api.options import ProbeOptionsModel
-from linkprobe.api.security import redact
-from linkprobe.engine import ConfigError
+from linkprobe.engine import ConfigError, ProbeOptions
 from linkprobe.engine.errors import InvalidURL, Unsupported
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, ProbeResult
 from linkprobe.engine.urls import normalise
@@ -164,7 +163,10 @@ class Task(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    options: dict[str, Any] = Field(description="The task's probe options; header values are redacted.")
+    options: dict[str, Any] = Field(
+        description="The task's probe options that differ from their defaults (ProbeOptions); header "
+        "values are redacted."
+    )
     crawl: Crawl | None = Field(None, description="A crawl task's site and limits; null for URL lists.")
 
     @classmethod
@@ -174,10 +176,16 @@ class Task(BaseModel):
             id=record.id, name=record.name, description=record.description, status=record.status,
             progress=progress(record),
             by_status=record.by_status, by_error=record.by_error, latency=record.latency,
-            created_at=record.created_at,
-            started_at=record.started_at, finished_at=record.finished_at, options=redact(record.options),
+            created_at=record.created_at, started_at=record.started_at, finished_at=record.finished_at,
+            options=shown_options(record.options),
             crawl=crawl,
         )  # fmt: skip
+
+
+def shown_options(options: ProbeOptions) -> dict[str, Any]:
+    """Options as shown to anyone: header names stay, their values do not (the stores keep them
+    redacted already; a Redis task stored before secrets were kept apart may not be)."""
+    return options.redacted().changed()
 
 
 def progress(record: TaskRecord) -> Progress:

@@ -61,3 +61,9 @@ if TYPE_CHECKING:  # what the model is to the type checker; its fields are Probe
 
 else:
     ProbeOptionsModel = model_of(ProbeOptions)
+
+
+def options_of(model: BaseModel) -> ProbeOptions:
+    """The engine's options from a validated ProbeOptionsModel: the typed object a task carries
+    from here to the store and the probe."""
+    return ProbeOptions.of(model.model_dump(exclude_defaults=True))

@@ -22,7 +22,6 @@ from fastapi import HTTPException, Request
 from linkprobe.settings import Settings
 from linkprobe.store import TaskRecord
 from linkprobe.store.accounts import KeyStore
-from linkprobe.store.base import redacted
 
 log = logging.getLogger("linkprobe.api")
 
@@ -123,12 +122,6 @@ def _bearer(header: str | None) -> str | None:
         return None
     scheme, _, secret = header.partition(" ")
     return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
-
-
-def redact(options: dict[str, Any]) -> dict[str, Any]:
-    """Options as shown to anyone: header names stay, their values do not (the stores keep them
-    redacted already; a Redis task stored before secrets were kept apart may not be)."""
-    return redacted(options)
 
 
 class Guard:

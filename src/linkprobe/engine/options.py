@@ -8,6 +8,7 @@ model, constraints and OpenAPI schema from the same declaration (api/options.py)
 
 import dataclasses
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -183,28 +184,6 @@ class Validated:
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What every request of one ProbeOptions needs, computed once per options object: the
-    accepted codes as a set, the request's header lines with and without credentials."""
-
-    method: str
-    accepted: frozenset[int]
-    headers: list[str]  # "Name: value" lines, User-Agent and Accept-Encoding included
-    foreign_headers: list[str]  # for other origins after a redirect: no credentials (same list if none)
-    verify_tls: bool
-    deadline: float  # ProbeOptions.timeout: the total per-attempt deadline
-    connect_timeout: float
-    retries: int
-    retry_backoff: float
-    retry_after_cap: float
-    max_redirects: int
-    max_body_bytes: int
-
-    def accepts(self, status: int) -> bool:
-        return status in self.accepted
-
-
 def header_lines(defaults: dict[str, str], given: Mapping[str, str]) -> list[str]:
     """Request header lines: the given headers, and each default the given ones do not name."""
     named = {name.lower() for name in given}
@@ -223,17 +202,22 @@ class ProbeOptions(Validated):
     headers: dict[str, str] = field(
         default_factory=dict, metadata=rule("Extra request headers.", check=check_headers)
     )
-    user_agent: str = field(default=DEFAULT_USER_AGENT, metadata=rule(max_length=512, check=check_user_agent))
+    user_agent: str = field(
+        default=DEFAULT_USER_AGENT,
+        metadata=rule("The User-Agent header.", max_length=512, check=check_user_agent),
+    )
     accept: str = field(
         default="200-299",
         metadata=rule("Status codes judged ok after redirects, e.g. 200-299,301,429.", check=parse_accept),
     )
-    verify_tls: bool = True
+    verify_tls: bool = field(default=True, metadata=rule("Verify TLS certificates."))
     timeout: float = field(
         default=10.0,
         metadata=rule("Total deadline per URL attempt, redirects and body included.", gt=0, le=600),
     )
-    connect_timeout: float = field(default=5.0, metadata=rule(gt=0, le=600))
+    connect_timeout: float = field(
+        default=5.0, metadata=rule("Seconds to connect, within the attempt's deadline.", gt=0, le=600)
+    )
     retries: int = field(
         default=2, metadata=rule("Retries for connect errors and 429/502/503/504.", ge=0, le=10)
     )
@@ -243,7 +227,7 @@ class ProbeOptions(Validated):
     retry_after_cap: float = field(
         default=10.0, metadata=rule("Longest Retry-After honoured, seconds.", ge=0, le=600)
     )
-    max_redirects: int = field(default=10, metadata=rule(ge=0, le=50))
+    max_redirects: int = field(default=10, metadata=rule("Redirects followed at most.", ge=0, le=50))
     max_body_bytes: int = field(
         default=1 << 20, metadata=rule("Decoded body bytes read at most.", ge=0, le=1 << 30)
     )
@@ -256,28 +240,58 @@ class ProbeOptions(Validated):
         waits = sum(max(self.retry_backoff * 2.0**n, self.retry_after_cap) for n in range(self.retries))
         return float((self.retries + 1) * self.timeout + waits)
 
+    # What every request needs, derived once per options object (the hot path reads these).
     @cached_property
-    def plan(self) -> Plan:
-        """What every request needs, built once."""
-        headers = header_lines({"User-Agent": self.user_agent, "Accept-Encoding": ACCEPTED}, self.headers)
-        foreign = headers
-        if any(name.lower() in CREDENTIALS for name in self.headers):
-            safe = {name: v for name, v in self.headers.items() if name.lower() not in CREDENTIALS}
-            foreign = header_lines({"User-Agent": self.user_agent, "Accept-Encoding": ACCEPTED}, safe)
-        return Plan(
-            method=self.method,
-            accepted=parse_accept(self.accept),
-            headers=headers,
-            foreign_headers=foreign,
-            verify_tls=self.verify_tls,
-            deadline=self.timeout,
-            connect_timeout=self.connect_timeout,
-            retries=self.retries,
-            retry_backoff=self.retry_backoff,
-            retry_after_cap=self.retry_after_cap,
-            max_redirects=self.max_redirects,
-            max_body_bytes=self.max_body_bytes,
-        )
+    def accepted(self) -> frozenset[int]:
+        """The status codes judged ok (`accept` parsed)."""
+        return parse_accept(self.accept)
+
+    @cached_property
+    def request_headers(self) -> list[str]:
+        """The request's header lines ("Name: value"), User-Agent and Accept-Encoding included."""
+        return header_lines({"User-Agent": self.user_agent, "Accept-Encoding": ACCEPTED}, self.headers)
+
+    @cached_property
+    def foreign_headers(self) -> list[str]:
+        """The header lines for other origins after a redirect: no credentials (the same list
+        object as request_headers when there are none)."""
+        if not any(name.lower() in CREDENTIALS for name in self.headers):
+            return self.request_headers
+        safe = {name: v for name, v in self.headers.items() if name.lower() not in CREDENTIALS}
+        return header_lines({"User-Agent": self.user_agent, "Accept-Encoding": ACCEPTED}, safe)
+
+    # The stored form: the fields that differ from their defaults, as JSON; read back through
+    # the same checks (`of`). Secret values (SECRET_OPTIONS) are split off before it is stored.
+    def changed(self) -> dict[str, Any]:
+        """The fields given other values than their defaults (what a task shows and stores)."""
+        return {
+            item.name: value
+            for item in dataclasses.fields(self)
+            if (value := getattr(self, item.name)) != _default(item)
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.changed())
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        return cls.of(json.loads(text))
+
+    def redacted(self) -> Self:
+        """The options as shown to anyone: the secret options' names (header names) stay, their
+        values do not."""
+        if not any(getattr(self, name) for name in SECRET_OPTIONS):
+            return self
+        hidden: dict[str, Any] = {n: dict.fromkeys(getattr(self, n), REDACTED) for n in SECRET_OPTIONS}
+        return dataclasses.replace(self, **hidden)
+
+    def secrets(self) -> dict[str, Any]:
+        """The secret options' values that are set (None of them: empty)."""
+        return {name: value for name in SECRET_OPTIONS if (value := getattr(self, name))}
+
+
+def _default(item: dataclasses.Field[Any]) -> Any:
+    return item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
 
 
 @dataclass(frozen=True)

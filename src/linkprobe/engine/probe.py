@@ -26,7 +26,7 @@ from linkprobe.engine.errors import (
 )
 from linkprobe.engine.handle import REDIRECT_STATUSES, BlockingTransport, Handle, Sender
 from linkprobe.engine.limits import Lane, Slots
-from linkprobe.engine.options import EngineConfig, Plan, ProbeOptions
+from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import BodyState, ErrorKind, Hop, ProbeError, ProbeResult, utcnow
 from linkprobe.engine.urls import normalise
 
@@ -147,21 +147,20 @@ class Prober:
         max_body_bytes, decoded) instead of counted and dropped: a page to extract links from.
         `lane` is whose share of the engine's slots it takes (limits.LaneSemaphore)."""
         started = perf_counter()
-        plan = options.plan
         result = ProbeResult(url, index)  # positional: keyword parsing measured 20% of building it
         try:
             target = normalise(url)
-            for number in range(plan.retries + 1):
+            for number in range(options.retries + 1):
                 result.attempts = number + 1
-                delay = await self._attempt(target, plan, result, number == plan.retries, page, lane)
+                delay = await self._attempt(target, options, result, number == options.retries, page, lane)
                 if delay is None:
                     break
-                await self.transport.pause(delay if delay >= 0 else self._backoff(number, plan))
+                await self.transport.pause(delay if delay >= 0 else self._backoff(number, options))
         except ProbeFailure as failure:
             result.error = ProbeError(failure.kind, str(failure) or failure.kind.value)
         except Exception as exc:  # a bug must still give this URL a result
             result.error = ProbeError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
-        result.ok = result.error is None and result.status_code in plan.accepted  # None is never in it
+        result.ok = result.error is None and result.status_code in options.accepted  # None is never in it
         result.elapsed_ms = ms_since(started)
         if result.queue_ms:  # round() only then: it formats and re-parses the float
             result.elapsed_ms = round(result.elapsed_ms - result.queue_ms, 3)
@@ -170,7 +169,13 @@ class Prober:
         return result
 
     async def _attempt(
-        self, target: URL, plan: Plan, result: ProbeResult, last: bool, page: bytearray | None, lane: Lane
+        self,
+        target: URL,
+        options: ProbeOptions,
+        result: ProbeResult,
+        last: bool,
+        page: bytearray | None,
+        lane: Lane,
     ) -> float | None:
         """One attempt under the deadline. Returns None when done, else the delay before a retry
         (negative: use the backoff). Raises ProbeFailure when the URL failed for good."""
@@ -184,7 +189,7 @@ class Prober:
         held: list[str | None] = [host]  # the host whose slot the probe holds: redirects move it
         handle = self.transport.handle()
         try:
-            retry_after = await self._follow(handle, target, plan, result, page, held)
+            retry_after = await self._follow(handle, target, options, result, page, held)
         except ProbeFailure as failure:
             if last or not failure.retryable:
                 raise
@@ -194,7 +199,7 @@ class Prober:
             self.slots.release(held[0], lane)
         if last or result.status_code not in RETRY_STATUSES:
             return None
-        return -1.0 if retry_after is None else min(retry_after, plan.retry_after_cap)
+        return -1.0 if retry_after is None else min(retry_after, options.retry_after_cap)
 
     async def _move(self, held: list[str | None], host: str, result: ProbeResult) -> float:
         """Take a slot of the redirect's host (libcurl would queue the hop against its timeout);
@@ -206,31 +211,31 @@ class Prober:
         return waited
 
     @staticmethod
-    def _backoff(number: int, plan: Plan) -> float:
+    def _backoff(number: int, options: ProbeOptions) -> float:
         # Full jitter: spreads retries from many URLs of one host over the window.
-        return random.uniform(0, plan.retry_backoff * (2**number))
+        return random.uniform(0, options.retry_backoff * (2**number))
 
     async def _follow(
         self,
         handle: Handle,
         target: URL,
-        plan: Plan,
+        options: ProbeOptions,
         result: ProbeResult,
         page: bytearray | None,
         held: list[str | None],
     ) -> float | None:
         """Request `target`, following redirects, all within the attempt's deadline; returns the
         final response's Retry-After."""
-        deadline = perf_counter() + plan.deadline
-        method = plan.method
+        deadline = perf_counter() + options.timeout
+        method = options.method
         first = text = str(target)
-        headers = plan.headers
-        home = _origin(target) if plan.foreign_headers is not headers else None  # has credentials
+        headers = options.request_headers
+        home = _origin(target) if options.foreign_headers is not headers else None  # has credentials
         while True:
             left = deadline - perf_counter()
             if left <= 0:
-                raise DeadlineExceeded(f"no final status within {plan.deadline:g} s")
-            connect = min(plan.connect_timeout, left)
+                raise DeadlineExceeded(f"no final status within {options.timeout:g} s")
+            connect = min(options.connect_timeout, left)
             get = method == "GET"
             handle.start(
                 text,
@@ -238,8 +243,8 @@ class Prober:
                 headers,
                 left,
                 connect,
-                plan.verify_tls,
-                plan.max_body_bytes,
+                options.verify_tls,
+                options.max_body_bytes,
                 page if get else None,
             )
             code, message = await self.transport.send(handle)
@@ -248,10 +253,10 @@ class Prober:
             status = self._note(handle, text, result)
             location = handle.header(b"location") if status in REDIRECT_STATUSES else None
             if location is not None:
-                target = _next_hop(target, first, location, result, plan.max_redirects)
+                target = _next_hop(target, first, location, result, options.max_redirects)
                 text = result.redirects[-1].url
                 if home is not None:  # credentials stay with their origin, as curl and browsers do
-                    headers = plan.headers if _origin(target) == home else plan.foreign_headers
+                    headers = options.request_headers if _origin(target) == home else options.foreign_headers
                 if (host := _host(target)) != held[0]:  # the per-host limit holds on every hop
                     deadline += await self._move(held, host, result)
                 continue

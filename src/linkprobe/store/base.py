@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from linkprobe.engine import ErrorKind, ProbeResult, StoreError, failed
-from linkprobe.engine.options import REDACTED, SECRET_OPTIONS
+from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, StoreError, failed
 from linkprobe.extract.document import MAX_PLACES
 
 if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `linkprobe crawl` never loads
@@ -100,7 +99,7 @@ class Found:
 class NewTask:
     name: str | None = None
     description: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: ProbeOptions = field(default_factory=ProbeOptions)
     owner: str | None = None  # the API key id that created the task (None: no authentication)
     crawl: CrawlSpec | None = None  # a crawl task: its URLs grow as pages are fetched
     # Where each input URL was found (documents): input index -> {"total": n, "places":
@@ -113,7 +112,7 @@ class TaskRecord:
     id: str
     name: str | None
     description: str | None
-    options: dict[str, Any]
+    options: ProbeOptions  # as stored: secret values redacted (split_secrets)
     status: TaskStatus
     total: int
     done: int
@@ -138,7 +137,7 @@ class Chunk:
     number: int
     start: int
     urls: list[str]
-    options: dict[str, Any]
+    options: ProbeOptions  # with the task's secret values
     deliveries: int = 1
     receipt: str = ""
     kind: ChunkKind = ChunkKind.LINKS
@@ -233,28 +232,24 @@ def with_sources(row: str, sources: str | None) -> str:
     return row if sources is None else f'{row[:-1]},"sources":{sources}}}'
 
 
-def split_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The options to store and show (header names kept, values redacted) and the secret values as
-    JSON (None when there are none). A store keeps the secrets apart from the task's options, hands
-    them to workers with its chunks, and drops them in the transition that ends the task."""
-    secrets = {
-        name: value for name in SECRET_OPTIONS if isinstance(value := options.get(name), dict) and value
-    }
-    return redacted(options), (json.dumps(secrets) if secrets else None)
+def split_secrets(options: ProbeOptions) -> tuple[str, str | None]:
+    """The options' stored form (their JSON, header names kept, values redacted) and the secret
+    values as JSON (None when there are none). A store keeps the secrets apart from the task's
+    options, hands them to workers with its chunks, and drops them in the transition that ends
+    the task."""
+    secrets = options.secrets()
+    return options.redacted().to_json(), (json.dumps(secrets) if secrets else None)
 
 
-def redacted(options: dict[str, Any]) -> dict[str, Any]:
-    """Options as shown to anyone: the secret options' names (headers) stay, their values do not."""
-    shown = dict(options)
-    for name in SECRET_OPTIONS:
-        if isinstance(value := options.get(name), dict):
-            shown[name] = dict.fromkeys(value, REDACTED)
-    return shown
+def stored_options(text: str) -> ProbeOptions:
+    """A task's options as stored (split_secrets), read back through the declaration's checks."""
+    return ProbeOptions.from_json(text)
 
 
-def with_secrets(options: dict[str, Any], secrets: str | None) -> dict[str, Any]:
+def with_secrets(text: str, secrets: str | None) -> ProbeOptions:
     """A chunk's options: the stored ones with the task's secret values put back."""
-    return {**options, **json.loads(secrets)} if secrets else options
+    options = ProbeOptions.from_json(text)
+    return dataclasses.replace(options, **json.loads(secrets)) if secrets else options
 
 
 def lane_of(task: NewTask, task_id: str) -> str:

@@ -54,6 +54,7 @@ from linkprobe.store.base import (
     latency_of,
     page_of,
     split_secrets,
+    stored_options,
     with_secrets,
     with_sources,
 )
@@ -237,7 +238,7 @@ class RedisStore(Store):
         fields: dict[str, Any] = {
             "id": task_id, "name": task.name or "", "description": task.description or "",
             "has_name": int(task.name is not None), "has_description": int(task.description is not None),
-            "options": json.dumps(options), "status": "pending" if chunks else "ready", "total": total,
+            "options": options, "status": "pending" if chunks else "ready", "total": total,
             "done": 0, "ok": 0, "broken": 0, "chunks_left": chunks, "created_at": _now(),
             "finished_at": "" if chunks else _now(), "owner": task.owner or "",
             "lane": lane_of(task, task_id), "chunks": chunks, "chunk_size": chunk_size,
@@ -340,7 +341,8 @@ class RedisStore(Store):
         return TaskRecord(
             id=data["id"], name=data["name"] if data.get("has_name") == "1" else None,
             description=data["description"] if data.get("has_description") == "1" else None,
-            options=json.loads(data["options"]), status=TaskStatus(data["status"]), total=int(data["total"]),
+            options=stored_options(data["options"]), status=TaskStatus(data["status"]),
+            total=int(data["total"]),
             done=int(data["done"]), ok=int(data["ok"]), broken=int(data["broken"]),
             created_at=datetime.fromisoformat(data["created_at"]), started_at=_time(data.get("started_at")),
             finished_at=_time(data.get("finished_at")),
@@ -568,7 +570,7 @@ class RedisStore(Store):
             return None
         urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
         start = int(await self.r.hget(k.starts(task_id), str(number)) or 0)
-        options = with_secrets(json.loads(state[1]), state[4] or None)
+        options = with_secrets(state[1], state[4] or None)
         chunk = Chunk(task_id, number, start, urls, options, deliveries, entry_id)
         if state[2]:  # a crawl task's chunk: its kind, depth and the crawl's spec
             kind, _, depth = (state[3] or ChunkKind.LINKS.value + " 0").partition(" ")

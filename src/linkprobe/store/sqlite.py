@@ -62,6 +62,7 @@ from linkprobe.store.base import (
     page_of,
     plan_discovery,
     split_secrets,
+    stored_options,
     with_secrets,
     with_sources,
 )
@@ -312,11 +313,11 @@ class SQLiteStore(Store):
             "SELECT id, options, status FROM tasks WHERE json_type(options, '$.headers') = 'object'"
         ).fetchall()
         for task_id, options, status in rows:
-            shown, secrets = split_secrets(json.loads(options))
+            shown, secrets = split_secrets(stored_options(options))
             live = status in (TaskStatus.PENDING, TaskStatus.RUNNING)
             db.execute(
                 "UPDATE tasks SET options = ?, secrets = ? WHERE id = ?",
-                (json.dumps(shown), secrets if live else None, task_id),
+                (shown, secrets if live else None, task_id),
             )
         if rows:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -445,7 +446,7 @@ class SQLiteStore(Store):
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
                 " fingerprint, lane, owner, crawl, chunk_size, secrets, total)"
                 " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task_id, task.name, task.description, json.dumps(options), _now(), key, fingerprint,
+                (task_id, task.name, task.description, options, _now(), key, fingerprint,
                  lane, task.owner, crawl, chunk_size, secrets, total),
             )  # fmt: skip
             db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
@@ -509,7 +510,8 @@ class SQLiteStore(Store):
     def _record(self, row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
         counts = self.db.execute("SELECT key, n FROM counts WHERE task_id = ?", (row[0],)).fetchall()
         return TaskRecord(
-            id=row[0], name=row[1], description=row[2], options=json.loads(row[3]), status=TaskStatus(row[4]),
+            id=row[0], name=row[1], description=row[2], options=stored_options(row[3]),
+            status=TaskStatus(row[4]),
             total=row[5], done=row[6], ok=row[7], broken=row[8], created_at=datetime.fromisoformat(row[9]),
             started_at=_time(row[10]), finished_at=_time(row[11]),
             by_status={k[2:]: n for k, n in counts if k.startswith("s:")},
@@ -732,7 +734,7 @@ class SQLiteStore(Store):
             " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
             (task_id, start, stop),
         ).fetchone()
-        options = with_secrets(json.loads(options), secrets)
+        options = with_secrets(options, secrets)
         chunk = Chunk(task_id, number, start, orjson.loads(text), options, deliveries,
                       f"{task_id}:{number}:{deliveries}", ChunkKind(kind), depth,
                       None if crawl is None else CrawlSpec.from_dict(json.loads(crawl)))  # fmt: skip
