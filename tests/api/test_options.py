@@ -4,13 +4,19 @@ bounds and checks, and the same words for a bad value."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from linkprobe.api import create_app
 from linkprobe.api.options import ProbeOptionsModel
 from linkprobe.engine import OptionError, ProbeOptions
+from linkprobe.engine.options import REDACTED, rule_of
+from linkprobe.settings import Settings
+from linkprobe.store.base import split_secrets, stored_options, with_secrets
+from linkprobe.store.sqlite import SQLiteStore
 
 BAD = [
     {"retries": -1},
@@ -50,3 +56,39 @@ def test_the_same_fields_and_defaults() -> None:
     assert ProbeOptionsModel().model_dump() == dataclasses.asdict(ProbeOptions())
     given = {"method": "HEAD", "timeout": 3, "headers": {"X-A": "1\t2"}, "accept": "200-299,404"}
     assert ProbeOptionsModel.model_validate(given).model_dump() == dataclasses.asdict(ProbeOptions.of(given))
+
+
+def declared_schema(item: dataclasses.Field[Any]) -> dict[str, Any]:
+    """What the OpenAPI schema must say of one option: the declaration's description, default
+    and bounds, under JSON Schema's names."""
+    found = rule_of(item)
+    default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+    words = {
+        "minimum": found.ge,
+        "exclusiveMinimum": found.gt,
+        "maximum": found.le,
+        "maxLength": found.max_length,
+    }
+    return {"description": found.doc, "default": default} | {k: v for k, v in words.items() if v is not None}
+
+
+@pytest.mark.parametrize("item", dataclasses.fields(ProbeOptions), ids=lambda item: item.name)
+def test_the_openapi_schema_shows_each_options_declared_default_and_bounds(
+    item: dataclasses.Field[Any],
+) -> None:
+    app = create_app(Settings(), SQLiteStore(":memory:"))
+    schema = app.openapi()["components"]["schemas"]["ProbeOptions"]["properties"][item.name]
+    expected = declared_schema(item)
+    assert {key: schema.get(key) for key in expected} == expected
+
+
+def test_stored_options_read_back_as_the_same_object_their_secrets_apart() -> None:
+    given = ProbeOptions(timeout=3, headers={"Authorization": "Bearer x", "X-Trace": "1"}, method="HEAD")
+    stored, secrets = split_secrets(given)
+    assert json.loads(stored) == {
+        "timeout": 3.0, "method": "HEAD", "headers": {"Authorization": REDACTED, "X-Trace": REDACTED}
+    }  # fmt: skip
+    assert "Bearer x" not in stored and secrets is not None
+    assert with_secrets(stored, secrets) == given  # what a worker gets
+    assert stored_options(stored) == given.redacted()  # what a task shows
+    assert stored_options(ProbeOptions().to_json()) == ProbeOptions() and ProbeOptions().to_json() == "{}"

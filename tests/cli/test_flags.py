@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from linkprobe.cli import build_parser, settle_heap
+from linkprobe.cli import build_parser, main, settle_heap
+from linkprobe.cli.check import probe_options
 from linkprobe.cli.serve import with_flags
+from linkprobe.engine import EngineConfig, ProbeOptions
+from linkprobe.engine.options import number_text, rule_of
 from linkprobe.settings import Settings
 
 
@@ -49,3 +54,44 @@ def test_settle_heap_freezes_start_up_objects_and_widens_the_young_generation() 
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def help_of(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`linkprobe <command> --help` as one line (argparse wraps it at the terminal's width)."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def declared_words(item: dataclasses.Field[Any]) -> list[str]:
+    """How help must state an option's default and bounds, taken from its declaration."""
+    found = rule_of(item)
+    default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+    words = [f"default {number_text(default) if isinstance(default, int | float) else default}"]
+    bounds = (("at least", found.ge), ("above", found.gt), ("at most", found.le))
+    words += [f"{word} {number_text(bound)}" for word, bound in bounds if bound is not None]
+    return words
+
+
+@pytest.mark.parametrize("command", ["check", "crawl"])
+def test_help_shows_each_options_declared_default_and_bounds(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = help_of(command, capsys)
+    flagged = [
+        *dataclasses.fields(EngineConfig),
+        *(item for item in dataclasses.fields(ProbeOptions) if item.name != "concurrency"),  # the engine's
+    ]
+    for item in flagged:
+        if item.type in (int, float):
+            flag = "--" + item.name.replace("_", "-")
+            text = shown.split(f" {flag} {item.name.upper()} ", 1)[1].split(" --", 1)[0]
+            assert all(word in text for word in declared_words(item)), (flag, text)
+            assert str(rule_of(item).doc).rstrip(".") in text
+
+
+def test_every_numeric_option_has_a_flag_that_sets_it() -> None:
+    numeric = [item.name for item in dataclasses.fields(ProbeOptions) if item.type in (int, float)]
+    argv = [f"--{name.replace('_', '-')}={n + 1}" for n, name in enumerate(numeric)]
+    args = build_parser().parse_args(["check", *argv, "https://example.com/"])
+    assert probe_options(args) == ProbeOptions.of({name: n + 1 for n, name in enumerate(numeric)})

@@ -11,25 +11,25 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from linkprobe import __version__
+from linkprobe.api import ops, tasks
 from linkprobe.api.connections import BodyDeadline, BodyTimeout
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.api.quotas import Quotas
 from linkprobe.api.security import Authenticator, Guard
-from linkprobe.api.tasks import build_router
 from linkprobe.engine import Engine, StoreUnavailable
 from linkprobe.metrics import Metrics
 from linkprobe.settings import Settings
 from linkprobe.store import Store
 from linkprobe.store.accounts import KeyStore, open_keys
 from linkprobe.ui import mount_ui
-from linkprobe.worker import Worker, process_problems, shared_settings, start_processes, stop_processes
+from linkprobe.worker import Worker, shared_settings, start_processes, stop_processes
 
 log = logging.getLogger("linkprobe.api")
 
@@ -78,7 +78,11 @@ def create_app(
         redoc_url=None,
         description="Submit URLs as a task, follow progress, read typed per-URL results.",
     )
-    app.include_router(build_router(store, settings, Quotas(settings)))
+    app.state.store, app.state.settings, app.state.quotas = store, settings, Quotas(settings)
+    app.state.auth, app.state.metrics = auth, metrics
+    app.state.workers, app.state.processes = workers, processes  # filled by the lifespan
+    app.include_router(tasks.router)
+    app.include_router(ops.router)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_s)
     app.add_middleware(Guard, settings=settings)
     if settings.cors_origins:
@@ -86,7 +90,6 @@ def create_app(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"], expose_headers=["Location"],
         )  # fmt: skip
-    app.state.auth = auth
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(StoreUnavailable)
@@ -102,35 +105,8 @@ def create_app(
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Store not ready, and why"}})
-    async def readyz() -> JSONResponse:
-        problem = await store.problem()  # e.g. "disk full: ...", "database file ... is missing"
-        problem = problem or next((p for p in worker_problems(workers, processes) if p is not None), None)
-        if problem is None:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready", "detail": problem}, status_code=503)
-
-    @app.get(
-        "/metrics", tags=["ops"], response_class=Response, dependencies=[Depends(auth.admin)],
-        responses={401: {"description": "API key missing"}, 403: {"description": "Not the admin key"}},
-    )  # fmt: skip
-    async def prometheus() -> Response:
-        """Prometheus metrics: the admin key only (or no key when authentication is off)."""
-        return Response(metrics.render(await store.stats()), media_type="text/plain; version=0.0.4")
-
     mount_ui(app)
     return app
-
-
-def worker_problems(
-    workers: list[Worker], processes: list[tuple[list[BaseProcess], Path]]
-) -> list[str | None]:
-    """What is wrong with the workers of this service: the embedded one, or serve's processes."""
-    return [w.problem() for w in workers] + [p for c, d in processes for p in process_problems(c, d)]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

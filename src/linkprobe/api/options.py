@@ -14,18 +14,15 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from linkprobe.engine import ProbeOptions
-from linkprobe.engine.options import rule_of
+from linkprobe.engine.options import default_of, rule_of
 
 
 def _field(item: dataclasses.Field[Any]) -> Any:
     found = rule_of(item)
     bounds = {"ge": found.ge, "gt": found.gt, "le": found.le, "max_length": found.max_length}
     given: dict[str, Any] = {name: bound for name, bound in bounds.items() if bound is not None}
-    if item.default_factory is not dataclasses.MISSING:
-        given["default_factory"] = item.default_factory
-    else:
-        given["default"] = item.default
-    return Field(description=found.doc, **given)
+    # A value, not the factory: the schema shows it (pydantic copies a mutable default per model).
+    return Field(default_of(item), description=found.doc, **given)
 
 
 def _validator(name: str, check: Callable[[Any], None]) -> Any:

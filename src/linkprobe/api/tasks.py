@@ -7,15 +7,16 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from linkprobe.api.caps import apply_caps, cap_crawl, crawl_bounds, option_bounds
+from linkprobe.api.deps import Caller, FoundTask, QuotasDep, SettingsDep, StoreDep
 from linkprobe.api.documents import INPUT_FORMATS
 from linkprobe.api.intake import Submission, check_count, from_short_json, read_submission
 from linkprobe.api.models import Egress, Problem, Result, ResultPage, Service, Submitted, Task, TaskPage
 from linkprobe.api.quotas import Quotas
-from linkprobe.api.security import Authenticator, Principal
+from linkprobe.api.security import Principal
 from linkprobe.engine.outcome import ErrorKind
 from linkprobe.outcomes import APART, OUTCOMES, PERMANENT_STATUSES
 from linkprobe.report import csv_text
@@ -112,159 +113,145 @@ CREATE_BODY = {
 }
 
 
-async def caller(request: Request) -> Principal:
-    """The dependency naming the caller (linkprobe.api.security.Authenticator, set up by create_app)."""
-    auth: Authenticator = request.app.state.auth
-    return await auth(request)
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+IdempotencyKey = Annotated[str | None, Header(max_length=200)]
 
 
-Caller = Annotated[Principal, Depends(caller)]
+@router.post(
+    "/tasks",
+    status_code=202,
+    response_model=Task,
+    openapi_extra=CREATE_BODY,
+    responses={409: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}},
+)
+async def create_task(
+    request: Request, response: Response, who: Caller, store: StoreDep, settings: SettingsDep,
+    quotas: QuotasDep, idempotency_key: IdempotencyKey = None,
+) -> Task:  # fmt: skip
+    """Submit a task: JSON {"urls": [...]} or {"crawl": {"start": ...}} (a site to crawl),
+    text/plain (one URL a line) or multipart files (URL lists or documents whose links are
+    checked, each unique URL once, with its `sources`)."""
+    async with quotas.upload():
+        submission = await read_submission(request, settings)
+    return Task.of(await accept(store, settings, quotas, submission, idempotency_key, response, who))
 
 
-def build_router(store: Store, settings: Settings, quotas: Quotas) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", responses=ERRORS)
+@router.post(
+    "/submit",
+    status_code=202,
+    response_model=Submitted,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Submit"}}},
+        }
+    },
+    responses={409: {"model": Problem}, 413: {"model": Problem}},
+)
+async def submit(
+    request: Request, response: Response, who: Caller, store: StoreDep, settings: SettingsDep,
+    quotas: QuotasDep, idempotency_key: IdempotencyKey = None,
+) -> Submitted:  # fmt: skip
+    """The short form: {"urls": [...]} answers {"task_id": ...}."""
+    async with quotas.upload():
+        submission = await from_short_json(request, settings)
+    record = await accept(store, settings, quotas, submission, idempotency_key, response, who)
+    return Submitted(task_id=record.id)
 
-    async def found(task_id: str, who: Principal) -> TaskRecord:
-        """The task if the caller may see it: another owner's task is as unknown as a missing one."""
-        record = await store.get_task(task_id)
-        if record is None or not who.sees(record):
-            raise HTTPException(404, f"task {task_id} not found")
-        return record
 
-    @router.post(
-        "/tasks",
-        status_code=202,
-        response_model=Task,
-        openapi_extra=CREATE_BODY,
-        responses={409: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}},
-    )
-    async def create_task(
-        request: Request,
-        response: Response,
-        who: Caller,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Task:
-        """Submit a task: JSON {"urls": [...]} or {"crawl": {"start": ...}} (a site to crawl),
-        text/plain (one URL a line) or multipart files (URL lists or documents whose links are
-        checked, each unique URL once, with its `sources`)."""
-        async with quotas.upload():
-            submission = await read_submission(request, settings)
-        return Task.of(await accept(store, settings, quotas, submission, idempotency_key, response, who))
+@router.get("/tasks", response_model=TaskPage)
+async def list_tasks(
+    who: Caller,
+    store: StoreDep,
+    status: TaskStatus | None = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> TaskPage:
+    """Tasks, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    records, next_cursor = await store.list_tasks(status, cursor, limit, who.scope)
+    return TaskPage(items=[Task.of(r) for r in records], next_cursor=next_cursor)
 
-    @router.post(
-        "/submit",
-        status_code=202,
-        response_model=Submitted,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Submit"}}},
-            }
-        },
-        responses={409: {"model": Problem}, 413: {"model": Problem}},
-    )
-    async def submit(
-        request: Request,
-        response: Response,
-        who: Caller,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Submitted:
-        """The short form: {"urls": [...]} answers {"task_id": ...}."""
-        async with quotas.upload():
-            submission = await from_short_json(request, settings)
-        record = await accept(store, settings, quotas, submission, idempotency_key, response, who)
-        return Submitted(task_id=record.id)
 
-    @router.get("/tasks", response_model=TaskPage)
-    async def list_tasks(
-        who: Caller,
-        status: TaskStatus | None = None,
-        cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    ) -> TaskPage:
-        """Tasks, newest first; pass `next_cursor` back as `cursor` for the next page."""
-        records, next_cursor = await store.list_tasks(status, cursor, limit, who.scope)
-        return TaskPage(items=[Task.of(r) for r in records], next_cursor=next_cursor)
+@router.get("/service", response_model=Service)
+async def service(who: Caller, settings: SettingsDep) -> Service:
+    """What this service allows (option bounds from its caps, crawl limits) and how it judges
+    (outcomes, error kinds, permanent redirects, the egress policy and how to change it)."""
+    return Service(
+        options=option_bounds(settings), crawl=crawl_bounds(settings), outcomes=list(OUTCOMES),
+        error_kinds=[kind.value for kind in ErrorKind if kind not in RETIRED_KINDS],
+        permanent_redirects=list(PERMANENT_STATUSES),
+        egress=Egress(allow_private=settings.allow_private, allow_cidrs=settings.allow_cidrs,
+                      policy=settings.egress_policy(), to_allow=EGRESS_HINT),
+    )  # fmt: skip
 
-    @router.get("/service", response_model=Service)
-    async def service(who: Caller) -> Service:
-        """What this service allows (option bounds from its caps, crawl limits) and how it judges
-        (outcomes, error kinds, permanent redirects, the egress policy and how to change it)."""
-        return Service(
-            options=option_bounds(settings), crawl=crawl_bounds(settings), outcomes=list(OUTCOMES),
-            error_kinds=[kind.value for kind in ErrorKind if kind not in RETIRED_KINDS],
-            permanent_redirects=list(PERMANENT_STATUSES),
-            egress=Egress(allow_private=settings.allow_private, allow_cidrs=settings.allow_cidrs,
-                          policy=settings.egress_policy(), to_allow=EGRESS_HINT),
-        )  # fmt: skip
 
-    @router.get("/tasks/{task_id}", response_model=Task)
-    async def get_task(task_id: str, who: Caller) -> Task:
-        return Task.of(await found(task_id, who))
+@router.get("/tasks/{task_id}", response_model=Task)
+async def get_task(task: FoundTask) -> Task:
+    return Task.of(task)
 
-    @router.delete("/tasks/{task_id}", status_code=204, response_class=Response)
-    async def delete_task(task_id: str, who: Caller) -> Response:
-        """Stop in-flight work (within a second) and delete the task and its results."""
-        await found(task_id, who)
-        if not await store.delete_task(task_id):
-            raise HTTPException(404, f"task {task_id} not found")
-        return Response(status_code=204)
 
-    @router.post("/tasks/{task_id}/cancel", response_model=Task)
-    async def cancel_task(task_id: str, who: Caller) -> Task:
-        """Stop a task but keep it: URLs not yet probed get a `cancelled` result."""
-        await found(task_id, who)
-        record = await store.cancel_task(task_id)
-        if record is None:
-            raise HTTPException(404, f"task {task_id} not found")
-        return Task.of(record)
+@router.delete("/tasks/{task_id}", status_code=204, response_class=Response)
+async def delete_task(task: FoundTask, store: StoreDep) -> Response:
+    """Stop in-flight work (within a second) and delete the task and its results."""
+    if not await store.delete_task(task.id):
+        raise HTTPException(404, f"task {task.id} not found")
+    return Response(status_code=204)
 
-    @router.get(
-        "/tasks/{task_id}/results",
-        response_model=ResultPage,
-        responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
-    )
-    async def results(
-        task_id: str,
-        who: Caller,
-        outcome: Literal["ok", "broken", "unsupported", "cancelled"] | None = None,
-        redirect: Annotated[RedirectFilter | None, Query(description=REDIRECT_DOC)] = None,
-        error_kind: ErrorKind | None = None,
-        status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
-        q: Annotated[str | None, Query(max_length=500, description="Substring of the URL (any case)")] = None,
-        cursor: Annotated[int | None, Query(ge=-1, le=2**53)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        format: Literal["json", "ndjson", "csv"] = "json",
-    ) -> Any:
-        """Results in input order. `format=ndjson|csv` streams the whole (filtered) set. Each
-        outcome selects only itself: `broken` is neither ok, `unsupported` nor `cancelled`."""
-        record = await found(task_id, who)
-        flt = _filter(outcome, error_kind, status_code, q, redirect)
-        if format == "ndjson":
-            return StreamingResponse(
-                _ndjson(store.stream_results(task_id, flt)), media_type="application/x-ndjson"
-            )
-        if format == "csv":
-            rows = store.stream_results(task_id, flt)
-            return StreamingResponse(_csv(rows, record.crawl is not None), media_type="text/csv")
-        items, next_cursor = await store.results(task_id, flt, cursor, limit)
-        return ResultPage(
-            items=[Result.model_validate(i) for i in items],
-            next_cursor=None if next_cursor is None else str(next_cursor),
-        )
 
-    @router.get("/tasks/{task_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
-    async def events(task_id: str, request: Request, who: Caller) -> StreamingResponse:
-        """Server-sent events: `progress` (at most twice a second) and a final `done` (or `deleted`),
-        after which the stream ends; a `: keepalive` comment at least every 15 s of silence."""
-        await found(task_id, who)
+@router.post("/tasks/{task_id}/cancel", response_model=Task)
+async def cancel_task(task: FoundTask, store: StoreDep) -> Task:
+    """Stop a task but keep it: URLs not yet probed get a `cancelled` result."""
+    record = await store.cancel_task(task.id)
+    if record is None:
+        raise HTTPException(404, f"task {task.id} not found")
+    return Task.of(record)
+
+
+@router.get(
+    "/tasks/{task_id}/results",
+    response_model=ResultPage,
+    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+)
+async def results(
+    task: FoundTask,
+    store: StoreDep,
+    outcome: Literal["ok", "broken", "unsupported", "cancelled"] | None = None,
+    redirect: Annotated[RedirectFilter | None, Query(description=REDIRECT_DOC)] = None,
+    error_kind: ErrorKind | None = None,
+    status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
+    q: Annotated[str | None, Query(max_length=500, description="Substring of the URL (any case)")] = None,
+    cursor: Annotated[int | None, Query(ge=-1, le=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    format: Literal["json", "ndjson", "csv"] = "json",
+) -> Any:
+    """Results in input order. `format=ndjson|csv` streams the whole (filtered) set. Each
+    outcome selects only itself: `broken` is neither ok, `unsupported` nor `cancelled`."""
+    flt = _filter(outcome, error_kind, status_code, q, redirect)
+    if format == "ndjson":
         return StreamingResponse(
-            _events(store, task_id, request, settings.sse_keepalive_s),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            _ndjson(store.stream_results(task.id, flt)), media_type="application/x-ndjson"
         )
+    if format == "csv":
+        rows = store.stream_results(task.id, flt)
+        return StreamingResponse(_csv(rows, task.crawl is not None), media_type="text/csv")
+    items, next_cursor = await store.results(task.id, flt, cursor, limit)
+    return ResultPage(
+        items=[Result.model_validate(i) for i in items],
+        next_cursor=None if next_cursor is None else str(next_cursor),
+    )
 
-    return router
+
+@router.get("/tasks/{task_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
+async def events(
+    task: FoundTask, request: Request, store: StoreDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Server-sent events: `progress` (at most twice a second) and a final `done` (or `deleted`),
+    after which the stream ends; a `: keepalive` comment at least every 15 s of silence."""
+    return StreamingResponse(
+        _events(store, task.id, request, settings.sse_keepalive_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _filter(

@@ -12,7 +12,7 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from linkprobe import __version__
@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 MAX_JOBS = 64  # processes of `check` and `crawl`: each holds pipes and work in flight
 # Option fields whose flag is not simply --field-name.
-_FLAG_OF = {"headers": "-H/--header", "verify_tls": "--insecure", "allow_cidrs": "--allow-cidr"}
+FLAG_OF = {
+    "headers": "-H/--header", "verify_tls": "--insecure", "allow_private": "--allow-private",
+    "allow_cidrs": "--allow-cidr",
+}  # fmt: skip
 
 CHECK_EPILOG = (
     """\
@@ -126,24 +129,42 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def _engine_flags(parser: argparse.ArgumentParser) -> None:
+    """The engine's and the probe's flags: a flag of each field of EngineConfig and ProbeOptions,
+    its type, choices and help (description, default, bounds) from that one declaration; the
+    flags of FLAG_OF are written apart. --concurrency sets both (the engine's and the run's)."""
+    from linkprobe.engine import EngineConfig, ProbeOptions
+
     group = parser.add_argument_group("engine")
-    group.add_argument("--concurrency", type=int, help="URLs in flight at once (default 256)")
-    group.add_argument("--per-host", type=int, help="connections per host at once (default 8)")
+    _declared_flags(group, EngineConfig)
     group.add_argument(
         "--allow-private", action="store_true", default=None, help="allow private destinations"
     )
     group.add_argument("--allow-cidr", action="append", default=None, metavar="CIDR", help="allow a network")
     probe = parser.add_argument_group("probe")
-    probe.add_argument("--method", choices=["GET", "HEAD"], type=str.upper)
     probe.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
-    probe.add_argument("--user-agent")
-    probe.add_argument("--accept", help="accepted statuses, e.g. 200-299,301,429 (default 200-299)")
     probe.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    probe.add_argument("--timeout", type=float, help="total seconds per URL attempt (default 10)")
-    probe.add_argument("--connect-timeout", type=float, help="seconds (default 5)")
-    probe.add_argument("--retries", type=int, help="retries of transient failures (default 2)")
-    probe.add_argument("--max-redirects", type=int, help="default 10")
-    probe.add_argument("--max-body-bytes", type=int, help="decoded body bytes read at most (default 1 MiB)")
+    _declared_flags(probe, ProbeOptions, skip={"concurrency"})
+
+
+def _declared_flags(
+    group: argparse._ActionsContainer, source: type[Any], skip: Set[str] = frozenset()
+) -> None:
+    """--field-name for each field of `source` of a plain type (a number, a string, one of some
+    words); the rest (booleans, mappings, lists) have flags of their own (FLAG_OF)."""
+    from dataclasses import fields
+    from typing import Literal, get_args, get_origin
+
+    from linkprobe.engine.options import described
+
+    for item in fields(source):
+        flag = "--" + item.name.replace("_", "-")
+        if item.name in skip or item.name in FLAG_OF:
+            continue
+        help_text = described(item).replace("%", "%%")
+        if get_origin(item.type) is Literal:
+            group.add_argument(flag, choices=get_args(item.type), type=str.upper, help=help_text)
+        elif item.type in (int, float, str):
+            group.add_argument(flag, type=item.type, help=help_text)
 
 
 def _document_flags(parser: argparse.ArgumentParser) -> None:
@@ -175,6 +196,7 @@ def _service_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from linkprobe.cli import config
+    from linkprobe.engine import EngineConfig
 
     parser = _Parser(prog="linkprobe", description="Probe URLs: one typed result per URL.")
     parser.add_argument("--version", action="version", version=f"linkprobe {__version__}")
@@ -263,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run probing workers against Redis (distributed mode)")
     worker.add_argument("--redis-url", help="Redis URL (or LINKPROBE_REDIS_URL)")
     worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
-    worker.add_argument("--concurrency", type=int, help="connections open at once per process (default 256)")
+    _declared_flags(worker, EngineConfig, skip={"per_host"})  # --concurrency: per process
     worker.add_argument("--workers", type=int, help="chunks processed at once per process (default 4)")
     worker.add_argument(
         "--allow-private", action="store_true", default=None, help="allow private destinations"
@@ -341,7 +363,7 @@ def flag_name(field: str, env: bool) -> str:
     """How the user set an option field: its flag, or for settings its environment variable."""
     if env:
         return f"LINKPROBE_{field.upper()}"
-    return _FLAG_OF.get(field, "--" + field.replace("_", "-"))
+    return FLAG_OF.get(field, "--" + field.replace("_", "-"))
 
 
 def invalid_value(error: Mapping[str, Any], env: bool) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from linkprobe.cli import UsageError, checked_jobs, settle_heap
+from linkprobe.cli import FLAG_OF, UsageError, checked_jobs, settle_heap
 from linkprobe.cli.baseline import EVERY_BROKEN, Baseline, failing
 from linkprobe.cli.documents import Collected, DocumentOptions, collect, known_results
 from linkprobe.cli.exits import ExitCode
@@ -27,10 +27,8 @@ if TYPE_CHECKING:
     from linkprobe.engine.shards import Shards
     from linkprobe.settings import Settings
 
-PROBE_FLAGS = (
-    "method", "user_agent", "accept", "timeout", "connect_timeout", "retries", "max_redirects",
-    "max_body_bytes", "concurrency",
-)  # fmt: skip
+# The options set by a flag of their own name (cli._engine_flags); -H and --insecure are read apart.
+PROBE_FLAGS = tuple(item.name for item in dataclasses.fields(ProbeOptions) if item.name not in FLAG_OF)
 
 
 # A run of this many URLs or more gets uvloop and a settled heap (faster per URL: make bench). A

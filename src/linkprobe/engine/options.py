@@ -111,6 +111,24 @@ def number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def default_of(item: dataclasses.Field[Any]) -> Any:
+    return item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+
+
+def described(item: dataclasses.Field[Any]) -> str:
+    """An option as help text shows it (`linkprobe check --help`): its description, its default
+    and its bounds, all from the declaration."""
+    found, default = rule_of(item), default_of(item)
+    numeric = isinstance(default, int | float) and not isinstance(default, bool)
+    shown = number_text(default) if numeric else default
+    bounds = [f"default {shown}"]
+    words = (("at least", found.ge), ("above", found.gt), ("at most", found.le))
+    bounds += [f"{word} {number_text(bound)}" for word, bound in words if bound is not None]
+    if found.max_length is not None:
+        bounds.append(f"at most {found.max_length} characters")
+    return f"{(found.doc or item.name).rstrip('.')} ({'; '.join(bounds)})"
+
+
 class OptionError(ConfigError, ValueError):
     """One option with a value it may not hold: which, why, and the value given."""
 
@@ -267,7 +285,7 @@ class ProbeOptions(Validated):
         return {
             item.name: value
             for item in dataclasses.fields(self)
-            if (value := getattr(self, item.name)) != _default(item)
+            if (value := getattr(self, item.name)) != default_of(item)
         }
 
     def to_json(self) -> str:
@@ -288,10 +306,6 @@ class ProbeOptions(Validated):
     def secrets(self) -> dict[str, Any]:
         """The secret options' values that are set (None of them: empty)."""
         return {name: value for name in SECRET_OPTIONS if (value := getattr(self, name))}
-
-
-def _default(item: dataclasses.Field[Any]) -> Any:
-    return item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
 
 
 @dataclass(frozen=True)
