@@ -95,3 +95,12 @@ def test_every_numeric_option_has_a_flag_that_sets_it() -> None:
     argv = [f"--{name.replace('_', '-')}={n + 1}" for n, name in enumerate(numeric)]
     args = build_parser().parse_args(["check", *argv, "https://example.com/"])
     assert probe_options(args) == ProbeOptions.of({name: n + 1 for n, name in enumerate(numeric)})
+
+
+def test_the_readmes_table_of_flags_shows_the_declared_defaults() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for item in [*dataclasses.fields(EngineConfig), *dataclasses.fields(ProbeOptions)]:
+        if isinstance(default := item.default, int | float) and not isinstance(default, bool):
+            flag = f"| `--{item.name.replace('_', '-')}`"
+            row = next(line for line in readme.splitlines() if line.startswith(flag))
+            assert row.split("|")[2].strip() == number_text(default), row

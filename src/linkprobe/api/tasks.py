@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from linkprobe.api.caps import apply_caps, cap_crawl, crawl_bounds, option_bounds
-from linkprobe.api.deps import Caller, FoundTask, QuotasDep, SettingsDep, StoreDep
+from linkprobe.api.deps import Caller, FoundTask, QuotasDep, SettingsDep, StoreDep, found_task
 from linkprobe.api.documents import INPUT_FORMATS
 from linkprobe.api.intake import Submission, check_count, from_short_json, read_submission
 from linkprobe.api.models import Egress, Problem, Result, ResultPage, Service, Submitted, Task, TaskPage
@@ -213,7 +213,8 @@ async def cancel_task(task: FoundTask, store: StoreDep) -> Task:
     responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
 )
 async def results(
-    task: FoundTask,
+    task_id: str,
+    who: Caller,
     store: StoreDep,
     outcome: Literal["ok", "broken", "unsupported", "cancelled"] | None = None,
     redirect: Annotated[RedirectFilter | None, Query(description=REDIRECT_DOC)] = None,
@@ -226,6 +227,9 @@ async def results(
 ) -> Any:
     """Results in input order. `format=ndjson|csv` streams the whole (filtered) set. Each
     outcome selects only itself: `broken` is neither ok, `unsupported` nor `cancelled`."""
+    # Looked up here, not as a FoundTask dependency: dependencies run before the query is
+    # validated, and a bad query is a 422 whether or not the task exists.
+    task = await found_task(task_id, store, who)
     flt = _filter(outcome, error_kind, status_code, q, redirect)
     if format == "ndjson":
         return StreamingResponse(

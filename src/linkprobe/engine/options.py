@@ -234,7 +234,7 @@ class ProbeOptions(Validated):
         metadata=rule("Total deadline per URL attempt, redirects and body included.", gt=0, le=600),
     )
     connect_timeout: float = field(
-        default=5.0, metadata=rule("Seconds to connect, within the attempt's deadline.", gt=0, le=600)
+        default=5.0, metadata=rule("Seconds to resolve, connect and finish the TLS handshake.", gt=0, le=600)
     )
     retries: int = field(
         default=2, metadata=rule("Retries for connect errors and 429/502/503/504.", ge=0, le=10)
