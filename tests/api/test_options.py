@@ -92,3 +92,17 @@ def test_stored_options_read_back_as_the_same_object_their_secrets_apart() -> No
     assert with_secrets(stored, secrets) == given  # what a worker gets
     assert stored_options(stored) == given.redacted()  # what a task shows
     assert stored_options(ProbeOptions().to_json()) == ProbeOptions() and ProbeOptions().to_json() == "{}"
+
+
+def test_a_tasks_options_are_typed_in_the_schema_by_the_same_declaration() -> None:
+    schemas = create_app(Settings(), SQLiteStore(":memory:")).openapi()["components"]["schemas"]
+    assert schemas["Task"]["properties"]["options"]["$ref"] == "#/components/schemas/ProbeOptionsShown"
+    shown, asked = schemas["ProbeOptionsShown"], schemas["ProbeOptions"]
+    assert list(shown["properties"]) == [item.name for item in dataclasses.fields(ProbeOptions)]
+    assert "required" not in shown  # only what differs from the defaults is shown
+    for name, field in shown["properties"].items():
+        assert "default" not in field and "anyOf" not in field, name  # left out, never null
+        declared = {
+            k: v for k, v in asked["properties"][name].items() if k in ("type", "enum", "description")
+        }
+        assert {k: field.get(k) for k in declared} == declared, name

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from linkprobe.api.documents import MAX_PATTERN_LENGTH
-from linkprobe.api.options import ProbeOptionsModel
+from linkprobe.api.options import ProbeOptionsModel, ProbeOptionsShown
 from linkprobe.engine import ConfigError, ProbeOptions
 from linkprobe.engine.errors import InvalidURL, Unsupported
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, ProbeResult
@@ -163,9 +163,8 @@ class Task(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    options: dict[str, Any] = Field(
-        description="The task's probe options that differ from their defaults (ProbeOptions); header "
-        "values are redacted."
+    options: ProbeOptionsShown = Field(
+        description="The task's probe options that differ from their defaults; header values are redacted."
     )
     crawl: Crawl | None = Field(None, description="A crawl task's site and limits; null for URL lists.")
 
@@ -177,7 +176,7 @@ class Task(BaseModel):
             progress=progress(record),
             by_status=record.by_status, by_error=record.by_error, latency=record.latency,
             created_at=record.created_at, started_at=record.started_at, finished_at=record.finished_at,
-            options=shown_options(record.options),
+            options=ProbeOptionsShown.model_validate(shown_options(record.options)),
             crawl=crawl,
         )  # fmt: skip
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.options import default_of, rule_of
@@ -52,12 +53,43 @@ def model_of(source: type[Any]) -> type[BaseModel]:
     return model
 
 
-if TYPE_CHECKING:  # what the model is to the type checker; its fields are ProbeOptions'
+UNSET: Any = SkipJsonSchema[None]  # type: ignore[misc]  # None, left out of the schema
+
+
+def _unset(value: object) -> bool:
+    return value is None
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _shown_field(item: dataclasses.Field[Any]) -> Any:
+    """Left out when unset, and said so in the schema: optional, never null."""
+    return Field(None, description=rule_of(item).doc, exclude_if=_unset, json_schema_extra=_no_default)
+
+
+def shown_model_of(source: type[Any]) -> type[BaseModel]:
+    """The options as a task shows them: `source`'s fields, each present only when the task's
+    value differs from the default (ProbeOptions.changed), so a client tells what was asked for."""
+    hints = get_type_hints(source)
+    fields = {
+        item.name: (hints[item.name] | UNSET, _shown_field(item)) for item in dataclasses.fields(source)
+    }
+    doc = f"{source.__name__} that differ from their defaults (header values redacted)."
+    model: type[BaseModel] = create_model(f"{source.__name__}Shown", __doc__=doc, **fields)  # type: ignore[call-overload]
+    return model
+
+
+if TYPE_CHECKING:  # what the models are to the type checker; their fields are ProbeOptions'
 
     class ProbeOptionsModel(BaseModel): ...
 
+    class ProbeOptionsShown(BaseModel): ...
+
 else:
     ProbeOptionsModel = model_of(ProbeOptions)
+    ProbeOptionsShown = shown_model_of(ProbeOptions)
 
 
 def options_of(model: BaseModel) -> ProbeOptions:
