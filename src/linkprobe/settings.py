@@ -39,11 +39,6 @@ def _declared(source: type[Any], name: str) -> tuple[dataclasses.Field[Any], Rul
     return found, rule_of(found)
 
 
-def _bounds(rule: Rule) -> dict[str, Any]:
-    bounds = {"ge": rule.ge, "gt": rule.gt, "le": rule.le, "max_length": rule.max_length}
-    return {name: bound for name, bound in bounds.items() if bound is not None}
-
-
 def engine_setting(name: str, note: str = "") -> Any:
     """A setting of the engine: its default, bounds and description are EngineConfig's own
     (engine/options.py), so `linkprobe check` without settings and the service agree."""
@@ -51,7 +46,7 @@ def engine_setting(name: str, note: str = "") -> Any:
     default: dict[str, Any] = {"default": item.default}
     if isinstance(item.default, tuple):  # a sequence: the setting's list (from a comma-separated value)
         default = {"default_factory": list}
-    return Field(**default, **_bounds(rule), description=f"{rule.doc}{note}")
+    return Field(**default, **rule.bounds(), description=f"{rule.doc}{note}")
 
 
 CAP_OF = "caps"  # a cap setting's json_schema_extra key: the option it caps (api/caps.py reads it)
@@ -62,7 +57,7 @@ def cap_setting(option: str, default: float | None, note: str = "") -> Any:
     own (engine/options.py ProbeOptions); api/caps.py finds the caps by this marker."""
     _, rule = _declared(ProbeOptions, option)
     return Field(
-        default, **_bounds(rule), description=f"Largest options.{option}{note}.",
+        default, **rule.bounds(), description=f"Largest options.{option}{note}.",
         json_schema_extra={CAP_OF: option},
     )  # fmt: skip
 

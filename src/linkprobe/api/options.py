@@ -20,10 +20,8 @@ from linkprobe.engine.options import default_of, rule_of
 
 def _field(item: dataclasses.Field[Any]) -> Any:
     found = rule_of(item)
-    bounds = {"ge": found.ge, "gt": found.gt, "le": found.le, "max_length": found.max_length}
-    given: dict[str, Any] = {name: bound for name, bound in bounds.items() if bound is not None}
     # A value, not the factory: the schema shows it (pydantic copies a mutable default per model).
-    return Field(default_of(item), description=found.doc, **given)
+    return Field(default_of(item), description=found.doc, **found.bounds())
 
 
 def _validator(name: str, check: Callable[[Any], None]) -> Any:

@@ -75,6 +75,11 @@ class Rule:
     max_length: int | None = None
     check: Callable[[Any], None] | None = None
 
+    def bounds(self) -> dict[str, Any]:
+        """The bounds that are set, by pydantic's names (ge, gt, le, max_length)."""
+        given = {"ge": self.ge, "gt": self.gt, "le": self.le, "max_length": self.max_length}
+        return {name: bound for name, bound in given.items() if bound is not None}
+
     def violation(self, value: Any) -> str | None:
         """Why `value` (of the field's type) breaks a bound or the check; None when it does not."""
         if self.ge is not None and value < self.ge:
