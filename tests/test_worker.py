@@ -198,7 +198,7 @@ async def test_a_target_that_black_holes_part_way_ends_with_one_result_per_url(
     target = TurningTarget(mode, after=6)
     await target.start()
     urls = [f"http://127.0.0.1:{target.port}/page/{i}" for i in range(24)]
-    options = {"timeout": 1.0, "connect_timeout": 1.0, "retries": 0}
+    options = ProbeOptions(timeout=1.0, connect_timeout=1.0, retries=0)
     task, _ = await store.create_task(NewTask(options=options), urls, 6)
     try:
         async with Engine(EngineConfig(allow_private=True, concurrency=2)) as engine:
