@@ -344,6 +344,80 @@ export interface components {
             /** Message */
             message: string;
         };
+        /**
+         * ProbeOptionsShown
+         * @description ProbeOptions that differ from their defaults (header values redacted).
+         */
+        ProbeOptionsShown: {
+            /**
+             * Method
+             * @description HEAD falls back to GET on 405 and 501.
+             * @enum {string}
+             */
+            method?: "GET" | "HEAD";
+            /**
+             * Headers
+             * @description Extra request headers.
+             */
+            headers?: {
+                [key: string]: string;
+            };
+            /**
+             * User Agent
+             * @description The User-Agent header.
+             */
+            user_agent?: string;
+            /**
+             * Accept
+             * @description Status codes judged ok after redirects, e.g. 200-299,301,429.
+             */
+            accept?: string;
+            /**
+             * Verify Tls
+             * @description Verify TLS certificates.
+             */
+            verify_tls?: boolean;
+            /**
+             * Timeout
+             * @description Total deadline per URL attempt, redirects and body included.
+             */
+            timeout?: number;
+            /**
+             * Connect Timeout
+             * @description Seconds to resolve, connect and finish the TLS handshake.
+             */
+            connect_timeout?: number;
+            /**
+             * Retries
+             * @description Retries for connect errors and 429/502/503/504.
+             */
+            retries?: number;
+            /**
+             * Retry Backoff
+             * @description Base of the exponential backoff, seconds.
+             */
+            retry_backoff?: number;
+            /**
+             * Retry After Cap
+             * @description Longest Retry-After honoured, seconds.
+             */
+            retry_after_cap?: number;
+            /**
+             * Max Redirects
+             * @description Redirects followed at most.
+             */
+            max_redirects?: number;
+            /**
+             * Max Body Bytes
+             * @description Decoded body bytes read at most.
+             */
+            max_body_bytes?: number;
+            /**
+             * Concurrency
+             * @description URLs of one run in flight at once.
+             */
+            concurrency?: number;
+        };
         /** Problem */
         Problem: {
             /** Detail */
@@ -600,13 +674,8 @@ export interface components {
             started_at: string | null;
             /** Finished At */
             finished_at: string | null;
-            /**
-             * Options
-             * @description The task's probe options; header values are redacted.
-             */
-            options: {
-                [key: string]: unknown;
-            };
+            /** @description The task's probe options that differ from their defaults; header values are redacted. */
+            options: components["schemas"]["ProbeOptionsShown"];
             /** @description A crawl task's site and limits; null for URL lists. */
             crawl?: components["schemas"]["Crawl"] | null;
         };
@@ -693,12 +762,14 @@ export interface components {
             /**
              * Headers
              * @description Extra request headers.
+             * @default {}
              */
-            headers?: {
+            headers: {
                 [key: string]: string;
             };
             /**
              * User Agent
+             * @description The User-Agent header.
              * @default linkprobe/0.1.0
              */
             user_agent: string;
@@ -710,6 +781,7 @@ export interface components {
             accept: string;
             /**
              * Verify Tls
+             * @description Verify TLS certificates.
              * @default true
              */
             verify_tls: boolean;
@@ -721,6 +793,7 @@ export interface components {
             timeout: number;
             /**
              * Connect Timeout
+             * @description Seconds to resolve, connect and finish the TLS handshake.
              * @default 5
              */
             connect_timeout: number;
@@ -744,6 +817,7 @@ export interface components {
             retry_after_cap: number;
             /**
              * Max Redirects
+             * @description Redirects followed at most.
              * @default 10
              */
             max_redirects: number;
@@ -819,6 +893,7 @@ export type Hop = components['schemas']['Hop'];
 export type Outcome = components['schemas']['Outcome'];
 export type Place = components['schemas']['Place'];
 export type ProbeError = components['schemas']['ProbeError'];
+export type ProbeOptionsShown = components['schemas']['ProbeOptionsShown'];
 export type Problem = components['schemas']['Problem'];
 export type Progress = components['schemas']['Progress'];
 export type Redirect = components['schemas']['Redirect'];
@@ -1553,6 +1628,7 @@ export const pathsApiV1TasksTask_idResultsGetParametersQueryFormatValues: Readon
 export const bodyStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BodyState"]> = ["complete", "truncated", "timeout", "reset", "undecodable"];
 export const errorKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ErrorKind"]> = ["invalid_url", "blocked", "dns", "connect_refused", "connect_timeout", "connect_error", "tls", "timeout", "too_many_redirects", "redirect_loop", "unsupported", "missing_file", "missing_fragment", "protocol", "body_too_large", "cancelled", "internal"];
 export const outcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Outcome"]> = ["ok", "broken", "unsupported", "cancelled"];
+export const probeOptionsShownMethodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProbeOptionsShown"]["method"]> = ["GET", "HEAD"];
 export const redirectValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Redirect"]> = ["permanent", "temporary"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["all", "site"];
 export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["pending", "running", "ready", "error", "cancelled"];
