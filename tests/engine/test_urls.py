@@ -4,8 +4,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkprobe.engine.errors import InvalidURL, Unsupported
-from linkprobe.engine.urls import count_url_lines, normalise, other_scheme, parse_ipv4_host, url_lines
+from linkprobe.engine.errors import InvalidURL, ProbeFailure, Unsupported
+from linkprobe.engine.urls import (
+    Target,
+    _parsed,
+    _plain,
+    count_url_lines,
+    normalise,
+    other_scheme,
+    parse_ipv4_host,
+    url_lines,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +62,7 @@ def test_normalisation() -> None:
         "http://exa mple.com/",
         "http:///p",
         "http://x:99999/",
+        "http://[::1]@",  # yarl itself fails on it with an IndexError
     ],
 )
 def test_unprobeable_urls(raw: str) -> None:
@@ -94,3 +104,62 @@ def test_redirect_to_other_scheme_is_unsupported() -> None:
 def test_counting_url_lines_agrees_with_reading_them(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert count_url_lines(text) == sum(1 for _ in url_lines([text]))
+
+
+# URL pieces where yarl's canonical form differs from the text as written: case, default and odd
+# ports, percent-escapes (of unreserved characters too), dot segments, empty queries, fragments,
+# spaces and non-ASCII, IPv6 and numeric IPv4 hosts, IDNA names.
+URL_HEADS = ["http://", "https://", "HTTP://", "hTtps://"]
+URL_HOSTS = ["a.example", "A.example", "127.0.0.1", "127.1", "[::1]", "[::FFFF:7f00:1]", "bücher.de",
+             "xn--bcher-kva.de", "a_b.example", "a.example.", "localhost"]  # fmt: skip
+URL_PORTS = ["", ":80", ":443", ":8080", ":080", ":65535", ":65536", ":0", ":"]
+URL_PIECES = ["/", "a", "Z", "~", "-", ".", "..", "/./", "/../", "%41", "%2f", "%2F", "%20", "%zz", "%",
+              "?", "??", "&", "=", ";", "+", ":", "@", "!", "$", "'", "(", "*", ",", " ", "#", "#f",
+              "é", "\u00a0", "[", "]", "|", "^", "`", "{", '"', "\\", "\t"]  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(URL_HEADS),
+    st.sampled_from(URL_HOSTS),
+    st.sampled_from(URL_PORTS),
+    st.lists(st.sampled_from(URL_PIECES), max_size=8),
+)
+def test_urls_written_canonically_are_taken_as_yarl_would_make_them(
+    head: str, host: str, port: str, pieces: list[str]
+) -> None:
+    """The shortcut past yarl (a URL already canonical) gives what yarl gives, or leaves it to yarl."""
+    text = head + host + port + "".join(pieces)
+    try:
+        expected: Target | ProbeFailure = normalise_with_yarl(text)
+    except ProbeFailure as failure:
+        expected = failure
+    plain = _plain(text)
+    if plain is not None:
+        assert plain == expected
+    taken = normalise(text) if not isinstance(expected, ProbeFailure) else expected
+    assert taken == expected
+
+
+def normalise_with_yarl(text: str) -> Target:
+    url = _parsed(text.strip(), None)
+    assert url.port is not None and url.raw_host is not None
+    return Target(url.scheme, url.raw_host, url.port, str(url))
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical", "host", "port"),
+    [
+        ("http://a.example", "http://a.example", "a.example", 80),
+        ("http://a.example:80/x", "http://a.example/x", "a.example", 80),
+        ("https://a.example:8443/x?y=1&z", "https://a.example:8443/x?y=1&z", "a.example", 8443),
+        ("http://a.example/%7euser/%41%2f?q=%41", "http://a.example/~user/A%2F?q=A", "a.example", 80),
+        ("http://a.example/a/./b/../c", "http://a.example/a/c", "a.example", 80),
+        ("http://a.example/x?", "http://a.example/x", "a.example", 80),
+        ("http://[::1]:8080/", "http://[::1]:8080/", "::1", 8080),
+        ("http://0x7f.1/", "http://127.0.0.1/", "127.0.0.1", 80),
+        ("https://Bücher.DE/ä", "https://xn--bcher-kva.de/%C3%A4", "xn--bcher-kva.de", 443),
+    ],
+)
+def test_canonical_forms(raw: str, canonical: str, host: str, port: int) -> None:
+    assert normalise(raw) == Target(canonical.split(":", maxsplit=1)[0], host, port, canonical)

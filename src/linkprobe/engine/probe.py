@@ -8,11 +8,9 @@ that went.
 
 from __future__ import annotations
 
-import random
 from time import perf_counter
 
 import pycurl
-from yarl import URL
 
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import (
@@ -28,7 +26,7 @@ from linkprobe.engine.handle import REDIRECT_STATUSES, BlockingTransport, Handle
 from linkprobe.engine.limits import Lane, Slots
 from linkprobe.engine.options import EngineConfig, ProbeOptions
 from linkprobe.engine.outcome import BodyState, ErrorKind, Hop, ProbeError, ProbeResult, utcnow
-from linkprobe.engine.urls import normalise
+from linkprobe.engine.urls import Target, normalise
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 FALLBACK_TO_GET = frozenset({405, 501})
@@ -60,7 +58,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
-def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_redirects: int) -> URL:
+def _next_hop(current: Target, first: str, location: str, result: ProbeResult, max_redirects: int) -> Target:
     """The URL a redirect points to; an empty Location points back to the current URL."""
     try:
         target = normalise(location, base=current) if location.strip() else current
@@ -78,12 +76,12 @@ def _next_hop(current: URL, first: str, location: str, result: ProbeResult, max_
     return target
 
 
-def _host(url: URL) -> str:
-    return f"{url.raw_host}:{url.port}"
+def _host(url: Target) -> str:
+    return f"{url.host}:{url.port}"
 
 
-def _origin(url: URL) -> tuple[str, str | None, int | None]:
-    return url.scheme, url.raw_host, url.port
+def _origin(url: Target) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port
 
 
 def _forget_attempt(result: ProbeResult) -> None:
@@ -109,10 +107,10 @@ def _timings(curl: pycurl.Curl, result: ProbeResult) -> None:
     result.ttfb_ms = _ms(curl.getinfo(pycurl.STARTTRANSFER_TIME_T) - curl.getinfo(pycurl.PRETRANSFER_TIME_T))
 
 
-def _attempted(handle: Handle, target: URL, connect_bound: bool) -> Attempted:
+def _attempted(handle: Handle, target: Target, connect_bound: bool) -> Attempted:
     curl = handle.curl
     return Attempted(
-        host=f"{target.raw_host}:{target.port}",
+        host=_host(target),
         refusal=handle.refusal,
         blocked=tuple(handle.blocked),
         dialled=handle.dialled,
@@ -170,7 +168,7 @@ class Prober:
 
     async def _attempt(
         self,
-        target: URL,
+        target: Target,
         options: ProbeOptions,
         result: ProbeResult,
         last: bool,
@@ -212,13 +210,16 @@ class Prober:
 
     @staticmethod
     def _backoff(number: int, options: ProbeOptions) -> float:
-        # Full jitter: spreads retries from many URLs of one host over the window.
+        # Full jitter: spreads retries from many URLs of one host over the window. Imported here:
+        # most checks never retry, and a one-URL check counts its memory (random loads hashlib).
+        import random
+
         return random.uniform(0, options.retry_backoff * (2**number))
 
     async def _follow(
         self,
         handle: Handle,
-        target: URL,
+        target: Target,
         options: ProbeOptions,
         result: ProbeResult,
         page: bytearray | None,
