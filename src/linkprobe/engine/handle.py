@@ -39,6 +39,9 @@ REDIRECT_BODY_BYTES = 64 * 1024  # a redirect's body is read (keeping its connec
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 WANTED = frozenset({b"content-type", b"content-length", b"content-encoding", b"location", b"retry-after"})
 DNS_CACHE_SECONDS = 60
+# libcurl's DNS_CACHE_TIMEOUT of a transfer that neither checks the age of the entry it uses nor
+# prunes the cache when it ends (transport.py prunes it at most once a second).
+DNS_UNCHECKED = -1
 
 
 POOL_PER_SLOT = 2  # connections kept open (idle ones included) per request slot
@@ -90,6 +93,7 @@ class Handle:
         "curl",
         "decode",
         "dialled",
+        "dns_timeout",
         "future",
         "head",
         "head_done",
@@ -123,6 +127,7 @@ class Handle:
         curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
         curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)  # HTTP/2 when offered over TLS
         curl.setopt(pycurl.DNS_CACHE_TIMEOUT, DNS_CACHE_SECONDS)
+        self.dns_timeout = DNS_CACHE_SECONDS
         if cainfo is not None:
             curl.setopt(pycurl.CAINFO, cainfo)
         self.future: asyncio.Future[tuple[int, str]] | None = None
@@ -179,6 +184,12 @@ class Handle:
         """Make the request `start` set up a POST of `body` (a webhook delivery); the next `start`
         is a GET or HEAD again."""
         self.curl.setopt(pycurl.POSTFIELDS, body)
+
+    def expire_dns(self, seconds: int) -> None:
+        """Set libcurl's DNS_CACHE_TIMEOUT for this handle's next transfers (when it changes)."""
+        if seconds != self.dns_timeout:
+            self.curl.setopt(pycurl.DNS_CACHE_TIMEOUT, seconds)
+            self.dns_timeout = seconds
 
     # -- libcurl's callbacks: they run inside socket_action, on the event loop's thread --
 
