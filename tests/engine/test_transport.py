@@ -1,0 +1,43 @@
+"""The transport on the event loop: what it asks of libcurl per transfer."""
+
+from __future__ import annotations
+
+import pytest
+
+from linkprobe.engine import transport as transport_module
+from linkprobe.engine.egress import EgressPolicy
+from linkprobe.engine.handle import DNS_CACHE_SECONDS, DNS_UNCHECKED, Limits
+from linkprobe.engine.transport import Transport
+from tests.conftest import Target
+
+
+async def dns_timeouts(target: Target, transfers: int) -> list[int]:
+    """The DNS_CACHE_TIMEOUT each of `transfers` requests in a row ran with."""
+    transport = Transport(EgressPolicy(True, ()), Limits(1, 1))
+    seen = []
+    try:
+        for _ in range(transfers):
+            handle = transport.handle()
+            handle.start(target.url("/status/200"), False, [], 5.0, 5.0, True, 1024, None)
+            assert await transport.send(handle) == (0, "")
+            seen.append(handle.dns_timeout)
+            transport.release(handle)
+    finally:
+        transport.close()
+    return seen
+
+
+async def test_one_transfer_an_interval_prunes_the_dns_cache(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libcurl walks its whole DNS cache after each transfer with a cache timeout: only the first
+    transfer of each interval has one."""
+    monkeypatch.setattr(transport_module, "DNS_PRUNE_SECONDS", 3600.0)
+    assert await dns_timeouts(target, 3) == [DNS_CACHE_SECONDS, DNS_UNCHECKED, DNS_UNCHECKED]
+
+
+async def test_a_transfer_after_the_interval_prunes_again(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport_module, "DNS_PRUNE_SECONDS", 0.0)
+    assert await dns_timeouts(target, 3) == [DNS_CACHE_SECONDS] * 3
