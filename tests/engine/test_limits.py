@@ -106,3 +106,8 @@ async def test_a_released_slot_goes_to_the_lane_holding_fewest() -> None:
 def test_a_small_semaphore_keeps_no_reserve() -> None:
     semaphore = LaneSemaphore(8)
     assert all(semaphore.try_acquire("only") for _ in range(8))
+
+
+def test_a_semaphore_no_other_lane_shares_keeps_no_reserve() -> None:
+    semaphore = LaneSemaphore(32, shared=False)
+    assert all(semaphore.try_acquire("only") for _ in range(32))

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
+
 from linkprobe.engine import Engine, EngineConfig, ErrorKind, ProbeOptions
 from tests.conftest import Target, wait_for
 
@@ -58,6 +60,18 @@ async def test_run_window_and_global_limit_hold(target: Target) -> None:
         async with Engine(config) as engine:
             assert all([r.ok async for r in engine.run(urls, options)])
         assert target.peak == expected
+
+
+@pytest.mark.parametrize(("shared", "expected"), [(True, 30), (False, 32)])
+async def test_an_engine_of_one_list_runs_it_at_its_whole_concurrency(
+    target: Target, shared: bool, expected: int
+) -> None:
+    """`check` runs one list per engine: no slot is held back for other lanes (serve's tasks)."""
+    urls = [target.url("/slow?s=0.5", host=f"127.0.0.{i + 1}") for i in range(40)]  # distinct hosts
+    target.peak = 0
+    async with Engine(EngineConfig(allow_private=True, concurrency=32), shared=shared) as engine:
+        assert all([r.ok async for r in engine.run(urls, ProbeOptions(retries=0, concurrency=32))])
+    assert target.peak == expected
 
 
 async def test_stop_yields_cancelled_for_in_flight_and_unstarted(target: Target) -> None:

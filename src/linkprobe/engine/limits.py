@@ -62,9 +62,10 @@ class LaneSemaphore:
 
     __slots__ = ("_free", "_held", "_waiters", "cap")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, shared: bool = True) -> None:
         self._free = size
-        self.cap = size - size // RESERVE_SHARE
+        # Only lanes that may meet others keep a reserve: a lone one would never use it.
+        self.cap = size - size // RESERVE_SHARE if shared else size
         self._held: dict[Lane, int] = {}
         self._waiters: dict[Lane, deque[asyncio.Future[None]]] = {}
 
@@ -138,8 +139,8 @@ class Slots:
     """The global limit and the per-host limits. A host costs a dict entry only while it has
     probes in flight, and a waiting queue only while it is full (most hosts never are)."""
 
-    def __init__(self, total: int, per_host: int) -> None:
-        self.total = LaneSemaphore(total)
+    def __init__(self, total: int, per_host: int, shared: bool = True) -> None:
+        self.total = LaneSemaphore(total, shared)
         self.per_host = per_host
         self._active: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}

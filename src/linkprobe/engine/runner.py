@@ -25,8 +25,12 @@ Inputs = Iterable[str] | AsyncIterable[str]
 class Engine:
     """Probe URLs. Use as `async with Engine(config) as engine:`; share one engine per process."""
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, *, shared: bool = True) -> None:
+        """`shared`: runs of several tasks may use this engine at once (serve, the worker), and
+        each lane leaves a reserve of the slots to the others (limits.RESERVE_SHARE). False for
+        a process that runs one list (check, crawl): its run may use every slot."""
         self.config = config or EngineConfig()
+        self.shared = shared
         self.policy = EgressPolicy(self.config.allow_private, self.config.allow_cidrs)
         self._transport: Transport | None = None
         self._prober: Prober | None = None
@@ -38,7 +42,7 @@ class Engine:
         limits = Limits(config.concurrency, config.per_host)
         ensure_descriptors(limits.connections + SPARE_DESCRIPTORS, f"concurrency {config.concurrency}")
         self._transport = Transport(self.policy, limits)
-        self._prober = Prober(self._transport, Slots(config.concurrency, config.per_host))
+        self._prober = Prober(self._transport, Slots(config.concurrency, config.per_host, self.shared))
         return self
 
     async def __aexit__(

@@ -112,7 +112,7 @@ class Shards:
     async def run(self, options: ProbeOptions, stop: asyncio.Event) -> AsyncIterator[ProbeResult]:
         """Every URL's result, in completion order, `index` its position in the whole input."""
         if not self.children:
-            async with Engine(self.config) as engine:
+            async with Engine(self.config, shared=False) as engine:
                 async for result in engine.run([self.urls[i] for i in self.own], options, stop=stop):
                     result.index = self.own[result.index]
                     yield result
@@ -164,7 +164,7 @@ async def _child_main(urls: list[str], config: EngineConfig, options: ProbeOptio
     outbox = Outbox(pipe)
     ticker = asyncio.create_task(outbox.flush_every(FLUSH_SECONDS))
     try:
-        async with Engine(config) as engine:
+        async with Engine(config, shared=False) as engine:  # one list: no other lane to reserve for
             async for result in engine.run(urls, options, stop=stop):
                 outbox.add(result)
     finally:
