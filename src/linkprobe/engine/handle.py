@@ -106,7 +106,9 @@ class Handle:
         "policy",
         "read",
         "refusal",
+        "sent_head",
         "sent_headers",
+        "sent_verify",
         "socket_error",
         "status",
     )
@@ -133,6 +135,9 @@ class Handle:
         self.future: asyncio.Future[tuple[int, str]] | None = None
         self.page: bytearray | None = None
         self.sent_headers: list[str] | None = None
+        # The method and TLS checks last set: most requests repeat them (setopt only on a change).
+        self.sent_head: bool | None = None
+        self.sent_verify: bool | None = None
         self.made: list[socket.socket] = []
         self._reset(0, False, False)
 
@@ -167,14 +172,18 @@ class Handle:
         """Set up one request: `page` receives the decoded body (else it is counted and dropped)."""
         curl = self.curl
         curl.setopt(pycurl.URL, url)
-        curl.setopt(pycurl.NOBODY, 1) if head else curl.setopt(pycurl.HTTPGET, 1)
+        if head is not self.sent_head:
+            curl.setopt(pycurl.NOBODY, 1) if head else curl.setopt(pycurl.HTTPGET, 1)
+            self.sent_head = head
         if headers is not self.sent_headers:  # one list per options object: set when it changes
             curl.setopt(pycurl.HTTPHEADER, headers)
             self.sent_headers = headers
         curl.setopt(pycurl.TIMEOUT_MS, max(1, int(timeout * 1000)))
         curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect_timeout * 1000)))
-        curl.setopt(pycurl.SSL_VERIFYPEER, verify_tls)
-        curl.setopt(pycurl.SSL_VERIFYHOST, 2 if verify_tls else 0)
+        if verify_tls is not self.sent_verify:
+            curl.setopt(pycurl.SSL_VERIFYPEER, verify_tls)
+            curl.setopt(pycurl.SSL_VERIFYHOST, 2 if verify_tls else 0)
+            self.sent_verify = verify_tls
         self._reset(cap, page is not None, head)
         self.page = page
         if page is not None:

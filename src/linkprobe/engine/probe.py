@@ -229,7 +229,7 @@ class Prober:
         final response's Retry-After."""
         deadline = perf_counter() + options.timeout
         method = options.method
-        first = text = str(target)
+        first = text = target.text
         headers = options.request_headers
         home = _origin(target) if options.foreign_headers is not headers else None  # has credentials
         while True:
