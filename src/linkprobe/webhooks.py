@@ -29,7 +29,6 @@ from typing import Any, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from yarl import URL
 
 from linkprobe.changes import CHANGES
 from linkprobe.engine.egress import EgressPolicy
@@ -37,7 +36,7 @@ from linkprobe.engine.errors import BLOCKED_MARK, Blocked, ProbeFailure, curl_fa
 from linkprobe.engine.handle import Handle, Limits
 from linkprobe.engine.outcome import ErrorKind, ProbeError
 from linkprobe.engine.probe import _attempted
-from linkprobe.engine.urls import normalise
+from linkprobe.engine.urls import Target, normalise
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32  # the spec asks for 24 to 64
@@ -249,7 +248,7 @@ def refusal(url: str, policy: EgressPolicy) -> ProbeError | None:
     refuses), or None: a host name is checked at the dial, on every address it resolves to."""
     try:
         target = normalise(url)
-        host = target.raw_host or ""
+        host = target.host
         try:
             why = policy.reason(host.strip("[]"))
         except ValueError:  # a name, not an address
@@ -330,7 +329,7 @@ class Notifier:
         return Attempt(number, at, status, error, elapsed)
 
     async def _post(
-        self, target: URL, lines: list[str], body: bytes, seconds: float, connect: float
+        self, target: Target, lines: list[str], body: bytes, seconds: float, connect: float
     ) -> tuple[int | None, ProbeError | None]:
         handle: Handle = self._transport.handle()
         try:

@@ -193,6 +193,7 @@ class Handle:
         """Make the request `start` set up a POST of `body` (a webhook delivery); the next `start`
         is a GET or HEAD again."""
         self.curl.setopt(pycurl.POSTFIELDS, body)
+        self.sent_head = None  # the method is no longer what `start` last set
 
     def expire_dns(self, seconds: int) -> None:
         """Set libcurl's DNS_CACHE_TIMEOUT for this handle's next transfers (when it changes)."""
