@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 import zlib
 
 import pytest
 
+from linkprobe.engine.outcome import BodyState, ErrorKind, Hop, ProbeError, ProbeResult, utcnow
 from linkprobe.engine.shards import MIN_SHARE, host_of, processes_for, split
 
 
@@ -38,3 +40,13 @@ def test_a_short_input_is_not_split() -> None:
     assert processes_for(8, 1) == 1
     assert processes_for(8, MIN_SHARE * 2 - 1) == 1
     assert processes_for(2, MIN_SHARE * 100) == 2
+
+
+def test_a_result_crosses_between_processes_whole() -> None:
+    """Every field survives the pickling that carries a child's results to the parent."""
+    result = ProbeResult(
+        "http://a.example/x", 7, False, "http://b.example/", 503, ProbeError(ErrorKind.TIMEOUT, "slow"),
+        (Hop(301, "http://b.example/"),), BodyState.TRUNCATED, 12.5, 1.25, 0.5, 0.75, None, 3.0,
+        "text/html", 1024, utcnow(), 2,
+    )  # fmt: skip
+    assert pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)) == result

@@ -126,6 +126,12 @@ class ProbeResult:
         error = self.error
         return Outcome.BROKEN if error is None else APART.get(error.kind, Outcome.BROKEN)
 
+    def __reduce__(self) -> tuple[type[ProbeResult], tuple[Any, ...]]:
+        """Pickled as its field values, rebuilt by the constructor: check's processes send every
+        result to the parent, and the slots dataclass's own state (a list made by fields() per
+        object, set back field by field) cost 4x as much."""
+        return ProbeResult, _VALUES(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; the field order is the documented result schema."""
         return {

@@ -47,8 +47,8 @@ class Transport:
         self._busy: set[Handle] = set()  # added to the multi handle: close() removes them
         # libcurl's sockets are watched in a selector of their own, itself one reader of the loop:
         # libcurl adds a connection's socket at each transfer and removes it at its end, and the
-        # loop's add_reader/remove_reader (uvloop: a poll handle made and closed) cost 7 syscalls a
-        # URL where the selector's register/unregister cost 2. POLL_IN and POLL_OUT have the values
+        # loop's add_reader/remove_reader (uvloop: a poll handle made and closed) cost 7.5 syscalls
+        # a URL where the selector's register/unregister cost 2. POLL_IN and POLL_OUT have the values
         # of EVENT_READ and EVENT_WRITE, and those of CSELECT_IN and CSELECT_OUT.
         self._selector = selectors.DefaultSelector()
         self.loop.add_reader(self._selector.fileno(), self._ready)
