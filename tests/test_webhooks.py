@@ -223,7 +223,7 @@ async def test_failed_attempts_are_retried_with_the_same_id_and_each_outcome_rec
 
 async def test_a_dead_receiver_is_retried_only_within_the_total_time_and_never_blocks_the_caller() -> None:
     dead = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens
-    async with Notifier(LOOPBACK, Backoff(first_s=0.05, max_s=0.1, total_s=0.6, timeout_s=1)) as notifier:
+    async with Notifier(LOOPBACK, Backoff(first_s=0.05, max_s=0.1, total_s=2.0, timeout_s=1)) as notifier:
         started = datetime.now(UTC)
         task = notifier.submit(dead, new_secret(), b"{}")
         assert not task.done()  # submit returned before any attempt ended
@@ -231,7 +231,7 @@ async def test_a_dead_receiver_is_retried_only_within_the_total_time_and_never_b
         delivery = task.result()
         assert not delivery.delivered and len(delivery.attempts) > 1
         assert {a.error.kind for a in delivery.attempts if a.error} == {ErrorKind.CONNECT_REFUSED}
-        assert all((a.at - started).total_seconds() < 0.6 for a in delivery.attempts)
+        assert all((a.at - started).total_seconds() < 2.0 for a in delivery.attempts)
 
 
 async def test_a_hanging_delivery_is_cancelled_by_aclose(receiver: Receiver) -> None:
