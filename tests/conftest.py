@@ -457,12 +457,26 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
-def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+@pytest.fixture(params=STORES)
+async def short_retention(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh store of each implementation that keeps finished tasks for 1 s (leases as deployed)."""
+    opened = make_store(request.param, tmp_path, request, DeliveryPolicy(), retention_s=1)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def make_store(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, policy: DeliveryPolicy = POLICY,
+    retention_s: int = 7 * 86400,
+) -> Store:  # fmt: skip
     if kind == "sqlite":
-        return SQLiteStore(tmp_path / "store.db", POLICY)
+        return SQLiteStore(tmp_path / "store.db", policy, retention_s)
     server: RedisServer = request.getfixturevalue("redis_server")
     server.flush()
-    return RedisStore(server.url, reclaim_idle_s=RECLAIM_S, max_deliveries=MAX_DELIVERIES, block_ms=20)
+    return RedisStore(
+        server.url, policy.reclaim_idle_s, policy.max_deliveries, retention_s=retention_s, block_ms=20
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from linkprobe.engine import ErrorKind, ProbeError, ProbeOptions, ProbeResult, f
 from linkprobe.engine.outcome import Hop
 from linkprobe.store import Chunk, IdempotencyConflict, NewTask, ResultFilter, Store, TaskStatus
 from linkprobe.store.base import LATENCY_BOUNDS_MS
-from tests.conftest import MAX_DELIVERIES, RECLAIM_S
+from tests.conftest import MAX_DELIVERIES, RECLAIM_S, wait_for
 
 Reopen = Callable[[Store], Awaitable[Store]]
 
@@ -106,9 +106,9 @@ async def test_results_pages_and_filters(store: Store) -> None:
     assert [r["index"] for r in page] == [0, 1, 2, 3] and cursor is not None
     rest, end = await store.results(task.id, ResultFilter(), cursor, 100)
     assert [r["index"] for r in rest] == list(range(4, 10)) and end is None
-    ok, _ = await store.results(task.id, ResultFilter(ok=True), None, 100)
+    ok, _ = await store.results(task.id, ResultFilter(outcome="ok"), None, 100)
     assert [r["index"] for r in ok] == [0, 3, 6, 9]
-    broken, _ = await store.results(task.id, ResultFilter(ok=False), None, 100)
+    broken, _ = await store.results(task.id, ResultFilter(outcome="broken"), None, 100)
     assert len(broken) == 6
     dns, _ = await store.results(task.id, ResultFilter(error_kind="dns"), None, 100)
     assert [r["index"] for r in dns] == [2, 5, 8]
@@ -216,7 +216,7 @@ async def test_status_filter_and_by_status_agree_on_a_result_with_a_status_and_a
     assert [r["index"] for r in by_code] == [1]  # as by_status counts it
     by_kind, _ = await store.results(task.id, ResultFilter(error_kind="redirect_loop"), None, 100)
     assert [r["index"] for r in by_kind] == [0]
-    both, _ = await store.results(task.id, ResultFilter(ok=False, status_code=302), None, 100)
+    both, _ = await store.results(task.id, ResultFilter(outcome="broken", status_code=302), None, 100)
     assert [r["index"] for r in both] == [1]
 
 
@@ -377,8 +377,8 @@ def redirected(url: str, index: int, first_hop: int) -> ProbeResult:
 
 
 async def test_results_filter_redirects_and_outcomes_apart(store: Store) -> None:
-    """ResultFilter.redirect (by the first hop: 301/308 permanent, else temporary) and
-    not_error_kinds (broken without unsupported and cancelled), the same on every store."""
+    """ResultFilter.redirect (by the first hop: 301/308 permanent, else temporary) and the
+    outcome words (broken without unsupported and cancelled), the same on every store."""
     urls = [f"http://r{i}.example/" for i in range(8)]
     task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=10)
     chunk = await store.claim_chunk("w")
@@ -402,9 +402,106 @@ async def test_results_filter_redirects_and_outcomes_apart(store: Store) -> None
     assert await indexes(ResultFilter(redirect="permanent")) == [0, 1]
     assert await indexes(ResultFilter(redirect="temporary")) == [2]
     assert await indexes(ResultFilter(redirect="permanent", url_contains="r1.")) == [1]
-    assert await indexes(ResultFilter(ok=False)) == [4, 5, 6, 7]
-    assert await indexes(ResultFilter(ok=False, not_error_kinds=("unsupported", "cancelled"))) == [4, 7]
+    assert await indexes(ResultFilter(outcome="ok")) == [0, 1, 2, 3]
+    assert await indexes(ResultFilter(outcome="broken")) == [4, 7]
+    assert await indexes(ResultFilter(outcome="unsupported")) == [5]
+    assert await indexes(ResultFilter(outcome="cancelled")) == [6]
+    assert await indexes(ResultFilter(outcome="broken", redirect="any")) == []
     streamed = [
         json.loads(row)["index"] async for row in store.stream_results(task.id, ResultFilter(redirect="any"))
     ]
     assert streamed == [0, 1, 2]
+
+
+# -- one rule on both stores: each case once diverged between SQLite and Redis ---------------------
+
+
+async def test_each_outcome_is_counted_as_its_filter_selects(store: Store) -> None:
+    """ok, broken, unsupported and cancelled: the task's count of each equals the results its
+    outcome filter returns, with results apart (unsupported, cancelled) among the broken ones."""
+    urls = [f"http://o{i}.example/" for i in range(6)]
+    task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=3)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    await store.complete_chunk(chunk, [
+        ProbeResult(url=urls[0], index=0, ok=True, status_code=200, attempts=1),
+        ProbeResult(url=urls[1], index=1, status_code=404, attempts=1),
+        failed(urls[2], 2, ErrorKind.UNSUPPORTED, "mailto: links are not checked"),
+    ])  # fmt: skip
+    second = await store.claim_chunk("w")
+    assert second is not None
+    await store.store_results(second, [failed(urls[3], 3, ErrorKind.DNS, "no such host")])
+    record = await store.cancel_task(task.id)  # 4 and 5 become cancelled
+    assert record is not None and record.status == TaskStatus.CANCELLED
+    counts = {"ok": record.ok, "broken": record.broken, "unsupported": record.unsupported,
+              "cancelled": record.cancelled}  # fmt: skip
+    assert counts == {"ok": 1, "broken": 2, "unsupported": 1, "cancelled": 2}
+    for outcome, count in counts.items():
+        items, _ = await store.results(task.id, ResultFilter(outcome=outcome), None, 100)
+        assert len(items) == count, outcome
+    assert sum(counts.values()) == record.done == 6
+
+
+async def test_a_cancelled_task_is_never_seen_ready(store: Store) -> None:
+    """The cancel ends the task in one step: readers polling all along see it running, then
+    cancelled, never `ready` in between (as an event stream would report it). Five cancels, each
+    watched by four readers, so that some read lands between any two steps a cancel might take."""
+    for _ in range(5):
+        await cancel_watched(store)
+
+
+async def cancel_watched(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), (f"http://c{i}.example/ok" for i in range(60)), chunk_size=2)
+    assert await store.claim_chunk("w") is not None
+    seen: list[TaskStatus] = []
+    cancelling = True
+
+    async def watch() -> None:
+        while cancelling:
+            record = await store.get_task(task.id)
+            assert record is not None
+            seen.append(record.status)
+
+    watchers = [asyncio.create_task(watch()) for _ in range(4)]  # one read always on its way
+    await asyncio.sleep(0)  # the watchers are reading before the cancel starts
+    cancelled = await store.cancel_task(task.id)
+    cancelling = False
+    await asyncio.gather(*watchers)
+    assert cancelled is not None and cancelled.status == TaskStatus.CANCELLED
+    assert len(seen) > 4 and TaskStatus.READY not in seen, seen
+    final = await store.get_task(task.id)
+    assert final is not None and (final.status, final.done) == (TaskStatus.CANCELLED, 60)
+    assert final.by_error == {"cancelled": 60}
+
+
+async def test_retention_lets_finished_tasks_go_and_keeps_running_ones(short_retention: Store) -> None:
+    """One rule (base.Retention): a running task stays whatever its age; a finished one goes once
+    the retention has passed since it finished."""
+    store = short_retention
+    running, _ = await store.create_task(NewTask(), iter(URLS[:4]), chunk_size=2)
+    held = await store.claim_chunk("w")
+    assert held is not None and held.task_id == running.id
+    finished, _ = await store.create_task(NewTask(), iter(URLS[:2]), chunk_size=2)
+
+    async def finished_is_gone() -> bool:
+        while (chunk := await store.claim_chunk("w")) is not None:  # SQLite purges as it hands out work
+            if chunk.task_id == finished.id:
+                await store.complete_chunk(chunk, results_of(chunk))
+        return await store.get_task(finished.id) is None
+
+    await wait_for(finished_is_gone, "the finished task to expire", timeout=30)
+    kept = await store.get_task(running.id)  # older than the finished one, but not finished
+    assert kept is not None and kept.status == TaskStatus.RUNNING
+    await store.complete_chunk(held, results_of(held))
+    record = await store.get_task(running.id)
+    assert record is not None and record.done == 2
+
+
+async def test_queued_chunks_are_the_ones_waiting_not_the_ones_held(store: Store) -> None:
+    await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    assert (await store.stats())["queued_chunks"] == 3
+    held = await store.claim_chunk("w")
+    assert held is not None
+    assert (await store.stats())["queued_chunks"] == 2
+    await store.complete_chunk(held, results_of(held))
+    assert (await store.stats())["queued_chunks"] == 2

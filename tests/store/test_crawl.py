@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from linkprobe.extract.document import MAX_PLACES
 from linkprobe.store import Chunk, ChunkKind, CrawlSpec, Found, NewTask, ResultFilter, Store, TaskStatus
+from linkprobe.store.base import Retention
 from linkprobe.store.accounts import KeyStore, RedisKeys, SQLiteKeys, Window
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
@@ -360,7 +361,7 @@ async def test_sources_come_with_result_pages_filters_and_streams(store: Store) 
     assert "sources" not in items[0]
     page_one, cursor = await store.results(task_id, ResultFilter(), 0, 1)
     assert [r["sources"] for r in page_one] == expected[1:2] and cursor == 1
-    broken = await all_results(store, task_id, ResultFilter(ok=False))
+    broken = await all_results(store, task_id, ResultFilter(outcome="broken"))
     assert [r.get("sources") for r in broken] == [None, expected[2]]
     streamed = [json.loads(row) async for row in store.stream_results(task_id, ResultFilter())]
     assert streamed == items
@@ -428,7 +429,7 @@ async def test_a_finished_crawl_goes_with_the_retention(store: Store) -> None:
     await drain(store)
     assert (await task(store, task_id)).status == TaskStatus.READY
     if isinstance(store, SQLiteStore):
-        store.retention_s = 0
+        store.retention = Retention(0)
         assert await store.purge_expired() == 1
         assert await leftovers(store, task_id) == []
         return
@@ -438,7 +439,7 @@ async def test_a_finished_crawl_goes_with_the_retention(store: Store) -> None:
         keys = await leftovers(store, task_id)
         assert len(keys) >= 8
         ttls = {key: await client.ttl(key) for key in keys}
-        assert all(0 < ttl <= store.retention_s for ttl in ttls.values()), ttls
+        assert all(0 < ttl <= store.retention.ttl for ttl in ttls.values()), ttls
     finally:
         await client.aclose()
 

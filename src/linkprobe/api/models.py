@@ -23,7 +23,7 @@ from linkprobe.engine.errors import InvalidURL, Unsupported
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, ProbeResult
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
-from linkprobe.outcomes import APART, Redirect, redirect_of_status
+from linkprobe.outcomes import Redirect, redirect_of_status
 from linkprobe.store import TaskRecord, TaskStatus
 from linkprobe.store.base import Scope
 
@@ -188,12 +188,10 @@ def shown_options(options: ProbeOptions) -> dict[str, Any]:
 
 
 def progress(record: TaskRecord) -> Progress:
-    """The stores count ok and not ok; the outcomes apart (unsupported, cancelled) are taken out of
-    the latter here, by their error kinds (outcomes.APART)."""
-    unsupported, cancelled = (record.by_error.get(kind, 0) for kind in APART)
+    """The stores count each result by its outcome word (ProbeResult.outcome), as `?outcome=` filters."""
     return Progress(
-        total=record.total, done=record.done, ok=record.ok,
-        broken=record.broken - unsupported - cancelled, unsupported=unsupported, cancelled=cancelled,
+        total=record.total, done=record.done, ok=record.ok, broken=record.broken,
+        unsupported=record.unsupported, cancelled=record.cancelled,
         pages=None if record.crawl is None else record.pages,
     )  # fmt: skip
 

@@ -262,16 +262,12 @@ def _filter(
     outcome: str | None, error_kind: ErrorKind | None, status_code: int | None, q: str | None,
     redirect: str | None = None,
 ) -> ResultFilter:  # fmt: skip
-    """The store's filter: an outcome apart (unsupported, cancelled) is its error kind; `broken`
-    leaves them out."""
+    """The store's filter: the results of one outcome word (ProbeResult.outcome), as the task's
+    progress counts them."""
     kind = None if error_kind is None else error_kind.value
-    if outcome in APART:
-        if kind not in (None, outcome):
-            raise HTTPException(422, f"outcome={outcome} and error_kind={kind} select nothing")
-        kind = outcome
-    apart = APART if outcome == "broken" else ()
-    ok = None if outcome is None else outcome == "ok"
-    return ResultFilter(ok, kind, status_code, q, not_error_kinds=apart, redirect=redirect)
+    if outcome in APART and kind not in (None, outcome):
+        raise HTTPException(422, f"outcome={outcome} and error_kind={kind} select nothing")
+    return ResultFilter(outcome, kind, status_code, q, redirect=redirect)
 
 
 async def accept(

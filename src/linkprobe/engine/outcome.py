@@ -59,6 +59,13 @@ class Outcome(StrEnum):
 APART = {ErrorKind.UNSUPPORTED: Outcome.UNSUPPORTED, ErrorKind.CANCELLED: Outcome.CANCELLED}
 
 
+def classify(ok: bool, error_kind: str | None) -> Outcome:
+    """The one classifier, on a result's `ok` and error kind (a ProbeResult's, or its stored JSON's)."""
+    if ok:
+        return Outcome.OK
+    return Outcome.BROKEN if error_kind is None else APART.get(error_kind, Outcome.BROKEN)  # type: ignore[call-overload]
+
+
 class BodyState(StrEnum):
     """What happened to the final response's body. It never changes the verdict: the status does."""
 
@@ -121,10 +128,8 @@ class ProbeResult:
 
     @property
     def outcome(self) -> Outcome:
-        if self.ok:
-            return Outcome.OK
         error = self.error
-        return Outcome.BROKEN if error is None else APART.get(error.kind, Outcome.BROKEN)
+        return classify(self.ok, None if error is None else error.kind)
 
     def __reduce__(self) -> tuple[type[ProbeResult], tuple[Any, ...]]:
         """Pickled as its field values, rebuilt by the constructor: check's processes send every

@@ -13,7 +13,7 @@ import json
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, StoreError, failed
+from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.extract.document import MAX_PLACES
 
 if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `linkprobe crawl` never loads
@@ -36,6 +37,29 @@ class TaskStatus(StrEnum):
 
 
 TERMINAL = frozenset({TaskStatus.READY, TaskStatus.ERROR, TaskStatus.CANCELLED})
+LIVE = (TaskStatus.PENDING, TaskStatus.RUNNING)  # a task that still wants work (and keeps its secrets)
+
+
+@dataclass(slots=True, frozen=True)
+class Retention:
+    """The one retention rule of both stores: finished tasks only. A pending or running task is
+    kept whatever its age; a task that ended (TERMINAL) goes `seconds` after its `finished_at`
+    (SQLite: purged by `cutoff`; Redis: every key of the task expires `seconds` after the
+    transition that ends it, and none carries a TTL before)."""
+
+    seconds: float
+
+    def cutoff(self, now: datetime) -> datetime:
+        """Tasks that finished before this have expired."""
+        return now - timedelta(seconds=self.seconds)
+
+    def expired(self, status: TaskStatus, finished_at: datetime | None, now: datetime) -> bool:
+        return status in TERMINAL and finished_at is not None and finished_at < self.cutoff(now)
+
+    @property
+    def ttl(self) -> int:
+        """Whole seconds, at least 1 (Redis EXPIRE)."""
+        return max(1, int(self.seconds))
 
 
 class ChunkKind(StrEnum):
@@ -116,7 +140,7 @@ class TaskRecord:
     status: TaskStatus
     total: int
     done: int
-    ok: int
+    ok: int  # done results by outcome (ProbeResult.outcome): ok, broken, unsupported, cancelled
     broken: int
     created_at: datetime
     started_at: datetime | None
@@ -127,6 +151,8 @@ class TaskRecord:
     owner: str | None = None
     crawl: CrawlSpec | None = None
     pages: int = 0  # crawl tasks: pages fetched so far (each page counted once, by discover)
+    unsupported: int = 0
+    cancelled: int = 0
 
 
 @dataclass(slots=True)
@@ -145,17 +171,59 @@ class Chunk:
     crawl: CrawlSpec | None = None  # the task's crawl spec, for crawl tasks
 
 
+def fold(text: str) -> str:
+    """How a URL search folds case, on every store: Unicode case folding (`ärger` finds `Ärger`)."""
+    return text.casefold()
+
+
+def url_has(url: str, needle: str) -> bool:
+    return fold(needle) in fold(url)
+
+
+def redirected(data: Mapping[str, Any], wanted: str) -> bool:
+    """ResultFilter.redirect on a stored result: "any", or its outcomes.Redirect (first hop)."""
+    from linkprobe.outcomes import redirect_of_dict  # not at import: `linkprobe crawl` needs none of it
+
+    found = redirect_of_dict(data)
+    return found is not None and wanted in ("any", found)
+
+
 @dataclass(slots=True, frozen=True)
 class ResultFilter:
-    ok: bool | None = None
+    """Which results a page or a stream holds: every field given must match. `matches` is the
+    meaning, declared once; a store narrows by what it indexes (`indexed`: SQLite columns, Redis
+    sorted sets named by the same count keys) and checks the rest with the same functions."""
+
+    outcome: str | None = None  # an Outcome word (ok, broken, unsupported, cancelled)
     error_kind: str | None = None
-    status_code: int | None = None
-    url_contains: str | None = None  # case-insensitive substring of the input URL
-    # Error kinds left out: `outcome=broken` is not ok and neither unsupported nor cancelled.
-    not_error_kinds: tuple[str, ...] = ()
+    status_code: int | None = None  # as count_key: a result with an error is counted by it
+    url_contains: str | None = None  # a substring of the input URL, case folded (`fold`)
     # Results that redirected: "any", or by the first hop (outcomes.Redirect): "permanent" (301,
     # 308) or "temporary". Derived from the stored result's `redirects`; no new column or index.
     redirect: str | None = None
+
+    @property
+    def indexed(self) -> str:
+        """The narrowest count key this filter selects by ("all" when none): the one index a
+        store scans. The other fields are checked on each result it reads (`matches`)."""
+        if self.error_kind is not None:
+            return f"e:{self.error_kind}"
+        if self.status_code is not None:
+            return status_key(self.status_code)
+        return "all" if self.outcome is None else f"o:{self.outcome}"
+
+    def matches(self, data: Mapping[str, Any]) -> bool:
+        kind = (data.get("error") or {}).get("kind")
+        return (
+            (self.outcome is None or classify(data["ok"], kind) == self.outcome)
+            and (self.error_kind is None or kind == self.error_kind)
+            and (
+                self.status_code is None
+                or count_key(kind, data.get("status_code")) == status_key(self.status_code)
+            )
+            and (not self.url_contains or url_has(data["url"], self.url_contains))
+            and (self.redirect is None or redirected(data, self.redirect))
+        )
 
 
 @dataclass(slots=True, frozen=True)
@@ -258,10 +326,66 @@ def lane_of(task: NewTask, task_id: str) -> str:
     return f"owner:{owner}" if owner else f"task:{task_id}"
 
 
+def status_key(status_code: int) -> str:
+    return f"s:{status_code}"
+
+
 def count_key(error_kind: str | None, status_code: int | None) -> str:
     """The one class of a result, for counts and filters: `e:<kind>` when it has an error (even with
     a status, as a redirect loop has), else `s:<status>`. `?status_code=` and `by_status` agree."""
-    return f"e:{error_kind}" if error_kind else f"s:{status_code}"
+    return f"e:{error_kind}" if error_kind else f"s:{status_code}"  # status_key, None included
+
+
+def outcome_key(outcome: Outcome) -> str:
+    return f"o:{outcome.value}"
+
+
+def count_keys(result: ProbeResult) -> tuple[str, ...]:
+    """Every counter a stored result adds one to (and, on Redis, every index it joins besides
+    `all`): its outcome `o:<word>`, its class (count_key) and, when it was timed, its latency
+    bucket `l:<bound>`. The one place that decides how a result is counted, for both stores."""
+    kind = None if result.error is None else result.error.kind.value
+    keys = (outcome_key(result.outcome), count_key(kind, result.status_code))
+    bucket = latency_key(result.elapsed_ms, result.attempts)
+    return keys if bucket is None else (*keys, bucket)
+
+
+@dataclass(slots=True, frozen=True)
+class Stored:
+    """A result as both stores write it, encoded once on the caller's thread: its input index,
+    the counters it adds to (count_keys) and its JSON (ProbeResult.to_json, RESULT_FIELDS)."""
+
+    index: int
+    keys: tuple[str, ...]
+    json: str
+
+
+def encode(results: Iterable[ProbeResult]) -> list[Stored]:
+    return [Stored(r.index, count_keys(r), r.to_json()) for r in results]
+
+
+def tally(stored: Iterable[Stored]) -> dict[str, int]:
+    """The counts `stored` adds, per count key."""
+    counts: dict[str, int] = {}
+    for item in stored:
+        for key in item.keys:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def outcome_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """A task's results by outcome word, from its counts (zero for an outcome it has none of)."""
+    return {o.value: int(counts.get(outcome_key(o), 0)) for o in Outcome}
+
+
+def record_counts(counts: Mapping[str, int]) -> dict[str, Any]:
+    """The TaskRecord fields its counts make: outcomes, by_status, by_error, latency."""
+    return {
+        **outcome_counts(counts),
+        "by_status": {key[2:]: int(n) for key, n in counts.items() if key.startswith("s:")},
+        "by_error": {key[2:]: int(n) for key, n in counts.items() if key.startswith("e:")},
+        "latency": latency_of(counts),
+    }
 
 
 # Upper bounds (ms) of the latency buckets a task counts its probed results in, "+Inf" beyond.
@@ -275,9 +399,9 @@ def latency_key(elapsed_ms: float, attempts: int) -> str | None:
     return LATENCY_KEYS[bisect_left(LATENCY_BOUNDS_MS, elapsed_ms)] if attempts else None
 
 
-def latency_of(counts: dict[str, int]) -> dict[str, int]:
+def latency_of(counts: Mapping[str, int]) -> dict[str, int]:
     """A task's latency histogram from its counts: every bucket by upper bound, "+Inf" last."""
-    return {key[2:]: counts.get(key, 0) for key in LATENCY_KEYS}
+    return {key[2:]: int(counts.get(key, 0)) for key in LATENCY_KEYS}
 
 
 def cancelled_results(missing: Iterable[tuple[int, str]]) -> list[ProbeResult]:

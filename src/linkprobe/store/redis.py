@@ -29,10 +29,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
 from linkprobe.extract.document import MAX_PLACES
-from linkprobe.outcomes import redirect_of_dict
 from linkprobe.store import redis_schema as k
 from linkprobe.store.accounts import Window
 from linkprobe.store.base import (
+    LIVE,
+    TERMINAL,
     Chunk,
     ChunkKind,
     CrawlSpec,
@@ -42,17 +43,17 @@ from linkprobe.store.base import (
     Quota,
     QuotaExceeded,
     ResultFilter,
+    Retention,
     Store,
     TaskRecord,
     TaskStatus,
     batches_off_loop,
     cancelled_results,
-    count_key,
     dead_letter_results,
+    encode,
     lane_of,
-    latency_key,
-    latency_of,
     page_of,
+    record_counts,
     split_secrets,
     stored_options,
     with_secrets,
@@ -90,20 +91,12 @@ def unavailable(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
 
 
 def result_args(results: list[ProbeResult]) -> list[str]:
+    """COMPLETE_CHUNK's arguments per result (base.encode): index, count keys, JSON. The keys go
+    as one argument: redis-py packs each argument in Python."""
     args: list[str] = []
-    for r in results:
-        kind = count_key(r.error.kind.value if r.error else None, r.status_code)
-        # The latency bucket rides on the flag argument: redis-py packs each argument in Python.
-        flag = "ok" if r.ok else "broken"
-        latency = latency_key(r.elapsed_ms, r.attempts)
-        args += [str(r.index), f"{flag} {latency}" if latency else flag, kind, r.to_json()]
+    for stored in encode(results):
+        args += [str(stored.index), " ".join(stored.keys), stored.json]
     return args
-
-
-def _redirected(data: dict[str, Any], wanted: str) -> bool:
-    """ResultFilter.redirect on a stored result (outcomes.Redirect of its first hop)."""
-    found = redirect_of_dict(data)
-    return found is not None and wanted in ("any", found)
 
 
 class RedisStore(Store):
@@ -119,7 +112,7 @@ class RedisStore(Store):
         self.block_ms = block_ms
         self.reclaim_idle_ms = int(reclaim_idle_s * 1000)
         self.max_deliveries = max_deliveries
-        self.retention_s = retention_s
+        self.retention = Retention(retention_s)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         # Any: redis-py types replies as bytes | str whatever decode_responses says; ours are str.
         self._redis: Any = None
@@ -225,7 +218,7 @@ class RedisStore(Store):
             if quota else [0, 0, 0, 1, 0, 1, 0]
         )  # fmt: skip
         fingerprint = idempotency[1] if idempotency else ""
-        args = [self.retention_s, int(idempotency is not None), fingerprint, task_id, task.owner or "",
+        args = [self.retention.ttl, int(idempotency is not None), fingerprint, task_id, task.owner or "",
                 int(chunks > 0), *limits, k.PREFIX]  # fmt: skip
         for field, value in self._fields(task_id, task, total, chunks, chunk_size).items():
             args += [field, value]
@@ -238,8 +231,9 @@ class RedisStore(Store):
         fields: dict[str, Any] = {
             "id": task_id, "name": task.name or "", "description": task.description or "",
             "has_name": int(task.name is not None), "has_description": int(task.description is not None),
-            "options": options, "status": "pending" if chunks else "ready", "total": total,
-            "done": 0, "ok": 0, "broken": 0, "chunks_left": chunks, "created_at": _now(),
+            "options": options, "total": total,
+            "status": (TaskStatus.PENDING if chunks else TaskStatus.READY).value, "done": 0,
+            "chunks_left": chunks, "created_at": _now(),
             "finished_at": "" if chunks else _now(), "owner": task.owner or "",
             "lane": lane_of(task, task_id), "chunks": chunks, "chunk_size": chunk_size,
         }  # fmt: skip
@@ -255,7 +249,7 @@ class RedisStore(Store):
         """The task's other keys before it exists: its key set, a crawl's seen-set, sources."""
         async with self.r.pipeline(transaction=False) as pipe:
             pipe.sadd(k.keys(task_id), k.task(task_id))
-            pipe.expire(k.keys(task_id), self.retention_s)
+            pipe.expire(k.keys(task_id), self.retention.ttl)
             if task.crawl is not None:
                 self._start_crawl(pipe, task_id, task.crawl)
             if task.sources:
@@ -274,7 +268,7 @@ class RedisStore(Store):
         pipe.hset(k.seen(task_id), crawl.start, 0)
         pipe.hset(k.kinds(task_id), "0", f"{ChunkKind.PAGES.value} 0")
         for key in (k.seen(task_id), k.kinds(task_id)):
-            pipe.expire(key, self.retention_s)
+            pipe.expire(key, self.retention.ttl)
         pipe.sadd(k.keys(task_id), k.seen(task_id), k.kinds(task_id), k.expanded(task_id), k.sources(task_id))
 
     def _add_sources(self, pipe: Any, task_id: str, sources: Mapping[int, dict[str, Any]]) -> None:
@@ -282,7 +276,7 @@ class RedisStore(Store):
         items = iter(sources.items())
         while batch := dict(islice(items, 1000)):
             pipe.hset(k.sources(task_id), mapping={str(i): orjson.dumps(d) for i, d in batch.items()})
-        pipe.expire(k.sources(task_id), self.retention_s)
+        pipe.expire(k.sources(task_id), self.retention.ttl)
         pipe.sadd(k.keys(task_id), k.sources(task_id))
 
     async def _idempotent(self, key: str, fingerprint: str) -> TaskRecord | None:
@@ -309,13 +303,13 @@ class RedisStore(Store):
                 for first in range(0, len(batch), chunk_size):
                     part = batch[first : first + chunk_size]
                     names.append(k.chunk(task_id, number))
-                    pipe.set(names[-1], "\n".join(part), ex=self.retention_s)
+                    pipe.set(names[-1], "\n".join(part), ex=self.retention.ttl)
                     pipe.hset(k.starts(task_id), str(number), str(total))
                     total += len(part)
                     number += 1
                 pipe.sadd(k.keys(task_id), k.starts(task_id), *names)
-                pipe.expire(k.keys(task_id), self.retention_s)
-                pipe.expire(k.starts(task_id), self.retention_s)
+                pipe.expire(k.keys(task_id), self.retention.ttl)
+                pipe.expire(k.starts(task_id), self.retention.ttl)
                 await pipe.execute()
         return total, number
 
@@ -323,13 +317,11 @@ class RedisStore(Store):
         """The first chunk on the queue at once (a waiting worker wakes up), the others in the
         task's `todo` list, fed a lane at a time (fair turns)."""
         starts, todo = k.starts(task_id), k.todo(task_id)
-        async with self.r.pipeline(transaction=False) as pipe:
-            pipe.expire(starts, self.retention_s)
+        async with self.r.pipeline(transaction=False) as pipe:  # the task is live: no TTL (Retention)
             pipe.sadd(k.keys(task_id), starts, todo)
             for first in range(1, chunks, 1000):
                 pipe.rpush(todo, *range(first, min(first + 1000, chunks)))
             if chunks > 1:
-                pipe.expire(todo, self.retention_s)
                 pipe.rpush(k.lane(lane), task_id)
                 # A new lane goes before every lane already served (scores >= 1), in creation order.
                 pipe.zadd(k.LANES, {lane: seq / 1e12}, nx=True)
@@ -342,13 +334,10 @@ class RedisStore(Store):
             id=data["id"], name=data["name"] if data.get("has_name") == "1" else None,
             description=data["description"] if data.get("has_description") == "1" else None,
             options=stored_options(data["options"]), status=TaskStatus(data["status"]),
-            total=int(data["total"]),
-            done=int(data["done"]), ok=int(data["ok"]), broken=int(data["broken"]),
-            created_at=datetime.fromisoformat(data["created_at"]), started_at=_time(data.get("started_at")),
-            finished_at=_time(data.get("finished_at")),
-            by_status={key[2:]: int(n) for key, n in counts.items() if key.startswith("s:")},
-            by_error={key[2:]: int(n) for key, n in counts.items() if key.startswith("e:")},
-            latency=latency_of({key: int(n) for key, n in counts.items() if key.startswith("l:")}),
+            total=int(data["total"]), done=int(data["done"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            started_at=_time(data.get("started_at")), finished_at=_time(data.get("finished_at")),
+            **record_counts({key: int(n) for key, n in counts.items()}),
             owner=data.get("owner") or None,
             crawl=CrawlSpec.from_dict(json.loads(data["crawl"])) if data.get("crawl") else None,
             pages=int(data.get("pages") or 0),
@@ -395,7 +384,7 @@ class RedisStore(Store):
             for task_id in ids:
                 pipe.hget(k.task(task_id), "status")
             statuses = await pipe.execute()
-        stale = [t for t, s in zip(ids, statuses, strict=True) if s not in ("pending", "running")]
+        stale = [t for t, s in zip(ids, statuses, strict=True) if s not in LIVE]
         if stale:  # expired by retention while in flight
             await self.r.srem(live, *stale)
         return len(ids) - len(stale)
@@ -419,9 +408,10 @@ class RedisStore(Store):
     @unavailable
     async def cancel_task(self, task_id: str) -> TaskRecord | None:
         record = await self.get_task(task_id)
-        if record is None or record.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
+        if record is None or record.status in TERMINAL:
             return record
-        # A crawl discovers nothing more from here (DISCOVER checks the mark).
+        # A crawl discovers nothing more from here (DISCOVER checks the mark), and the script that
+        # completes the task's last chunk ends it `cancelled` (never `ready`), in one step.
         await self._update(keys=[k.task(task_id)], args=["cancelling", 1])
         await self.r.delete(k.todo(task_id))  # nothing more to feed
         starts = await self.r.hgetall(k.starts(task_id))
@@ -432,34 +422,12 @@ class RedisStore(Store):
                 # Per index: results already stored are kept, only the rest become `cancelled`.
                 cancelled = cancelled_results(enumerate(urls, int(start)))
                 await self._run_complete(task_id, int(number), "", cancelled)
-        # The last chunk completed above ended the task: COMPLETE_CHUNK dropped its secrets and
-        # took it out of its owner's in-flight set, atomically.
-        await self._update(keys=[k.task(task_id)], args=["status", "cancelled", "finished_at", _now()])
+        # The last chunk completed (here or by a worker meanwhile) ended the task as cancelled:
+        # COMPLETE_CHUNK's end_task also dropped its secrets, took it out of its owner's
+        # in-flight set and started its retention, atomically.
         return await self.get_task(task_id)
 
     # -- results ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _filter_index(task_id: str, flt: ResultFilter) -> str:
-        if flt.error_kind is not None:
-            return k.index(task_id, f"e:{flt.error_kind}")
-        if flt.status_code is not None:
-            return k.index(task_id, f"s:{flt.status_code}")
-        if flt.ok is not None:
-            return k.index(task_id, "ok" if flt.ok else "broken")
-        return k.index(task_id, "all")
-
-    @staticmethod
-    def _matches(data: dict[str, Any], flt: ResultFilter) -> bool:
-        error = data.get("error") or {}
-        return (
-            (flt.ok is None or data["ok"] == flt.ok)
-            and (flt.error_kind is None or error.get("kind") == flt.error_kind)
-            and (flt.status_code is None or (not error and data.get("status_code") == flt.status_code))
-            and (not flt.url_contains or flt.url_contains.lower() in data["url"].lower())
-            and error.get("kind") not in flt.not_error_kinds
-            and (flt.redirect is None or _redirected(data, flt.redirect))
-        )
 
     async def _page(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
@@ -469,13 +437,13 @@ class RedisStore(Store):
         low = f"({after}" if after is not None else "-inf"
         while len(found) < limit:
             want = min(PAGE, max(limit - len(found), SCAN_MIN))  # a page of 50 reads ~50 results
-            scanned = self._filter_index(task_id, flt)
+            scanned = k.index(task_id, flt.indexed)
             indexes = await self.r.zrangebyscore(scanned, low, "+inf", start=0, num=want)
             if not indexes:
                 break
             rows = await self.r.hmget(k.results(task_id), indexes)
             for idx, row in zip(indexes, rows, strict=True):
-                if row is not None and self._matches(orjson.loads(row), flt):
+                if row is not None and flt.matches(orjson.loads(row)):
                     found.append((int(idx), row))
             low = f"({indexes[-1]}"
         found = found[:limit]
@@ -565,7 +533,7 @@ class RedisStore(Store):
     async def _load(self, entry_id: str, fields: dict[str, str], deliveries: int) -> Chunk | None:
         task_id, number = fields["task"], int(fields["chunk"])
         state = await self._start(keys=[k.task(task_id), k.kinds(task_id)], args=[_now(), number])
-        if state is None or state[0] == "cancelled":
+        if state is None or state[0] == TaskStatus.CANCELLED:
             await self._ack(entry_id)  # the task was deleted or cancelled meanwhile
             return None
         urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
@@ -595,7 +563,7 @@ class RedisStore(Store):
     async def _run_complete(
         self, task_id: str, number: int, receipt: str, results: list[ProbeResult], final: bool = True
     ) -> int:
-        args = [k.task_prefix(task_id), k.GROUP, receipt, str(number), str(self.retention_s), _now(),
+        args = [k.task_prefix(task_id), k.GROUP, receipt, str(number), str(self.retention.ttl), _now(),
                 "1" if final else "0"]  # fmt: skip
         written: int = await self._complete(keys=[k.task(task_id), k.QUEUE], args=args + result_args(results))
         return written
@@ -611,7 +579,7 @@ class RedisStore(Store):
     @unavailable
     async def discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
         task_id = chunk.task_id
-        args = [k.task_prefix(task_id), str(index), page_url, str(chunk.depth + 1), str(self.retention_s),
+        args = [k.task_prefix(task_id), str(index), page_url, str(chunk.depth + 1), str(self.retention.ttl),
                 str(MAX_PLACES), k.PREFIX, task_id, k.GROUP, chunk.receipt, self.consumer]  # fmt: skip
         day = Window.today()
         args.append(str(day.ttl()))
@@ -646,7 +614,7 @@ class RedisStore(Store):
             for task_id in ids:
                 pipe.hget(k.task(task_id), "status")
             statuses = await pipe.execute()
-        return {t for t, s in zip(ids, statuses, strict=True) if s is not None and s != "cancelled"}
+        return {t for t, s in zip(ids, statuses, strict=True) if s is not None and s != TaskStatus.CANCELLED}
 
     @unavailable
     async def stats(self) -> dict[str, Any]:
@@ -657,10 +625,13 @@ class RedisStore(Store):
             for task_id in ids:
                 pipe.llen(k.todo(task_id))
             pipe.xlen(k.QUEUE)
-            *replies, queued = await pipe.execute()
+            pipe.xpending(k.QUEUE, k.GROUP)
+            *replies, entries, held = await pipe.execute()
         statuses, todo = replies[: len(ids)], replies[len(ids) :]
         tasks: dict[str, int] = {}
         for status in statuses:
             if status is not None:
                 tasks[status] = tasks.get(status, 0) + 1
-        return {"tasks": tasks, "queued_chunks": int(queued) + sum(todo)}
+        # Waiting for a worker: on the stream and not yet delivered (an acknowledged entry is
+        # deleted, so the held ones are the pending ones), or still in a task's `todo` list.
+        return {"tasks": tasks, "queued_chunks": int(entries) - int(held["pending"]) + sum(todo)}

@@ -10,8 +10,10 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:done          SET    numbers of the chunks already completed (counted once each)
     lp:{T}:todo          LIST   numbers of the chunks not yet put on the queue (fair turns)
     lp:{T}:results       HASH   input index -> result JSON
-    lp:{T}:idx:<filter>  ZSET   input indexes (score = index) for all, ok, broken, s:<code>, e:<kind>
-    lp:{T}:counts        HASH   s:<code> / e:<kind> -> count; l:<bound> -> results in that latency bucket
+    lp:{T}:idx:<key>     ZSET   input indexes (score = index): `all`, and per count key but latency
+                                (o:<outcome>, s:<code>, e:<kind>), as base.ResultFilter.indexed names them
+    lp:{T}:counts        HASH   count key (base.count_keys: o:<outcome>, s:<code>, e:<kind>,
+                                l:<bound>) -> results counted
     lp:{T}:keys          SET    every key of the task, so that DELETE removes them all
     lp:{T}:sources       HASH   input index -> JSON {"total": n, "places": [...]} (documents, crawls)
     lp:{T}:seen          HASH   crawl: URL -> input index (the crawl's seen-set)
@@ -34,6 +36,14 @@ A task leaves its owner's `live` set and loses its `secrets` in the script that 
 (COMPLETE_CHUNK: its last chunk, a dead-lettered one, or the cancel's completion of the chunks
 left), on delete, or when retention expires it (found stale and removed by the quota count).
 
+Retention (base.Retention: finished tasks only): the keys written before CREATE_TASK carry the
+retention as a TTL (a create cut short leaves nothing for long); CREATE_TASK persists them, keys
+written while the task runs carry none, and the transition that ends the task (`end_task` in
+COMPLETE_CHUNK) sets every key of the task (its `keys` set) to expire `retention` seconds later.
+
+Task statuses in the scripts are the Lua names PENDING, RUNNING, READY, CANCELLED, defined from
+base.TaskStatus (`_STATUSES`), never string literals.
+
 Fair turns: a task's first chunk goes on the queue at once; the others wait in its `todo` list
 and are fed one at a time (FEED_CHUNK), taking lanes in turn. A lane is a task today ("task:<id>")
 and becomes the task's owner once tasks have owners, so turns are then shared per owner.
@@ -44,6 +54,8 @@ Cluster the queue stream lives in another slot, so the XACK would have to move o
 """
 
 from __future__ import annotations
+
+from linkprobe.store.base import TaskStatus
 
 PREFIX = "lp:"
 GROUP = "workers"
@@ -128,16 +140,38 @@ def idempotency(key: str) -> str:
     return f"{PREFIX}idem:{key}"
 
 
+# Every script that reads or writes a task's status starts with its names, from TaskStatus.
+_STATUSES = "".join(f"local {status.name} = '{status.value}'\n" for status in TaskStatus)
+
+# Ends a live task (KEYS[1], prefix p): its status and finish time, its secrets dropped, out of its
+# owner's in-flight set, and every key of it set to expire with the retention (seconds).
+_END_TASK = """
+local function end_task(p, status, now, retention)
+  redis.call('HSET', KEYS[1], 'status', status, 'finished_at', now)
+  local f = redis.call('HMGET', KEYS[1], 'id', 'live')
+  redis.call('HDEL', KEYS[1], 'secrets', 'cancelling')
+  if f[2] then redis.call('SREM', f[2], f[1]) end
+  for _, key in ipairs(redis.call('SMEMBERS', p .. 'keys')) do redis.call('EXPIRE', key, retention) end
+  redis.call('EXPIRE', KEYS[1], retention)
+  redis.call('EXPIRE', p .. 'keys', retention)
+end
+"""
+
 # KEYS[1] task hash, KEYS[2] queue stream
 # ARGV[1] task key prefix, ARGV[2] group, ARGV[3] entry id ("" when there is none), ARGV[4] chunk
 # number, ARGV[5] retention seconds, ARGV[6] now (ISO 8601), ARGV[7] "1" for a chunk's last results
-# (mark the chunk done, acknowledge it) or "0" for a batch on the way, then per result: index,
-# "ok"|"broken" (followed by " l:<bound>", its latency bucket, when it has a timing), class
-# ("s:<code>" | "e:<kind>"), JSON.
+# (mark the chunk done, acknowledge it) or "0" for a batch on the way, then per result (base.Stored):
+# index, its count keys separated by spaces (base.count_keys: o:<outcome>, s:<code> | e:<kind>, and
+# l:<bound> when timed), JSON. Python decides how a result is counted; the script applies it: one
+# count per key, one index per key but latency.
 # Results are kept per index (HSETNX): the first result of an index wins, so a redelivered chunk or
-# a batch after a cancel never counts a URL twice. The chunk that ends the task drops its secrets
-# and takes it out of its owner's in-flight set. Returns the number of results written.
-COMPLETE_CHUNK = """
+# a batch after a cancel never counts a URL twice. The chunk that ends the task ends it (end_task):
+# `ready`, or `cancelled` when a cancel marked it, in the same step, so no reader ever sees a
+# cancelled task `ready`. Returns the number of results written.
+COMPLETE_CHUNK = (
+    _STATUSES
+    + _END_TASK
+    + """
 local final = ARGV[7] == '1'
 local function ack()
   if final and ARGV[3] ~= '' then
@@ -146,60 +180,51 @@ local function ack()
   end
 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' and status ~= 'pending' then ack() return 0 end
+if status ~= RUNNING and status ~= PENDING then ack() return 0 end
 local p = ARGV[1]
-local ttl = tonumber(ARGV[5])
-local written, ok = 0, 0
-local latency = {}
-local touched = {[p .. 'done'] = true, [p .. 'results'] = true, [p .. 'counts'] = true,
-                 [p .. 'idx:all'] = true}
-for i = 8, #ARGV, 4 do
-  local idx, class, json = ARGV[i], ARGV[i + 2], ARGV[i + 3]
+local written = 0
+local counts = {}
+for i = 8, #ARGV, 3 do
+  local idx, json = ARGV[i], ARGV[i + 2]
   if redis.call('HSETNX', p .. 'results', idx, json) == 1 then
     written = written + 1
-    local flag = string.byte(ARGV[i + 1]) == 111 and 'ok' or 'broken'  -- 111: 'o'
-    local bucket = string.sub(ARGV[i + 1], #flag + 2)
-    if flag == 'ok' then ok = ok + 1 end
-    if bucket ~= '' then latency[bucket] = (latency[bucket] or 0) + 1 end
     redis.call('ZADD', p .. 'idx:all', idx, idx)
-    redis.call('ZADD', p .. 'idx:' .. flag, idx, idx)
-    redis.call('ZADD', p .. 'idx:' .. class, idx, idx)
-    redis.call('HINCRBY', p .. 'counts', class, 1)
-    touched[p .. 'idx:' .. flag] = true
-    touched[p .. 'idx:' .. class] = true
+    for key in string.gmatch(ARGV[i + 1], '%S+') do
+      counts[key] = (counts[key] or 0) + 1
+      if string.sub(key, 1, 2) ~= 'l:' then redis.call('ZADD', p .. 'idx:' .. key, idx, idx) end
+    end
   end
 end
-for bucket, n in pairs(latency) do redis.call('HINCRBY', p .. 'counts', bucket, n) end
+local keys = {p .. 'done', p .. 'results', p .. 'counts', p .. 'idx:all'}
+for key, n in pairs(counts) do
+  redis.call('HINCRBY', p .. 'counts', key, n)
+  if string.sub(key, 1, 2) ~= 'l:' then keys[#keys + 1] = p .. 'idx:' .. key end
+end
+redis.call('SADD', p .. 'keys', unpack(keys))
 redis.call('HINCRBY', KEYS[1], 'done', written)
-redis.call('HINCRBY', KEYS[1], 'ok', ok)
-redis.call('HINCRBY', KEYS[1], 'broken', written - ok)
 if final and redis.call('SADD', p .. 'done', ARGV[4]) == 1 then
   if redis.call('HINCRBY', KEYS[1], 'chunks_left', -1) <= 0 then
-    redis.call('HSET', KEYS[1], 'status', 'ready', 'finished_at', ARGV[6])
-    local f = redis.call('HMGET', KEYS[1], 'id', 'live')
-    redis.call('HDEL', KEYS[1], 'secrets')
-    if f[2] then redis.call('SREM', f[2], f[1]) end
+    local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelling') == 1
+    end_task(p, cancelled and CANCELLED or READY, ARGV[6], tonumber(ARGV[5]))
   end
 end
-for key, _ in pairs(touched) do
-  redis.call('SADD', p .. 'keys', key)
-  redis.call('EXPIRE', key, ttl)
-end
-redis.call('EXPIRE', p .. 'keys', ttl)
 ack()
 return written
 """
+)
 
 # KEYS[1] task hash, KEYS[2] chunk kinds hash; ARGV[1] now, ARGV[2] chunk number. Marks a pending
 # task running when its first chunk is claimed. Returns the task's status, options, crawl spec ("" for
 # none), the chunk's "<kind> <depth>" ("" for links at depth 0) and the task's secrets ("" for none),
 # or nil when the task is gone.
-START_CHUNK = """
+START_CHUNK = (
+    _STATUSES
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return nil end
-if status == 'pending' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
-  status = 'running'
+if status == PENDING then
+  redis.call('HSET', KEYS[1], 'status', RUNNING, 'started_at', ARGV[1])
+  status = RUNNING
 end
 local crawl = redis.call('HGET', KEYS[1], 'crawl')
 local secrets = redis.call('HGET', KEYS[1], 'secrets') or ''
@@ -207,6 +232,7 @@ if not crawl then return {status, redis.call('HGET', KEYS[1], 'options'), '', ''
 return {status, redis.call('HGET', KEYS[1], 'options'), crawl, redis.call('HGET', KEYS[2], ARGV[2]) or '',
         secrets}
 """
+)
 
 # KEYS[1] task hash; ARGV field, value pairs. Sets them only on a task that still exists (a cancel
 # racing a delete must not leave a hash without the task's fields). Returns 1 when set.
@@ -269,7 +295,7 @@ local numbers, batch = {}, {}
 local function flush(kind)
   if #batch == 0 then return end
   local key = p .. 'chunk:' .. number
-  redis.call('SET', key, table.concat(batch, '\\n'), 'EX', ttl)
+  redis.call('SET', key, table.concat(batch, '\\n'))
   redis.call('HSET', p .. 'starts', number, n - #batch)
   redis.call('HSET', p .. 'kinds', number, kind .. ' ' .. depth)
   redis.call('SADD', p .. 'keys', key)
@@ -325,25 +351,25 @@ if #numbers > 0 then
     end
   end
 end
-for _, key in ipairs({'seen', 'expanded', 'sources', 'kinds', 'starts', 'todo', 'keys'}) do
-  redis.call('EXPIRE', p .. key, ttl)
-end
 return #fresh
 """
 
 # KEYS[1] task hash, KEYS[2] queue stream; ARGV[1] group, ARGV[2] entry id. Gives up a delivered
 # chunk only if its task is deleted or cancelled at this moment (acknowledged unprocessed).
 # Returns the reason, or false when the task still wants the chunk.
-DROP_CHUNK = """
+DROP_CHUNK = (
+    _STATUSES
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 local reason = false
-if not status then reason = 'deleted' elseif status == 'cancelled' then reason = 'cancelled' end
+if not status then reason = 'deleted' elseif status == CANCELLED then reason = CANCELLED end
 if reason and ARGV[2] ~= '' then
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
   redis.call('XDEL', KEYS[2], ARGV[2])
 end
 return reason
 """
+)
 
 # KEYS[1] lanes zset, KEYS[2] queue stream; ARGV[1] key prefix. Puts the next chunk of the lane
 # whose turn it is on the queue and moves the lane to the back. Returns 1 when a chunk was fed,
@@ -427,7 +453,8 @@ return count(KEYS[1], amount, tonumber(ARGV[3]))
 # "day", count}; else the quota is charged, the task hashed and indexed: {"created", seq}. The
 # in-flight count drops the owner's tasks that ended or expired, as RedisStore.tasks_in_flight.
 CREATE_TASK = (
-    _USAGE
+    _STATUSES
+    + _USAGE
     + """
 local retention = tonumber(ARGV[1])
 if ARGV[2] == '1' then
@@ -438,7 +465,7 @@ if ARGV[7] == '1' then
   local live = 0
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[6])) do
     local status = redis.call('HGET', ARGV[14] .. '{' .. id .. '}:task', 'status')
-    if status == 'pending' or status == 'running' then
+    if status == PENDING or status == RUNNING then
       live = live + 1
     else
       redis.call('SREM', KEYS[6], id)
@@ -452,18 +479,24 @@ if ARGV[7] == '1' then
 end
 local seq = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'seq', seq, unpack(ARGV, 15))
-redis.call('EXPIRE', KEYS[1], retention)
 redis.call('ZADD', KEYS[3], seq, ARGV[4])
-if ARGV[5] ~= '' then
+local p = ARGV[14] .. '{' .. ARGV[4] .. '}:'
+if ARGV[2] == '1' then  -- kept with the task, deleted with it
+  redis.call('SET', KEYS[4], ARGV[4] .. ' ' .. ARGV[3])
+  redis.call('SADD', p .. 'keys', KEYS[4])
+end
+if ARGV[5] ~= '' then  -- the owner's indexes: entries of expired tasks are dropped as they are read
   redis.call('ZADD', KEYS[5], seq, ARGV[4])
-  redis.call('EXPIRE', KEYS[5], retention)
   if ARGV[6] == '1' then
     redis.call('HSET', KEYS[1], 'live', KEYS[6])
     redis.call('SADD', KEYS[6], ARGV[4])
-    redis.call('EXPIRE', KEYS[6], retention)
   end
 end
-if ARGV[2] == '1' then redis.call('SET', KEYS[4], ARGV[4] .. ' ' .. ARGV[3], 'EX', retention) end
+local ttl = ARGV[6] == '1' and -1 or retention  -- a task with nothing to do ended as it was made
+for _, key in ipairs(redis.call('SMEMBERS', p .. 'keys')) do
+  if ttl < 0 then redis.call('PERSIST', key) else redis.call('EXPIRE', key, ttl) end
+end
+if ttl < 0 then redis.call('PERSIST', p .. 'keys') else redis.call('EXPIRE', p .. 'keys', ttl) end
 return {'created', seq}
 """
 )

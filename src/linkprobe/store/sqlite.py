@@ -18,25 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
-from linkprobe.outcomes import ENDLESS, PERMANENT_STATUSES, Redirect
+from linkprobe.engine.outcome import classify
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
+    LIVE,
+    TERMINAL,
     Chunk,
     ChunkKind,
     CrawlSpec,
@@ -47,7 +50,9 @@ from linkprobe.store.base import (
     Quota,
     QuotaExceeded,
     ResultFilter,
+    Retention,
     Store,
+    Stored,
     StoreLocked,
     TaskRecord,
     TaskStatus,
@@ -55,19 +60,24 @@ from linkprobe.store.base import (
     cancelled_results,
     count_key,
     dead_letter_results,
+    encode,
+    fold,
     lane_of,
-    latency_key,
-    latency_of,
     merge_sources,
+    outcome_key,
     page_of,
     plan_discovery,
+    record_counts,
+    redirected,
     split_secrets,
     stored_options,
+    tally,
     with_secrets,
     with_sources,
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 PAGE = 1000
 # A new task's URLs are written this many per transaction before the task row exists (`staged`):
 # the store's one thread serves other requests between them instead of after the whole upload.
@@ -101,8 +111,8 @@ CREATE TABLE IF NOT EXISTS dead (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
-    task_id TEXT NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL, status_code INTEGER,
-    error_kind TEXT, data TEXT NOT NULL, PRIMARY KEY (task_id, idx)
+    task_id TEXT NOT NULL, idx INTEGER NOT NULL, outcome TEXT NOT NULL, class TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counts (
     task_id TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (task_id, key)
@@ -128,9 +138,18 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-# (JSON array of [idx, ok, status_code, error_kind, result] rows, JSON array of the indexes,
-#  counts to add per count_key and latency bucket, how many rows, how many are ok)
-Rows = tuple[bytes, bytes, dict[str, int], int, int]
+# Task statuses as SQL lists (TaskStatus is the declaration).
+LIVE_SQL = ", ".join(f"'{status.value}'" for status in LIVE)
+TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL))
+# A result's row: [idx, outcome key, class key, JSON] (base.Stored; the columns are its count keys).
+RESULT_COLUMNS = "idx, outcome, class, data"
+
+
+def result_rows(stored: list[Stored]) -> bytes:
+    """Encoded results as one JSON array for one bulk statement (built on the caller's thread)."""
+    return orjson.dumps([[s.index, s.keys[0], s.keys[1], s.json] for s in stored])
+
+
 # Columns added after the first release: (table, column, declaration).
 MIGRATIONS = (
     ("chunks", "lease_until", "REAL"), ("tasks", "lane", "TEXT"), ("tasks", "owner", "TEXT"),
@@ -144,38 +163,42 @@ MIGRATIONS = (
 TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded")
 
 
-def tally(rows: list[tuple[Any, ...]]) -> tuple[dict[str, int], int, int]:
-    """The counts to add for [idx, ok, status_code, error_kind, result] rows (each row's class
-    and latency bucket), how many rows, and how many are ok."""
-    counts: dict[str, int] = {}
-    ok = 0
-    for row in rows:
-        key = count_key(row[3], row[2])
-        counts[key] = counts.get(key, 0) + 1
-        ok += row[1]
-        if bucket := latency_key(row[4]["elapsed_ms"], row[4]["attempts"]):
-            counts[bucket] = counts.get(bucket, 0) + 1
-    return counts, len(rows), ok
+def on_store_thread(
+    method: Callable[Concatenate[SQLiteStore, P], T],
+) -> Callable[Concatenate[SQLiteStore, P], Coroutine[Any, Any, T]]:
+    """The async operation of a method written for the store's one thread: the same arguments,
+    run there (SQLite errors become StoreUnavailable). Each operation is written once, as the
+    method; `get_task = on_store_thread(_get)` makes its public form."""
+
+    async def run(store: SQLiteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await store._run(functools.partial(method, store, *args, **kwargs))
+
+    return run
 
 
-def result_rows(results: list[ProbeResult]) -> Rows:
-    """Results serialised for one bulk statement (done on the caller's thread, not the store's)."""
-    rows = [
-        (r.index, int(r.ok), r.status_code, r.error.kind.value if r.error else None, r.to_dict())
-        for r in results
-    ]
-    return orjson.dumps(rows), orjson.dumps([r.index for r in results]), *tally(rows)
+def _sql_functions(db: sqlite3.Connection) -> None:
+    """The shared filter rules (store/base.py) as SQL functions, so both stores run the same code:
+    the URL search's case folding and the redirect kinds; and the count keys of older rows."""
+    db.create_function("lp_has", 2, lambda url, needle: fold(needle) in fold(url), deterministic=True)
+    db.create_function("lp_redirected", 2, lambda data, wanted: redirected(orjson.loads(data), wanted))
+    db.create_function(
+        "lp_outcome", 2, lambda ok, kind: outcome_key(classify(bool(ok), kind)), deterministic=True
+    )
+    db.create_function("lp_class", 2, count_key, deterministic=True)
 
 
-def redirect_clause(redirect: str) -> str:
-    """The SQL of ResultFilter.redirect on the stored JSON: the first hop's status (outcomes.Redirect)."""
-    first = "json_extract(data, '$.redirects[0].status_code')"
-    ended = f"(error_kind IS NULL OR error_kind NOT IN {ENDLESS})"
-    if redirect == Redirect.PERMANENT:
-        return f"{first} IN {PERMANENT_STATUSES} AND {ended}"
-    if redirect == Redirect.TEMPORARY:
-        return f"{first} NOT IN {PERMANENT_STATUSES} AND {ended}"
-    return f"{first} IS NOT NULL AND {ended}"
+# Results stored before they were counted by outcome: (ok, status_code, error_kind) columns.
+RESULTS_BY_KEYS = """
+CREATE TABLE results_keyed (
+    task_id TEXT NOT NULL, idx INTEGER NOT NULL, outcome TEXT NOT NULL, class TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+INSERT INTO results_keyed
+    SELECT task_id, idx, lp_outcome(ok, error_kind), lp_class(error_kind, status_code), data FROM results;
+DROP TABLE results;
+ALTER TABLE results_keyed RENAME TO results;
+INSERT INTO counts SELECT task_id, outcome, count(*) FROM results GROUP BY task_id, outcome;
+"""
 
 
 class SQLiteStore(Store):
@@ -191,7 +214,7 @@ class SQLiteStore(Store):
         # and did the start-up work (schema, requeue, unstage); a follower only claims and writes.
         self.follower = follower
         self.policy = policy or DeliveryPolicy()
-        self.retention_s = retention_s
+        self.retention = Retention(retention_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-sqlite")
         self._db: sqlite3.Connection | None = None
         self._lock: int | None = None
@@ -279,6 +302,8 @@ class SQLiteStore(Store):
         self.lock()  # before anything is touched: a second process must change nothing
         db = self._connect()
         db.executescript(SCHEMA + USAGE_SCHEMA)
+        if "ok" in {row[1] for row in db.execute("PRAGMA table_info(results)")}:
+            db.executescript(f"BEGIN; {RESULTS_BY_KEYS} COMMIT;")
         added = set()
         for table, column, declaration in MIGRATIONS:
             if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
@@ -304,6 +329,7 @@ class SQLiteStore(Store):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         db.execute("PRAGMA secure_delete=ON")  # dropped secrets are zeroed, not left in free space
+        _sql_functions(db)
         return db
 
     def _split_stored_secrets(self, db: sqlite3.Connection) -> None:
@@ -314,7 +340,7 @@ class SQLiteStore(Store):
         ).fetchall()
         for task_id, options, status in rows:
             shown, secrets = split_secrets(stored_options(options))
-            live = status in (TaskStatus.PENDING, TaskStatus.RUNNING)
+            live = status in LIVE
             db.execute(
                 "UPDATE tasks SET options = ?, secrets = ? WHERE id = ?",
                 (shown, secrets if live else None, task_id),
@@ -445,9 +471,9 @@ class SQLiteStore(Store):
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
                 " fingerprint, lane, owner, crawl, chunk_size, secrets, total)"
-                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task_id, task.name, task.description, options, _now(), key, fingerprint,
-                 lane, task.owner, crawl, chunk_size, secrets, total),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, task.name, task.description, options, TaskStatus.PENDING.value, _now(),
+                 key, fingerprint, lane, task.owner, crawl, chunk_size, secrets, total),
             )  # fmt: skip
             db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
@@ -465,10 +491,7 @@ class SQLiteStore(Store):
                     (task_id, orjson.dumps(batch)),
                 )
             if total == 0:
-                db.execute(
-                    "UPDATE tasks SET status = 'ready', finished_at = ? WHERE id = ?", (_now(), task_id)
-                )
-                self._forget_secrets(task_id)
+                self._end(task_id, TaskStatus.READY)
         return task_id, True
 
     def _start_crawl(self, task_id: str, start: str) -> None:
@@ -508,20 +531,17 @@ class SQLiteStore(Store):
         return record, created
 
     def _record(self, row: sqlite3.Row | tuple[Any, ...]) -> TaskRecord:
-        counts = self.db.execute("SELECT key, n FROM counts WHERE task_id = ?", (row[0],)).fetchall()
+        counts = dict(self.db.execute("SELECT key, n FROM counts WHERE task_id = ?", (row[0],)).fetchall())
         return TaskRecord(
             id=row[0], name=row[1], description=row[2], options=stored_options(row[3]),
-            status=TaskStatus(row[4]),
-            total=row[5], done=row[6], ok=row[7], broken=row[8], created_at=datetime.fromisoformat(row[9]),
-            started_at=_time(row[10]), finished_at=_time(row[11]),
-            by_status={k[2:]: n for k, n in counts if k.startswith("s:")},
-            by_error={k[2:]: n for k, n in counts if k.startswith("e:")}, latency=latency_of(dict(counts)),
-            owner=row[12],
-            crawl=None if row[13] is None else CrawlSpec.from_dict(json.loads(row[13])), pages=row[14],
+            status=TaskStatus(row[4]), total=row[5], done=row[6], created_at=datetime.fromisoformat(row[7]),
+            started_at=_time(row[8]), finished_at=_time(row[9]), owner=row[10],
+            crawl=None if row[11] is None else CrawlSpec.from_dict(json.loads(row[11])), pages=row[12],
+            **record_counts(counts),
         )  # fmt: skip
 
     _COLUMNS = (
-        "id, name, description, options, status, total, done, ok, broken, created_at, started_at,"
+        "id, name, description, options, status, total, done, created_at, started_at,"
         " finished_at, owner, crawl, pages"
     )
 
@@ -529,23 +549,31 @@ class SQLiteStore(Store):
         row = self.db.execute(f"SELECT {self._COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return None if row is None else self._record(row)
 
-    async def get_task(self, task_id: str) -> TaskRecord | None:
-        return await self._run(self._get, task_id)
+    get_task = on_store_thread(_get)
 
     def _in_flight(self, owner: str) -> int:
         (count,) = self.db.execute(
-            "SELECT count(*) FROM tasks WHERE owner = ? AND status IN ('pending', 'running')", (owner,)
+            f"SELECT count(*) FROM tasks WHERE owner = ? AND status IN ({LIVE_SQL})", (owner,)
         ).fetchone()
         return int(count)
 
-    async def tasks_in_flight(self, owner: str) -> int:
-        return await self._run(self._in_flight, owner)
+    tasks_in_flight = on_store_thread(_in_flight)
+
+    def _end(self, task_id: str, status: TaskStatus, only_from: TaskStatus | None = None) -> None:
+        """The transition that ends a live task (ready or cancelled): its status and finished_at,
+        and its secrets dropped, in the caller's transaction."""
+        self.db.execute(
+            f"UPDATE tasks SET status = ?, finished_at = ? WHERE id = ? AND status IN ({LIVE_SQL})"
+            + ("" if only_from is None else " AND status = ?"),
+            (status.value, _now(), task_id, *(() if only_from is None else (only_from.value,))),
+        )
+        self._forget_secrets(task_id)
 
     def _forget_secrets(self, task_id: str) -> None:
         """Drop an ended task's secret option values (a no-op while it runs, or without any)."""
         dropped = self.db.execute(
             "UPDATE tasks SET secrets = NULL WHERE id = ? AND secrets IS NOT NULL"
-            " AND status NOT IN ('pending', 'running') RETURNING 1",
+            f" AND status NOT IN ({LIVE_SQL}) RETURNING 1",
             (task_id,),
         ).fetchone()
         self._scrub = self._scrub or dropped is not None
@@ -571,7 +599,9 @@ class SQLiteStore(Store):
     async def list_tasks(
         self, status: TaskStatus | None, cursor: str | None, limit: int, owner: str | None = None
     ) -> tuple[list[TaskRecord], str | None]:
-        return await self._run(self._list, status, cursor, limit, owner)
+        return await self._listed(status, cursor, limit, owner)
+
+    _listed = on_store_thread(_list)
 
     def _delete(self, task_id: str) -> bool:
         with self._tx() as db:
@@ -592,13 +622,13 @@ class SQLiteStore(Store):
         return row is not None
 
     def _purge(self) -> int:
-        """Remove the finished tasks older than the retention, as Redis expires them, and the
-        quota counters of ended windows (Redis expires those too)."""
-        cutoff = (datetime.now(UTC) - timedelta(seconds=self.retention_s)).isoformat()
+        """Remove the tasks the retention rule (base.Retention: finished tasks only) lets go, as
+        Redis expires them, and the quota counters of ended windows (Redis expires those too)."""
+        cutoff = self.retention.cutoff(datetime.now(UTC)).isoformat()
         expired = [
             str(task_id)
             for (task_id,) in self.db.execute(
-                "SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,)
+                f"SELECT id FROM tasks WHERE status IN ({TERMINAL_SQL}) AND finished_at < ?", (cutoff,)
             ).fetchall()
         ]
         for task_id in expired:
@@ -608,15 +638,12 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM usage WHERE expires < ?", (time.time(),))
         return len(expired)
 
-    async def purge_expired(self) -> int:
-        return await self._run(self._purge)
-
-    async def delete_task(self, task_id: str) -> bool:
-        return await self._run(self._delete, task_id)
+    purge_expired = on_store_thread(_purge)
+    delete_task = on_store_thread(_delete)
 
     def _cancel(self, task_id: str) -> TaskRecord | None:
         record = self._get(task_id)
-        if record is None or record.status in (TaskStatus.READY, TaskStatus.ERROR, TaskStatus.CANCELLED):
+        if record is None or record.status in TERMINAL:
             return record
         with self._tx() as db:  # results already stored are kept; only the rest become `cancelled`
             missing = db.execute(
@@ -624,39 +651,34 @@ class SQLiteStore(Store):
                 " AND r.idx = u.idx WHERE u.task_id = ? AND r.idx IS NULL",
                 (task_id,),
             ).fetchall()
-            self._write_results(task_id, result_rows(cancelled_results(missing)))
+            self._write_results(task_id, encode(cancelled_results(missing)))
             db.execute("UPDATE chunks SET state = 'done' WHERE task_id = ?", (task_id,))
-            db.execute(
-                "UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE id = ?", (_now(), task_id)
-            )
-            self._forget_secrets(task_id)
+            self._end(task_id, TaskStatus.CANCELLED)
         return self._get(task_id)
 
-    async def cancel_task(self, task_id: str) -> TaskRecord | None:
-        return await self._run(self._cancel, task_id)
+    cancel_task = on_store_thread(_cancel)
 
     # -- results ------------------------------------------------------------------------------
 
     @staticmethod
     def _where(task_id: str, flt: ResultFilter, after: int | None) -> tuple[str, list[Any]]:
+        """ResultFilter in SQL: its count keys on their columns, the rest by the shared rules
+        (base.url_has, base.redirected) registered as SQL functions."""
         clauses, params = ["task_id = ?", "idx > ?"], [task_id, -1 if after is None else after]
-        if flt.ok is not None:
-            clauses.append("ok = ?")
-            params.append(int(flt.ok))
-        if flt.error_kind is not None:
-            clauses.append("error_kind = ?")
-            params.append(flt.error_kind)
-        if flt.status_code is not None:  # as count_key: a result with an error is counted by it
-            clauses.append("status_code = ? AND error_kind IS NULL")
-            params.append(flt.status_code)
+        if flt.outcome is not None:
+            clauses.append("outcome = ?")
+            params.append(f"o:{flt.outcome}")
+        if flt.error_kind is not None or flt.status_code is not None:
+            clauses.append("class = ?")
+            params.append(flt.indexed)
+            if flt.error_kind is not None and flt.status_code is not None:
+                clauses.append("0")  # a result is counted by its error or by its status, not both
         if flt.url_contains:
-            clauses.append("instr(lower(json_extract(data, '$.url')), ?) > 0")
-            params.append(flt.url_contains.lower())
-        if flt.not_error_kinds:
-            clauses.append("(error_kind IS NULL OR error_kind NOT IN (SELECT value FROM json_each(?)))")
-            params.append(json.dumps(flt.not_error_kinds))
+            clauses.append("lp_has(json_extract(data, '$.url'), ?)")
+            params.append(flt.url_contains)
         if flt.redirect is not None:
-            clauses.append(redirect_clause(flt.redirect))
+            clauses.append("json_extract(data, '$.redirects[0]') IS NOT NULL AND lp_redirected(data, ?)")
+            params.append(flt.redirect)
         return " AND ".join(clauses), params
 
     def _page(self, task_id: str, flt: ResultFilter, after: int | None, limit: int) -> list[tuple[int, str]]:
@@ -680,14 +702,16 @@ class SQLiteStore(Store):
         ).fetchall())  # fmt: skip
         return [(int(idx), with_sources(str(data), sources.get(idx))) for idx, data in rows]
 
+    _read_page = on_store_thread(_page)
+
     async def results(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
-        return page_of(await self._run(self._page, task_id, flt, after, limit + 1), limit)
+        return page_of(await self._read_page(task_id, flt, after, limit + 1), limit)
 
     async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
         after: int | None = None
-        while rows := await self._run(self._page, task_id, flt, after, PAGE):
+        while rows := await self._read_page(task_id, flt, after, PAGE):
             for _, data in rows:
                 yield data
             after = rows[-1][0]
@@ -713,7 +737,7 @@ class SQLiteStore(Store):
 
     def _claim(self, worker: str) -> Chunk | None:
         if time.monotonic() >= self._next_purge:
-            self._next_purge = time.monotonic() + min(60.0, self.retention_s / 4)
+            self._next_purge = time.monotonic() + min(60.0, self.retention.seconds / 4)
             self._purge()
         with self._tx() as db:
             while (found := self._next(db)) is not None:
@@ -744,9 +768,8 @@ class SQLiteStore(Store):
             (worker, deliveries, time.time() + self.policy.reclaim_idle_s, task_id, number),
         )
         db.execute(
-            "UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ?)"
-            " WHERE id = ? AND status = 'pending'",
-            (_now(), task_id),
+            "UPDATE tasks SET status = ?, started_at = coalesce(started_at, ?) WHERE id = ? AND status = ?",
+            (TaskStatus.RUNNING.value, _now(), task_id, TaskStatus.PENDING.value),
         )
         db.execute("UPDATE lanes SET turn = (SELECT max(turn) + 1 FROM lanes) WHERE lane = ?", (lane,))
         if deliveries > self.policy.max_deliveries:
@@ -758,65 +781,58 @@ class SQLiteStore(Store):
         db.execute(
             "INSERT INTO dead VALUES (?, ?, ?, ?)", (chunk.task_id, chunk.number, chunk.deliveries, _now())
         )
-        self._write_results(chunk.task_id, result_rows(dead_letter_results(chunk)))
+        self._write_results(chunk.task_id, encode(dead_letter_results(chunk)))
         self._finish_chunk(chunk)
 
-    async def claim_chunk(self, worker: str) -> Chunk | None:
-        return await self._run(self._claim, worker)
+    claim_chunk = on_store_thread(_claim)
 
-    def _write_results(self, task_id: str, rows: Rows) -> None:
-        """Insert result rows (from result_rows) for indexes that have none yet, and add them to
-        the task's progress and counts. Nothing for a task that is deleted or over."""
-        db = self.db
-        data, indexes, counts, done, ok = rows
-        status = db.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        if status is None or status[0] not in ("pending", "running"):
+    def _write_results(self, task_id: str, stored: list[Stored]) -> None:
+        """Insert results (base.encode) for indexes that have none yet, and add them to the task's
+        progress and counts (base.tally). Nothing for a task that is deleted or over."""
+        if not stored:
             return
-        (known,) = db.execute(
-            "SELECT count(*) FROM results WHERE task_id = ? AND idx IN (SELECT value FROM json_each(?))",
-            (task_id, indexes),
-        ).fetchone()
-        if known:  # a redelivered chunk, a cancel after a partial write: keep the first result
-            data, counts, done, ok = self._unknown(task_id, data)
-        db.execute(
-            "INSERT INTO results (task_id, idx, ok, status_code, error_kind, data)"
-            " SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value -> 4 FROM json_each(?)",
-            (task_id, data),
-        )
-        db.execute(
-            "UPDATE tasks SET done = done + ?, ok = ok + ?, broken = broken + ? WHERE id = ?",
-            (done, ok, done - ok, task_id),
-        )
-        db.executemany(
-            "INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT (task_id, key) DO UPDATE SET n = n + excluded.n",
-            [(task_id, key, n) for key, n in counts.items()],
-        )
-
-    def _unknown(self, task_id: str, data: bytes) -> tuple[bytes, dict[str, int], int, int]:
-        """The rows of `data` whose index has no result yet, with their counts."""
-        rows = orjson.loads(data)
-        first, last = min(row[0] for row in rows), max(row[0] for row in rows)
+        db = self.db
+        status = db.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if status is None or status[0] not in LIVE:
+            return
         known = {
-            idx for (idx,) in self.db.execute(
-                "SELECT idx FROM results WHERE task_id = ? AND idx BETWEEN ? AND ?", (task_id, first, last)
+            idx for (idx,) in db.execute(
+                "SELECT idx FROM results WHERE task_id = ? AND idx BETWEEN ? AND ?",
+                (task_id, min(s.index for s in stored), max(s.index for s in stored)),
             )
         }  # fmt: skip
-        fresh = [row for row in rows if row[0] not in known]
-        return orjson.dumps(fresh), *tally(fresh)
+        if known:  # a redelivered chunk, a cancel after a partial write: keep the first result
+            stored = [s for s in stored if s.index not in known]
+        db.execute(
+            f"INSERT INTO results (task_id, {RESULT_COLUMNS})"
+            " SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+            (task_id, result_rows(stored)),
+        )
+        db.execute("UPDATE tasks SET done = done + ? WHERE id = ?", (len(stored), task_id))
+        db.executemany(
+            "INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT (task_id, key) DO UPDATE SET n = n + excluded.n",
+            [(task_id, key, n) for key, n in tally(stored).items()],
+        )
 
-    def _store(self, chunk: Chunk, rows: Rows) -> None:
+    def _store(self, chunk: Chunk, stored: list[Stored]) -> None:
         with self._tx() as db:
-            self._write_results(chunk.task_id, rows)
+            self._write_results(chunk.task_id, stored)
             self._renew(db, chunk)
 
-    async def store_results(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        # Serialised here, on the caller's thread: the store thread then runs one statement.
-        await self._run(self._store, chunk, result_rows(results))
-
-    def _complete(self, chunk: Chunk, rows: Rows) -> None:
+    def _complete(self, chunk: Chunk, stored: list[Stored]) -> None:
         with self._tx():
-            self._write_results(chunk.task_id, rows)
+            self._write_results(chunk.task_id, stored)
             self._finish_chunk(chunk)
+
+    _stored = on_store_thread(_store)
+    _completed = on_store_thread(_complete)
+
+    async def store_results(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+        # Encoded here, on the caller's thread: the store thread then runs one statement.
+        await self._stored(chunk, encode(results))
+
+    async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
+        await self._completed(chunk, encode(results))
 
     def _finish_chunk(self, chunk: Chunk) -> None:
         self.db.execute(
@@ -827,21 +843,14 @@ class SQLiteStore(Store):
             "SELECT 1 FROM chunks WHERE task_id = ? AND state != 'done' LIMIT 1", (chunk.task_id,)
         ).fetchone()
         if left is None:
-            self.db.execute(
-                "UPDATE tasks SET status = 'ready', finished_at = ? WHERE id = ? AND status = 'running'",
-                (_now(), chunk.task_id),
-            )
-            self._forget_secrets(chunk.task_id)
-
-    async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        await self._run(self._complete, chunk, result_rows(results))
+            self._end(chunk.task_id, TaskStatus.READY, only_from=TaskStatus.RUNNING)
 
     def _drop(self, chunk: Chunk) -> str | None:
         with self._tx() as db:  # one transaction: the task's state cannot change under the answer
             row = db.execute("SELECT status FROM tasks WHERE id = ?", (chunk.task_id,)).fetchone()
             if row is None:
                 return "deleted"
-            if row[0] == TaskStatus.CANCELLED:
+            if row[0] == TaskStatus.CANCELLED.value:
                 self._finish_chunk(chunk)
                 return "cancelled"
             return None
@@ -851,7 +860,7 @@ class SQLiteStore(Store):
         with self._tx() as db:
             row = db.execute(
                 "SELECT total, scheduled, chunk_size, crawl, owner FROM tasks WHERE id = ?"
-                " AND status IN ('pending', 'running') AND crawl IS NOT NULL",
+                f" AND status IN ({LIVE_SQL}) AND crawl IS NOT NULL",
                 (task_id,),
             ).fetchone()
             self._renew(db, chunk)
@@ -935,11 +944,8 @@ class SQLiteStore(Store):
             (task_id, orjson.dumps(merged)),
         )
 
-    async def discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
-        await self._run(self._discover, chunk, index, page_url, found)
-
-    async def drop_chunk(self, chunk: Chunk) -> str | None:
-        return await self._run(self._drop, chunk)
+    discover = on_store_thread(_discover)
+    drop_chunk = on_store_thread(_drop)
 
     def _renew(self, db: sqlite3.Connection, chunk: Chunk) -> None:
         """Extend the lease of this delivery (not of a later one, after a reclaim)."""
@@ -961,7 +967,8 @@ class SQLiteStore(Store):
     def _live(self, task_ids: list[str]) -> set[str]:
         marks = ",".join("?" * len(task_ids))
         rows = self.db.execute(
-            f"SELECT id FROM tasks WHERE id IN ({marks}) AND status != 'cancelled'", task_ids
+            f"SELECT id FROM tasks WHERE id IN ({marks}) AND status != ?",
+            (*task_ids, TaskStatus.CANCELLED.value),
         )
         return {str(task_id) for (task_id,) in rows}
 
@@ -971,8 +978,8 @@ class SQLiteStore(Store):
 
     def _stats(self) -> dict[str, Any]:
         tasks = dict(self.db.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
+        # Waiting for a worker: a held chunk (running, even past its lease) is not waiting.
         queued = self.db.execute("SELECT count(*) FROM chunks WHERE state = 'queued'").fetchone()[0]
         return {"tasks": tasks, "queued_chunks": queued}
 
-    async def stats(self) -> dict[str, Any]:
-        return await self._run(self._stats)
+    stats = on_store_thread(_stats)
