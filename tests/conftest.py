@@ -624,13 +624,41 @@ SERVICE_LIMITS = {
 }
 
 
-@pytest.fixture(scope="session")
-async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
-    """One `linkprobe serve` (SQLite, embedded workers) shared by the API tests."""
-    tmp = tmp_path_factory.mktemp("service")
-    running = await start_service(tmp, "serve", "--db", str(tmp / "api.db"), env=SERVICE_LIMITS)
-    yield running
-    await running.stop()
+@contextlib.asynccontextmanager
+async def service_on(kind: str, tmp: Path, env: dict[str, str]) -> AsyncIterator[Service]:
+    """The service on one store: `linkprobe serve` (SQLite, embedded workers), or `linkprobe api`
+    and a `linkprobe worker` on a Redis of its own."""
+    if kind == "sqlite":
+        running = await start_service(tmp, "serve", "--db", str(tmp / "api.db"), env=env)
+        try:
+            yield running
+        finally:
+            await running.stop()
+        return
+    redis_server = RedisServer(free_port(), tmp)
+    redis_server.start()
+    try:
+        running = await start_service(tmp, "api", "--redis-url", redis_server.url, env=env, name="api")
+        worker = await start_worker(tmp, redis_server.url, env)
+        try:
+            yield running
+        finally:
+            worker.terminate()
+            await worker.wait()
+            await running.stop()
+    finally:
+        redis_server.stop()
+
+
+@pytest.fixture(scope="session", params=STORES)
+async def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Service]:
+    """The service the API tests share, on each store (service_on)."""
+    async with service_on(
+        request.param, tmp_path_factory.mktemp(f"service-{request.param}"), SERVICE_LIMITS
+    ) as running:
+        yield running
 
 
 @pytest.fixture

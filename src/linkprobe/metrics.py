@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from linkprobe.engine import ProbeResult
 from linkprobe.report import verdict
+from linkprobe.store.base import TaskStatus
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -115,7 +116,7 @@ class Metrics:
         os.replace(draft, path)
 
     def render(self, stats: dict[str, Any]) -> bytes:
-        for status in ("pending", "running", "ready", "error", "cancelled"):
-            self.tasks.labels(status).set(stats["tasks"].get(status, 0))
+        for status in TaskStatus:
+            self.tasks.labels(status.value).set(stats["tasks"].get(status.value, 0))
         self.queued.set(stats["queued_chunks"])
         return generate_latest(self.registry)

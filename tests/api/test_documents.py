@@ -18,13 +18,9 @@ import pytest
 from linkprobe.report import CSV_COLUMNS
 from tests.api.test_tasks import wait_status
 from tests.conftest import (
-    SERVICE_LIMITS,
-    RedisServer,
     Service,
     Target,
-    free_port,
     start_service,
-    start_worker,
     vm_hwm_kib,
 )
 
@@ -95,28 +91,10 @@ def line(text: str, needle: str, nth: int = 1) -> int:
     return text.count("\n", 0, at) + 1
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
-async def client(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, service: Service
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on each store: the shared `linkprobe serve`, or `linkprobe api` and a worker on Redis."""
-    if request.param == "sqlite":
-        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-            yield client
-        return
-    tmp = tmp_path_factory.mktemp("documents-redis")
-    redis = RedisServer(free_port(), tmp)
-    redis.start()
-    api = await start_service(tmp, "api", "--redis-url", redis.url, env=SERVICE_LIMITS, name="api")
-    worker = await start_worker(tmp, redis.url)
-    try:
-        async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
-            yield client
-    finally:
-        worker.terminate()
-        await worker.wait()
-        await api.stop()
-        redis.stop()
+@pytest.fixture
+async def client(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The API on each store (conftest's `service`: SQLite serve, or api and worker on Redis)."""
+    return api
 
 
 async def upload(client: httpx.AsyncClient, files: list[tuple[str, bytes]], **data: Any) -> httpx.Response:

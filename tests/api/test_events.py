@@ -11,20 +11,23 @@ import httpx
 import pytest
 
 from tests.api.test_tasks import submit
-from tests.conftest import Service, Target, start_service
+from tests.conftest import STORES, Target, service_on
 
 # Small chunks and one worker: a task spans several chunks, so progress has steps to show even
 # where results land once per chunk. The keepalive is shortened so a test can see several.
 ENV = {"LINKPROBE_CHUNK_SIZE": "10", "LINKPROBE_WORKERS": "1", "LINKPROBE_SSE_KEEPALIVE_S": "0.3"}
 
 
-@pytest.fixture(scope="module")
-async def events_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    tmp = tmp_path_factory.mktemp("events")
-    running: Service = await start_service(tmp, "serve", "--db", str(tmp / "events.db"), env=ENV)
-    async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+@pytest.fixture(scope="module", params=STORES)
+async def events_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    tmp = tmp_path_factory.mktemp(f"events-{request.param}")
+    async with (
+        service_on(request.param, tmp, ENV) as running,
+        httpx.AsyncClient(base_url=running.url, timeout=30) as client,
+    ):
         yield client
-    await running.stop()
 
 
 Event = tuple[str, Any]  # (event name, data) or ("comment", text)
@@ -82,3 +85,20 @@ async def test_a_deleted_task_ends_its_stream_with_deleted(
     events = await read_stream(events_api, task["id"], on_first=delete)
     named = [name for name, _ in events if name != "comment"]
     assert named[0] == "progress" and named[-1] == "deleted"
+
+
+async def test_a_cancelled_task_ends_its_stream_with_done_cancelled(
+    events_api: httpx.AsyncClient, target: Target
+) -> None:
+    """The cancel is one step on every store: the stream never reports the task `ready`."""
+    urls = [target.url("/slow?s=30", host=f"127.0.6.{i + 1}") for i in range(30)]  # three chunks
+    task = await submit(events_api, urls, options={"timeout": 60})
+
+    async def cancel() -> None:
+        assert (await events_api.post(f"/api/v1/tasks/{task['id']}/cancel")).status_code == 200
+
+    events = await read_stream(events_api, task["id"], on_first=cancel)
+    named = [(name, data) for name, data in events if name != "comment"]
+    assert named[-1][0] == "done" and named[-1][1]["status"] == "cancelled"
+    assert "ready" not in {data["status"] for _, data in named}
+    assert named[-1][1]["progress"]["cancelled"] == 30

@@ -3,6 +3,7 @@ every page and stream, the closed error set as an enum, unsupported results coun
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -61,6 +62,29 @@ async def test_unsupported_is_counted_apart_and_filtered(api: httpx.AsyncClient,
     assert [r["index"] for r in same] == [2]
     clash = await api.get(base, params={"outcome": "unsupported", "error_kind": "dns"})
     assert clash.status_code == 422 and "select nothing" in clash.json()["detail"]
+
+
+async def test_each_outcome_count_is_what_its_filter_returns(api: httpx.AsyncClient, target: Target) -> None:
+    """progress counts ok, broken, unsupported and cancelled as `?outcome=` selects them."""
+    quick = [target.url("/status/200"), target.url("/status/404"), "not a url"]
+    urls = [*quick, target.url("/redirect-to?url=mailto:x@y.example"), *[target.url("/slow?s=30")] * 2]
+    task = await submit(api, urls, options={"timeout": 60})
+    for _ in range(300):  # the four quick ones done, the slow ones held: then cancel
+        if (await api.get(f"/api/v1/tasks/{task['id']}")).json()["progress"]["done"] == 4:
+            break
+        await asyncio.sleep(0.05)
+    cancelled = (await api.post(f"/api/v1/tasks/{task['id']}/cancel")).json()
+    progress = cancelled["progress"]
+    assert (progress["ok"], progress["broken"], progress["unsupported"], progress["cancelled"]) == (
+        1,
+        2,
+        1,
+        2,
+    )
+    base = f"/api/v1/tasks/{task['id']}/results"
+    for outcome in ("ok", "broken", "unsupported", "cancelled"):
+        items = (await api.get(base, params={"outcome": outcome})).json()["items"]
+        assert len(items) == progress[outcome] and {r["outcome"] for r in items} == {outcome}
 
 
 async def test_error_kinds_are_an_enum_in_the_schema_and_the_query(api: httpx.AsyncClient) -> None:

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 
 from linkprobe.extract.document import MAX_PLACES
 from linkprobe.store import Chunk, ChunkKind, CrawlSpec, Found, NewTask, ResultFilter, Store, TaskStatus
-from linkprobe.store.base import Retention
 from linkprobe.store.accounts import KeyStore, RedisKeys, SQLiteKeys, Window
+from linkprobe.store.base import Retention
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from tests.conftest import RedisServer

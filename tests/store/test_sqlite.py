@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from linkprobe.engine import StoreUnavailable
+from linkprobe.engine import ErrorKind, StoreUnavailable, failed
 from linkprobe.store import ChunkKind, CrawlSpec, NewTask, ResultFilter, StoreLocked, TaskStatus
 from linkprobe.store.sqlite import SQLiteStore
 from tests.store.test_contract import URLS, drain, results_of
@@ -148,5 +148,55 @@ async def test_quota_counters_of_ended_windows_are_purged(tmp_path: Path) -> Non
         store.db.executemany("INSERT INTO usage (key_id, window, n, expires) VALUES (?, ?, ?, ?)", rows)
         await store.purge_expired()
         assert store.db.execute("SELECT window, n FROM usage").fetchall() == [("day:now", 7)]
+    finally:
+        await store.close()
+
+
+# The results table before results were counted by outcome word, with rows as it held them.
+OLD_RESULTS = """
+DROP TABLE results;
+CREATE TABLE results (
+    task_id TEXT NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL, status_code INTEGER,
+    error_kind TEXT, data TEXT NOT NULL, PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+DELETE FROM counts WHERE key LIKE 'o:%';
+"""
+
+
+async def test_results_stored_before_outcome_counts_are_counted_and_filtered_by_outcome(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    urls = ["http://a.example/ok", "http://b.example/missing", "mailto:x@y.example", "http://d.example/x"]
+    task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=10)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    results = [
+        *results_of(chunk)[:2],
+        failed(urls[2], 2, ErrorKind.UNSUPPORTED, "mailto"),
+        results_of(chunk)[3],
+    ]
+    await store.complete_chunk(chunk, results)
+    await store.close()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.executescript(OLD_RESULTS)
+        db.executemany(
+            "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (task.id, r.index, int(r.ok), r.status_code, r.error and r.error.kind.value, r.to_json())
+                for r in results
+            ],
+        )
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        record = await store.get_task(task.id)
+        assert record is not None
+        assert (record.ok, record.broken, record.unsupported, record.cancelled) == (1, 2, 1, 0)
+        broken, _ = await store.results(task.id, ResultFilter(outcome="broken"), None, 10)
+        assert [r["index"] for r in broken] == [1, 3]
+        dns, _ = await store.results(task.id, ResultFilter(error_kind="dns"), None, 10)
+        assert [r["index"] for r in dns] == [3]
     finally:
         await store.close()

@@ -40,7 +40,12 @@ async def test_url_search_combines_with_filters_pages_and_streams(store: Store) 
 
 async def test_url_search_folds_case_beyond_ascii(store: Store) -> None:
     """Unicode case folding on every store: `ärger` finds `Ärger`, `straße` finds `STRASSE`."""
-    urls = ["http://x.example/Ärger", "http://x.example/ärger-2", "http://x.example/STRASSE", "http://x.example/a"]
+    urls = [
+        "http://x.example/Ärger",
+        "http://x.example/ärger-2",
+        "http://x.example/STRASSE",
+        "http://x.example/a",
+    ]
     task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=2)
     await drain(store)
     assert await indexes(store, task.id, ResultFilter(url_contains="ärger")) == [0, 1]
