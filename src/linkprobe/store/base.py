@@ -414,6 +414,9 @@ def dead_letter_results(chunk: Chunk) -> list[ProbeResult]:
     return [failed(url, chunk.start + i, ErrorKind.INTERNAL, message) for i, url in enumerate(chunk.urls)]
 
 
+STREAM_PAGE = 1000  # results read per step of a stream
+
+
 def page_of(rows: list[tuple[int, str]], limit: int) -> tuple[list[dict[str, Any]], int | None]:
     """A results page from up to limit + 1 (index, JSON) rows: the items and the next cursor."""
     return [orjson.loads(row) for _, row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
@@ -523,16 +526,26 @@ class Store(abc.ABC):
         """Stop a task but keep it: URLs without a result get a `cancelled` result."""
 
     @abc.abstractmethod
+    async def page_rows(
+        self, task_id: str, flt: ResultFilter, after: int | None, limit: int
+    ) -> list[tuple[int, str]]:
+        """Up to `limit` matching results after input index `after`, in input order, as (index,
+        JSON text); a result of a task with sources (documents, crawls) has them under "sources".
+        What a store reads; the paging over it (`results`, `stream_results`) is shared."""
+
     async def results(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
-        """Results in input order after index `after`; returns the page and the next cursor.
+        """Results in input order after index `after`; returns the page and the next cursor."""
+        return page_of(await self.page_rows(task_id, flt, after, limit + 1), limit)
 
-        A result of a task with sources (documents, crawls) has them under "sources"."""
-
-    @abc.abstractmethod
-    def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
-        """Every matching result as its JSON text, in input order, a page at a time."""
+    async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
+        """Every matching result as its JSON text, in input order, STREAM_PAGE at a time."""
+        after: int | None = None
+        while rows := await self.page_rows(task_id, flt, after, STREAM_PAGE):
+            for _, row in rows:
+                yield row
+            after = rows[-1][0]
 
     @abc.abstractmethod
     async def claim_chunk(self, worker: str) -> Chunk | None:

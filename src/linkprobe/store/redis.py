@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
@@ -52,7 +52,6 @@ from linkprobe.store.base import (
     dead_letter_results,
     encode,
     lane_of,
-    page_of,
     record_counts,
     split_secrets,
     stored_options,
@@ -429,10 +428,11 @@ class RedisStore(Store):
 
     # -- results ------------------------------------------------------------------------------
 
-    async def _page(
+    @unavailable
+    async def page_rows(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> list[tuple[int, str]]:
-        """Up to `limit` matching (index, JSON) pairs after `after`, scanning the narrowest index."""
+        """Scans the filter's narrowest index (`indexed`), checking the rest (`matches`)."""
         found: list[tuple[int, str]] = []
         low = f"({after}" if after is not None else "-inf"
         while len(found) < limit:
@@ -463,19 +463,6 @@ class RedisStore(Store):
     async def _with_sources(self, task_id: str, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
         sources = await self.r.hmget(k.sources(task_id), [idx for idx, _ in rows])
         return [(idx, with_sources(row, found)) for (idx, row), found in zip(rows, sources, strict=True)]
-
-    @unavailable
-    async def results(
-        self, task_id: str, flt: ResultFilter, after: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        return page_of(await self._page(task_id, flt, after, limit + 1), limit)
-
-    async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
-        after: int | None = None
-        while rows := await unavailable(self._page)(task_id, flt, after, PAGE):
-            for _, row in rows:
-                yield row
-            after = rows[-1][0]
 
     # -- work queue ---------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
@@ -65,7 +65,6 @@ from linkprobe.store.base import (
     lane_of,
     merge_sources,
     outcome_key,
-    page_of,
     plan_discovery,
     record_counts,
     redirected,
@@ -78,7 +77,6 @@ from linkprobe.store.base import (
 
 T = TypeVar("T")
 P = ParamSpec("P")
-PAGE = 1000
 # A new task's URLs are written this many per transaction before the task row exists (`staged`):
 # the store's one thread serves other requests between them instead of after the whole upload.
 STAGE_URLS = 5000
@@ -702,19 +700,7 @@ class SQLiteStore(Store):
         ).fetchall())  # fmt: skip
         return [(int(idx), with_sources(str(data), sources.get(idx))) for idx, data in rows]
 
-    _read_page = on_store_thread(_page)
-
-    async def results(
-        self, task_id: str, flt: ResultFilter, after: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        return page_of(await self._read_page(task_id, flt, after, limit + 1), limit)
-
-    async def stream_results(self, task_id: str, flt: ResultFilter) -> AsyncIterator[str]:
-        after: int | None = None
-        while rows := await self._read_page(task_id, flt, after, PAGE):
-            for _, data in rows:
-                yield data
-            after = rows[-1][0]
+    page_rows = on_store_thread(_page)
 
     # -- work queue ---------------------------------------------------------------------------
 
