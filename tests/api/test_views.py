@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from linkprobe.api.models import TaskCreate
 from tests.api.test_tasks import submit, wait_status
@@ -82,6 +83,7 @@ async def test_the_swagger_example_body_is_accepted(api: httpx.AsyncClient) -> N
         TaskCreate.model_validate(example)  # each of the schema's examples is a valid body
 
 
+@pytest.mark.parametrize("service", ["sqlite"], indirect=True)  # serve's log: the process that probes
 async def test_the_start_up_log_states_the_egress_policy(service: Service, tmp_path: Path) -> None:
     assert "egress policy: private destinations are allowed" in service.log.read_text()
     strict = await start_service(tmp_path, "serve", "--db", str(tmp_path / "strict.db"),
