@@ -53,9 +53,6 @@ class Retention:
         """Tasks that finished before this have expired."""
         return now - timedelta(seconds=self.seconds)
 
-    def expired(self, status: TaskStatus, finished_at: datetime | None, now: datetime) -> bool:
-        return status in TERMINAL and finished_at is not None and finished_at < self.cutoff(now)
-
     @property
     def ttl(self) -> int:
         """Whole seconds, at least 1 (Redis EXPIRE)."""
@@ -206,11 +203,9 @@ class ResultFilter:
     def indexed(self) -> str:
         """The narrowest count key this filter selects by ("all" when none): the one index a
         store scans. The other fields are checked on each result it reads (`matches`)."""
-        if self.error_kind is not None:
-            return f"e:{self.error_kind}"
-        if self.status_code is not None:
-            return status_key(self.status_code)
-        return "all" if self.outcome is None else f"o:{self.outcome}"
+        if self.error_kind is not None or self.status_code is not None:
+            return count_key(self.error_kind, self.status_code)
+        return "all" if self.outcome is None else outcome_key(Outcome(self.outcome))
 
     def matches(self, data: Mapping[str, Any]) -> bool:
         kind = (data.get("error") or {}).get("kind")
@@ -326,14 +321,14 @@ def lane_of(task: NewTask, task_id: str) -> str:
     return f"owner:{owner}" if owner else f"task:{task_id}"
 
 
-def status_key(status_code: int) -> str:
+def status_key(status_code: int | None) -> str:
     return f"s:{status_code}"
 
 
 def count_key(error_kind: str | None, status_code: int | None) -> str:
     """The one class of a result, for counts and filters: `e:<kind>` when it has an error (even with
     a status, as a redirect loop has), else `s:<status>`. `?status_code=` and `by_status` agree."""
-    return f"e:{error_kind}" if error_kind else f"s:{status_code}"  # status_key, None included
+    return f"e:{error_kind}" if error_kind else status_key(status_code)
 
 
 def outcome_key(outcome: Outcome) -> str:

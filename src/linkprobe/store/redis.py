@@ -612,8 +612,8 @@ class RedisStore(Store):
             for task_id in ids:
                 pipe.llen(k.todo(task_id))
             pipe.xlen(k.QUEUE)
-            pipe.xpending(k.QUEUE, k.GROUP)
-            *replies, entries, held = await pipe.execute()
+            pipe.xpending(k.QUEUE, k.GROUP)  # NOGROUP (a Redis that came back empty): none held
+            *replies, entries, held = await pipe.execute(raise_on_error=False)
         statuses, todo = replies[: len(ids)], replies[len(ids) :]
         tasks: dict[str, int] = {}
         for status in statuses:
@@ -621,4 +621,5 @@ class RedisStore(Store):
                 tasks[status] = tasks.get(status, 0) + 1
         # Waiting for a worker: on the stream and not yet delivered (an acknowledged entry is
         # deleted, so the held ones are the pending ones), or still in a task's `todo` list.
-        return {"tasks": tasks, "queued_chunks": int(entries) - int(held["pending"]) + sum(todo)}
+        pending = 0 if isinstance(held, ResponseError) else int(held["pending"])
+        return {"tasks": tasks, "queued_chunks": int(entries) - pending + sum(todo)}

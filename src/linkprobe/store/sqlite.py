@@ -35,7 +35,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import orjson
 
 from linkprobe.engine import ProbeResult, StoreUnavailable
-from linkprobe.engine.outcome import classify
+from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
     LIVE,
@@ -665,7 +665,7 @@ class SQLiteStore(Store):
         clauses, params = ["task_id = ?", "idx > ?"], [task_id, -1 if after is None else after]
         if flt.outcome is not None:
             clauses.append("outcome = ?")
-            params.append(f"o:{flt.outcome}")
+            params.append(outcome_key(Outcome(flt.outcome)))
         if flt.error_kind is not None or flt.status_code is not None:
             clauses.append("class = ?")
             params.append(flt.indexed)
