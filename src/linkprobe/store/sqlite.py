@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -134,6 +135,16 @@ def _now() -> str:
 def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
+
+class ChunkState(StrEnum):
+    """Where a chunk of the SQLite queue is (Redis keeps it on a stream instead)."""
+
+    QUEUED = "queued"  # waiting for a worker (the schema's default)
+    HELD = "running"  # delivered, under a lease
+    DONE = "done"  # completed, dead-lettered or cancelled
+
+
+QUEUED, HELD, DONE = (f"'{state.value}'" for state in ChunkState)  # as SQL literals
 
 # Task statuses as SQL lists (TaskStatus is the declaration).
 LIVE_SQL = ", ".join(f"'{status.value}'" for status in LIVE)
@@ -314,7 +325,7 @@ class SQLiteStore(Store):
         # We hold the lock: chunks still `running` belonged to a process that died. Requeued at
         # once rather than after their lease, keeping their delivery count (poison chunks still
         # end dead-lettered).
-        db.execute("UPDATE chunks SET state = 'queued', worker = NULL WHERE state = 'running'")
+        db.execute(f"UPDATE chunks SET state = {QUEUED}, worker = NULL WHERE state = {HELD}")
         for (task_id,) in db.execute("SELECT task_id FROM staged").fetchall():  # a create cut short
             self._unstage(task_id, db)
         stat = os.stat(self.path)
@@ -649,7 +660,7 @@ class SQLiteStore(Store):
                 (task_id,),
             ).fetchall()
             self._write_results(task_id, encode(cancelled_results(missing)))
-            db.execute("UPDATE chunks SET state = 'done' WHERE task_id = ?", (task_id,))
+            db.execute(f"UPDATE chunks SET state = {DONE} WHERE task_id = ?", (task_id,))
             self._end(task_id, TaskStatus.CANCELLED)
         return self._get(task_id)
 
@@ -707,14 +718,14 @@ class SQLiteStore(Store):
         """An orphan (lease run out) first, else the queued chunk of the lane whose turn it is:
         round-robin across lanes, oldest task and lowest chunk first within one."""
         row = db.execute(
-            "SELECT task_id, number FROM chunks WHERE state = 'running' AND lease_until < ? LIMIT 1",
+            f"SELECT task_id, number FROM chunks WHERE state = {HELD} AND lease_until < ? LIMIT 1",
             (time.time(),),
         ).fetchone()
         row = (
             row
             or db.execute(
                 "SELECT c.task_id, c.number FROM chunks c JOIN tasks t ON t.id = c.task_id"
-                " JOIN lanes l ON l.lane = t.lane WHERE c.state = 'queued'"
+                f" JOIN lanes l ON l.lane = t.lane WHERE c.state = {QUEUED}"
                 " ORDER BY l.turn, t.seq, c.number LIMIT 1"
             ).fetchone()
         )
@@ -748,7 +759,7 @@ class SQLiteStore(Store):
                       f"{task_id}:{number}:{deliveries}", ChunkKind(kind), depth,
                       None if crawl is None else CrawlSpec.from_dict(json.loads(crawl)))  # fmt: skip
         db.execute(
-            "UPDATE chunks SET state = 'running', worker = ?, deliveries = ?, lease_until = ?"
+            f"UPDATE chunks SET state = {HELD}, worker = ?, deliveries = ?, lease_until = ?"
             " WHERE task_id = ? AND number = ?",
             (worker, deliveries, time.time() + self.policy.reclaim_idle_s, task_id, number),
         )
@@ -821,11 +832,12 @@ class SQLiteStore(Store):
 
     def _finish_chunk(self, chunk: Chunk) -> None:
         self.db.execute(
-            "UPDATE chunks SET state = 'done', lease_until = NULL WHERE task_id = ? AND number = ?",
+            f"UPDATE chunks SET state = {DONE}, lease_until = NULL WHERE task_id = ? AND number = ?",
             (chunk.task_id, chunk.number),
         )
         left = self.db.execute(
-            "SELECT 1 FROM chunks WHERE task_id = ? AND state != 'done' LIMIT 1", (chunk.task_id,)
+            f"SELECT 1 FROM chunks WHERE task_id = ? AND state != {DONE} LIMIT 1",
+            (chunk.task_id,),
         ).fetchone()
         if left is None:
             self._end(chunk.task_id, TaskStatus.READY, only_from=TaskStatus.RUNNING)
@@ -936,7 +948,7 @@ class SQLiteStore(Store):
         """Extend the lease of this delivery (not of a later one, after a reclaim)."""
         db.execute(
             "UPDATE chunks SET lease_until = ? WHERE task_id = ? AND number = ? AND deliveries = ?"
-            " AND state = 'running'",
+            f" AND state = {HELD}",
             (time.time() + self.policy.reclaim_idle_s, chunk.task_id, chunk.number, chunk.deliveries),
         )
 
@@ -964,7 +976,7 @@ class SQLiteStore(Store):
     def _stats(self) -> dict[str, Any]:
         tasks = dict(self.db.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
         # Waiting for a worker: a held chunk (running, even past its lease) is not waiting.
-        queued = self.db.execute("SELECT count(*) FROM chunks WHERE state = 'queued'").fetchone()[0]
+        queued = self.db.execute(f"SELECT count(*) FROM chunks WHERE state = {QUEUED}").fetchone()[0]
         return {"tasks": tasks, "queued_chunks": queued}
 
     stats = on_store_thread(_stats)
