@@ -253,10 +253,12 @@ return 1
 # links, fragments), cut into chunks, fed like a new task's (the first at once when the task had
 # nothing left to feed); they are charged to KEYS[4].
 # Returns the number of new URLs, -1 when the task is over, gone or being cancelled.
-DISCOVER = """
+DISCOVER = (
+    _STATUSES
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 local crawl = redis.call('HGET', KEYS[1], 'crawl')
-if (status ~= 'running' and status ~= 'pending') or not crawl
+if (status ~= RUNNING and status ~= PENDING) or not crawl
    or redis.call('HEXISTS', KEYS[1], 'cancelling') == 1 then return -1 end
 if ARGV[10] ~= '' then redis.call('XCLAIM', KEYS[2], ARGV[9], ARGV[11], 0, ARGV[10], 'JUSTID') end
 local p, ttl, depth = ARGV[1], tonumber(ARGV[5]), ARGV[4]
@@ -353,6 +355,7 @@ if #numbers > 0 then
 end
 return #fresh
 """
+)
 
 # KEYS[1] task hash, KEYS[2] queue stream; ARGV[1] group, ARGV[2] entry id. Gives up a delivered
 # chunk only if its task is deleted or cancelled at this moment (acknowledged unprocessed).

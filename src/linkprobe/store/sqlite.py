@@ -849,7 +849,7 @@ class SQLiteStore(Store):
                 return "deleted"
             if row[0] == TaskStatus.CANCELLED.value:
                 self._finish_chunk(chunk)
-                return "cancelled"
+                return TaskStatus.CANCELLED.value
             return None
 
     def _discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
