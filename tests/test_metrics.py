@@ -20,6 +20,7 @@ def test_outcomes_and_cumulative_duration_buckets() -> None:
             ProbeResult(url="http://a.example/", index=0, ok=True, status_code=200, elapsed_ms=30.0),
             ProbeResult(url="http://b.example/", index=1, status_code=404, elapsed_ms=5000.0),
             failed("http://c.invalid/", 2, ErrorKind.DNS, "no such host"),
+            failed("mailto:a@b.example", 4, ErrorKind.UNSUPPORTED, "not http"),
         ]
     )
     metrics.observe(
@@ -27,15 +28,16 @@ def test_outcomes_and_cumulative_duration_buckets() -> None:
     )
     lines = set(metrics.render({"tasks": {"ready": 1}, "queued_chunks": 2}).decode().splitlines())
     assert {
-        'linkprobe_urls_probed_total{outcome="ok"} 2.0',
-        'linkprobe_urls_probed_total{outcome="broken"} 1.0',
-        'linkprobe_urls_probed_total{outcome="dns"} 1.0',
-        'linkprobe_probe_duration_seconds_bucket{le="0.01"} 1.0',  # the DNS failure, never timed
-        'linkprobe_probe_duration_seconds_bucket{le="0.05"} 2.0',
-        'linkprobe_probe_duration_seconds_bucket{le="0.1"} 3.0',
-        'linkprobe_probe_duration_seconds_bucket{le="5.0"} 4.0',  # le: 5.0 s lands in its own bucket
-        'linkprobe_probe_duration_seconds_bucket{le="+Inf"} 4.0',
-        "linkprobe_probe_duration_seconds_count 4.0",
+        'linkprobe_urls_probed_total{error_kind="",outcome="ok"} 2.0',
+        'linkprobe_urls_probed_total{error_kind="",outcome="broken"} 1.0',
+        'linkprobe_urls_probed_total{error_kind="dns",outcome="broken"} 1.0',
+        'linkprobe_urls_probed_total{error_kind="unsupported",outcome="unsupported"} 1.0',
+        'linkprobe_probe_duration_seconds_bucket{le="0.01"} 2.0',  # the two failures, never timed
+        'linkprobe_probe_duration_seconds_bucket{le="0.05"} 3.0',
+        'linkprobe_probe_duration_seconds_bucket{le="0.1"} 4.0',
+        'linkprobe_probe_duration_seconds_bucket{le="5.0"} 5.0',  # le: 5.0 s lands in its own bucket
+        'linkprobe_probe_duration_seconds_bucket{le="+Inf"} 5.0',
+        "linkprobe_probe_duration_seconds_count 5.0",
         'linkprobe_tasks{status="ready"} 1.0',
         "linkprobe_queued_chunks 2.0",
     } <= lines
@@ -81,9 +83,10 @@ async def test_metrics_count_the_work_a_service_did(tmp_path: Path, target: Targ
         await service.stop()
     count = "linkprobe_probe_duration_seconds_count"
     assert value(idle, count) == 0 and value(idle, "linkprobe_tasks", status="ready") == 0
-    assert value(busy, "linkprobe_urls_probed_total", outcome="ok") == 2
-    assert value(busy, "linkprobe_urls_probed_total", outcome="broken") == 1
-    assert value(busy, "linkprobe_urls_probed_total", outcome="invalid_url") == 1
+    probed = "linkprobe_urls_probed_total"
+    assert value(busy, probed, outcome="ok", error_kind="") == 2
+    assert value(busy, probed, outcome="broken", error_kind="") == 1
+    assert value(busy, probed, outcome="broken", error_kind="invalid_url") == 1
     assert value(busy, count) == 4 and value(busy, "linkprobe_probe_duration_seconds_sum") > 0
     assert value(busy, "linkprobe_probe_duration_seconds_bucket", le="+Inf") == 4
     assert value(busy, "linkprobe_tasks", status="ready") == 1

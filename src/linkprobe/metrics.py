@@ -18,10 +18,15 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from linkprobe.engine import ProbeResult
-from linkprobe.report import verdict
 from linkprobe.store.base import TaskStatus
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def outcome_label(result: ProbeResult) -> str:
+    """"<outcome> <error kind>" (the kind empty when there is none): the outcome word is the one
+    classifier's (ProbeResult.outcome); kept as one string so the counts publish as JSON."""
+    return f"{result.outcome.value} {result.error.kind.value if result.error else ''}"
 
 
 class ProbeCounts(Collector):
@@ -56,7 +61,7 @@ class ProbeCounts(Collector):
         return total
 
     def observe(self, results: list[ProbeResult]) -> None:
-        self.outcomes.update(verdict(r) for r in results)
+        self.outcomes.update(outcome_label(r) for r in results)
         for result in results:
             seconds = result.elapsed_ms / 1000
             self.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
@@ -66,11 +71,11 @@ class ProbeCounts(Collector):
         totals = self._totals()  # the sums of every process, read as one
         probed = CounterMetricFamily(
             "linkprobe_urls_probed",
-            "URLs probed by outcome (ok, broken or an error kind)",
-            labels=["outcome"],
+            "URLs probed by outcome (ok, broken, unsupported, cancelled) and error kind",
+            labels=["outcome", "error_kind"],
         )
-        for outcome, count in sorted(totals.outcomes.items()):
-            probed.add_metric([outcome], count)
+        for label, count in sorted(totals.outcomes.items()):
+            probed.add_metric(label.split(" "), count)
         yield probed
         cumulative, running = [], 0
         for bound, count in zip((*map(str, DURATION_BUCKETS), "+Inf"), totals.buckets, strict=True):

@@ -19,7 +19,6 @@ ONLY = (*OUTCOMES, "redirected", "permanent")
 REDIRECT_COLUMNS = ("found_in", "url", "final_url", "status_code", "redirect")
 # Derived from the one result declaration: `error` becomes two columns, `redirects` a hop count.
 _FLAT = {"error": ("error_kind", "error_message")}
-_APART = (ErrorKind.UNSUPPORTED, ErrorKind.CANCELLED)  # counted apart: neither ok nor broken
 _BLOCKED_ADDRESS = re.compile(r": ([0-9a-fA-F.:]+) is ")
 CSV_COLUMNS = tuple(column for f in RESULT_FIELDS for column in _FLAT.get(f.name, (f.name,)))
 
@@ -323,7 +322,8 @@ def _change_cell(compared: Compared | None) -> str:
 
 
 def _apart(result: ProbeResult) -> bool:
-    return result.error is not None and result.error.kind in _APART
+    """Neither ok nor broken (the one classifier): a skipped case, not a failure."""
+    return result.outcome in (Outcome.UNSUPPORTED, Outcome.CANCELLED)
 
 
 def _junit(results: list[ProbeResult], sources: SourceMap | None, notes: Notes = NO_NOTES) -> str:
