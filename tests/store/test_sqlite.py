@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -200,3 +201,30 @@ async def test_results_stored_before_outcome_counts_are_counted_and_filtered_by_
         assert [r["index"] for r in dns] == [3]
     finally:
         await store.close()
+
+
+async def test_reads_answer_while_the_writer_is_busy(tmp_path: Path) -> None:
+    """A task's view, the task list, a page of results and the stats come from the reader thread:
+    a long write (a large upload being staged, a purge) in a write transaction does not hold them."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    release = threading.Event()
+
+    def long_write() -> None:
+        with store._tx() as db:  # the writer's lock and its thread, held until released
+            db.execute("UPDATE tasks SET name = 'writing' WHERE id = ?", (task.id,))
+            release.wait(30)
+
+    writing = asyncio.get_running_loop().run_in_executor(store._executor, long_write)
+    try:
+        record = await asyncio.wait_for(store.get_task(task.id), 10)
+        listed, _ = await asyncio.wait_for(store.list_tasks(None, None, 10), 10)
+        rows, _ = await asyncio.wait_for(store.results(task.id, ResultFilter(), None, 10), 10)
+        stats = await asyncio.wait_for(store.stats(), 10)
+    finally:
+        release.set()
+        await writing
+        await store.close()
+    assert record is not None and record.name != "writing"  # the last committed state
+    assert [t.id for t in listed] == [task.id] and rows == [] and stats["queued_chunks"] == 3

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -176,10 +177,23 @@ def on_store_thread(
 ) -> Callable[Concatenate[SQLiteStore, P], Coroutine[Any, Any, T]]:
     """The async operation of a method written for the store's one thread: the same arguments,
     run there (SQLite errors become StoreUnavailable). Each operation is written once, as the
-    method; `get_task = on_store_thread(_get)` makes its public form."""
+    method; `get_task = on_reader_thread(_get)` makes its public form."""
 
     async def run(store: SQLiteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await store._run(functools.partial(method, store, *args, **kwargs))
+
+    return run
+
+
+def on_reader_thread(
+    method: Callable[Concatenate[SQLiteStore, P], T],
+) -> Callable[Concatenate[SQLiteStore, P], Coroutine[Any, Any, T]]:
+    """As on_store_thread, for a read: run on the reader thread, with a connection of its own, in
+    one read transaction (a snapshot). Under WAL a read never waits for the writer, so a task's
+    view answers while a large upload is written or a purge runs."""
+
+    async def run(store: SQLiteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await store._read(functools.partial(method, store, *args, **kwargs))
 
     return run
 
@@ -224,7 +238,9 @@ class SQLiteStore(Store):
         self.policy = policy or DeliveryPolicy()
         self.retention = Retention(retention_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-sqlite")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-sqlite-read")
         self._db: sqlite3.Connection | None = None
+        self._reading = threading.local()  # the reader thread's connection, `db` on that thread
         self._lock: int | None = None
         self._identity: tuple[int, int] | None = None
         self._next_purge = 0.0
@@ -238,6 +254,29 @@ class SQLiteStore(Store):
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except sqlite3.Error as exc:
             raise StoreUnavailable(self._explain(exc)) from exc
+
+    async def _read(self, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, self._snapshot, fn)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(self._explain(exc)) from exc
+
+    def _snapshot(self, fn: Callable[[], T]) -> T:
+        """`fn` in one read transaction on the reader's connection (opened on first use)."""
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        if getattr(self._reading, "db", None) is None:
+            self._reading.db = self._connect()
+        self._reading.db.execute("BEGIN")
+        try:
+            return fn()
+        finally:
+            self._reading.db.execute("COMMIT")
+
+    def _close_reader(self) -> None:
+        if (db := getattr(self._reading, "db", None)) is not None:
+            db.close()
+            self._reading.db = None
 
     def _explain(self, exc: sqlite3.Error) -> str:
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
@@ -297,6 +336,9 @@ class SQLiteStore(Store):
 
     @property
     def db(self) -> sqlite3.Connection:
+        reader: sqlite3.Connection | None = getattr(self._reading, "db", None)
+        if reader is not None:  # on the reader thread
+            return reader
         if self._db is None:
             raise StoreUnavailable("store is not open")
         return self._db
@@ -365,8 +407,10 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         if self._db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
             await self._run(self.db.close)
             self._db = None
+        self._reader.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self._unlock()
 
@@ -557,7 +601,7 @@ class SQLiteStore(Store):
         row = self.db.execute(f"SELECT {self._COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return None if row is None else self._record(row)
 
-    get_task = on_store_thread(_get)
+    get_task = on_reader_thread(_get)
 
     def _in_flight(self, owner: str) -> int:
         (count,) = self.db.execute(
@@ -609,7 +653,7 @@ class SQLiteStore(Store):
     ) -> tuple[list[TaskRecord], str | None]:
         return await self._listed(status, cursor, limit, owner)
 
-    _listed = on_store_thread(_list)
+    _listed = on_reader_thread(_list)
 
     def _delete(self, task_id: str) -> bool:
         with self._tx() as db:
@@ -710,7 +754,7 @@ class SQLiteStore(Store):
         ).fetchall())  # fmt: skip
         return [(int(idx), with_sources(str(data), sources.get(idx))) for idx, data in rows]
 
-    page_rows = on_store_thread(_page)
+    page_rows = on_reader_thread(_page)
 
     # -- work queue ---------------------------------------------------------------------------
 
@@ -979,4 +1023,4 @@ class SQLiteStore(Store):
         queued = self.db.execute(f"SELECT count(*) FROM chunks WHERE state = {QUEUED}").fetchone()[0]
         return {"tasks": tasks, "queued_chunks": queued}
 
-    stats = on_store_thread(_stats)
+    stats = on_reader_thread(_stats)
