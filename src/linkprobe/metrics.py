@@ -24,7 +24,7 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 def outcome_label(result: ProbeResult) -> str:
-    """"<outcome> <error kind>" (the kind empty when there is none): the outcome word is the one
+    """ "<outcome> <error kind>" (the kind empty when there is none): the outcome word is the one
     classifier's (ProbeResult.outcome); kept as one string so the counts publish as JSON."""
     return f"{result.outcome.value} {result.error.kind.value if result.error else ''}"
 
