@@ -240,7 +240,7 @@ def test_schedule_period_takes_an_interval_or_a_cron_expression() -> None:
 @pytest.mark.parametrize(
     ("body", "where", "says"),
     [
-        ({"every": "15x"}, ("every",), "'15x' is not an interval: expected an interval such as 15m"),
+        ({"every": "15x"}, ("every",), "'15x' is not an interval: expected an interval: a number and a unit"),
         ({"cron": "0 0 30 2 *"}, ("cron",), "Bad day-of-month"),
         ({}, (), "give exactly one of 'every'"),
         ({"every": "1h", "cron": "0 3 * * *"}, (), "give exactly one of 'every'"),

@@ -142,6 +142,7 @@ SPOILED: dict[str, tuple[Callable[[Signed], object], str]] = {
     "late": (lambda d: setattr(d, "now", d.now + 301), "outside the tolerance"),
     "early": (lambda d: setattr(d, "now", d.now - 301), "outside the tolerance"),
     "timestamp": (lambda d: d.headers.update({"webhook-timestamp": "soon"}), "not a Unix time"),
+    "superscript": (lambda d: d.headers.update({"webhook-timestamp": "17²"}), "not a Unix time"),
     "unsigned": (lambda d: d.headers.pop("webhook-signature"), "missing header"),
 }
 

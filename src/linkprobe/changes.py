@@ -16,14 +16,12 @@ two runs of any size are compared in constant memory (a store pages both in URL 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from linkprobe.engine.outcome import ErrorKind, Outcome, ProbeError, ProbeResult
+from linkprobe.engine.outcome import ErrorKind, Outcome, ProbeResult, classify
 
 
 class Change(StrEnum):
@@ -57,7 +55,7 @@ class Seen:
         """From a result's to_dict() form (a stored result, a line of `check -f json|ndjson`)."""
         error = data.get("error")
         kind = None if not error else ErrorKind(error["kind"])
-        outcome = _outcome(bool(data.get("ok")), kind)
+        outcome = classify(bool(data.get("ok")), kind)
         return cls(data["url"], outcome, data.get("status_code"), data.get("final_url"), kind)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,17 +71,6 @@ class Seen:
         what = self.error_kind.value if self.error_kind is not None else str(self.status_code or "-")
         moved = f" at {self.final_url}" if self.final_url and self.final_url != self.url else ""
         return f"{self.outcome.value} {what}{moved}"
-
-
-@functools.cache
-def _outcome(ok: bool, kind: ErrorKind | None) -> Outcome:
-    """The one classifier (ProbeResult.outcome) on a result holding only what it reads, once per
-    pair: a store's comparison of a million results builds no million results."""
-    error = None if kind is None else ProbeError(kind, "")
-    return ProbeResult("", 0, ok, error=error, checked_at=_EPOCH).outcome
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def change(previous: Seen | None, current: Seen | None) -> Change | None:

@@ -12,11 +12,9 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from linkprobe.engine import outcome
 from linkprobe.engine.outcome import ErrorKind, Outcome, ProbeResult
 
 OUTCOMES = tuple(o.value for o in Outcome)  # ok, broken, unsupported, cancelled
-APART = tuple(kind.value for kind in outcome.APART)  # error kinds that are neither ok nor broken
 PERMANENT_STATUSES = (301, 308)
 # A result that ended in a redirect loop or too many redirects is broken: no final URL to update to.
 ENDLESS = (ErrorKind.REDIRECT_LOOP.value, ErrorKind.TOO_MANY_REDIRECTS.value)
@@ -27,22 +25,20 @@ class Redirect(StrEnum):
     TEMPORARY = "temporary"
 
 
-def redirect_of_status(first_hop: int | None) -> Redirect | None:
-    if first_hop is None:
+def redirect_rule(first_hop: int | None, error_kind: str | None) -> Redirect | None:
+    """permanent, temporary, or None when the URL answered without redirecting, never did, or
+    ended in a loop (ENDLESS): the rule, on the link's first hop status and its error kind."""
+    if first_hop is None or error_kind in ENDLESS:
         return None
     return Redirect.PERMANENT if first_hop in PERMANENT_STATUSES else Redirect.TEMPORARY
 
 
 def redirect_of(result: ProbeResult) -> Redirect | None:
-    """permanent, temporary, or None when the URL answered without redirecting (or never did)."""
-    if result.error is not None and result.error.kind.value in ENDLESS:
-        return None
-    return redirect_of_status(result.redirects[0].status_code if result.redirects else None)
+    first = result.redirects[0].status_code if result.redirects else None
+    return redirect_rule(first, None if result.error is None else result.error.kind.value)
 
 
 def redirect_of_dict(data: Mapping[str, Any]) -> Redirect | None:
     """The same rule on a result's to_dict() form (the stores' JSON)."""
-    if (data.get("error") or {}).get("kind") in ENDLESS:
-        return None
     hops: Sequence[Mapping[str, Any]] = data.get("redirects") or ()
-    return redirect_of_status(hops[0]["status_code"] if hops else None)
+    return redirect_rule(hops[0]["status_code"] if hops else None, (data.get("error") or {}).get("kind"))

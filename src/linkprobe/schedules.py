@@ -26,16 +26,14 @@ from typing import Annotated, Self
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from linkprobe.durations import DURATION as INTERVAL  # the one duration syntax
-from linkprobe.durations import PART as INTERVAL_PART
-from linkprobe.durations import UNITS
+from linkprobe import durations
 
 MIN_INTERVAL = timedelta(seconds=1)
 MAX_INTERVAL = timedelta(days=366)
 CRON_FIELDS = 5
 LEASE_GRACE = timedelta(minutes=1)  # a lease outlives its period by this: clocks and slow replicas
 MAX_KEEP = 1000
-INTERVAL_HELP = "an interval such as 15m, 1h, 1d or 1h30m (units s, m, h, d, w)"
+INTERVAL_HELP = f"an interval: {durations.HELP}"
 CRON_HELP = "a 5-field cron expression in UTC such as '0 3 * * *' (minute hour day month weekday)"
 
 
@@ -90,9 +88,9 @@ def parse_period(text: str) -> Period:
 
 
 def parse_interval(text: str) -> Interval:
-    if not INTERVAL.fullmatch(text):
+    if (seconds := durations.seconds(text)) is None:
         raise PeriodError(f"{text!r} is not an interval: expected {INTERVAL_HELP}")
-    every = timedelta(seconds=sum(int(n) * UNITS[unit] for n, unit in INTERVAL_PART.findall(text)))
+    every = timedelta(seconds=seconds)
     if not MIN_INTERVAL <= every <= MAX_INTERVAL:
         raise PeriodError(
             f"interval {text!r} is out of range: from {MIN_INTERVAL.seconds}s to {MAX_INTERVAL.days}d"

@@ -43,7 +43,6 @@ SECRET_BYTES = 32  # the spec asks for 24 to 64
 SIGNATURE_VERSION = "v1"
 TOLERANCE_S = 5 * 60  # how far a receiver accepts a timestamp from its own clock (the spec's default)
 EVENT = "task.ended"
-CHANGE_KINDS = CHANGES  # broke, fixed, changed, new, gone: declared in changes.py
 RESPONSE_CAP = 4096  # a receiver's answer is read up to this and dropped: only its status counts
 MAX_URL_LENGTH = 2048
 # Failures no retry can mend: the URL itself, or where it leads.
@@ -137,7 +136,7 @@ def verify(
         given = headers["webhook-signature"]
     except KeyError as missing:
         raise VerifyError(f"missing header {missing}") from None
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit()):  # not '²': int() refuses it
         raise VerifyError("webhook-timestamp is not a Unix time")
     if abs((time.time() if now is None else now) - int(stamp)) > tolerance:
         raise VerifyError("webhook-timestamp is outside the tolerance")
@@ -169,7 +168,7 @@ class Summary:
 
     @property
     def changed(self) -> bool:
-        return self.changes is not None and any(self.changes.get(kind, 0) for kind in CHANGE_KINDS)
+        return self.changes is not None and any(self.changes.get(kind, 0) for kind in CHANGES)
 
     def wanted(self, on: WebhookOn) -> bool:
         """Whether a webhook that asked for `on` hears of this run."""

@@ -60,8 +60,24 @@ async def test_unsupported_is_counted_apart_and_filtered(api: httpx.AsyncClient,
     assert [r["index"] for r in only] == [2] and only[0]["error"]["kind"] == "unsupported"
     same = (await api.get(base, params={"error_kind": "unsupported"})).json()["items"]
     assert [r["index"] for r in same] == [2]
-    clash = await api.get(base, params={"outcome": "unsupported", "error_kind": "dns"})
-    assert clash.status_code == 422 and "select nothing" in clash.json()["detail"]
+    for outcome, kind in [("unsupported", "dns"), ("ok", "dns"), ("broken", "unsupported")]:
+        clash = await api.get(base, params={"outcome": outcome, "error_kind": kind})
+        assert clash.status_code == 422 and "select nothing" in clash.json()["detail"], (outcome, kind)
+
+
+async def test_a_redirect_loop_is_no_redirect_on_a_page_as_in_the_filter(
+    api: httpx.AsyncClient, target: Target
+) -> None:
+    """A result that ended in a loop is broken, not a redirect to update: its page shows no
+    redirect, and ?redirect=any leaves it out (one rule, outcomes.redirect_rule)."""
+    task = await submit(api, [target.url("/loop/a"), target.url("/redirect/1")])
+    await wait_status(api, task["id"])
+    base = f"/api/v1/tasks/{task['id']}/results"
+    page = (await api.get(base)).json()["items"]
+    assert [(r["error"] or {}).get("kind") for r in page] == ["redirect_loop", None]
+    assert [r["redirect"] for r in page] == [None, "temporary"]
+    redirected = (await api.get(base, params={"redirect": "any"})).json()["items"]
+    assert [r["index"] for r in redirected] == [1]
 
 
 async def test_each_outcome_count_is_what_its_filter_returns(api: httpx.AsyncClient, target: Target) -> None:

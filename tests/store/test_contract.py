@@ -463,12 +463,12 @@ async def cancel_watched(store: Store) -> None:
             seen.append(record.status)
 
     watchers = [asyncio.create_task(watch()) for _ in range(4)]  # one read always on its way
-    await asyncio.sleep(0)  # the watchers are reading before the cancel starts
+    await wait_for(lambda: len(seen) >= 4, "the watchers reading before the cancel starts")
     cancelled = await store.cancel_task(task.id)
     cancelling = False
     await asyncio.gather(*watchers)
     assert cancelled is not None and cancelled.status == TaskStatus.CANCELLED
-    assert len(seen) > 4 and TaskStatus.READY not in seen, seen
+    assert TaskStatus.READY not in seen, seen
     final = await store.get_task(task.id)
     assert final is not None and (final.status, final.done) == (TaskStatus.CANCELLED, 60)
     assert final.by_error == {"cancelled": 60}

@@ -1404,7 +1404,7 @@ export interface operations {
     results_api_v1_tasks__task_id__results_get: {
         parameters: {
             query?: {
-                outcome?: ("ok" | "broken" | "unsupported" | "cancelled") | null;
+                outcome?: components["schemas"]["Outcome"] | null;
                 /** @description Results that redirected: any, or by the link's own answer (the first hop): permanent (301, 308: update the link to its final_url) or temporary. */
                 redirect?: ("any" | "permanent" | "temporary") | null;
                 error_kind?: components["schemas"]["ErrorKind"] | null;
@@ -1622,7 +1622,6 @@ type ReadonlyArray<T> = [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const pathsApiV1TasksPostRequestBodyContentMultipartFormDataInput_formatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks"]["post"]["requestBody"]["content"]["multipart/form-data"]["input_format"]> = ["urls", "html", "markdown", "sitemap", "text"];
-export const pathsApiV1TasksTask_idResultsGetParametersQueryOutcomeAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]["query"]["outcome"]> = ["ok", "broken", "unsupported", "cancelled"];
 export const pathsApiV1TasksTask_idResultsGetParametersQueryRedirectAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]["query"]["redirect"]> = ["any", "permanent", "temporary"];
 export const pathsApiV1TasksTask_idResultsGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]["query"]["format"]> = ["json", "ndjson", "csv"];
 export const bodyStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BodyState"]> = ["complete", "truncated", "timeout", "reset", "undecodable"];

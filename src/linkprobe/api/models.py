@@ -20,10 +20,10 @@ from linkprobe.api.documents import MAX_PATTERN_LENGTH
 from linkprobe.api.options import ProbeOptionsModel, ProbeOptionsShown
 from linkprobe.engine import ConfigError, ProbeOptions
 from linkprobe.engine.errors import InvalidURL, Unsupported
-from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, ProbeResult
+from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, classify
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
-from linkprobe.outcomes import Redirect, redirect_of_status
+from linkprobe.outcomes import Redirect, redirect_rule
 from linkprobe.store import TaskRecord, TaskStatus
 from linkprobe.store.base import Scope
 
@@ -220,12 +220,13 @@ class _Shown(BaseModel):
     @computed_field(description="ok, broken, unsupported or cancelled (neither of the first two).")
     def outcome(self) -> Outcome:
         error: ProbeError | None = getattr(self, "error")  # noqa: B009  # the fields are RESULT_FIELDS'
-        return ProbeResult("", 0, ok=getattr(self, "ok"), error=error).outcome  # noqa: B009
+        return classify(getattr(self, "ok"), None if error is None else error.kind)  # noqa: B009
 
     @computed_field(description="permanent (the link's own answer is 301 or 308), temporary, or null.")
     def redirect(self) -> Redirect | None:
         hops: tuple[Hop, ...] = getattr(self, "redirects")  # noqa: B009
-        return redirect_of_status(hops[0].status_code if hops else None)
+        error: ProbeError | None = getattr(self, "error")  # noqa: B009
+        return redirect_rule(hops[0].status_code if hops else None, None if error is None else error.kind)
 
 
 def _result_model() -> type[BaseModel]:

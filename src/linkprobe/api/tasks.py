@@ -17,8 +17,8 @@ from linkprobe.api.intake import Submission, check_count, from_short_json, read_
 from linkprobe.api.models import Egress, Problem, Result, ResultPage, Service, Submitted, Task, TaskPage
 from linkprobe.api.quotas import Quotas
 from linkprobe.api.security import Principal
-from linkprobe.engine.outcome import ErrorKind
-from linkprobe.outcomes import APART, OUTCOMES, PERMANENT_STATUSES
+from linkprobe.engine.outcome import ErrorKind, Outcome, classify
+from linkprobe.outcomes import OUTCOMES, PERMANENT_STATUSES
 from linkprobe.report import csv_text
 from linkprobe.settings import EGRESS_HINT, Settings
 from linkprobe.store import (
@@ -216,7 +216,7 @@ async def results(
     task_id: str,
     who: Caller,
     store: StoreDep,
-    outcome: Literal["ok", "broken", "unsupported", "cancelled"] | None = None,
+    outcome: Outcome | None = None,
     redirect: Annotated[RedirectFilter | None, Query(description=REDIRECT_DOC)] = None,
     error_kind: ErrorKind | None = None,
     status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
@@ -259,15 +259,15 @@ async def events(
 
 
 def _filter(
-    outcome: str | None, error_kind: ErrorKind | None, status_code: int | None, q: str | None,
+    outcome: Outcome | None, error_kind: ErrorKind | None, status_code: int | None, q: str | None,
     redirect: str | None = None,
 ) -> ResultFilter:  # fmt: skip
     """The store's filter: the results of one outcome word (ProbeResult.outcome), as the task's
-    progress counts them."""
+    progress counts them. An error kind of another outcome (the one classifier says) is a 422."""
     kind = None if error_kind is None else error_kind.value
-    if outcome in APART and kind not in (None, outcome):
-        raise HTTPException(422, f"outcome={outcome} and error_kind={kind} select nothing")
-    return ResultFilter(outcome, kind, status_code, q, redirect=redirect)
+    if outcome is not None and error_kind is not None and classify(False, error_kind) != outcome:
+        raise HTTPException(422, f"outcome={outcome.value} and error_kind={kind} select nothing")
+    return ResultFilter(None if outcome is None else outcome.value, kind, status_code, q, redirect=redirect)
 
 
 async def accept(
