@@ -38,10 +38,10 @@ from linkprobe.crawl import (
     html_at,
     page_options,
 )
-from linkprobe.engine import Engine, ProbeOptions, ProbeResult, StoreUnavailable
+from linkprobe.engine import Engine, ProbeOptions, ProbeResult
 from linkprobe.metrics import Metrics, published
 from linkprobe.settings import Settings
-from linkprobe.store import Chunk, ChunkKind, Store
+from linkprobe.store import Chunk, ChunkKind, Store, StoreUnavailable
 
 log = logging.getLogger("linkprobe.worker")
 IDLE_POLL_S = 0.2

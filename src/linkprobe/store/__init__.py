@@ -17,10 +17,10 @@ from linkprobe.store.base import (
     QuotaExceeded,
     ResultFilter,
     Store,
-    StoreLocked,
     TaskRecord,
     TaskStatus,
 )
+from linkprobe.store.errors import StoreError, StoreLocked, StoreUnavailable
 
 if TYPE_CHECKING:  # `linkprobe crawl` imports store.base: not pydantic with it
     from linkprobe.settings import Settings
@@ -54,7 +54,9 @@ __all__ = [
     "QuotaExceeded",
     "ResultFilter",
     "Store",
+    "StoreError",
     "StoreLocked",
+    "StoreUnavailable",
     "TaskRecord",
     "TaskStatus",
     "open_store",

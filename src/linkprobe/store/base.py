@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, StoreError, failed
+from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.extract.document import MAX_PLACES
 
@@ -417,10 +417,6 @@ def page_of(rows: list[tuple[int, str]], limit: int) -> tuple[list[dict[str, Any
     return [orjson.loads(row) for _, row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
 
 
-class StoreLocked(StoreError):
-    """Another process serves this store's file (SQLite): one serving process per database."""
-
-
 class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different request body."""
 
@@ -460,7 +456,7 @@ async def batches_off_loop(urls: Iterable[str], size: int) -> AsyncIterator[list
 
 
 class Store(abc.ABC):
-    """Async store. Methods raise linkprobe.engine.StoreUnavailable when the backend is down."""
+    """Async store. Methods raise linkprobe.store.errors.StoreUnavailable when the backend is down."""
 
     @abc.abstractmethod
     async def open(self) -> None:

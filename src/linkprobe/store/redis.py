@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from linkprobe.engine import ProbeResult, StoreUnavailable
+from linkprobe.engine import ProbeResult
 from linkprobe.extract.document import MAX_PLACES
 from linkprobe.store import redis_schema as k
 from linkprobe.store.accounts import Window
@@ -58,6 +58,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.errors import StoreUnavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -36,7 +36,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
-from linkprobe.engine import ProbeResult, StoreUnavailable
+from linkprobe.engine import ProbeResult
 from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
@@ -55,7 +55,6 @@ from linkprobe.store.base import (
     Retention,
     Store,
     Stored,
-    StoreLocked,
     TaskRecord,
     TaskStatus,
     batches_off_loop,
@@ -76,6 +75,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.errors import StoreLocked, StoreUnavailable
 
 T = TypeVar("T")
 P = ParamSpec("P")
