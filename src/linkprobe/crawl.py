@@ -39,7 +39,7 @@ from linkprobe.extract import (
 )
 from linkprobe.extract.html import page_links
 from linkprobe.extract.processes import ParserGone, ParserProcesses
-from linkprobe.store.base import ChunkKind, CrawlSpec, Found, Scope
+from linkprobe.frontier import ChunkKind, CrawlSpec, Found, Scope
 
 ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many crawls)
 ROBOTS_MAX_AGE_S = 300.0  # then read again: a long-running worker sees a site's new rules

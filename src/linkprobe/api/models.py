@@ -23,9 +23,9 @@ from linkprobe.engine.errors import InvalidURL, Unsupported
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, ProbeResult
 from linkprobe.engine.urls import normalise
 from linkprobe.extract import LinkFilter
+from linkprobe.frontier import Scope
 from linkprobe.outcomes import Redirect, redirect_of_status
 from linkprobe.store import TaskRecord, TaskStatus
-from linkprobe.store.base import Scope
 
 Pattern = Annotated[str, Field(max_length=MAX_PATTERN_LENGTH)]
 

@@ -16,8 +16,8 @@ from linkprobe.cli.check import Progress, engine_config, exit_code, probe_option
 from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions, Extractor
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter, Sources
+from linkprobe.frontier import Scope
 from linkprobe.report import ndjson_line, render, wanted
-from linkprobe.store.base import Scope
 
 if TYPE_CHECKING:
     from linkprobe.settings import Settings

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from linkprobe.frontier import ChunkKind, CrawlSpec, Found
 from linkprobe.store.base import (
     TERMINAL,
     Chunk,
-    ChunkKind,
-    CrawlSpec,
     DeliveryPolicy,
-    Found,
     IdempotencyConflict,
     NewTask,
     Quota,

@@ -1,0 +1,152 @@
+"""The crawl frontier: what a crawl is (CrawlSpec), what a link found on a page asks for (Found),
+and the one plan of how a page's links join the crawl (plan_discovery) and each URL's sources
+(merge_sources).
+
+Library code, with no storage in it: `linkprobe crawl` runs the plan over its dictionaries, the
+SQLite store in a transaction, the Redis store in Python too, its DISCOVER script then only
+checking that the state the plan was made from is still current and writing it. A rule of the
+crawl (which URL is new, which kind it gets, max_pages, max_urls, the owner's daily quota, the
+places kept per URL) is written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from linkprobe.extract.document import Linked, Sources
+
+Place = tuple[str, int]  # (document, line)
+
+
+class ChunkKind(StrEnum):
+    """What a worker does with a chunk's URLs. URL lists and documents only have `links` chunks;
+    a crawl task also has `pages` (fetched, their links discovered) and `fragments` chunks."""
+
+    LINKS = "links"  # probe each URL
+    PAGES = "pages"  # fetch each page, discover its links (Store.discover), then store its result
+    FRAGMENTS = "fragments"  # each URL is page#fragment: fetch the page, judge by its anchors
+
+
+# The order of a page's new URLs: pages first, so the crawl's frontier is claimed before its links.
+GROUPS = (ChunkKind.PAGES, ChunkKind.LINKS, ChunkKind.FRAGMENTS)
+
+
+class Scope(StrEnum):
+    """What a crawl checks: the site's links only, or every link on its pages (the default)."""
+
+    ALL = "all"  # links to other sites are checked too (never followed)
+    SITE = "site"  # only the site's own URLs (and what --include adds) are checked
+
+
+@dataclass(slots=True)
+class CrawlSpec:
+    """A crawl task's plan, stored with the task and handed to workers with each of its chunks.
+
+    The start URL is the task's only URL at creation (index 0, a `pages` chunk at depth 0); the
+    rest is found by the workers and added with Store.discover. `max_urls` bounds the URLs a crawl
+    may discover (the API sets it from the per-task URL limit). `urls_per_day` is the owner's daily
+    URL quota (None: not limited): discover charges the new URLs to the owner's usage counter of
+    the current UTC day and adds no more than that quota has left."""
+
+    start: str
+    max_depth: int | None = None
+    max_pages: int | None = None
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    ignore_robots: bool = False
+    check_fragments: bool = False
+    max_urls: int | None = None
+    max_page_bytes: int | None = None  # a page's body read at most; None (stored before it): 16 MiB
+    urls_per_day: int | None = None
+    scope: str = Scope.ALL.value  # Scope; stored before it: all
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CrawlSpec:
+        return cls(**data)
+
+
+@dataclass(slots=True, frozen=True)
+class Found:
+    """A link found on a crawled page: its URL (defragmented unless its kind is FRAGMENTS), the
+    line it is on, and what the crawler wants done with it. `linked` is every link of the page to
+    that URL at once (page_links groups them: their lines and count); None: this one link. The
+    plan may demote a PAGES link to LINKS when the crawl's max_pages is used up; the kind of a URL
+    already seen does not matter."""
+
+    url: str
+    line: int
+    kind: ChunkKind = ChunkKind.LINKS
+    linked: Linked | None = None
+
+    @classmethod
+    def grouped(cls, url: str, kind: ChunkKind, linked: Linked) -> Found:
+        return cls(url, linked.lines[0] if linked.lines else 0, kind, linked)
+
+    @property
+    def links(self) -> Linked:
+        return self.linked if self.linked is not None else Linked([self.line])
+
+
+@dataclass(slots=True)
+class Discovery:
+    """What one page's links add to a crawl: its new URLs, their chunks, every URL's new places."""
+
+    new: list[str] = field(default_factory=list)  # new URLs, at input indexes total, total + 1, ...
+    chunks: list[tuple[ChunkKind, int, int]] = field(default_factory=list)  # (kind, start, stop)
+    places: dict[int, list[Linked]] = field(default_factory=dict)  # input index -> its links on the page
+    scheduled: int = 0  # pages scheduled for fetching after this page, the start page included
+
+
+def plan_discovery(
+    found: Iterable[Found], known: Mapping[str, int], total: int, scheduled: int, spec: CrawlSpec,
+    chunk_size: int, quota_left: int | None = None,
+) -> Discovery:  # fmt: skip
+    """How a page's links join a crawl that has `total` URLs (`known`: those of them the links
+    name, URL -> input index) and `scheduled` pages: a seen URL only gains places; a new one
+    (bounded by max_urls and `quota_left`, the new URLs the owner's daily quota still allows)
+    gets its kind, a PAGES link becoming LINKS past max_pages, then the next indexes, grouped by
+    kind and cut into chunks of `chunk_size`."""
+    kinds: dict[str, ChunkKind] = {}
+    places: dict[str, list[Linked]] = {}
+    room = None if spec.max_urls is None else max(0, spec.max_urls - total)
+    if quota_left is not None:
+        room = quota_left if room is None else min(room, quota_left)
+    for link in found:
+        url = link.url
+        if url in known or url in kinds:
+            places.setdefault(url, []).append(link.links)
+        elif room is None or len(kinds) < room:
+            kind = link.kind
+            if kind is ChunkKind.PAGES:
+                if spec.max_pages is not None and scheduled >= spec.max_pages:
+                    kind = ChunkKind.LINKS
+                else:
+                    scheduled += 1
+            kinds[url] = kind
+            places[url] = [link.links]
+    plan = Discovery(scheduled=scheduled)
+    for kind in GROUPS:
+        group = [url for url, k in kinds.items() if k is kind]
+        for first in range(0, len(group), chunk_size):
+            start = total + len(plan.new)
+            plan.new += group[first : first + chunk_size]
+            plan.chunks.append((kind, start, total + len(plan.new)))
+    fresh = {url: total + i for i, url in enumerate(plan.new)}
+    plan.places = {known[url] if url in known else fresh[url]: linked for url, linked in places.items()}
+    return plan
+
+
+def merge_sources(old: dict[str, Any] | None, page_url: str, added: list[Linked]) -> dict[str, Any]:
+    """A URL's sources (as stored: Sources.to_dict()) with its links on one more page: every link
+    counted, up to MAX_PLACES places listed (the rule is Sources.merge's, the CLI's own)."""
+    sources = Sources() if old is None else Sources.of(old)
+    for linked in added:
+        sources.merge(page_url, linked)
+    return sources.to_dict()
