@@ -334,9 +334,9 @@ class CrawlChunks:
             return disallowed(url, index)
         result, body = await self.worker.engine.fetch(url, index, options, lane=chunk.task_id)
         final = rule.followed(url, result)
-        found = (
-            [] if final is None else rule.found(await self.extract(body, final, anchors=False), chunk.depth)
-        )
+        found = []
+        if final is not None:  # grouped by URL, as `linkprobe crawl` reads a page
+            found = rule.found(await self.extract.page(body, final, rule.crawl.check_fragments), chunk.depth)
         store = self.worker.store
         await self.worker._stored(lambda: store.discover(chunk, index, url, found), "the links of a page")
         return result
