@@ -18,7 +18,7 @@ import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import unquote, urldefrag, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -28,7 +28,6 @@ from linkprobe.engine.outcome import BodyState, ProbeError
 from linkprobe.extract import (
     Extracted,
     Kind,
-    LinkFilter,
     Page,
     Sources,
     extract,
@@ -44,27 +43,6 @@ ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many cra
 ROBOTS_MAX_AGE_S = 300.0  # then read again: a long-running worker sees a site's new rules
 EXTRACTORS = 2  # pages parsed at once (Extractor)
 UNCUT = 1 << 62  # the CLI's new URLs in one group per kind: it queues no chunks
-PAGE_BYTES = 16 << 20  # a page's body read at most (max_page_bytes): the Python docs' indexes are 2.5 MB
-
-
-@dataclass
-class CrawlOptions:
-    max_depth: int | None = None  # the start page is depth 0; links found on depth N pages are N+1
-    max_pages: int | None = None
-    filter: LinkFilter = field(default_factory=LinkFilter)  # an include also widens the site
-    ignore_robots: bool = False
-    check_fragments: bool = False
-    max_page_bytes: int = PAGE_BYTES  # a page fetched to be parsed; a longer one is cut (body: truncated)
-    scope: Scope = Scope.ALL  # SITE: links outside the site are not checked at all
-
-    @classmethod
-    def of(cls, spec: CrawlSpec) -> CrawlOptions:
-        """A stored crawl task's spec (its patterns were checked when it was accepted)."""
-        return cls(
-            spec.max_depth, spec.max_pages, LinkFilter(spec.include, spec.exclude),
-            spec.ignore_robots, spec.check_fragments, spec.max_page_bytes or PAGE_BYTES,
-            Scope(spec.scope),
-        )  # fmt: skip
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -73,12 +51,12 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def page_options(options: ProbeOptions, crawl: CrawlOptions) -> ProbeOptions:
+def page_options(options: ProbeOptions, crawl: CrawlSpec) -> ProbeOptions:
     """How pages are fetched: read (GET, whatever the task's method: their links are in the body)
     up to max_page_bytes; the links found on them are probed under the task's own options."""
-    if options.method == "GET" and options.max_body_bytes == crawl.max_page_bytes:
+    if options.method == "GET" and options.max_body_bytes == crawl.page_bytes:
         return options
-    return dataclasses.replace(options, method="GET", max_body_bytes=crawl.max_page_bytes)
+    return dataclasses.replace(options, method="GET", max_body_bytes=crawl.page_bytes)
 
 
 def cut(result: ProbeResult) -> bool:
@@ -154,16 +132,17 @@ class Extractor:
 class SiteRule:
     """What is in the crawl's site, and what becomes of each link found on one of its pages."""
 
-    def __init__(self, start: str, crawl: CrawlOptions) -> None:
+    def __init__(self, crawl: CrawlSpec) -> None:
         self.crawl = crawl
-        self.site = origin(start)
-        parts = urlsplit(start)
+        self.filter = crawl.filter  # compiled once: it runs on every link found
+        self.site = origin(crawl.start)
+        parts = urlsplit(crawl.start)
         self._prefix = f"{parts.scheme}://{parts.netloc}/"  # a URL starting so is in the site
 
     def in_site(self, url: str) -> bool:
         if url.startswith(self._prefix):
             return True  # no urlsplit: most links of a site are written as its start URL is
-        return origin(url) == self.site or self.crawl.filter.included(url)
+        return origin(url) == self.site or self.filter.included(url)
 
     def classify(self, url: str, depth: int, seen: bool = False) -> Iterator[tuple[str, ChunkKind]]:
         """The URLs a link found on a depth-`depth` page asks for, and their kinds: none when
@@ -172,7 +151,7 @@ class SiteRule:
         caller's (the budget is the crawl's, not the link's). A page already `seen` passed the
         filter then. Runs once per link of every page: no urldefrag (it parses the URL again)."""
         target, _, fragment = url.partition("#")
-        if not (seen or self.crawl.filter(target)):
+        if not (seen or self.filter(target)):
             return
         in_site = supported(target) and self.in_site(target)
         if not in_site and self.crawl.scope is Scope.SITE:
@@ -260,16 +239,14 @@ class Crawler:
     def __init__(
         self,
         engine: Engine,
-        start: str,
+        crawl: CrawlSpec,
         options: ProbeOptions,
-        crawl: CrawlOptions,
         extract: Extractor | None = None,
     ) -> None:
         self.engine, self.options, self.crawl = engine, options, crawl
         self.page_options = page_options(options, crawl)
-        self.start = urldefrag(start.strip()).url
-        self.rule = SiteRule(self.start, crawl)
-        self.spec = CrawlSpec(self.start, crawl.max_depth, crawl.max_pages)  # the limits plan_discovery reads
+        self.start = crawl.start
+        self.rule = SiteRule(crawl)
         self.robots = Robots(engine)
         self.index: dict[str, int] = {}  # every URL found (page#fragment too) -> its input index
         self.sources: dict[str, Sources] = {}  # the same URLs -> where they were found
@@ -348,7 +325,7 @@ class Crawler:
         if fragments:
             self.anchors[job.url] = (result, page.anchors)
         total = len(self.index)
-        plan = plan_discovery(self._found(page, job.depth), self.index, total, self.pages, self.spec, UNCUT)
+        plan = plan_discovery(self._found(page, job.depth), self.index, total, self.pages, self.crawl, UNCUT)
         self.pages = plan.scheduled  # before any await: concurrent pages cannot overshoot the limit
         for url in plan.new:
             self._add(url)
@@ -381,7 +358,7 @@ class Crawler:
         links it excludes (its external links, with an include of the site), so those are kept."""
         if target in self.excluded:
             return False
-        if self.crawl.filter(target):
+        if self.rule.filter(target):
             return True
         self.excluded.add(target)
         return False

@@ -12,12 +12,17 @@ places kept per URL) is written here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urldefrag
 
+from linkprobe.engine.errors import ConfigError, InvalidURL, Unsupported
+from linkprobe.engine.options import rule, rule_of
+from linkprobe.engine.urls import normalise
 from linkprobe.extract.document import Linked, Sources
+from linkprobe.extract.filters import LinkFilter
 
 Place = tuple[str, int]  # (document, line)
 
@@ -42,34 +47,122 @@ class Scope(StrEnum):
     SITE = "site"  # only the site's own URLs (and what --include adds) are checked
 
 
+PAGE_BYTES = 16 << 20  # a page's body read at most by default: the Python docs' indexes are 2.5 MB
+MAX_PATTERNS = 100  # include or exclude patterns of one crawl at most
+MAX_PATTERN_LENGTH = 1000  # characters of one pattern at most
+
+
+def check_start(value: str) -> None:
+    try:
+        normalise(value)
+    except (InvalidURL, Unsupported) as exc:
+        raise ValueError(f"not an http(s) URL: {exc}") from None
+
+
+def check_patterns(name: str) -> Callable[[list[str]], None]:
+    """The check of one pattern list: each no longer than MAX_PATTERN_LENGTH, each compiles
+    (errors name it as the API does: `linkprobe crawl` compiles its flags first, naming them)."""
+
+    def check(value: list[str]) -> None:
+        for pattern in value:
+            if len(pattern) > MAX_PATTERN_LENGTH:
+                raise ValueError(f"a pattern longer than {MAX_PATTERN_LENGTH} characters")
+        try:
+            LinkFilter(value, names=(f"crawl.{name}", ""))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
+
+
 @dataclass(slots=True)
 class CrawlSpec:
-    """A crawl task's plan, stored with the task and handed to workers with each of its chunks.
+    """A crawl: the one declaration of its settings. `linkprobe crawl`'s flags (help, types,
+    checks), the API's `crawl` object (its OpenAPI schema and 422s) and the stores' JSON derive
+    from these fields and their Rules; fields in SERVICE_SET are set by the service, never by a
+    client. Stored with the task and handed to workers with each of its chunks.
 
     The start URL is the task's only URL at creation (index 0, a `pages` chunk at depth 0); the
-    rest is found by the workers and added with Store.discover. `max_urls` bounds the URLs a crawl
-    may discover (the API sets it from the per-task URL limit). `urls_per_day` is the owner's daily
-    URL quota (None: not limited): discover charges the new URLs to the owner's usage counter of
-    the current UTC day and adds no more than that quota has left."""
+    rest is found by the workers and added with Store.discover. `urls_per_day` is the owner's
+    daily URL quota (None: not limited): discover charges the new URLs to the owner's usage
+    counter of the current UTC day and adds no more than that quota has left."""
 
-    start: str
-    max_depth: int | None = None
-    max_pages: int | None = None
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    ignore_robots: bool = False
-    check_fragments: bool = False
-    max_urls: int | None = None
-    max_page_bytes: int | None = None  # a page's body read at most; None (stored before it): 16 MiB
-    urls_per_day: int | None = None
-    scope: str = Scope.ALL.value  # Scope; stored before it: all
+    start: str = field(
+        metadata=rule(
+            "The first page (http or https); its scheme, host and port are the site.",
+            max_length=8000, check=check_start,
+        )
+    )  # fmt: skip
+    max_depth: int | None = field(
+        default=None,
+        metadata=rule("Follow pages at most this many links from the start (the start page is depth 0; "
+                      "links on the deepest pages are checked, not followed).", ge=0),
+    )  # fmt: skip
+    max_pages: int | None = field(
+        default=None, metadata=rule("Fetch at most this many pages (links beyond are checked).", ge=1)
+    )
+    include: list[str] = field(
+        default_factory=list,
+        metadata=rule("Regular expressions: matching URLs are checked and followed (they widen the site).",
+                      max_length=MAX_PATTERNS, check=check_patterns("include")),
+    )  # fmt: skip
+    exclude: list[str] = field(
+        default_factory=list,
+        metadata=rule("Regular expressions: matching URLs are skipped (an include wins).",
+                      max_length=MAX_PATTERNS, check=check_patterns("exclude")),
+    )  # fmt: skip
+    ignore_robots: bool = field(default=False, metadata=rule("Fetch pages robots.txt disallows."))
+    check_fragments: bool = field(
+        default=False, metadata=rule("Check each page#fragment link of the site against the page's anchors.")
+    )
+    max_urls: int | None = field(default=None, metadata=rule("URLs the crawl may discover at most.", ge=0))
+    max_page_bytes: int | None = field(
+        default=None,
+        metadata=rule(f"Bytes of a page read at most (default {PAGE_BYTES >> 20} MiB; links are probed "
+                      "under max_body_bytes); a longer page is cut, its result's body `truncated`.", ge=1),
+    )  # fmt: skip
+    urls_per_day: int | None = field(
+        default=None,
+        metadata=rule("The owner's daily URL quota, charged with every URL the crawl discovers (it stops "
+                      "where the quota does); null when the owner is not limited.", ge=0),
+    )  # fmt: skip
+    scope: Scope = field(
+        default=Scope.ALL,
+        metadata=rule("`all`: the site's pages and every link on them, other sites' too (checked, never "
+                      "followed); `site`: only the site's own URLs, links elsewhere are not checked."),
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        self.start = urldefrag(self.start.strip()).url  # the page, whatever fragment it was given with
+
+    @property
+    def page_bytes(self) -> int:
+        return PAGE_BYTES if self.max_page_bytes is None else self.max_page_bytes
+
+    @property
+    def filter(self) -> LinkFilter:
+        return LinkFilter(self.include, self.exclude)
+
+    def violations(self) -> list[tuple[str, str]]:
+        """(field, reason) for each value its Rule refuses (a field left None is not limited)."""
+        return [
+            (item.name, reason)
+            for item in dataclasses.fields(self)
+            if (value := getattr(self, item.name)) is not None
+            and (reason := rule_of(item).violation(value)) is not None
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CrawlSpec:
-        return cls(**data)
+        """A stored spec (stored before `scope`: all)."""
+        return cls(**{**data, "scope": Scope(data.get("scope", Scope.ALL))})
+
+
+SERVICE_SET = ("max_urls", "urls_per_day")  # CrawlSpec fields the API sets (limits, quota)
+CLIENT_SET = tuple(item.name for item in dataclasses.fields(CrawlSpec) if item.name not in SERVICE_SET)
 
 
 @dataclass(slots=True, frozen=True)

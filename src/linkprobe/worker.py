@@ -29,7 +29,6 @@ from typing import TypeVar
 from urllib.parse import urldefrag
 
 from linkprobe.crawl import (
-    CrawlOptions,
     Extractor,
     Robots,
     SiteRule,
@@ -39,6 +38,7 @@ from linkprobe.crawl import (
     page_options,
 )
 from linkprobe.engine import Engine, ProbeOptions, ProbeResult
+from linkprobe.frontier import CrawlSpec
 from linkprobe.metrics import Metrics, published
 from linkprobe.settings import Settings
 from linkprobe.store import Chunk, ChunkKind, Store, StoreUnavailable
@@ -306,12 +306,12 @@ class CrawlChunks:
     def results(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
         if chunk.crawl is None:
             raise ValueError(f"a {chunk.kind} chunk of a task that is not a crawl")
-        crawl = CrawlOptions.of(chunk.crawl)
+        crawl = chunk.crawl
         options = page_options(options, crawl)
         limit = max(1, min(options.concurrency, PAGE_WINDOW))
         urls = enumerate(chunk.urls, chunk.start)
         if chunk.kind is ChunkKind.PAGES:
-            rule = SiteRule(chunk.crawl.start, crawl)
+            rule = SiteRule(crawl)
             return completed((self._page(chunk, rule, i, url, options) for i, url in urls), limit)
         return _flat(
             completed(
@@ -323,7 +323,7 @@ class CrawlChunks:
             )
         )
 
-    async def _allowed(self, crawl: CrawlOptions, url: str, options: ProbeOptions) -> bool:
+    async def _allowed(self, crawl: CrawlSpec, url: str, options: ProbeOptions) -> bool:
         return crawl.ignore_robots or await self.robots.allowed(url, options)
 
     async def _page(
@@ -342,7 +342,7 @@ class CrawlChunks:
         return result
 
     async def _fragments(
-        self, crawl: CrawlOptions, page: str, links: list[tuple[int, str]], options: ProbeOptions, lane: str
+        self, crawl: CrawlSpec, page: str, links: list[tuple[int, str]], options: ProbeOptions, lane: str
     ) -> list[ProbeResult]:
         """Each page#fragment of one page, judged by its anchors; as the page itself when it was
         not read as HTML (broken, not HTML)."""
