@@ -24,8 +24,6 @@ from linkprobe.engine.urls import normalise
 from linkprobe.extract.document import Linked, Sources
 from linkprobe.extract.filters import LinkFilter
 
-Place = tuple[str, int]  # (document, line)
-
 
 class ChunkKind(StrEnum):
     """What a worker does with a chunk's URLs. URL lists and documents only have `links` chunks;

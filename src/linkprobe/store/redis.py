@@ -589,18 +589,19 @@ class RedisStore(Store):
         no longer takes any (over, or a page expanded before): the lease is then renewed alone."""
         task_id = chunk.task_id
         urls = list({link.url: None for link in found})
-        async with self.r.pipeline(transaction=False) as pipe:
+        async with self.r.pipeline(transaction=False) as pipe:  # `pages` first: any later write moves it
             pipe.hmget(k.task(task_id), "pages", "total", "scheduled", "chunk_size", "crawl", "status")
             pipe.sismember(k.expanded(task_id), str(index))
             pipe.hmget(k.seen(task_id), urls or [""])
-            pipe.get(usage or k.SEQ)  # the sequence stands in: read, never used
-            (pages, total, scheduled, size, crawl, status), expanded, seen, used = await pipe.execute()
+            if usage:
+                pipe.get(usage)
+            (pages, total, scheduled, size, crawl, status), expanded, seen, *counter = await pipe.execute()
         if crawl is None or expanded or status not in LIVE:
             await self.heartbeat([chunk])
             return None
         known = {url: int(idx) for url, idx in zip(urls, seen, strict=False) if idx is not None}
         spec = CrawlSpec.from_dict(json.loads(crawl))
-        used = (used or "0") if usage else ""
+        used = (counter[0] or "0") if usage else ""
         left = max(0, (spec.urls_per_day or 0) - int(used)) if usage else None
         plan = plan_discovery(found, known, int(total), int(scheduled), spec, int(size), left)
         indexes = list(plan.places)
