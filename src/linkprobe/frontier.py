@@ -132,6 +132,7 @@ class CrawlSpec:
 
     def __post_init__(self) -> None:
         self.start = urldefrag(self.start.strip()).url  # the page, whatever fragment it was given with
+        self.scope = Scope(self.scope)  # given as its value by the flags and stored JSON
 
     @property
     def page_bytes(self) -> int:
@@ -155,8 +156,8 @@ class CrawlSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CrawlSpec:
-        """A stored spec (stored before `scope`: all)."""
-        return cls(**{**data, "scope": Scope(data.get("scope", Scope.ALL))})
+        """A stored spec (one stored before `scope` has none: all)."""
+        return cls(**data)
 
 
 SERVICE_SET = ("max_urls", "urls_per_day")  # CrawlSpec fields the API sets (limits, quota)

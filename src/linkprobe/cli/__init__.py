@@ -202,11 +202,10 @@ def _crawl_flags(parser: argparse.ArgumentParser) -> None:
         flag, kind, doc = "--" + item.name.replace("_", "-"), hints[item.name], rule_of(item).doc
         if kind is bool:
             group.add_argument(flag, action="store_true", help=doc)
-        elif isinstance(item.default, StrEnum):
+        elif isinstance(item.default, StrEnum):  # its value as given; CrawlSpec makes it the enum
             choices = [choice.value for choice in type(item.default)]
-            group.add_argument(
-                flag, choices=choices, default=item.default.value, help=f"{doc} Default {item.default}."
-            )
+            doc = f"{doc} Default {item.default}."
+            group.add_argument(flag, choices=choices, default=item.default.value, help=doc)
         elif item.default_factory is list:
             group.add_argument(flag, action="append", default=[], metavar="RE", help=doc)
         else:

@@ -16,7 +16,7 @@ from linkprobe.cli.check import Progress, engine_config, exit_code, probe_option
 from linkprobe.crawl import Crawler, Extractor
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter, Sources
-from linkprobe.frontier import CLIENT_SET, CrawlSpec, Scope
+from linkprobe.frontier import CLIENT_SET, CrawlSpec
 from linkprobe.report import ndjson_line, render, wanted
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ def crawl_spec(args: argparse.Namespace) -> CrawlSpec:
     checked_jobs(args.jobs)
     LinkFilter(args.include, args.exclude)  # a bad pattern is named by its flag
     spec = CrawlSpec(**{name: getattr(args, name) for name in CLIENT_SET})
-    spec.scope = Scope(spec.scope)
     for name, reason in spec.violations():
         flag = "START_URL" if name == "start" else "--" + name.replace("_", "-")
         raise ConfigError(f"invalid value for {flag}: {reason} (got {getattr(spec, name)!r})")
