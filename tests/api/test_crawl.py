@@ -275,6 +275,7 @@ def crawl_body(site_url: str, **crawl: Any) -> dict[str, Any]:
         ),
         ({"name": "nothing"}, "exactly one of urls or crawl"),
         (crawl_body("ftp://127.0.0.1/"), "start"),
+        ({"crawl": {"max_depth": 1}}, "start"),
         (crawl_body("not a url"), "start"),
         (crawl_body("http://user:pw@127.0.0.1/"), "start"),
         (crawl_body("http://127.0.0.1/", include=["(unclosed"]), "crawl.include '(unclosed'"),
