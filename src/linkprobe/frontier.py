@@ -75,15 +75,14 @@ def check_patterns(name: str) -> Callable[[list[str]], None]:
 
 @dataclass(slots=True)
 class CrawlSpec:
-    """A crawl: the one declaration of its settings. `linkprobe crawl`'s flags (help, types,
-    checks), the API's `crawl` object (its OpenAPI schema and 422s) and the stores' JSON derive
-    from these fields and their Rules; fields in SERVICE_SET are set by the service, never by a
-    client. Stored with the task and handed to workers with each of its chunks.
+    """A site to crawl: its pages are fetched and followed, every link found on them is checked."""
 
-    The start URL is the task's only URL at creation (index 0, a `pages` chunk at depth 0); the
-    rest is found by the workers and added with Store.discover. `urls_per_day` is the owner's
-    daily URL quota (None: not limited): discover charges the new URLs to the owner's usage
-    counter of the current UTC day and adds no more than that quota has left."""
+    # The one declaration of a crawl's settings: `linkprobe crawl`'s flags (help, types, checks),
+    # the API's `crawl` objects (OpenAPI schema, 422s) and the stores' JSON derive from these
+    # fields and their Rules; SERVICE_SET's are set by the service, never by a client. Stored with
+    # the task and handed to workers with each of its chunks. The start URL is the task's only URL
+    # at creation (index 0, a `pages` chunk at depth 0); the rest is found by the workers and added
+    # with Store.discover, each new URL charged to the owner's daily quota (`urls_per_day`).
 
     start: str = field(
         metadata=rule(
