@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from linkprobe.engine import Engine, EngineConfig
+from linkprobe.engine import Engine, EngineConfig, ProbeOptions
 from linkprobe.frontier import ChunkKind, CrawlSpec, Found, plan_discovery
 from linkprobe.store import NewTask, ResultFilter, Store
 from linkprobe.worker import Worker
@@ -55,7 +55,7 @@ async def test_linkprobe_crawl_finds_the_expected_pages_and_links(site: Site) ->
 
 async def test_workers_over_each_store_find_the_same(store: Store, site: Site) -> None:
     spec = CrawlSpec(site.url("/index.html"), check_fragments=True)
-    task, _ = await store.create_task(NewTask(crawl=spec, options={"retries": 0}), iter([]), 3)
+    task, _ = await store.create_task(NewTask(crawl=spec, options=ProbeOptions(retries=0)), iter([]), 3)
     async with Engine(EngineConfig(allow_private=True)) as engine:
         worker = Worker(store, engine, slots=4)
         running = asyncio.create_task(worker.run())

@@ -241,13 +241,15 @@ export interface components {
             /**
              * Include
              * @description Regular expressions: matching URLs are checked and followed (they widen the site).
+             * @default []
              */
-            include?: string[];
+            include: string[];
             /**
              * Exclude
              * @description Regular expressions: matching URLs are skipped (an include wins).
+             * @default []
              */
-            exclude?: string[];
+            exclude: string[];
             /**
              * Ignore Robots
              * @description Fetch pages robots.txt disallows.
@@ -719,13 +721,15 @@ export interface components {
             /**
              * Include
              * @description Regular expressions: matching URLs are checked and followed (they widen the site).
+             * @default []
              */
-            include?: string[];
+            include: string[];
             /**
              * Exclude
              * @description Regular expressions: matching URLs are skipped (an include wins).
+             * @default []
              */
-            exclude?: string[];
+            exclude: string[];
             /**
              * Ignore Robots
              * @description Fetch pages robots.txt disallows.
