@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from linkprobe.crawl import Crawler, CrawlOptions, Robots, SiteRule
+from linkprobe.crawl import Crawler, Robots, SiteRule
 from linkprobe.engine import Engine, EngineConfig, ProbeOptions, ProbeResult
-from linkprobe.extract import LinkFilter
+from linkprobe.frontier import CrawlSpec
 from linkprobe.store import ChunkKind
 from tests.conftest import Site
 
@@ -15,7 +15,8 @@ from tests.conftest import Site
 async def crawl(site: Site, **options: object) -> tuple[dict[str, ProbeResult], Crawler]:
     config = EngineConfig(allow_private=True)
     async with Engine(config) as engine:
-        crawler = Crawler(engine, site.url("/index.html"), ProbeOptions(retries=0), CrawlOptions(**options))  # type: ignore[arg-type]
+        spec = CrawlSpec(site.url("/index.html"), **options)  # type: ignore[arg-type]
+        crawler = Crawler(engine, spec, ProbeOptions(retries=0))
         results = [result async for result in crawler.run()]
     by_url = {result.url: result for result in results}
     assert len(by_url) == len(results), "one result per unique URL"
@@ -59,7 +60,7 @@ async def test_external_links_are_checked_never_followed(site: Site) -> None:
 
 
 async def test_include_widens_the_site(site: Site) -> None:
-    results, _ = await crawl(site, filter=LinkFilter(include=["127\\.0\\.0\\.2"]))
+    results, _ = await crawl(site, include=["127\\.0\\.0\\.2"])
     assert site.url("/never-followed.html", "127.0.0.2") in results
 
 
@@ -90,7 +91,7 @@ async def test_fragments(site: Site) -> None:
 
 async def test_exclude(site: Site) -> None:
     """Excluded links are left out, and remembered: the pages that repeat them are not matched again."""
-    results, crawler = await crawl(site, filter=LinkFilter(exclude=["missing", "^mailto:"]))
+    results, crawler = await crawl(site, exclude=["missing", "^mailto:"])
     assert site.url("/missing.html") not in results
     assert "mailto:team@site.example" not in results
     assert crawler.excluded == {site.url("/missing.html"), "mailto:team@site.example"}
@@ -119,8 +120,7 @@ async def test_robots_txt_is_read_once_per_origin_by_concurrent_askers_within_it
 
 
 def test_links_are_classified_by_the_site_rule() -> None:
-    rule = SiteRule("http://127.0.0.1:8000/", CrawlOptions(max_depth=2, check_fragments=True,
-                                                          filter=LinkFilter(exclude=["skip"])))  # fmt: skip
+    rule = SiteRule(CrawlSpec("http://127.0.0.1:8000/", max_depth=2, check_fragments=True, exclude=["skip"]))
     kinds = {
         url: list(rule.classify(url, depth))
         for url, depth in [
@@ -150,7 +150,7 @@ async def test_robots_txt_is_read_without_the_task_headers(site: Site) -> None:
 
 
 def test_the_site_is_the_start_url_s_scheme_host_and_port_however_a_link_writes_them() -> None:
-    rule = SiteRule("http://Docs.example/guide/", CrawlOptions())
+    rule = SiteRule(CrawlSpec("http://Docs.example/guide/"))
     inside = [
         "http://Docs.example/x",
         "http://docs.example/",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from linkprobe.engine import Engine, EngineConfig, ProbeOptions, StoreUnavailable
+from linkprobe.engine import Engine, EngineConfig, ProbeOptions
 from linkprobe.metrics import Metrics
-from linkprobe.store import Chunk, NewTask, ResultFilter, Store
+from linkprobe.store import Chunk, NewTask, ResultFilter, Store, StoreUnavailable
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from linkprobe.worker import Worker

@@ -18,7 +18,7 @@ import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import unquote, urldefrag, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -28,8 +28,6 @@ from linkprobe.engine.outcome import BodyState, ProbeError
 from linkprobe.extract import (
     Extracted,
     Kind,
-    Linked,
-    LinkFilter,
     Page,
     Sources,
     extract,
@@ -39,32 +37,12 @@ from linkprobe.extract import (
 )
 from linkprobe.extract.html import page_links
 from linkprobe.extract.processes import ParserGone, ParserProcesses
-from linkprobe.store.base import ChunkKind, CrawlSpec, Found, Scope
+from linkprobe.frontier import ChunkKind, CrawlSpec, Found, Scope, plan_discovery
 
 ROBOTS_ORIGINS = 1024  # robots.txt files kept at once (a worker serves many crawls)
 ROBOTS_MAX_AGE_S = 300.0  # then read again: a long-running worker sees a site's new rules
 EXTRACTORS = 2  # pages parsed at once (Extractor)
-PAGE_BYTES = 16 << 20  # a page's body read at most (max_page_bytes): the Python docs' indexes are 2.5 MB
-
-
-@dataclass
-class CrawlOptions:
-    max_depth: int | None = None  # the start page is depth 0; links found on depth N pages are N+1
-    max_pages: int | None = None
-    filter: LinkFilter = field(default_factory=LinkFilter)  # an include also widens the site
-    ignore_robots: bool = False
-    check_fragments: bool = False
-    max_page_bytes: int = PAGE_BYTES  # a page fetched to be parsed; a longer one is cut (body: truncated)
-    scope: Scope = Scope.ALL  # SITE: links outside the site are not checked at all
-
-    @classmethod
-    def of(cls, spec: CrawlSpec) -> CrawlOptions:
-        """A stored crawl task's spec (its patterns were checked when it was accepted)."""
-        return cls(
-            spec.max_depth, spec.max_pages, LinkFilter(spec.include, spec.exclude),
-            spec.ignore_robots, spec.check_fragments, spec.max_page_bytes or PAGE_BYTES,
-            Scope(spec.scope),
-        )  # fmt: skip
+UNCUT = 1 << 62  # the CLI's new URLs in one group per kind: it queues no chunks
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -73,12 +51,12 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def page_options(options: ProbeOptions, crawl: CrawlOptions) -> ProbeOptions:
+def page_options(options: ProbeOptions, crawl: CrawlSpec) -> ProbeOptions:
     """How pages are fetched: read (GET, whatever the task's method: their links are in the body)
     up to max_page_bytes; the links found on them are probed under the task's own options."""
-    if options.method == "GET" and options.max_body_bytes == crawl.max_page_bytes:
+    if options.method == "GET" and options.max_body_bytes == crawl.page_bytes:
         return options
-    return dataclasses.replace(options, method="GET", max_body_bytes=crawl.max_page_bytes)
+    return dataclasses.replace(options, method="GET", max_body_bytes=crawl.page_bytes)
 
 
 def cut(result: ProbeResult) -> bool:
@@ -154,16 +132,17 @@ class Extractor:
 class SiteRule:
     """What is in the crawl's site, and what becomes of each link found on one of its pages."""
 
-    def __init__(self, start: str, crawl: CrawlOptions) -> None:
+    def __init__(self, crawl: CrawlSpec) -> None:
         self.crawl = crawl
-        self.site = origin(start)
-        parts = urlsplit(start)
+        self.filter = crawl.filter  # compiled once: it runs on every link found
+        self.site = origin(crawl.start)
+        parts = urlsplit(crawl.start)
         self._prefix = f"{parts.scheme}://{parts.netloc}/"  # a URL starting so is in the site
 
     def in_site(self, url: str) -> bool:
         if url.startswith(self._prefix):
             return True  # no urlsplit: most links of a site are written as its start URL is
-        return origin(url) == self.site or self.crawl.filter.included(url)
+        return origin(url) == self.site or self.filter.included(url)
 
     def classify(self, url: str, depth: int, seen: bool = False) -> Iterator[tuple[str, ChunkKind]]:
         """The URLs a link found on a depth-`depth` page asks for, and their kinds: none when
@@ -172,7 +151,7 @@ class SiteRule:
         caller's (the budget is the crawl's, not the link's). A page already `seen` passed the
         filter then. Runs once per link of every page: no urldefrag (it parses the URL again)."""
         target, _, fragment = url.partition("#")
-        if not (seen or self.crawl.filter(target)):
+        if not (seen or self.filter(target)):
             return
         in_site = supported(target) and self.in_site(target)
         if not in_site and self.crawl.scope is Scope.SITE:
@@ -189,12 +168,12 @@ class SiteRule:
         final = html_at(result, url)
         return final if final is not None and self.in_site(final) else None
 
-    def found(self, page: Extracted, depth: int) -> list[Found]:
-        """The links of a followed page at `depth`, as the store takes them."""
+    def found(self, page: Page, depth: int) -> list[Found]:
+        """The links of a followed page at `depth` (grouped by URL), as the frontier takes them."""
         return [
-            Found(target, link.line, kind)
-            for link in page.links
-            for target, kind in self.classify(link.url, depth)
+            Found.grouped(target, kind, linked)
+            for url, linked in page.links.items()
+            for target, kind in self.classify(url, depth)
         ]
 
 
@@ -254,28 +233,30 @@ class _Job:
 
 class Crawler:
     """One crawl in memory (the CLI). `run()` yields one result per unique URL found; `sources`
-    says where each was."""
+    says where each was. Its frontier is frontier.plan_discovery over its dictionaries, the
+    stores' own plan."""
 
     def __init__(
         self,
         engine: Engine,
-        start: str,
+        crawl: CrawlSpec,
         options: ProbeOptions,
-        crawl: CrawlOptions,
         extract: Extractor | None = None,
     ) -> None:
         self.engine, self.options, self.crawl = engine, options, crawl
         self.page_options = page_options(options, crawl)
-        self.start = urldefrag(start.strip()).url
-        self.rule = SiteRule(self.start, crawl)
+        self.start = crawl.start
+        self.rule = SiteRule(crawl)
         self.robots = Robots(engine)
-        self.sources: dict[str, Sources] = {}
-        self.pages = 0  # pages scheduled for fetching (the --max-pages budget)
+        self.index: dict[str, int] = {}  # every URL found (page#fragment too) -> its input index
+        self.sources: dict[str, Sources] = {}  # the same URLs -> where they were found
+        self._places: list[Sources] = []  # the same Sources by input index
+        self.pages = 0  # pages scheduled for fetching (the --max-pages budget, as the stores count)
         self.fetched = 0
         self.cut: list[str] = []  # pages cut at max_page_bytes (their links past the cut are missed)
         # page -> its result and anchors (with --check-fragments)
         self.anchors: dict[str, tuple[ProbeResult, set[str]]] = {}
-        self.fragments: dict[str, Sources] = {}  # page#fragment -> where it was linked
+        self.fragments: dict[str, int] = {}  # page#fragment -> its input index, judged at the end
         self.excluded: set[str] = set()  # links found that --include/--exclude leave out
         self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._out: asyncio.Queue[ProbeResult] = asyncio.Queue()
@@ -284,13 +265,13 @@ class Crawler:
 
     @property
     def discovered(self) -> int:
-        return len(self.sources) + len(self.fragments)
+        return len(self.index)
 
     def in_site(self, url: str) -> bool:
         return self.rule.in_site(url)
 
     async def run(self) -> AsyncIterator[ProbeResult]:
-        self.sources[self.start] = Sources()
+        self._add(self.start)
         self.pages = 1
         await self._schedule(_Job(self.start, 0, 0, page=True))
         workers = [asyncio.create_task(self._worker()) for _ in range(max(1, self.options.concurrency))]
@@ -304,10 +285,15 @@ class Crawler:
                 worker.cancel()
             self.robots.close()
 
+    def _add(self, url: str) -> Sources:
+        self.index[url] = len(self._places)
+        self.sources[url] = sources = Sources()
+        self._places.append(sources)
+        return sources
+
     async def _schedule(self, job: _Job) -> None:
         self._pending += 1
         if job.page and not (self.crawl.ignore_robots or await self.robots.allowed(job.url, self.options)):
-            self.pages -= 1  # not fetched: its place in the page budget goes back
             self._emit(disallowed(job.url, job.index))
             return
         self._jobs.put_nowait(job)
@@ -338,50 +324,54 @@ class Crawler:
         page = await self.extract.page(body, final, fragments)
         if fragments:
             self.anchors[job.url] = (result, page.anchors)
+        total = len(self.index)
+        plan = plan_discovery(self._found(page, job.depth), self.index, total, self.pages, self.crawl, UNCUT)
+        self.pages = plan.scheduled  # before any await: concurrent pages cannot overshoot the limit
+        for url in plan.new:
+            self._add(url)
+        for idx, linked in plan.places.items():
+            for links in linked:
+                self._places[idx].merge(job.url, links)
+        for kind, start, stop in plan.chunks:
+            for idx, url in enumerate(plan.new[start - total : stop - total], start):
+                if kind is ChunkKind.FRAGMENTS:
+                    self.fragments[url] = idx
+                else:
+                    await self._schedule(_Job(url, idx, job.depth + 1, kind is ChunkKind.PAGES))
+
+    def _found(self, page: Page, depth: int) -> list[Found]:
+        """The page's links as the frontier takes them (SiteRule.found), with the crawl's memory:
+        a URL seen before is not classified again (its kind no longer matters), a link the
+        filter left out once is not matched again."""
+        found = []
         for url, linked in page.links.items():
-            target, _, fragment = url.partition("#")  # a fragment is kept only when checked
-            known = self.sources.get(target)
-            if known is None and not self._wanted(target):
-                continue
-            if known is not None and not fragment:
-                known.merge(job.url, linked)  # most links of a site: seen on an earlier page
-                continue
-            for found, kind in self.rule.classify(url, job.depth, seen=True):
-                await self._discover(found, kind, linked, job)
+            target, _, fragment = url.partition("#")
+            if not fragment and target in self.index:
+                found.append(Found.grouped(target, ChunkKind.LINKS, linked))  # most links of a site
+            elif target in self.index or self._wanted(target):
+                classified = self.rule.classify(url, depth, seen=True)
+                found += [Found.grouped(link, kind, linked) for link, kind in classified]
+        return found
 
     def _wanted(self, target: str) -> bool:
         """Whether a link not seen yet passes --include/--exclude; a site's pages repeat the
         links it excludes (its external links, with an include of the site), so those are kept."""
         if target in self.excluded:
             return False
-        if self.crawl.filter(target):
+        if self.rule.filter(target):
             return True
         self.excluded.add(target)
         return False
 
-    async def _discover(self, url: str, kind: ChunkKind, linked: Linked, parent: _Job) -> None:
-        if kind is ChunkKind.FRAGMENTS:
-            self.fragments.setdefault(url, Sources()).merge(parent.url, linked)
-            return
-        known = self.sources.get(url)
-        if known is not None:
-            known.merge(parent.url, linked)
-            return
-        self.sources[url] = sources = Sources()
-        sources.merge(parent.url, linked)
-        index = len(self.sources) - 1
-        max_pages = self.crawl.max_pages
-        page = kind is ChunkKind.PAGES and (max_pages is None or self.pages < max_pages)
-        self.pages += page  # counted before any await: concurrent pages cannot overshoot the limit
-        await self._schedule(_Job(url, index, parent.depth + 1, page))
-
     def _fragment_results(self) -> list[ProbeResult]:
-        """With --check-fragments: each page#fragment linked on the site, judged by the page's anchors."""
+        """With --check-fragments: each page#fragment linked on the site, judged by the page's
+        anchors; one whose page was not read as HTML (not HTML, broken, beyond a limit) has no
+        result of its own: the page's says it."""
         results = []
-        for number, (url, sources) in enumerate(self.fragments.items(), len(self.sources)):
+        for url, index in self.fragments.items():
             read = self.anchors.get(urldefrag(url).url)
             if read is None:
-                continue  # the page was not fetched (not HTML, broken, or beyond a limit): judged as a page
-            self.sources[url] = sources
-            results.append(fragment_verdict(url, number, read[1], read[0]))
+                self.sources.pop(url)
+                continue
+            results.append(fragment_verdict(url, index, read[1], read[0]))
         return results

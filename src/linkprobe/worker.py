@@ -29,7 +29,6 @@ from typing import TypeVar
 from urllib.parse import urldefrag
 
 from linkprobe.crawl import (
-    CrawlOptions,
     Extractor,
     Robots,
     SiteRule,
@@ -38,10 +37,11 @@ from linkprobe.crawl import (
     html_at,
     page_options,
 )
-from linkprobe.engine import Engine, ProbeOptions, ProbeResult, StoreUnavailable
+from linkprobe.engine import Engine, ProbeOptions, ProbeResult
+from linkprobe.frontier import CrawlSpec
 from linkprobe.metrics import Metrics, published
 from linkprobe.settings import Settings
-from linkprobe.store import Chunk, ChunkKind, Store
+from linkprobe.store import Chunk, ChunkKind, Store, StoreUnavailable
 
 log = logging.getLogger("linkprobe.worker")
 IDLE_POLL_S = 0.2
@@ -306,12 +306,12 @@ class CrawlChunks:
     def results(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
         if chunk.crawl is None:
             raise ValueError(f"a {chunk.kind} chunk of a task that is not a crawl")
-        crawl = CrawlOptions.of(chunk.crawl)
+        crawl = chunk.crawl
         options = page_options(options, crawl)
         limit = max(1, min(options.concurrency, PAGE_WINDOW))
         urls = enumerate(chunk.urls, chunk.start)
         if chunk.kind is ChunkKind.PAGES:
-            rule = SiteRule(chunk.crawl.start, crawl)
+            rule = SiteRule(crawl)
             return completed((self._page(chunk, rule, i, url, options) for i, url in urls), limit)
         return _flat(
             completed(
@@ -323,7 +323,7 @@ class CrawlChunks:
             )
         )
 
-    async def _allowed(self, crawl: CrawlOptions, url: str, options: ProbeOptions) -> bool:
+    async def _allowed(self, crawl: CrawlSpec, url: str, options: ProbeOptions) -> bool:
         return crawl.ignore_robots or await self.robots.allowed(url, options)
 
     async def _page(
@@ -334,15 +334,15 @@ class CrawlChunks:
             return disallowed(url, index)
         result, body = await self.worker.engine.fetch(url, index, options, lane=chunk.task_id)
         final = rule.followed(url, result)
-        found = (
-            [] if final is None else rule.found(await self.extract(body, final, anchors=False), chunk.depth)
-        )
+        found = []
+        if final is not None:  # grouped by URL, as `linkprobe crawl` reads a page
+            found = rule.found(await self.extract.page(body, final, rule.crawl.check_fragments), chunk.depth)
         store = self.worker.store
         await self.worker._stored(lambda: store.discover(chunk, index, url, found), "the links of a page")
         return result
 
     async def _fragments(
-        self, crawl: CrawlOptions, page: str, links: list[tuple[int, str]], options: ProbeOptions, lane: str
+        self, crawl: CrawlSpec, page: str, links: list[tuple[int, str]], options: ProbeOptions, lane: str
     ) -> list[ProbeResult]:
         """Each page#fragment of one page, judged by its anchors; as the page itself when it was
         not read as HTML (broken, not HTML)."""

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from linkprobe.frontier import CLIENT_SET
 from tests.api.test_auth import make_key
 from tests.conftest import (
     LARGE_PAGE_LINE,
@@ -275,6 +276,7 @@ def crawl_body(site_url: str, **crawl: Any) -> dict[str, Any]:
         ),
         ({"name": "nothing"}, "exactly one of urls or crawl"),
         (crawl_body("ftp://127.0.0.1/"), "start"),
+        ({"crawl": {"max_depth": 1}}, "start"),
         (crawl_body("not a url"), "start"),
         (crawl_body("http://user:pw@127.0.0.1/"), "start"),
         (crawl_body("http://127.0.0.1/", include=["(unclosed"]), "crawl.include '(unclosed'"),
@@ -339,15 +341,8 @@ async def test_openapi_documents_crawl_tasks(crawl_api: httpx.AsyncClient) -> No
     schema = (await crawl_api.get("/openapi.json")).json()
     components = schema["components"]["schemas"]
     assert "crawl" in components["TaskCreate"]["properties"]
-    assert {
-        "start",
-        "max_depth",
-        "max_pages",
-        "include",
-        "exclude",
-        "ignore_robots",
-        "check_fragments",
-    } <= set(components["CrawlCreate"]["properties"])
+    assert set(components["CrawlCreate"]["properties"]) == set(CLIENT_SET)  # derived from CrawlSpec
+    assert components["CrawlCreate"]["required"] == ["start"]
     assert "crawl" in components["Task"]["properties"] and "pages" in components["Progress"]["properties"]
 
 

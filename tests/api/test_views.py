@@ -66,6 +66,7 @@ async def test_the_service_says_its_caps_kinds_and_egress_policy(api: httpx.Asyn
     assert service["options"]["timeout"] == {"exclusiveMinimum": 0, "maximum": 60.0, "default": 10.0}
     assert service["options"]["retries"]["maximum"] == 5
     assert service["crawl"]["max_pages"]["maximum"] == 100_000
+    assert [service["crawl"][limit]["minimum"] for limit in ("max_depth", "max_pages")] == [0, 1]
     assert service["outcomes"] == ["ok", "broken", "unsupported", "cancelled"]
     kinds = service["error_kinds"]
     assert "missing_fragment" in kinds and "missing_file" in kinds and "body_too_large" not in kinds

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
 import sys
 from pathlib import Path
 
+from linkprobe.cli import build_parser
+from linkprobe.engine.options import rule_of
+from linkprobe.frontier import CLIENT_SET, SERVICE_SET, CrawlSpec
 from tests.cli.test_check import Run
 from tests.conftest import LARGE_PAGE_LINE, Site, Target
 
@@ -138,3 +143,17 @@ async def test_ctrl_c_in_a_terminal_ends_the_crawl_and_its_parsing_processes(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # whatever failed above leaves nothing running
+
+
+def test_the_crawl_flags_are_the_crawl_spec_s_fields() -> None:
+    """One declaration: a flag for each setting a client gives, its help the field's description."""
+    crawl = next(
+        action.choices["crawl"]
+        for action in build_parser()._subparsers._group_actions  # type: ignore[union-attr]
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    flags = {action.dest: action.help or "" for action in crawl._actions}
+    for item in dataclasses.fields(CrawlSpec):
+        if item.name in CLIENT_SET and item.name != "start":
+            assert (rule_of(item).doc or "") in flags[item.name], item.name
+    assert not set(SERVICE_SET) & set(flags)

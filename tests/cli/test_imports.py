@@ -98,5 +98,6 @@ async def test_a_crawl_loads_no_pydantic_api_or_redis(site: Site) -> None:
         "kind": "unsupported",
         "message": "mailto: links are not checked",
     }
-    assert {"lxml", "linkprobe.crawl", "linkprobe.store"} <= modules
+    assert {"lxml", "linkprobe.crawl", "linkprobe.frontier"} <= modules
     assert modules & NOT_FOR_CRAWL == set()
+    assert not any(name.startswith("linkprobe.store") for name in modules)  # the frontier is the library's

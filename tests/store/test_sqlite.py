@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from linkprobe.engine import ErrorKind, StoreUnavailable, failed
+from linkprobe.engine import ErrorKind, failed
 from linkprobe.store import ChunkKind, CrawlSpec, NewTask, ResultFilter, StoreLocked, TaskStatus
+from linkprobe.store.errors import StoreUnavailable
 from linkprobe.store.sqlite import SQLiteStore
 from tests.store.test_contract import URLS, drain, results_of
 

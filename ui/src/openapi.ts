@@ -218,7 +218,10 @@ export interface components {
          * @enum {string}
          */
         BodyState: "complete" | "truncated" | "timeout" | "reset" | "undecodable";
-        /** Crawl */
+        /**
+         * Crawl
+         * @description A site to crawl: its pages are fetched and followed, every link found on them is checked.
+         */
         Crawl: {
             /**
              * Start
@@ -227,29 +230,26 @@ export interface components {
             start: string;
             /**
              * Max Depth
-             * @description The start page is depth 0; links on depth-N pages are checked, not followed. At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).
+             * @description Follow pages at most this many links from the start (the start page is depth 0; links on the deepest pages are checked, not followed). At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).
              */
             max_depth?: number | null;
             /**
              * Max Pages
-             * @description Pages fetched at most; links beyond are checked. At most LINKPROBE_CAP_CRAWL_PAGES (also when omitted).
+             * @description Fetch at most this many pages (links beyond are checked). At most LINKPROBE_CAP_CRAWL_PAGES (also when omitted).
              */
             max_pages?: number | null;
             /**
              * Include
-             * @description Regular expressions: matching URLs are checked and followed (widen the site).
+             * @description Regular expressions: matching URLs are checked and followed (they widen the site).
+             * @default []
              */
-            include?: string[];
+            include: string[];
             /**
              * Exclude
              * @description Regular expressions: matching URLs are skipped (an include wins).
+             * @default []
              */
-            exclude?: string[];
-            /**
-             * @description `all` (the default): the site's pages and every link on them, other sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere are not checked.
-             * @default all
-             */
-            scope: components["schemas"]["Scope"];
+            exclude: string[];
             /**
              * Ignore Robots
              * @description Fetch pages robots.txt disallows.
@@ -263,20 +263,25 @@ export interface components {
              */
             check_fragments: boolean;
             /**
-             * Max Page Bytes
-             * @description Bytes of a page read at most (links are probed under options.max_body_bytes); a longer page is cut, its result's body `truncated`. At most LINKPROBE_CAP_PAGE_BYTES (also when omitted).
-             */
-            max_page_bytes?: number | null;
-            /**
              * Max Urls
              * @description URLs the crawl may discover at most.
              */
             max_urls?: number | null;
             /**
+             * Max Page Bytes
+             * @description Bytes of a page read at most (default 16 MiB; links are probed under max_body_bytes); a longer page is cut, its result's body `truncated`. At most LINKPROBE_CAP_PAGE_BYTES (also when omitted).
+             */
+            max_page_bytes?: number | null;
+            /**
              * Urls Per Day
              * @description The owner's daily URL quota, charged with every URL the crawl discovers (it stops where the quota does); null when the owner is not limited.
              */
             urls_per_day?: number | null;
+            /**
+             * @description `all`: the site's pages and every link on them, other sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere are not checked.
+             * @default all
+             */
+            scope: components["schemas"]["Scope"];
         };
         /** Egress */
         Egress: {
@@ -703,31 +708,28 @@ export interface components {
             start: string;
             /**
              * Max Depth
-             * @description The start page is depth 0; links on depth-N pages are checked, not followed. At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).
+             * @description Follow pages at most this many links from the start (the start page is depth 0; links on the deepest pages are checked, not followed). At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).
              * @default null
              */
             max_depth: number | null;
             /**
              * Max Pages
-             * @description Pages fetched at most; links beyond are checked. At most LINKPROBE_CAP_CRAWL_PAGES (also when omitted).
+             * @description Fetch at most this many pages (links beyond are checked). At most LINKPROBE_CAP_CRAWL_PAGES (also when omitted).
              * @default null
              */
             max_pages: number | null;
             /**
              * Include
-             * @description Regular expressions: matching URLs are checked and followed (widen the site).
+             * @description Regular expressions: matching URLs are checked and followed (they widen the site).
+             * @default []
              */
-            include?: string[];
+            include: string[];
             /**
              * Exclude
              * @description Regular expressions: matching URLs are skipped (an include wins).
+             * @default []
              */
-            exclude?: string[];
-            /**
-             * @description `all` (the default): the site's pages and every link on them, other sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere are not checked.
-             * @default all
-             */
-            scope: components["schemas"]["Scope"];
+            exclude: string[];
             /**
              * Ignore Robots
              * @description Fetch pages robots.txt disallows.
@@ -742,10 +744,15 @@ export interface components {
             check_fragments: boolean;
             /**
              * Max Page Bytes
-             * @description Bytes of a page read at most (links are probed under options.max_body_bytes); a longer page is cut, its result's body `truncated`. At most LINKPROBE_CAP_PAGE_BYTES (also when omitted).
+             * @description Bytes of a page read at most (default 16 MiB; links are probed under max_body_bytes); a longer page is cut, its result's body `truncated`. At most LINKPROBE_CAP_PAGE_BYTES (also when omitted).
              * @default null
              */
             max_page_bytes: number | null;
+            /**
+             * @description `all`: the site's pages and every link on them, other sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere are not checked.
+             * @default all
+             */
+            scope: components["schemas"]["Scope"];
         };
         /**
          * ProbeOptions

@@ -23,10 +23,10 @@ from linkprobe.api.connections import BodyDeadline, BodyTimeout
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.api.quotas import Quotas
 from linkprobe.api.security import Authenticator, Guard
-from linkprobe.engine import Engine, StoreUnavailable
+from linkprobe.engine import Engine
 from linkprobe.metrics import Metrics
 from linkprobe.settings import Settings
-from linkprobe.store import Store
+from linkprobe.store import Store, StoreUnavailable
 from linkprobe.store.accounts import KeyStore, open_keys
 from linkprobe.ui import mount_ui
 from linkprobe.worker import Worker, shared_settings, start_processes, stop_processes

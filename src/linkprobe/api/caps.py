@@ -88,8 +88,8 @@ def option_bounds(settings: Settings) -> dict[str, dict[str, float]]:
 
 
 def crawl_bounds(settings: Settings) -> dict[str, dict[str, int]]:
-    """A crawl's limits: at least 0 (depth) or 1, at most the caps (also their defaults)."""
-    least = {"max_depth": 0, "max_pages": 1, "max_page_bytes": 1}
+    """A crawl's limits: at least what CrawlSpec's rules say, at most the caps (also their defaults)."""
+    least = {item.name: int(rule_of(item).ge or 0) for item in dataclasses.fields(CrawlSpec)}
     return {
         limit: {"minimum": least[limit], "maximum": cap, "default": cap}
         for limit, field in CRAWL_CAPPED.items()

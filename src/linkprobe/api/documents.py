@@ -33,12 +33,12 @@ from linkprobe.extract import (
     probe_target,
 )
 from linkprobe.extract.document import MAX_PLACES
+from linkprobe.frontier import MAX_PATTERN_LENGTH
 
 URL_LIST = "urls"
 INPUT_FORMATS = (URL_LIST, *(kind.value for kind in Kind))
 FIELDS = ("input_format", "base_url", "include", "exclude")
 MAX_PATTERNS = 50  # include or exclude fields in one upload
-MAX_PATTERN_LENGTH = 1000
 LINE_MASK = (1 << 32) - 1  # a place's line, packed under its document's number
 _EXTRACTION = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-extract")
 

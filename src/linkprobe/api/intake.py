@@ -157,7 +157,7 @@ async def from_json(request: Request, settings: Settings) -> Submission:
     submission.task = NewTask(created.name, created.description, options_of(created.options))
     if created.crawl is not None:  # the start page is the task's one URL; the rest is discovered
         submission.task.crawl = CrawlSpec(**created.crawl.model_dump())
-        submission.urls, submission.count = [created.crawl.start], 1
+        submission.urls, submission.count = [submission.task.crawl.start], 1
     return submission
 
 

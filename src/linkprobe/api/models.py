@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
-from urllib.parse import urldefrag
+from typing import TYPE_CHECKING, Any
 
 from pydantic import (
     BaseModel,
@@ -12,86 +11,31 @@ from pydantic import (
     Field,
     computed_field,
     create_model,
-    field_validator,
     model_validator,
 )
 
-from linkprobe.api.documents import MAX_PATTERN_LENGTH
-from linkprobe.api.options import ProbeOptionsModel, ProbeOptionsShown
-from linkprobe.engine import ConfigError, ProbeOptions
-from linkprobe.engine.errors import InvalidURL, Unsupported
+from linkprobe.api.caps import CRAWL_CAPPED
+from linkprobe.api.options import ProbeOptionsModel, ProbeOptionsShown, model_of
+from linkprobe.engine import ProbeOptions
 from linkprobe.engine.outcome import RESULT_FIELDS, ErrorKind, Hop, Outcome, ProbeError, classify
-from linkprobe.engine.urls import normalise
-from linkprobe.extract import LinkFilter
+from linkprobe.frontier import CLIENT_SET, CrawlSpec
 from linkprobe.outcomes import Redirect, redirect_rule
 from linkprobe.store import TaskRecord, TaskStatus
-from linkprobe.store.base import Scope
 
-Pattern = Annotated[str, Field(max_length=MAX_PATTERN_LENGTH)]
+# What the API adds to the crawl's declaration: the operator's caps (api/caps.py) on its limits.
+_CAP_NOTES = {
+    limit: f"At most LINKPROBE_{field.upper()} (also when omitted)." for limit, field in CRAWL_CAPPED.items()
+}
 
+if TYPE_CHECKING:  # what the models are to the type checker; their fields are CrawlSpec's
 
-class CrawlCreate(BaseModel):
-    """A site to crawl: its pages are fetched and followed, every link found on them is checked."""
+    class CrawlCreate(BaseModel): ...
 
-    model_config = ConfigDict(extra="forbid")
+    class Crawl(BaseModel): ...
 
-    start: str = Field(..., max_length=8000, description="The first page (http or https); its scheme, "
-                       "host and port are the site.")  # fmt: skip
-    max_depth: int | None = Field(
-        None, ge=0, description="The start page is depth 0; links on depth-N pages are checked, not "
-        "followed. At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).",
-    )  # fmt: skip
-    max_pages: int | None = Field(
-        None, ge=1, description="Pages fetched at most; links beyond are checked. At most "
-        "LINKPROBE_CAP_CRAWL_PAGES (also when omitted).",
-    )  # fmt: skip
-    include: list[Pattern] = Field(
-        default_factory=list, max_length=100,
-        description="Regular expressions: matching URLs are checked and followed (widen the site).",
-    )  # fmt: skip
-    exclude: list[Pattern] = Field(
-        default_factory=list, max_length=100,
-        description="Regular expressions: matching URLs are skipped (an include wins).",
-    )  # fmt: skip
-    scope: Scope = Field(
-        Scope.ALL, description="`all` (the default): the site's pages and every link on them, other "
-        "sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere "
-        "are not checked.",
-    )  # fmt: skip
-    ignore_robots: bool = Field(False, description="Fetch pages robots.txt disallows.")
-    check_fragments: bool = Field(
-        False, description="Check each page#fragment link of the site against the page's anchors."
-    )
-    max_page_bytes: int | None = Field(
-        None, ge=1, description="Bytes of a page read at most (links are probed under "
-        "options.max_body_bytes); a longer page is cut, its result's body `truncated`. At most "
-        "LINKPROBE_CAP_PAGE_BYTES (also when omitted).",
-    )  # fmt: skip
-
-    @field_validator("start")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        try:
-            normalise(value)
-        except (InvalidURL, Unsupported) as exc:
-            raise ValueError(f"not an http(s) URL: {exc}") from None
-        return urldefrag(value.strip()).url
-
-    @model_validator(mode="after")
-    def _patterns(self) -> CrawlCreate:
-        try:
-            LinkFilter(self.include, self.exclude)
-        except ConfigError as exc:
-            raise ValueError(str(exc).replace("--", "crawl.", 1)) from None
-        return self
-
-
-class Crawl(CrawlCreate):
-    max_urls: int | None = Field(None, description="URLs the crawl may discover at most.")
-    urls_per_day: int | None = Field(
-        None, description="The owner's daily URL quota, charged with every URL the crawl discovers "
-        "(it stops where the quota does); null when the owner is not limited.",
-    )  # fmt: skip
+else:
+    CrawlCreate = model_of(CrawlSpec, "CrawlCreate", CLIENT_SET, _CAP_NOTES)
+    Crawl = model_of(CrawlSpec, "Crawl", notes=_CAP_NOTES)
 
 
 class TaskCreate(BaseModel):
@@ -170,7 +114,7 @@ class Task(BaseModel):
 
     @classmethod
     def of(cls, record: TaskRecord) -> Task:
-        crawl = None if record.crawl is None else _crawl_view(record.crawl.to_dict())
+        crawl = None if record.crawl is None else _crawl_view(record.crawl)
         return cls(
             id=record.id, name=record.name, description=record.description, status=record.status,
             progress=progress(record),
@@ -280,6 +224,6 @@ class Problem(BaseModel):
     detail: Any
 
 
-def _crawl_view(spec: dict[str, Any]) -> Crawl:
-    """The stored crawl as shown, unvalidated (it was on the way in) but with its enum as one."""
-    return Crawl.model_construct(**{**spec, "scope": Scope(spec.get("scope", Scope.ALL))})
+def _crawl_view(spec: CrawlSpec) -> Crawl:
+    """The stored crawl as shown, unvalidated (it was on the way in)."""
+    return Crawl.model_construct(**spec.to_dict())

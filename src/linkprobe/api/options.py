@@ -8,7 +8,7 @@ constraints and validators, and so the OpenAPI schema and the 422 details naming
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
@@ -18,10 +18,14 @@ from linkprobe.engine import ProbeOptions
 from linkprobe.engine.options import default_of, rule_of
 
 
-def _field(item: dataclasses.Field[Any]) -> Any:
+def _field(item: dataclasses.Field[Any], note: str | None = None) -> Any:
     found = rule_of(item)
+    doc = found.doc if note is None else f"{found.doc} {note}"
+    default = default_of(item)
+    if default is dataclasses.MISSING:  # a field without a default is required
+        return Field(description=doc, **found.bounds())
     # A value, not the factory: the schema shows it (pydantic copies a mutable default per model).
-    return Field(default_of(item), description=found.doc, **found.bounds())
+    return Field(default, description=doc, **found.bounds())
 
 
 def _validator(name: str, check: Callable[[Any], None]) -> Any:
@@ -32,17 +36,22 @@ def _validator(name: str, check: Callable[[Any], None]) -> Any:
     return field_validator(name)(validate)
 
 
-def model_of(source: type[Any]) -> type[BaseModel]:
-    """A frozen pydantic model refusing unknown fields, with `source`'s name, fields and checks."""
+def model_of(
+    source: type[Any], name: str | None = None, only: Collection[str] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> type[BaseModel]:  # fmt: skip
+    """A frozen pydantic model refusing unknown fields, with `source`'s name (or `name`), fields
+    (or `only` these) and checks; `notes` add to a field's description."""
     hints = get_type_hints(source)
-    fields = {item.name: (hints[item.name], _field(item)) for item in dataclasses.fields(source)}
+    items = [item for item in dataclasses.fields(source) if only is None or item.name in only]
+    fields = {item.name: (hints[item.name], _field(item, (notes or {}).get(item.name))) for item in items}
     validators = {
         f"check_{item.name}": _validator(item.name, check)
-        for item in dataclasses.fields(source)
+        for item in items
         if (check := rule_of(item).check) is not None
     }
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        source.__name__,
+        name or source.__name__,
         __config__=ConfigDict(frozen=True, extra="forbid"),
         __doc__=source.__doc__,
         __validators__=validators,

@@ -9,15 +9,19 @@ Only what a command uses is imported: `check` never loads the API, the stores or
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import sys
 from collections.abc import Mapping, Sequence, Set
-from typing import TYPE_CHECKING, Any, NoReturn
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NoReturn, get_type_hints
 
 from linkprobe import __version__
 from linkprobe.cli.exits import ExitCode, exit_codes_help
+from linkprobe.engine.options import rule_of
 from linkprobe.extract.document import Kind
+from linkprobe.frontier import CLIENT_SET, CrawlSpec
 from linkprobe.report import FORMATS
 
 if TYPE_CHECKING:
@@ -187,6 +191,27 @@ def _document_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _crawl_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for each setting of a crawl a client gives (frontier.CrawlSpec, the one declaration):
+    its help is the field's description, its type and default the field's."""
+    group = parser.add_argument_group("crawl")
+    hints = get_type_hints(CrawlSpec)
+    for item in dataclasses.fields(CrawlSpec):
+        if item.name not in CLIENT_SET or item.name == "start":
+            continue
+        flag, kind, doc = "--" + item.name.replace("_", "-"), hints[item.name], rule_of(item).doc
+        if kind is bool:
+            group.add_argument(flag, action="store_true", help=doc)
+        elif isinstance(item.default, StrEnum):  # its value as given; CrawlSpec makes it the enum
+            choices = [choice.value for choice in type(item.default)]
+            doc = f"{doc} Default {item.default}."
+            group.add_argument(flag, choices=choices, default=item.default.value, help=doc)
+        elif item.default_factory is list:
+            group.add_argument(flag, action="append", default=[], metavar="RE", help=doc)
+        else:
+            group.add_argument(flag, type=int, metavar="N", help=doc)
+
+
 def _service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="default 8000")
@@ -238,27 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument(
         "start", nargs="?", metavar="START_URL", help="the first page; its scheme, host and port are the site"
     )
-    crawl.add_argument("--max-depth", type=int, help="follow pages at most this many links from the start")
-    crawl.add_argument(
-        "--max-pages", type=int, help="fetch at most this many pages (links beyond are checked)"
-    )
-    crawl.add_argument(
-        "--max-page-bytes",
-        type=int,
-        help="read at most this much of a page (default 16 MiB; links: --max-body-bytes)",
-    )
-    crawl.add_argument(
-        "--include", action="append", default=[], metavar="RE", help="also follow matching URLs"
-    )
-    crawl.add_argument("--exclude", action="append", default=[], metavar="RE", help="skip matching URLs")
-    crawl.add_argument(
-        "--scope", choices=("all", "site"), default="all",
-        help="all (default): also check links to other sites (never followed); site: the site's URLs only",
-    )  # fmt: skip
-    crawl.add_argument("--ignore-robots", action="store_true", help="fetch pages robots.txt disallows")
-    crawl.add_argument(
-        "--check-fragments", action="store_true", help="a #fragment of a site page must name an anchor on it"
-    )
+    _crawl_flags(crawl)
     crawl.add_argument(
         "--jobs",
         type=int,

@@ -13,33 +13,25 @@ import uvloop
 
 from linkprobe.cli import checked_jobs, settle_heap
 from linkprobe.cli.check import Progress, engine_config, exit_code, probe_options, say_interrupted, ticking
-from linkprobe.crawl import PAGE_BYTES, Crawler, CrawlOptions, Extractor
+from linkprobe.crawl import Crawler, Extractor
 from linkprobe.engine import ConfigError, Engine, EngineConfig, ProbeOptions, ProbeResult
 from linkprobe.extract import LinkFilter, Sources
+from linkprobe.frontier import CLIENT_SET, CrawlSpec
 from linkprobe.report import ndjson_line, render, wanted
-from linkprobe.store.base import Scope
 
 if TYPE_CHECKING:
     from linkprobe.settings import Settings
 
 
-def crawl_options(args: argparse.Namespace) -> CrawlOptions:
-    for flag in ("max_depth", "max_pages"):
-        value = getattr(args, flag)
-        if value is not None and value < 0:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be 0 or more")
-    if args.max_page_bytes is not None and args.max_page_bytes < 1:
-        raise ConfigError("--max-page-bytes must be 1 or more")
+def crawl_spec(args: argparse.Namespace) -> CrawlSpec:
+    """The crawl the flags ask for, checked by its declaration's rules (as the API checks it)."""
     checked_jobs(args.jobs)
-    return CrawlOptions(
-        max_depth=args.max_depth,
-        max_pages=args.max_pages,
-        filter=LinkFilter(args.include, args.exclude),
-        ignore_robots=args.ignore_robots,
-        check_fragments=args.check_fragments,
-        max_page_bytes=PAGE_BYTES if args.max_page_bytes is None else args.max_page_bytes,
-        scope=Scope(args.scope),
-    )
+    LinkFilter(args.include, args.exclude)  # a bad pattern is named by its flag
+    spec = CrawlSpec(**{name: getattr(args, name) for name in CLIENT_SET})
+    for name, reason in spec.violations():
+        flag = "START_URL" if name == "start" else "--" + name.replace("_", "-")
+        raise ConfigError(f"invalid value for {flag}: {reason} (got {getattr(spec, name)!r})")
+    return spec
 
 
 async def crawl_all(
@@ -55,7 +47,7 @@ async def crawl_all(
     interrupted = False
     loop = asyncio.get_running_loop()
     async with Engine(config) as engine:
-        crawler = Crawler(engine, args.start, options, crawl_options(args), extract)
+        crawler = Crawler(engine, crawl_spec(args), options, extract)
         crawling = asyncio.current_task()
         assert crawling is not None
         loop.add_signal_handler(signal.SIGINT, crawling.cancel)  # Ctrl-C: report what was checked
@@ -77,7 +69,7 @@ async def crawl_all(
             extract.close()  # while the loop runs: the pipes' transports close with it
     if progress.enabled:
         sys.stderr.write(f"\n{crawler.fetched} pages fetched\n")
-    warn_cut(crawler.cut, crawler.crawl.max_page_bytes)
+    warn_cut(crawler.cut, crawler.crawl.page_bytes)
     return results, crawler.sources, interrupted
 
 
@@ -95,7 +87,7 @@ def run_crawl(args: argparse.Namespace, settings: Settings | None) -> int:
     if options.method != "GET":
         options = dataclasses.replace(options, method="GET")  # pages are read: the links on them
     config = engine_config(args, settings)
-    crawl_options(args)  # bad flags fail before any request
+    crawl_spec(args)  # bad flags fail before any request
     progress = Progress(1, enabled=not args.quiet and sys.stderr.isatty())
     out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:

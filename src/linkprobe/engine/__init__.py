@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from linkprobe.engine.egress import EgressPolicy
-from linkprobe.engine.errors import ConfigError, LinkprobeError, ProbeFailure, StoreError, StoreUnavailable
+from linkprobe.engine.errors import ConfigError, LinkprobeError, ProbeFailure
 from linkprobe.engine.options import EngineConfig, OptionError, ProbeOptions, parse_accept
 from linkprobe.engine.outcome import ErrorKind, Hop, ProbeError, ProbeResult, failed
 
@@ -33,8 +33,6 @@ __all__ = [
     "ProbeFailure",
     "ProbeOptions",
     "ProbeResult",
-    "StoreError",
-    "StoreUnavailable",
     "failed",
     "parse_accept",
 ]

@@ -8,8 +8,7 @@
     │   ├── TLSFailure, DeadlineExceeded, TooManyRedirects, RedirectLoop,
     │   ├── Unsupported, ProtocolFailure
     │   └── OwnResources         linkprobe's own resources ran out (internal, not the target)
-    └── StoreError               the store failed (linkprobe.store)
-        └── StoreUnavailable     the store cannot be reached right now (API 503)
+    └── (StoreError and its kin live with the store: linkprobe.store.errors)
 
 libcurl's result codes are translated in one place, `curl_failure`, so nothing above the
 engine ever sees a library error.
@@ -33,14 +32,6 @@ class LinkprobeError(Exception):
 
 class ConfigError(LinkprobeError):
     """Options or settings that cannot work."""
-
-
-class StoreError(LinkprobeError):
-    """The task store failed."""
-
-
-class StoreUnavailable(StoreError):
-    """The task store cannot be reached; callers may retry later."""
 
 
 class ProbeFailure(LinkprobeError):

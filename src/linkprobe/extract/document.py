@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
 CHECKED_SCHEMES = frozenset({"http", "https", "file"})
@@ -103,6 +104,11 @@ class Sources:
         room = MAX_PLACES - len(self.places)
         if room > 0:
             self.places.extend((document, line) for line in linked.lines[:room])
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Sources:
+        """Sources as to_dict() wrote them (a store's JSON)."""
+        return cls([(place["document"], place["line"]) for place in data["places"]], data["total"])
 
     def to_dict(self) -> dict[str, object]:
         return {"total": self.total, "places": [{"document": d, "line": n} for d, n in self.places]}

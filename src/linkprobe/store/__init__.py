@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from linkprobe.frontier import ChunkKind, CrawlSpec, Found
 from linkprobe.store.base import (
     TERMINAL,
     Chunk,
-    ChunkKind,
-    CrawlSpec,
     DeliveryPolicy,
-    Found,
     IdempotencyConflict,
     NewTask,
     Quota,
     QuotaExceeded,
     ResultFilter,
     Store,
-    StoreLocked,
     TaskRecord,
     TaskStatus,
 )
+from linkprobe.store.errors import StoreError, StoreLocked, StoreUnavailable
 
 if TYPE_CHECKING:  # `linkprobe crawl` imports store.base: not pydantic with it
     from linkprobe.settings import Settings
@@ -54,7 +52,9 @@ __all__ = [
     "QuotaExceeded",
     "ResultFilter",
     "Store",
+    "StoreError",
     "StoreLocked",
+    "StoreUnavailable",
     "TaskRecord",
     "TaskStatus",
     "open_store",

@@ -22,9 +22,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from linkprobe.engine import StoreUnavailable
 from linkprobe.settings import Settings
 from linkprobe.store import redis_schema as k
+from linkprobe.store.errors import StoreUnavailable
 
 KEY_PREFIX = "lp_"
 # The usage counters, also written by the SQLite task store (Store.discover charges crawls).

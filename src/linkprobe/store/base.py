@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, StoreError, failed
+from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import Outcome, classify
-from linkprobe.extract.document import MAX_PLACES
+from linkprobe.frontier import ChunkKind, CrawlSpec, Found
 
 if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `linkprobe crawl` never loads
     from linkprobe.store.accounts import Window
@@ -57,63 +57,6 @@ class Retention:
     def ttl(self) -> int:
         """Whole seconds, at least 1 (Redis EXPIRE)."""
         return max(1, int(self.seconds))
-
-
-class ChunkKind(StrEnum):
-    """What a worker does with a chunk's URLs. URL lists and documents only have `links` chunks;
-    a crawl task also has `pages` (fetched, their links discovered) and `fragments` chunks."""
-
-    LINKS = "links"  # probe each URL
-    PAGES = "pages"  # fetch each page, discover its links (Store.discover), then store its result
-    FRAGMENTS = "fragments"  # each URL is page#fragment: fetch the page, judge by its anchors
-
-
-class Scope(StrEnum):
-    """What a crawl checks: the site's links only, or every link on its pages (the default)."""
-
-    ALL = "all"  # links to other sites are checked too (never followed)
-    SITE = "site"  # only the site's own URLs (and what --include adds) are checked
-
-
-@dataclass(slots=True)
-class CrawlSpec:
-    """A crawl task's plan, stored with the task and handed to workers with each of its chunks.
-
-    The start URL is the task's only URL at creation (index 0, a `pages` chunk at depth 0); the
-    rest is found by the workers and added with Store.discover. `max_urls` bounds the URLs a crawl
-    may discover (the API sets it from the per-task URL limit). `urls_per_day` is the owner's daily
-    URL quota (None: not limited): discover charges the new URLs to the owner's usage counter of
-    the current UTC day and adds no more than that quota has left."""
-
-    start: str
-    max_depth: int | None = None
-    max_pages: int | None = None
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    ignore_robots: bool = False
-    check_fragments: bool = False
-    max_urls: int | None = None
-    max_page_bytes: int | None = None  # a page's body read at most; None (stored before it): 16 MiB
-    urls_per_day: int | None = None
-    scope: str = Scope.ALL.value  # Scope; stored before it: all
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CrawlSpec:
-        return cls(**data)
-
-
-@dataclass(slots=True, frozen=True)
-class Found:
-    """One link found on a crawled page: its URL (defragmented unless its kind is FRAGMENTS), the
-    line it is on, and what the worker wants done with it. The store may demote a PAGES link to
-    LINKS when the crawl's max_pages is used up."""
-
-    url: str
-    line: int
-    kind: ChunkKind = ChunkKind.LINKS
 
 
 @dataclass(slots=True)
@@ -228,66 +171,6 @@ class DeliveryPolicy:
 
     reclaim_idle_s: float = 30.0
     max_deliveries: int = 5
-
-
-Place = tuple[str, int]  # (document, line)
-# The order of a page's new URLs: pages first, so the crawl's frontier is claimed before its links.
-GROUPS = (ChunkKind.PAGES, ChunkKind.LINKS, ChunkKind.FRAGMENTS)
-
-
-@dataclass(slots=True)
-class Discovery:
-    """What one Store.discover adds, planned from the links of one page (the SQLite store runs
-    this plan; the Redis store's DISCOVER script is its Lua twin and must agree with it)."""
-
-    new: list[str] = field(default_factory=list)  # new URLs, at input indexes total, total + 1, ...
-    chunks: list[tuple[ChunkKind, int, int]] = field(default_factory=list)  # (kind, start, stop)
-    places: dict[int, list[Place]] = field(default_factory=dict)  # input index -> places found here
-    scheduled: int = 0  # pages scheduled for fetching after this page, the start page included
-
-
-def plan_discovery(
-    found: list[Found], page_url: str, known: dict[str, int], total: int, scheduled: int,
-    spec: CrawlSpec, chunk_size: int, quota_left: int | None = None,
-) -> Discovery:  # fmt: skip
-    """Sort a page's links into places of seen URLs and new URLs (kind decided, bounded by
-    max_pages, max_urls and `quota_left`, the new URLs the owner's daily quota still allows), then
-    give the new ones indexes grouped by kind and cut them into chunks."""
-    kinds: dict[str, ChunkKind] = {}
-    places: dict[str, list[Place]] = {}
-    for link in found:
-        if link.url in known or link.url in kinds:
-            places.setdefault(link.url, []).append((page_url, link.line))
-        elif (spec.max_urls is None or total + len(kinds) < spec.max_urls) and (
-            quota_left is None or len(kinds) < quota_left
-        ):
-            kind = link.kind
-            if kind is ChunkKind.PAGES:
-                if spec.max_pages is not None and scheduled >= spec.max_pages:
-                    kind = ChunkKind.LINKS
-                else:
-                    scheduled += 1
-            kinds[link.url] = kind
-            places[link.url] = [(page_url, link.line)]
-    plan = Discovery(scheduled=scheduled)
-    for kind in GROUPS:
-        group = [url for url, k in kinds.items() if k is kind]
-        for first in range(0, len(group), chunk_size):
-            start = total + len(plan.new)
-            plan.new += group[first : first + chunk_size]
-            plan.chunks.append((kind, start, total + len(plan.new)))
-    index = known | {url: total + i for i, url in enumerate(plan.new)}
-    plan.places = {index[url]: found_at for url, found_at in places.items()}
-    return plan
-
-
-def merge_sources(old: dict[str, Any] | None, added: list[Place]) -> dict[str, Any]:
-    """A URL's sources with more places: every place counted, up to MAX_PLACES listed."""
-    sources = old or {"total": 0, "places": []}
-    sources["total"] += len(added)
-    room = max(0, MAX_PLACES - len(sources["places"]))
-    sources["places"] += [{"document": d, "line": line} for d, line in added[:room]]
-    return sources
 
 
 def with_sources(row: str, sources: str | None) -> str:
@@ -417,10 +300,6 @@ def page_of(rows: list[tuple[int, str]], limit: int) -> tuple[list[dict[str, Any
     return [orjson.loads(row) for _, row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
 
 
-class StoreLocked(StoreError):
-    """Another process serves this store's file (SQLite): one serving process per database."""
-
-
 class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different request body."""
 
@@ -460,7 +339,7 @@ async def batches_off_loop(urls: Iterable[str], size: int) -> AsyncIterator[list
 
 
 class Store(abc.ABC):
-    """Async store. Methods raise linkprobe.engine.StoreUnavailable when the backend is down."""
+    """Async store. Methods raise linkprobe.store.errors.StoreUnavailable when the backend is down."""
 
     @abc.abstractmethod
     async def open(self) -> None:

@@ -27,17 +27,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from linkprobe.engine import ProbeResult, StoreUnavailable
-from linkprobe.extract.document import MAX_PLACES
+from linkprobe.engine import ProbeResult
+from linkprobe.extract.document import Linked
+from linkprobe.frontier import ChunkKind, CrawlSpec, Found, merge_sources, plan_discovery
 from linkprobe.store import redis_schema as k
 from linkprobe.store.accounts import Window
 from linkprobe.store.base import (
     LIVE,
     TERMINAL,
     Chunk,
-    ChunkKind,
-    CrawlSpec,
-    Found,
     IdempotencyConflict,
     NewTask,
     Quota,
@@ -58,6 +56,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.errors import StoreUnavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,6 +65,9 @@ BLOCK_MS = 1000
 RECLAIM_EVERY_S = 1.0
 SCAN_MIN = 64  # indexes read per step of a results page, at least (filters may skip some)
 SOURCED_CACHE = 4096  # tasks whose sources flag is remembered
+# Plans of one page made at most while other pages of its crawl keep changing the state read: each
+# refused plan means another page's was applied, so the crawl moves on meanwhile.
+DISCOVER_TRIES = 100
 
 
 def _now() -> str:
@@ -565,16 +567,56 @@ class RedisStore(Store):
 
     @unavailable
     async def discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:
-        task_id = chunk.task_id
-        args = [k.task_prefix(task_id), str(index), page_url, str(chunk.depth + 1), str(self.retention.ttl),
-                str(MAX_PLACES), k.PREFIX, task_id, k.GROUP, chunk.receipt, self.consumer]  # fmt: skip
-        day = Window.today()
-        args.append(str(day.ttl()))
-        for link in found:
-            args += [link.url, str(link.line), link.kind.value]
+        """Planned here (frontier.plan_discovery) from a read of the crawl's state, applied by
+        DISCOVER, which writes only while that state is unchanged: else read and plan again."""
         owner = await self._charged(chunk)
-        usage = [k.usage(owner, day.name)] if owner else []
-        await self._discover(keys=[k.task(task_id), k.QUEUE, k.LANES, *usage], args=args)
+        day = Window.today()
+        usage = k.usage(owner, day.name) if owner else None
+        keys = [k.task(chunk.task_id), k.QUEUE, k.LANES, *([usage] if usage else [])]
+        for _ in range(DISCOVER_TRIES):
+            args = await self._discovery(chunk, index, page_url, found, usage, day.ttl())
+            if args is None or await self._discover(keys=keys, args=args) != -2:
+                return
+        raise StoreUnavailable(
+            f"the crawl's frontier kept moving: {DISCOVER_TRIES} plans of {page_url} refused"
+        )
+
+    async def _discovery(
+        self, chunk: Chunk, index: int, page_url: str, found: list[Found], usage: str | None, ttl: int
+    ) -> list[str] | None:
+        """DISCOVER's arguments: the plan of one page's links, from the crawl's state as read now
+        (`usage`: the owner's usage counter when limited, kept `ttl` seconds); None when the task
+        no longer takes any (over, or a page expanded before): the lease is then renewed alone."""
+        task_id = chunk.task_id
+        urls = list({link.url: None for link in found})
+        async with self.r.pipeline(transaction=False) as pipe:  # `pages` first: any later write moves it
+            pipe.hmget(k.task(task_id), "pages", "total", "scheduled", "chunk_size", "crawl", "status")
+            pipe.sismember(k.expanded(task_id), str(index))
+            pipe.hmget(k.seen(task_id), urls or [""])
+            if usage:
+                pipe.get(usage)
+            (pages, total, scheduled, size, crawl, status), expanded, seen, *counter = await pipe.execute()
+        if crawl is None or expanded or status not in LIVE:
+            await self.heartbeat([chunk])
+            return None
+        known = {url: int(idx) for url, idx in zip(urls, seen, strict=False) if idx is not None}
+        spec = CrawlSpec.from_dict(json.loads(crawl))
+        used = (counter[0] or "0") if usage else ""
+        left = max(0, (spec.urls_per_day or 0) - int(used)) if usage else None
+        plan = plan_discovery(found, known, int(total), int(scheduled), spec, int(size), left)
+        indexes = list(plan.places)
+        old = await self.r.hmget(k.sources(task_id), indexes) if indexes else []
+        sources = [
+            part
+            for (idx, linked), text in zip(plan.places.items(), old, strict=True)
+            for part in (str(idx), merged_sources(text, page_url, linked))
+        ]
+        chunks = [str(part) for kind, start, stop in plan.chunks for part in (kind.value, start, stop)]
+        return [
+            k.task_prefix(task_id), str(index), str(chunk.depth + 1), k.PREFIX, task_id, k.GROUP,
+            chunk.receipt, self.consumer, pages, used, str(ttl), str(plan.scheduled),
+            str(len(plan.new)), str(len(plan.chunks)), str(len(indexes)), *plan.new, *chunks, *sources,
+        ]  # fmt: skip
 
     async def _charged(self, chunk: Chunk) -> str | None:
         """The owner whose daily quota a crawl's discoveries are charged to (None: not limited)."""
@@ -623,3 +665,10 @@ class RedisStore(Store):
         # deleted, so the held ones are the pending ones), or still in a task's `todo` list.
         pending = 0 if isinstance(held, ResponseError) else int(held["pending"])
         return {"tasks": tasks, "queued_chunks": int(entries) - pending + sum(todo)}
+
+
+def merged_sources(stored: str | None, page_url: str, added: list[Linked]) -> str:
+    """A URL's stored sources JSON with its links on one more page (frontier.merge_sources)."""
+    return orjson.dumps(
+        merge_sources(None if stored is None else orjson.loads(stored), page_url, added)
+    ).decode()

@@ -243,95 +243,53 @@ return 1
 """
 
 # KEYS[1] task hash, KEYS[2] queue stream, KEYS[3] lanes zset, KEYS[4] (when the crawl's owner is
-# limited) the owner's usage counter of the day (`usage`, as TAKE_USAGE counts it)
-# ARGV[1] task key prefix, ARGV[2] the page's input index, ARGV[3] the page's URL, ARGV[4] depth of
-# the new chunks, ARGV[5] retention seconds, ARGV[6] places listed per URL (MAX_PLACES), ARGV[7] key
-# prefix, ARGV[8] task id, ARGV[9] group, ARGV[10] entry id, ARGV[11] consumer, ARGV[12] the usage
-# counter's ttl, then per link: URL, line, kind. The Lua twin of base.plan_discovery
-# (Store.discover): the page is expanded once; seen URLs gain the place; new ones (no more than
-# max_urls and the spec's urls_per_day quota allow) get the next indexes grouped by kind (pages,
-# links, fragments), cut into chunks, fed like a new task's (the first at once when the task had
-# nothing left to feed); they are charged to KEYS[4].
-# Returns the number of new URLs, -1 when the task is over, gone or being cancelled.
+# limited) the owner's usage counter of the day (`usage`, as TAKE_USAGE counts it).
+# ARGV[1] task key prefix, ARGV[2] the page's input index, ARGV[3] depth of the new chunks, ARGV[4]
+# key prefix, ARGV[5] task id, ARGV[6] group, ARGV[7] entry id, ARGV[8] consumer, ARGV[9] the
+# task's `pages` and ARGV[10] the usage counter ('' when not limited) the plan was made from,
+# ARGV[11] the usage counter's ttl, ARGV[12] pages scheduled after the plan, ARGV[13] n new URLs,
+# ARGV[14] c chunks, ARGV[15] s sources; then the n new URLs (at input indexes total, total + 1,
+# ...), c times kind, start, stop, s times input index, sources JSON.
+# Applies a plan frontier.plan_discovery made (RedisStore.discover) and decides nothing itself:
+# it checks that the task still wants it and that the state the plan was read from is current
+# (`pages` counts the pages expanded, the only writes to the seen-set, total and sources), marks
+# the page expanded once, and writes the new URLs, chunks (fed like a new task's: the first at
+# once when the task had nothing left to feed), sources and the usage charge.
+# Returns the number of new URLs, 0 for a page expanded before, -1 when the task is over, gone or
+# being cancelled, -2 when the state moved since it was read (plan again).
 DISCOVER = (
     _STATUSES
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
-local crawl = redis.call('HGET', KEYS[1], 'crawl')
-if (status ~= RUNNING and status ~= PENDING) or not crawl
+if (status ~= RUNNING and status ~= PENDING) or not redis.call('HGET', KEYS[1], 'crawl')
    or redis.call('HEXISTS', KEYS[1], 'cancelling') == 1 then return -1 end
-if ARGV[10] ~= '' then redis.call('XCLAIM', KEYS[2], ARGV[9], ARGV[11], 0, ARGV[10], 'JUSTID') end
-local p, ttl, depth = ARGV[1], tonumber(ARGV[5]), ARGV[4]
+if ARGV[7] ~= '' then redis.call('XCLAIM', KEYS[2], ARGV[6], ARGV[8], 0, ARGV[7], 'JUSTID') end
+if redis.call('HGET', KEYS[1], 'pages') ~= ARGV[9]
+   or (KEYS[4] and (redis.call('GET', KEYS[4]) or '0') ~= ARGV[10]) then return -2 end
+local p, depth = ARGV[1], ARGV[3]
 if redis.call('SADD', p .. 'expanded', ARGV[2]) == 0 then return 0 end
-local spec = cjson.decode(crawl)
-local function limit(v) if type(v) == 'number' then return v end return nil end
-local max_pages, max_urls = limit(spec.max_pages), limit(spec.max_urls)
-local per_day, quota_left = limit(spec.urls_per_day), nil
-if per_day and KEYS[4] then
-  quota_left = math.max(0, per_day - tonumber(redis.call('GET', KEYS[4]) or '0'))
-end
 local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
-local scheduled = tonumber(redis.call('HGET', KEYS[1], 'scheduled'))
-local size = tonumber(redis.call('HGET', KEYS[1], 'chunk_size'))
-local known, kinds, fresh, places, touched = {}, {}, {}, {}, {}
-local function place(url, line)
-  if not places[url] then places[url] = {}; touched[#touched + 1] = url end
-  table.insert(places[url], {ARGV[3], line})
-end
-for i = 13, #ARGV, 3 do
-  local url, line, kind = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  if known[url] == nil then known[url] = redis.call('HGET', p .. 'seen', url) end
-  if known[url] or kinds[url] then
-    place(url, line)
-  elseif (not max_urls or total + #fresh < max_urls) and (not quota_left or #fresh < quota_left) then
-    if kind == 'pages' then
-      if max_pages and scheduled >= max_pages then kind = 'links' else scheduled = scheduled + 1 end
-    end
-    kinds[url] = kind
-    fresh[#fresh + 1] = url
-    place(url, line)
-  end
-end
-local n, number = total, tonumber(redis.call('HGET', KEYS[1], 'chunks'))
-local numbers, batch = {}, {}
-local function flush(kind)
-  if #batch == 0 then return end
+local n, c, s = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local urls, at = 15, 15 + n
+for i = 1, n do redis.call('HSET', p .. 'seen', ARGV[urls + i], total + i - 1) end
+local number = tonumber(redis.call('HGET', KEYS[1], 'chunks'))
+local numbers = {}
+for i = 0, c - 1 do
+  local kind, start = ARGV[at + 3 * i + 1], tonumber(ARGV[at + 3 * i + 2])
+  local stop = tonumber(ARGV[at + 3 * i + 3])
   local key = p .. 'chunk:' .. number
-  redis.call('SET', key, table.concat(batch, '\\n'))
-  redis.call('HSET', p .. 'starts', number, n - #batch)
+  redis.call('SET', key, table.concat(ARGV, '\\n', urls + 1 + start - total, urls + stop - total))
+  redis.call('HSET', p .. 'starts', number, start)
   redis.call('HSET', p .. 'kinds', number, kind .. ' ' .. depth)
   redis.call('SADD', p .. 'keys', key)
   numbers[#numbers + 1] = number
   number = number + 1
-  batch = {}
 end
-for _, kind in ipairs({'pages', 'links', 'fragments'}) do
-  for _, url in ipairs(fresh) do
-    if kinds[url] == kind then
-      known[url] = n
-      redis.call('HSET', p .. 'seen', url, n)
-      n = n + 1
-      batch[#batch + 1] = url
-      if #batch == size then flush(kind) end
-    end
-  end
-  flush(kind)
-end
-for _, url in ipairs(touched) do
-  local idx = known[url]
-  local old = redis.call('HGET', p .. 'sources', idx)
-  local sources = old and cjson.decode(old) or {total = 0, places = {}}
-  for _, found in ipairs(places[url]) do
-    sources.total = sources.total + 1
-    if #sources.places < tonumber(ARGV[6]) then
-      table.insert(sources.places, {document = found[1], line = found[2]})
-    end
-  end
-  redis.call('HSET', p .. 'sources', idx, cjson.encode(sources))
-end
-redis.call('HSET', KEYS[1], 'total', n, 'scheduled', scheduled, 'chunks', number)
-if quota_left and #fresh > 0 and redis.call('INCRBY', KEYS[4], #fresh) == #fresh then
-  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[12]))
+at = at + 3 * c
+for i = 0, s - 1 do redis.call('HSET', p .. 'sources', ARGV[at + 2 * i + 1], ARGV[at + 2 * i + 2]) end
+redis.call('HSET', KEYS[1], 'total', total + n, 'scheduled', ARGV[12], 'chunks', number)
+if KEYS[4] and n > 0 and redis.call('INCRBY', KEYS[4], n) == n then
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[11]))
 end
 redis.call('HINCRBY', KEYS[1], 'pages', 1)
 redis.call('HINCRBY', KEYS[1], 'chunks_left', #numbers)
@@ -340,20 +298,20 @@ if #numbers > 0 then
   local idle = redis.call('LLEN', todo) == 0
   local first = 1
   if idle then
-    redis.call('XADD', KEYS[2], '*', 'task', ARGV[8], 'chunk', numbers[1])
+    redis.call('XADD', KEYS[2], '*', 'task', ARGV[5], 'chunk', numbers[1])
     first = 2
   end
   for i = first, #numbers do redis.call('RPUSH', todo, numbers[i]) end
   if idle and #numbers > 1 then  -- the lane feeds this task again
     local lane = redis.call('HGET', KEYS[1], 'lane')
-    redis.call('RPUSH', ARGV[7] .. 'lane:' .. lane, ARGV[8])
+    redis.call('RPUSH', ARGV[4] .. 'lane:' .. lane, ARGV[5])
     if not redis.call('ZSCORE', KEYS[3], lane) then  -- an idle lane takes the next turn, as on SQLite
       local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
       redis.call('ZADD', KEYS[3], head[2] or 1, lane)
     end
   end
 end
-return #fresh
+return n
 """
 )
 

@@ -36,17 +36,16 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
-from linkprobe.engine import ProbeResult, StoreUnavailable
+from linkprobe.engine import ProbeResult
 from linkprobe.engine.outcome import Outcome, classify
+from linkprobe.extract.document import Linked
+from linkprobe.frontier import ChunkKind, CrawlSpec, Found, merge_sources, plan_discovery
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
     LIVE,
     TERMINAL,
     Chunk,
-    ChunkKind,
-    CrawlSpec,
     DeliveryPolicy,
-    Found,
     IdempotencyConflict,
     NewTask,
     Quota,
@@ -55,7 +54,6 @@ from linkprobe.store.base import (
     Retention,
     Store,
     Stored,
-    StoreLocked,
     TaskRecord,
     TaskStatus,
     batches_off_loop,
@@ -65,9 +63,7 @@ from linkprobe.store.base import (
     encode,
     fold,
     lane_of,
-    merge_sources,
     outcome_key,
-    plan_discovery,
     record_counts,
     redirected,
     split_secrets,
@@ -76,6 +72,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.errors import StoreLocked, StoreUnavailable
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -922,12 +919,12 @@ class SQLiteStore(Store):
             day = Window.today()
             charged = owner if spec.urls_per_day is not None else None  # admin, no-auth: not limited
             left = None if charged is None else self._quota_left(charged, day, spec.urls_per_day or 0)
-            plan = plan_discovery(found, page_url, known, total, scheduled, spec, chunk_size, left)
+            plan = plan_discovery(found, known, total, scheduled, spec, chunk_size, left)
             if charged is not None and plan.new:
                 self._charge(charged, day, len(plan.new))
             self._add_found(task_id, total, plan.new)
             self._add_chunks(task_id, plan.chunks, chunk.depth + 1)
-            self._add_sources(task_id, plan.places)
+            self._add_sources(task_id, page_url, plan.places)
             db.execute(
                 "UPDATE tasks SET total = total + ?, scheduled = ?, pages = pages + 1 WHERE id = ?",
                 (len(plan.new), plan.scheduled, task_id),
@@ -970,14 +967,14 @@ class SQLiteStore(Store):
             ],
         )
 
-    def _add_sources(self, task_id: str, places: dict[int, list[tuple[str, int]]]) -> None:
+    def _add_sources(self, task_id: str, page_url: str, places: dict[int, list[Linked]]) -> None:
         indexes = orjson.dumps(list(places))
         old = dict(self.db.execute(
             "SELECT idx, data FROM sources WHERE task_id = ? AND idx IN (SELECT value FROM json_each(?))",
             (task_id, indexes),
         ).fetchall())  # fmt: skip
         merged = [
-            (idx, merge_sources(orjson.loads(old[idx]) if idx in old else None, added))
+            (idx, merge_sources(orjson.loads(old[idx]) if idx in old else None, page_url, added))
             for idx, added in places.items()
         ]
         self.db.execute(
