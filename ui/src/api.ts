@@ -6,7 +6,7 @@ import type { Service, TaskStatus } from "./openapi";
 export const BASE = "/api/v1";
 const KEY = "linkprobe.apiKey";
 
-export const TERMINAL: ReadonlySet<TaskStatus> = new Set<TaskStatus>(["ready", "cancelled", "error"]);
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set<TaskStatus>(["ready", "cancelled"]);
 
 /** A numeric option's or crawl limit's entry in the service's description, in JSON Schema's words. */
 export type Bounds = Partial<Record<"minimum" | "exclusiveMinimum" | "maximum" | "default", number>>;

@@ -695,7 +695,7 @@ export interface components {
          * TaskStatus
          * @enum {string}
          */
-        TaskStatus: "pending" | "running" | "ready" | "error" | "cancelled";
+        TaskStatus: "pending" | "running" | "ready" | "cancelled";
         /**
          * CrawlCreate
          * @description A site to crawl: its pages are fetched and followed, every link found on them is checked.
@@ -1637,5 +1637,5 @@ export const outcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["sch
 export const probeOptionsShownMethodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProbeOptionsShown"]["method"]> = ["GET", "HEAD"];
 export const redirectValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Redirect"]> = ["permanent", "temporary"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["all", "site"];
-export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["pending", "running", "ready", "error", "cancelled"];
+export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["pending", "running", "ready", "cancelled"];
 export const probeOptionsMethodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProbeOptions"]["method"]> = ["GET", "HEAD"];

@@ -31,12 +31,11 @@ if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `link
 class TaskStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
-    READY = "ready"
-    ERROR = "error"
+    READY = "ready"  # every URL has its result (broken ones included: a task itself never fails)
     CANCELLED = "cancelled"
 
 
-TERMINAL = frozenset({TaskStatus.READY, TaskStatus.ERROR, TaskStatus.CANCELLED})
+TERMINAL = frozenset({TaskStatus.READY, TaskStatus.CANCELLED})
 LIVE = (TaskStatus.PENDING, TaskStatus.RUNNING)  # a task that still wants work (and keeps its secrets)
 
 
