@@ -231,7 +231,9 @@ async def test_a_dead_receiver_is_retried_only_within_the_total_time_and_never_b
         await wait_for(task.done, "the delivery to give up")
         delivery = task.result()
         assert not delivery.delivered and len(delivery.attempts) > 1
-        assert {a.error.kind for a in delivery.attempts if a.error} == {ErrorKind.CONNECT_REFUSED}
+        kinds = {a.error.kind for a in delivery.attempts if a.error}
+        # refused; the last attempt may be cut short by the total time instead (a slow machine)
+        assert ErrorKind.CONNECT_REFUSED in kinds and kinds <= {ErrorKind.CONNECT_REFUSED, ErrorKind.TIMEOUT}
         assert all((a.at - started).total_seconds() < 2.0 for a in delivery.attempts)
 
 
