@@ -46,7 +46,7 @@ async def crawl_all(
     results: list[ProbeResult] = []
     interrupted = False
     loop = asyncio.get_running_loop()
-    async with Engine(config) as engine:
+    async with Engine(config, shared=False) as engine:  # one crawl: no other lane to reserve for
         crawler = Crawler(engine, crawl_spec(args), options, extract)
         crawling = asyncio.current_task()
         assert crawling is not None
