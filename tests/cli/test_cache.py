@@ -90,3 +90,12 @@ async def test_bad_cache_flags_exit_3(target: Target, tmp_path: Path) -> None:
     assert run.code == 3 and "'soon' is not a duration" in run.err
     run = await check("--cache", str(tmp_path / "no" / "such" / "c"), target.url("/status/200"))
     assert run.code == 3 and "cannot write --cache" in run.err
+
+
+async def test_a_run_with_headers_is_refused_and_writes_no_cache_file(target: Target, tmp_path: Path) -> None:
+    """Header values are often credentials: not even their digest goes into a cache file."""
+    cache = tmp_path / "links.cache"
+    url = target.url(f"/answer/{uuid.uuid4().hex}")
+    run = await check("--cache", str(cache), "-H", "Authorization: Bearer abc123", url)
+    assert run.code == 3 and "--cache cannot be used with -H/--header" in run.err
+    assert not cache.exists()

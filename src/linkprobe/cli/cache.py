@@ -6,7 +6,8 @@ result for it, probed with the same options (probe options and egress policy) no
 max-age ago; its result says so (`cached_from`: the file) and keeps its original `checked_at`.
 Broken results are never reused: a broken link is probed again on every run, so a fix shows at
 once and `--fail-on` judges what is true now. After the run the file holds this run's ok results
-and the earlier entries of other URLs still within max-age.
+and the earlier entries of other URLs still within max-age. A run with -H/--header is refused
+(refuse_secrets): header values never go into the file, not even as a digest.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from linkprobe.cli import UsageError
 from linkprobe.engine import EngineConfig, ProbeOptions, ProbeResult
+from linkprobe.engine.options import SECRET_OPTIONS
 from linkprobe.engine.outcome import Outcome
 
 DEFAULT_MAX_AGE = "1d"
@@ -50,14 +52,25 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def refuse_secrets(options: ProbeOptions) -> None:
+    """No cache for a run with secret options (-H/--header): their values are often credentials,
+    a digest of a short one can be reversed offline from a shared cache file, and without the
+    values in the key a result probed with one credential would be reused under another."""
+    if any(getattr(options, name) for name in SECRET_OPTIONS):
+        raise UsageError(
+            "--cache cannot be used with -H/--header: header values can be credentials and never "
+            "go into the cache file, so results probed with them are not cached"
+        )
+
+
 def fingerprint(options: ProbeOptions, config: EngineConfig) -> str:
-    """A digest of what can change a verdict: the probe options and the egress policy."""
+    """A digest of what can change a verdict: the probe options and the egress policy. Secret
+    values never enter it (redacted: names only; refuse_secrets keeps them out of cached runs)."""
     import hashlib
     import json
 
-    probe = {
-        f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in _NOT_VERDICT
-    }
+    shown = options.redacted()
+    probe = {f.name: getattr(shown, f.name) for f in dataclasses.fields(shown) if f.name not in _NOT_VERDICT}
     egress = {"allow_private": config.allow_private, "allow_cidrs": sorted(config.allow_cidrs)}
     text = json.dumps({"probe": probe, "egress": egress}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -322,7 +322,9 @@ def over_time(
     baseline = None if args.baseline is None else Baseline(Path(args.baseline))
     if args.cache is None:
         return baseline, None
-    from linkprobe.cli.cache import DEFAULT_MAX_AGE, Cache, duration, fingerprint
+    from linkprobe.cli.cache import DEFAULT_MAX_AGE, Cache, duration, fingerprint, refuse_secrets
+
+    refuse_secrets(options)
 
     max_age = duration(DEFAULT_MAX_AGE) if args.max_age is None else args.max_age
     return baseline, Cache(Path(args.cache), max_age, fingerprint(options, config))
