@@ -158,3 +158,22 @@ async def test_bad_baseline_and_fail_on_without_one_exit_3(target: Target, tmp_p
     assert run.code == 3 and f"--baseline {bad} is not JSON or NDJSON output of check" in run.err
     run = await check("--baseline", str(tmp_path / "missing.json"), target.url("/status/200"))
     assert run.code == 3 and "cannot read --baseline" in run.err
+
+
+async def test_a_baseline_written_with_only_still_holds_the_ok_links_so_one_that_breaks_broke(
+    target: Target, tmp_path: Path
+) -> None:
+    links = Links(target)
+    links.set("breaks", 200)
+    links.set("broken", 404)
+    for fmt in ("json", "ndjson"):
+        baseline = tmp_path / f"baseline.{fmt}"
+        urls = list(map(links.url, ("breaks", "broken")))
+        links.set("breaks", 200)
+        first = await check("-f", fmt, "--only", "broken", "-o", str(baseline), *urls)
+        assert first.code == 2 and "--only does not filter" in first.err
+        links.set("breaks", 503)
+        again = ("-f", "json", "--only", "broken", "--baseline", str(baseline), "--fail-on", "broke")
+        run = await check(*again, *urls)
+        assert run.code == 2, run.err  # the link was ok in the baseline: it broke
+        assert {row["url"]: row["change"] for row in json.loads(run.out)}[links.url("breaks")] == "broke"

@@ -49,7 +49,8 @@ formats (-f/--format):
   ndjson: one JSON result a line, streamed as results complete;
   redirects: the links to update, as CSV (found_in, url, final_url, status_code, redirect:
   permanent when the link's own answer is 301 or 308, else temporary).
-  --only broken (or broken,permanent, ...) writes only those rows; the summary counts every URL.
+  --only broken (or broken,permanent, ...) writes only those rows; the summary counts every URL
+  (not in a -f json/ndjson file written with -o: a baseline holds every result).
 
 changes (--baseline FILE: a previous -f json or ndjson output):
   each URL's change since it: broke (was ok, now broken), fixed, changed (status, final URL

@@ -330,7 +330,25 @@ def over_time(
     return baseline, Cache(Path(args.cache), max_age, fingerprint(options, config))
 
 
+# A -f json or ndjson file written with -o can be the next run's --baseline, so it holds every
+# result: a baseline without the ok rows would count a link that breaks later as `new`, not `broke`.
+BASELINE_FORMATS = ("json", "ndjson")
+
+
+def rows_kept(args: argparse.Namespace) -> frozenset[str]:
+    """The --only filter of this run's output: none for a file that can be a baseline."""
+    if args.only and args.output is not None and args.format in BASELINE_FORMATS:
+        print(
+            f"linkprobe: --only does not filter {args.output}: a -f {args.format} file is a baseline "
+            "and holds every result",
+            file=sys.stderr,
+        )
+        return frozenset()
+    return frozenset(args.only)
+
+
 def run_check(args: argparse.Namespace, settings: Settings | None) -> int:
+    args.only = rows_kept(args)
     options = probe_options(args)
     config = engine_config(args, settings)
     baseline, cache = over_time(args, options, config)
