@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from linkprobe.engine import ProbeResult
+from linkprobe.engine.outcome import APART, Outcome
 from linkprobe.extract.document import Linked
 from linkprobe.frontier import ChunkKind, CrawlSpec, Found, merge_sources, plan_discovery
 from linkprobe.store import redis_schema as k
@@ -47,9 +48,11 @@ from linkprobe.store.base import (
     TaskStatus,
     batches_off_loop,
     cancelled_results,
+    count_key,
     dead_letter_results,
     encode,
     lane_of,
+    outcome_key,
     record_counts,
     split_secrets,
     stored_options,
@@ -64,10 +67,29 @@ PAGE = 1000
 BLOCK_MS = 1000
 RECLAIM_EVERY_S = 1.0
 SCAN_MIN = 64  # indexes read per step of a results page, at least (filters may skip some)
-SOURCED_CACHE = 4096  # tasks whose sources flag is remembered
+SOURCED_CACHE = 4096  # task flags remembered (sources, legacy)
 # Plans of one page made at most while other pages of its crawl keep changing the state read: each
 # refused plan means another page's was applied, so the crawl moves on meanwhile.
 DISCOVER_TRIES = 100
+
+# Tasks stored before outcome counts (o:<outcome>) existed counted `ok` and `broken` (every result
+# not ok) in the task hash and indexed results in idx:ok and idx:broken. They are read as they are:
+# their outcome counts derived (legacy_counts), their outcome filters scanning those indexes.
+LEGACY_OK, LEGACY_BROKEN = "ok", "broken"
+
+
+def legacy_counts(data: Mapping[str, str], counts: dict[str, int]) -> dict[str, int]:
+    """A task's counts with o:<outcome> keys: as stored, or for a legacy task derived from its `ok`
+    and `broken` fields and its e:<kind> counts (a result apart from broken is counted by its kind)."""
+    if LEGACY_OK not in data or any(key.startswith("o:") for key in counts):
+        return counts
+    derived = {outcome_key(Outcome.OK): int(data[LEGACY_OK])}
+    broken = int(data.get(LEGACY_BROKEN) or 0)
+    for kind, outcome in APART.items():
+        apart = counts.get(count_key(kind.value, None), 0)
+        derived[outcome_key(outcome)] = derived.get(outcome_key(outcome), 0) + apart
+        broken -= apart
+    return {**counts, **derived, outcome_key(Outcome.BROKEN): broken}
 
 
 def _now() -> str:
@@ -125,7 +147,7 @@ class RedisStore(Store):
         self._discover: Any = None
         self._update: Any = None
         self._create: Any = None
-        self._sources_known: dict[str, bool] = {}  # task id -> has sources (see _sourced)
+        self._flags: dict[tuple[str, str], bool] = {}  # (task id, field) -> present (see _has)
 
     @property
     def r(self) -> Any:
@@ -338,7 +360,7 @@ class RedisStore(Store):
             total=int(data["total"]), done=int(data["done"]),
             created_at=datetime.fromisoformat(data["created_at"]),
             started_at=_time(data.get("started_at")), finished_at=_time(data.get("finished_at")),
-            **record_counts({key: int(n) for key, n in counts.items()}),
+            **record_counts(legacy_counts(data, {key: int(n) for key, n in counts.items()})),
             owner=data.get("owner") or None,
             crawl=CrawlSpec.from_dict(json.loads(data["crawl"])) if data.get("crawl") else None,
             pages=int(data.get("pages") or 0),
@@ -437,9 +459,9 @@ class RedisStore(Store):
         """Scans the filter's narrowest index (`indexed`), checking the rest (`matches`)."""
         found: list[tuple[int, str]] = []
         low = f"({after}" if after is not None else "-inf"
+        scanned = await self._scanned(task_id, flt)
         while len(found) < limit:
             want = min(PAGE, max(limit - len(found), SCAN_MIN))  # a page of 50 reads ~50 results
-            scanned = k.index(task_id, flt.indexed)
             indexes = await self.r.zrangebyscore(scanned, low, "+inf", start=0, num=want)
             if not indexes:
                 break
@@ -452,15 +474,29 @@ class RedisStore(Store):
         return await self._with_sources(task_id, found) if found and await self._sourced(task_id) else found
 
     async def _sourced(self, task_id: str) -> bool:
-        """Whether the task's results have sources: set at creation, never changed, so asked once
-        per process (plain tasks' pages then cost what they did before sources existed)."""
-        known = self._sources_known.get(task_id)
+        """Whether the task's results have sources (plain tasks' pages then cost what they did
+        before sources existed)."""
+        return await self._has(task_id, "sourced")
+
+    async def _has(self, task_id: str, field: str) -> bool:
+        """Whether the task hash has a field set at creation and never changed (`sourced`, the
+        legacy `ok`): asked once per process."""
+        known = self._flags.get((task_id, field))
         if known is None:
-            known = bool(await self.r.hexists(k.task(task_id), "sourced"))
-            if len(self._sources_known) >= SOURCED_CACHE:
-                del self._sources_known[next(iter(self._sources_known))]
-            self._sources_known[task_id] = known
+            known = bool(await self.r.hexists(k.task(task_id), field))
+            if len(self._flags) >= SOURCED_CACHE:
+                del self._flags[next(iter(self._flags))]
+            self._flags[task_id, field] = known
         return known
+
+    async def _scanned(self, task_id: str, flt: ResultFilter) -> str:
+        """The index a page scans: the filter's, or on a legacy task (legacy_counts) idx:ok or
+        idx:broken for an outcome (`matches` then tells broken, unsupported and cancelled apart)."""
+        indexed = flt.indexed
+        by_outcome = flt.outcome is not None and indexed == outcome_key(Outcome(flt.outcome))
+        if by_outcome and await self._has(task_id, LEGACY_OK):
+            indexed = LEGACY_OK if flt.outcome == Outcome.OK else LEGACY_BROKEN
+        return k.index(task_id, indexed)
 
     async def _with_sources(self, task_id: str, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
         sources = await self.r.hmget(k.sources(task_id), [idx for idx, _ in rows])

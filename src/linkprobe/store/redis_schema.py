@@ -13,7 +13,9 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:idx:<key>     ZSET   input indexes (score = index): `all`, and per count key but latency
                                 (o:<outcome>, s:<code>, e:<kind>), as base.ResultFilter.indexed names them
     lp:{T}:counts        HASH   count key (base.count_keys: o:<outcome>, s:<code>, e:<kind>,
-                                l:<bound>) -> results counted
+                                l:<bound>) -> results counted; tasks stored before o:<outcome>
+                                have `ok`/`broken` in the task hash and idx:ok/idx:broken
+                                instead, read as they are (redis.legacy_counts)
     lp:{T}:keys          SET    every key of the task, so that DELETE removes them all
     lp:{T}:sources       HASH   input index -> JSON {"total": n, "places": [...]} (documents, crawls)
     lp:{T}:seen          HASH   crawl: URL -> input index (the crawl's seen-set)
