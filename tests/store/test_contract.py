@@ -167,6 +167,18 @@ async def test_cancel_gives_every_url_a_result(store: Store) -> None:
     assert await store.cancel_task("no-such-task") is None
 
 
+async def test_a_repeated_cancel_changes_nothing(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=4)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    first = await store.cancel_task(task.id)
+    await store.complete_chunk(chunk, results_of(chunk))  # the worker's write, after the cancel
+    again = await store.cancel_task(task.id)
+    assert first is not None and first.status == TaskStatus.CANCELLED and again == first
+    assert (again.done, again.cancelled) == (10, 10)
+    assert await store.claim_chunk("w") is None
+
+
 async def test_idempotency(store: Store) -> None:
     first, created = await store.create_task(NewTask(), iter(URLS), 4, ("key-1", "body-a"))
     again, created_again = await store.create_task(NewTask(), iter(URLS), 4, ("key-1", "body-a"))

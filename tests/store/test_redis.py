@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, failed
-from linkprobe.store import ResultFilter
+from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, StoreUnavailable, failed
+from linkprobe.store import NewTask, ResultFilter, TaskStatus
 from linkprobe.store import redis_schema as k
 from linkprobe.store.base import split_secrets
 from linkprobe.store.redis import RedisStore
@@ -71,3 +73,54 @@ async def test_a_task_stored_before_outcome_counts_keeps_its_counts_and_outcome_
         assert [idx for idx, _ in rows] == indexes, outcome
     every = await redis_store.page_rows("old-task", ResultFilter(), None, 50)
     assert [idx for idx, _ in every] == [0, 1, 2, 3, 4]
+
+
+def urls(n: int) -> Iterator[str]:
+    return (f"http://c{i}.example/ok" for i in range(n))
+
+
+async def test_a_cancel_cut_short_by_a_redis_error_is_finished_by_the_workers(
+    redis_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that fails after its first chunk leaves the task cancelling with its chunks still
+    to feed: workers take them and give their URLs cancelled results, the last one ends the task."""
+    task, _ = await redis_store.create_task(NewTask(), urls(20), chunk_size=2)
+    complete, calls = redis_store._complete, 0
+
+    async def failing(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RedisConnectionError("connection lost")
+        return await complete(**kwargs)
+
+    monkeypatch.setattr(redis_store, "_complete", failing)
+    with pytest.raises(StoreUnavailable):
+        await redis_store.cancel_task(task.id)
+    monkeypatch.setattr(redis_store, "_complete", complete)
+    held = await redis_store.get_task(task.id)
+    assert held is not None and held.status == TaskStatus.PENDING
+    while (chunk := await redis_store.claim_chunk("w")) is not None:  # a worker at its work
+        await redis_store.complete_chunk(chunk, [])
+    ended = await redis_store.get_task(task.id)
+    assert ended is not None and (ended.status, ended.done, ended.cancelled) == (TaskStatus.CANCELLED, 20, 20)
+
+
+async def test_a_cancel_before_the_chunks_are_queued_leaves_nothing_to_feed(
+    redis_store: RedisStore, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel between the task's creation and the queueing of its chunks ends it: the queueing
+    then does nothing (no list without a TTL, no lane, no chunk on the queue)."""
+    enqueue = redis_store._enqueue
+
+    async def cancel_first(task_id: str, *args: Any) -> None:
+        await redis_store.cancel_task(task_id)
+        await enqueue(task_id, *args)
+
+    monkeypatch.setattr(redis_store, "_enqueue", cancel_first)
+    task, _ = await redis_store.create_task(NewTask(), urls(20), chunk_size=2)
+    assert task.status == TaskStatus.CANCELLED and task.cancelled == 20
+    client = redis.Redis(port=redis_server.port)
+    assert not client.exists(k.todo(task.id)) and not client.exists(k.lane(f"task:{task.id}"))
+    assert client.xlen(k.QUEUE) == 0 and await redis_store.claim_chunk("w") is None
+    assert -1 not in [client.ttl(key) for key in client.keys(f"{k.task_prefix(task.id)}*")]  # all expire

@@ -147,6 +147,7 @@ class RedisStore(Store):
         self._discover: Any = None
         self._update: Any = None
         self._create: Any = None
+        self._enqueue_script: Any = None
         self._flags: dict[tuple[str, str], bool] = {}  # (task id, field) -> present (see _has)
 
     @property
@@ -166,6 +167,7 @@ class RedisStore(Store):
         self._discover = self._redis.register_script(k.DISCOVER)
         self._update = self._redis.register_script(k.UPDATE_TASK)
         self._create = self._redis.register_script(k.CREATE_TASK)
+        self._enqueue_script = self._redis.register_script(k.ENQUEUE)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
@@ -338,19 +340,10 @@ class RedisStore(Store):
 
     async def _enqueue(self, task_id: str, chunks: int, lane: str, seq: int) -> None:
         """The first chunk on the queue at once (a waiting worker wakes up), the others in the
-        task's `todo` list, fed a lane at a time (fair turns)."""
-        starts, todo = k.starts(task_id), k.todo(task_id)
-        async with self.r.pipeline(transaction=False) as pipe:  # the task is live: no TTL (Retention)
-            pipe.sadd(k.keys(task_id), starts, todo)
-            for first in range(1, chunks, 1000):
-                pipe.rpush(todo, *range(first, min(first + 1000, chunks)))
-            if chunks > 1:
-                pipe.rpush(k.lane(lane), task_id)
-                # A new lane goes before every lane already served (scores >= 1), in creation order.
-                pipe.zadd(k.LANES, {lane: seq / 1e12}, nx=True)
-            if chunks:
-                pipe.xadd(k.QUEUE, {"task": task_id, "chunk": "0"})
-            await pipe.execute()
+        task's `todo` list, fed a lane at a time (fair turns); nothing once a cancel ended the task.
+        A new lane goes before every lane already served (scores >= 1), in creation order."""
+        keys = [k.task(task_id), k.todo(task_id), k.keys(task_id), k.lane(lane), k.LANES, k.QUEUE]
+        await self._enqueue_script(keys=keys, args=[task_id, chunks, lane, repr(seq / 1e12)])
 
     def _record(self, data: dict[str, str], counts: dict[str, str]) -> TaskRecord:
         return TaskRecord(
@@ -433,22 +426,27 @@ class RedisStore(Store):
         record = await self.get_task(task_id)
         if record is None or record.status in TERMINAL:
             return record
-        # A crawl discovers nothing more from here (DISCOVER checks the mark), and the script that
-        # completes the task's last chunk ends it `cancelled` (never `ready`), in one step.
+        # A crawl discovers nothing more from here (DISCOVER checks the mark), a worker gives the
+        # chunks it loads cancelled results (_load), and the script that completes the task's last
+        # chunk ends it `cancelled` (never `ready`), in one step. The chunks still to feed stay in
+        # `todo` until then: a cancel cut short (Redis lost halfway) leaves them to the workers,
+        # and a cancel repeated completes what is left; both end the task.
         await self._update(keys=[k.task(task_id)], args=["cancelling", 1])
-        await self.r.delete(k.todo(task_id))  # nothing more to feed
         starts = await self.r.hgetall(k.starts(task_id))
         finished = await self.r.smembers(k.done(task_id))
         for number, start in starts.items():
             if number not in finished:
-                urls = (await self.r.get(k.chunk(task_id, int(number))) or "").split("\n")
-                # Per index: results already stored are kept, only the rest become `cancelled`.
-                cancelled = cancelled_results(enumerate(urls, int(start)))
-                await self._run_complete(task_id, int(number), "", cancelled)
+                await self._cancel_chunk(task_id, int(number), int(start), "")
         # The last chunk completed (here or by a worker meanwhile) ended the task as cancelled:
         # COMPLETE_CHUNK's end_task also dropped its secrets, took it out of its owner's
-        # in-flight set and started its retention, atomically.
+        # in-flight set, emptied its `todo` and started its retention, atomically.
         return await self.get_task(task_id)
+
+    async def _cancel_chunk(self, task_id: str, number: int, start: int, receipt: str) -> None:
+        """A chunk completed with cancelled results: per index, results already stored are kept,
+        only the rest become `cancelled`."""
+        urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
+        await self._run_complete(task_id, number, receipt, cancelled_results(enumerate(urls, start)))
 
     # -- results ------------------------------------------------------------------------------
 
@@ -561,8 +559,11 @@ class RedisStore(Store):
         if state is None or state[0] == TaskStatus.CANCELLED:
             await self._ack(entry_id)  # the task was deleted or cancelled meanwhile
             return None
-        urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
         start = int(await self.r.hget(k.starts(task_id), str(number)) or 0)
+        if state[5]:  # being cancelled: its URLs get cancelled results, none is probed
+            await self._cancel_chunk(task_id, number, start, entry_id)
+            return None
+        urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
         options = with_secrets(state[1], state[4] or None)
         chunk = Chunk(task_id, number, start, urls, options, deliveries, entry_id)
         if state[2]:  # a crawl task's chunk: its kind, depth and the crawl's spec

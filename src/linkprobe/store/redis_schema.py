@@ -146,10 +146,12 @@ def idempotency(key: str) -> str:
 _STATUSES = "".join(f"local {status.name} = '{status.value}'\n" for status in TaskStatus)
 
 # Ends a live task (KEYS[1], prefix p): its status and finish time, its secrets dropped, out of its
-# owner's in-flight set, and every key of it set to expire with the retention (seconds).
+# owner's in-flight set, nothing more to feed (a cancel keeps `todo` until here, so that a cancel
+# cut short leaves its chunks to the workers), and every key of it set to expire with the retention.
 _END_TASK = """
 local function end_task(p, status, now, retention)
   redis.call('HSET', KEYS[1], 'status', status, 'finished_at', now)
+  redis.call('DEL', p .. 'todo')
   local f = redis.call('HMGET', KEYS[1], 'id', 'live')
   redis.call('HDEL', KEYS[1], 'secrets', 'cancelling')
   if f[2] then redis.call('SREM', f[2], f[1]) end
@@ -217,8 +219,9 @@ return written
 
 # KEYS[1] task hash, KEYS[2] chunk kinds hash; ARGV[1] now, ARGV[2] chunk number. Marks a pending
 # task running when its first chunk is claimed. Returns the task's status, options, crawl spec ("" for
-# none), the chunk's "<kind> <depth>" ("" for links at depth 0) and the task's secrets ("" for none),
-# or nil when the task is gone.
+# none), the chunk's "<kind> <depth>" ("" for links at depth 0), the task's secrets ("" for none) and
+# 1 when a cancel marked it (its chunk's URLs are then given cancelled results, not probed), or nil
+# when the task is gone.
 START_CHUNK = (
     _STATUSES
     + """
@@ -230,9 +233,10 @@ if status == PENDING then
 end
 local crawl = redis.call('HGET', KEYS[1], 'crawl')
 local secrets = redis.call('HGET', KEYS[1], 'secrets') or ''
-if not crawl then return {status, redis.call('HGET', KEYS[1], 'options'), '', '', secrets} end
+local cancelling = redis.call('HEXISTS', KEYS[1], 'cancelling')
+if not crawl then return {status, redis.call('HGET', KEYS[1], 'options'), '', '', secrets, cancelling} end
 return {status, redis.call('HGET', KEYS[1], 'options'), crawl, redis.call('HGET', KEYS[2], ARGV[2]) or '',
-        secrets}
+        secrets, cancelling}
 """
 )
 
@@ -331,6 +335,32 @@ if reason and ARGV[2] ~= '' then
   redis.call('XDEL', KEYS[2], ARGV[2])
 end
 return reason
+"""
+)
+
+# KEYS[1] task hash, KEYS[2] its todo list, KEYS[3] its key set, KEYS[4] its lane's list, KEYS[5]
+# lanes zset, KEYS[6] queue stream; ARGV[1] task id, ARGV[2] chunks, ARGV[3] lane, ARGV[4] the lane's
+# score when new. A new task's chunks after CREATE_TASK: the first on the queue at once, the others
+# in `todo`, fed a lane at a time. Only while the task is live: a cancel that ended it first leaves
+# nothing behind. Returns 1 when queued.
+ENQUEUE = (
+    _STATUSES
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= PENDING and status ~= RUNNING then return 0 end
+local chunks = tonumber(ARGV[2])
+redis.call('SADD', KEYS[3], KEYS[2])
+for first = 1, chunks - 1, 1000 do
+  local numbers = {}
+  for n = first, math.min(first + 999, chunks - 1) do numbers[#numbers + 1] = n end
+  redis.call('RPUSH', KEYS[2], unpack(numbers))
+end
+if chunks > 1 then
+  redis.call('RPUSH', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[3])
+end
+if chunks > 0 then redis.call('XADD', KEYS[6], '*', 'task', ARGV[1], 'chunk', '0') end
+return 1
 """
 )
 
