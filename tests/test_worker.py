@@ -68,11 +68,8 @@ async def test_results_probed_during_a_store_outage_are_kept_and_written_after(
             private_redis.stop()  # while the whole chunk is in flight: its results have nowhere to go
             await wait_for(lambda: "cannot store" in caplog.text, "a failed write of the results")
             private_redis.start()  # same port, same data
-            for _ in range(600):
-                record = await store.get_task(task.id)
-                if record is not None and record.status == "ready":
-                    break
-                await asyncio.sleep(0.05)
+            await wait_for(lambda: _ready(store, task.id), "the task ready")
+            record = await store.get_task(task.id)
             await worker.shutdown(running)
         rows, _ = await store.results(task.id, ResultFilter(), None, 100)
     finally:

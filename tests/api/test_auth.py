@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.test_tasks import wait_status
 from tests.conftest import Service, Target, start_service
 
 ADMIN = "lp_admin_test_key_0123456789abcdef"
@@ -64,11 +65,8 @@ async def finished_task(site: Secured, target: Target, key: str, **extra: object
         response = await client.post("/api/v1/tasks", json={"urls": [target.url("/status/200")], **extra})
         assert response.status_code == 202, response.text
         task_id: str = response.json()["id"]
-        for _ in range(300):
-            if (await client.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "ready":
-                return task_id
-            await asyncio.sleep(0.1)
-    raise AssertionError("task never finished")
+        await wait_status(client, task_id)
+    return task_id
 
 
 GENEROUS = {"LINKPROBE_QUOTA_SUBMISSIONS_PER_MINUTE": "100000", "LINKPROBE_QUOTA_TASKS_IN_FLIGHT": "1000"}
@@ -153,10 +151,7 @@ async def test_header_secrets_are_absent_from_every_response(secured: Secured, t
             "/api/v1/tasks", json={"urls": [target.url("/headers/secret-check")], "options": options}
         )
         task_id = created.json()["id"]
-        for _ in range(300):
-            if (await client.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "ready":
-                break
-            await asyncio.sleep(0.1)
+        await wait_status(client, task_id)
         text_upload = await client.post(
             "/api/v1/tasks", content=target.url("/status/200"), headers={"Content-Type": "text/plain"},
             params={"options": '{"headers": {"X-Api-Token": "' + secret + '"}}'},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -22,11 +21,14 @@ async def test_kill_9_mid_task_then_restart_finishes_exactly_once(tmp_path: Path
     first = await start_service(tmp_path, "serve", "--db", db, env=ENV)
     async with httpx.AsyncClient(base_url=first.url, timeout=30) as api:
         task = (await api.post("/api/v1/tasks", json={"urls": urls})).json()
-        for _ in range(400):
-            done = (await api.get(f"/api/v1/tasks/{task['id']}")).json()["progress"]["done"]
-            if done >= 200:
-                break
-            await asyncio.sleep(0.02)
+        done = 0
+
+        async def progressed() -> bool:
+            nonlocal done
+            done = int((await api.get(f"/api/v1/tasks/{task['id']}")).json()["progress"]["done"])
+            return done >= 200
+
+        await wait_for(progressed, "200 URLs probed")
     assert 0 < done < len(urls), "kill -9 must land mid-task"
     await first.stop(kill=True)
 

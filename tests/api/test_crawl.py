@@ -15,6 +15,7 @@ import pytest
 
 from linkprobe.frontier import CLIENT_SET
 from tests.api.test_auth import make_key
+from tests.api.test_tasks import watch as watch_task
 from tests.conftest import (
     LARGE_PAGE_LINE,
     RedisServer,
@@ -84,14 +85,7 @@ async def watch(
     api: httpx.AsyncClient, task_id: str, until: tuple[str, ...] = ("ready",)
 ) -> list[dict[str, Any]]:
     """Every state of the task seen while polling, up to one with a status in `until`."""
-    seen: list[dict[str, Any]] = []
-    for _ in range(1200):
-        task: dict[str, Any] = (await api.get(f"/api/v1/tasks/{task_id}")).json()
-        seen.append(task)
-        if task["status"] in until:
-            return seen
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"task {task_id} never reached {until}: {seen[-1]}")
+    return await watch_task(api, task_id, until, timeout=60)
 
 
 async def rows(api: httpx.AsyncClient, task_id: str) -> dict[str, dict[str, Any]]:

@@ -4,13 +4,13 @@ them."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.api.test_tasks import wait_status
 from tests.conftest import RedisServer, Target, start_service
 from tests.store.test_secrets_and_owners import raw_redis, raw_sqlite
 
@@ -49,9 +49,4 @@ async def test_the_probe_sends_header_secrets_and_the_store_forgets_them_when_th
 
 
 async def ready(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
-    for _ in range(300):
-        task: dict[str, Any] = (await client.get(f"/api/v1/tasks/{task_id}")).json()
-        if task["status"] == "ready":
-            return task
-        await asyncio.sleep(0.1)
-    raise AssertionError("task never finished")
+    return await wait_status(client, task_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -11,18 +10,28 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Target
+from tests.conftest import Target, wait_for
 
 
 async def wait_status(
-    api: httpx.AsyncClient, task_id: str, statuses: tuple[str, ...] = ("ready",)
+    api: httpx.AsyncClient, task_id: str, statuses: tuple[str, ...] = ("ready",), timeout: float = 30
 ) -> dict[str, Any]:
-    for _ in range(300):
-        task: dict[str, Any] = (await api.get(f"/api/v1/tasks/{task_id}")).json()
-        if task["status"] in statuses:
-            return task
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"task {task_id} never reached {statuses}: {task}")
+    """The task once its status is one of `statuses` (polled by wait_for)."""
+    return (await watch(api, task_id, statuses, timeout))[-1]
+
+
+async def watch(
+    api: httpx.AsyncClient, task_id: str, statuses: tuple[str, ...] = ("ready",), timeout: float = 30
+) -> list[dict[str, Any]]:
+    """Every state of the task seen while polling (wait_for), up to one with a status in `statuses`."""
+    seen: list[dict[str, Any]] = []
+
+    async def reached() -> bool:
+        seen.append((await api.get(f"/api/v1/tasks/{task_id}")).json())
+        return seen[-1]["status"] in statuses
+
+    await wait_for(reached, f"task {task_id} to reach {statuses}", timeout)
+    return seen
 
 
 async def submit(api: httpx.AsyncClient, urls: list[str], **extra: Any) -> dict[str, Any]:
@@ -233,18 +242,10 @@ async def test_delete_stops_in_flight_work_within_a_second(api: httpx.AsyncClien
     task = await submit(
         api, [target.url("/slow?s=30", host=f"127.0.9.{i}") for i in range(1, 6)], options={"timeout": 60}
     )
-    for _ in range(100):
-        if target.active == 5:
-            break
-        await asyncio.sleep(0.05)
-    assert target.active == 5
+    await wait_for(lambda: target.active == 5, "five probes in flight", timeout=5)
     response = await api.delete(f"/api/v1/tasks/{task['id']}")
     assert response.status_code == 204
-    for _ in range(20):  # the probes' connections close within a second
-        if target.active == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert target.active == 0
+    await wait_for(lambda: target.active == 0, "the probes' connections closed", timeout=1)
     assert (await api.get(f"/api/v1/tasks/{task['id']}")).status_code == 404
     assert (await api.get(f"/api/v1/tasks/{task['id']}/results")).status_code == 404
 
