@@ -9,10 +9,11 @@ import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, StoreUnavailable, failed
+from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.store import NewTask, ResultFilter, TaskStatus
 from linkprobe.store import redis_schema as k
 from linkprobe.store.base import split_secrets
+from linkprobe.store.errors import StoreUnavailable
 from linkprobe.store.redis import RedisStore
 from tests.conftest import RedisServer
 
