@@ -1,18 +1,18 @@
 """Document uploads: links extracted from the HTML, Markdown, sitemap and text files of a multipart
 upload, each unique URL once per task with where it was found (its `sources`).
 
-Extraction (lxml on a large page) runs on one thread, off the event loop. A document is read
-whole; HTML above 4 MiB is parsed in blocks with its finished elements dropped (a 26 MB page costs
-+50-80 MB, bench/extract.py), but the links found are kept, so the documents of an upload are
-limited together (LINKPROBE_MAX_DOCUMENT_BYTES) and one upload is extracted at a time.
+Extraction (lxml on a large page) runs in an intake process (api/offload.py), off the event loop
+and off this process's GIL. A document is read whole; HTML above 4 MiB is parsed in blocks with
+its finished elements dropped (a 26 MB page costs +50-80 MB, bench/extract.py), but the links found
+are kept, so the documents of an upload are limited together (LINKPROBE_MAX_DOCUMENT_BYTES). The
+process writes the unique URLs to a file and sends back only their places (`Places`, compact
+arrays), from which the store builds each URL's `sources` as it reads the URLs.
 """
 
 from __future__ import annotations
 
-import asyncio
 from array import array
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any
@@ -21,6 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from fastapi import HTTPException
 from starlette.datastructures import ImmutableMultiDict
 
+from linkprobe.api.offload import in_process, path_of, write_urls
 from linkprobe.engine import ConfigError
 from linkprobe.engine.urls import numbered_url_lines, other_scheme
 from linkprobe.extract import (
@@ -40,7 +41,6 @@ INPUT_FORMATS = (URL_LIST, *(kind.value for kind in Kind))
 FIELDS = ("input_format", "base_url", "include", "exclude")
 MAX_PATTERNS = 50  # include or exclude fields in one upload
 LINE_MASK = (1 << 32) - 1  # a place's line, packed under its document's number
-_EXTRACTION = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-extract")
 
 
 @dataclass(slots=True)
@@ -62,6 +62,18 @@ class DocumentFields:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     keep: LinkFilter = field(default_factory=LinkFilter)
+
+    @classmethod
+    def of(
+        cls, input_format: str | None, base_url: str | None, include: list[str], exclude: list[str]
+    ) -> DocumentFields:
+        """The fields with their filter compiled (ConfigError for a pattern RE2 refuses)."""
+        keep = LinkFilter(include, exclude, names=("include", "exclude"))
+        return cls(input_format, base_url, include, exclude, keep)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its values (for the intake process): the compiled filter is built again."""
+        return (DocumentFields.of, (self.input_format, self.base_url, self.include, self.exclude))
 
     def kind_of(self, name: str, content_type: str | None) -> Kind | None:
         """A file's kind: forced by input_format, else by its extension, else by its content type;
@@ -104,10 +116,9 @@ def document_fields(form: ImmutableMultiDict[str, Any]) -> DocumentFields:
         base_url = base_url.strip()
     include, exclude = _patterns(form, "include"), _patterns(form, "exclude")
     try:
-        keep = LinkFilter(include, exclude, names=("include", "exclude"))
+        return DocumentFields.of(input_format, base_url, include, exclude)
     except ConfigError as exc:
         raise HTTPException(422, str(exc)) from None
-    return DocumentFields(input_format, base_url, include, exclude, keep)
 
 
 def document_url(name: str, base_url: str | None) -> str | None:
@@ -119,40 +130,17 @@ def document_url(name: str, base_url: str | None) -> str | None:
     return urljoin(folder, quote(PurePosixPath(name).name))
 
 
-class Collected:
-    """Unique URLs in first-seen order and where each was found; more than `limit` is a 413.
+@dataclass(slots=True)
+class Places:
+    """Where each unique URL was found, by its index; compact, since a page may hold a million
+    links: a URL's count and first place in arrays, and only its further places (up to
+    MAX_PLACES) as objects. Built in the intake process and pickled back whole (as a dict of
+    Sources per URL, then of their dicts for the store, a 44 MB page of 1M links took 1.9 GB)."""
 
-    Kept compact, since a page may hold a million links: a URL's index in a dict, its count and
-    first place in arrays, and only its further places (up to MAX_PLACES) as objects. As a dict of
-    Sources per URL, then of their dicts for the store, a 44 MB page of 1M links took 1.9 GB."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.urls: list[str] = []
-        self.index: dict[str, int] = {}
-        self.documents: list[str] = []  # names, by number
-        self.totals = array("q")
-        self.first = array("q")  # per URL: document number << 32 | line of its first place
-        self.more: dict[int, list[tuple[int, int]]] = {}  # per URL: its next places (document, line)
-
-    def document(self, name: str) -> int:
-        self.documents.append(name)
-        return len(self.documents) - 1
-
-    def add(self, url: str, document: int, line: int) -> None:
-        index = self.index.get(url)
-        if index is None:
-            if len(self.urls) >= self.limit:
-                raise HTTPException(413, f"the files hold more than {self.limit} URLs, the limit per task")
-            self.index[url] = len(self.urls)
-            self.urls.append(url)
-            self.totals.append(1)
-            self.first.append(document << 32 | min(line, LINE_MASK))
-            return
-        self.totals[index] += 1
-        more = self.more.setdefault(index, [])
-        if len(more) < MAX_PLACES - 1:
-            more.append((document, line))
+    documents: list[str] = field(default_factory=list)  # names, by number
+    totals: array[int] = field(default_factory=lambda: array("q"))
+    first: array[int] = field(default_factory=lambda: array("q"))  # document number << 32 | line
+    more: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # next places (document, line)
 
     def sources(self, index: int) -> dict[str, Any]:
         """The URL's `sources`, as extract.Sources says them."""
@@ -161,22 +149,52 @@ class Collected:
         return Sources([(self.documents[d], line) for d, line in places], self.totals[index]).to_dict()
 
 
+class Collected:
+    """Unique URLs in first-seen order and where each was found; more than `limit` is a 413."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.urls: list[str] = []
+        self.index: dict[str, int] = {}
+        self.places = Places()
+
+    def document(self, name: str) -> int:
+        self.places.documents.append(name)
+        return len(self.places.documents) - 1
+
+    def add(self, url: str, document: int, line: int) -> None:
+        index = self.index.get(url)
+        places = self.places
+        if index is None:
+            if len(self.urls) >= self.limit:
+                raise HTTPException(413, f"the files hold more than {self.limit} URLs, the limit per task")
+            self.index[url] = len(self.urls)
+            self.urls.append(url)
+            places.totals.append(1)
+            places.first.append(document << 32 | min(line, LINE_MASK))
+            return
+        places.totals[index] += 1
+        more = places.more.setdefault(index, [])
+        if len(more) < MAX_PLACES - 1:
+            more.append((document, line))
+
+
 class SourcesByIndex(Mapping[int, dict[str, Any]]):
     """Each input index's `sources`, built when the store reads it (a batch at a time)."""
 
-    def __init__(self, collected: Collected) -> None:
-        self.collected = collected
+    def __init__(self, places: Places) -> None:
+        self.places = places
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < len(self.collected.urls):
+        if not 0 <= index < len(self.places.first):
             raise KeyError(index)
-        return self.collected.sources(index)
+        return self.places.sources(index)
 
     def __len__(self) -> int:
-        return len(self.collected.urls)
+        return len(self.places.first)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(len(self.collected.urls)))
+        return iter(range(len(self.places.first)))
 
 
 def _add_document(collected: Collected, upload: Upload, kind: Kind, fields: DocumentFields) -> None:
@@ -200,11 +218,9 @@ def _add_url_list(collected: Collected, upload: Upload) -> None:
         collected.add(url, document, line)
 
 
-def collect(
-    uploads: list[Upload], fields: DocumentFields, limit: int
-) -> tuple[list[str], Mapping[int, dict[str, Any]]]:
-    """The task's unique URLs and, by input index, their sources. include/exclude apply to links
-    found in documents; a URL list's lines are all kept (as in `check`)."""
+def collect(uploads: list[Upload], fields: DocumentFields, limit: int) -> Collected:
+    """The task's unique URLs and their places. include/exclude apply to links found in
+    documents; a URL list's lines are all kept (as in `check`)."""
     collected = Collected(limit)
     for upload in uploads:
         if upload.kind is None:
@@ -213,11 +229,30 @@ def collect(
             _add_document(collected, upload, upload.kind, fields)
     if not collected.urls:
         raise HTTPException(422, "the task has no URLs: include/exclude left none of the links found")
-    return collected.urls, SourcesByIndex(collected)
+    return collected
+
+
+def _collect_to(
+    parts: list[tuple[str, Kind | None, str]], fields: DocumentFields, limit: int, out: str
+) -> Places:
+    """In the intake process: collect() from the spools at their paths, the URLs written to `out`."""
+    uploads: list[Upload] = []
+    try:
+        for name, kind, path in parts:
+            uploads.append(Upload(name, kind, open(path, "rb")))  # noqa: SIM115 (closed below)
+        collected = collect(uploads, fields, limit)
+    finally:
+        for upload in uploads:
+            upload.handle.close()
+    write_urls(collected.urls, out)
+    return collected.places
 
 
 async def extract_uploads(
-    uploads: list[Upload], fields: DocumentFields, limit: int
-) -> tuple[list[str], Mapping[int, dict[str, Any]]]:
-    """collect() on the extraction pool: the event loop keeps serving while lxml parses."""
-    return await asyncio.get_running_loop().run_in_executor(_EXTRACTION, collect, uploads, fields, limit)
+    uploads: list[Upload], fields: DocumentFields, limit: int, out: IO[bytes]
+) -> tuple[int, Mapping[int, dict[str, Any]]]:
+    """collect() in an intake process, the unique URLs written to `out` (offload.read_urls reads
+    them): how many, and their sources by index."""
+    parts = [(upload.name, upload.kind, path_of(upload.handle)) for upload in uploads]
+    places = await in_process(_collect_to, parts, fields, limit, path_of(out))
+    return len(places.first), SourcesByIndex(places)

@@ -1,25 +1,25 @@
 """Reading task submissions: JSON, text/plain (one URL a line) or multipart files (URL lists or
 documents, api/documents.py).
 
-Large text uploads are spooled to a temporary file while they are counted and hashed, so a
-million-URL upload never sits in memory; the store then reads the file line by line.
+Every body is spooled to a temporary file (unlinked) while it is hashed, so a million-URL upload
+never sits in memory.
 
-Parsing and counting a body is CPU work linear in its size (up to LINKPROBE_MAX_REQUEST_BYTES):
-it runs on the intake threads (`off_loop`), never on the event loop, so /healthz and the task
-routes keep answering while a large or hostile body is read.
+Parsing and counting a body is CPU work linear in its size (up to LINKPROBE_MAX_REQUEST_BYTES): it
+runs in an intake process (api/offload.py), which writes the task's URLs, filtered and in order,
+to a second spool; this process streams that one into the store. So neither the event loop nor
+this process's GIL is held by the work, and /healthz and the task routes keep answering while a
+large or hostile body is read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import hashlib
 import json
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from fastapi import HTTPException, Request
 from pydantic import ValidationError
@@ -32,18 +32,14 @@ from linkprobe.api.documents import FIELDS as DOCUMENT_FIELDS
 from linkprobe.api.documents import MAX_PATTERNS, DocumentFields, Upload, document_fields, extract_uploads
 from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
+from linkprobe.api.offload import in_process, path_of, read_urls, write_urls
 from linkprobe.api.options import ProbeOptionsModel, options_of
 from linkprobe.engine import ProbeOptions
-from linkprobe.engine.urls import count_url_lines, url_lines
+from linkprobe.engine.urls import url_lines
 from linkprobe.extract import kind_for_content_type
 from linkprobe.settings import Settings
 from linkprobe.store import CrawlSpec, NewTask
 
-T = TypeVar("T")
-SPOOL_IN_MEMORY = 1 << 20
-# Two threads: a second upload is not stuck behind a long one, and more would only queue for the
-# GIL (documents have their own single thread, api/documents.py: their memory is the bound there).
-_INTAKE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="linkprobe-intake")
 FORM_FIELDS = ("name", "description", "options", *DOCUMENT_FIELDS)
 MAX_FORM_FIELDS = 5 + 2 * MAX_PATTERNS  # one of each, and the include and exclude patterns
 
@@ -79,14 +75,30 @@ def check_count(count: int, settings: Settings) -> None:
         raise HTTPException(422, "the task has no URLs")
 
 
-async def off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` on an intake thread: blocking work on a body (parse, count) off the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(_INTAKE, fn, *args)
+def _spool_file() -> IO[bytes]:
+    """A temporary file on disk, already unlinked: an intake process opens it by path_of."""
+    return tempfile.TemporaryFile()
 
 
-def _lines(handle: IO[bytes]) -> Iterator[str]:
-    handle.seek(0)
-    yield from url_lines(_whole_lines(_decoded_blocks(handle)))
+def _lines(path: str) -> Iterator[str]:
+    with open(path, "rb") as handle:
+        yield from url_lines(_whole_lines(_decoded_blocks(handle)))
+
+
+def _write_url_lines(paths: list[str], out: str) -> int:
+    """In the intake process: the URLs of the URL lists at `paths`, in order, written to `out`."""
+    return write_urls((url for path in paths for url in _lines(path)), out)
+
+
+async def _url_lists(handles: list[IO[bytes]]) -> tuple[IO[bytes], int]:
+    """The URL lists' URLs in a spool of their own (read by read_urls), and how many."""
+    out = _spool_file()
+    try:
+        count = await in_process(_write_url_lines, [path_of(handle) for handle in handles], path_of(out))
+    except BaseException:
+        out.close()
+        raise
+    return out, count
 
 
 def _whole_lines(blocks: Iterable[str]) -> Iterator[str]:
@@ -112,13 +124,8 @@ def _decoded_blocks(handle: IO[bytes]) -> Iterator[str]:
     yield decoder.decode(b"", final=True)
 
 
-def _count_lines(handle: IO[bytes]) -> int:
-    handle.seek(0)
-    return sum(count_url_lines(block) for block in _whole_lines(_decoded_blocks(handle)))
-
-
 async def _spool(chunks: AsyncIterator[bytes], settings: Settings) -> tuple[IO[bytes], str]:
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed by Submission)
+    spool = _spool_file()
     digest, size = hashlib.sha256(), 0
     async for chunk in chunks:
         size += len(chunk)
@@ -127,6 +134,7 @@ async def _spool(chunks: AsyncIterator[bytes], settings: Settings) -> tuple[IO[b
             raise too_large(settings)
         digest.update(chunk)
         spool.write(chunk)
+    spool.flush()  # read by another process, through the file
     return spool, digest.hexdigest()
 
 
@@ -144,12 +152,15 @@ def _options(raw: str | None) -> ProbeOptions:
 async def _scan_json(request: Request, settings: Settings, model: type[M]) -> tuple[M, Submission]:
     """Spool a JSON body and validate it as `model` (jsonstream): never held whole, nor its URLs."""
     spool, fingerprint = await _spool(request.stream(), settings)
+    out = _spool_file()
     try:
-        parsed, count = await off_loop(jsonstream.scan, spool, model)
+        parsed, count = await in_process(jsonstream.scan_to, path_of(spool), model, path_of(out))
     except BaseException:
-        spool.close()
+        out.close()
         raise
-    return parsed, Submission(NewTask(), jsonstream.urls(spool), count, fingerprint, [spool])
+    finally:
+        spool.close()  # read whole: its URLs are in `out`
+    return parsed, Submission(NewTask(), read_urls(out), count, fingerprint, [out])
 
 
 async def from_json(request: Request, settings: Settings) -> Submission:
@@ -167,13 +178,14 @@ async def from_short_json(request: Request, settings: Settings) -> Submission:
 
 
 async def from_text(request: Request, settings: Settings) -> Submission:
-    spool, fingerprint = await _spool(request.stream(), settings)
     query = request.query_params
-    submission = Submission(
-        NewTask(query.get("name"), query.get("description"), _options(query.get("options"))),
-        _lines(spool), await off_loop(_count_lines, spool), fingerprint, [spool],
-    )  # fmt: skip
-    return submission
+    task = NewTask(query.get("name"), query.get("description"), _options(query.get("options")))
+    spool, fingerprint = await _spool(request.stream(), settings)
+    try:
+        out, count = await _url_lists([spool])
+    finally:
+        spool.close()
+    return Submission(task, read_urls(out), count, fingerprint, [out])
 
 
 async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -248,11 +260,6 @@ def _fingerprint(uploads: list[Upload], form: FormData) -> str:
     return digest.hexdigest()
 
 
-def _chained_lines(uploads: list[Upload]) -> Iterator[str]:
-    for upload in uploads:
-        yield from _lines(upload.handle)
-
-
 async def from_multipart(request: Request, settings: Settings) -> Submission:
     """`file` parts (URL lists or documents) and the fields. URL lists alone stream from their
     spools as before; with a document, links are extracted and each unique URL kept once."""
@@ -285,21 +292,23 @@ async def from_document(request: Request, settings: Settings, content_type: str)
 async def _submission(
     task: NewTask, uploads: list[Upload], fields: DocumentFields, fingerprint: str, settings: Settings
 ) -> Submission:
-    """URL lists alone: streamed from their spools. With a document: its links extracted (off the
-    event loop), each unique URL once, with its sources."""
+    """URL lists alone: their URLs in order. With a document: its links extracted, each unique URL
+    once, with its sources. Either way found in an intake process, and streamed from its spool."""
     handles = [upload.handle for upload in uploads]
     try:
         if all(upload.kind is None for upload in uploads):
-            count = await off_loop(lambda: sum(_count_lines(handle) for handle in handles))
-            return Submission(task, _chained_lines(uploads), count, fingerprint, handles)
-        urls, task.sources = await extract_uploads(uploads, fields, settings.max_urls_per_task)
-    except BaseException:
+            out, count = await _url_lists(handles)
+        else:
+            out = _spool_file()
+            try:
+                count, task.sources = await extract_uploads(uploads, fields, settings.max_urls_per_task, out)
+            except BaseException:
+                out.close()
+                raise
+    finally:
         for handle in handles:
-            handle.close()
-        raise
-    for handle in handles:
-        handle.close()  # read whole: the URLs are in memory now
-    return Submission(task, urls, len(urls), fingerprint)
+            handle.close()  # read whole: the URLs are in `out`
+    return Submission(task, read_urls(out), count, fingerprint, [out])
 
 
 def _text(form: FormData, key: str) -> str | None:

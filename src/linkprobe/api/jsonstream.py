@@ -1,8 +1,9 @@
 """JSON task bodies read from their spooled file by a streaming parser (ijson's C backend, yajl2).
 
-A first pass validates the body and counts its URLs without building the list; a second pass,
-run by the store, yields the URLs one by one. Memory stays flat whatever the body's size: only
-the small fields (name, description, options) are ever built as objects.
+A first pass validates the body and counts its URLs without building the list; a second pass
+writes the URLs one by one to the file the store reads (both in an intake process: `scan_to`).
+Memory stays flat whatever the body's size: only the small fields (name, description, options)
+are ever built as objects.
 
 The first pass pushes the body through yajl (`basic_parse_coro`) into `_Scan`, which keeps its own
 depth and place instead of the dotted path ijson's `parse` builds for every event: that path grows
@@ -20,6 +21,8 @@ from typing import IO, Any, TypeVar
 import ijson
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
+
+from linkprobe.api.offload import write_urls
 
 M = TypeVar("M", bound=BaseModel)
 READ_BYTES = 1 << 16
@@ -156,3 +159,12 @@ def urls(handle: IO[bytes]) -> Iterator[str]:
     """The body's URLs, one at a time (the body passed `scan`, so it is at most MAX_DEPTH deep)."""
     handle.seek(0)
     yield from ijson.items(handle, "urls.item", buf_size=READ_BYTES)
+
+
+def scan_to(path: str, model: type[M], out: str) -> tuple[M, int]:
+    """In the intake process: scan() the body at `path`, then write its URLs to `out`."""
+    with open(path, "rb") as handle:
+        parsed, count = scan(handle, model)
+        if count:
+            write_urls(urls(handle), out)
+    return parsed, count

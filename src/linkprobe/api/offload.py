@@ -1,0 +1,123 @@
+"""Intake's CPU work (counting lines, scanning JSON, extracting links) in a separate process.
+
+A thread would keep it off the event loop but not off the GIL: the loop then waits for the GIL
+after every I/O call and /healthz crawls while a 260 MB body is counted. Here the body's spool
+(an unlinked temporary file) is handed to a pooled process by its /proc/<pid>/fd path, the
+process writes the task's URLs to another spool in a compact form (`write_urls`), and this
+process only streams that file into the store (`read_urls`).
+
+The pool is started lazily with `forkserver` (the API process has threads: a plain fork could
+copy a lock another thread holds). A refusal in the process (HTTPException) comes back as the
+same 4xx; a process that ends mid-job, or a job that outlives JOB_TIMEOUT_S, is a 503 (the pool
+is then replaced, its processes killed): a request is never left hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+from fastapi import HTTPException
+
+T = TypeVar("T")
+WORKERS = 2  # a second upload is not stuck behind a long one; the machine's cores are the bound
+# A job's time bound. Every job is linear in its body (at most LINKPROBE_MAX_REQUEST_BYTES): 260 MB
+# of text is counted in ~10 s, so this is only reached by a process that hangs.
+JOB_TIMEOUT_S = 300.0
+_PRELOAD = ["linkprobe.api.intake"]  # imported once in the fork server, not in each process
+_pool: ProcessPoolExecutor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An HTTPException raised in the process, carried back to be raised here."""
+
+    status: int
+    detail: Any
+
+
+def path_of(handle: IO[bytes]) -> str:
+    """A path by which another process opens the same (unlinked) file: this process's descriptor."""
+    return f"/proc/{os.getpid()}/fd/{handle.fileno()}"
+
+
+def _pool_now() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        _pool = ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_ignore_interrupts)
+    return _pool
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the API's to handle: the processes end when it shuts the pool down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Replace the pool: kill its processes (one hangs, or one died and broke it)."""
+    global _pool
+    if _pool is pool:
+        _pool = None
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way to kill one
+    for process in processes:
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _guarded(fn: Callable[..., T], *args: Any) -> T | Refused:
+    """In the process: fn(*args), or the refusal it raised (an exception's own pickling is not
+    reliable: HTTPException takes its arguments by keyword too)."""
+    try:
+        return fn(*args)
+    except HTTPException as exc:
+        return Refused(exc.status_code, exc.detail)
+
+
+async def in_process(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a pooled process; fn and args are pickled (module-level fn, plain values)."""
+    pool, timeout = _pool_now(), JOB_TIMEOUT_S
+    try:
+        future = pool.submit(_guarded, fn, *args)
+        result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+    except TimeoutError:
+        _discard(pool)
+        raise HTTPException(503, f"the intake process took longer than {timeout:g} s: try again") from None
+    except BrokenProcessPool:
+        _discard(pool)
+        raise HTTPException(503, "the intake process ended unexpectedly: try again") from None
+    if isinstance(result, Refused):
+        raise HTTPException(result.status, result.detail)
+    return result
+
+
+# The URL file: one URL a line. A URL that holds "\n" (a JSON string may) or starts with '"' is
+# written as a JSON string, so that every other line is read back by a slice, not a parse.
+
+
+def write_urls(urls: Iterable[str], path: str) -> int:
+    """Writes `urls` to the file at `path` (truncated); how many were written."""
+    count = 0
+    with open(path, "wb") as out:
+        for url in urls:
+            line = json.dumps(url) if "\n" in url or url.startswith('"') else url
+            out.write(line.encode("utf-8", "surrogatepass") + b"\n")
+            count += 1
+    return count
+
+
+def read_urls(handle: IO[bytes]) -> Iterator[str]:
+    """The URLs of a file write_urls wrote, in order."""
+    handle.seek(0)
+    for line in handle:
+        text = line.decode("utf-8", "surrogatepass")
+        yield json.loads(text) if text.startswith('"') else text[:-1]
