@@ -154,7 +154,8 @@ async def _scan_json(request: Request, settings: Settings, model: type[M]) -> tu
     spool, fingerprint = await _spool(request.stream(), settings)
     out = _spool_file()
     try:
-        parsed, count = await in_process(jsonstream.scan_to, path_of(spool), model, path_of(out))
+        fields, count = await in_process(jsonstream.scan_to, path_of(spool), model, path_of(out))
+        parsed = jsonstream.validated(fields, model)
     except BaseException:
         out.close()
         raise

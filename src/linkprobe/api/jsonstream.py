@@ -131,9 +131,8 @@ class _Scan:
                 self.place[-1] = last + 1 if isinstance(last, int) else None
 
 
-def scan(handle: IO[bytes], model: type[M]) -> tuple[M, int]:
-    """Validate the spooled body against `model` (URLs stood in for) and count its URLs.
-    Blocking: run it off the event loop."""
+def _fields(handle: IO[bytes]) -> tuple[dict[str, Any], int]:
+    """The body's fields as plain values (one URL stands in for the URLs), and how many URLs."""
     handle.seek(0)
     state = _Scan()
     parser = ijson.basic_parse_coro(state, use_float=True)
@@ -149,22 +148,30 @@ def scan(handle: IO[bytes], model: type[M]) -> tuple[M, int]:
     fields = dict(state.fields)
     if "urls" in fields:
         fields["urls"] = [PLACEHOLDER] if state.count else []
+    return fields, state.count
+
+
+def validated(fields: dict[str, Any], model: type[M]) -> M:
+    """The fields as `model`, or the model's 422."""
     try:
-        return model.model_validate(fields), state.count
+        return model.model_validate(fields)
     except ValidationError as exc:
         raise HTTPException(422, json.loads(exc.json(include_url=False, include_input=False))) from None
 
 
 def urls(handle: IO[bytes]) -> Iterator[str]:
-    """The body's URLs, one at a time (the body passed `scan`, so it is at most MAX_DEPTH deep)."""
+    """The body's URLs, one at a time (the body passed `_fields`, so it is at most MAX_DEPTH deep)."""
     handle.seek(0)
     yield from ijson.items(handle, "urls.item", buf_size=READ_BYTES)
 
 
-def scan_to(path: str, model: type[M], out: str) -> tuple[M, int]:
-    """In the intake process: scan() the body at `path`, then write its URLs to `out`."""
+def scan_to(path: str, model: type[BaseModel], out: str) -> tuple[dict[str, Any], int]:
+    """In the intake process: validate the body at `path` against `model` (URLs stood in for),
+    count its URLs, then write them to `out`. The fields come back as plain values (`validated`
+    builds the model again: models do not pickle)."""
     with open(path, "rb") as handle:
-        parsed, count = scan(handle, model)
+        fields, count = _fields(handle)
+        validated(fields, model)  # refused before its URLs are written
         if count:
             write_urls(urls(handle), out)
-    return parsed, count
+    return fields, count
