@@ -32,6 +32,7 @@ WORKERS = 2  # a second upload is not stuck behind a long one; the machine's cor
 # A job's time bound. Every job is linear in its body (at most LINKPROBE_MAX_REQUEST_BYTES): 260 MB
 # of text is counted in ~10 s, so this is only reached by a process that hangs.
 JOB_TIMEOUT_S = 300.0
+NICENESS = 10  # added to the processes' nice value
 _PRELOAD = ["linkprobe.api.intake"]  # imported once in the fork server, not in each process
 _pool: ProcessPoolExecutor | None = None
 
@@ -54,13 +55,16 @@ def _pool_now() -> ProcessPoolExecutor:
     if _pool is None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
-        _pool = ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_ignore_interrupts)
+        _pool = ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_started)
     return _pool
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C is the API's to handle: the processes end when it shuts the pool down."""
+def _started() -> None:
+    """Each process: Ctrl-C is the API's to handle (the processes end when it shuts the pool
+    down), and its CPU goes to the API first: on a busy machine the scheduler would otherwise
+    share it evenly, and /healthz would wait behind a body being counted."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(NICENESS)
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:
