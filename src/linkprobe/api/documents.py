@@ -21,7 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from fastapi import HTTPException
 from starlette.datastructures import ImmutableMultiDict
 
-from linkprobe.api.offload import in_process, path_of, write_urls
+from linkprobe.api.offload import in_process, write_urls
 from linkprobe.engine import ConfigError
 from linkprobe.engine.urls import numbered_url_lines, other_scheme
 from linkprobe.extract import (
@@ -233,12 +233,14 @@ def collect(uploads: list[Upload], fields: DocumentFields, limit: int) -> Collec
 
 
 def _collect_to(
-    parts: list[tuple[str, Kind | None, str]], fields: DocumentFields, limit: int, out: str
+    paths: list[str], parts: list[tuple[str, Kind | None]], fields: DocumentFields, limit: int
 ) -> Places:
-    """In the intake process: collect() from the spools at their paths, the URLs written to `out`."""
+    """In the intake process: collect() from the spools at `paths` (`parts` names them), the URLs
+    written to the last path."""
+    *spools, out = paths
     uploads: list[Upload] = []
     try:
-        for name, kind, path in parts:
+        for (name, kind), path in zip(parts, spools, strict=True):
             uploads.append(Upload(name, kind, open(path, "rb")))  # noqa: SIM115 (closed below)
         collected = collect(uploads, fields, limit)
     finally:
@@ -253,6 +255,8 @@ async def extract_uploads(
 ) -> tuple[int, Mapping[int, dict[str, Any]]]:
     """collect() in an intake process, the unique URLs written to `out` (offload.read_urls reads
     them): how many, and their sources by index."""
-    parts = [(upload.name, upload.kind, path_of(upload.handle)) for upload in uploads]
-    places = await in_process(_collect_to, parts, fields, limit, path_of(out))
+    parts = [(upload.name, upload.kind) for upload in uploads]
+    places = await in_process(
+        _collect_to, [*(upload.handle for upload in uploads), out], parts, fields, limit
+    )
     return len(places.first), SourcesByIndex(places)

@@ -32,7 +32,7 @@ from linkprobe.api.documents import FIELDS as DOCUMENT_FIELDS
 from linkprobe.api.documents import MAX_PATTERNS, DocumentFields, Upload, document_fields, extract_uploads
 from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
-from linkprobe.api.offload import in_process, path_of, read_urls, write_urls
+from linkprobe.api.offload import in_process, read_urls, write_urls
 from linkprobe.api.options import ProbeOptionsModel, options_of
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.urls import url_lines
@@ -76,7 +76,7 @@ def check_count(count: int, settings: Settings) -> None:
 
 
 def _spool_file() -> IO[bytes]:
-    """A temporary file on disk, already unlinked: an intake process opens it by path_of."""
+    """A temporary file on disk, already unlinked: an intake process opens it by its descriptor."""
     return tempfile.TemporaryFile()
 
 
@@ -85,16 +85,18 @@ def _lines(path: str) -> Iterator[str]:
         yield from url_lines(_whole_lines(_decoded_blocks(handle)))
 
 
-def _write_url_lines(paths: list[str], out: str) -> int:
-    """In the intake process: the URLs of the URL lists at `paths`, in order, written to `out`."""
-    return write_urls((url for path in paths for url in _lines(path)), out)
+def _write_url_lines(paths: list[str]) -> int:
+    """In the intake process: the URLs of the URL lists at `paths`, in order, written to the
+    last path."""
+    *lists, out = paths
+    return write_urls((url for path in lists for url in _lines(path)), out)
 
 
 async def _url_lists(handles: list[IO[bytes]]) -> tuple[IO[bytes], int]:
     """The URL lists' URLs in a spool of their own (read by read_urls), and how many."""
     out = _spool_file()
     try:
-        count = await in_process(_write_url_lines, [path_of(handle) for handle in handles], path_of(out))
+        count = await in_process(_write_url_lines, [*handles, out])
     except BaseException:
         out.close()
         raise
@@ -154,7 +156,7 @@ async def _scan_json(request: Request, settings: Settings, model: type[M]) -> tu
     spool, fingerprint = await _spool(request.stream(), settings)
     out = _spool_file()
     try:
-        fields, count = await in_process(jsonstream.scan_to, path_of(spool), model, path_of(out))
+        fields, count = await in_process(jsonstream.scan_to, [spool, out], model)
         parsed = jsonstream.validated(fields, model)
     except BaseException:
         out.close()

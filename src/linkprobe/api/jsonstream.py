@@ -165,10 +165,11 @@ def urls(handle: IO[bytes]) -> Iterator[str]:
     yield from ijson.items(handle, "urls.item", buf_size=READ_BYTES)
 
 
-def scan_to(path: str, model: type[BaseModel], out: str) -> tuple[dict[str, Any], int]:
-    """In the intake process: validate the body at `path` against `model` (URLs stood in for),
-    count its URLs, then write them to `out`. The fields come back as plain values (`validated`
+def scan_to(paths: list[str], model: type[BaseModel]) -> tuple[dict[str, Any], int]:
+    """In the intake process: validate the body at the first path against `model` (URLs stood in
+    for), count its URLs, then write them to the second. The fields come back as plain values (`validated`
     builds the model again: models do not pickle)."""
+    path, out = paths
     with open(path, "rb") as handle:
         fields, count = _fields(handle)
         validated(fields, model)  # refused before its URLs are written

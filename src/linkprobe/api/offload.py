@@ -2,7 +2,7 @@
 
 A thread would keep it off the event loop but not off the GIL: the loop then waits for the GIL
 after every I/O call and /healthz crawls while a 260 MB body is counted. Here the body's spool
-(an unlinked temporary file) is handed to a pooled process by its /proc/<pid>/fd path, the
+(an unlinked temporary file) is handed to a pooled process by a /proc/<pid>/fd path, the
 process writes the task's URLs to another spool in a compact form (`write_urls`), and this
 process only streams that file into the store (`read_urls`).
 
@@ -19,7 +19,7 @@ import json
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -43,11 +43,6 @@ class Refused:
 
     status: int
     detail: Any
-
-
-def path_of(handle: IO[bytes]) -> str:
-    """A path by which another process opens the same (unlinked) file: this process's descriptor."""
-    return f"/proc/{os.getpid()}/fd/{handle.fileno()}"
 
 
 def _pool_now() -> ProcessPoolExecutor:
@@ -87,11 +82,21 @@ def _guarded(fn: Callable[..., T], *args: Any) -> T | Refused:
         return Refused(exc.status_code, exc.detail)
 
 
-async def in_process(fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` in a pooled process; fn and args are pickled (module-level fn, plain values)."""
+async def in_process(fn: Callable[..., T], files: Sequence[IO[bytes]], *args: Any) -> T:
+    """`fn(paths, *args)` in a pooled process, where it opens `files` (unlinked temporary files)
+    by `paths`; fn and args are pickled (a module-level function, plain values)."""
     pool, timeout = _pool_now(), JOB_TIMEOUT_S
+    # Descriptors of the job's own, closed when it ends: a caller that gives up (its client went
+    # away) closes its files, and their numbers could be reused for another request's spool
+    # before the process opens them.
+    held = [os.dup(file.fileno()) for file in files]
     try:
-        future = pool.submit(_guarded, fn, *args)
+        future = pool.submit(_guarded, fn, [f"/proc/{os.getpid()}/fd/{fd}" for fd in held], *args)
+    except BaseException:
+        _close(held)
+        raise
+    future.add_done_callback(lambda _: _close(held))
+    try:
         result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
     except TimeoutError:
         _discard(pool)
@@ -102,6 +107,11 @@ async def in_process(fn: Callable[..., T], *args: Any) -> T:
     if isinstance(result, Refused):
         raise HTTPException(result.status, result.detail)
     return result
+
+
+def _close(descriptors: list[int]) -> None:
+    for descriptor in descriptors:
+        os.close(descriptor)
 
 
 # The URL file: one URL a line. A URL that holds "\n" (a JSON string may) or starts with '"' is
