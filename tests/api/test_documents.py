@@ -395,3 +395,51 @@ async def test_a_document_is_parsed_within_its_memory_bound(
     assert answer.json()["progress"]["total"] == 250_000
     print(f"{content_type}: {len(parsed)} bytes parsed: +{grown >> 20} MiB, {grown / len(parsed):.1f} x")
     assert grown <= MEMORY_PER_BYTE * len(parsed)
+
+
+def intake_processes(api_pid: int) -> tuple[int, list[int]]:
+    """The API's fork server and the intake processes forked from it (api/offload.py)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    [server] = [pid for pid in children.get(api_pid, []) if children.get(pid)]
+    return server, children[server]
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "parsed", "body"),
+    [
+        ("text/html", *(2 * [many_links_html(250_000)])),
+        ("application/gzip", many_locs_sitemap(250_000), gzip.compress(many_locs_sitemap(250_000))),
+    ],
+    ids=["html", "gzip-sitemap"],
+)
+async def test_the_intake_process_parses_a_document_within_its_memory_bound(
+    roomy: Service, content_type: str, parsed: bytes, body: bytes
+) -> None:
+    """The parse runs in an intake process: its peak over the fork server it started from."""
+    async with httpx.AsyncClient(base_url=roomy.url, timeout=300) as client:
+        warm = await client.post(
+            "/api/v1/tasks", content=b"<a href='http://a.example/'>", headers={"Content-Type": "text/html"}
+        )
+        assert warm.status_code == 202, warm.text
+        server, _ = intake_processes(roomy.process.pid)
+        idle = vm_rss_kib(server)
+        answer = await client.post("/api/v1/tasks", content=body, headers={"Content-Type": content_type})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["progress"]["total"] == 250_000
+    _, workers = intake_processes(roomy.process.pid)
+    grown = (max(vm_hwm_kib(pid) for pid in workers) - idle) * 1024
+    print(f"{content_type}, intake process: +{grown >> 20} MiB, {grown / len(parsed):.1f} x")
+    assert grown <= MEMORY_PER_BYTE * len(parsed)
