@@ -53,19 +53,19 @@ def spool() -> Iterator[IO[bytes]]:
 
 async def test_a_refusal_in_the_process_is_the_same_http_error() -> None:
     with pytest.raises(HTTPException) as refused:
-        await offload.in_process(_refuse, [], "12 URLs exceed the limit")
+        await offload.INTAKE.run(_refuse, [], "12 URLs exceed the limit")
     assert (refused.value.status_code, refused.value.detail) == (413, "12 URLs exceed the limit")
 
 
 async def test_the_process_reads_the_spool_by_its_descriptor(spool: IO[bytes]) -> None:
-    assert await offload.in_process(_read, [spool]) == b"the body"
+    assert await offload.INTAKE.run(_read, [spool]) == b"the body"
 
 
 async def test_a_job_whose_caller_gave_up_still_reads_its_own_files(spool: IO[bytes]) -> None:
     """The caller closes its spool at once (its client went away): the job still reads that
     file, not another that took its descriptor's number meanwhile."""
     with tempfile.TemporaryFile() as out:
-        job = asyncio.ensure_future(offload.in_process(_copy_later, [spool, out]))
+        job = asyncio.ensure_future(offload.INTAKE.run(_copy_later, [spool, out]))
         await asyncio.sleep(0.1)
         job.cancel()
         number = spool.fileno()
@@ -81,9 +81,9 @@ async def test_a_job_whose_caller_gave_up_still_reads_its_own_files(spool: IO[by
 
 async def test_a_process_that_dies_is_a_503_and_the_next_job_runs(spool: IO[bytes]) -> None:
     with pytest.raises(HTTPException) as died:
-        await offload.in_process(_die, [])
+        await offload.INTAKE.run(_die, [])
     assert died.value.status_code == 503 and "ended unexpectedly" in died.value.detail
-    assert await offload.in_process(_read, [spool]) == b"the body"
+    assert await offload.INTAKE.run(_read, [spool]) == b"the body"
 
 
 async def test_a_process_that_hangs_is_a_503_within_the_bound_and_is_killed(
@@ -92,12 +92,12 @@ async def test_a_process_that_hangs_is_a_503_within_the_bound_and_is_killed(
     monkeypatch.setattr(offload, "JOB_TIMEOUT_S", 2.0)
     with tempfile.TemporaryFile() as pid_file:
         with pytest.raises(HTTPException) as hung:
-            await offload.in_process(_hang, [pid_file])
+            await offload.INTAKE.run(_hang, [pid_file])
         assert hung.value.status_code == 503 and "longer than 2 s" in hung.value.detail
         pid_file.seek(0)
         pid = int(pid_file.read())
     await wait_for(lambda: not _alive(pid), "the hung process to be killed")
-    assert await offload.in_process(_read, [spool]) == b"the body"
+    assert await offload.INTAKE.run(_read, [spool]) == b"the body"
 
 
 def _alive(pid: int) -> bool:

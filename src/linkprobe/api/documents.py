@@ -21,7 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from fastapi import HTTPException
 from starlette.datastructures import ImmutableMultiDict
 
-from linkprobe.api.offload import in_process, write_urls
+from linkprobe.api.offload import DOCUMENTS, write_urls
 from linkprobe.engine import ConfigError
 from linkprobe.engine.urls import numbered_url_lines, other_scheme
 from linkprobe.extract import (
@@ -256,7 +256,7 @@ async def extract_uploads(
     """collect() in an intake process, the unique URLs written to `out` (offload.read_urls reads
     them): how many, and their sources by index."""
     parts = [(upload.name, upload.kind) for upload in uploads]
-    places = await in_process(
+    places = await DOCUMENTS.run(
         _collect_to, [*(upload.handle for upload in uploads), out], parts, fields, limit
     )
     return len(places.first), SourcesByIndex(places)

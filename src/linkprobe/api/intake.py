@@ -32,7 +32,7 @@ from linkprobe.api.documents import FIELDS as DOCUMENT_FIELDS
 from linkprobe.api.documents import MAX_PATTERNS, DocumentFields, Upload, document_fields, extract_uploads
 from linkprobe.api.jsonstream import M
 from linkprobe.api.models import Submit, TaskCreate
-from linkprobe.api.offload import in_process, read_urls, write_urls
+from linkprobe.api.offload import INTAKE, read_urls, write_urls
 from linkprobe.api.options import ProbeOptionsModel, options_of
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.urls import url_lines
@@ -96,7 +96,7 @@ async def _url_lists(handles: list[IO[bytes]]) -> tuple[IO[bytes], int]:
     """The URL lists' URLs in a spool of their own (read by read_urls), and how many."""
     out = _spool_file()
     try:
-        count = await in_process(_write_url_lines, [*handles, out])
+        count = await INTAKE.run(_write_url_lines, [*handles, out])
     except BaseException:
         out.close()
         raise
@@ -156,7 +156,7 @@ async def _scan_json(request: Request, settings: Settings, model: type[M]) -> tu
     spool, fingerprint = await _spool(request.stream(), settings)
     out = _spool_file()
     try:
-        fields, count = await in_process(jsonstream.scan_to, [spool, out], model)
+        fields, count = await INTAKE.run(jsonstream.scan_to, [spool, out], model)
         parsed = jsonstream.validated(fields, model)
     except BaseException:
         out.close()
@@ -181,10 +181,10 @@ async def from_short_json(request: Request, settings: Settings) -> Submission:
 
 
 async def from_text(request: Request, settings: Settings) -> Submission:
-    query = request.query_params
-    task = NewTask(query.get("name"), query.get("description"), _options(query.get("options")))
     spool, fingerprint = await _spool(request.stream(), settings)
     try:
+        query = request.query_params
+        task = NewTask(query.get("name"), query.get("description"), _options(query.get("options")))
         out, count = await _url_lists([spool])
     finally:
         spool.close()
@@ -264,8 +264,8 @@ def _fingerprint(uploads: list[Upload], form: FormData) -> str:
 
 
 async def from_multipart(request: Request, settings: Settings) -> Submission:
-    """`file` parts (URL lists or documents) and the fields. URL lists alone stream from their
-    spools as before; with a document, links are extracted and each unique URL kept once."""
+    """`file` parts (URL lists or documents) and the fields. URL lists alone give every line's URL
+    in order; with a document, links are extracted and each unique URL kept once."""
     form = await _form(request, settings)
     try:
         fields = document_fields(form)

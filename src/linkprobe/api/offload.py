@@ -28,13 +28,11 @@ from typing import IO, Any, TypeVar
 from fastapi import HTTPException
 
 T = TypeVar("T")
-WORKERS = 2  # a second upload is not stuck behind a long one; the machine's cores are the bound
 # A job's time bound. Every job is linear in its body (at most LINKPROBE_MAX_REQUEST_BYTES): 260 MB
 # of text is counted in ~10 s, so this is only reached by a process that hangs.
 JOB_TIMEOUT_S = 300.0
 NICENESS = 10  # added to the processes' nice value
 _PRELOAD = ["linkprobe.api.intake"]  # imported once in the fork server, not in each process
-_pool: ProcessPoolExecutor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +43,61 @@ class Refused:
     detail: Any
 
 
-def _pool_now() -> ProcessPoolExecutor:
-    global _pool
-    if _pool is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
-        _pool = ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_started)
-    return _pool
+class Pool:
+    """`workers` intake processes, started on the first job."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., T], files: Sequence[IO[bytes]], *args: Any) -> T:
+        """`fn(paths, *args)` in one of the processes, where it opens `files` (unlinked temporary
+        files) by `paths`; fn and args are pickled (a module-level function, plain values)."""
+        executor, timeout = self._started(), JOB_TIMEOUT_S
+        # Descriptors of the job's own, closed when it ends: a caller that gives up (its client
+        # went away) closes its files, and their numbers could be reused for another request's
+        # spool before the process opens them.
+        held = [os.dup(file.fileno()) for file in files]
+        try:
+            future = executor.submit(_guarded, fn, [f"/proc/{os.getpid()}/fd/{fd}" for fd in held], *args)
+        except BaseException:
+            _close(held)
+            raise
+        future.add_done_callback(lambda _: _close(held))
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            self._discard(executor)
+            detail = f"the intake process took longer than {timeout:g} s: try again"
+            raise HTTPException(503, detail) from None
+        except BrokenProcessPool:
+            self._discard(executor)
+            raise HTTPException(503, "the intake process ended unexpectedly: try again") from None
+        if isinstance(result, Refused):
+            raise HTTPException(result.status, result.detail)
+        return result
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(_PRELOAD)
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_started)
+        return self._executor
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        """Replace the processes: kill them (one hangs, or one died and broke the executor)."""
+        if self._executor is executor:
+            self._executor = None
+        processes = list((getattr(executor, "_processes", None) or {}).values())  # no public way
+        for process in processes:
+            process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+# Two for URL lists and JSON: a second upload is not stuck behind a long one. One for documents:
+# they are parsed whole, so their memory is bounded by extracting one upload at a time.
+INTAKE = Pool(2)
+DOCUMENTS = Pool(1)
 
 
 def _started() -> None:
@@ -62,17 +108,6 @@ def _started() -> None:
     os.nice(NICENESS)
 
 
-def _discard(pool: ProcessPoolExecutor) -> None:
-    """Replace the pool: kill its processes (one hangs, or one died and broke it)."""
-    global _pool
-    if _pool is pool:
-        _pool = None
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way to kill one
-    for process in processes:
-        process.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
 def _guarded(fn: Callable[..., T], *args: Any) -> T | Refused:
     """In the process: fn(*args), or the refusal it raised (an exception's own pickling is not
     reliable: HTTPException takes its arguments by keyword too)."""
@@ -80,33 +115,6 @@ def _guarded(fn: Callable[..., T], *args: Any) -> T | Refused:
         return fn(*args)
     except HTTPException as exc:
         return Refused(exc.status_code, exc.detail)
-
-
-async def in_process(fn: Callable[..., T], files: Sequence[IO[bytes]], *args: Any) -> T:
-    """`fn(paths, *args)` in a pooled process, where it opens `files` (unlinked temporary files)
-    by `paths`; fn and args are pickled (a module-level function, plain values)."""
-    pool, timeout = _pool_now(), JOB_TIMEOUT_S
-    # Descriptors of the job's own, closed when it ends: a caller that gives up (its client went
-    # away) closes its files, and their numbers could be reused for another request's spool
-    # before the process opens them.
-    held = [os.dup(file.fileno()) for file in files]
-    try:
-        future = pool.submit(_guarded, fn, [f"/proc/{os.getpid()}/fd/{fd}" for fd in held], *args)
-    except BaseException:
-        _close(held)
-        raise
-    future.add_done_callback(lambda _: _close(held))
-    try:
-        result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-    except TimeoutError:
-        _discard(pool)
-        raise HTTPException(503, f"the intake process took longer than {timeout:g} s: try again") from None
-    except BrokenProcessPool:
-        _discard(pool)
-        raise HTTPException(503, "the intake process ended unexpectedly: try again") from None
-    if isinstance(result, Refused):
-        raise HTTPException(result.status, result.detail)
-    return result
 
 
 def _close(descriptors: list[int]) -> None:
