@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
@@ -59,13 +59,11 @@ class Pool:
         # spool before the process opens them.
         held = [os.dup(file.fileno()) for file in files]
         try:
-            future = executor.submit(_guarded, fn, [f"/proc/{os.getpid()}/fd/{fd}" for fd in held], *args)
-        except BaseException:
-            _close(held)
-            raise
-        future.add_done_callback(lambda _: _close(held))
-        try:
-            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            # Submitted from a thread: submit() starts the processes it lacks, and the first
+            # waits for the fork server to import linkprobe (a second or more).
+            async with asyncio.timeout(timeout):
+                future = await asyncio.to_thread(_submit, executor, held, fn, *args)
+                result = await asyncio.wrap_future(future)
         except TimeoutError:
             self._discard(executor)
             detail = f"the intake process took longer than {timeout:g} s: try again"
@@ -106,6 +104,19 @@ def _started() -> None:
     share it evenly, and /healthz would wait behind a body being counted."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(NICENESS)
+
+
+def _submit(
+    executor: ProcessPoolExecutor, held: list[int], fn: Callable[..., T], *args: Any
+) -> Future[T | Refused]:
+    """The job submitted, its descriptors closed when it ends (or now, if it cannot start)."""
+    try:
+        future = executor.submit(_guarded, fn, [f"/proc/{os.getpid()}/fd/{fd}" for fd in held], *args)
+    except BaseException:
+        _close(held)
+        raise
+    future.add_done_callback(lambda _: _close(held))
+    return future
 
 
 def _guarded(fn: Callable[..., T], *args: Any) -> T | Refused:
