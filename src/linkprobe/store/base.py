@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from linkprobe.changes import Seen
 from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.frontier import ChunkKind, CrawlSpec, Found
+from linkprobe.store.byurl import sorted_by_url
 
 if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `linkprobe crawl` never loads
     from linkprobe.store.accounts import Window
@@ -68,6 +70,7 @@ class NewTask:
     # Where each input URL was found (documents): input index -> {"total": n, "places":
     # [{"document": d, "line": l}, ...]} (extract.Sources.to_dict()). Results carry it as `sources`.
     sources: Mapping[int, dict[str, Any]] | None = None  # read once, in batches, when the task is stored
+    rerun_of: str | None = None  # the task this one runs again (its inputs and options)
 
 
 @dataclass(slots=True)
@@ -92,6 +95,10 @@ class TaskRecord:
     pages: int = 0  # crawl tasks: pages fetched so far (each page counted once, by discover)
     unsupported: int = 0
     cancelled: int = 0
+    rerun_of: str | None = None
+    # The change counts against the previous run, once computed (Store.set_changes): {"since":
+    # task id, "broke": n, ...}; None until then.
+    changes: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -419,6 +426,21 @@ class Store(abc.ABC):
             for _, row in rows:
                 yield row
             after = rows[-1][0]
+
+    @abc.abstractmethod
+    def input_urls(self, task_id: str) -> AsyncIterator[list[str]]:
+        """The task's input URLs in input order, a batch at a time (a re-run's input)."""
+
+    def seen_by_url(self, task_id: str, after: str | None = None) -> AsyncIterator[Seen]:
+        """What each URL of the task's results saw (changes.Seen), in ascending URL order, each
+        URL once (its first input index), only URLs after `after`; memory does not grow with the
+        task. This default sorts the results externally (store.byurl); a store with an index in
+        URL order reads that instead."""
+        return sorted_by_url(self.stream_results(task_id, ResultFilter()), after)
+
+    @abc.abstractmethod
+    async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
+        """Keep a task's change counts against its previous run (TaskRecord.changes)."""
 
     @abc.abstractmethod
     async def claim_chunk(self, worker: str) -> Chunk | None:

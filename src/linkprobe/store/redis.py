@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
@@ -268,6 +268,8 @@ class RedisStore(Store):
             fields |= {"crawl": json.dumps(task.crawl.to_dict()), "pages": 0, "scheduled": 1, "sourced": 1}
         if task.sources:
             fields["sourced"] = 1
+        if task.rerun_of is not None:
+            fields["rerun_of"] = task.rerun_of
         return fields
 
     async def _write_extras(self, task_id: str, task: NewTask) -> None:
@@ -356,7 +358,8 @@ class RedisStore(Store):
             **record_counts(legacy_counts(data, {key: int(n) for key, n in counts.items()})),
             owner=data.get("owner") or None,
             crawl=CrawlSpec.from_dict(json.loads(data["crawl"])) if data.get("crawl") else None,
-            pages=int(data.get("pages") or 0),
+            pages=int(data.get("pages") or 0), rerun_of=data.get("rerun_of") or None,
+            changes=json.loads(data["changes"]) if data.get("changes") else None,
         )  # fmt: skip
 
     @unavailable
@@ -499,6 +502,17 @@ class RedisStore(Store):
     async def _with_sources(self, task_id: str, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
         sources = await self.r.hmget(k.sources(task_id), [idx for idx, _ in rows])
         return [(idx, with_sources(row, found)) for (idx, row), found in zip(rows, sources, strict=True)]
+
+    async def input_urls(self, task_id: str) -> AsyncIterator[list[str]]:
+        starts = await unavailable(self.r.hgetall)(k.starts(task_id))
+        for number in sorted(map(int, starts)):
+            text = await unavailable(self.r.get)(k.chunk(task_id, number))
+            if text:
+                yield text.split("\n")
+
+    @unavailable
+    async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
+        await self._update(keys=[k.task(task_id)], args=["changes", json.dumps(changes)])
 
     # -- work queue ---------------------------------------------------------------------------
 

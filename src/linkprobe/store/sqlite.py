@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +36,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
+from linkprobe.changes import Seen
 from linkprobe.engine import ProbeResult
 from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.extract.document import Linked
@@ -43,6 +44,7 @@ from linkprobe.frontier import ChunkKind, CrawlSpec, Found, merge_sources, plan_
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
     LIVE,
+    STREAM_PAGE,
     TERMINAL,
     Chunk,
     DeliveryPolicy,
@@ -72,6 +74,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.byurl import seen_from_columns
 from linkprobe.store.errors import StoreLocked, StoreUnavailable
 
 T = TypeVar("T")
@@ -162,7 +165,7 @@ MIGRATIONS = (
     ("tasks", "crawl", "TEXT"), ("tasks", "pages", "INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "scheduled", "INTEGER NOT NULL DEFAULT 0"), ("tasks", "chunk_size", "INTEGER"),
     ("chunks", "kind", "TEXT NOT NULL DEFAULT 'links'"), ("chunks", "depth", "INTEGER NOT NULL DEFAULT 0"),
-    ("tasks", "secrets", "TEXT"),
+    ("tasks", "secrets", "TEXT"), ("tasks", "rerun_of", "TEXT"), ("tasks", "changes", "TEXT"),
 )  # fmt: skip
 # A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
 # `sources` (input index -> where the URL was found) serves documents too.
@@ -360,6 +363,8 @@ class SQLiteStore(Store):
             self._split_stored_secrets(db)
         db.execute("UPDATE tasks SET lane = 'task:' || id WHERE lane IS NULL")  # older databases
         db.execute("CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner, status)")
+        # A task's URLs in URL order: two runs are compared by merging their results in that order.
+        db.execute("CREATE INDEX IF NOT EXISTS urls_by_url ON urls (task_id, url, idx)")
         db.execute("INSERT OR IGNORE INTO lanes (lane) SELECT DISTINCT lane FROM tasks")
         # We hold the lock: chunks still `running` belonged to a process that died. Requeued at
         # once rather than after their lease, keeping their delivery count (poison chunks still
@@ -519,10 +524,10 @@ class SQLiteStore(Store):
                 self._charge(quota.owner, quota.day, quota.urls)
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint, lane, owner, crawl, chunk_size, secrets, total)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fingerprint, lane, owner, crawl, chunk_size, secrets, total, rerun_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (task_id, task.name, task.description, options, TaskStatus.PENDING.value, _now(),
-                 key, fingerprint, lane, task.owner, crawl, chunk_size, secrets, total),
+                 key, fingerprint, lane, task.owner, crawl, chunk_size, secrets, total, task.rerun_of),
             )  # fmt: skip
             db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
@@ -586,12 +591,13 @@ class SQLiteStore(Store):
             status=TaskStatus(row[4]), total=row[5], done=row[6], created_at=datetime.fromisoformat(row[7]),
             started_at=_time(row[8]), finished_at=_time(row[9]), owner=row[10],
             crawl=None if row[11] is None else CrawlSpec.from_dict(json.loads(row[11])), pages=row[12],
+            rerun_of=row[13], changes=None if row[14] is None else json.loads(row[14]),
             **record_counts(counts),
         )  # fmt: skip
 
     _COLUMNS = (
         "id, name, description, options, status, total, done, created_at, started_at,"
-        " finished_at, owner, crawl, pages"
+        " finished_at, owner, crawl, pages, rerun_of, changes"
     )
 
     def _get(self, task_id: str) -> TaskRecord | None:
@@ -752,6 +758,52 @@ class SQLiteStore(Store):
         return [(int(idx), with_sources(str(data), sources.get(idx))) for idx, data in rows]
 
     page_rows = on_reader_thread(_page)
+
+    def _input_batch(self, task_id: str, start: int) -> list[str]:
+        (text,) = self.db.execute(
+            "SELECT json_group_array(url) FROM"
+            " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
+            (task_id, start, start + STAGE_URLS),
+        ).fetchone()
+        urls: list[str] = orjson.loads(text)
+        return urls
+
+    _input_batched = on_reader_thread(_input_batch)
+
+    async def input_urls(self, task_id: str) -> AsyncIterator[list[str]]:
+        start = 0
+        while batch := await self._input_batched(task_id, start):
+            yield batch
+            start += len(batch)
+
+    def _seen_page(self, task_id: str, after: str | None, limit: int) -> list[Seen]:
+        """Up to `limit` URLs after `after` with their results, read in URL order on urls_by_url;
+        a URL given twice counts once, by its first input index."""
+        rows = self.db.execute(
+            "SELECT u.url, r.data ->> '$.ok', r.data ->> '$.status_code', r.data ->> '$.final_url',"
+            " r.data ->> '$.error.kind' FROM urls u JOIN results r ON r.task_id = u.task_id AND r.idx = u.idx"
+            f" WHERE u.task_id = ?{'' if after is None else ' AND u.url > ?'} ORDER BY u.url, u.idx LIMIT ?",
+            (task_id, limit) if after is None else (task_id, after, limit),
+        ).fetchall()
+        page: list[Seen] = []
+        for url, ok, status, final, kind in rows:
+            if not page or page[-1].url != url:
+                page.append(seen_from_columns(url, ok, status, final, kind))
+        return page
+
+    _seen_paged = on_reader_thread(_seen_page)
+
+    async def seen_by_url(self, task_id: str, after: str | None = None) -> AsyncIterator[Seen]:
+        while page := await self._seen_paged(task_id, after, STREAM_PAGE):
+            for seen in page:
+                yield seen
+            after = page[-1].url
+
+    def _set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE tasks SET changes = ? WHERE id = ?", (json.dumps(changes), task_id))
+
+    set_changes = on_store_thread(_set_changes)
 
     # -- work queue ---------------------------------------------------------------------------
 

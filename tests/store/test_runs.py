@@ -1,0 +1,59 @@
+"""What the stores keep for links over time: a re-run's link to its first run, a task's input
+URLs read back, its results in URL order (each URL once), and its change counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from linkprobe.changes import Seen
+from linkprobe.engine.outcome import ErrorKind, Outcome
+from linkprobe.store import NewTask, Store, byurl
+from tests.store.test_contract import drain
+
+# Out of URL order, one URL twice (its first result counts), outcomes as result_for gives them.
+URLS = ["http://c.example/x", "http://a.example/ok", "http://b.example/missing", "http://a.example/ok",
+        "http://d.example/ok"]  # fmt: skip
+
+
+async def test_a_rerun_names_its_first_run_and_reads_its_inputs(store: Store) -> None:
+    first, _ = await store.create_task(NewTask("nightly"), iter(URLS), chunk_size=2)
+    again, _ = await store.create_task(NewTask("nightly", rerun_of=first.id), iter(URLS), chunk_size=2)
+    assert (first.rerun_of, again.rerun_of) == (None, first.id)
+    listed, _ = await store.list_tasks(None, None, 10)
+    assert [task.rerun_of for task in listed] == [first.id, None]
+    read = [url async for batch in store.input_urls(first.id) for url in batch]
+    assert read == URLS
+
+
+async def test_results_by_url_in_order_each_url_once(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=2)
+    await drain(store)
+    seen = [s async for s in store.seen_by_url(task.id)]
+    assert seen == [
+        Seen("http://a.example/ok", Outcome.OK, 200, "http://a.example/ok"),
+        Seen("http://b.example/missing", Outcome.BROKEN, 404, "http://b.example/missing"),
+        Seen("http://c.example/x", Outcome.BROKEN, None, None, ErrorKind.DNS),
+        Seen("http://d.example/ok", Outcome.OK, 200, "http://d.example/ok"),
+    ]
+    after = [s.url async for s in store.seen_by_url(task.id, after="http://b.example/missing")]
+    assert after == ["http://c.example/x", "http://d.example/ok"]
+
+
+async def test_results_by_url_past_one_sorted_run(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis sorts externally: with runs of 7 rows, 60 URLs spill to 9 files merged back in order."""
+    monkeypatch.setattr(byurl, "SORT_RUN", 7)
+    urls = [f"http://h{(i * 37) % 60:02}.example/ok" for i in range(60)]
+    task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=8)
+    await drain(store)
+    assert [s.url async for s in store.seen_by_url(task.id)] == sorted(urls)
+
+
+async def test_change_counts_kept_with_the_task(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=2)
+    counts = {"since": "t0", "broke": 1, "fixed": 0, "changed": 2, "new": 0, "gone": 3}
+    await store.set_changes(task.id, counts)
+    got = await store.get_task(task.id)
+    assert got is not None and got.changes == counts
+    await store.delete_task(task.id)
+    await store.set_changes(task.id, counts)  # a late write does not bring a deleted task back
+    assert await store.get_task(task.id) is None
