@@ -92,6 +92,17 @@ class Progress(BaseModel):
     )
 
 
+class ChangeCounts(BaseModel):
+    """How many URLs changed against the previous run (linkprobe.changes), by change."""
+
+    since: str = Field(description="The previous run: the task compared with.")
+    broke: int
+    fixed: int
+    changed: int
+    new: int
+    gone: int
+
+
 class Task(BaseModel):
     id: str
     name: str | None
@@ -111,6 +122,10 @@ class Task(BaseModel):
         description="The task's probe options that differ from their defaults; header values are redacted."
     )
     crawl: Crawl | None = Field(None, description="A crawl task's site and limits; null for URL lists.")
+    rerun_of: str | None = Field(None, description="The task this one runs again (POST .../rerun).")
+    changes: ChangeCounts | None = Field(
+        None, description="A re-run's changes against the task it re-runs, counted once it has ended."
+    )
 
     @classmethod
     def of(cls, record: TaskRecord) -> Task:
@@ -121,7 +136,8 @@ class Task(BaseModel):
             by_status=record.by_status, by_error=record.by_error, latency=record.latency,
             created_at=record.created_at, started_at=record.started_at, finished_at=record.finished_at,
             options=ProbeOptionsShown.model_validate(shown_options(record.options)),
-            crawl=crawl,
+            crawl=crawl, rerun_of=record.rerun_of,
+            changes=None if record.changes is None else ChangeCounts.model_validate(record.changes),
         )  # fmt: skip
 
 
