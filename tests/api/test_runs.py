@@ -9,6 +9,7 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -211,3 +212,42 @@ async def test_a_crawl_rerun_finds_pages_that_came_and_went(runs_api: httpx.Asyn
         (f"{base}/a.html", "broke"), (f"{base}/b.html", "gone"), (f"{base}/c.html", "new"),
     ]  # fmt: skip
     assert (await counted(runs_api, again["id"]))["changes"]["new"] == 1
+
+
+async def results_of(api: httpx.AsyncClient, task_id: str) -> list[dict[str, Any]]:
+    await ended(api, task_id)
+    items: list[dict[str, Any]] = (await api.get(f"/api/v1/tasks/{task_id}/results")).json()["items"]
+    return items
+
+
+async def test_results_reused_within_max_age_and_probed_again_after(
+    runs_api: httpx.AsyncClient, target: Target
+) -> None:
+    token = uuid.uuid4().hex
+    urls = [target.url(f"/count/{token}-a"), target.url(f"/count/{token}-b")]
+    hits = [f"/count/{token}-a", f"/count/{token}-b"]
+    options = {"max_age": 600, "timeout": 7}
+    first = (await runs_api.post("/api/v1/tasks", json={"urls": urls, "options": options})).json()
+    probed = await results_of(runs_api, first["id"])
+    assert [target.hits[path] for path in hits] == [1, 1]
+    assert [r["cached_from"] for r in probed] == [None, None]
+
+    again = (await runs_api.post("/api/v1/tasks", json={"urls": urls[::-1], "options": options})).json()
+    reused = await results_of(runs_api, again["id"])
+    assert [target.hits[path] for path in hits] == [1, 1]  # not probed again
+    assert [(r["url"], r["cached_from"]) for r in reused] == [(urls[1], first["id"]), (urls[0], first["id"])]
+    assert [r["checked_at"] for r in reused] == [r["checked_at"] for r in probed[::-1]]
+    assert again["progress"]["total"] == 2 and (await ended(runs_api, again["id"]))["progress"]["ok"] == 2
+
+    other = {"max_age": 600, "timeout": 8}  # other effective options: their own probes
+    third = (await runs_api.post("/api/v1/tasks", json={"urls": urls[:1], "options": other})).json()
+    assert (await results_of(runs_api, third["id"]))[0]["cached_from"] is None
+    assert target.hits[hits[0]] == 2
+
+    checked = datetime.fromisoformat(probed[1]["checked_at"])
+    await wait_for(lambda: datetime.now(UTC) - checked > timedelta(seconds=1.5), "the result to age 1.5 s")
+    late = (
+        await runs_api.post("/api/v1/tasks", json={"urls": urls[1:], "options": {**options, "max_age": 1}})
+    ).json()
+    assert (await results_of(runs_api, late["id"]))[0]["cached_from"] is None  # too old: probed again
+    assert target.hits[hits[1]] == 2

@@ -3,9 +3,13 @@ URLs read back, its results in URL order (each URL once), and its change counts.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from linkprobe.changes import Seen
+from linkprobe.engine import ProbeResult, failed
 from linkprobe.engine.outcome import ErrorKind, Outcome
 from linkprobe.store import NewTask, Store, byurl
 from tests.store.test_contract import drain
@@ -57,3 +61,35 @@ async def test_change_counts_kept_with_the_task(store: Store) -> None:
     await store.delete_task(task.id)
     await store.set_changes(task.id, counts)  # a late write does not bring a deleted task back
     assert await store.get_task(task.id) is None
+
+
+def probed(url: str, index: int, ago_s: float = 0.0) -> ProbeResult:
+    at = datetime.now(UTC) - timedelta(seconds=ago_s)
+    return ProbeResult(
+        url=url, index=index, ok=True, status_code=200, final_url=url, attempts=1, checked_at=at
+    )
+
+
+async def test_results_reused_by_owner_and_options_within_max_age(store: Store) -> None:
+    urls = ["http://a.example/", "http://b.example/", "http://c.example/"]
+    options = {"max_age": 60, "timeout": 5}
+    first, _ = await store.create_task(NewTask(options=options, owner="k1"), iter(urls), chunk_size=10)
+    old = probed(urls[1], 1, ago_s=120)
+    cancelled = failed(urls[2], 2, ErrorKind.CANCELLED, "the task was cancelled")
+    fresh = probed(urls[0], 0)
+    await store.remember(first.id, [fresh, old, cancelled])
+
+    again, _ = await store.create_task(NewTask(options={**options, "max_age": 1}, owner="k1"), iter(urls), 10)
+    hits = await store.cached(again.id, urls, 60)
+    assert list(hits) == [urls[0]]  # not one probed too long ago, not a cancelled one
+    assert hits[urls[0]][0] == first.id
+    assert ProbeResult.from_dict(json.loads(hits[urls[0]][1])).checked_at == fresh.checked_at
+    assert list(await store.cached(again.id, urls, 200)) == urls[:2]
+    assert await store.cached(first.id, urls, 60) == {}  # a task never reuses its own results
+
+    other_owner, _ = await store.create_task(NewTask(options=options, owner="k2"), iter(urls), 10)
+    other_options, _ = await store.create_task(
+        NewTask(options={**options, "timeout": 9}, owner="k1"), iter(urls), 10
+    )
+    assert await store.cached(other_owner.id, urls, 60) == {}
+    assert await store.cached(other_options.id, urls, 60) == {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import hashlib
 import json
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -196,6 +197,23 @@ def split_secrets(options: ProbeOptions) -> tuple[str, str | None]:
 def stored_options(text: str) -> ProbeOptions:
     """A task's options as stored (split_secrets), read back through the declaration's checks."""
     return ProbeOptions.from_json(text)
+
+
+# Results never reused by another task: not an answer of the URL's (options.max_age).
+UNCACHED = frozenset({ErrorKind.CANCELLED, ErrorKind.INTERNAL})
+
+
+def cache_key(options: ProbeOptions) -> str:
+    """The effective options a reused result must have been probed with: a task's options (header
+    values redacted: the names count) without max_age, as a digest."""
+    effective = dataclasses.replace(options.redacted(), max_age=0.0).to_json()
+    return hashlib.sha256(effective.encode()).hexdigest()[:32]
+
+
+def cacheable(results: Iterable[ProbeResult]) -> list[ProbeResult]:
+    """The results another task may reuse: probed answers, not reused ones (they are kept as first
+    probed), not cancelled or dead-lettered ones."""
+    return [r for r in results if r.cached_from is None and (r.error is None or r.error.kind not in UNCACHED)]
 
 
 def with_secrets(text: str, secrets: str | None) -> ProbeOptions:
@@ -441,6 +459,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
         """Keep a task's change counts against its previous run (TaskRecord.changes)."""
+
+    @abc.abstractmethod
+    async def cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
+        """Results of `urls` that a task of this task's owner, with the same effective options
+        (cache_key), probed at most `max_age` seconds ago: URL -> (that task's id, result JSON)."""
+
+    @abc.abstractmethod
+    async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
+        """Keep the task's freshly probed results (cacheable ones) for `cached`: the newest per
+        owner, effective options and URL, until the retention has passed."""
 
     @abc.abstractmethod
     async def claim_chunk(self, worker: str) -> Chunk | None:

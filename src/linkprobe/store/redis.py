@@ -47,6 +47,8 @@ from linkprobe.store.base import (
     TaskRecord,
     TaskStatus,
     batches_off_loop,
+    cache_key,
+    cacheable,
     cancelled_results,
     count_key,
     dead_letter_results,
@@ -509,6 +511,32 @@ class RedisStore(Store):
             text = await unavailable(self.r.get)(k.chunk(task_id, number))
             if text:
                 yield text.split("\n")
+
+    async def _cache_of(self, task_id: str) -> str | None:
+        owner, options = await self.r.hmget(k.task(task_id), ["owner", "options"])
+        return None if options is None else k.cache(owner or "", cache_key(json.loads(options)))
+
+    @unavailable
+    async def cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
+        if not urls or (key := await self._cache_of(task_id)) is None:
+            return {}
+        cutoff = time.time() - max_age
+        found: dict[str, tuple[str, str]] = {}
+        for url, entry in zip(urls, await self.r.hmget(key, urls), strict=True):
+            if entry is not None:
+                owner_task, checked, data = entry.split(" ", 2)
+                if owner_task != task_id and float(checked) >= cutoff:
+                    found[url] = (owner_task, data)
+        return found
+
+    @unavailable
+    async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
+        entries = {r.url: f"{task_id} {r.checked_at.timestamp()} {r.to_json()}" for r in cacheable(results)}
+        if entries and (key := await self._cache_of(task_id)) is not None:
+            async with self.r.pipeline(transaction=False) as pipe:
+                pipe.hset(key, mapping=entries)
+                pipe.expire(key, self.retention_s)
+                await pipe.execute()
 
     @unavailable
     async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:

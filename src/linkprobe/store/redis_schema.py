@@ -33,6 +33,9 @@ Global keys:
     lp:lane:<lane>       LIST   task ids of one lane with chunks to feed, oldest first
     lp:owner:<id>:tasks  ZSET   the owner's task ids, score = creation order (its task list)
     lp:owner:<id>:live   SET    the owner's pending or running task ids (the in-flight quota)
+    lp:cache:<owner>:<k> HASH   URL -> "<task id> <checked_at epoch> <result JSON>": the newest
+                                probed result per owner ("" without one) and effective options
+                                (base.cache_key), for options.max_age; expires with the retention
 
 A task leaves its owner's `live` set and loses its `secrets` in the script that ends it
 (COMPLETE_CHUNK: its last chunk, a dead-lettered one, or the cancel's completion of the chunks
@@ -136,6 +139,10 @@ def owner_tasks(owner: str) -> str:
 
 def owner_live(owner: str) -> str:
     return f"{PREFIX}owner:{owner}:live"
+
+
+def cache(owner: str, key: str) -> str:
+    return f"{PREFIX}cache:{owner}:{key}"
 
 
 def idempotency(key: str) -> str:

@@ -59,6 +59,8 @@ from linkprobe.store.base import (
     TaskRecord,
     TaskStatus,
     batches_off_loop,
+    cache_key,
+    cacheable,
     cancelled_results,
     count_key,
     dead_letter_results,
@@ -126,6 +128,10 @@ CREATE TABLE IF NOT EXISTS expanded (
     task_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS staged (task_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache (
+    owner TEXT NOT NULL, optkey TEXT NOT NULL, url TEXT NOT NULL, task_id TEXT NOT NULL,
+    checked_at REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (owner, optkey, url)
+) WITHOUT ROWID;
 """
 
 
@@ -689,8 +695,9 @@ class SQLiteStore(Store):
         for task_id in expired:
             with self._tx() as db:
                 self._remove(db, task_id)
-        with self._tx() as db:  # the quota counters of windows that have ended
+        with self._tx() as db:  # the quota counters of windows that have ended, old cached results
             db.execute("DELETE FROM usage WHERE expires < ?", (time.time(),))
+            db.execute("DELETE FROM cache WHERE checked_at < ?", (time.time() - self.retention_s,))
         return len(expired)
 
     purge_expired = on_store_thread(_purge)
@@ -798,6 +805,38 @@ class SQLiteStore(Store):
             for seen in page:
                 yield seen
             after = page[-1].url
+
+    def _cache_of(self, task_id: str) -> tuple[str, str] | None:
+        """The task's (owner, cache_key): where its results are kept and looked up."""
+        row = self.db.execute("SELECT owner, options FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return None if row is None else (row[0] or "", cache_key(json.loads(row[1])))
+
+    def _cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
+        if (of := self._cache_of(task_id)) is None:
+            return {}
+        rows = self.db.execute(
+            "SELECT url, task_id, data FROM cache WHERE owner = ? AND optkey = ? AND checked_at >= ?"
+            " AND task_id != ? AND url IN (SELECT value FROM json_each(?))",
+            (*of, time.time() - max_age, task_id, orjson.dumps(urls)),
+        ).fetchall()
+        return {str(url): (str(found), str(data)) for url, found, data in rows}
+
+    async def cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
+        return await self._run(self._cached, task_id, urls, max_age)
+
+    def _remember(self, task_id: str, rows: list[tuple[str, float, str]]) -> None:
+        with self._tx() as db:
+            if (of := self._cache_of(task_id)) is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO cache SELECT ?, ?, value ->> 0, ?, value ->> 1, value ->> 2"
+                    " FROM json_each(?)",
+                    (*of, task_id, orjson.dumps(rows)),
+                )
+
+    async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
+        rows = [(r.url, r.checked_at.timestamp(), r.to_json()) for r in cacheable(results)]
+        if rows:
+            await self._run(self._remember, task_id, rows)
 
     def _set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
         with self._tx() as db:
