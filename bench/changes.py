@@ -93,8 +93,10 @@ async def compare_here(kind: str, where: str, first: str, second: str) -> dict[s
 def compared(kind: str, where: str, ids: list[str]) -> dict[str, float]:
     child = subprocess.run(
         [sys.executable, __file__, "compare", kind, where, *ids],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": "."},
+        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": "."},
     )  # fmt: skip
+    if child.returncode:
+        raise RuntimeError(f"the comparison failed: {child.stderr[-3000:]}")
     figures: dict[str, float] = json.loads(child.stdout)
     return figures
 

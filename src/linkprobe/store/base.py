@@ -26,6 +26,7 @@ from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.frontier import ChunkKind, CrawlSpec, Found
 from linkprobe.store.byurl import sorted_by_url
+from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `linkprobe crawl` never loads
     from linkprobe.store.accounts import Window
@@ -72,6 +73,7 @@ class NewTask:
     # [{"document": d, "line": l}, ...]} (extract.Sources.to_dict()). Results carry it as `sources`.
     sources: Mapping[int, dict[str, Any]] | None = None  # read once, in batches, when the task is stored
     rerun_of: str | None = None  # the task this one runs again (its inputs and options)
+    schedule: str | None = None  # the schedule this task is a run of
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ class TaskRecord:
     unsupported: int = 0
     cancelled: int = 0
     rerun_of: str | None = None
+    schedule: str | None = None
     # The change counts against the previous run, once computed (Store.set_changes): {"since":
     # task id, "broke": n, ...}; None until then.
     changes: dict[str, Any] | None = None
@@ -197,6 +200,15 @@ def split_secrets(options: ProbeOptions) -> tuple[str, str | None]:
 def stored_options(text: str) -> ProbeOptions:
     """A task's options as stored (split_secrets), read back through the declaration's checks."""
     return ProbeOptions.from_json(text)
+
+
+def split_body_secrets(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A task body (a schedule's, options as JSON) with its options' secret values split off, as
+    split_secrets does for a task."""
+    if not body.get("options"):
+        return body, None
+    text, secrets = split_secrets(ProbeOptions.of(body["options"]))
+    return {**body, "options": json.loads(text)}, secrets
 
 
 # Results never reused by another task: not an answer of the URL's (options.max_age).
@@ -469,6 +481,39 @@ class Store(abc.ABC):
     async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
         """Keep the task's freshly probed results (cacheable ones) for `cached`: the newest per
         owner, effective options and URL, until the retention has passed."""
+
+    # -- schedules (linkprobe.schedules has the rules) --
+
+    @abc.abstractmethod
+    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        """Store a schedule; its body's header values are kept apart (ScheduleRecord.secrets)
+        until it is deleted, and shown redacted."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
+        """Oldest first; only `owner`'s when given."""
+
+    @abc.abstractmethod
+    async def pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None: ...
+
+    @abc.abstractmethod
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Remove the schedule and its secrets (its runs stay, as tasks). False if unknown."""
+
+    @abc.abstractmethod
+    async def claim_run(self, schedule_id: str, due: datetime) -> bool:
+        """The run lease (schedules.claim), atomically: True, and the last claimed due time moved to
+        `due`, only for the one caller that moves it forward on a schedule that is not paused."""
+
+    @abc.abstractmethod
+    async def add_run(self, schedule_id: str, due: datetime, task_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
+        """Forget runs (their tasks are deleted by the caller: `keep`)."""
 
     @abc.abstractmethod
     async def claim_chunk(self, worker: str) -> Chunk | None:

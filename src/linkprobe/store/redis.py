@@ -56,12 +56,14 @@ from linkprobe.store.base import (
     lane_of,
     outcome_key,
     record_counts,
+    split_body_secrets,
     split_secrets,
     stored_options,
     with_secrets,
     with_sources,
 )
 from linkprobe.store.errors import StoreUnavailable
+from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -151,6 +153,8 @@ class RedisStore(Store):
         self._create: Any = None
         self._enqueue_script: Any = None
         self._flags: dict[tuple[str, str], bool] = {}  # (task id, field) -> present (see _has)
+        self._claim_run: Any = None
+        self._add_run: Any = None
 
     @property
     def r(self) -> Any:
@@ -170,6 +174,8 @@ class RedisStore(Store):
         self._update = self._redis.register_script(k.UPDATE_TASK)
         self._create = self._redis.register_script(k.CREATE_TASK)
         self._enqueue_script = self._redis.register_script(k.ENQUEUE)
+        self._claim_run = self._redis.register_script(k.CLAIM_RUN)
+        self._add_run = self._redis.register_script(k.ADD_RUN)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
@@ -272,6 +278,8 @@ class RedisStore(Store):
             fields["sourced"] = 1
         if task.rerun_of is not None:
             fields["rerun_of"] = task.rerun_of
+        if task.schedule is not None:
+            fields["schedule"] = task.schedule
         return fields
 
     async def _write_extras(self, task_id: str, task: NewTask) -> None:
@@ -361,6 +369,7 @@ class RedisStore(Store):
             owner=data.get("owner") or None,
             crawl=CrawlSpec.from_dict(json.loads(data["crawl"])) if data.get("crawl") else None,
             pages=int(data.get("pages") or 0), rerun_of=data.get("rerun_of") or None,
+            schedule=data.get("schedule") or None,
             changes=json.loads(data["changes"]) if data.get("changes") else None,
         )  # fmt: skip
 
@@ -537,6 +546,81 @@ class RedisStore(Store):
                 pipe.hset(key, mapping=entries)
                 pipe.expire(key, self.retention_s)
                 await pipe.execute()
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def _schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        data = await self.r.hgetall(k.schedule(schedule_id))
+        if not data:
+            return None
+        runs = await self.r.zrange(k.schedule_runs(schedule_id), 0, -1, withscores=True)
+        claimed = data.get("last_claimed")
+        return ScheduleRecord(
+            id=data["id"], body=json.loads(data["body"]), period=json.loads(data["period"]),
+            keep=int(data["keep"]), owner=data["owner"] or None,
+            name=data["name"] if data.get("has_name") else None,
+            paused=data["paused"] == "1", created_at=datetime.fromisoformat(data["created_at"]),
+            last_claimed=datetime.fromtimestamp(float(claimed), UTC) if claimed else None,
+            runs=[(datetime.fromtimestamp(due, UTC), task) for task, due in runs],
+            secrets=data.get("secrets") or None,
+        )  # fmt: skip
+
+    @unavailable
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        return await self._schedule(schedule_id)
+
+    @unavailable
+    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        schedule_id = uuid.uuid4().hex
+        body, secrets = split_body_secrets(schedule.body)
+        fields = {
+            "id": schedule_id, "body": json.dumps(body), "period": json.dumps(schedule.period),
+            "keep": schedule.keep, "owner": schedule.owner or "", "name": schedule.name or "",
+            "has_name": "1" if schedule.name is not None else "", "paused": "0", "created_at": _now(),
+        }  # fmt: skip
+        if secrets:
+            fields["secrets"] = secrets
+        seq = await self.r.incr(k.SEQ)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(k.schedule(schedule_id), mapping=fields)
+            pipe.zadd(k.SCHEDULES, {schedule_id: seq})
+            await pipe.execute()
+        record = await self._schedule(schedule_id)
+        assert record is not None
+        return record
+
+    @unavailable
+    async def list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
+        found = [await self._schedule(schedule_id) for schedule_id in await self.r.zrange(k.SCHEDULES, 0, -1)]
+        return [s for s in found if s is not None and owner in (None, s.owner)]
+
+    @unavailable
+    async def pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None:
+        await self._update(keys=[k.schedule(schedule_id)], args=["paused", "1" if paused else "0"])
+        return await self._schedule(schedule_id)
+
+    @unavailable
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(k.schedule(schedule_id))
+            pipe.delete(k.schedule_runs(schedule_id))
+            pipe.zrem(k.SCHEDULES, schedule_id)
+            existed, _, _ = await pipe.execute()
+        return bool(existed)
+
+    @unavailable
+    async def claim_run(self, schedule_id: str, due: datetime) -> bool:
+        return bool(await self._claim_run(keys=[k.schedule(schedule_id)], args=[repr(due.timestamp())]))
+
+    @unavailable
+    async def add_run(self, schedule_id: str, due: datetime, task_id: str) -> None:
+        keys = [k.schedule(schedule_id), k.schedule_runs(schedule_id)]
+        await self._add_run(keys=keys, args=[repr(due.timestamp()), task_id])
+
+    @unavailable
+    async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
+        if task_ids:
+            await self.r.zrem(k.schedule_runs(schedule_id), *task_ids)
 
     @unavailable
     async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:

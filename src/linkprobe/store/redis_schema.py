@@ -33,6 +33,10 @@ Global keys:
     lp:lane:<lane>       LIST   task ids of one lane with chunks to feed, oldest first
     lp:owner:<id>:tasks  ZSET   the owner's task ids, score = creation order (its task list)
     lp:owner:<id>:live   SET    the owner's pending or running task ids (the in-flight quota)
+    lp:schedules         ZSET   schedule ids, score = creation order
+    lp:schedule:<id>     HASH   a schedule: body (header values redacted), secrets, period, keep,
+                                owner, name, paused, created_at, last_claimed (due epoch: the lease)
+    lp:schedule:<id>:runs ZSET  its runs' task ids, score = due epoch
     lp:cache:<owner>:<k> HASH   URL -> "<task id> <checked_at epoch> <result JSON>": the newest
                                 probed result per owner ("" without one) and effective options
                                 (base.cache_key), for options.max_age; expires with the retention
@@ -139,6 +143,37 @@ def owner_tasks(owner: str) -> str:
 
 def owner_live(owner: str) -> str:
     return f"{PREFIX}owner:{owner}:live"
+
+
+SCHEDULES = f"{PREFIX}schedules"
+
+
+def schedule(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}"
+
+
+def schedule_runs(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}:runs"
+
+
+# KEYS[1] schedule hash; ARGV[1] the due time (epoch seconds). The run lease (schedules.claim) as
+# one compare-and-set: 1 when this call moved the last claimed due time forward, else 0 (another
+# replica did, the schedule is paused, or gone).
+CLAIM_RUN = """
+if redis.call('HGET', KEYS[1], 'paused') ~= '0' then return 0 end
+local last = redis.call('HGET', KEYS[1], 'last_claimed')
+if last and last ~= '' and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'last_claimed', ARGV[1])
+return 1
+"""
+
+# KEYS[1] schedule hash, KEYS[2] its runs; ARGV[1] due epoch, ARGV[2] task id. Only while the
+# schedule exists (a run started as it was deleted leaves no runs key behind).
+ADD_RUN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 def cache(owner: str, key: str) -> str:

@@ -70,6 +70,7 @@ from linkprobe.store.base import (
     outcome_key,
     record_counts,
     redirected,
+    split_body_secrets,
     split_secrets,
     stored_options,
     tally,
@@ -78,6 +79,7 @@ from linkprobe.store.base import (
 )
 from linkprobe.store.byurl import seen_from_columns
 from linkprobe.store.errors import StoreLocked, StoreUnavailable
+from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -128,6 +130,14 @@ CREATE TABLE IF NOT EXISTS expanded (
     task_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS staged (task_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, owner TEXT, name TEXT,
+    body TEXT NOT NULL, secrets TEXT, period TEXT NOT NULL, keep INTEGER NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, last_claimed REAL
+);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    schedule_id TEXT NOT NULL, due REAL NOT NULL, task_id TEXT NOT NULL, PRIMARY KEY (schedule_id, due)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cache (
     owner TEXT NOT NULL, optkey TEXT NOT NULL, url TEXT NOT NULL, task_id TEXT NOT NULL,
     checked_at REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (owner, optkey, url)
@@ -172,6 +182,7 @@ MIGRATIONS = (
     ("tasks", "scheduled", "INTEGER NOT NULL DEFAULT 0"), ("tasks", "chunk_size", "INTEGER"),
     ("chunks", "kind", "TEXT NOT NULL DEFAULT 'links'"), ("chunks", "depth", "INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "secrets", "TEXT"), ("tasks", "rerun_of", "TEXT"), ("tasks", "changes", "TEXT"),
+    ("tasks", "schedule", "TEXT"),
 )  # fmt: skip
 # A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
 # `sources` (input index -> where the URL was found) serves documents too.
@@ -530,10 +541,11 @@ class SQLiteStore(Store):
                 self._charge(quota.owner, quota.day, quota.urls)
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint, lane, owner, crawl, chunk_size, secrets, total, rerun_of)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fingerprint, lane, owner, crawl, chunk_size, secrets, total, rerun_of, schedule)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (task_id, task.name, task.description, options, TaskStatus.PENDING.value, _now(),
-                 key, fingerprint, lane, task.owner, crawl, chunk_size, secrets, total, task.rerun_of),
+                 key, fingerprint, lane, task.owner, crawl, chunk_size, secrets, total, task.rerun_of,
+                 task.schedule),
             )  # fmt: skip
             db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
@@ -597,13 +609,13 @@ class SQLiteStore(Store):
             status=TaskStatus(row[4]), total=row[5], done=row[6], created_at=datetime.fromisoformat(row[7]),
             started_at=_time(row[8]), finished_at=_time(row[9]), owner=row[10],
             crawl=None if row[11] is None else CrawlSpec.from_dict(json.loads(row[11])), pages=row[12],
-            rerun_of=row[13], changes=None if row[14] is None else json.loads(row[14]),
+            rerun_of=row[13], changes=None if row[14] is None else json.loads(row[14]), schedule=row[15],
             **record_counts(counts),
         )  # fmt: skip
 
     _COLUMNS = (
         "id, name, description, options, status, total, done, created_at, started_at,"
-        " finished_at, owner, crawl, pages, rerun_of, changes"
+        " finished_at, owner, crawl, pages, rerun_of, changes, schedule"
     )
 
     def _get(self, task_id: str) -> TaskRecord | None:
@@ -837,6 +849,108 @@ class SQLiteStore(Store):
         rows = [(r.url, r.checked_at.timestamp(), r.to_json()) for r in cacheable(results)]
         if rows:
             await self._run(self._remember, task_id, rows)
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    _SCHEDULE = "id, body, period, keep, owner, name, paused, created_at, last_claimed, secrets"
+
+    def _schedule(self, row: tuple[Any, ...]) -> ScheduleRecord:
+        runs = self.db.execute(
+            "SELECT due, task_id FROM schedule_runs WHERE schedule_id = ? ORDER BY due", (row[0],)
+        ).fetchall()
+        return ScheduleRecord(
+            id=row[0], body=json.loads(row[1]), period=json.loads(row[2]), keep=row[3], owner=row[4],
+            name=row[5], paused=bool(row[6]), created_at=datetime.fromisoformat(row[7]),
+            last_claimed=None if row[8] is None else datetime.fromtimestamp(row[8], UTC),
+            runs=[(datetime.fromtimestamp(due, UTC), str(task)) for due, task in runs], secrets=row[9],
+        )  # fmt: skip
+
+    def _get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        row = self.db.execute(
+            f"SELECT {self._SCHEDULE} FROM schedules WHERE id = ?", (schedule_id,)
+        ).fetchone()
+        return None if row is None else self._schedule(row)
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        return await self._run(self._get_schedule, schedule_id)
+
+    def _create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        schedule_id = uuid.uuid4().hex
+        body, secrets = split_body_secrets(schedule.body)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO schedules (id, owner, name, body, secrets, period, keep, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (schedule_id, schedule.owner, schedule.name, json.dumps(body), secrets,
+                 json.dumps(schedule.period), schedule.keep, _now()),
+            )  # fmt: skip
+        record = self._get_schedule(schedule_id)
+        assert record is not None
+        return record
+
+    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        return await self._run(self._create_schedule, schedule)
+
+    def _list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
+        where, params = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
+        rows = self.db.execute(f"SELECT {self._SCHEDULE} FROM schedules{where} ORDER BY seq", params)
+        return [self._schedule(row) for row in rows.fetchall()]
+
+    async def list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
+        return await self._run(self._list_schedules, owner)
+
+    def _pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None:
+        with self._tx() as db:
+            db.execute("UPDATE schedules SET paused = ? WHERE id = ?", (int(paused), schedule_id))
+        return self._get_schedule(schedule_id)
+
+    async def pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None:
+        return await self._run(self._pause_schedule, schedule_id, paused)
+
+    def _delete_schedule(self, schedule_id: str) -> bool:
+        with self._tx() as db:
+            gone = db.execute(
+                "DELETE FROM schedules WHERE id = ? RETURNING secrets", (schedule_id,)
+            ).fetchone()
+            db.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
+            self._scrub = self._scrub or (gone is not None and gone[0] is not None)
+        return gone is not None
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        return await self._run(self._delete_schedule, schedule_id)
+
+    def _claim_run(self, schedule_id: str, due: datetime) -> bool:
+        with self._tx() as db:  # one compare-and-set: exactly one caller moves it forward
+            moved = db.execute(
+                "UPDATE schedules SET last_claimed = ?1 WHERE id = ?2 AND paused = 0"
+                " AND (last_claimed IS NULL OR last_claimed < ?1)",
+                (due.timestamp(), schedule_id),
+            ).rowcount
+        return bool(moved)
+
+    async def claim_run(self, schedule_id: str, due: datetime) -> bool:
+        return await self._run(self._claim_run, schedule_id, due)
+
+    def _add_run(self, schedule_id: str, due: datetime, task_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO schedule_runs SELECT id, ?, ? FROM schedules WHERE id = ?",
+                (due.timestamp(), task_id, schedule_id),
+            )
+
+    async def add_run(self, schedule_id: str, due: datetime, task_id: str) -> None:
+        await self._run(self._add_run, schedule_id, due, task_id)
+
+    def _drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM schedule_runs WHERE schedule_id = ?"
+                " AND task_id IN (SELECT value FROM json_each(?))",
+                (schedule_id, json.dumps(task_ids)),
+            )
+
+    async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
+        await self._run(self._drop_runs, schedule_id, task_ids)
 
     def _set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
         with self._tx() as db:
