@@ -1,0 +1,235 @@
+"""Schedules (/api/v1/schedules): a task body run on a period as its owner, the last `keep` runs kept.
+
+Every API replica runs a Scheduler. Each looks at the schedules at least once a second, and a run
+starts only through the store's lease (Store.claim_run: schedules.claim as one compare-and-set),
+so exactly one replica starts each run, whatever their number; the run's task is created under
+the idempotency key schedules.run_id as well. After downtime, schedules.tick starts only the latest
+due time missed: one run, not one per missed period. Each run re-runs the one before it
+(`rerun_of`), so its changes are counted against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from linkprobe import schedules
+from linkprobe.api.deps import Caller, SettingsDep, StoreDep
+from linkprobe.api.intake import Submission, check_count
+from linkprobe.api.models import ChangeCounts, Problem, Progress, TaskCreate, progress
+from linkprobe.api.quotas import Quotas
+from linkprobe.api.security import Principal
+from linkprobe.api.tasks import ERRORS, accept
+from linkprobe.schedules import Keep, SchedulePeriod
+from linkprobe.settings import Settings
+from linkprobe.store import TERMINAL, CrawlSpec, NewTask, Store, TaskStatus
+from linkprobe.store.base import with_secrets
+from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
+
+log = logging.getLogger("linkprobe.schedules")
+LOOK_EVERY_S = 1.0  # the longest a replica waits between looks at the schedules
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+class ScheduleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: TaskCreate = Field(description="The task each run submits (as POST /api/v1/tasks takes it).")
+    period: SchedulePeriod
+    keep: Keep = 10
+    name: str | None = Field(None, max_length=200)
+
+
+class Run(BaseModel):
+    task_id: str
+    due: datetime = Field(description="The due time this run is for.")
+    status: TaskStatus | None = Field(description="Null: the run's task is gone (deleted or expired).")
+    progress: Progress | None
+    changes: ChangeCounts | None = Field(description="Against the run before it, once counted.")
+
+
+class Schedule(BaseModel):
+    id: str
+    name: str | None
+    period: SchedulePeriod
+    keep: int
+    paused: bool
+    created_at: datetime
+    last_run: datetime | None = Field(description="The due time of the last run started.")
+    next_run: datetime | None = Field(description="When the next run is due; null while paused.")
+    task: dict[str, Any] = Field(description="The task body of each run; header values are redacted.")
+    runs: list[Run] = Field(description="The runs kept, oldest first.")
+
+
+class SchedulePage(BaseModel):
+    items: list[Schedule]
+
+
+async def view(store: Store, record: ScheduleRecord, now: datetime | None = None) -> Schedule:
+    period = SchedulePeriod.model_validate(record.period)
+    upcoming = None
+    if not record.paused:
+        upcoming = schedules.next_run(period.rule, record.created_at, now or datetime.now(UTC))
+    runs = []
+    for due, task_id in record.runs:
+        task = await store.get_task(task_id)
+        counted = None if task is None or task.changes is None else ChangeCounts.model_validate(task.changes)
+        runs.append(Run(
+            task_id=task_id, due=due, status=None if task is None else task.status,
+            progress=None if task is None else progress(task), changes=counted,
+        ))  # fmt: skip
+    return Schedule(
+        id=record.id, name=record.name, period=period, keep=record.keep, paused=record.paused,
+        created_at=record.created_at, last_run=record.last_claimed, next_run=upcoming, task=record.body,
+        runs=runs,
+    )  # fmt: skip
+
+
+async def found_schedule(schedule_id: str, store: StoreDep, who: Caller) -> ScheduleRecord:
+    """The schedule if the caller may see it: another owner's is as unknown as a missing one."""
+    record = await store.get_schedule(schedule_id)
+    if record is None or not (who.admin or who.owner is None or record.owner == who.owner):
+        raise HTTPException(404, f"schedule {schedule_id} not found")
+    return record
+
+
+FoundSchedule = Annotated[ScheduleRecord, Depends(found_schedule)]
+
+
+@router.post("/schedules", status_code=201, response_model=Schedule, responses={413: {"model": Problem}})
+async def create_schedule(
+    body: ScheduleCreate, response: Response, who: Caller, store: StoreDep, settings: SettingsDep
+) -> Schedule:
+    """Run a task body on a period (`every` an interval, or `cron` in UTC) as the caller, keeping
+    the newest `keep` runs. Header values are kept (redacted in every view) until it is deleted."""
+    if body.task.urls is not None:
+        check_count(len(body.task.urls), settings)
+    task = body.task.model_dump(mode="json", exclude_none=True)
+    task["options"] = body.task.options.model_dump(mode="json", exclude_defaults=True)
+    period = body.period.model_dump(exclude_none=True)
+    record = await store.create_schedule(NewSchedule(task, period, body.keep, who.owner, body.name))
+    response.headers["Location"] = f"/api/v1/schedules/{record.id}"
+    return await view(store, record)
+
+
+@router.get("/schedules", response_model=SchedulePage)
+async def list_schedules(who: Caller, store: StoreDep) -> SchedulePage:
+    """The caller's schedules, oldest first."""
+    return SchedulePage(items=[await view(store, s) for s in await store.list_schedules(who.scope)])
+
+
+@router.get("/schedules/{schedule_id}", response_model=Schedule)
+async def get_schedule(schedule: FoundSchedule, store: StoreDep) -> Schedule:
+    return await view(store, schedule)
+
+
+@router.post("/schedules/{schedule_id}/pause", response_model=Schedule)
+async def pause(schedule: FoundSchedule, store: StoreDep) -> Schedule:
+    """No run starts while paused (a run due meanwhile starts once when it is resumed)."""
+    return await view(store, await _paused(store, schedule.id, True))
+
+
+@router.post("/schedules/{schedule_id}/resume", response_model=Schedule)
+async def resume(schedule: FoundSchedule, store: StoreDep) -> Schedule:
+    return await view(store, await _paused(store, schedule.id, False))
+
+
+async def _paused(store: Store, schedule_id: str, paused: bool) -> ScheduleRecord:
+    record = await store.pause_schedule(schedule_id, paused)
+    if record is None:
+        raise HTTPException(404, f"schedule {schedule_id} not found")
+    return record
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204, response_class=Response)
+async def delete_schedule(schedule: FoundSchedule, store: StoreDep) -> Response:
+    """Delete the schedule and its header values; its runs stay as tasks."""
+    if not await store.delete_schedule(schedule.id):
+        raise HTTPException(404, f"schedule {schedule.id} not found")
+    return Response(status_code=204)
+
+
+class Scheduler:
+    """Starts the runs that are due, on every replica; the store's lease lets one start each."""
+
+    def __init__(self, store: Store, settings: Settings, quotas: Quotas) -> None:
+        self.store, self.settings, self.quotas = store, settings, quotas
+
+    async def run(self) -> None:
+        while True:
+            try:
+                wait = await self.look(datetime.now(UTC))
+            except Exception:  # a store down, a bad record: look again later, never stop
+                log.exception("schedules: a look failed")
+                wait = LOOK_EVERY_S
+            await asyncio.sleep(wait)
+
+    async def look(self, now: datetime) -> float:
+        """Start what is due now; the seconds until the next look."""
+        wait = LOOK_EVERY_S
+        for record in await self.store.list_schedules(None):
+            if record.paused:
+                continue
+            period = SchedulePeriod.model_validate(record.period).rule
+            tick = schedules.tick(period, record.created_at, record.last_claimed, now)
+            if tick.due is not None and await self.store.claim_run(record.id, tick.due):
+                await self.start(record, tick.due)
+            wait = min(wait, max(0.05, (tick.next_at - datetime.now(UTC)).total_seconds()))
+        return wait
+
+    async def start(self, record: ScheduleRecord, due: datetime) -> None:
+        """Submit the run of `due` as the schedule's owner, then drop runs past `keep`."""
+        body = {**record.body, "options": with_secrets(record.body.get("options") or {}, record.secrets)}
+        created = TaskCreate.model_validate(body)
+        options = created.options.model_dump(exclude_defaults=True)
+        previous = record.runs[-1][1] if record.runs else None
+        task = NewTask(created.name or record.name, created.description, options, schedule=record.id)
+        task.rerun_of = previous if previous and await self.store.get_task(previous) else None
+        if created.crawl is not None:
+            task.crawl = CrawlSpec(**created.crawl.model_dump())
+            submission = Submission(task, [created.crawl.start], 1, record.id)
+        else:
+            urls = created.urls or []
+            submission = Submission(task, urls, len(urls), record.id)
+        run = schedules.run_id(record.id, due)
+        try:
+            made = await accept(self.store, self.settings, self.quotas, submission, run, Response(),
+                                Principal(record.owner))  # fmt: skip
+        except HTTPException as exc:  # a quota, a cap lowered since: this run is skipped
+            log.warning("schedule %s: run %s not started: %s", record.id, run, exc.detail)
+            return
+        await self.store.add_run(record.id, due, made.id)
+        await self.keep(record.id)
+
+    async def keep(self, schedule_id: str) -> None:
+        record = await self.store.get_schedule(schedule_id)
+        if record is None:
+            return
+        runs = []
+        for due, task_id in record.runs:
+            task = await self.store.get_task(task_id)
+            runs.append(schedules.Run(task_id, due, task is None or task.status in TERMINAL))
+        if dropped := schedules.runs_to_drop(runs, record.keep):
+            for task_id in dropped:
+                await self.store.delete_task(task_id)
+            await self.store.drop_runs(schedule_id, dropped)
+
+
+@contextlib.asynccontextmanager
+async def scheduling(store: Store, settings: Settings, quotas: Quotas) -> AsyncIterator[None]:
+    """The replica's Scheduler while the app runs."""
+    running = asyncio.create_task(Scheduler(store, settings, quotas).run())
+    try:
+        yield
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
