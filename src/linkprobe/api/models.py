@@ -123,6 +123,7 @@ class Task(BaseModel):
     )
     crawl: Crawl | None = Field(None, description="A crawl task's site and limits; null for URL lists.")
     rerun_of: str | None = Field(None, description="The task this one runs again (POST .../rerun).")
+    schedule: str | None = Field(None, description="The schedule this task is a run of.")
     changes: ChangeCounts | None = Field(
         None, description="A re-run's changes against the task it re-runs, counted once it has ended."
     )
@@ -136,7 +137,7 @@ class Task(BaseModel):
             by_status=record.by_status, by_error=record.by_error, latency=record.latency,
             created_at=record.created_at, started_at=record.started_at, finished_at=record.finished_at,
             options=ProbeOptionsShown.model_validate(shown_options(record.options)),
-            crawl=crawl, rerun_of=record.rerun_of,
+            crawl=crawl, rerun_of=record.rerun_of, schedule=record.schedule,
             changes=None if record.changes is None else ChangeCounts.model_validate(record.changes),
         )  # fmt: skip
 
