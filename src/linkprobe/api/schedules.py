@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from linkprobe import schedules
+from linkprobe.api.compare import ChangeCounter, counter
 from linkprobe.api.deps import Caller, SettingsDep, StoreDep
 from linkprobe.api.intake import Submission, check_count
 from linkprobe.api.models import ChangeCounts, Problem, Progress, TaskCreate, progress
@@ -73,7 +74,9 @@ class SchedulePage(BaseModel):
     items: list[Schedule]
 
 
-async def view(store: Store, record: ScheduleRecord, now: datetime | None = None) -> Schedule:
+async def view(
+    store: Store, record: ScheduleRecord, counter: ChangeCounter | None = None, now: datetime | None = None
+) -> Schedule:
     period = SchedulePeriod.model_validate(record.period)
     upcoming = None
     if not record.paused:
@@ -81,6 +84,8 @@ async def view(store: Store, record: ScheduleRecord, now: datetime | None = None
     runs = []
     for due, task_id in record.runs:
         task = await store.get_task(task_id)
+        if task is not None and counter is not None:
+            counter.note(store, task)  # a run that has ended: its changes counted once
         counted = None if task is None or task.changes is None else ChangeCounts.model_validate(task.changes)
         runs.append(Run(
             task_id=task_id, due=due, status=None if task is None else task.status,
@@ -121,14 +126,15 @@ async def create_schedule(
 
 
 @router.get("/schedules", response_model=SchedulePage)
-async def list_schedules(who: Caller, store: StoreDep) -> SchedulePage:
+async def list_schedules(who: Caller, store: StoreDep, request: Request) -> SchedulePage:
     """The caller's schedules, oldest first."""
-    return SchedulePage(items=[await view(store, s) for s in await store.list_schedules(who.scope)])
+    found = await store.list_schedules(who.scope)
+    return SchedulePage(items=[await view(store, s, counter(request)) for s in found])
 
 
 @router.get("/schedules/{schedule_id}", response_model=Schedule)
-async def get_schedule(schedule: FoundSchedule, store: StoreDep) -> Schedule:
-    return await view(store, schedule)
+async def get_schedule(schedule: FoundSchedule, store: StoreDep, request: Request) -> Schedule:
+    return await view(store, schedule, counter(request))
 
 
 @router.post("/schedules/{schedule_id}/pause", response_model=Schedule)
