@@ -4,6 +4,7 @@ stopped a missed run starts once; the routes create, read, pause, resume and del
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,13 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
+from linkprobe import webhooks
 from linkprobe.api import create_app
+from linkprobe.api import schedules as api_schedules
 from linkprobe.settings import Settings
 from linkprobe.store import Store
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
-from tests.conftest import RedisServer, wait_for
+from linkprobe.webhooks import Backoff
+from tests.conftest import RedisServer, Target, free_port, wait_for
 
 
 def replica_store(kind: str, tmp_path: Path, redis_url: str, first: bool) -> tuple[Settings, Store]:
@@ -41,7 +46,9 @@ async def replicas(kind: str, tmp_path: Path, redis_url: str) -> AsyncIterator[l
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app)
             clients.append(
-                await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1"))
+                await stack.enter_async_context(
+                    httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+                )
             )
         yield clients
 
@@ -134,3 +141,79 @@ async def test_schedule_routes(kind: str, tmp_path: Path, redis_server: RedisSer
         assert bad.status_code == 422 and "every" in str(bad.json()["detail"])
         assert (await one.delete(url)).status_code == 204
         assert (await two.get(url)).status_code == 404
+
+
+@contextlib.asynccontextmanager
+async def serving_app(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, store)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            yield client
+
+
+async def test_a_schedule_webhook_is_signed_retried_and_its_deliveries_readable(
+    kind: str, tmp_path: Path, redis_server: RedisServer, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_schedules, "WEBHOOK_BACKOFF", Backoff(first_s=0.05, max_s=0.05, total_s=10))
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append(({k.lower(): v for k, v in request.headers.items()}, await request.read()))
+        return web.Response(status=500 if len(received) == 1 else 204)  # the first attempt fails
+
+    port = free_port()
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings, store = replica_store(kind, tmp_path, redis_server.url, True)
+    settings = settings.model_copy(update={"worker_processes": 0, "allow_private": True})
+    body = {"task": {"urls": [target.url("/status/200")]}, "period": {"every": "1s"}, "keep": 3,
+            "webhook": {"url": f"http://127.0.0.1:{port}/hook"}}  # fmt: skip
+    try:
+        async with serving_app(settings, store) as api:
+            made = (await api.post("/api/v1/schedules", json=body)).json()
+            secret = made["webhook_secret"]
+            assert secret.startswith("whsec_") and made["webhook"]["on"] == "end"
+            url = f"/api/v1/schedules/{made['id']}"
+            assert "webhook_secret" not in (await api.get(url)).json()  # shown once
+
+            async def delivered() -> bool:
+                items = (await api.get(f"{url}/webhook/deliveries")).json()["items"]
+                return bool(items) and items[0]["delivered"]
+
+            await wait_for(delivered, "a delivery accepted")
+            first = (await api.get(f"{url}/webhook/deliveries")).json()["items"][0]
+            assert [a["status"] for a in first["attempts"]] == [500, 204]
+
+
+            async def two_runs_told() -> bool:
+                return len((await api.get(f"{url}/webhook/deliveries")).json()["items"]) >= 3
+
+            await wait_for(two_runs_told, "three runs told")
+            told = [d["task_id"] for d in (await api.get(f"{url}/webhook/deliveries")).json()["items"]]
+            assert len(told) == len(set(told))  # each run once
+    finally:
+        await runner.cleanup()
+    for headers, sent in received[:2]:
+        webhooks.verify(secret, headers, sent)
+    assert received[0][0]["webhook-id"] == received[1][0]["webhook-id"] == first["id"]
+    data = json.loads(received[1][1])["data"]
+    assert (data["task_id"], data["schedule_id"], data["counts"]["ok"]) == (first["task_id"], made["id"], 1)
+
+
+async def test_a_webhook_to_a_private_address_is_refused_by_default(
+    kind: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings, store = replica_store(kind, tmp_path, redis_server.url, True)
+    body = {
+        "task": {"urls": ["https://example.com/"]},
+        "period": {"every": "1h"},
+        "webhook": {"url": "http://10.0.0.1/hook"},
+    }
+    async with serving_app(settings.model_copy(update={"worker_processes": 0}), store) as api:
+        refused = await api.post("/api/v1/schedules", json=body)
+        assert refused.status_code == 422 and "10.0.0.1" in refused.json()["detail"]
+        assert (await api.get("/api/v1/schedules")).json()["items"] == []

@@ -13,29 +13,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from linkprobe import schedules
-from linkprobe.api.compare import ChangeCounter, counter
+from linkprobe import schedules, webhooks
+from linkprobe.api.compare import ChangeCounter, count, counter
 from linkprobe.api.deps import Caller, SettingsDep, StoreDep
 from linkprobe.api.intake import Submission, check_count
 from linkprobe.api.models import ChangeCounts, Problem, Progress, TaskCreate, progress
 from linkprobe.api.quotas import Quotas
 from linkprobe.api.security import Principal
 from linkprobe.api.tasks import ERRORS, accept
+from linkprobe.engine.egress import EgressPolicy
 from linkprobe.schedules import Keep, SchedulePeriod
 from linkprobe.settings import Settings
 from linkprobe.store import TERMINAL, CrawlSpec, NewTask, Store, TaskStatus
 from linkprobe.store.base import with_secrets
 from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
+from linkprobe.webhooks import Backoff, Notifier, Summary, WebhookSpec, new_secret, refusal, task_links
 
 log = logging.getLogger("linkprobe.schedules")
 LOOK_EVERY_S = 1.0  # the longest a replica waits between looks at the schedules
+WEBHOOK_BACKOFF = Backoff()  # webhooks' retries: growing waits within an hour
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -47,6 +50,9 @@ class ScheduleCreate(BaseModel):
     period: SchedulePeriod
     keep: Keep = 10
     name: str | None = Field(None, max_length=200)
+    webhook: WebhookSpec | None = Field(
+        None, description="Notified when a run ends (or only when it changed)."
+    )
 
 
 class Run(BaseModel):
@@ -67,7 +73,34 @@ class Schedule(BaseModel):
     last_run: datetime | None = Field(description="The due time of the last run started.")
     next_run: datetime | None = Field(description="When the next run is due; null while paused.")
     task: dict[str, Any] = Field(description="The task body of each run; header values are redacted.")
+    webhook: WebhookSpec | None
     runs: list[Run] = Field(description="The runs kept, oldest first.")
+
+
+class ScheduleCreated(Schedule):
+    webhook_secret: str | None = Field(
+        description="The webhook's signing secret (Standard Webhooks, whsec_...): shown this once."
+    )
+
+
+class Attempt(BaseModel):
+    number: int
+    at: datetime
+    status: int | None = Field(description="The receiver's HTTP status; null when none came.")
+    error: dict[str, str] | None = Field(description="Why no answer came: {kind, message} (error kinds).")
+    elapsed_ms: float
+
+
+class Delivery(BaseModel):
+    id: str = Field(description="The webhook-id, the same on every attempt.")
+    task_id: str = Field(description="The run it tells of.")
+    url: str
+    delivered: bool
+    attempts: list[Attempt]
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
 
 
 class SchedulePage(BaseModel):
@@ -94,7 +127,7 @@ async def view(
     return Schedule(
         id=record.id, name=record.name, period=period, keep=record.keep, paused=record.paused,
         created_at=record.created_at, last_run=record.last_claimed, next_run=upcoming, task=record.body,
-        runs=runs,
+        runs=runs, webhook=None if record.webhook is None else WebhookSpec.model_validate(record.webhook),
     )  # fmt: skip
 
 
@@ -109,20 +142,41 @@ async def found_schedule(schedule_id: str, store: StoreDep, who: Caller) -> Sche
 FoundSchedule = Annotated[ScheduleRecord, Depends(found_schedule)]
 
 
-@router.post("/schedules", status_code=201, response_model=Schedule, responses={413: {"model": Problem}})
+@router.post(
+    "/schedules", status_code=201, response_model=ScheduleCreated, responses={413: {"model": Problem}}
+)
 async def create_schedule(
     body: ScheduleCreate, response: Response, who: Caller, store: StoreDep, settings: SettingsDep
-) -> Schedule:
+) -> ScheduleCreated:
     """Run a task body on a period (`every` an interval, or `cron` in UTC) as the caller, keeping
-    the newest `keep` runs. Header values are kept (redacted in every view) until it is deleted."""
+    the newest `keep` runs. Header values are kept (redacted in every view) until it is deleted.
+    A `webhook` is checked against the egress policy now; its secret is answered this once."""
     if body.task.urls is not None:
         check_count(len(body.task.urls), settings)
-    task = body.task.model_dump(mode="json", exclude_none=True)
-    task["options"] = body.task.options.model_dump(mode="json", exclude_defaults=True)
-    period = body.period.model_dump(exclude_none=True)
-    record = await store.create_schedule(NewSchedule(task, period, body.keep, who.owner, body.name))
+    made = NewSchedule(
+        body.task.model_dump(mode="json", exclude_none=True), body.period.model_dump(exclude_none=True),
+        body.keep, who.owner, body.name,
+    )  # fmt: skip
+    made.body["options"] = body.task.options.model_dump(mode="json", exclude_defaults=True)
+    if body.webhook is not None:
+        if (refused := refusal(body.webhook.url, policy_of(settings))) is not None:
+            raise HTTPException(422, f"webhook.url is refused: {refused.message}")
+        made.webhook, made.webhook_secret = body.webhook.model_dump(mode="json"), new_secret()
+    record = await store.create_schedule(made)
     response.headers["Location"] = f"/api/v1/schedules/{record.id}"
-    return await view(store, record)
+    shown = await view(store, record)
+    return ScheduleCreated(**shown.model_dump(), webhook_secret=made.webhook_secret)
+
+
+@router.get("/schedules/{schedule_id}/webhook/deliveries", response_model=DeliveryPage)
+async def deliveries(schedule: FoundSchedule, store: StoreDep) -> DeliveryPage:
+    """The schedule's webhook deliveries, oldest first, each with every attempt so far."""
+    return DeliveryPage(items=[Delivery.model_validate(d) for d in await store.deliveries(schedule.id)])
+
+
+def policy_of(settings: Settings) -> EgressPolicy:
+    """The probes' egress policy: a webhook reaches no address a probe could not."""
+    return EgressPolicy(settings.allow_private, settings.allow_cidrs)
 
 
 @router.get("/schedules", response_model=SchedulePage)
@@ -164,10 +218,12 @@ async def delete_schedule(schedule: FoundSchedule, store: StoreDep) -> Response:
 
 
 class Scheduler:
-    """Starts the runs that are due, on every replica; the store's lease lets one start each."""
+    """Starts the runs that are due, on every replica; the store's lease lets one start each.
+    Tells a schedule's webhook of each run that ended (the store's notice lease: once)."""
 
-    def __init__(self, store: Store, settings: Settings, quotas: Quotas) -> None:
-        self.store, self.settings, self.quotas = store, settings, quotas
+    def __init__(self, store: Store, settings: Settings, quotas: Quotas, notifier: Notifier) -> None:
+        self.store, self.settings, self.quotas, self.notifier = store, settings, quotas, notifier
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         while True:
@@ -188,6 +244,8 @@ class Scheduler:
             tick = schedules.tick(period, record.created_at, record.last_claimed, now)
             if tick.due is not None and await self.store.claim_run(record.id, tick.due):
                 await self.start(record, tick.due)
+            if record.webhook is not None:
+                await self.notify(record)
             wait = min(wait, max(0.05, (tick.next_at - datetime.now(UTC)).total_seconds()))
         return wait
 
@@ -215,6 +273,40 @@ class Scheduler:
         await self.store.add_run(record.id, due, made.id)
         await self.keep(record.id)
 
+    async def notify(self, record: ScheduleRecord) -> None:
+        """Send the webhook its summary of each run that ended (once, whichever replica wins)."""
+        assert record.webhook is not None and record.webhook_secret is not None
+        spec = WebhookSpec.model_validate(record.webhook)
+        for _, task_id in record.runs:
+            task = await self.store.get_task(task_id)
+            if task is None or task.status not in TERMINAL or not await self.store.claim_notice(task_id):
+                continue
+            changed = None
+            if task.rerun_of and await self.store.get_task(task.rerun_of) is not None:
+                changed = await count(self.store, task.rerun_of, task.id)
+                await self.store.set_changes(task.id, {"since": task.rerun_of, **changed})
+            counts = {k: v for k, v in progress(task).model_dump().items() if v is not None}
+            summary = Summary(task.id, task.status.value, counts, task_links("", task.id), changed, record.id)
+            if summary.wanted(spec.on):
+                body = summary.body(datetime.now(UTC))
+                self.notifier.submit(
+                    spec.url, record.webhook_secret, body, self._recorder(record.id, task.id)
+                )
+
+    def _recorder(self, schedule_id: str, task_id: str) -> Callable[[webhooks.Delivery], None]:
+        """Keeps each delivery in the store after every attempt (readable while it retries)."""
+
+        def record(delivery: webhooks.Delivery) -> None:
+            shown = {
+                "id": delivery.id, "task_id": task_id, "url": delivery.url, "delivered": delivery.delivered,
+                "attempts": [attempt_of(a) for a in delivery.attempts],
+            }  # fmt: skip
+            write = asyncio.get_running_loop().create_task(self.store.record_delivery(schedule_id, shown))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+
+        return record
+
     async def keep(self, schedule_id: str) -> None:
         record = await self.store.get_schedule(schedule_id)
         if record is None:
@@ -229,13 +321,24 @@ class Scheduler:
             await self.store.drop_runs(schedule_id, dropped)
 
 
+def attempt_of(attempt: webhooks.Attempt) -> dict[str, Any]:
+    error = (
+        None
+        if attempt.error is None
+        else {"kind": attempt.error.kind.value, "message": attempt.error.message}
+    )
+    return {"number": attempt.number, "at": attempt.at.isoformat(), "status": attempt.status,
+            "elapsed_ms": attempt.elapsed_ms, "error": error}  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def scheduling(store: Store, settings: Settings, quotas: Quotas) -> AsyncIterator[None]:
     """The replica's Scheduler while the app runs."""
-    running = asyncio.create_task(Scheduler(store, settings, quotas).run())
-    try:
-        yield
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+    async with Notifier(policy_of(settings), WEBHOOK_BACKOFF) as notifier:
+        running = asyncio.create_task(Scheduler(store, settings, quotas, notifier).run())
+        try:
+            yield
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running

@@ -516,6 +516,18 @@ class Store(abc.ABC):
         """Forget runs (their tasks are deleted by the caller: `keep`)."""
 
     @abc.abstractmethod
+    async def claim_notice(self, task_id: str) -> bool:
+        """The lease of a run's webhook notice, set if absent: True for exactly one caller."""
+
+    @abc.abstractmethod
+    async def record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
+        """Keep a webhook delivery as it is so far (by its "id"; each attempt replaces it)."""
+
+    @abc.abstractmethod
+    async def deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
+        """A schedule's webhook deliveries, oldest first."""
+
+    @abc.abstractmethod
     async def claim_chunk(self, worker: str) -> Chunk | None:
         """Take the next chunk to process, or None when the queue is empty."""
 

@@ -563,6 +563,8 @@ class RedisStore(Store):
             last_claimed=datetime.fromtimestamp(float(claimed), UTC) if claimed else None,
             runs=[(datetime.fromtimestamp(due, UTC), task) for task, due in runs],
             secrets=data.get("secrets") or None,
+            webhook=json.loads(data["webhook"]) if data.get("webhook") else None,
+            webhook_secret=data.get("webhook_secret") or None,
         )  # fmt: skip
 
     @unavailable
@@ -580,6 +582,8 @@ class RedisStore(Store):
         }  # fmt: skip
         if secrets:
             fields["secrets"] = secrets
+        if schedule.webhook is not None and schedule.webhook_secret is not None:
+            fields |= {"webhook": json.dumps(schedule.webhook), "webhook_secret": schedule.webhook_secret}
         seq = await self.r.incr(k.SEQ)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(k.schedule(schedule_id), mapping=fields)
@@ -603,7 +607,7 @@ class RedisStore(Store):
     async def delete_schedule(self, schedule_id: str) -> bool:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.delete(k.schedule(schedule_id))
-            pipe.delete(k.schedule_runs(schedule_id))
+            pipe.delete(k.schedule_runs(schedule_id), k.deliveries(schedule_id))
             pipe.zrem(k.SCHEDULES, schedule_id)
             existed, _, _ = await pipe.execute()
         return bool(existed)
@@ -621,6 +625,23 @@ class RedisStore(Store):
     async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
         if task_ids:
             await self.r.zrem(k.schedule_runs(schedule_id), *task_ids)
+
+    @unavailable
+    async def claim_notice(self, task_id: str) -> bool:
+        return bool(await self.r.set(k.notice(task_id), "1", nx=True, ex=self.retention_s))
+
+    @unavailable
+    async def record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
+        key = k.deliveries(schedule_id)
+        known = await self.r.hget(key, delivery["id"])
+        seq = json.loads(known)["seq"] if known else int(await self.r.hlen(key)) + 1
+        if await self.r.exists(k.schedule(schedule_id)):
+            await self.r.hset(key, delivery["id"], json.dumps({**delivery, "seq": seq}))
+
+    @unavailable
+    async def deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
+        found = [json.loads(data) for data in (await self.r.hgetall(k.deliveries(schedule_id))).values()]
+        return [{k_: v for k_, v in d.items() if k_ != "seq"} for d in sorted(found, key=lambda d: d["seq"])]
 
     @unavailable
     async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:

@@ -37,6 +37,8 @@ Global keys:
     lp:schedule:<id>     HASH   a schedule: body (header values redacted), secrets, period, keep,
                                 owner, name, paused, created_at, last_claimed (due epoch: the lease)
     lp:schedule:<id>:runs ZSET  its runs' task ids, score = due epoch
+    lp:schedule:<id>:deliveries HASH  webhook delivery id -> JSON (with its order, `seq`)
+    lp:notice:<task id>  STRING set once: the replica that sends a run's webhook notice
     lp:cache:<owner>:<k> HASH   URL -> "<task id> <checked_at epoch> <result JSON>": the newest
                                 probed result per owner ("" without one) and effective options
                                 (base.cache_key), for options.max_age; expires with the retention
@@ -154,6 +156,14 @@ def schedule(schedule_id: str) -> str:
 
 def schedule_runs(schedule_id: str) -> str:
     return f"{PREFIX}schedule:{schedule_id}:runs"
+
+
+def deliveries(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}:deliveries"
+
+
+def notice(task_id: str) -> str:
+    return f"{PREFIX}notice:{task_id}"
 
 
 # KEYS[1] schedule hash; ARGV[1] the due time (epoch seconds). The run lease (schedules.claim) as

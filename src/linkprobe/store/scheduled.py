@@ -15,6 +15,8 @@ class NewSchedule:
     keep: int
     owner: str | None = None
     name: str | None = None
+    webhook: dict[str, str] | None = None  # webhooks.WebhookSpec as JSON
+    webhook_secret: str | None = None  # its signing secret: kept apart, never shown after creation
 
 
 @dataclass(slots=True)
@@ -30,3 +32,5 @@ class ScheduleRecord:
     last_claimed: datetime | None  # the due time of the last run started (the lease)
     runs: list[tuple[datetime, str]] = field(default_factory=list)  # (due, task id), oldest first
     secrets: str | None = None  # header values as JSON, for the runs; never shown
+    webhook: dict[str, str] | None = None
+    webhook_secret: str | None = None

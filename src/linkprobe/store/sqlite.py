@@ -133,10 +133,16 @@ CREATE TABLE IF NOT EXISTS staged (task_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS schedules (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, owner TEXT, name TEXT,
     body TEXT NOT NULL, secrets TEXT, period TEXT NOT NULL, keep INTEGER NOT NULL,
-    paused INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, last_claimed REAL
+    paused INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, last_claimed REAL,
+    webhook TEXT, webhook_secret TEXT
 );
 CREATE TABLE IF NOT EXISTS schedule_runs (
     schedule_id TEXT NOT NULL, due REAL NOT NULL, task_id TEXT NOT NULL, PRIMARY KEY (schedule_id, due)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notices (task_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+    schedule_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (schedule_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cache (
     owner TEXT NOT NULL, optkey TEXT NOT NULL, url TEXT NOT NULL, task_id TEXT NOT NULL,
@@ -852,7 +858,10 @@ class SQLiteStore(Store):
 
     # -- schedules ----------------------------------------------------------------------------
 
-    _SCHEDULE = "id, body, period, keep, owner, name, paused, created_at, last_claimed, secrets"
+    _SCHEDULE = (
+        "id, body, period, keep, owner, name, paused, created_at, last_claimed, secrets, webhook,"
+        " webhook_secret"
+    )
 
     def _schedule(self, row: tuple[Any, ...]) -> ScheduleRecord:
         runs = self.db.execute(
@@ -863,6 +872,7 @@ class SQLiteStore(Store):
             name=row[5], paused=bool(row[6]), created_at=datetime.fromisoformat(row[7]),
             last_claimed=None if row[8] is None else datetime.fromtimestamp(row[8], UTC),
             runs=[(datetime.fromtimestamp(due, UTC), str(task)) for due, task in runs], secrets=row[9],
+            webhook=None if row[10] is None else json.loads(row[10]), webhook_secret=row[11],
         )  # fmt: skip
 
     def _get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
@@ -879,10 +889,11 @@ class SQLiteStore(Store):
         body, secrets = split_body_secrets(schedule.body)
         with self._tx() as db:
             db.execute(
-                "INSERT INTO schedules (id, owner, name, body, secrets, period, keep, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO schedules (id, owner, name, body, secrets, period, keep, created_at, webhook,"
+                " webhook_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (schedule_id, schedule.owner, schedule.name, json.dumps(body), secrets,
-                 json.dumps(schedule.period), schedule.keep, _now()),
+                 json.dumps(schedule.period), schedule.keep, _now(),
+                 None if schedule.webhook is None else json.dumps(schedule.webhook), schedule.webhook_secret),
             )  # fmt: skip
         record = self._get_schedule(schedule_id)
         assert record is not None
@@ -913,6 +924,7 @@ class SQLiteStore(Store):
                 "DELETE FROM schedules WHERE id = ? RETURNING secrets", (schedule_id,)
             ).fetchone()
             db.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
+            db.execute("DELETE FROM deliveries WHERE schedule_id = ?", (schedule_id,))
             self._scrub = self._scrub or (gone is not None and gone[0] is not None)
         return gone is not None
 
@@ -951,6 +963,35 @@ class SQLiteStore(Store):
 
     async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
         await self._run(self._drop_runs, schedule_id, task_ids)
+
+    def _claim_notice(self, task_id: str) -> bool:
+        with self._tx() as db:
+            return bool(
+                db.execute("INSERT OR IGNORE INTO notices VALUES (?, ?)", (task_id, time.time())).rowcount
+            )
+
+    async def claim_notice(self, task_id: str) -> bool:
+        return await self._run(self._claim_notice, task_id)
+
+    def _record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO deliveries SELECT ?1, ?2, coalesce(max(seq), 0) + 1, ?3 FROM deliveries"
+                " WHERE schedule_id = ?1 ON CONFLICT (schedule_id, id) DO UPDATE SET data = excluded.data",
+                (schedule_id, delivery["id"], json.dumps(delivery)),
+            )
+
+    async def record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
+        await self._run(self._record_delivery, schedule_id, delivery)
+
+    def _deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT data FROM deliveries WHERE schedule_id = ? ORDER BY seq", (schedule_id,)
+        )
+        return [json.loads(data) for (data,) in rows.fetchall()]
+
+    async def deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
+        return await self._run(self._deliveries, schedule_id)
 
     def _set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
         with self._tx() as db:
