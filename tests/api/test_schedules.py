@@ -188,7 +188,6 @@ async def test_a_schedule_webhook_is_signed_retried_and_its_deliveries_readable(
             first = (await api.get(f"{url}/webhook/deliveries")).json()["items"][0]
             assert [a["status"] for a in first["attempts"]] == [500, 204]
 
-
             async def two_runs_told() -> bool:
                 return len((await api.get(f"{url}/webhook/deliveries")).json()["items"]) >= 3
 
@@ -209,7 +208,7 @@ async def test_a_webhook_to_a_private_address_is_refused_by_default(
 ) -> None:
     settings, store = replica_store(kind, tmp_path, redis_server.url, True)
     body = {
-        "task": {"urls": ["https://example.com/"]},
+        "task": {"urls": ["http://127.0.0.1:9/"]},  # never run (hourly), blocked anyway
         "period": {"every": "1h"},
         "webhook": {"url": "http://10.0.0.1/hook"},
     }
@@ -217,3 +216,62 @@ async def test_a_webhook_to_a_private_address_is_refused_by_default(
         refused = await api.post("/api/v1/schedules", json=body)
         assert refused.status_code == 422 and "10.0.0.1" in refused.json()["detail"]
         assert (await api.get("/api/v1/schedules")).json()["items"] == []
+
+
+async def test_a_task_webhook_is_told_once_when_the_task_ends(
+    kind: str, tmp_path: Path, redis_server: RedisServer, target: Target
+) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append(({k.lower(): v for k, v in request.headers.items()}, await request.read()))
+        return web.Response(status=200)
+
+    port = free_port()
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings, store = replica_store(kind, tmp_path, redis_server.url, True)
+    settings = settings.model_copy(update={"worker_processes": 0, "allow_private": True})
+    try:
+        async with serving_app(settings, store) as api:
+            task = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/404")]})).json()
+            made = await api.post(
+                f"/api/v1/tasks/{task['id']}/webhook", json={"url": f"http://127.0.0.1:{port}/hook"}
+            )
+            assert made.status_code == 201, made.text
+            secret = made.json()["secret"]
+
+            async def told() -> bool:
+                items = (await api.get(f"/api/v1/tasks/{task['id']}/webhook/deliveries")).json()["items"]
+                return bool(items) and items[0]["delivered"]
+
+            await wait_for(told, "the task's webhook told")
+            assert (
+                await api.post("/api/v1/tasks/nope/webhook", json={"url": "https://a.example/"})
+            ).status_code == 404
+    finally:
+        await runner.cleanup()
+    assert len(received) == 1
+    webhooks.verify(secret, received[0][0], received[0][1])
+    data = json.loads(received[0][1])["data"]
+    assert (data["task_id"], data["status"], data["counts"]["broken"], data["schedule_id"]) == (
+        task["id"],
+        "ready",
+        1,
+        None,
+    )
+
+
+async def test_a_task_webhook_to_a_private_address_is_refused_by_default(
+    kind: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings, store = replica_store(kind, tmp_path, redis_server.url, True)
+    async with serving_app(settings.model_copy(update={"worker_processes": 0}), store) as api:
+        task = (await api.post("/api/v1/tasks", json={"urls": ["http://127.0.0.1:9/"]})).json()  # blocked
+        refused = await api.post(
+            f"/api/v1/tasks/{task['id']}/webhook", json={"url": "http://127.0.0.1:1/hook"}
+        )
+        assert refused.status_code == 422 and "127.0.0.1" in refused.json()["detail"]

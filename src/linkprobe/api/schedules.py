@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from linkprobe import schedules, webhooks
 from linkprobe.api.compare import ChangeCounter, count, counter
-from linkprobe.api.deps import Caller, SettingsDep, StoreDep
+from linkprobe.api.deps import Caller, FoundTask, SettingsDep, StoreDep
 from linkprobe.api.intake import Submission, check_count
 from linkprobe.api.models import ChangeCounts, Problem, Progress, TaskCreate, progress
 from linkprobe.api.quotas import Quotas
@@ -31,7 +31,7 @@ from linkprobe.api.tasks import ERRORS, accept
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.schedules import Keep, SchedulePeriod
 from linkprobe.settings import Settings
-from linkprobe.store import TERMINAL, CrawlSpec, NewTask, Store, TaskStatus
+from linkprobe.store import TERMINAL, CrawlSpec, NewTask, Store, TaskRecord, TaskStatus
 from linkprobe.store.base import with_secrets
 from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 from linkprobe.webhooks import Backoff, Notifier, Summary, WebhookSpec, new_secret, refusal, task_links
@@ -159,8 +159,7 @@ async def create_schedule(
     )  # fmt: skip
     made.body["options"] = body.task.options.model_dump(mode="json", exclude_defaults=True)
     if body.webhook is not None:
-        if (refused := refusal(body.webhook.url, policy_of(settings))) is not None:
-            raise HTTPException(422, f"webhook.url is refused: {refused.message}")
+        checked(body.webhook, settings)
         made.webhook, made.webhook_secret = body.webhook.model_dump(mode="json"), new_secret()
     record = await store.create_schedule(made)
     response.headers["Location"] = f"/api/v1/schedules/{record.id}"
@@ -172,6 +171,35 @@ async def create_schedule(
 async def deliveries(schedule: FoundSchedule, store: StoreDep) -> DeliveryPage:
     """The schedule's webhook deliveries, oldest first, each with every attempt so far."""
     return DeliveryPage(items=[Delivery.model_validate(d) for d in await store.deliveries(schedule.id)])
+
+
+class WebhookCreated(BaseModel):
+    webhook: WebhookSpec
+    secret: str = Field(description="The signing secret (Standard Webhooks, whsec_...): shown this once.")
+
+
+def checked(spec: WebhookSpec, settings: Settings) -> None:
+    if (refused := refusal(spec.url, policy_of(settings))) is not None:
+        raise HTTPException(422, f"webhook.url is refused: {refused.message}")
+
+
+@router.post("/tasks/{task_id}/webhook", status_code=201, response_model=WebhookCreated)
+async def task_webhook(
+    task: FoundTask, spec: WebhookSpec, store: StoreDep, settings: SettingsDep
+) -> WebhookCreated:
+    """Tell a URL when this task ends (`on: changes`: only if it changed against the task it
+    re-runs), signed with the secret answered here once. Checked against the egress policy."""
+    checked(spec, settings)
+    secret = new_secret()
+    if not await store.set_task_webhook(task.id, spec.model_dump(mode="json"), secret):
+        raise HTTPException(404, f"task {task.id} not found")
+    return WebhookCreated(webhook=spec, secret=secret)
+
+
+@router.get("/tasks/{task_id}/webhook/deliveries", response_model=DeliveryPage)
+async def task_deliveries(task: FoundTask, store: StoreDep) -> DeliveryPage:
+    """The task's webhook deliveries, each with every attempt so far."""
+    return DeliveryPage(items=[Delivery.model_validate(d) for d in await store.deliveries(task.id)])
 
 
 def policy_of(settings: Settings) -> EgressPolicy:
@@ -247,6 +275,7 @@ class Scheduler:
             if record.webhook is not None:
                 await self.notify(record)
             wait = min(wait, max(0.05, (tick.next_at - datetime.now(UTC)).total_seconds()))
+        await self.notify_tasks()
         return wait
 
     async def start(self, record: ScheduleRecord, due: datetime) -> None:
@@ -274,26 +303,38 @@ class Scheduler:
         await self.keep(record.id)
 
     async def notify(self, record: ScheduleRecord) -> None:
-        """Send the webhook its summary of each run that ended (once, whichever replica wins)."""
+        """Tell the schedule's webhook of each run that ended (once, whichever replica wins)."""
         assert record.webhook is not None and record.webhook_secret is not None
-        spec = WebhookSpec.model_validate(record.webhook)
         for _, task_id in record.runs:
             task = await self.store.get_task(task_id)
-            if task is None or task.status not in TERMINAL or not await self.store.claim_notice(task_id):
-                continue
-            changed = None
-            if task.rerun_of and await self.store.get_task(task.rerun_of) is not None:
-                changed = await count(self.store, task.rerun_of, task.id)
-                await self.store.set_changes(task.id, {"since": task.rerun_of, **changed})
-            counts = {k: v for k, v in progress(task).model_dump().items() if v is not None}
-            summary = Summary(task.id, task.status.value, counts, task_links("", task.id), changed, record.id)
-            if summary.wanted(spec.on):
-                body = summary.body(datetime.now(UTC))
-                self.notifier.submit(
-                    spec.url, record.webhook_secret, body, self._recorder(record.id, task.id)
-                )
+            if task is not None and task.status in TERMINAL and await self.store.claim_notice(task_id):
+                await self.tell(record.id, task, record.webhook, record.webhook_secret)
 
-    def _recorder(self, schedule_id: str, task_id: str) -> Callable[[webhooks.Delivery], None]:
+    async def notify_tasks(self) -> None:
+        """Tell each task's webhook once it has ended (taken from the store by one replica)."""
+        for task_id in await self.store.task_webhooks():
+            task = await self.store.get_task(task_id)
+            if task is not None and task.status not in TERMINAL:
+                continue
+            taken = await self.store.take_task_webhook(task_id)
+            if task is not None and taken is not None:
+                await self.tell(task.id, task, *taken)
+
+    async def tell(self, subject: str, task: TaskRecord, webhook: dict[str, str], secret: str) -> None:
+        """Send the summary of an ended run (its counts, its changes against the run it re-runs)
+        if the webhook wants it; each attempt is kept under `subject` (schedule or task)."""
+        spec = WebhookSpec.model_validate(webhook)
+        changed = None
+        if task.rerun_of and await self.store.get_task(task.rerun_of) is not None:
+            changed = await count(self.store, task.rerun_of, task.id)
+            await self.store.set_changes(task.id, {"since": task.rerun_of, **changed})
+        counts = {k: v for k, v in progress(task).model_dump().items() if v is not None}
+        summary = Summary(task.id, task.status.value, counts, task_links("", task.id), changed, task.schedule)
+        if summary.wanted(spec.on):
+            body, recorder = summary.body(datetime.now(UTC)), self._recorder(subject, task.id)
+            self.notifier.submit(spec.url, secret, body, recorder)
+
+    def _recorder(self, subject: str, task_id: str) -> Callable[[webhooks.Delivery], None]:
         """Keeps each delivery in the store after every attempt (readable while it retries)."""
 
         def record(delivery: webhooks.Delivery) -> None:
@@ -301,7 +342,7 @@ class Scheduler:
                 "id": delivery.id, "task_id": task_id, "url": delivery.url, "delivered": delivery.delivered,
                 "attempts": [attempt_of(a) for a in delivery.attempts],
             }  # fmt: skip
-            write = asyncio.get_running_loop().create_task(self.store.record_delivery(schedule_id, shown))
+            write = asyncio.get_running_loop().create_task(self.store.record_delivery(subject, shown))
             self._writes.add(write)
             write.add_done_callback(self._writes.discard)
 

@@ -520,12 +520,26 @@ class Store(abc.ABC):
         """The lease of a run's webhook notice, set if absent: True for exactly one caller."""
 
     @abc.abstractmethod
-    async def record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
-        """Keep a webhook delivery as it is so far (by its "id"; each attempt replaces it)."""
+    async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
+        """Keep a webhook delivery of a schedule's or a task's (`subject`: its id) as it is so far
+        (by its "id"; each attempt replaces it)."""
 
     @abc.abstractmethod
-    async def deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
-        """A schedule's webhook deliveries, oldest first."""
+    async def deliveries(self, subject: str) -> list[dict[str, Any]]:
+        """A schedule's or a task's webhook deliveries, oldest first."""
+
+    @abc.abstractmethod
+    async def set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
+        """Name the webhook (webhooks.WebhookSpec as JSON, its secret) told when the task ends.
+        False for an unknown task. Deleted with the task."""
+
+    @abc.abstractmethod
+    async def task_webhooks(self) -> list[str]:
+        """The tasks whose webhook has not been told yet."""
+
+    @abc.abstractmethod
+    async def take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
+        """A task's webhook and secret, removed in the same step: one caller gets it."""
 
     @abc.abstractmethod
     async def claim_chunk(self, worker: str) -> Chunk | None:

@@ -429,6 +429,7 @@ class RedisStore(Store):
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.delete(k.keys(task_id), k.todo(task_id), *members)
             pipe.zrem(k.TASKS, task_id)
+            pipe.hdel(k.WEBHOOKS, task_id)
             if owner:
                 pipe.zrem(k.owner_tasks(owner), task_id)
                 pipe.srem(k.owner_live(owner), task_id)
@@ -631,17 +632,41 @@ class RedisStore(Store):
         return bool(await self.r.set(k.notice(task_id), "1", nx=True, ex=self.retention_s))
 
     @unavailable
-    async def record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
-        key = k.deliveries(schedule_id)
+    async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
+        key = k.deliveries(subject)
         known = await self.r.hget(key, delivery["id"])
         seq = json.loads(known)["seq"] if known else int(await self.r.hlen(key)) + 1
-        if await self.r.exists(k.schedule(schedule_id)):
-            await self.r.hset(key, delivery["id"], json.dumps({**delivery, "seq": seq}))
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(key, delivery["id"], json.dumps({**delivery, "seq": seq}))
+            pipe.expire(key, self.retention_s)
+            await pipe.execute()
 
     @unavailable
-    async def deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
-        found = [json.loads(data) for data in (await self.r.hgetall(k.deliveries(schedule_id))).values()]
+    async def deliveries(self, subject: str) -> list[dict[str, Any]]:
+        found = [json.loads(data) for data in (await self.r.hgetall(k.deliveries(subject))).values()]
         return [{k_: v for k_, v in d.items() if k_ != "seq"} for d in sorted(found, key=lambda d: d["seq"])]
+
+    @unavailable
+    async def set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
+        if not await self.r.exists(k.task(task_id)):
+            return False
+        await self.r.hset(k.WEBHOOKS, task_id, json.dumps({"spec": spec, "secret": secret}))
+        return True
+
+    @unavailable
+    async def task_webhooks(self) -> list[str]:
+        return list(await self.r.hkeys(k.WEBHOOKS))
+
+    @unavailable
+    async def take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
+        async with self.r.pipeline(transaction=True) as pipe:  # read and removed in one step
+            pipe.hget(k.WEBHOOKS, task_id)
+            pipe.hdel(k.WEBHOOKS, task_id)
+            found, removed = await pipe.execute()
+        if not removed or found is None:
+            return None
+        taken = json.loads(found)
+        return taken["spec"], taken["secret"]
 
     @unavailable
     async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:

@@ -37,7 +37,8 @@ Global keys:
     lp:schedule:<id>     HASH   a schedule: body (header values redacted), secrets, period, keep,
                                 owner, name, paused, created_at, last_claimed (due epoch: the lease)
     lp:schedule:<id>:runs ZSET  its runs' task ids, score = due epoch
-    lp:schedule:<id>:deliveries HASH  webhook delivery id -> JSON (with its order, `seq`)
+    lp:deliveries:<id>   HASH   a schedule's or task's webhook deliveries: id -> JSON (with `seq`)
+    lp:webhooks          HASH   task id -> {"spec", "secret"}: task webhooks not yet told
     lp:notice:<task id>  STRING set once: the replica that sends a run's webhook notice
     lp:cache:<owner>:<k> HASH   URL -> "<task id> <checked_at epoch> <result JSON>": the newest
                                 probed result per owner ("" without one) and effective options
@@ -158,8 +159,11 @@ def schedule_runs(schedule_id: str) -> str:
     return f"{PREFIX}schedule:{schedule_id}:runs"
 
 
-def deliveries(schedule_id: str) -> str:
-    return f"{PREFIX}schedule:{schedule_id}:deliveries"
+WEBHOOKS = f"{PREFIX}webhooks"
+
+
+def deliveries(subject: str) -> str:
+    return f"{PREFIX}deliveries:{subject}"
 
 
 def notice(task_id: str) -> str:

@@ -141,8 +141,11 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS notices (task_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deliveries (
-    schedule_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (schedule_id, id)
+    subject TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (subject, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_webhooks (
+    task_id TEXT PRIMARY KEY, spec TEXT NOT NULL, secret TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cache (
     owner TEXT NOT NULL, optkey TEXT NOT NULL, url TEXT NOT NULL, task_id TEXT NOT NULL,
@@ -192,7 +195,7 @@ MIGRATIONS = (
 )  # fmt: skip
 # A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
 # `sources` (input index -> where the URL was found) serves documents too.
-TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded")
+TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded", "task_webhooks")
 
 
 def on_store_thread(
@@ -924,7 +927,7 @@ class SQLiteStore(Store):
                 "DELETE FROM schedules WHERE id = ? RETURNING secrets", (schedule_id,)
             ).fetchone()
             db.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
-            db.execute("DELETE FROM deliveries WHERE schedule_id = ?", (schedule_id,))
+            db.execute("DELETE FROM deliveries WHERE subject = ?", (schedule_id,))
             self._scrub = self._scrub or (gone is not None and gone[0] is not None)
         return gone is not None
 
@@ -973,25 +976,49 @@ class SQLiteStore(Store):
     async def claim_notice(self, task_id: str) -> bool:
         return await self._run(self._claim_notice, task_id)
 
-    def _record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
+    def _record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO deliveries SELECT ?1, ?2, coalesce(max(seq), 0) + 1, ?3 FROM deliveries"
-                " WHERE schedule_id = ?1 ON CONFLICT (schedule_id, id) DO UPDATE SET data = excluded.data",
-                (schedule_id, delivery["id"], json.dumps(delivery)),
+                " WHERE subject = ?1 ON CONFLICT (subject, id) DO UPDATE SET data = excluded.data",
+                (subject, delivery["id"], json.dumps(delivery)),
             )
 
-    async def record_delivery(self, schedule_id: str, delivery: dict[str, Any]) -> None:
-        await self._run(self._record_delivery, schedule_id, delivery)
+    async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
+        await self._run(self._record_delivery, subject, delivery)
 
-    def _deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT data FROM deliveries WHERE schedule_id = ? ORDER BY seq", (schedule_id,)
-        )
+    def _deliveries(self, subject: str) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT data FROM deliveries WHERE subject = ? ORDER BY seq", (subject,))
         return [json.loads(data) for (data,) in rows.fetchall()]
 
-    async def deliveries(self, schedule_id: str) -> list[dict[str, Any]]:
-        return await self._run(self._deliveries, schedule_id)
+    async def deliveries(self, subject: str) -> list[dict[str, Any]]:
+        return await self._run(self._deliveries, subject)
+
+    def _set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
+        with self._tx() as db:
+            added = db.execute(
+                "INSERT OR REPLACE INTO task_webhooks SELECT id, ?, ? FROM tasks WHERE id = ?",
+                (json.dumps(spec), secret, task_id),
+            )
+            return bool(added.rowcount)
+
+    async def set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
+        return await self._run(self._set_task_webhook, task_id, spec, secret)
+
+    def _task_webhooks(self) -> list[str]:
+        return [str(task_id) for (task_id,) in self.db.execute("SELECT task_id FROM task_webhooks")]
+
+    async def task_webhooks(self) -> list[str]:
+        return await self._run(self._task_webhooks)
+
+    def _take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
+        with self._tx() as db:
+            query = "DELETE FROM task_webhooks WHERE task_id = ? RETURNING spec, secret"
+            row = db.execute(query, (task_id,)).fetchone()
+        return None if row is None else (json.loads(row[0]), str(row[1]))
+
+    async def take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
+        return await self._run(self._take_task_webhook, task_id)
 
     def _set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
         with self._tx() as db:
