@@ -4,12 +4,13 @@ URLs read back, its results in URL order (each URL once), and its change counts.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from linkprobe.changes import Seen
-from linkprobe.engine import ProbeResult, failed
+from linkprobe.engine import ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import ErrorKind, Outcome
 from linkprobe.store import NewTask, Store, byurl
 from tests.store.test_contract import drain
@@ -72,14 +73,16 @@ def probed(url: str, index: int, ago_s: float = 0.0) -> ProbeResult:
 
 async def test_results_reused_by_owner_and_options_within_max_age(store: Store) -> None:
     urls = ["http://a.example/", "http://b.example/", "http://c.example/"]
-    options = {"max_age": 60, "timeout": 5}
+    options = ProbeOptions(max_age=60, timeout=5)
     first, _ = await store.create_task(NewTask(options=options, owner="k1"), iter(urls), chunk_size=10)
     old = probed(urls[1], 1, ago_s=120)
     cancelled = failed(urls[2], 2, ErrorKind.CANCELLED, "the task was cancelled")
     fresh = probed(urls[0], 0)
     await store.remember(first.id, [fresh, old, cancelled])
 
-    again, _ = await store.create_task(NewTask(options={**options, "max_age": 1}, owner="k1"), iter(urls), 10)
+    again, _ = await store.create_task(
+        NewTask(options=replace(options, max_age=1), owner="k1"), iter(urls), 10
+    )
     hits = await store.cached(again.id, urls, 60)
     assert list(hits) == [urls[0]]  # not one probed too long ago, not a cancelled one
     assert hits[urls[0]][0] == first.id
@@ -89,7 +92,7 @@ async def test_results_reused_by_owner_and_options_within_max_age(store: Store) 
 
     other_owner, _ = await store.create_task(NewTask(options=options, owner="k2"), iter(urls), 10)
     other_options, _ = await store.create_task(
-        NewTask(options={**options, "timeout": 9}, owner="k1"), iter(urls), 10
+        NewTask(options=replace(options, timeout=9), owner="k1"), iter(urls), 10
     )
     assert await store.cached(other_owner.id, urls, 60) == {}
     assert await store.cached(other_options.id, urls, 60) == {}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import hashlib
 import io
-import json
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated, Any, Literal
@@ -29,7 +29,8 @@ from linkprobe.api.models import Problem, Task
 from linkprobe.api.security import Principal
 from linkprobe.api.tasks import ERRORS, accept
 from linkprobe.changes import Change, Compared
-from linkprobe.engine.options import REDACTED, SECRET_OPTIONS
+from linkprobe.engine import ProbeOptions
+from linkprobe.engine.options import SECRET_OPTIONS
 from linkprobe.store import CrawlSpec, NewTask, Store, TaskRecord
 
 MAX_CURSOR = 8192  # a cursor is the last URL of a page
@@ -69,12 +70,12 @@ class ChangePage(BaseModel):
     next_cursor: str | None
 
 
-def options_again(options: dict[str, Any], given: Rerun | None) -> dict[str, Any]:
+def options_again(options: ProbeOptions, given: Rerun | None) -> ProbeOptions:
     """The stored options with their secret values given again: 422 naming the headers missing."""
-    again = dict(options)
+    again: dict[str, Any] = {}
     for name in SECRET_OPTIONS:
-        stored = options.get(name)
-        if not isinstance(stored, dict) or not stored:
+        stored = getattr(options, name)
+        if not stored:
             continue
         supplied = (given.model_dump().get(name) if given else None) or {}
         missing = sorted(set(stored) - set(supplied))
@@ -86,8 +87,7 @@ def options_again(options: dict[str, Any], given: Rerun | None) -> dict[str, Any
                 f"(missing: {', '.join(missing) or 'none'}; not the task's: {', '.join(extra) or 'none'})",
             )
         again[name] = supplied
-    assert REDACTED not in json.dumps(again)
-    return again
+    return dataclasses.replace(options, **again) if again else options
 
 
 async def spooled_inputs(store: Store, task_id: str) -> IO[bytes]:

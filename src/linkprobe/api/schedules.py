@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -280,9 +281,8 @@ class Scheduler:
 
     async def start(self, record: ScheduleRecord, due: datetime) -> None:
         """Submit the run of `due` as the schedule's owner, then drop runs past `keep`."""
-        body = {**record.body, "options": with_secrets(record.body.get("options") or {}, record.secrets)}
-        created = TaskCreate.model_validate(body)
-        options = created.options.model_dump(exclude_defaults=True)
+        created = TaskCreate.model_validate(record.body)  # header values redacted: put back below
+        options = with_secrets(json.dumps(record.body.get("options") or {}), record.secrets)
         previous = record.runs[-1][1] if record.runs else None
         task = NewTask(created.name or record.name, created.description, options, schedule=record.id)
         task.rerun_of = previous if previous and await self.store.get_task(previous) else None

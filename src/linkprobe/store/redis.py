@@ -524,7 +524,7 @@ class RedisStore(Store):
 
     async def _cache_of(self, task_id: str) -> str | None:
         owner, options = await self.r.hmget(k.task(task_id), ["owner", "options"])
-        return None if options is None else k.cache(owner or "", cache_key(json.loads(options)))
+        return None if options is None else k.cache(owner or "", cache_key(stored_options(options)))
 
     @unavailable
     async def cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:

@@ -830,7 +830,7 @@ class SQLiteStore(Store):
     def _cache_of(self, task_id: str) -> tuple[str, str] | None:
         """The task's (owner, cache_key): where its results are kept and looked up."""
         row = self.db.execute("SELECT owner, options FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return None if row is None else (row[0] or "", cache_key(json.loads(row[1])))
+        return None if row is None else (row[0] or "", cache_key(stored_options(row[1])))
 
     def _cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
         if (of := self._cache_of(task_id)) is None:
