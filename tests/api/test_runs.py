@@ -251,3 +251,20 @@ async def test_results_reused_within_max_age_and_probed_again_after(
     ).json()
     assert (await results_of(runs_api, late["id"]))[0]["cached_from"] is None  # too old: probed again
     assert target.hits[hits[1]] == 2
+
+
+async def test_a_rerun_of_documents_keeps_where_each_link_was_found(
+    runs_api: httpx.AsyncClient, target: Target
+) -> None:
+    page = f'<a href="{target.url("/status/200")}">a</a>\n<p>\n<a href="{target.url("/status/404")}">b</a>\n'
+    files = [("file", ("docs.html", page.encode(), "text/html"))]
+    first = (await runs_api.post("/api/v1/tasks", files=files)).json()
+    await ended(runs_api, first["id"])
+    again = (await runs_api.post(f"/api/v1/tasks/{first['id']}/rerun")).json()
+    before, after = await results_of(runs_api, first["id"]), await results_of(runs_api, again["id"])
+    assert [(r["url"], r["sources"]) for r in after] == [(r["url"], r["sources"]) for r in before]
+    assert after[1]["sources"]["places"] == [{"document": "docs.html", "line": 3}]
+    plain = (await runs_api.post("/api/v1/tasks", json={"urls": [target.url("/status/200")]})).json()
+    await ended(runs_api, plain["id"])
+    rerun = (await runs_api.post(f"/api/v1/tasks/{plain['id']}/rerun")).json()
+    assert "sources" not in (await results_of(runs_api, rerun["id"]))[0]

@@ -31,7 +31,7 @@ from linkprobe.api.tasks import ERRORS, accept
 from linkprobe.changes import Change, Compared
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.options import SECRET_OPTIONS
-from linkprobe.store import CrawlSpec, NewTask, Store, TaskRecord
+from linkprobe.store import CrawlSpec, NewTask, ResultFilter, Store, TaskRecord
 
 MAX_CURSOR = 8192  # a cursor is the last URL of a page
 
@@ -133,6 +133,8 @@ async def rerun(
         new.crawl = CrawlSpec.from_dict(task.crawl.to_dict())
         submission = Submission(new, [], 1, fingerprint)
     else:
+        first, _ = await store.results(task.id, ResultFilter(), None, 1)
+        new.sources_of = task.id if first and "sources" in first[0] else None  # documents' links
         spool = await spooled_inputs(store, task.id)
         submission = Submission(new, _lines(spool), task.total, fingerprint, files=[spool])
     return Task.of(await accept(store, settings, quotas, submission, idempotency_key, response, who))

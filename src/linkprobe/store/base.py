@@ -74,6 +74,7 @@ class NewTask:
     sources: Mapping[int, dict[str, Any]] | None = None  # read once, in batches, when the task is stored
     rerun_of: str | None = None  # the task this one runs again (its inputs and options)
     schedule: str | None = None  # the schedule this task is a run of
+    sources_of: str | None = None  # a re-run of documents: the task whose sources it keeps (same URLs)
 
 
 @dataclass(slots=True)

@@ -274,7 +274,7 @@ class RedisStore(Store):
             fields["secrets"] = secrets
         if task.crawl is not None:
             fields |= {"crawl": json.dumps(task.crawl.to_dict()), "pages": 0, "scheduled": 1, "sourced": 1}
-        if task.sources:
+        if task.sources or task.sources_of:
             fields["sourced"] = 1
         if task.rerun_of is not None:
             fields["rerun_of"] = task.rerun_of
@@ -291,6 +291,10 @@ class RedisStore(Store):
                 self._start_crawl(pipe, task_id, task.crawl)
             if task.sources:
                 self._add_sources(pipe, task_id, task.sources)
+            if task.sources_of is not None:  # a re-run: the same input indexes, so the same sources
+                pipe.copy(k.sources(task.sources_of), k.sources(task_id))
+                pipe.expire(k.sources(task_id), self.retention_s)
+                pipe.sadd(k.keys(task_id), k.sources(task_id))
             await pipe.execute()
 
     async def _discard(self, task_id: str) -> None:

@@ -565,6 +565,11 @@ class SQLiteStore(Store):
             )  # fmt: skip
             if task.crawl is not None:
                 self._start_crawl(task_id, task.crawl.start)
+            if task.sources_of is not None:  # a re-run: the same input indexes, so the same sources
+                db.execute(
+                    "INSERT INTO sources SELECT ?, idx, data FROM sources WHERE task_id = ?",
+                    (task_id, task.sources_of),
+                )
             items = iter(task.sources.items() if task.sources else ())
             while batch := list(islice(items, 1000)):  # built a batch at a time (documents: 1M URLs)
                 db.execute(
