@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from linkprobe.store import Store
+from linkprobe.store.base import MAX_DELIVERIES
 from linkprobe.store.scheduled import NewSchedule
 
 BODY = {"urls": ["https://example.com/"], "options": {"headers": {"Authorization": "Bearer s3cret"}}}
@@ -54,3 +55,19 @@ async def test_runs_recorded_in_due_order_and_dropped(store: Store) -> None:
     await store.delete_schedule(made.id)
     await store.add_run(made.id, DUE, "late")  # a run started as its schedule was deleted
     assert await store.get_schedule(made.id) is None
+
+
+async def test_deliveries_kept_by_id_in_order_the_newest_only(store: Store) -> None:
+    made = await store.create_schedule(NewSchedule(BODY, {"every": "1s"}, 3))
+    await store.record_delivery(made.id, {"id": "msg_a", "attempts": [1]})
+    await store.record_delivery(made.id, {"id": "msg_b", "attempts": [1]})
+    await store.record_delivery(made.id, {"id": "msg_a", "attempts": [1, 2]})  # a later attempt
+    assert await store.deliveries(made.id) == [
+        {"id": "msg_a", "attempts": [1, 2]},
+        {"id": "msg_b", "attempts": [1]},
+    ]
+    for n in range(MAX_DELIVERIES + 1):
+        await store.record_delivery(made.id, {"id": f"msg_{n}", "attempts": []})
+    kept = [d["id"] for d in await store.deliveries(made.id)]
+    assert kept == [f"msg_{n}" for n in range(1, MAX_DELIVERIES + 1)]
+    assert await store.deliveries("another") == []

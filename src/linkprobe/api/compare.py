@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from itertools import islice
 
@@ -16,6 +17,7 @@ from linkprobe.changes import Change, Compared, Seen
 from linkprobe.store import TERMINAL, Store, TaskRecord
 
 BATCH = 1000  # items pulled across the merge's thread at a time
+log = logging.getLogger("linkprobe.api")
 
 
 async def _pull(stream: AsyncIterator[Seen], size: int) -> list[Seen]:
@@ -83,6 +85,8 @@ class ChangeCounter:
         try:
             if await store.get_task(previous) is not None:  # else the first run is gone: no baseline
                 await store.set_changes(current, {"since": previous, **await count(store, previous, current)})
+        except Exception:  # the store down, the task deleted meanwhile: counted at a later view
+            log.warning("the changes of task %s could not be counted", current, exc_info=True)
         finally:
             del self.running[current]
 

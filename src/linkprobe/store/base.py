@@ -212,6 +212,8 @@ def split_body_secrets(body: dict[str, Any]) -> tuple[dict[str, Any], str | None
     return {**body, "options": json.loads(text)}, secrets
 
 
+MAX_DELIVERIES = 100  # webhook deliveries kept per schedule or task, the newest
+
 # Results never reused by another task: not an answer of the URL's (options.max_age).
 UNCACHED = frozenset({ErrorKind.CANCELLED, ErrorKind.INTERNAL})
 
@@ -523,7 +525,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
         """Keep a webhook delivery of a schedule's or a task's (`subject`: its id) as it is so far
-        (by its "id"; each attempt replaces it)."""
+        (by its "id"; each attempt replaces it); the newest MAX_DELIVERIES are kept."""
 
     @abc.abstractmethod
     async def deliveries(self, subject: str) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from linkprobe.store.accounts import Window
 from linkprobe.store.base import (
     LIVE,
     TERMINAL,
+    MAX_DELIVERIES,
     Chunk,
     IdempotencyConflict,
     NewTask,
@@ -639,15 +640,25 @@ class RedisStore(Store):
     async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
         key = k.deliveries(subject)
         known = await self.r.hget(key, delivery["id"])
-        seq = json.loads(known)["seq"] if known else int(await self.r.hlen(key)) + 1
+        seq = json.loads(known)["seq"] if known else int(await self.r.hget(key, "seq") or 0) + 1
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(key, delivery["id"], json.dumps({**delivery, "seq": seq}))
+            pipe.hset(key, mapping={delivery["id"]: json.dumps({**delivery, "seq": seq}), "seq": seq})
             pipe.expire(key, self.retention_s)
             await pipe.execute()
+        if not known and seq > MAX_DELIVERIES:  # the oldest goes (sequence numbers have no gaps)
+            kept = await self.r.hgetall(key)
+            old = [
+                i
+                for i, data in kept.items()
+                if i != "seq" and json.loads(data)["seq"] <= seq - MAX_DELIVERIES
+            ]
+            if old:
+                await self.r.hdel(key, *old)
 
     @unavailable
     async def deliveries(self, subject: str) -> list[dict[str, Any]]:
-        found = [json.loads(data) for data in (await self.r.hgetall(k.deliveries(subject))).values()]
+        kept = await self.r.hgetall(k.deliveries(subject))
+        found = [json.loads(data) for delivery_id, data in kept.items() if delivery_id != "seq"]
         return [{k_: v for k_, v in d.items() if k_ != "seq"} for d in sorted(found, key=lambda d: d["seq"])]
 
     @unavailable

@@ -37,7 +37,8 @@ Global keys:
     lp:schedule:<id>     HASH   a schedule: body (header values redacted), secrets, period, keep,
                                 owner, name, paused, created_at, last_claimed (due epoch: the lease)
     lp:schedule:<id>:runs ZSET  its runs' task ids, score = due epoch
-    lp:deliveries:<id>   HASH   a schedule's or task's webhook deliveries: id -> JSON (with `seq`)
+    lp:deliveries:<id>   HASH   a schedule's or task's webhook deliveries: id -> JSON (with its
+                                `seq`), and `seq`, the last one given (the newest 100 are kept)
     lp:webhooks          HASH   task id -> {"spec", "secret"}: task webhooks not yet told
     lp:notice:<task id>  STRING set once: the replica that sends a run's webhook notice
     lp:cache:<owner>:<k> HASH   URL -> "<task id> <checked_at epoch> <result JSON>": the newest

@@ -46,6 +46,7 @@ from linkprobe.store.base import (
     LIVE,
     STREAM_PAGE,
     TERMINAL,
+    MAX_DELIVERIES,
     Chunk,
     DeliveryPolicy,
     IdempotencyConflict,
@@ -724,6 +725,7 @@ class SQLiteStore(Store):
         with self._tx() as db:  # the quota counters of windows that have ended, old cached results
             db.execute("DELETE FROM usage WHERE expires < ?", (time.time(),))
             db.execute("DELETE FROM cache WHERE checked_at < ?", (time.time() - self.retention_s,))
+            db.execute("DELETE FROM notices WHERE at < ?", (time.time() - self.retention_s,))
         return len(expired)
 
     purge_expired = on_store_thread(_purge)
@@ -987,6 +989,11 @@ class SQLiteStore(Store):
                 "INSERT INTO deliveries SELECT ?1, ?2, coalesce(max(seq), 0) + 1, ?3 FROM deliveries"
                 " WHERE subject = ?1 ON CONFLICT (subject, id) DO UPDATE SET data = excluded.data",
                 (subject, delivery["id"], json.dumps(delivery)),
+            )
+            db.execute(
+                "DELETE FROM deliveries WHERE subject = ?1"
+                " AND seq <= (SELECT max(seq) FROM deliveries WHERE subject = ?1) - ?2",
+                (subject, MAX_DELIVERIES),
             )
 
     async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
