@@ -275,3 +275,32 @@ async def test_a_task_webhook_to_a_private_address_is_refused_by_default(
             f"/api/v1/tasks/{task['id']}/webhook", json={"url": "http://127.0.0.1:1/hook"}
         )
         assert refused.status_code == 422 and "127.0.0.1" in refused.json()["detail"]
+
+
+async def test_a_schedule_keeps_its_newest_runs_and_counts_their_changes(
+    kind: str, tmp_path: Path, redis_server: RedisServer, target: Target
+) -> None:
+    settings, store = replica_store(kind, tmp_path, redis_server.url, True)
+    settings = settings.model_copy(update={"worker_processes": 0, "allow_private": True})
+    body = {"task": {"urls": [target.url("/status/200")]}, "period": {"every": "1s"}, "keep": 2}
+    async with serving_app(settings, store) as api:
+        url = f"/api/v1/schedules/{(await api.post('/api/v1/schedules', json=body)).json()['id']}"
+        seen: list[str] = []
+
+        async def five_runs() -> bool:
+            for run in (await api.get(url)).json()["runs"]:
+                seen.extend([run["task_id"]] if run["task_id"] not in seen else [])
+            return len(seen) >= 5
+
+        await wait_for(five_runs, "five runs")
+        runs = (await api.get(url)).json()["runs"]
+        assert 2 <= len(runs) <= 4  # the newest 2, and a run still going with the one before it
+        assert (await api.get(f"/api/v1/tasks/{seen[0]}")).status_code == 404  # dropped: deleted
+
+        async def counted() -> bool:
+            shown = (await api.get(url)).json()["runs"]
+            return any(run["changes"] is not None for run in shown)
+
+        await wait_for(counted, "a run's changes counted")
+        run = next(run for run in (await api.get(url)).json()["runs"] if run["changes"] is not None)
+        assert run["changes"]["broke"] == 0 and run["progress"]["ok"] == 1
