@@ -27,7 +27,7 @@ from linkprobe.api.deps import Caller, FoundTask, SettingsDep, StoreDep
 from linkprobe.api.intake import Submission, check_count
 from linkprobe.api.models import ChangeCounts, Problem, Progress, TaskCreate, progress
 from linkprobe.api.quotas import Quotas
-from linkprobe.api.security import Principal
+from linkprobe.api.security import ADMIN, Principal
 from linkprobe.api.tasks import ERRORS, accept
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.schedules import Keep, SchedulePeriod
@@ -295,7 +295,7 @@ class Scheduler:
         run = schedules.run_id(record.id, due)
         try:
             made = await accept(self.store, self.settings, self.quotas, submission, run, Response(),
-                                Principal(record.owner))  # fmt: skip
+                                Principal(record.owner, admin=record.owner == ADMIN))  # fmt: skip
         except HTTPException as exc:  # a quota, a cap lowered since: this run is skipped
             log.warning("schedule %s: run %s not started: %s", record.id, run, exc.detail)
             return
