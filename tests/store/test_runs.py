@@ -13,7 +13,9 @@ from linkprobe.changes import Seen
 from linkprobe.engine import ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import ErrorKind, Outcome
 from linkprobe.store import NewTask, Store, byurl
-from tests.store.test_contract import drain
+from linkprobe.store import redis_schema as k
+from linkprobe.store.redis import RedisStore
+from tests.store.test_contract import drain, results_of
 
 # Out of URL order, one URL twice (its first result counts), outcomes as result_for gives them.
 URLS = ["http://c.example/x", "http://a.example/ok", "http://b.example/missing", "http://a.example/ok",
@@ -96,3 +98,17 @@ async def test_results_reused_by_owner_and_options_within_max_age(store: Store) 
     )
     assert await store.cached(other_owner.id, urls, 60) == {}
     assert await store.cached(other_options.id, urls, 60) == {}
+
+
+async def test_results_by_url_while_a_task_runs_then_from_its_index(store: Store) -> None:
+    task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=2)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    await store.complete_chunk(chunk, results_of(chunk))  # c.example and a.example so far
+    assert [s.url async for s in store.seen_by_url(task.id)] == ["http://a.example/ok", "http://c.example/x"]
+    await drain(store)
+    assert len([s async for s in store.seen_by_url(task.id)]) == 4
+    if isinstance(store, RedisStore):  # an ended task's order is kept as an index, deleted with it
+        assert await store.r.exists(k.by_url(task.id))
+        await store.delete_task(task.id)
+        assert not await store.r.exists(k.by_url(task.id))

@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from linkprobe.changes import Seen
 from linkprobe.engine import ProbeResult
 from linkprobe.engine.outcome import APART, Outcome
 from linkprobe.extract.document import Linked
@@ -35,8 +36,8 @@ from linkprobe.store import redis_schema as k
 from linkprobe.store.accounts import Window
 from linkprobe.store.base import (
     LIVE,
-    TERMINAL,
     MAX_DELIVERIES,
+    TERMINAL,
     Chunk,
     IdempotencyConflict,
     NewTask,
@@ -63,6 +64,7 @@ from linkprobe.store.base import (
     with_secrets,
     with_sources,
 )
+from linkprobe.store.byurl import seen_of
 from linkprobe.store.errors import StoreUnavailable
 from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
@@ -519,6 +521,48 @@ class RedisStore(Store):
     async def _with_sources(self, task_id: str, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
         sources = await self.r.hmget(k.sources(task_id), [idx for idx, _ in rows])
         return [(idx, with_sources(row, found)) for (idx, row), found in zip(rows, sources, strict=True)]
+
+    async def seen_by_url(self, task_id: str, after: str | None = None) -> AsyncIterator[Seen]:
+        """An ended task's: read from its index in URL order (built once, from the external sort);
+        a task still running: sorted externally each time (its results still change)."""
+        status = await unavailable(self.r.hget)(k.task(task_id), "status")
+        if status is None or TaskStatus(status) not in TERMINAL:
+            async for seen in super().seen_by_url(task_id, after):
+                yield seen
+            return
+        key = k.by_url(task_id)
+        if not await unavailable(self.r.exists)(key):
+            await self._index_by_url(task_id)
+        low = "-" if after is None else f"({after}\x01"  # past every member of `after` ("<url>\0...")
+        while members := await unavailable(self.r.zrangebylex)(key, low, "+", start=0, num=PAGE):
+            for member in members:
+                url, _, seen = member.partition("\0")
+                yield seen_of([url, 0, *json.loads(seen)])
+            low = f"({members[-1]}"
+
+    async def _index_by_url(self, task_id: str) -> None:
+        """The task's results in URL order as a sorted set: written aside, then renamed in place, so
+        a reader never sees half of it."""
+        building = k.by_url_building(task_id, uuid.uuid4().hex)
+        members: dict[str, int] = {}
+        try:
+            async for seen in super().seen_by_url(task_id):
+                kind = None if seen.error_kind is None else seen.error_kind.value
+                what = json.dumps([seen.outcome.value, seen.status_code, seen.final_url, kind])
+                members[f"{seen.url}\0{what}"] = 0
+                if len(members) >= PAGE:
+                    await unavailable(self.r.zadd)(building, members)
+                    members = {}
+            if members:
+                await unavailable(self.r.zadd)(building, members)
+            if members or await self.r.exists(building):
+                async with self.r.pipeline(transaction=True) as pipe:  # all at once, the task's key too
+                    pipe.rename(building, k.by_url(task_id))
+                    pipe.expire(k.by_url(task_id), k.BYURL_TTL_S)
+                    pipe.sadd(k.keys(task_id), k.by_url(task_id))
+                    await pipe.execute()
+        finally:
+            await self.r.delete(building)
 
     async def input_urls(self, task_id: str) -> AsyncIterator[list[str]]:
         starts = await unavailable(self.r.hgetall)(k.starts(task_id))

@@ -21,6 +21,9 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:seen          HASH   crawl: URL -> input index (the crawl's seen-set)
     lp:{T}:expanded      SET    crawl: input indexes of the pages whose links were added
     lp:{T}:kinds         HASH   crawl: chunk number -> "<kind> <depth>" (absent: links at depth 0)
+    lp:{T}:byurl         ZSET   an ended task's URLs in URL order for comparing runs, all at score 0:
+                                "<url>\0<what it saw, JSON>" (store.byurl); built on first use
+                                (into lp:{T}:byurl:new:<token>, then renamed), kept BYURL_TTL_S
 
 Global keys:
 
@@ -128,6 +131,18 @@ def seen(task_id: str) -> str:
 
 def expanded(task_id: str) -> str:
     return f"{task_prefix(task_id)}expanded"
+
+
+def by_url(task_id: str) -> str:
+    return f"{task_prefix(task_id)}byurl"
+
+
+def by_url_building(task_id: str, token: str) -> str:
+    """Where one builder writes the index before renaming it to by_url."""
+    return f"{by_url(task_id)}:new:{token}"
+
+
+BYURL_TTL_S = 3600  # an index in URL order is a cache: built again from the results when gone
 
 
 def kinds(task_id: str) -> str:

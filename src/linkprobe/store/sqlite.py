@@ -44,9 +44,9 @@ from linkprobe.frontier import ChunkKind, CrawlSpec, Found, merge_sources, plan_
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
     LIVE,
+    MAX_DELIVERIES,
     STREAM_PAGE,
     TERMINAL,
-    MAX_DELIVERIES,
     Chunk,
     DeliveryPolicy,
     IdempotencyConflict,
