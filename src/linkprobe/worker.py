@@ -40,10 +40,12 @@ from linkprobe.crawl import (
     page_options,
 )
 from linkprobe.engine import Engine, ProbeOptions, ProbeResult
+from linkprobe.engine.outcome import RESULT_FIELDS
 from linkprobe.frontier import CrawlSpec
 from linkprobe.metrics import Metrics, published
 from linkprobe.settings import Settings
 from linkprobe.store import Chunk, ChunkKind, Store, StoreUnavailable
+from linkprobe.store.base import Reused
 
 log = logging.getLogger("linkprobe.worker")
 IDLE_POLL_S = 0.2
@@ -229,9 +231,9 @@ class Worker:
             if (hit := found.get(url)) is None:
                 probe.append(chunk.start + offset)
                 continue
-            reused = ProbeResult.from_dict(orjson.loads(hit[1]))
-            reused.index, reused.cached_from = chunk.start + offset, hit[0]
-            yield reused
+            first = ProbeResult.from_dict(orjson.loads(hit[1]))
+            first.index = chunk.start + offset
+            yield Reused(**{f.name: getattr(first, f.name) for f in RESULT_FIELDS}, cached_from=hit[0])
         fresh: list[ProbeResult] = []
         urls = [chunk.urls[index - chunk.start] for index in probe]
         async for result in self.engine.run(urls, options, start_index=0, lane=chunk.task_id):

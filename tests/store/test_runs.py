@@ -14,6 +14,7 @@ from linkprobe.engine import ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import ErrorKind, Outcome
 from linkprobe.store import NewTask, Store, byurl
 from linkprobe.store import redis_schema as k
+from linkprobe.store.base import Reused
 from linkprobe.store.redis import RedisStore
 from tests.store.test_contract import drain, results_of
 
@@ -80,7 +81,10 @@ async def test_results_reused_by_owner_and_options_within_max_age(store: Store) 
     old = probed(urls[1], 1, ago_s=120)
     cancelled = failed(urls[2], 2, ErrorKind.CANCELLED, "the task was cancelled")
     fresh = probed(urls[0], 0)
-    await store.remember(first.id, [fresh, old, cancelled])
+    reused = Reused(
+        urls[2], 2, ok=True, status_code=200, attempts=1, cached_from="t0"
+    )  # kept as first probed
+    await store.remember(first.id, [fresh, old, cancelled, reused])
 
     again, _ = await store.create_task(
         NewTask(options=replace(options, max_age=1), owner="k1"), iter(urls), 10

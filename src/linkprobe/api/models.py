@@ -190,6 +190,11 @@ class _Shown(BaseModel):
         return redirect_rule(hops[0].status_code if hops else None, None if error is None else error.kind)
 
 
+CACHED_FROM = (
+    "Only on a result reused under options.max_age: the task that probed it (checked_at is that probe's)."
+)
+
+
 def _result_model() -> type[BaseModel]:
     """The API's result, derived from the engine's one declaration (engine/outcome.py): every
     field the NDJSON and CSV forms carry, with its description, and the error kinds as an enum;
@@ -200,6 +205,10 @@ def _result_model() -> type[BaseModel]:
     fields["sources"] = (
         Sources | None,
         Field(None, exclude_if=lambda value: value is None, description=Sources.__doc__),
+    )
+    fields["cached_from"] = (
+        str | None,
+        Field(None, exclude_if=lambda value: value is None, description=CACHED_FROM),
     )
     return create_model("Result", __doc__="One probed URL.", __base__=_Shown, **fields)
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,10 +27,11 @@ from linkprobe.api.deps import Caller, FoundTask, QuotasDep, SettingsDep, StoreD
 from linkprobe.api.intake import Submission
 from linkprobe.api.models import Problem, Task
 from linkprobe.api.security import Principal
-from linkprobe.api.tasks import ERRORS, accept
+from linkprobe.api.tasks import ERRORS, IdempotencyKey, accept
 from linkprobe.changes import Change, Compared
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.options import SECRET_OPTIONS
+from linkprobe.engine.outcome import ErrorKind, Outcome
 from linkprobe.store import CrawlSpec, NewTask, ResultFilter, Store, TaskRecord
 
 MAX_CURSOR = 8192  # a cursor is the last URL of a page
@@ -51,10 +52,12 @@ class Rerun(BaseModel):
 
 
 class SeenView(BaseModel):
-    outcome: str
+    """What one run saw of a URL, as far as changes go (changes.Seen)."""
+
+    outcome: Outcome
     status_code: int | None
-    final_url: str | None
-    error_kind: str | None
+    final_url: str | None = Field(description="The URL that gave the final answer, after redirects.")
+    error_kind: ErrorKind | None
 
 
 class ChangeItem(BaseModel):
@@ -119,7 +122,7 @@ async def rerun(
     settings: SettingsDep,
     quotas: QuotasDep,
     body: Annotated[Rerun | None, Body()] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Task:
     """Run a task again: a new task with its inputs (URL list, documents' links or crawl spec) and
     options, answered as a submission (202, Location, Idempotency-Key, owner, quotas). The new

@@ -125,10 +125,6 @@ class ProbeResult:
         default_factory=partial(datetime.now, UTC),  # no Python frame
     )
     attempts: int = _doc("Attempts made (1 + retries used).", 0)
-    cached_from: str | None = _doc(
-        "The task whose result this is, reused under options.max_age (its checked_at is the original "
-        "probe's); null when probed for this task."
-    )
 
     @property
     def outcome(self) -> Outcome:

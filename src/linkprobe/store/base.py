@@ -225,10 +225,23 @@ def cache_key(options: ProbeOptions) -> str:
     return hashlib.sha256(effective.encode()).hexdigest()[:32]
 
 
+@dataclass(slots=True)
+class Reused(ProbeResult):
+    """A result of another task's, reused under options.max_age as it was (its checked_at too): its
+    stored form says whose (`cached_from`), as `check --cache` says which file."""
+
+    cached_from: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**ProbeResult.to_dict(self), "cached_from": self.cached_from}
+
+
 def cacheable(results: Iterable[ProbeResult]) -> list[ProbeResult]:
     """The results another task may reuse: probed answers, not reused ones (they are kept as first
     probed), not cancelled or dead-lettered ones."""
-    return [r for r in results if r.cached_from is None and (r.error is None or r.error.kind not in UNCACHED)]
+    return [
+        r for r in results if not isinstance(r, Reused) and (r.error is None or r.error.kind not in UNCACHED)
+    ]
 
 
 def with_secrets(text: str, secrets: str | None) -> ProbeOptions:
