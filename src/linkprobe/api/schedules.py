@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -252,7 +252,13 @@ class Scheduler:
 
     def __init__(self, store: Store, settings: Settings, quotas: Quotas, notifier: Notifier) -> None:
         self.store, self.settings, self.quotas, self.notifier = store, settings, quotas, notifier
-        self._writes: set[asyncio.Task[None]] = set()
+        self._working: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Cancel the notices still being prepared or recorded."""
+        for work in list(self._working):
+            work.cancel()
+        await asyncio.gather(*self._working, return_exceptions=True)
 
     async def run(self) -> None:
         while True:
@@ -269,15 +275,25 @@ class Scheduler:
         for record in await self.store.list_schedules(None):
             if record.paused:
                 continue
-            period = SchedulePeriod.model_validate(record.period).rule
-            tick = schedules.tick(period, record.created_at, record.last_claimed, now)
-            if tick.due is not None and await self.store.claim_run(record.id, tick.due):
-                await self.start(record, tick.due)
-            if record.webhook is not None:
-                await self.notify(record)
-            wait = min(wait, max(0.05, (tick.next_at - datetime.now(UTC)).total_seconds()))
+            try:  # one schedule that fails holds up no other
+                next_at = await self.due(record, now)
+            except Exception:
+                log.exception("schedule %s: its look failed", record.id)
+                continue
+            wait = min(wait, max(0.05, (next_at - datetime.now(UTC)).total_seconds()))
         await self.notify_tasks()
         return wait
+
+    async def due(self, record: ScheduleRecord, now: datetime) -> datetime:
+        """Start the schedule's run that is due now if this replica wins it, tell its webhook of
+        the runs that ended; when to look again."""
+        period = SchedulePeriod.model_validate(record.period).rule
+        tick = schedules.tick(period, record.created_at, record.last_claimed, now)
+        if tick.due is not None and await self.store.claim_run(record.id, tick.due):
+            await self.start(record, tick.due)
+        if record.webhook is not None:
+            await self.notify(record)
+        return tick.next_at
 
     async def start(self, record: ScheduleRecord, due: datetime) -> None:
         """Submit the run of `due` as the schedule's owner, then drop runs past `keep`."""
@@ -308,7 +324,7 @@ class Scheduler:
         for _, task_id in record.runs:
             task = await self.store.get_task(task_id)
             if task is not None and task.status in TERMINAL and await self.store.claim_notice(task_id):
-                await self.tell(record.id, task, record.webhook, record.webhook_secret)
+                self._background(self.tell(record.id, task, record.webhook, record.webhook_secret))
 
     async def notify_tasks(self) -> None:
         """Tell each task's webhook once it has ended (taken from the store by one replica)."""
@@ -318,7 +334,18 @@ class Scheduler:
                 continue
             taken = await self.store.take_task_webhook(task_id)
             if task is not None and taken is not None:
-                await self.tell(task.id, task, *taken)
+                self._background(self.tell(task.id, task, *taken))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Off the loop's look (a run's changes may take long to count); kept until it ends."""
+        running = asyncio.get_running_loop().create_task(work)
+        self._working.add(running)
+        running.add_done_callback(self._done)
+
+    def _done(self, work: asyncio.Task[None]) -> None:
+        self._working.discard(work)
+        if not work.cancelled() and (error := work.exception()) is not None:
+            log.error("schedules: a notice or its record failed: %r", error)
 
     async def tell(self, subject: str, task: TaskRecord, webhook: dict[str, str], secret: str) -> None:
         """Send the summary of an ended run (its counts, its changes against the run it re-runs)
@@ -342,9 +369,7 @@ class Scheduler:
                 "id": delivery.id, "task_id": task_id, "url": delivery.url, "delivered": delivery.delivered,
                 "attempts": [attempt_of(a) for a in delivery.attempts],
             }  # fmt: skip
-            write = asyncio.get_running_loop().create_task(self.store.record_delivery(subject, shown))
-            self._writes.add(write)
-            write.add_done_callback(self._writes.discard)
+            self._background(self.store.record_delivery(subject, shown))
 
         return record
 
@@ -376,10 +401,12 @@ def attempt_of(attempt: webhooks.Attempt) -> dict[str, Any]:
 async def scheduling(store: Store, settings: Settings, quotas: Quotas) -> AsyncIterator[None]:
     """The replica's Scheduler while the app runs."""
     async with Notifier(policy_of(settings), WEBHOOK_BACKOFF) as notifier:
-        running = asyncio.create_task(Scheduler(store, settings, quotas, notifier).run())
+        scheduler = Scheduler(store, settings, quotas, notifier)
+        running = asyncio.create_task(scheduler.run())
         try:
             yield
         finally:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
+            await scheduler.close()
