@@ -1,47 +1,20 @@
-"""Re-runs and their changes (POST .../rerun, GET .../changes) on both stores, against loopback
-targets whose answers the tests change between runs (links break, heal and start redirecting)."""
+"""Re-runs and their changes (POST .../rerun, GET .../changes) and the result cache (max_age) on
+both stores (the shared service), against loopback targets whose answers the tests change between
+runs (links break, heal and start redirecting)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from aiohttp import web
 
-from tests.api.test_crawl import stop
-from tests.conftest import RedisServer, Target, free_port, serving, start_service, start_worker, wait_for
-
-ENV = {"LINKPROBE_CHUNK_SIZE": "2", "LINKPROBE_WORKER_PROCESSES": "1"}
-
-
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
-async def runs_api(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The service on each store (serve on SQLite; api and a worker on Redis)."""
-    tmp = tmp_path_factory.mktemp(f"runs-{request.param}")
-    processes: list[asyncio.subprocess.Process] = []
-    redis_server: RedisServer | None = None
-    if request.param == "sqlite":
-        service = await start_service(tmp, "serve", "--db", str(tmp / "runs.db"), env=ENV)
-    else:
-        redis_server = RedisServer(free_port(), tmp)
-        redis_server.start()
-        service = await start_service(tmp, "api", "--redis-url", redis_server.url, env=ENV, name="api")
-        processes.append(await start_worker(tmp, redis_server.url, ENV))
-    try:
-        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-            yield client
-    finally:
-        await stop(service, processes, redis_server)
+from tests.conftest import Target, free_port, serving, wait_for
 
 
 async def ended(api: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
@@ -74,25 +47,23 @@ def links(target: Target) -> dict[str, str]:
     return {name: target.url(f"/answer/{run}-{name}") for name in ("ok", "breaks", "heals", "moves", "same")}
 
 
-async def test_a_rerun_reports_what_broke_healed_and_moved(
-    runs_api: httpx.AsyncClient, target: Target
-) -> None:
+async def test_a_rerun_reports_what_broke_healed_and_moved(api: httpx.AsyncClient, target: Target) -> None:
     url = links(target)
     target.answers[url["heals"].rsplit("/", 1)[1]] = 404
-    response = await runs_api.post("/api/v1/tasks", json={"urls": list(url.values()), "name": "nightly"})
-    first = await ended(runs_api, response.json()["id"])
+    response = await api.post("/api/v1/tasks", json={"urls": list(url.values()), "name": "nightly"})
+    first = await ended(api, response.json()["id"])
     target.answers[url["breaks"].rsplit("/", 1)[1]] = 500
     target.answers[url["heals"].rsplit("/", 1)[1]] = 200
     target.answers[url["moves"].rsplit("/", 1)[1]] = "/status/200"
 
-    response = await runs_api.post(f"/api/v1/tasks/{first['id']}/rerun")
+    response = await api.post(f"/api/v1/tasks/{first['id']}/rerun")
     assert response.status_code == 202, response.text
     again = response.json()
     assert response.headers["location"] == f"/api/v1/tasks/{again['id']}"
     assert (again["rerun_of"], again["name"], again["progress"]["total"]) == (first["id"], "nightly", 5)
-    await ended(runs_api, again["id"])
+    await ended(api, again["id"])
 
-    page = (await runs_api.get(f"/api/v1/tasks/{again['id']}/changes")).json()
+    page = (await api.get(f"/api/v1/tasks/{again['id']}/changes")).json()
     assert page["since"] == first["id"]
     assert [(i["url"], i["change"]) for i in page["items"]] == sorted(
         [(url["breaks"], "broke"), (url["heals"], "fixed"), (url["moves"], "changed")]
@@ -100,90 +71,88 @@ async def test_a_rerun_reports_what_broke_healed_and_moved(
     moved = next(i for i in page["items"] if i["change"] == "changed")
     assert moved["previous"]["final_url"] == url["moves"]
     assert moved["current"]["final_url"] == target.url("/status/200")
-    broke = (await runs_api.get(f"/api/v1/tasks/{again['id']}/changes?change=broke")).json()
+    broke = (await api.get(f"/api/v1/tasks/{again['id']}/changes?change=broke")).json()
     assert [i["url"] for i in broke["items"]] == [url["breaks"]]
-    task = await counted(runs_api, again["id"])
+    task = await counted(api, again["id"])
     counts = {"since": first["id"], "broke": 1, "fixed": 1, "changed": 1, "new": 0, "gone": 0}
     assert task["changes"] == counts
-    assert (await runs_api.get(f"/api/v1/tasks/{first['id']}")).json()["changes"] is None  # re-runs nothing
+    assert (await api.get(f"/api/v1/tasks/{first['id']}")).json()["changes"] is None  # re-runs nothing
 
 
 async def test_changes_paged_and_streamed_new_and_gone_since_any_task(
-    runs_api: httpx.AsyncClient, target: Target
+    api: httpx.AsyncClient, target: Target
 ) -> None:
     url = links(target)
     before = list(url.values())[:4]
     after = list(url.values())[1:]  # the first URL is gone, the last one new
     target.answers[url["breaks"].rsplit("/", 1)[1]] = 200
-    first = (await runs_api.post("/api/v1/tasks", json={"urls": before})).json()
-    await ended(runs_api, first["id"])
+    first = (await api.post("/api/v1/tasks", json={"urls": before})).json()
+    await ended(api, first["id"])
     target.answers[url["breaks"].rsplit("/", 1)[1]] = 404
-    second = (await runs_api.post("/api/v1/tasks", json={"urls": after})).json()
-    await ended(runs_api, second["id"])
+    second = (await api.post("/api/v1/tasks", json={"urls": after})).json()
+    await ended(api, second["id"])
     expected = sorted([(url["ok"], "gone"), (url["same"], "new"), (url["breaks"], "broke")])
 
     seen: list[tuple[str, str]] = []
     cursor: str | None = None
     while True:
         query = {"since": first["id"], "limit": 1, **({"cursor": cursor} if cursor else {})}
-        page = (await runs_api.get(f"/api/v1/tasks/{second['id']}/changes", params=query)).json()
+        page = (await api.get(f"/api/v1/tasks/{second['id']}/changes", params=query)).json()
         seen += [(i["url"], i["change"]) for i in page["items"]]
         if (cursor := page["next_cursor"]) is None:
             break
     assert seen == expected
     since = f"/api/v1/tasks/{second['id']}/changes?since={first['id']}"
-    lines = (await runs_api.get(f"{since}&format=ndjson")).text.splitlines()
+    lines = (await api.get(f"{since}&format=ndjson")).text.splitlines()
     assert [(item["url"], item["change"]) for item in map(json.loads, lines)] == expected
     gone = next(json.loads(line) for line in lines if json.loads(line)["change"] == "gone")
     assert gone["current"] is None and gone["previous"]["outcome"] == "ok"
-    rows = list(csv.DictReader(io.StringIO((await runs_api.get(f"{since}&format=csv")).text)))
+    rows = list(csv.DictReader(io.StringIO((await api.get(f"{since}&format=csv")).text)))
     assert [(row["url"], row["change"]) for row in rows] == expected
     assert rows[0].keys() >= {"previous_status_code", "current_error_kind"}
 
 
-async def test_changes_need_a_previous_run(runs_api: httpx.AsyncClient, target: Target) -> None:
-    task = (await runs_api.post("/api/v1/tasks", json={"urls": [target.url("/status/200")]})).json()
-    response = await runs_api.get(f"/api/v1/tasks/{task['id']}/changes")
+async def test_changes_need_a_previous_run(api: httpx.AsyncClient, target: Target) -> None:
+    task = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/200")]})).json()
+    response = await api.get(f"/api/v1/tasks/{task['id']}/changes")
     assert response.status_code == 422 and "?since=" in response.json()["detail"]
-    response = await runs_api.get(f"/api/v1/tasks/{task['id']}/changes?since=nope")
+    response = await api.get(f"/api/v1/tasks/{task['id']}/changes?since=nope")
     assert response.status_code == 404 and "nope" in response.json()["detail"]
-    assert (await runs_api.post("/api/v1/tasks/nope/rerun")).status_code == 404
+    assert (await api.post("/api/v1/tasks/nope/rerun")).status_code == 404
 
 
-async def test_a_rerun_needs_the_header_values_again(runs_api: httpx.AsyncClient, target: Target) -> None:
+async def test_a_rerun_needs_the_header_values_again(api: httpx.AsyncClient, target: Target) -> None:
     token = uuid.uuid4().hex
     options = {"headers": {"X-Token": "first", "X-Other": "o"}}
     task = (
-        await runs_api.post(
-            "/api/v1/tasks", json={"urls": [target.url(f"/headers/{token}")], "options": options}
-        )
+        await api.post("/api/v1/tasks", json={"urls": [target.url(f"/headers/{token}")], "options": options})
     ).json()
-    await ended(runs_api, task["id"])
-    refused = await runs_api.post(f"/api/v1/tasks/{task['id']}/rerun")
+    await ended(api, task["id"])
+    refused = await api.post(f"/api/v1/tasks/{task['id']}/rerun")
     assert refused.status_code == 422
     assert "X-Other, X-Token" in refused.json()["detail"]
-    partly = await runs_api.post(f"/api/v1/tasks/{task['id']}/rerun", json={"headers": {"X-Token": "x"}})
+    partly = await api.post(f"/api/v1/tasks/{task['id']}/rerun", json={"headers": {"X-Token": "x"}})
     assert partly.status_code == 422 and "missing: X-Other" in partly.json()["detail"]
     given = {"headers": {"X-Token": "second", "X-Other": "o"}}
-    again = await runs_api.post(f"/api/v1/tasks/{task['id']}/rerun", json=given)
+    again = await api.post(f"/api/v1/tasks/{task['id']}/rerun", json=given)
     assert again.status_code == 202, again.text
     assert again.json()["options"]["headers"] == {"X-Token": "[redacted]", "X-Other": "[redacted]"}
-    await ended(runs_api, again.json()["id"])
+    await ended(api, again.json()["id"])
     assert target.headers[token]["X-Token"] == "second"
 
 
-async def test_a_rerun_is_idempotent_under_its_key(runs_api: httpx.AsyncClient, target: Target) -> None:
-    task = (await runs_api.post("/api/v1/tasks", json={"urls": [target.url("/status/200")]})).json()
+async def test_a_rerun_is_idempotent_under_its_key(api: httpx.AsyncClient, target: Target) -> None:
+    task = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/200")]})).json()
     key = {"Idempotency-Key": uuid.uuid4().hex}
-    one = await runs_api.post(f"/api/v1/tasks/{task['id']}/rerun", headers=key)
-    two = await runs_api.post(f"/api/v1/tasks/{task['id']}/rerun", headers=key)
+    one = await api.post(f"/api/v1/tasks/{task['id']}/rerun", headers=key)
+    two = await api.post(f"/api/v1/tasks/{task['id']}/rerun", headers=key)
     assert one.status_code == two.status_code == 202 and one.json()["id"] == two.json()["id"]
-    other = (await runs_api.post("/api/v1/tasks", json={"urls": [target.url("/status/201")]})).json()
-    conflict = await runs_api.post(f"/api/v1/tasks/{other['id']}/rerun", headers=key)
+    other = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/201")]})).json()
+    conflict = await api.post(f"/api/v1/tasks/{other['id']}/rerun", headers=key)
     assert conflict.status_code == 409
 
 
-async def test_a_crawl_rerun_finds_pages_that_came_and_went(runs_api: httpx.AsyncClient) -> None:
+async def test_a_crawl_rerun_finds_pages_that_came_and_went(api: httpx.AsyncClient) -> None:
     port = free_port()
     pages = {
         "/index.html": '<a href="/a.html">a</a> <a href="/b.html">b</a>',
@@ -199,19 +168,19 @@ async def test_a_crawl_rerun_finds_pages_that_came_and_went(runs_api: httpx.Asyn
 
     async with serving(serve, port, host="127.0.0.1"):
         start = f"http://127.0.0.1:{port}/index.html"
-        first = (await runs_api.post("/api/v1/tasks", json={"crawl": {"start": start}})).json()
-        await ended(runs_api, first["id"])
+        first = (await api.post("/api/v1/tasks", json={"crawl": {"start": start}})).json()
+        await ended(api, first["id"])
         pages["/index.html"] = '<a href="/a.html">a</a> <a href="/c.html">c</a>'
         del pages["/a.html"]
-        again = (await runs_api.post(f"/api/v1/tasks/{first['id']}/rerun")).json()
+        again = (await api.post(f"/api/v1/tasks/{first['id']}/rerun")).json()
         assert again["crawl"]["start"] == start and again["rerun_of"] == first["id"]
-        await ended(runs_api, again["id"])
-    page = (await runs_api.get(f"/api/v1/tasks/{again['id']}/changes")).json()
+        await ended(api, again["id"])
+    page = (await api.get(f"/api/v1/tasks/{again['id']}/changes")).json()
     base = f"http://127.0.0.1:{port}"
     assert [(i["url"], i["change"]) for i in page["items"]] == [
         (f"{base}/a.html", "broke"), (f"{base}/b.html", "gone"), (f"{base}/c.html", "new"),
     ]  # fmt: skip
-    assert (await counted(runs_api, again["id"]))["changes"]["new"] == 1
+    assert (await counted(api, again["id"]))["changes"]["new"] == 1
 
 
 async def results_of(api: httpx.AsyncClient, task_id: str) -> list[dict[str, Any]]:
@@ -221,50 +190,50 @@ async def results_of(api: httpx.AsyncClient, task_id: str) -> list[dict[str, Any
 
 
 async def test_results_reused_within_max_age_and_probed_again_after(
-    runs_api: httpx.AsyncClient, target: Target
+    api: httpx.AsyncClient, target: Target
 ) -> None:
     token = uuid.uuid4().hex
     urls = [target.url(f"/count/{token}-a"), target.url(f"/count/{token}-b")]
     hits = [f"/count/{token}-a", f"/count/{token}-b"]
     options = {"max_age": 600, "timeout": 7}
-    first = (await runs_api.post("/api/v1/tasks", json={"urls": urls, "options": options})).json()
-    probed = await results_of(runs_api, first["id"])
+    first = (await api.post("/api/v1/tasks", json={"urls": urls, "options": options})).json()
+    probed = await results_of(api, first["id"])
     assert [target.hits[path] for path in hits] == [1, 1]
     assert ["cached_from" in r for r in probed] == [False, False]  # said only by a reused result
 
-    again = (await runs_api.post("/api/v1/tasks", json={"urls": urls[::-1], "options": options})).json()
-    reused = await results_of(runs_api, again["id"])
+    again = (await api.post("/api/v1/tasks", json={"urls": urls[::-1], "options": options})).json()
+    reused = await results_of(api, again["id"])
     assert [target.hits[path] for path in hits] == [1, 1]  # not probed again
     assert [(r["url"], r["cached_from"]) for r in reused] == [(urls[1], first["id"]), (urls[0], first["id"])]
     assert [r["checked_at"] for r in reused] == [r["checked_at"] for r in probed[::-1]]
-    assert again["progress"]["total"] == 2 and (await ended(runs_api, again["id"]))["progress"]["ok"] == 2
+    assert again["progress"]["total"] == 2 and (await ended(api, again["id"]))["progress"]["ok"] == 2
 
     other = {"max_age": 600, "timeout": 8}  # other effective options: their own probes
-    third = (await runs_api.post("/api/v1/tasks", json={"urls": urls[:1], "options": other})).json()
-    assert "cached_from" not in (await results_of(runs_api, third["id"]))[0]
+    third = (await api.post("/api/v1/tasks", json={"urls": urls[:1], "options": other})).json()
+    assert "cached_from" not in (await results_of(api, third["id"]))[0]
     assert target.hits[hits[0]] == 2
 
     checked = datetime.fromisoformat(probed[1]["checked_at"])
     await wait_for(lambda: datetime.now(UTC) - checked > timedelta(seconds=1.5), "the result to age 1.5 s")
     late = (
-        await runs_api.post("/api/v1/tasks", json={"urls": urls[1:], "options": {**options, "max_age": 1}})
+        await api.post("/api/v1/tasks", json={"urls": urls[1:], "options": {**options, "max_age": 1}})
     ).json()
-    assert "cached_from" not in (await results_of(runs_api, late["id"]))[0]  # too old: probed again
+    assert "cached_from" not in (await results_of(api, late["id"]))[0]  # too old: probed again
     assert target.hits[hits[1]] == 2
 
 
 async def test_a_rerun_of_documents_keeps_where_each_link_was_found(
-    runs_api: httpx.AsyncClient, target: Target
+    api: httpx.AsyncClient, target: Target
 ) -> None:
     page = f'<a href="{target.url("/status/200")}">a</a>\n<p>\n<a href="{target.url("/status/404")}">b</a>\n'
     files = [("file", ("docs.html", page.encode(), "text/html"))]
-    first = (await runs_api.post("/api/v1/tasks", files=files)).json()
-    await ended(runs_api, first["id"])
-    again = (await runs_api.post(f"/api/v1/tasks/{first['id']}/rerun")).json()
-    before, after = await results_of(runs_api, first["id"]), await results_of(runs_api, again["id"])
+    first = (await api.post("/api/v1/tasks", files=files)).json()
+    await ended(api, first["id"])
+    again = (await api.post(f"/api/v1/tasks/{first['id']}/rerun")).json()
+    before, after = await results_of(api, first["id"]), await results_of(api, again["id"])
     assert [(r["url"], r["sources"]) for r in after] == [(r["url"], r["sources"]) for r in before]
     assert after[1]["sources"]["places"] == [{"document": "docs.html", "line": 3}]
-    plain = (await runs_api.post("/api/v1/tasks", json={"urls": [target.url("/status/200")]})).json()
-    await ended(runs_api, plain["id"])
-    rerun = (await runs_api.post(f"/api/v1/tasks/{plain['id']}/rerun")).json()
-    assert "sources" not in (await results_of(runs_api, rerun["id"]))[0]
+    plain = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/200")]})).json()
+    await ended(api, plain["id"])
+    rerun = (await api.post(f"/api/v1/tasks/{plain['id']}/rerun")).json()
+    assert "sources" not in (await results_of(api, rerun["id"]))[0]

@@ -296,7 +296,7 @@ class RedisStore(Store):
                 self._add_sources(pipe, task_id, task.sources)
             if task.sources_of is not None:  # a re-run: the same input indexes, so the same sources
                 pipe.copy(k.sources(task.sources_of), k.sources(task_id))
-                pipe.expire(k.sources(task_id), self.retention_s)
+                pipe.expire(k.sources(task_id), self.retention.ttl)
                 pipe.sadd(k.keys(task_id), k.sources(task_id))
             await pipe.execute()
 
@@ -594,7 +594,7 @@ class RedisStore(Store):
         if entries and (key := await self._cache_of(task_id)) is not None:
             async with self.r.pipeline(transaction=False) as pipe:
                 pipe.hset(key, mapping=entries)
-                pipe.expire(key, self.retention_s)
+                pipe.expire(key, self.retention.ttl)
                 await pipe.execute()
 
     # -- schedules ----------------------------------------------------------------------------
@@ -678,7 +678,7 @@ class RedisStore(Store):
 
     @unavailable
     async def claim_notice(self, task_id: str) -> bool:
-        return bool(await self.r.set(k.notice(task_id), "1", nx=True, ex=self.retention_s))
+        return bool(await self.r.set(k.notice(task_id), "1", nx=True, ex=self.retention.ttl))
 
     @unavailable
     async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
@@ -687,7 +687,7 @@ class RedisStore(Store):
         seq = json.loads(known)["seq"] if known else int(await self.r.hget(key, "seq") or 0) + 1
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={delivery["id"]: json.dumps({**delivery, "seq": seq}), "seq": seq})
-            pipe.expire(key, self.retention_s)
+            pipe.expire(key, self.retention.ttl)
             await pipe.execute()
         if not known and seq > MAX_DELIVERIES:  # the oldest goes (sequence numbers have no gaps)
             kept = await self.r.hgetall(key)

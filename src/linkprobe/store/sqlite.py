@@ -724,8 +724,8 @@ class SQLiteStore(Store):
                 self._remove(db, task_id)
         with self._tx() as db:  # the quota counters of windows that have ended, old cached results
             db.execute("DELETE FROM usage WHERE expires < ?", (time.time(),))
-            db.execute("DELETE FROM cache WHERE checked_at < ?", (time.time() - self.retention_s,))
-            db.execute("DELETE FROM notices WHERE at < ?", (time.time() - self.retention_s,))
+            db.execute("DELETE FROM cache WHERE checked_at < ?", (time.time() - self.retention.seconds,))
+            db.execute("DELETE FROM notices WHERE at < ?", (time.time() - self.retention.seconds,))
         return len(expired)
 
     purge_expired = on_store_thread(_purge)
@@ -849,8 +849,7 @@ class SQLiteStore(Store):
         ).fetchall()
         return {str(url): (str(found), str(data)) for url, found, data in rows}
 
-    async def cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
-        return await self._run(self._cached, task_id, urls, max_age)
+    cached = on_reader_thread(_cached)
 
     def _remember(self, task_id: str, rows: list[tuple[str, float, str]]) -> None:
         with self._tx() as db:
@@ -861,10 +860,12 @@ class SQLiteStore(Store):
                     (*of, task_id, orjson.dumps(rows)),
                 )
 
+    _remembered = on_store_thread(_remember)
+
     async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
         rows = [(r.url, r.checked_at.timestamp(), r.to_json()) for r in cacheable(results)]
         if rows:
-            await self._run(self._remember, task_id, rows)
+            await self._remembered(task_id, rows)
 
     # -- schedules ----------------------------------------------------------------------------
 
@@ -891,8 +892,7 @@ class SQLiteStore(Store):
         ).fetchone()
         return None if row is None else self._schedule(row)
 
-    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
-        return await self._run(self._get_schedule, schedule_id)
+    get_schedule = on_reader_thread(_get_schedule)
 
     def _create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         schedule_id = uuid.uuid4().hex
@@ -909,24 +909,21 @@ class SQLiteStore(Store):
         assert record is not None
         return record
 
-    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
-        return await self._run(self._create_schedule, schedule)
+    create_schedule = on_store_thread(_create_schedule)
 
     def _list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
         where, params = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
         rows = self.db.execute(f"SELECT {self._SCHEDULE} FROM schedules{where} ORDER BY seq", params)
         return [self._schedule(row) for row in rows.fetchall()]
 
-    async def list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
-        return await self._run(self._list_schedules, owner)
+    list_schedules = on_reader_thread(_list_schedules)
 
     def _pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None:
         with self._tx() as db:
             db.execute("UPDATE schedules SET paused = ? WHERE id = ?", (int(paused), schedule_id))
         return self._get_schedule(schedule_id)
 
-    async def pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None:
-        return await self._run(self._pause_schedule, schedule_id, paused)
+    pause_schedule = on_store_thread(_pause_schedule)
 
     def _delete_schedule(self, schedule_id: str) -> bool:
         with self._tx() as db:
@@ -938,8 +935,7 @@ class SQLiteStore(Store):
             self._scrub = self._scrub or (gone is not None and gone[0] is not None)
         return gone is not None
 
-    async def delete_schedule(self, schedule_id: str) -> bool:
-        return await self._run(self._delete_schedule, schedule_id)
+    delete_schedule = on_store_thread(_delete_schedule)
 
     def _claim_run(self, schedule_id: str, due: datetime) -> bool:
         with self._tx() as db:  # one compare-and-set: exactly one caller moves it forward
@@ -950,8 +946,7 @@ class SQLiteStore(Store):
             ).rowcount
         return bool(moved)
 
-    async def claim_run(self, schedule_id: str, due: datetime) -> bool:
-        return await self._run(self._claim_run, schedule_id, due)
+    claim_run = on_store_thread(_claim_run)
 
     def _add_run(self, schedule_id: str, due: datetime, task_id: str) -> None:
         with self._tx() as db:
@@ -960,8 +955,7 @@ class SQLiteStore(Store):
                 (due.timestamp(), task_id, schedule_id),
             )
 
-    async def add_run(self, schedule_id: str, due: datetime, task_id: str) -> None:
-        await self._run(self._add_run, schedule_id, due, task_id)
+    add_run = on_store_thread(_add_run)
 
     def _drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
         with self._tx() as db:
@@ -971,8 +965,7 @@ class SQLiteStore(Store):
                 (schedule_id, json.dumps(task_ids)),
             )
 
-    async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
-        await self._run(self._drop_runs, schedule_id, task_ids)
+    drop_runs = on_store_thread(_drop_runs)
 
     def _claim_notice(self, task_id: str) -> bool:
         with self._tx() as db:
@@ -980,8 +973,7 @@ class SQLiteStore(Store):
                 db.execute("INSERT OR IGNORE INTO notices VALUES (?, ?)", (task_id, time.time())).rowcount
             )
 
-    async def claim_notice(self, task_id: str) -> bool:
-        return await self._run(self._claim_notice, task_id)
+    claim_notice = on_store_thread(_claim_notice)
 
     def _record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -996,15 +988,13 @@ class SQLiteStore(Store):
                 (subject, MAX_DELIVERIES),
             )
 
-    async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
-        await self._run(self._record_delivery, subject, delivery)
+    record_delivery = on_store_thread(_record_delivery)
 
     def _deliveries(self, subject: str) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT data FROM deliveries WHERE subject = ? ORDER BY seq", (subject,))
         return [json.loads(data) for (data,) in rows.fetchall()]
 
-    async def deliveries(self, subject: str) -> list[dict[str, Any]]:
-        return await self._run(self._deliveries, subject)
+    deliveries = on_reader_thread(_deliveries)
 
     def _set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
         with self._tx() as db:
@@ -1014,14 +1004,12 @@ class SQLiteStore(Store):
             )
             return bool(added.rowcount)
 
-    async def set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
-        return await self._run(self._set_task_webhook, task_id, spec, secret)
+    set_task_webhook = on_store_thread(_set_task_webhook)
 
     def _task_webhooks(self) -> list[str]:
         return [str(task_id) for (task_id,) in self.db.execute("SELECT task_id FROM task_webhooks")]
 
-    async def task_webhooks(self) -> list[str]:
-        return await self._run(self._task_webhooks)
+    task_webhooks = on_reader_thread(_task_webhooks)
 
     def _take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
         with self._tx() as db:
@@ -1029,8 +1017,7 @@ class SQLiteStore(Store):
             row = db.execute(query, (task_id,)).fetchone()
         return None if row is None else (json.loads(row[0]), str(row[1]))
 
-    async def take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
-        return await self._run(self._take_task_webhook, task_id)
+    take_task_webhook = on_store_thread(_take_task_webhook)
 
     def _set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
         with self._tx() as db:
