@@ -304,7 +304,7 @@ class Scheduler:
         task.rerun_of = previous if previous and await self.store.get_task(previous) else None
         if created.crawl is not None:
             task.crawl = CrawlSpec(**created.crawl.model_dump())
-            submission = Submission(task, [created.crawl.start], 1, record.id)
+            submission = Submission(task, [task.crawl.start], 1, record.id)
         else:
             urls = created.urls or []
             submission = Submission(task, urls, len(urls), record.id)
