@@ -75,22 +75,21 @@ def probed(url: str, index: int, ago_s: float = 0.0) -> ProbeResult:
 
 
 async def test_results_reused_by_owner_and_options_within_max_age(store: Store) -> None:
-    urls = ["http://a.example/", "http://b.example/", "http://c.example/"]
+    urls = ["http://a.example/", "http://b.example/", "http://c.example/", "http://d.example/"]
     options = ProbeOptions(max_age=60, timeout=5)
     first, _ = await store.create_task(NewTask(options=options, owner="k1"), iter(urls), chunk_size=10)
     old = probed(urls[1], 1, ago_s=120)
     cancelled = failed(urls[2], 2, ErrorKind.CANCELLED, "the task was cancelled")
     fresh = probed(urls[0], 0)
-    reused = Reused(
-        urls[2], 2, ok=True, status_code=200, attempts=1, cached_from="t0"
-    )  # kept as first probed
-    await store.remember(first.id, [fresh, old, cancelled, reused])
+    reused = Reused(urls[2], 2, ok=True, status_code=200, attempts=1, cached_from="t0")  # not again
+    broken = ProbeResult(urls[3], 3, status_code=404, final_url=urls[3], attempts=1)  # probed again
+    await store.remember(first.id, [fresh, old, cancelled, reused, broken])
 
     again, _ = await store.create_task(
         NewTask(options=replace(options, max_age=1), owner="k1"), iter(urls), 10
     )
     hits = await store.cached(again.id, urls, 60)
-    assert list(hits) == [urls[0]]  # not one probed too long ago, not a cancelled one
+    assert list(hits) == [urls[0]]  # not one probed too long ago, a cancelled, reused or broken one
     assert hits[urls[0]][0] == first.id
     assert ProbeResult.from_dict(json.loads(hits[urls[0]][1])).checked_at == fresh.checked_at
     assert list(await store.cached(again.id, urls, 200)) == urls[:2]

@@ -214,9 +214,6 @@ def split_body_secrets(body: dict[str, Any]) -> tuple[dict[str, Any], str | None
 
 MAX_DELIVERIES = 100  # webhook deliveries kept per schedule or task, the newest
 
-# Results never reused by another task: not an answer of the URL's (options.max_age).
-UNCACHED = frozenset({ErrorKind.CANCELLED, ErrorKind.INTERNAL})
-
 
 def cache_key(options: ProbeOptions) -> str:
     """The effective options a reused result must have been probed with: a task's options (header
@@ -237,11 +234,9 @@ class Reused(ProbeResult):
 
 
 def cacheable(results: Iterable[ProbeResult]) -> list[ProbeResult]:
-    """The results another task may reuse: probed answers, not reused ones (they are kept as first
-    probed), not cancelled or dead-lettered ones."""
-    return [
-        r for r in results if not isinstance(r, Reused) and (r.error is None or r.error.kind not in UNCACHED)
-    ]
+    """The results another task may reuse: ok ones, as `check --cache` keeps (a broken link is
+    probed again, so a fix shows on the next run), and not reused ones (kept as first probed)."""
+    return [r for r in results if r.outcome is Outcome.OK and not isinstance(r, Reused)]
 
 
 def with_secrets(text: str, secrets: str | None) -> ProbeOptions:
