@@ -178,3 +178,6 @@ if __name__ == "__main__":
     from bench.scale import scale_figures
 
     scale_figures()
+    from bench.changes import changes_figures
+
+    changes_figures()

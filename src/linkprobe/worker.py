@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urldefrag
 
+import orjson
+
 from linkprobe.crawl import (
     Extractor,
     Robots,
@@ -38,10 +40,12 @@ from linkprobe.crawl import (
     page_options,
 )
 from linkprobe.engine import Engine, ProbeOptions, ProbeResult
+from linkprobe.engine.outcome import RESULT_FIELDS
 from linkprobe.frontier import CrawlSpec
 from linkprobe.metrics import Metrics, published
 from linkprobe.settings import Settings
 from linkprobe.store import Chunk, ChunkKind, Store, StoreUnavailable
+from linkprobe.store.base import Reused
 
 log = logging.getLogger("linkprobe.worker")
 IDLE_POLL_S = 0.2
@@ -212,8 +216,31 @@ class Worker:
         (CrawlChunks)."""
         if chunk.kind is not ChunkKind.LINKS:
             return self.crawls.results(chunk, options)
+        if options.max_age:
+            return self._reused_or_probed(chunk, options)
         # One lane per task: its chunks share one fair part of the engine's slots with the others.
         return self.engine.run(chunk.urls, options, start_index=chunk.start, lane=chunk.task_id)
+
+    async def _reused_or_probed(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
+        """options.max_age: the results the owner's tasks probed recently with the same options
+        are reused as they were (cached_from, their checked_at); only the other URLs are probed,
+        and their results kept for later tasks."""
+        found = await self.store.cached(chunk.task_id, chunk.urls, options.max_age)
+        probe: list[int] = []  # input indexes of the URLs to probe
+        for offset, url in enumerate(chunk.urls):
+            if (hit := found.get(url)) is None:
+                probe.append(chunk.start + offset)
+                continue
+            first = ProbeResult.from_dict(orjson.loads(hit[1]))
+            first.index = chunk.start + offset
+            yield Reused(**{f.name: getattr(first, f.name) for f in RESULT_FIELDS}, cached_from=hit[0])
+        fresh: list[ProbeResult] = []
+        urls = [chunk.urls[index - chunk.start] for index in probe]
+        async for result in self.engine.run(urls, options, start_index=0, lane=chunk.task_id):
+            result.index = probe[result.index]
+            fresh.append(result)
+            yield result
+        await self._stored(lambda: self.store.remember(chunk.task_id, fresh), "results to reuse")
 
     async def _stored(self, write: Callable[[], Awaitable[None]], what: str) -> None:
         """Run a store write until the store takes it: what it carries exists only in memory."""

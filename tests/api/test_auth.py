@@ -79,6 +79,10 @@ MATRIX = [
     ("GET", "/api/v1/tasks/{id}/events", (401, 401, 404, 200, 200)),
     ("POST", "/api/v1/tasks/{id}/cancel", (401, 401, 404, 200, 200)),
     ("DELETE", "/api/v1/tasks/{id}", (401, 401, 404, 204, 204)),
+    ("POST", "/api/v1/tasks/{id}/rerun", (401, 401, 404, 202, 202)),
+    ("GET", "/api/v1/tasks/{id}/changes?since={id}", (401, 401, 404, 200, 200)),
+    ("GET", "/api/v1/tasks/{id}/webhook/deliveries", (401, 401, 404, 200, 200)),
+    ("GET", "/api/v1/schedules", (401, 401, 200, 200, 200)),
     ("GET", "/api/v1/tasks", (401, 401, 200, 200, 200)),
     ("POST", "/api/v1/tasks", (401, 401, 202, 202, 202)),
     ("POST", "/api/v1/submit", (401, 401, 202, 202, 202)),
@@ -119,6 +123,17 @@ async def test_lists_show_only_ones_own_tasks_and_admin_sees_all(secured: Secure
     assert mine in listed["owner"] and theirs not in listed["owner"]
     assert theirs in listed["other"] and mine not in listed["other"]
     assert {mine, theirs} <= listed["admin"]
+
+
+async def test_a_rerun_is_its_callers_task(secured: Secured, target: Target) -> None:
+    first = await finished_task(secured, target, secured.alice)
+    async with secured.client(secured.alice) as client:
+        again = (await client.post(f"/api/v1/tasks/{first}/rerun")).json()
+        assert again["rerun_of"] == first
+        assert again["id"] in {t["id"] for t in (await client.get("/api/v1/tasks")).json()["items"]}
+    async with secured.client(secured.bob) as client:
+        assert (await client.get(f"/api/v1/tasks/{again['id']}")).status_code == 404
+        assert (await client.get(f"/api/v1/tasks/{again['id']}/changes")).status_code == 404
 
 
 async def test_idempotency_keys_are_per_owner(secured: Secured, target: Target) -> None:

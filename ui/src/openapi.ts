@@ -208,16 +208,277 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{task_id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rerun
+         * @description Run a task again: a new task with its inputs (URL list, documents' links or crawl spec) and
+         *     options, answered as a submission (202, Location, Idempotency-Key, owner, quotas). The new
+         *     task's `rerun_of` names this one; its `changes` compare the two.
+         */
+        post: operations["rerun_api_v1_tasks__task_id__rerun_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{task_id}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Task Changes
+         * @description What changed since the previous run (the task this one re-runs, or `?since=`), URL by URL
+         *     in URL order: broke (was ok, now broken), fixed, changed (status code, final URL or error
+         *     kind), new, gone. Unchanged URLs are left out. `format=ndjson|csv` streams them all.
+         */
+        get: operations["task_changes_api_v1_tasks__task_id__changes_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Schedules
+         * @description The caller's schedules, oldest first.
+         */
+        get: operations["list_schedules_api_v1_schedules_get"];
+        put?: never;
+        /**
+         * Create Schedule
+         * @description Run a task body on a period (`every` an interval, or `cron` in UTC) as the caller, keeping
+         *     the newest `keep` runs. Header values are kept (redacted in every view) until it is deleted.
+         *     A `webhook` is checked against the egress policy now; its secret is answered this once.
+         */
+        post: operations["create_schedule_api_v1_schedules_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}/webhook/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deliveries
+         * @description The schedule's webhook deliveries, oldest first, each with every attempt so far.
+         */
+        get: operations["deliveries_api_v1_schedules__schedule_id__webhook_deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{task_id}/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Task Webhook
+         * @description Tell a URL when this task ends (`on: changes`: only if it changed against the task it
+         *     re-runs), signed with the secret answered here once. Checked against the egress policy.
+         */
+        post: operations["task_webhook_api_v1_tasks__task_id__webhook_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{task_id}/webhook/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Task Deliveries
+         * @description The task's webhook deliveries, each with every attempt so far.
+         */
+        get: operations["task_deliveries_api_v1_tasks__task_id__webhook_deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Schedule */
+        get: operations["get_schedule_api_v1_schedules__schedule_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Schedule
+         * @description Delete the schedule and its header values; its runs stay as tasks.
+         */
+        delete: operations["delete_schedule_api_v1_schedules__schedule_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause
+         * @description No run starts while paused (a run due meanwhile starts once when it is resumed).
+         */
+        post: operations["pause_api_v1_schedules__schedule_id__pause_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schedules/{schedule_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume */
+        post: operations["resume_api_v1_schedules__schedule_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** Attempt */
+        Attempt: {
+            /** Number */
+            number: number;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Status
+             * @description The receiver's HTTP status; null when none came.
+             */
+            status: number | null;
+            /**
+             * Error
+             * @description Why no answer came: {kind, message} (error kinds).
+             */
+            error: {
+                [key: string]: string;
+            } | null;
+            /** Elapsed Ms */
+            elapsed_ms: number;
+        };
         /**
          * BodyState
          * @description What happened to the final response's body. It never changes the verdict: the status does.
          * @enum {string}
          */
         BodyState: "complete" | "truncated" | "timeout" | "reset" | "undecodable";
+        /**
+         * Change
+         * @enum {string}
+         */
+        Change: "broke" | "fixed" | "changed" | "new" | "gone";
+        /**
+         * ChangeCounts
+         * @description How many URLs changed against the previous run (linkprobe.changes), by change.
+         */
+        ChangeCounts: {
+            /**
+             * Since
+             * @description The previous run: the task compared with.
+             */
+            since: string;
+            /** Broke */
+            broke: number;
+            /** Fixed */
+            fixed: number;
+            /** Changed */
+            changed: number;
+            /** New */
+            new: number;
+            /** Gone */
+            gone: number;
+        };
+        /** ChangeItem */
+        ChangeItem: {
+            /** Url */
+            url: string;
+            change: components["schemas"]["Change"];
+            /** @description What the previous run saw; null: not in it (new). */
+            previous: components["schemas"]["SeenView"] | null;
+            /** @description What this run saw; null: not in it (gone). */
+            current: components["schemas"]["SeenView"] | null;
+        };
+        /** ChangePage */
+        ChangePage: {
+            /**
+             * Since
+             * @description The task compared with.
+             */
+            since: string;
+            /** Items */
+            items: components["schemas"]["ChangeItem"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
         /**
          * Crawl
          * @description A site to crawl: its pages are fetched and followed, every link found on them is checked.
@@ -282,6 +543,88 @@ export interface components {
              * @default all
              */
             scope: components["schemas"]["Scope"];
+        };
+        /**
+         * CrawlCreate
+         * @description A site to crawl: its pages are fetched and followed, every link found on them is checked.
+         */
+        CrawlCreate: {
+            /**
+             * Start
+             * @description The first page (http or https); its scheme, host and port are the site.
+             */
+            start: string;
+            /**
+             * Max Depth
+             * @description Follow pages at most this many links from the start (the start page is depth 0; links on the deepest pages are checked, not followed). At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).
+             * @default null
+             */
+            max_depth: number | null;
+            /**
+             * Max Pages
+             * @description Fetch at most this many pages (links beyond are checked). At most LINKPROBE_CAP_CRAWL_PAGES (also when omitted).
+             * @default null
+             */
+            max_pages: number | null;
+            /**
+             * Include
+             * @description Regular expressions: matching URLs are checked and followed (they widen the site).
+             * @default []
+             */
+            include: string[];
+            /**
+             * Exclude
+             * @description Regular expressions: matching URLs are skipped (an include wins).
+             * @default []
+             */
+            exclude: string[];
+            /**
+             * Ignore Robots
+             * @description Fetch pages robots.txt disallows.
+             * @default false
+             */
+            ignore_robots: boolean;
+            /**
+             * Check Fragments
+             * @description Check each page#fragment link of the site against the page's anchors.
+             * @default false
+             */
+            check_fragments: boolean;
+            /**
+             * Max Page Bytes
+             * @description Bytes of a page read at most (default 16 MiB; links are probed under max_body_bytes); a longer page is cut, its result's body `truncated`. At most LINKPROBE_CAP_PAGE_BYTES (also when omitted).
+             * @default null
+             */
+            max_page_bytes: number | null;
+            /**
+             * @description `all`: the site's pages and every link on them, other sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere are not checked.
+             * @default all
+             */
+            scope: components["schemas"]["Scope"];
+        };
+        /** Delivery */
+        Delivery: {
+            /**
+             * Id
+             * @description The webhook-id, the same on every attempt.
+             */
+            id: string;
+            /**
+             * Task Id
+             * @description The run it tells of.
+             */
+            task_id: string;
+            /** Url */
+            url: string;
+            /** Delivered */
+            delivered: boolean;
+            /** Attempts */
+            attempts: components["schemas"]["Attempt"][];
+        };
+        /** DeliveryPage */
+        DeliveryPage: {
+            /** Items */
+            items: components["schemas"]["Delivery"][];
         };
         /** Egress */
         Egress: {
@@ -348,6 +691,99 @@ export interface components {
             kind: components["schemas"]["ErrorKind"];
             /** Message */
             message: string;
+        };
+        /**
+         * ProbeOptions
+         * @description How to probe one URL. Tasks may each carry their own.
+         */
+        ProbeOptions: {
+            /**
+             * Method
+             * @description HEAD falls back to GET on 405 and 501.
+             * @default GET
+             * @enum {string}
+             */
+            method: "GET" | "HEAD";
+            /**
+             * Headers
+             * @description Extra request headers.
+             * @default {}
+             */
+            headers: {
+                [key: string]: string;
+            };
+            /**
+             * User Agent
+             * @description The User-Agent header.
+             * @default linkprobe/0.1.0
+             */
+            user_agent: string;
+            /**
+             * Accept
+             * @description Status codes judged ok after redirects, e.g. 200-299,301,429.
+             * @default 200-299
+             */
+            accept: string;
+            /**
+             * Verify Tls
+             * @description Verify TLS certificates.
+             * @default true
+             */
+            verify_tls: boolean;
+            /**
+             * Timeout
+             * @description Total deadline per URL attempt, redirects and body included.
+             * @default 10
+             */
+            timeout: number;
+            /**
+             * Connect Timeout
+             * @description Seconds to resolve, connect and finish the TLS handshake.
+             * @default 5
+             */
+            connect_timeout: number;
+            /**
+             * Retries
+             * @description Retries for connect errors and 429/502/503/504.
+             * @default 2
+             */
+            retries: number;
+            /**
+             * Retry Backoff
+             * @description Base of the exponential backoff, seconds.
+             * @default 0.5
+             */
+            retry_backoff: number;
+            /**
+             * Retry After Cap
+             * @description Longest Retry-After honoured, seconds.
+             * @default 10
+             */
+            retry_after_cap: number;
+            /**
+             * Max Redirects
+             * @description Redirects followed at most.
+             * @default 10
+             */
+            max_redirects: number;
+            /**
+             * Max Body Bytes
+             * @description Decoded body bytes read at most.
+             * @default 1048576
+             */
+            max_body_bytes: number;
+            /**
+             * Concurrency
+             * @description URLs of one run in flight at once.
+             * @default 256
+             */
+            concurrency: number;
+            /**
+             * Max Age
+             * @description Service tasks: reuse a URL's result from a task of the same owner with the same other options probed at most this many seconds ago (results say cached_from; 0: never). The engine ignores it.
+             * @default 0
+             */
+            max_age: number;
         };
         /**
          * ProbeOptionsShown
@@ -422,6 +858,11 @@ export interface components {
              * @description URLs of one run in flight at once.
              */
             concurrency?: number;
+            /**
+             * Max Age
+             * @description Service tasks: reuse a URL's result from a task of the same owner with the same other options probed at most this many seconds ago (results say cached_from; 0: never). The engine ignores it.
+             */
+            max_age?: number;
         };
         /** Problem */
         Problem: {
@@ -463,6 +904,19 @@ export interface components {
          * @enum {string}
          */
         Redirect: "permanent" | "temporary";
+        /**
+         * Rerun
+         * @description What a re-run cannot take from the task it re-runs.
+         */
+        Rerun: {
+            /**
+             * Headers
+             * @description The values of the task's request headers: they were dropped when it ended, so a re-run of a task with headers must give each of them again (the same names).
+             */
+            headers?: {
+                [key: string]: string;
+            } | null;
+        };
         /**
          * Result
          * @description One probed URL.
@@ -560,6 +1014,11 @@ export interface components {
             attempts: number;
             /** @description Where a URL of a document upload or a crawl was found (extract.Sources). */
             sources?: components["schemas"]["Sources"] | null;
+            /**
+             * Cached From
+             * @description Only on a result reused under options.max_age: the task that probed it (checked_at is that probe's).
+             */
+            cached_from?: string | null;
             /** @description ok, broken, unsupported or cancelled (neither of the first two). */
             readonly outcome: components["schemas"]["Outcome"];
             /** @description permanent (the link's own answer is 301 or 308), temporary, or null. */
@@ -572,12 +1031,167 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /** Run */
+        Run: {
+            /** Task Id */
+            task_id: string;
+            /**
+             * Due
+             * Format: date-time
+             * @description The due time this run is for.
+             */
+            due: string;
+            /** @description Null: the run's task is gone (deleted or expired). */
+            status: components["schemas"]["TaskStatus"] | null;
+            progress: components["schemas"]["Progress"] | null;
+            /** @description Against the run before it, once counted. */
+            changes: components["schemas"]["ChangeCounts"] | null;
+        };
+        /** Schedule */
+        Schedule: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string | null;
+            period: components["schemas"]["SchedulePeriod"];
+            /** Keep */
+            keep: number;
+            /** Paused */
+            paused: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Last Run
+             * @description The due time of the last run started.
+             */
+            last_run: string | null;
+            /**
+             * Next Run
+             * @description When the next run is due; null while paused.
+             */
+            next_run: string | null;
+            /**
+             * Task
+             * @description The task body of each run; header values are redacted.
+             */
+            task: {
+                [key: string]: unknown;
+            };
+            webhook: components["schemas"]["WebhookSpec"] | null;
+            /**
+             * Runs
+             * @description The runs kept, oldest first.
+             */
+            runs: components["schemas"]["Run"][];
+        };
+        /** ScheduleCreate */
+        ScheduleCreate: {
+            /** @description The task each run submits (as POST /api/v1/tasks takes it). */
+            task: components["schemas"]["TaskCreate"];
+            period: components["schemas"]["SchedulePeriod"];
+            /**
+             * Keep
+             * @description How many of the newest runs are kept.
+             * @default 10
+             */
+            keep: number;
+            /** Name */
+            name?: string | null;
+            /** @description Notified when a run ends (or only when it changed). */
+            webhook?: components["schemas"]["WebhookSpec"] | null;
+        };
+        /** ScheduleCreated */
+        ScheduleCreated: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string | null;
+            period: components["schemas"]["SchedulePeriod"];
+            /** Keep */
+            keep: number;
+            /** Paused */
+            paused: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Last Run
+             * @description The due time of the last run started.
+             */
+            last_run: string | null;
+            /**
+             * Next Run
+             * @description When the next run is due; null while paused.
+             */
+            next_run: string | null;
+            /**
+             * Task
+             * @description The task body of each run; header values are redacted.
+             */
+            task: {
+                [key: string]: unknown;
+            };
+            webhook: components["schemas"]["WebhookSpec"] | null;
+            /**
+             * Runs
+             * @description The runs kept, oldest first.
+             */
+            runs: components["schemas"]["Run"][];
+            /**
+             * Webhook Secret
+             * @description The webhook's signing secret (Standard Webhooks, whsec_...): shown this once.
+             */
+            webhook_secret: string | null;
+        };
+        /** SchedulePage */
+        SchedulePage: {
+            /** Items */
+            items: components["schemas"]["Schedule"][];
+        };
+        /**
+         * SchedulePeriod
+         * @description When a schedule runs: exactly one of `every` (an interval) or `cron` (5 fields, UTC).
+         */
+        SchedulePeriod: {
+            /**
+             * Every
+             * @description Run at an interval: a number and a unit, s, m, h, d or w, parts together (90s, 30m, 12h, 1d, 1h30m).
+             * @example 15m
+             */
+            every?: string | null;
+            /**
+             * Cron
+             * @description Run at a 5-field cron expression in UTC such as '0 3 * * *' (minute hour day month weekday).
+             * @example 0 3 * * *
+             */
+            cron?: string | null;
+        };
         /**
          * Scope
          * @description What a crawl checks: the site's links only, or every link on its pages (the default).
          * @enum {string}
          */
         Scope: "all" | "site";
+        /**
+         * SeenView
+         * @description What one run saw of a URL, as far as changes go (changes.Seen).
+         */
+        SeenView: {
+            outcome: components["schemas"]["Outcome"];
+            /** Status Code */
+            status_code: number | null;
+            /**
+             * Final Url
+             * @description The URL that gave the final answer, after redirects.
+             */
+            final_url: string | null;
+            error_kind: components["schemas"]["ErrorKind"] | null;
+        };
         /**
          * Service
          * @description What this service allows and how it judges: a client derives its forms and words from it.
@@ -683,163 +1297,18 @@ export interface components {
             options: components["schemas"]["ProbeOptionsShown"];
             /** @description A crawl task's site and limits; null for URL lists. */
             crawl?: components["schemas"]["Crawl"] | null;
-        };
-        /** TaskPage */
-        TaskPage: {
-            /** Items */
-            items: components["schemas"]["Task"][];
-            /** Next Cursor */
-            next_cursor: string | null;
-        };
-        /**
-         * TaskStatus
-         * @enum {string}
-         */
-        TaskStatus: "pending" | "running" | "ready" | "cancelled";
-        /**
-         * CrawlCreate
-         * @description A site to crawl: its pages are fetched and followed, every link found on them is checked.
-         */
-        CrawlCreate: {
             /**
-             * Start
-             * @description The first page (http or https); its scheme, host and port are the site.
+             * Rerun Of
+             * @description The task this one runs again (POST .../rerun).
              */
-            start: string;
+            rerun_of?: string | null;
             /**
-             * Max Depth
-             * @description Follow pages at most this many links from the start (the start page is depth 0; links on the deepest pages are checked, not followed). At most LINKPROBE_CAP_CRAWL_DEPTH (also when omitted).
-             * @default null
+             * Schedule
+             * @description The schedule this task is a run of.
              */
-            max_depth: number | null;
-            /**
-             * Max Pages
-             * @description Fetch at most this many pages (links beyond are checked). At most LINKPROBE_CAP_CRAWL_PAGES (also when omitted).
-             * @default null
-             */
-            max_pages: number | null;
-            /**
-             * Include
-             * @description Regular expressions: matching URLs are checked and followed (they widen the site).
-             * @default []
-             */
-            include: string[];
-            /**
-             * Exclude
-             * @description Regular expressions: matching URLs are skipped (an include wins).
-             * @default []
-             */
-            exclude: string[];
-            /**
-             * Ignore Robots
-             * @description Fetch pages robots.txt disallows.
-             * @default false
-             */
-            ignore_robots: boolean;
-            /**
-             * Check Fragments
-             * @description Check each page#fragment link of the site against the page's anchors.
-             * @default false
-             */
-            check_fragments: boolean;
-            /**
-             * Max Page Bytes
-             * @description Bytes of a page read at most (default 16 MiB; links are probed under max_body_bytes); a longer page is cut, its result's body `truncated`. At most LINKPROBE_CAP_PAGE_BYTES (also when omitted).
-             * @default null
-             */
-            max_page_bytes: number | null;
-            /**
-             * @description `all`: the site's pages and every link on them, other sites' too (checked, never followed); `site`: only the site's own URLs, links elsewhere are not checked.
-             * @default all
-             */
-            scope: components["schemas"]["Scope"];
-        };
-        /**
-         * ProbeOptions
-         * @description How to probe one URL. Tasks may each carry their own.
-         */
-        ProbeOptions: {
-            /**
-             * Method
-             * @description HEAD falls back to GET on 405 and 501.
-             * @default GET
-             * @enum {string}
-             */
-            method: "GET" | "HEAD";
-            /**
-             * Headers
-             * @description Extra request headers.
-             * @default {}
-             */
-            headers: {
-                [key: string]: string;
-            };
-            /**
-             * User Agent
-             * @description The User-Agent header.
-             * @default linkprobe/0.1.0
-             */
-            user_agent: string;
-            /**
-             * Accept
-             * @description Status codes judged ok after redirects, e.g. 200-299,301,429.
-             * @default 200-299
-             */
-            accept: string;
-            /**
-             * Verify Tls
-             * @description Verify TLS certificates.
-             * @default true
-             */
-            verify_tls: boolean;
-            /**
-             * Timeout
-             * @description Total deadline per URL attempt, redirects and body included.
-             * @default 10
-             */
-            timeout: number;
-            /**
-             * Connect Timeout
-             * @description Seconds to resolve, connect and finish the TLS handshake.
-             * @default 5
-             */
-            connect_timeout: number;
-            /**
-             * Retries
-             * @description Retries for connect errors and 429/502/503/504.
-             * @default 2
-             */
-            retries: number;
-            /**
-             * Retry Backoff
-             * @description Base of the exponential backoff, seconds.
-             * @default 0.5
-             */
-            retry_backoff: number;
-            /**
-             * Retry After Cap
-             * @description Longest Retry-After honoured, seconds.
-             * @default 10
-             */
-            retry_after_cap: number;
-            /**
-             * Max Redirects
-             * @description Redirects followed at most.
-             * @default 10
-             */
-            max_redirects: number;
-            /**
-             * Max Body Bytes
-             * @description Decoded body bytes read at most.
-             * @default 1048576
-             */
-            max_body_bytes: number;
-            /**
-             * Concurrency
-             * @description URLs of one run in flight at once.
-             * @default 256
-             */
-            concurrency: number;
+            schedule?: string | null;
+            /** @description A re-run's changes against the task it re-runs, counted once it has ended. */
+            changes?: components["schemas"]["ChangeCounts"] | null;
         };
         /**
          * TaskCreate
@@ -880,6 +1349,50 @@ export interface components {
             description: string | null;
             options?: components["schemas"]["ProbeOptions"];
         };
+        /** TaskPage */
+        TaskPage: {
+            /** Items */
+            items: components["schemas"]["Task"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /**
+         * TaskStatus
+         * @enum {string}
+         */
+        TaskStatus: "pending" | "running" | "ready" | "cancelled";
+        /** WebhookCreated */
+        WebhookCreated: {
+            webhook: components["schemas"]["WebhookSpec"];
+            /**
+             * Secret
+             * @description The signing secret (Standard Webhooks, whsec_...): shown this once.
+             */
+            secret: string;
+        };
+        /**
+         * WebhookOn
+         * @description When a webhook is notified.
+         * @enum {string}
+         */
+        WebhookOn: "end" | "changes";
+        /**
+         * WebhookSpec
+         * @description A webhook of a task or a schedule, as the API takes it (the secret is made by the service).
+         */
+        WebhookSpec: {
+            /**
+             * Url
+             * @description Where a run's summary is POSTed (http or https; the probes' egress policy applies).
+             * @example https://ci.example.com/hooks/linkprobe
+             */
+            url: string;
+            /**
+             * @description `end`: every run that ends; `changes`: only runs where something changed.
+             * @default end
+             */
+            on: components["schemas"]["WebhookOn"];
+        };
         /** Submit */
         Submit: {
             /** Urls */
@@ -892,30 +1405,48 @@ export interface components {
     headers: never;
     pathItems: never;
 }
+export type Attempt = components['schemas']['Attempt'];
 export type BodyState = components['schemas']['BodyState'];
+export type Change = components['schemas']['Change'];
+export type ChangeCounts = components['schemas']['ChangeCounts'];
+export type ChangeItem = components['schemas']['ChangeItem'];
+export type ChangePage = components['schemas']['ChangePage'];
 export type Crawl = components['schemas']['Crawl'];
+export type CrawlCreate = components['schemas']['CrawlCreate'];
+export type Delivery = components['schemas']['Delivery'];
+export type DeliveryPage = components['schemas']['DeliveryPage'];
 export type Egress = components['schemas']['Egress'];
 export type ErrorKind = components['schemas']['ErrorKind'];
 export type Hop = components['schemas']['Hop'];
 export type Outcome = components['schemas']['Outcome'];
 export type Place = components['schemas']['Place'];
 export type ProbeError = components['schemas']['ProbeError'];
+export type ProbeOptions = components['schemas']['ProbeOptions'];
 export type ProbeOptionsShown = components['schemas']['ProbeOptionsShown'];
 export type Problem = components['schemas']['Problem'];
 export type Progress = components['schemas']['Progress'];
 export type Redirect = components['schemas']['Redirect'];
+export type Rerun = components['schemas']['Rerun'];
 export type Result = components['schemas']['Result'];
 export type ResultPage = components['schemas']['ResultPage'];
+export type Run = components['schemas']['Run'];
+export type Schedule = components['schemas']['Schedule'];
+export type ScheduleCreate = components['schemas']['ScheduleCreate'];
+export type ScheduleCreated = components['schemas']['ScheduleCreated'];
+export type SchedulePage = components['schemas']['SchedulePage'];
+export type SchedulePeriod = components['schemas']['SchedulePeriod'];
 export type Scope = components['schemas']['Scope'];
+export type SeenView = components['schemas']['SeenView'];
 export type Service = components['schemas']['Service'];
 export type Sources = components['schemas']['Sources'];
 export type Submitted = components['schemas']['Submitted'];
 export type Task = components['schemas']['Task'];
+export type TaskCreate = components['schemas']['TaskCreate'];
 export type TaskPage = components['schemas']['TaskPage'];
 export type TaskStatus = components['schemas']['TaskStatus'];
-export type CrawlCreate = components['schemas']['CrawlCreate'];
-export type ProbeOptions = components['schemas']['ProbeOptions'];
-export type TaskCreate = components['schemas']['TaskCreate'];
+export type WebhookCreated = components['schemas']['WebhookCreated'];
+export type WebhookOn = components['schemas']['WebhookOn'];
+export type WebhookSpec = components['schemas']['WebhookSpec'];
 export type Submit = components['schemas']['Submit'];
 export type $defs = Record<string, never>;
 export interface operations {
@@ -1619,6 +2150,697 @@ export interface operations {
             };
         };
     };
+    rerun_api_v1_tasks__task_id__rerun_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string | null;
+            };
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["Rerun"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    task_changes_api_v1_tasks__task_id__changes_get: {
+        parameters: {
+            query?: {
+                /** @description The task to compare with. */
+                since?: string | null;
+                change?: components["schemas"]["Change"] | null;
+                cursor?: string | null;
+                limit?: number;
+                format?: "json" | "ndjson" | "csv";
+            };
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangePage"];
+                    "application/x-ndjson": unknown;
+                    "text/csv": unknown;
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_schedules_api_v1_schedules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePage"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_schedule_api_v1_schedules_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleCreated"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deliveries_api_v1_schedules__schedule_id__webhook_deliveries_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryPage"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    task_webhook_api_v1_tasks__task_id__webhook_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookSpec"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    task_deliveries_api_v1_tasks__task_id__webhook_deliveries_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryPage"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_schedule_api_v1_schedules__schedule_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_schedule_api_v1_schedules__schedule_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pause_api_v1_schedules__schedule_id__pause_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resume_api_v1_schedules__schedule_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description API key missing, unknown or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such task */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
 }
 type FlattenedDeepRequired<T> = {
     [K in keyof T]-?: FlattenedDeepRequired<T[K] extends unknown[] | undefined | null ? Extract<T[K], unknown[]>[number] : T[K]>;
@@ -1631,11 +2853,14 @@ type ReadonlyArray<T> = [
 export const pathsApiV1TasksPostRequestBodyContentMultipartFormDataInput_formatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks"]["post"]["requestBody"]["content"]["multipart/form-data"]["input_format"]> = ["urls", "html", "markdown", "sitemap", "text"];
 export const pathsApiV1TasksTask_idResultsGetParametersQueryRedirectAnyOf0Values: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]["query"]["redirect"]> = ["any", "permanent", "temporary"];
 export const pathsApiV1TasksTask_idResultsGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks/{task_id}/results"]["get"]["parameters"]["query"]["format"]> = ["json", "ndjson", "csv"];
+export const pathsApiV1TasksTask_idChangesGetParametersQueryFormatValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/v1/tasks/{task_id}/changes"]["get"]["parameters"]["query"]["format"]> = ["json", "ndjson", "csv"];
 export const bodyStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BodyState"]> = ["complete", "truncated", "timeout", "reset", "undecodable"];
+export const changeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Change"]> = ["broke", "fixed", "changed", "new", "gone"];
 export const errorKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ErrorKind"]> = ["invalid_url", "blocked", "dns", "connect_refused", "connect_timeout", "connect_error", "tls", "timeout", "too_many_redirects", "redirect_loop", "unsupported", "missing_file", "missing_fragment", "protocol", "body_too_large", "cancelled", "internal"];
 export const outcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Outcome"]> = ["ok", "broken", "unsupported", "cancelled"];
+export const probeOptionsMethodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProbeOptions"]["method"]> = ["GET", "HEAD"];
 export const probeOptionsShownMethodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProbeOptionsShown"]["method"]> = ["GET", "HEAD"];
 export const redirectValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Redirect"]> = ["permanent", "temporary"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["all", "site"];
 export const taskStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TaskStatus"]> = ["pending", "running", "ready", "cancelled"];
-export const probeOptionsMethodValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ProbeOptions"]["method"]> = ["GET", "HEAD"];
+export const webhookOnValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookOn"]> = ["end", "changes"];

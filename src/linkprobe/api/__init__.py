@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from linkprobe import __version__
-from linkprobe.api import ops, tasks
+from linkprobe.api import ops, runs, schedules, tasks
 from linkprobe.api.connections import BodyDeadline, BodyTimeout
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.api.quotas import Quotas
@@ -51,6 +51,7 @@ def create_app(
         if not auth.required:
             log.warning("authentication is off: anyone who reaches %s may use the API", settings.host)
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(schedules.scheduling(store, settings, app.state.quotas))
             if embedded_worker:
                 log.info("egress policy: %s", settings.egress_policy())
             if embedded_worker and settings.worker_processes:
@@ -81,8 +82,8 @@ def create_app(
     app.state.store, app.state.settings, app.state.quotas = store, settings, Quotas(settings)
     app.state.auth, app.state.metrics = auth, metrics
     app.state.workers, app.state.processes = workers, processes  # filled by the lifespan
-    app.include_router(tasks.router)
-    app.include_router(ops.router)
+    for router in (tasks.router, ops.router, runs.router, schedules.router):
+        app.include_router(router)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_s)
     app.add_middleware(Guard, settings=settings)
     if settings.cors_origins:

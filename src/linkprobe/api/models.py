@@ -92,6 +92,17 @@ class Progress(BaseModel):
     )
 
 
+class ChangeCounts(BaseModel):
+    """How many URLs changed against the previous run (linkprobe.changes), by change."""
+
+    since: str = Field(description="The previous run: the task compared with.")
+    broke: int
+    fixed: int
+    changed: int
+    new: int
+    gone: int
+
+
 class Task(BaseModel):
     id: str
     name: str | None
@@ -111,6 +122,11 @@ class Task(BaseModel):
         description="The task's probe options that differ from their defaults; header values are redacted."
     )
     crawl: Crawl | None = Field(None, description="A crawl task's site and limits; null for URL lists.")
+    rerun_of: str | None = Field(None, description="The task this one runs again (POST .../rerun).")
+    schedule: str | None = Field(None, description="The schedule this task is a run of.")
+    changes: ChangeCounts | None = Field(
+        None, description="A re-run's changes against the task it re-runs, counted once it has ended."
+    )
 
     @classmethod
     def of(cls, record: TaskRecord) -> Task:
@@ -121,7 +137,8 @@ class Task(BaseModel):
             by_status=record.by_status, by_error=record.by_error, latency=record.latency,
             created_at=record.created_at, started_at=record.started_at, finished_at=record.finished_at,
             options=ProbeOptionsShown.model_validate(shown_options(record.options)),
-            crawl=crawl,
+            crawl=crawl, rerun_of=record.rerun_of, schedule=record.schedule,
+            changes=None if record.changes is None else ChangeCounts.model_validate(record.changes),
         )  # fmt: skip
 
 
@@ -173,6 +190,11 @@ class _Shown(BaseModel):
         return redirect_rule(hops[0].status_code if hops else None, None if error is None else error.kind)
 
 
+CACHED_FROM = (
+    "Only on a result reused under options.max_age: the task that probed it (checked_at is that probe's)."
+)
+
+
 def _result_model() -> type[BaseModel]:
     """The API's result, derived from the engine's one declaration (engine/outcome.py): every
     field the NDJSON and CSV forms carry, with its description, and the error kinds as an enum;
@@ -183,6 +205,10 @@ def _result_model() -> type[BaseModel]:
     fields["sources"] = (
         Sources | None,
         Field(None, exclude_if=lambda value: value is None, description=Sources.__doc__),
+    )
+    fields["cached_from"] = (
+        str | None,
+        Field(None, exclude_if=lambda value: value is None, description=CACHED_FROM),
     )
     return create_model("Result", __doc__="One probed URL.", __base__=_Shown, **fields)
 

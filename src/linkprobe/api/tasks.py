@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from linkprobe.api.caps import apply_caps, cap_crawl, crawl_bounds, option_bounds
+from linkprobe.api.compare import counter
 from linkprobe.api.deps import Caller, FoundTask, QuotasDep, SettingsDep, StoreDep, found_task
 from linkprobe.api.documents import INPUT_FORMATS
 from linkprobe.api.intake import Submission, check_count, from_short_json, read_submission
@@ -186,7 +187,8 @@ async def service(who: Caller, settings: SettingsDep) -> Service:
 
 
 @router.get("/tasks/{task_id}", response_model=Task)
-async def get_task(task: FoundTask) -> Task:
+async def get_task(task: FoundTask, store: StoreDep, request: Request) -> Task:
+    counter(request).note(store, task)  # a re-run that has ended: its changes counted once
     return Task.of(task)
 
 

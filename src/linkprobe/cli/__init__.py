@@ -33,6 +33,7 @@ MAX_JOBS = 64  # processes of `check` and `crawl`: each holds pipes and work in 
 FLAG_OF = {
     "headers": "-H/--header", "verify_tls": "--insecure", "allow_private": "--allow-private",
     "allow_cidrs": "--allow-cidr",
+    "max_age": "--cache FILE --max-age DURATION",  # the service reuses results in its store; check, in a file
 }  # fmt: skip
 
 CHECK_EPILOG = (

@@ -255,6 +255,16 @@ class ProbeOptions(Validated):
         default=1 << 20, metadata=rule("Decoded body bytes read at most.", ge=0, le=1 << 30)
     )
     concurrency: int = field(default=256, metadata=rule("URLs of one run in flight at once.", ge=1, le=10000))
+    max_age: float = field(
+        default=0.0,
+        metadata=rule(
+            "Service tasks: reuse a URL's result from a task of the same owner with the same other "
+            "options probed at most this many seconds ago (results say cached_from; 0: never). The "
+            "engine ignores it.",
+            ge=0,
+            le=30 * 86400,
+        ),
+    )
 
     @cached_property
     def longest_s(self) -> float:

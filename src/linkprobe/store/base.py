@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import hashlib
 import json
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -20,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from linkprobe.changes import Seen
 from linkprobe.engine import ErrorKind, ProbeOptions, ProbeResult, failed
 from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.frontier import ChunkKind, CrawlSpec, Found
+from linkprobe.store.byurl import sorted_by_url
+from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 if TYPE_CHECKING:  # store.accounts imports the settings (pydantic), which `linkprobe crawl` never loads
     from linkprobe.store.accounts import Window
@@ -68,6 +72,9 @@ class NewTask:
     # Where each input URL was found (documents): input index -> {"total": n, "places":
     # [{"document": d, "line": l}, ...]} (extract.Sources.to_dict()). Results carry it as `sources`.
     sources: Mapping[int, dict[str, Any]] | None = None  # read once, in batches, when the task is stored
+    rerun_of: str | None = None  # the task this one runs again (its inputs and options)
+    schedule: str | None = None  # the schedule this task is a run of
+    sources_of: str | None = None  # a re-run of documents: the task whose sources it keeps (same URLs)
 
 
 @dataclass(slots=True)
@@ -92,6 +99,11 @@ class TaskRecord:
     pages: int = 0  # crawl tasks: pages fetched so far (each page counted once, by discover)
     unsupported: int = 0
     cancelled: int = 0
+    rerun_of: str | None = None
+    schedule: str | None = None
+    # The change counts against the previous run, once computed (Store.set_changes): {"since":
+    # task id, "broke": n, ...}; None until then.
+    changes: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -189,6 +201,42 @@ def split_secrets(options: ProbeOptions) -> tuple[str, str | None]:
 def stored_options(text: str) -> ProbeOptions:
     """A task's options as stored (split_secrets), read back through the declaration's checks."""
     return ProbeOptions.from_json(text)
+
+
+def split_body_secrets(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A task body (a schedule's, options as JSON) with its options' secret values split off, as
+    split_secrets does for a task."""
+    if not body.get("options"):
+        return body, None
+    text, secrets = split_secrets(ProbeOptions.of(body["options"]))
+    return {**body, "options": json.loads(text)}, secrets
+
+
+MAX_DELIVERIES = 100  # webhook deliveries kept per schedule or task, the newest
+
+
+def cache_key(options: ProbeOptions) -> str:
+    """The effective options a reused result must have been probed with: a task's options (header
+    values redacted: the names count) without max_age, as a digest."""
+    effective = dataclasses.replace(options.redacted(), max_age=0.0).to_json()
+    return hashlib.sha256(effective.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Reused(ProbeResult):
+    """A result of another task's, reused under options.max_age as it was (its checked_at too): its
+    stored form says whose (`cached_from`), as `check --cache` says which file."""
+
+    cached_from: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**ProbeResult.to_dict(self), "cached_from": self.cached_from}
+
+
+def cacheable(results: Iterable[ProbeResult]) -> list[ProbeResult]:
+    """The results another task may reuse: ok ones, as `check --cache` keeps (a broken link is
+    probed again, so a fix shows on the next run), and not reused ones (kept as first probed)."""
+    return [r for r in results if r.outcome is Outcome.OK and not isinstance(r, Reused)]
 
 
 def with_secrets(text: str, secrets: str | None) -> ProbeOptions:
@@ -419,6 +467,90 @@ class Store(abc.ABC):
             for _, row in rows:
                 yield row
             after = rows[-1][0]
+
+    @abc.abstractmethod
+    def input_urls(self, task_id: str) -> AsyncIterator[list[str]]:
+        """The task's input URLs in input order, a batch at a time (a re-run's input)."""
+
+    def seen_by_url(self, task_id: str, after: str | None = None) -> AsyncIterator[Seen]:
+        """What each URL of the task's results saw (changes.Seen), in ascending URL order, each
+        URL once (its first input index), only URLs after `after`; memory does not grow with the
+        task. This default sorts the results externally (store.byurl); a store with an index in
+        URL order reads that instead."""
+        return sorted_by_url(self.stream_results(task_id, ResultFilter()), after)
+
+    @abc.abstractmethod
+    async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
+        """Keep a task's change counts against its previous run (TaskRecord.changes)."""
+
+    @abc.abstractmethod
+    async def cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
+        """Results of `urls` that a task of this task's owner, with the same effective options
+        (cache_key), probed at most `max_age` seconds ago: URL -> (that task's id, result JSON)."""
+
+    @abc.abstractmethod
+    async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
+        """Keep the task's freshly probed results (cacheable ones) for `cached`: the newest per
+        owner, effective options and URL, until the retention has passed."""
+
+    # -- schedules (linkprobe.schedules has the rules) --
+
+    @abc.abstractmethod
+    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        """Store a schedule; its body's header values are kept apart (ScheduleRecord.secrets)
+        until it is deleted, and shown redacted."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
+        """Oldest first; only `owner`'s when given."""
+
+    @abc.abstractmethod
+    async def pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None: ...
+
+    @abc.abstractmethod
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Remove the schedule and its secrets (its runs stay, as tasks). False if unknown."""
+
+    @abc.abstractmethod
+    async def claim_run(self, schedule_id: str, due: datetime) -> bool:
+        """The run lease (schedules.claim), atomically: True, and the last claimed due time moved to
+        `due`, only for the one caller that moves it forward on a schedule that is not paused."""
+
+    @abc.abstractmethod
+    async def add_run(self, schedule_id: str, due: datetime, task_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
+        """Forget runs (their tasks are deleted by the caller: `keep`)."""
+
+    @abc.abstractmethod
+    async def claim_notice(self, task_id: str) -> bool:
+        """The lease of a run's webhook notice, set if absent: True for exactly one caller."""
+
+    @abc.abstractmethod
+    async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
+        """Keep a webhook delivery of a schedule's or a task's (`subject`: its id) as it is so far
+        (by its "id"; each attempt replaces it); the newest MAX_DELIVERIES are kept."""
+
+    @abc.abstractmethod
+    async def deliveries(self, subject: str) -> list[dict[str, Any]]:
+        """A schedule's or a task's webhook deliveries, oldest first."""
+
+    @abc.abstractmethod
+    async def set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
+        """Name the webhook (webhooks.WebhookSpec as JSON, its secret) told when the task ends.
+        False for an unknown task. Deleted with the task."""
+
+    @abc.abstractmethod
+    async def task_webhooks(self) -> list[str]:
+        """The tasks whose webhook has not been told yet."""
+
+    @abc.abstractmethod
+    async def take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
+        """A task's webhook and secret, removed in the same step: one caller gets it."""
 
     @abc.abstractmethod
     async def claim_chunk(self, worker: str) -> Chunk | None:

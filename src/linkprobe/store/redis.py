@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from linkprobe.changes import Seen
 from linkprobe.engine import ProbeResult
 from linkprobe.engine.outcome import APART, Outcome
 from linkprobe.extract.document import Linked
@@ -35,6 +36,7 @@ from linkprobe.store import redis_schema as k
 from linkprobe.store.accounts import Window
 from linkprobe.store.base import (
     LIVE,
+    MAX_DELIVERIES,
     TERMINAL,
     Chunk,
     IdempotencyConflict,
@@ -47,6 +49,8 @@ from linkprobe.store.base import (
     TaskRecord,
     TaskStatus,
     batches_off_loop,
+    cache_key,
+    cacheable,
     cancelled_results,
     count_key,
     dead_letter_results,
@@ -54,12 +58,15 @@ from linkprobe.store.base import (
     lane_of,
     outcome_key,
     record_counts,
+    split_body_secrets,
     split_secrets,
     stored_options,
     with_secrets,
     with_sources,
 )
+from linkprobe.store.byurl import seen_of
 from linkprobe.store.errors import StoreUnavailable
+from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -149,6 +156,8 @@ class RedisStore(Store):
         self._create: Any = None
         self._enqueue_script: Any = None
         self._flags: dict[tuple[str, str], bool] = {}  # (task id, field) -> present (see _has)
+        self._claim_run: Any = None
+        self._add_run: Any = None
 
     @property
     def r(self) -> Any:
@@ -168,6 +177,8 @@ class RedisStore(Store):
         self._update = self._redis.register_script(k.UPDATE_TASK)
         self._create = self._redis.register_script(k.CREATE_TASK)
         self._enqueue_script = self._redis.register_script(k.ENQUEUE)
+        self._claim_run = self._redis.register_script(k.CLAIM_RUN)
+        self._add_run = self._redis.register_script(k.ADD_RUN)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
@@ -266,8 +277,12 @@ class RedisStore(Store):
             fields["secrets"] = secrets
         if task.crawl is not None:
             fields |= {"crawl": json.dumps(task.crawl.to_dict()), "pages": 0, "scheduled": 1, "sourced": 1}
-        if task.sources:
+        if task.sources or task.sources_of:
             fields["sourced"] = 1
+        if task.rerun_of is not None:
+            fields["rerun_of"] = task.rerun_of
+        if task.schedule is not None:
+            fields["schedule"] = task.schedule
         return fields
 
     async def _write_extras(self, task_id: str, task: NewTask) -> None:
@@ -279,6 +294,10 @@ class RedisStore(Store):
                 self._start_crawl(pipe, task_id, task.crawl)
             if task.sources:
                 self._add_sources(pipe, task_id, task.sources)
+            if task.sources_of is not None:  # a re-run: the same input indexes, so the same sources
+                pipe.copy(k.sources(task.sources_of), k.sources(task_id))
+                pipe.expire(k.sources(task_id), self.retention.ttl)
+                pipe.sadd(k.keys(task_id), k.sources(task_id))
             await pipe.execute()
 
     async def _discard(self, task_id: str) -> None:
@@ -356,7 +375,9 @@ class RedisStore(Store):
             **record_counts(legacy_counts(data, {key: int(n) for key, n in counts.items()})),
             owner=data.get("owner") or None,
             crawl=CrawlSpec.from_dict(json.loads(data["crawl"])) if data.get("crawl") else None,
-            pages=int(data.get("pages") or 0),
+            pages=int(data.get("pages") or 0), rerun_of=data.get("rerun_of") or None,
+            schedule=data.get("schedule") or None,
+            changes=json.loads(data["changes"]) if data.get("changes") else None,
         )  # fmt: skip
 
     @unavailable
@@ -415,6 +436,7 @@ class RedisStore(Store):
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.delete(k.keys(task_id), k.todo(task_id), *members)
             pipe.zrem(k.TASKS, task_id)
+            pipe.hdel(k.WEBHOOKS, task_id)
             if owner:
                 pipe.zrem(k.owner_tasks(owner), task_id)
                 pipe.srem(k.owner_live(owner), task_id)
@@ -499,6 +521,215 @@ class RedisStore(Store):
     async def _with_sources(self, task_id: str, rows: list[tuple[int, str]]) -> list[tuple[int, str]]:
         sources = await self.r.hmget(k.sources(task_id), [idx for idx, _ in rows])
         return [(idx, with_sources(row, found)) for (idx, row), found in zip(rows, sources, strict=True)]
+
+    async def seen_by_url(self, task_id: str, after: str | None = None) -> AsyncIterator[Seen]:
+        """An ended task's: read from its index in URL order (built once, from the external sort);
+        a task still running: sorted externally each time (its results still change)."""
+        status = await unavailable(self.r.hget)(k.task(task_id), "status")
+        if status is None or TaskStatus(status) not in TERMINAL:
+            async for seen in super().seen_by_url(task_id, after):
+                yield seen
+            return
+        key = k.by_url(task_id)
+        if not await unavailable(self.r.exists)(key):
+            await self._index_by_url(task_id)
+        low = "-" if after is None else f"({after}\x01"  # past every member of `after` ("<url>\0...")
+        while members := await unavailable(self.r.zrangebylex)(key, low, "+", start=0, num=PAGE):
+            for member in members:
+                url, _, seen = member.partition("\0")
+                yield seen_of([url, 0, *json.loads(seen)])
+            low = f"({members[-1]}"
+
+    async def _index_by_url(self, task_id: str) -> None:
+        """The task's results in URL order as a sorted set: written aside, then renamed in place, so
+        a reader never sees half of it."""
+        building = k.by_url_building(task_id, uuid.uuid4().hex)
+        members: dict[str, int] = {}
+        try:
+            async for seen in super().seen_by_url(task_id):
+                kind = None if seen.error_kind is None else seen.error_kind.value
+                what = json.dumps([seen.outcome.value, seen.status_code, seen.final_url, kind])
+                members[f"{seen.url}\0{what}"] = 0
+                if len(members) >= PAGE:
+                    await unavailable(self.r.zadd)(building, members)
+                    members = {}
+            if members:
+                await unavailable(self.r.zadd)(building, members)
+            if members or await self.r.exists(building):
+                async with self.r.pipeline(transaction=True) as pipe:  # all at once, the task's key too
+                    pipe.rename(building, k.by_url(task_id))
+                    pipe.expire(k.by_url(task_id), k.BYURL_TTL_S)
+                    pipe.sadd(k.keys(task_id), k.by_url(task_id))
+                    await pipe.execute()
+        finally:
+            await self.r.delete(building)
+
+    async def input_urls(self, task_id: str) -> AsyncIterator[list[str]]:
+        starts = await unavailable(self.r.hgetall)(k.starts(task_id))
+        for number in sorted(map(int, starts)):
+            text = await unavailable(self.r.get)(k.chunk(task_id, number))
+            if text:
+                yield text.split("\n")
+
+    async def _cache_of(self, task_id: str) -> str | None:
+        owner, options = await self.r.hmget(k.task(task_id), ["owner", "options"])
+        return None if options is None else k.cache(owner or "", cache_key(stored_options(options)))
+
+    @unavailable
+    async def cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
+        if not urls or (key := await self._cache_of(task_id)) is None:
+            return {}
+        cutoff = time.time() - max_age
+        found: dict[str, tuple[str, str]] = {}
+        for url, entry in zip(urls, await self.r.hmget(key, urls), strict=True):
+            if entry is not None:
+                owner_task, checked, data = entry.split(" ", 2)
+                if owner_task != task_id and float(checked) >= cutoff:
+                    found[url] = (owner_task, data)
+        return found
+
+    @unavailable
+    async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
+        entries = {r.url: f"{task_id} {r.checked_at.timestamp()} {r.to_json()}" for r in cacheable(results)}
+        if entries and (key := await self._cache_of(task_id)) is not None:
+            async with self.r.pipeline(transaction=False) as pipe:
+                pipe.hset(key, mapping=entries)
+                pipe.expire(key, self.retention.ttl)
+                await pipe.execute()
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def _schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        data = await self.r.hgetall(k.schedule(schedule_id))
+        if not data:
+            return None
+        runs = await self.r.zrange(k.schedule_runs(schedule_id), 0, -1, withscores=True)
+        claimed = data.get("last_claimed")
+        return ScheduleRecord(
+            id=data["id"], body=json.loads(data["body"]), period=json.loads(data["period"]),
+            keep=int(data["keep"]), owner=data["owner"] or None,
+            name=data["name"] if data.get("has_name") else None,
+            paused=data["paused"] == "1", created_at=datetime.fromisoformat(data["created_at"]),
+            last_claimed=datetime.fromtimestamp(float(claimed), UTC) if claimed else None,
+            runs=[(datetime.fromtimestamp(due, UTC), task) for task, due in runs],
+            secrets=data.get("secrets") or None,
+            webhook=json.loads(data["webhook"]) if data.get("webhook") else None,
+            webhook_secret=data.get("webhook_secret") or None,
+        )  # fmt: skip
+
+    @unavailable
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        return await self._schedule(schedule_id)
+
+    @unavailable
+    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        schedule_id = uuid.uuid4().hex
+        body, secrets = split_body_secrets(schedule.body)
+        fields = {
+            "id": schedule_id, "body": json.dumps(body), "period": json.dumps(schedule.period),
+            "keep": schedule.keep, "owner": schedule.owner or "", "name": schedule.name or "",
+            "has_name": "1" if schedule.name is not None else "", "paused": "0", "created_at": _now(),
+        }  # fmt: skip
+        if secrets:
+            fields["secrets"] = secrets
+        if schedule.webhook is not None and schedule.webhook_secret is not None:
+            fields |= {"webhook": json.dumps(schedule.webhook), "webhook_secret": schedule.webhook_secret}
+        seq = await self.r.incr(k.SEQ)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(k.schedule(schedule_id), mapping=fields)
+            pipe.zadd(k.SCHEDULES, {schedule_id: seq})
+            await pipe.execute()
+        record = await self._schedule(schedule_id)
+        assert record is not None
+        return record
+
+    @unavailable
+    async def list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
+        found = [await self._schedule(schedule_id) for schedule_id in await self.r.zrange(k.SCHEDULES, 0, -1)]
+        return [s for s in found if s is not None and owner in (None, s.owner)]
+
+    @unavailable
+    async def pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None:
+        await self._update(keys=[k.schedule(schedule_id)], args=["paused", "1" if paused else "0"])
+        return await self._schedule(schedule_id)
+
+    @unavailable
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(k.schedule(schedule_id))
+            pipe.delete(k.schedule_runs(schedule_id), k.deliveries(schedule_id))
+            pipe.zrem(k.SCHEDULES, schedule_id)
+            existed, _, _ = await pipe.execute()
+        return bool(existed)
+
+    @unavailable
+    async def claim_run(self, schedule_id: str, due: datetime) -> bool:
+        return bool(await self._claim_run(keys=[k.schedule(schedule_id)], args=[repr(due.timestamp())]))
+
+    @unavailable
+    async def add_run(self, schedule_id: str, due: datetime, task_id: str) -> None:
+        keys = [k.schedule(schedule_id), k.schedule_runs(schedule_id)]
+        await self._add_run(keys=keys, args=[repr(due.timestamp()), task_id])
+
+    @unavailable
+    async def drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
+        if task_ids:
+            await self.r.zrem(k.schedule_runs(schedule_id), *task_ids)
+
+    @unavailable
+    async def claim_notice(self, task_id: str) -> bool:
+        return bool(await self.r.set(k.notice(task_id), "1", nx=True, ex=self.retention.ttl))
+
+    @unavailable
+    async def record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
+        key = k.deliveries(subject)
+        known = await self.r.hget(key, delivery["id"])
+        seq = json.loads(known)["seq"] if known else int(await self.r.hget(key, "seq") or 0) + 1
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={delivery["id"]: json.dumps({**delivery, "seq": seq}), "seq": seq})
+            pipe.expire(key, self.retention.ttl)
+            await pipe.execute()
+        if not known and seq > MAX_DELIVERIES:  # the oldest goes (sequence numbers have no gaps)
+            kept = await self.r.hgetall(key)
+            old = [
+                i
+                for i, data in kept.items()
+                if i != "seq" and json.loads(data)["seq"] <= seq - MAX_DELIVERIES
+            ]
+            if old:
+                await self.r.hdel(key, *old)
+
+    @unavailable
+    async def deliveries(self, subject: str) -> list[dict[str, Any]]:
+        kept = await self.r.hgetall(k.deliveries(subject))
+        found = [json.loads(data) for delivery_id, data in kept.items() if delivery_id != "seq"]
+        return [{k_: v for k_, v in d.items() if k_ != "seq"} for d in sorted(found, key=lambda d: d["seq"])]
+
+    @unavailable
+    async def set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
+        if not await self.r.exists(k.task(task_id)):
+            return False
+        await self.r.hset(k.WEBHOOKS, task_id, json.dumps({"spec": spec, "secret": secret}))
+        return True
+
+    @unavailable
+    async def task_webhooks(self) -> list[str]:
+        return list(await self.r.hkeys(k.WEBHOOKS))
+
+    @unavailable
+    async def take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
+        async with self.r.pipeline(transaction=True) as pipe:  # read and removed in one step
+            pipe.hget(k.WEBHOOKS, task_id)
+            pipe.hdel(k.WEBHOOKS, task_id)
+            found, removed = await pipe.execute()
+        if not removed or found is None:
+            return None
+        taken = json.loads(found)
+        return taken["spec"], taken["secret"]
+
+    @unavailable
+    async def set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
+        await self._update(keys=[k.task(task_id)], args=["changes", json.dumps(changes)])
 
     # -- work queue ---------------------------------------------------------------------------
 

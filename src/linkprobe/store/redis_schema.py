@@ -21,6 +21,9 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:seen          HASH   crawl: URL -> input index (the crawl's seen-set)
     lp:{T}:expanded      SET    crawl: input indexes of the pages whose links were added
     lp:{T}:kinds         HASH   crawl: chunk number -> "<kind> <depth>" (absent: links at depth 0)
+    lp:{T}:byurl         ZSET   an ended task's URLs in URL order for comparing runs, all at score 0:
+                                "<url>\0<what it saw, JSON>" (store.byurl); built on first use
+                                (into lp:{T}:byurl:new:<token>, then renamed), kept BYURL_TTL_S
 
 Global keys:
 
@@ -33,6 +36,17 @@ Global keys:
     lp:lane:<lane>       LIST   task ids of one lane with chunks to feed, oldest first
     lp:owner:<id>:tasks  ZSET   the owner's task ids, score = creation order (its task list)
     lp:owner:<id>:live   SET    the owner's pending or running task ids (the in-flight quota)
+    lp:schedules         ZSET   schedule ids, score = creation order
+    lp:schedule:<id>     HASH   a schedule: body (header values redacted), secrets, period, keep,
+                                owner, name, paused, created_at, last_claimed (due epoch: the lease)
+    lp:schedule:<id>:runs ZSET  its runs' task ids, score = due epoch
+    lp:deliveries:<id>   HASH   a schedule's or task's webhook deliveries: id -> JSON (with its
+                                `seq`), and `seq`, the last one given (the newest 100 are kept)
+    lp:webhooks          HASH   task id -> {"spec", "secret"}: task webhooks not yet told
+    lp:notice:<task id>  STRING set once: the replica that sends a run's webhook notice
+    lp:cache:<owner>:<k> HASH   URL -> "<task id> <checked_at epoch> <result JSON>": the newest
+                                probed result per owner ("" without one) and effective options
+                                (base.cache_key), for options.max_age; expires with the retention
 
 A task leaves its owner's `live` set and loses its `secrets` in the script that ends it
 (COMPLETE_CHUNK: its last chunk, a dead-lettered one, or the cancel's completion of the chunks
@@ -119,6 +133,18 @@ def expanded(task_id: str) -> str:
     return f"{task_prefix(task_id)}expanded"
 
 
+def by_url(task_id: str) -> str:
+    return f"{task_prefix(task_id)}byurl"
+
+
+def by_url_building(task_id: str, token: str) -> str:
+    """Where one builder writes the index before renaming it to by_url."""
+    return f"{by_url(task_id)}:new:{token}"
+
+
+BYURL_TTL_S = 3600  # an index in URL order is a cache: built again from the results when gone
+
+
 def kinds(task_id: str) -> str:
     return f"{task_prefix(task_id)}kinds"
 
@@ -136,6 +162,52 @@ def owner_tasks(owner: str) -> str:
 
 def owner_live(owner: str) -> str:
     return f"{PREFIX}owner:{owner}:live"
+
+
+SCHEDULES = f"{PREFIX}schedules"
+
+
+def schedule(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}"
+
+
+def schedule_runs(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}:runs"
+
+
+WEBHOOKS = f"{PREFIX}webhooks"
+
+
+def deliveries(subject: str) -> str:
+    return f"{PREFIX}deliveries:{subject}"
+
+
+def notice(task_id: str) -> str:
+    return f"{PREFIX}notice:{task_id}"
+
+
+# KEYS[1] schedule hash; ARGV[1] the due time (epoch seconds). The run lease (schedules.claim) as
+# one compare-and-set: 1 when this call moved the last claimed due time forward, else 0 (another
+# replica did, the schedule is paused, or gone).
+CLAIM_RUN = """
+if redis.call('HGET', KEYS[1], 'paused') ~= '0' then return 0 end
+local last = redis.call('HGET', KEYS[1], 'last_claimed')
+if last and last ~= '' and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'last_claimed', ARGV[1])
+return 1
+"""
+
+# KEYS[1] schedule hash, KEYS[2] its runs; ARGV[1] due epoch, ARGV[2] task id. Only while the
+# schedule exists (a run started as it was deleted leaves no runs key behind).
+ADD_RUN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+def cache(owner: str, key: str) -> str:
+    return f"{PREFIX}cache:{owner}:{key}"
 
 
 def idempotency(key: str) -> str:

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +36,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 
+from linkprobe.changes import Seen
 from linkprobe.engine import ProbeResult
 from linkprobe.engine.outcome import Outcome, classify
 from linkprobe.extract.document import Linked
@@ -43,6 +44,8 @@ from linkprobe.frontier import ChunkKind, CrawlSpec, Found, merge_sources, plan_
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
 from linkprobe.store.base import (
     LIVE,
+    MAX_DELIVERIES,
+    STREAM_PAGE,
     TERMINAL,
     Chunk,
     DeliveryPolicy,
@@ -57,6 +60,8 @@ from linkprobe.store.base import (
     TaskRecord,
     TaskStatus,
     batches_off_loop,
+    cache_key,
+    cacheable,
     cancelled_results,
     count_key,
     dead_letter_results,
@@ -66,13 +71,16 @@ from linkprobe.store.base import (
     outcome_key,
     record_counts,
     redirected,
+    split_body_secrets,
     split_secrets,
     stored_options,
     tally,
     with_secrets,
     with_sources,
 )
+from linkprobe.store.byurl import seen_from_columns
 from linkprobe.store.errors import StoreLocked, StoreUnavailable
+from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -123,6 +131,27 @@ CREATE TABLE IF NOT EXISTS expanded (
     task_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS staged (task_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, owner TEXT, name TEXT,
+    body TEXT NOT NULL, secrets TEXT, period TEXT NOT NULL, keep INTEGER NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, last_claimed REAL,
+    webhook TEXT, webhook_secret TEXT
+);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    schedule_id TEXT NOT NULL, due REAL NOT NULL, task_id TEXT NOT NULL, PRIMARY KEY (schedule_id, due)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notices (task_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+    subject TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (subject, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_webhooks (
+    task_id TEXT PRIMARY KEY, spec TEXT NOT NULL, secret TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache (
+    owner TEXT NOT NULL, optkey TEXT NOT NULL, url TEXT NOT NULL, task_id TEXT NOT NULL,
+    checked_at REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (owner, optkey, url)
+) WITHOUT ROWID;
 """
 
 
@@ -162,11 +191,12 @@ MIGRATIONS = (
     ("tasks", "crawl", "TEXT"), ("tasks", "pages", "INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "scheduled", "INTEGER NOT NULL DEFAULT 0"), ("tasks", "chunk_size", "INTEGER"),
     ("chunks", "kind", "TEXT NOT NULL DEFAULT 'links'"), ("chunks", "depth", "INTEGER NOT NULL DEFAULT 0"),
-    ("tasks", "secrets", "TEXT"),
+    ("tasks", "secrets", "TEXT"), ("tasks", "rerun_of", "TEXT"), ("tasks", "changes", "TEXT"),
+    ("tasks", "schedule", "TEXT"),
 )  # fmt: skip
 # A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
 # `sources` (input index -> where the URL was found) serves documents too.
-TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded")
+TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded", "task_webhooks")
 
 
 def on_store_thread(
@@ -360,6 +390,8 @@ class SQLiteStore(Store):
             self._split_stored_secrets(db)
         db.execute("UPDATE tasks SET lane = 'task:' || id WHERE lane IS NULL")  # older databases
         db.execute("CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner, status)")
+        # A task's URLs in URL order: two runs are compared by merging their results in that order.
+        db.execute("CREATE INDEX IF NOT EXISTS urls_by_url ON urls (task_id, url, idx)")
         db.execute("INSERT OR IGNORE INTO lanes (lane) SELECT DISTINCT lane FROM tasks")
         # We hold the lock: chunks still `running` belonged to a process that died. Requeued at
         # once rather than after their lease, keeping their delivery count (poison chunks still
@@ -519,10 +551,11 @@ class SQLiteStore(Store):
                 self._charge(quota.owner, quota.day, quota.urls)
             db.execute(
                 "INSERT INTO tasks (id, name, description, options, status, created_at, idem_key,"
-                " fingerprint, lane, owner, crawl, chunk_size, secrets, total)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fingerprint, lane, owner, crawl, chunk_size, secrets, total, rerun_of, schedule)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (task_id, task.name, task.description, options, TaskStatus.PENDING.value, _now(),
-                 key, fingerprint, lane, task.owner, crawl, chunk_size, secrets, total),
+                 key, fingerprint, lane, task.owner, crawl, chunk_size, secrets, total, task.rerun_of,
+                 task.schedule),
             )  # fmt: skip
             db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
@@ -533,6 +566,11 @@ class SQLiteStore(Store):
             )  # fmt: skip
             if task.crawl is not None:
                 self._start_crawl(task_id, task.crawl.start)
+            if task.sources_of is not None:  # a re-run: the same input indexes, so the same sources
+                db.execute(
+                    "INSERT INTO sources SELECT ?, idx, data FROM sources WHERE task_id = ?",
+                    (task_id, task.sources_of),
+                )
             items = iter(task.sources.items() if task.sources else ())
             while batch := list(islice(items, 1000)):  # built a batch at a time (documents: 1M URLs)
                 db.execute(
@@ -586,12 +624,13 @@ class SQLiteStore(Store):
             status=TaskStatus(row[4]), total=row[5], done=row[6], created_at=datetime.fromisoformat(row[7]),
             started_at=_time(row[8]), finished_at=_time(row[9]), owner=row[10],
             crawl=None if row[11] is None else CrawlSpec.from_dict(json.loads(row[11])), pages=row[12],
+            rerun_of=row[13], changes=None if row[14] is None else json.loads(row[14]), schedule=row[15],
             **record_counts(counts),
         )  # fmt: skip
 
     _COLUMNS = (
         "id, name, description, options, status, total, done, created_at, started_at,"
-        " finished_at, owner, crawl, pages"
+        " finished_at, owner, crawl, pages, rerun_of, changes, schedule"
     )
 
     def _get(self, task_id: str) -> TaskRecord | None:
@@ -683,8 +722,10 @@ class SQLiteStore(Store):
         for task_id in expired:
             with self._tx() as db:
                 self._remove(db, task_id)
-        with self._tx() as db:  # the quota counters of windows that have ended
+        with self._tx() as db:  # the quota counters of windows that have ended, old cached results
             db.execute("DELETE FROM usage WHERE expires < ?", (time.time(),))
+            db.execute("DELETE FROM cache WHERE checked_at < ?", (time.time() - self.retention.seconds,))
+            db.execute("DELETE FROM notices WHERE at < ?", (time.time() - self.retention.seconds,))
         return len(expired)
 
     purge_expired = on_store_thread(_purge)
@@ -752,6 +793,237 @@ class SQLiteStore(Store):
         return [(int(idx), with_sources(str(data), sources.get(idx))) for idx, data in rows]
 
     page_rows = on_reader_thread(_page)
+
+    def _input_batch(self, task_id: str, start: int) -> list[str]:
+        (text,) = self.db.execute(
+            "SELECT json_group_array(url) FROM"
+            " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
+            (task_id, start, start + STAGE_URLS),
+        ).fetchone()
+        urls: list[str] = orjson.loads(text)
+        return urls
+
+    _input_batched = on_reader_thread(_input_batch)
+
+    async def input_urls(self, task_id: str) -> AsyncIterator[list[str]]:
+        start = 0
+        while batch := await self._input_batched(task_id, start):
+            yield batch
+            start += len(batch)
+
+    def _seen_page(self, task_id: str, after: str | None, limit: int) -> list[Seen]:
+        """Up to `limit` URLs after `after` with their results, read in URL order on urls_by_url;
+        a URL given twice counts once, by its first input index."""
+        rows = self.db.execute(
+            "SELECT u.url, r.data ->> '$.ok', r.data ->> '$.status_code', r.data ->> '$.final_url',"
+            " r.data ->> '$.error.kind' FROM urls u JOIN results r ON r.task_id = u.task_id AND r.idx = u.idx"
+            f" WHERE u.task_id = ?{'' if after is None else ' AND u.url > ?'} ORDER BY u.url, u.idx LIMIT ?",
+            (task_id, limit) if after is None else (task_id, after, limit),
+        ).fetchall()
+        page: list[Seen] = []
+        for url, ok, status, final, kind in rows:
+            if not page or page[-1].url != url:
+                page.append(seen_from_columns(url, ok, status, final, kind))
+        return page
+
+    _seen_paged = on_reader_thread(_seen_page)
+
+    async def seen_by_url(self, task_id: str, after: str | None = None) -> AsyncIterator[Seen]:
+        while page := await self._seen_paged(task_id, after, STREAM_PAGE):
+            for seen in page:
+                yield seen
+            after = page[-1].url
+
+    def _cache_of(self, task_id: str) -> tuple[str, str] | None:
+        """The task's (owner, cache_key): where its results are kept and looked up."""
+        row = self.db.execute("SELECT owner, options FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return None if row is None else (row[0] or "", cache_key(stored_options(row[1])))
+
+    def _cached(self, task_id: str, urls: list[str], max_age: float) -> dict[str, tuple[str, str]]:
+        if (of := self._cache_of(task_id)) is None:
+            return {}
+        rows = self.db.execute(
+            "SELECT url, task_id, data FROM cache WHERE owner = ? AND optkey = ? AND checked_at >= ?"
+            " AND task_id != ? AND url IN (SELECT value FROM json_each(?))",
+            (*of, time.time() - max_age, task_id, orjson.dumps(urls)),
+        ).fetchall()
+        return {str(url): (str(found), str(data)) for url, found, data in rows}
+
+    cached = on_reader_thread(_cached)
+
+    def _remember(self, task_id: str, rows: list[tuple[str, float, str]]) -> None:
+        with self._tx() as db:
+            if (of := self._cache_of(task_id)) is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO cache SELECT ?, ?, value ->> 0, ?, value ->> 1, value ->> 2"
+                    " FROM json_each(?)",
+                    (*of, task_id, orjson.dumps(rows)),
+                )
+
+    _remembered = on_store_thread(_remember)
+
+    async def remember(self, task_id: str, results: list[ProbeResult]) -> None:
+        rows = [(r.url, r.checked_at.timestamp(), r.to_json()) for r in cacheable(results)]
+        if rows:
+            await self._remembered(task_id, rows)
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    _SCHEDULE = (
+        "id, body, period, keep, owner, name, paused, created_at, last_claimed, secrets, webhook,"
+        " webhook_secret"
+    )
+
+    def _schedule(self, row: tuple[Any, ...]) -> ScheduleRecord:
+        runs = self.db.execute(
+            "SELECT due, task_id FROM schedule_runs WHERE schedule_id = ? ORDER BY due", (row[0],)
+        ).fetchall()
+        return ScheduleRecord(
+            id=row[0], body=json.loads(row[1]), period=json.loads(row[2]), keep=row[3], owner=row[4],
+            name=row[5], paused=bool(row[6]), created_at=datetime.fromisoformat(row[7]),
+            last_claimed=None if row[8] is None else datetime.fromtimestamp(row[8], UTC),
+            runs=[(datetime.fromtimestamp(due, UTC), str(task)) for due, task in runs], secrets=row[9],
+            webhook=None if row[10] is None else json.loads(row[10]), webhook_secret=row[11],
+        )  # fmt: skip
+
+    def _get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        row = self.db.execute(
+            f"SELECT {self._SCHEDULE} FROM schedules WHERE id = ?", (schedule_id,)
+        ).fetchone()
+        return None if row is None else self._schedule(row)
+
+    get_schedule = on_reader_thread(_get_schedule)
+
+    def _create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        schedule_id = uuid.uuid4().hex
+        body, secrets = split_body_secrets(schedule.body)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO schedules (id, owner, name, body, secrets, period, keep, created_at, webhook,"
+                " webhook_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (schedule_id, schedule.owner, schedule.name, json.dumps(body), secrets,
+                 json.dumps(schedule.period), schedule.keep, _now(),
+                 None if schedule.webhook is None else json.dumps(schedule.webhook), schedule.webhook_secret),
+            )  # fmt: skip
+        record = self._get_schedule(schedule_id)
+        assert record is not None
+        return record
+
+    create_schedule = on_store_thread(_create_schedule)
+
+    def _list_schedules(self, owner: str | None) -> list[ScheduleRecord]:
+        where, params = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
+        rows = self.db.execute(f"SELECT {self._SCHEDULE} FROM schedules{where} ORDER BY seq", params)
+        return [self._schedule(row) for row in rows.fetchall()]
+
+    list_schedules = on_reader_thread(_list_schedules)
+
+    def _pause_schedule(self, schedule_id: str, paused: bool) -> ScheduleRecord | None:
+        with self._tx() as db:
+            db.execute("UPDATE schedules SET paused = ? WHERE id = ?", (int(paused), schedule_id))
+        return self._get_schedule(schedule_id)
+
+    pause_schedule = on_store_thread(_pause_schedule)
+
+    def _delete_schedule(self, schedule_id: str) -> bool:
+        with self._tx() as db:
+            gone = db.execute(
+                "DELETE FROM schedules WHERE id = ? RETURNING secrets", (schedule_id,)
+            ).fetchone()
+            db.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
+            db.execute("DELETE FROM deliveries WHERE subject = ?", (schedule_id,))
+            self._scrub = self._scrub or (gone is not None and gone[0] is not None)
+        return gone is not None
+
+    delete_schedule = on_store_thread(_delete_schedule)
+
+    def _claim_run(self, schedule_id: str, due: datetime) -> bool:
+        with self._tx() as db:  # one compare-and-set: exactly one caller moves it forward
+            moved = db.execute(
+                "UPDATE schedules SET last_claimed = ?1 WHERE id = ?2 AND paused = 0"
+                " AND (last_claimed IS NULL OR last_claimed < ?1)",
+                (due.timestamp(), schedule_id),
+            ).rowcount
+        return bool(moved)
+
+    claim_run = on_store_thread(_claim_run)
+
+    def _add_run(self, schedule_id: str, due: datetime, task_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO schedule_runs SELECT id, ?, ? FROM schedules WHERE id = ?",
+                (due.timestamp(), task_id, schedule_id),
+            )
+
+    add_run = on_store_thread(_add_run)
+
+    def _drop_runs(self, schedule_id: str, task_ids: list[str]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM schedule_runs WHERE schedule_id = ?"
+                " AND task_id IN (SELECT value FROM json_each(?))",
+                (schedule_id, json.dumps(task_ids)),
+            )
+
+    drop_runs = on_store_thread(_drop_runs)
+
+    def _claim_notice(self, task_id: str) -> bool:
+        with self._tx() as db:
+            return bool(
+                db.execute("INSERT OR IGNORE INTO notices VALUES (?, ?)", (task_id, time.time())).rowcount
+            )
+
+    claim_notice = on_store_thread(_claim_notice)
+
+    def _record_delivery(self, subject: str, delivery: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO deliveries SELECT ?1, ?2, coalesce(max(seq), 0) + 1, ?3 FROM deliveries"
+                " WHERE subject = ?1 ON CONFLICT (subject, id) DO UPDATE SET data = excluded.data",
+                (subject, delivery["id"], json.dumps(delivery)),
+            )
+            db.execute(
+                "DELETE FROM deliveries WHERE subject = ?1"
+                " AND seq <= (SELECT max(seq) FROM deliveries WHERE subject = ?1) - ?2",
+                (subject, MAX_DELIVERIES),
+            )
+
+    record_delivery = on_store_thread(_record_delivery)
+
+    def _deliveries(self, subject: str) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT data FROM deliveries WHERE subject = ? ORDER BY seq", (subject,))
+        return [json.loads(data) for (data,) in rows.fetchall()]
+
+    deliveries = on_reader_thread(_deliveries)
+
+    def _set_task_webhook(self, task_id: str, spec: dict[str, str], secret: str) -> bool:
+        with self._tx() as db:
+            added = db.execute(
+                "INSERT OR REPLACE INTO task_webhooks SELECT id, ?, ? FROM tasks WHERE id = ?",
+                (json.dumps(spec), secret, task_id),
+            )
+            return bool(added.rowcount)
+
+    set_task_webhook = on_store_thread(_set_task_webhook)
+
+    def _task_webhooks(self) -> list[str]:
+        return [str(task_id) for (task_id,) in self.db.execute("SELECT task_id FROM task_webhooks")]
+
+    task_webhooks = on_reader_thread(_task_webhooks)
+
+    def _take_task_webhook(self, task_id: str) -> tuple[dict[str, str], str] | None:
+        with self._tx() as db:
+            query = "DELETE FROM task_webhooks WHERE task_id = ? RETURNING spec, secret"
+            row = db.execute(query, (task_id,)).fetchone()
+        return None if row is None else (json.loads(row[0]), str(row[1]))
+
+    take_task_webhook = on_store_thread(_take_task_webhook)
+
+    def _set_changes(self, task_id: str, changes: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE tasks SET changes = ? WHERE id = ?", (json.dumps(changes), task_id))
+
+    set_changes = on_store_thread(_set_changes)
 
     # -- work queue ---------------------------------------------------------------------------
 
