@@ -27,7 +27,10 @@ async def watch(
     seen: list[dict[str, Any]] = []
 
     async def reached() -> bool:
-        seen.append((await api.get(f"/api/v1/tasks/{task_id}")).json())
+        response = await api.get(f"/api/v1/tasks/{task_id}")
+        if response.status_code == 503:  # the store is away for a while (fault tests): ask again
+            return False
+        seen.append(response.json())
         return seen[-1]["status"] in statuses
 
     await wait_for(reached, f"task {task_id} to reach {statuses}", timeout)
