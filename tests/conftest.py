@@ -512,18 +512,23 @@ class Service:
     process: asyncio.subprocess.Process
     port: int
     log: Path
+    # The CLI arguments naming its store (`--db file` or `--redis-url url`): `linkprobe keys` takes them.
+    store_args: tuple[str, ...] = ()
+    worker: asyncio.subprocess.Process | None = None  # `linkprobe worker` beside `linkprobe api`
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self, kill: bool = False) -> None:
-        if self.process.returncode is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            await self.process.wait()
+        """End the service and its worker, if it has one (kill: -9, as a crash)."""
+        for process in (self.worker, self.process):
+            if process is not None and process.returncode is None:
+                if kill:
+                    process.kill()
+                else:
+                    process.terminate()
+                await process.wait()
 
 
 async def start_worker(
@@ -625,11 +630,18 @@ SERVICE_LIMITS = {
 
 
 @contextlib.asynccontextmanager
-async def service_on(kind: str, tmp: Path, env: dict[str, str]) -> AsyncIterator[Service]:
+async def service_on(
+    kind: str, tmp: Path, env: dict[str, str], workers: bool = True
+) -> AsyncIterator[Service]:
     """The service on one store: `linkprobe serve` (SQLite, embedded workers), or `linkprobe api`
-    and a `linkprobe worker` on a Redis of its own."""
+    and a `linkprobe worker` on a Redis of its own. Without `workers`, `linkprobe api` alone: tasks
+    stay pending. The store lives in `tmp`: a second service_on on the same `tmp` finds its data
+    (Redis reloads its append-only file), as a restart would."""
     if kind == "sqlite":
-        running = await start_service(tmp, "serve", "--db", str(tmp / "api.db"), env=env)
+        store_args: tuple[str, ...] = ("--db", str(tmp / "api.db"))
+        command = "serve" if workers else "api"
+        running = await start_service(tmp, command, *store_args, env=env, name=command)
+        running.store_args = store_args
         try:
             yield running
         finally:
@@ -638,13 +650,14 @@ async def service_on(kind: str, tmp: Path, env: dict[str, str]) -> AsyncIterator
     redis_server = RedisServer(free_port(), tmp)
     redis_server.start()
     try:
-        running = await start_service(tmp, "api", "--redis-url", redis_server.url, env=env, name="api")
-        worker = await start_worker(tmp, redis_server.url, env)
+        store_args = ("--redis-url", redis_server.url)
+        running = await start_service(tmp, "api", *store_args, env=env, name="api")
+        running.store_args = store_args
+        if workers:
+            running.worker = await start_worker(tmp, redis_server.url, env)
         try:
             yield running
         finally:
-            worker.terminate()
-            await worker.wait()
             await running.stop()
     finally:
         redis_server.stop()

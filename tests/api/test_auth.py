@@ -1,6 +1,8 @@
-"""Keys, owners and the browser guards against a real `linkprobe serve` with authentication required.
+"""Keys, owners and the browser guards against the real service with authentication required, on
+each store (`linkprobe serve` on SQLite; `linkprobe api` and a worker on Redis).
 
-Keys are made with the real `linkprobe keys create` (the key is its output's last line).
+Keys are made with the real `linkprobe keys create` in the service's store (the key is its
+output's last line).
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,28 +18,29 @@ import httpx
 import pytest
 
 from tests.api.test_tasks import wait_status
-from tests.conftest import Service, Target, start_service
+from tests.conftest import STORES, Service, Target, service_on
 
 ADMIN = "lp_admin_test_key_0123456789abcdef"
 WRONG = "lp_not_a_key_0123456789abcdef"
 
 
-def keys_cli(db: Path, *args: str) -> str:
+def keys_cli(store: Path | Sequence[str], *args: str) -> str:
+    """`linkprobe keys` on a store: a SQLite file, or the arguments naming one (Service.store_args)."""
+    where = ("--db", str(store)) if isinstance(store, Path) else tuple(store)
     out = subprocess.run(
-        [sys.executable, "-m", "linkprobe", "keys", "--db", str(db), *args],
+        [sys.executable, "-m", "linkprobe", "keys", *where, *args],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return out.stdout
 
 
-def make_key(db: Path, name: str) -> str:
-    return keys_cli(db, "create", name).strip().splitlines()[-1]
+def make_key(store: Path | Sequence[str], name: str) -> str:
+    return keys_cli(store, "create", name).strip().splitlines()[-1]
 
 
 @dataclass
 class Secured:
     service: Service
-    db: Path
     alice: str
     bob: str
 
@@ -49,15 +52,15 @@ class Secured:
         return {"none": None, "wrong": WRONG, "other": self.bob, "owner": self.alice, "admin": ADMIN}[who]
 
 
-@pytest.fixture(scope="module")
-async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Secured]:
-    tmp = tmp_path_factory.mktemp("secured")
-    db = tmp / "auth.db"
-    alice, bob = make_key(db, "alice"), make_key(db, "bob")
+@pytest.fixture(scope="module", params=STORES)
+async def secured(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Secured]:
+    tmp = tmp_path_factory.mktemp(f"secured-{request.param}")
     env = {"LINKPROBE_AUTH": "required", "LINKPROBE_ADMIN_KEY": ADMIN, **GENEROUS}
-    service = await start_service(tmp, "serve", "--db", str(db), env=env)
-    yield Secured(service, db, alice, bob)
-    await service.stop()
+    async with service_on(request.param, tmp, env) as service:
+        alice, bob = [await asyncio.to_thread(make_key, service.store_args, n) for n in ("alice", "bob")]
+        yield Secured(service, alice, bob)
 
 
 async def finished_task(site: Secured, target: Target, key: str, **extra: object) -> str:
@@ -147,13 +150,14 @@ async def test_idempotency_keys_are_per_owner(secured: Secured, target: Target) 
 
 
 async def test_a_revoked_key_is_refused_at_once(secured: Secured) -> None:
-    carol = await asyncio.to_thread(make_key, secured.db, "carol")
+    store = secured.service.store_args
+    carol = await asyncio.to_thread(make_key, store, "carol")
     async with secured.client(carol) as client:
         assert (await client.get("/api/v1/tasks")).status_code == 200
-        listed = await asyncio.to_thread(keys_cli, secured.db, "list")
+        listed = await asyncio.to_thread(keys_cli, store, "list")
         assert carol not in listed  # the list never shows keys, only ids and names
         key_id = next(line.split()[0] for line in listed.splitlines() if line.endswith("carol"))
-        await asyncio.to_thread(keys_cli, secured.db, "revoke", key_id)
+        await asyncio.to_thread(keys_cli, store, "revoke", key_id)
         response = await client.get("/api/v1/tasks")
         assert response.status_code == 401 and "revoked" in response.json()["detail"]
 
@@ -187,7 +191,8 @@ async def test_header_secrets_are_absent_from_every_response(secured: Secured, t
     shown = responses[2].json()["options"]["headers"]
     assert shown == {"Authorization": "[redacted]", "Cookie": "[redacted]"}  # names stay, values go
     assert target.headers["secret-check"]["Authorization"] == f"Bearer {secret}"  # and the probe used it
-    assert secret not in secured.service.log.read_text()  # nor in the log (access log included)
+    for log in secured.service.log.parent.glob("*.log"):  # nor in a log (access log, worker's)
+        assert secret not in log.read_text(), log.name
 
 
 async def test_wrong_host_is_refused(secured: Secured) -> None:

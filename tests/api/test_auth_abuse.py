@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -235,7 +233,7 @@ async def test_quotas_are_shared_by_api_replicas_on_redis(tmp_path: Path, privat
         "LINKPROBE_QUOTA_SUBMISSIONS_PER_MINUTE": "2",
         "LINKPROBE_QUOTA_URLS_PER_DAY": "5",
     }
-    key = await asyncio.to_thread(make_key_redis, private_redis.url)
+    key = await asyncio.to_thread(make_key, ("--redis-url", private_redis.url), "replicas")
     replicas = [await start_service(tmp_path, "api", env=env, name="api") for _ in range(2)]
     try:
         statuses, answers = [], []
@@ -260,16 +258,6 @@ async def test_quotas_are_shared_by_api_replicas_on_redis(tmp_path: Path, privat
             await replica.stop()
 
 
-def make_key_redis(url: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "linkprobe", "keys", "--redis-url", url, "create", "replicas"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 async def test_quotas_per_day_and_in_flight(
     tmp_path: Path, kind: str, request: pytest.FixtureRequest
@@ -284,7 +272,7 @@ async def test_quotas_per_day_and_in_flight(
         server: RedisServer = request.getfixturevalue("redis_server")
         server.flush()
         env["LINKPROBE_REDIS_URL"] = server.url
-        key = await asyncio.to_thread(make_key_redis, server.url)
+        key = await asyncio.to_thread(make_key, ("--redis-url", server.url), "replicas")
     else:
         key = await asyncio.to_thread(make_key, db, "quota")
     service = await start_service(

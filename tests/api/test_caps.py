@@ -1,4 +1,4 @@
-"""Operator caps on per-task options, through a real `linkprobe serve`, for every way to submit."""
+"""Operator caps on per-task options, through the real service on each store, for every way to submit."""
 
 from __future__ import annotations
 
@@ -10,19 +10,23 @@ import httpx
 import pytest
 
 from tests.api.test_tasks import submit, wait_status
-from tests.conftest import Service, Target, start_service
+from tests.conftest import STORES, Target, service_on
 
 LOWERED = {"LINKPROBE_CAP_TIMEOUT": "5", "LINKPROBE_CAP_RETRIES": "1", "LINKPROBE_CONCURRENCY": "64"}
 
 
-@pytest.fixture(scope="module")
-async def lowered(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    """A service whose operator lowered caps below the option defaults."""
-    tmp = tmp_path_factory.mktemp("caps")
-    running: Service = await start_service(tmp, "serve", "--db", str(tmp / "caps.db"), env=LOWERED)
-    async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+@pytest.fixture(scope="module", params=STORES)
+async def lowered(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A service whose operator lowered caps below the option defaults (the worker's env too: on
+    Redis the worker applies the defaults it probes with)."""
+    tmp = tmp_path_factory.mktemp(f"caps-{request.param}")
+    async with (
+        service_on(request.param, tmp, LOWERED) as running,
+        httpx.AsyncClient(base_url=running.url, timeout=30) as client,
+    ):
         yield client
-    await running.stop()
 
 
 async def post_as(api: httpx.AsyncClient, kind: str, url: str, options: dict[str, Any]) -> httpx.Response:

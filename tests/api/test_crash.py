@@ -1,4 +1,5 @@
-"""Crash safety of `linkprobe serve`: kill -9 mid-task, restart, nothing lost or doubled."""
+"""Crash safety of the service on each store: kill -9 mid-task (`linkprobe serve` on SQLite; the
+API and its worker on Redis), restart on the same store, nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.test_tasks import wait_status
-from tests.conftest import Target, start_service, wait_for
+from tests.conftest import STORES, Target, service_on, start_service, wait_for
 
-ENV = {"LINKPROBE_CHUNK_SIZE": "50", "LINKPROBE_WORKERS": "2"}
+# On Redis the restarted worker takes over the dead one's chunks once they sat idle this long.
+ENV = {"LINKPROBE_CHUNK_SIZE": "50", "LINKPROBE_WORKERS": "2", "LINKPROBE_RECLAIM_IDLE_S": "1.5"}
 
 
-async def test_kill_9_mid_task_then_restart_finishes_exactly_once(tmp_path: Path, target: Target) -> None:
-    db = str(tmp_path / "crash.db")
+@pytest.mark.parametrize("kind", STORES)
+async def test_kill_9_mid_task_then_restart_finishes_exactly_once(
+    tmp_path: Path, target: Target, kind: str
+) -> None:
     urls = [target.url("/slow?s=0.05", host=f"127.0.{i // 200}.{i % 200 + 1}") for i in range(2000)]
-    first = await start_service(tmp_path, "serve", "--db", db, env=ENV)
-    async with httpx.AsyncClient(base_url=first.url, timeout=30) as api:
+    async with (
+        service_on(kind, tmp_path, ENV) as first,
+        httpx.AsyncClient(base_url=first.url, timeout=30) as api,
+    ):
         task = (await api.post("/api/v1/tasks", json={"urls": urls})).json()
         done = 0
 
@@ -29,16 +36,15 @@ async def test_kill_9_mid_task_then_restart_finishes_exactly_once(tmp_path: Path
             return done >= 200
 
         await wait_for(progressed, "200 URLs probed")
-    assert 0 < done < len(urls), "kill -9 must land mid-task"
-    await first.stop(kill=True)
+        assert 0 < done < len(urls), "kill -9 must land mid-task"
+        await first.stop(kill=True)  # the API and the process that probes (serve, or the worker)
 
-    second = await start_service(tmp_path, "serve", "--db", db, env=ENV, port=first.port)
-    try:
-        async with httpx.AsyncClient(base_url=second.url, timeout=30) as api:
-            final = await wait_status(api, task["id"])
-            stream = await api.get(f"/api/v1/tasks/{task['id']}/results", params={"format": "ndjson"})
-    finally:
-        await second.stop()
+    async with (
+        service_on(kind, tmp_path, ENV) as second,
+        httpx.AsyncClient(base_url=second.url, timeout=30) as api,
+    ):
+        final = await wait_status(api, task["id"])
+        stream = await api.get(f"/api/v1/tasks/{task['id']}/results", params={"format": "ndjson"})
     rows = [json.loads(line) for line in stream.text.splitlines()]
     assert [r["index"] for r in rows] == list(range(len(urls)))
     assert [r["url"] for r in rows] == urls
@@ -53,23 +59,21 @@ async def test_kill_9_mid_task_then_restart_finishes_exactly_once(tmp_path: Path
     }
 
 
-async def test_a_202_submission_survives_kill_9(tmp_path: Path, target: Target) -> None:
-    db = str(tmp_path / "durable.db")
-    first = await start_service(tmp_path, "api", "--db", db)  # no workers: the task stays queued
-    async with httpx.AsyncClient(base_url=first.url) as api:
+@pytest.mark.parametrize("kind", STORES)
+async def test_a_202_submission_survives_kill_9(tmp_path: Path, target: Target, kind: str) -> None:
+    async with (
+        service_on(kind, tmp_path, {}, workers=False) as first,  # no workers: the task stays queued
+        httpx.AsyncClient(base_url=first.url) as api,
+    ):
         response = await api.post(
             "/api/v1/tasks",
             content="\n".join([target.url("/status/200")] * 10),
             headers={"content-type": "text/plain"},
         )
-    assert response.status_code == 202
-    await first.stop(kill=True)  # immediately after the 202
-    second = await start_service(tmp_path, "serve", "--db", db, port=first.port)
-    try:
-        async with httpx.AsyncClient(base_url=second.url) as api:
-            final = await wait_status(api, response.json()["id"])
-    finally:
-        await second.stop()
+        assert response.status_code == 202
+        await first.stop(kill=True)  # immediately after the 202
+    async with service_on(kind, tmp_path, {}) as second, httpx.AsyncClient(base_url=second.url) as api:
+        final = await wait_status(api, response.json()["id"])
     assert final["progress"]["ok"] == 10
 
 

@@ -1,5 +1,6 @@
 """Hostile bodies against a real `linkprobe api` over loopback: deep JSON nesting, lone surrogates,
-a line of megabytes, megabytes of comment lines, a large JSON body. Each is answered with a 202
+a line of megabytes, megabytes of comment lines, a large JSON body, on each store where the store
+takes part (a task stored, a task's view read while a body is scanned). Each is answered with a 202
 or a 4xx with its reason, within a memory bound read from outside the server process, and the
 event loop keeps answering /healthz and GET /tasks/{id} while the body is processed."""
 
@@ -14,20 +15,25 @@ import pytest
 from linkprobe.api.intake import _whole_lines
 from linkprobe.api.jsonstream import MAX_DEPTH
 from tests.api.test_auth_abuse import maximal_json
-from tests.conftest import Service, answered_while, spooled_bytes, start_service, vm_hwm_kib
+from tests.conftest import STORES, Service, answered_while, service_on, spooled_bytes, vm_hwm_kib
 
 # Answers the loop must give while one hostile body is processed (a loop blocked by the work
 # answers none; one answer may cross the body's own).
 ANSWERS = 2  # a loop blocked by the work answers none (one request may cross its answer)
 
 
-@pytest.fixture(scope="module")
-async def intake(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+# Refusals decided while the body is parsed, before any store is asked: one store shows them.
+PARSING_ONLY = pytest.mark.parametrize("intake", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module", params=STORES)
+async def intake(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Service]:
     """The API alone (no workers: tasks stay pending), with the default body limit (256 MiB)."""
-    tmp = tmp_path_factory.mktemp("intake")
-    service = await start_service(tmp, "api", "--db", str(tmp / "intake.db"), name="api")
-    yield service
-    await service.stop()
+    tmp = tmp_path_factory.mktemp(f"intake-{request.param}")
+    async with service_on(request.param, tmp, {}, workers=False) as service:
+        yield service
 
 
 @pytest.fixture
@@ -74,6 +80,7 @@ async def loop_answers_while(
     return await pending
 
 
+@PARSING_ONLY
 async def test_deep_nesting_is_refused_at_once_in_flat_memory(
     intake: Service, client: httpx.AsyncClient
 ) -> None:
@@ -108,8 +115,9 @@ async def test_deep_nesting_is_refused_at_once_in_flat_memory(
         (b'{"urls": ["http://a.example/"], "\\udc00": 1}', []),
     ],
 )
+@PARSING_ONLY
 async def test_a_lone_surrogate_is_a_422_naming_its_field(
-    client: httpx.AsyncClient, body: bytes, loc: list[object]
+    intake: Service, client: httpx.AsyncClient, body: bytes, loc: list[object]
 ) -> None:
     answer = await client.post("/api/v1/tasks", content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 422, answer.text

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from tests.api.test_auth import make_key
-from tests.api.test_auth_abuse import make_key_redis
 from tests.conftest import RedisServer, Service, start_service
 
 SUBMITTERS = 20
@@ -28,7 +27,7 @@ async def quota_service(
         server: RedisServer = request.getfixturevalue("redis_server")
         server.flush()
         env["LINKPROBE_REDIS_URL"] = server.url
-        made = [await asyncio.to_thread(make_key_redis, server.url) for _ in range(keys)]
+        made = [await asyncio.to_thread(make_key, ("--redis-url", server.url), f"k{n}") for n in range(keys)]
     else:
         made = [await asyncio.to_thread(make_key, db, f"k{n}") for n in range(keys)]
     return await start_service(tmp_path, "api", "--db", str(db), env=env, name="api"), made

@@ -1,7 +1,7 @@
 """Schemathesis over the OpenAPI schema: generated requests never get a 5xx, with API keys
 required (every request carrying a valid key) and with keys off.
 
-It runs against `linkprobe api` (no workers), so the arbitrary URLs it submits are stored but
+It runs against `linkprobe api` (no workers) on each store, so the arbitrary URLs it submits are stored but
 never probed: no traffic leaves the machine. /events streams until a task ends, so it is covered
 by the API tests instead.
 """
@@ -18,22 +18,21 @@ from pathlib import Path
 import pytest
 
 from tests.api.test_auth import make_key
-from tests.conftest import start_service
+from tests.conftest import STORES, service_on
 
 GENEROUS = {"LINKPROBE_QUOTA_SUBMISSIONS_PER_MINUTE": "100000", "LINKPROBE_QUOTA_TASKS_IN_FLIGHT": "100000"}
 
 
+@pytest.mark.parametrize("kind", STORES)
 @pytest.mark.parametrize("auth", ["required", "off"])
-async def test_no_server_errors_on_generated_requests(tmp_path: Path, auth: str) -> None:
+async def test_no_server_errors_on_generated_requests(tmp_path: Path, auth: str, kind: str) -> None:
     """With keys required every request carries a valid (non-admin) key, so the generated requests
     reach the routes, owner scoping and quotas, not only the 401 answer."""
-    db = tmp_path / "schema.db"
     env, headers = {"LINKPROBE_AUTH": auth, **GENEROUS}, []
-    if auth == "required":
-        key = await asyncio.to_thread(make_key, db, "schemathesis")
-        headers = ["--header", f"Authorization: Bearer {key}"]
-    service = await start_service(tmp_path, "api", "--db", str(db), env=env, name="api")
-    try:
+    async with service_on(kind, tmp_path, env, workers=False) as service:
+        if auth == "required":
+            key = await asyncio.to_thread(make_key, service.store_args, "schemathesis")
+            headers = ["--header", f"Authorization: Bearer {key}"]
         process = await asyncio.create_subprocess_exec(
             os.path.join(os.path.dirname(sys.executable), "schemathesis"),
             "run",
@@ -55,8 +54,6 @@ async def test_no_server_errors_on_generated_requests(tmp_path: Path, auth: str)
             stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await process.communicate()
-    finally:
-        await service.stop()
     text = output.decode()
     assert process.returncode == 0, text[-4000:]
     counts = re.search(r"(\d+) generated, (\d+) passed", text)
