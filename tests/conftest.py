@@ -572,18 +572,17 @@ async def start_service(
 
 
 async def wait_healthy(service: Service, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
     async with httpx.AsyncClient() as client:
-        while asyncio.get_running_loop().time() < deadline:
+
+        async def healthy() -> bool:
             if service.process.returncode is not None:
                 raise RuntimeError(f"service exited: {service.log.read_text()[-2000:]}")
             try:
-                if (await client.get(f"{service.url}/healthz")).status_code == 200:
-                    return
+                return (await client.get(f"{service.url}/healthz")).status_code == 200
             except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"service not healthy: {service.log.read_text()[-2000:]}")
+                return False
+
+        await wait_for(healthy, f"service healthy (log: {service.log})", timeout)
 
 
 def vm_hwm_kib(pid: int) -> int:
