@@ -585,12 +585,13 @@ async def wait_healthy(service: Service, timeout: float = 20.0) -> None:
         await wait_for(healthy, f"service healthy (log: {service.log})", timeout)
 
 
-def vm_hwm_kib(pid: int) -> int:
-    """The process's peak resident memory, read from outside."""
+def vm_hwm_kib(pid: int, field: str = "VmHWM") -> int:
+    """The process's peak resident memory (or another /proc status field, VmRSS: now), read
+    from outside."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise AssertionError("no VmHWM")
+    raise AssertionError(f"no {field}")
 
 
 def spooled_bytes(pid: int) -> int:
