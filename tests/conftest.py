@@ -739,10 +739,13 @@ WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @contextlib.asynccontextmanager
-async def serving(handler: WebHandler, port: int, host: str = "0.0.0.0") -> AsyncIterator[None]:
-    """`handler` answers every GET on `port` (by default on all of 127.0.0.0/8) while inside."""
+async def serving(
+    handler: WebHandler, port: int, host: str = "0.0.0.0", method: str = "GET"
+) -> AsyncIterator[None]:
+    """`handler` answers every `method` request on `port` (by default on all of 127.0.0.0/8)
+    while inside: a site, or a webhook receiver."""
     app = web.Application()
-    app.router.add_get("/{tail:.*}", handler)
+    app.router.add_route(method, "/{tail:.*}", handler)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

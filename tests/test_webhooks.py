@@ -30,7 +30,7 @@ from linkprobe.webhooks import (
     task_links,
     verify,
 )
-from tests.conftest import Canary, free_port, wait_for
+from tests.conftest import Canary, free_port, serving, wait_for
 
 LOOPBACK = EgressPolicy(allow_private=True)  # as the tests' probes: the receiver is on loopback
 QUICK = Backoff(first_s=0.02, max_s=0.05, total_s=30, timeout_s=5)
@@ -69,13 +69,8 @@ async def receiver() -> AsyncIterator[Receiver]:
             return web.Response(status=500)
         return web.Response(status=204 if verified else 401)
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", state.port).start()
-    yield state
-    await runner.cleanup()
+    async with serving(hook, state.port, "127.0.0.1", "POST"):
+        yield state
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from linkprobe.store import Store
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
 from linkprobe.webhooks import Backoff
-from tests.conftest import RedisServer, Target, free_port, wait_for
+from tests.conftest import RedisServer, Target, free_port, serving, wait_for
 
 
 def replica_store(kind: str, tmp_path: Path, redis_url: str, first: bool) -> tuple[Settings, Store]:
@@ -163,39 +163,31 @@ async def test_a_schedule_webhook_is_signed_retried_and_its_deliveries_readable(
         return web.Response(status=500 if len(received) == 1 else 204)  # the first attempt fails
 
     port = free_port()
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     settings, store = replica_store(kind, tmp_path, redis_server.url, True)
     settings = settings.model_copy(update={"worker_processes": 0, "allow_private": True})
     body = {"task": {"urls": [target.url("/status/200")]}, "period": {"every": "1s"}, "keep": 3,
             "webhook": {"url": f"http://127.0.0.1:{port}/hook"}}  # fmt: skip
-    try:
-        async with serving_app(settings, store) as api:
-            made = (await api.post("/api/v1/schedules", json=body)).json()
-            secret = made["webhook_secret"]
-            assert secret.startswith("whsec_") and made["webhook"]["on"] == "end"
-            url = f"/api/v1/schedules/{made['id']}"
-            assert "webhook_secret" not in (await api.get(url)).json()  # shown once
+    async with serving(receive, port, "127.0.0.1", "POST"), serving_app(settings, store) as api:
+        made = (await api.post("/api/v1/schedules", json=body)).json()
+        secret = made["webhook_secret"]
+        assert secret.startswith("whsec_") and made["webhook"]["on"] == "end"
+        url = f"/api/v1/schedules/{made['id']}"
+        assert "webhook_secret" not in (await api.get(url)).json()  # shown once
 
-            async def delivered() -> bool:
-                items = (await api.get(f"{url}/webhook/deliveries")).json()["items"]
-                return bool(items) and items[0]["delivered"]
+        async def delivered() -> bool:
+            items = (await api.get(f"{url}/webhook/deliveries")).json()["items"]
+            return bool(items) and items[0]["delivered"]
 
-            await wait_for(delivered, "a delivery accepted")
-            first = (await api.get(f"{url}/webhook/deliveries")).json()["items"][0]
-            assert [a["status"] for a in first["attempts"]] == [500, 204]
+        await wait_for(delivered, "a delivery accepted")
+        first = (await api.get(f"{url}/webhook/deliveries")).json()["items"][0]
+        assert [a["status"] for a in first["attempts"]] == [500, 204]
 
-            async def two_runs_told() -> bool:
-                return len((await api.get(f"{url}/webhook/deliveries")).json()["items"]) >= 3
+        async def two_runs_told() -> bool:
+            return len((await api.get(f"{url}/webhook/deliveries")).json()["items"]) >= 3
 
-            await wait_for(two_runs_told, "three runs told")
-            told = [d["task_id"] for d in (await api.get(f"{url}/webhook/deliveries")).json()["items"]]
-            assert len(told) == len(set(told))  # each run once
-    finally:
-        await runner.cleanup()
+        await wait_for(two_runs_told, "three runs told")
+        told = [d["task_id"] for d in (await api.get(f"{url}/webhook/deliveries")).json()["items"]]
+        assert len(told) == len(set(told))  # each run once
     for headers, sent in received[:2]:
         webhooks.verify(secret, headers, sent)
     assert received[0][0]["webhook-id"] == received[1][0]["webhook-id"] == first["id"]
@@ -228,32 +220,24 @@ async def test_a_task_webhook_is_told_once_when_the_task_ends(
         return web.Response(status=200)
 
     port = free_port()
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     settings, store = replica_store(kind, tmp_path, redis_server.url, True)
     settings = settings.model_copy(update={"worker_processes": 0, "allow_private": True})
-    try:
-        async with serving_app(settings, store) as api:
-            task = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/404")]})).json()
-            made = await api.post(
-                f"/api/v1/tasks/{task['id']}/webhook", json={"url": f"http://127.0.0.1:{port}/hook"}
-            )
-            assert made.status_code == 201, made.text
-            secret = made.json()["secret"]
+    async with serving(receive, port, "127.0.0.1", "POST"), serving_app(settings, store) as api:
+        task = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/404")]})).json()
+        made = await api.post(
+            f"/api/v1/tasks/{task['id']}/webhook", json={"url": f"http://127.0.0.1:{port}/hook"}
+        )
+        assert made.status_code == 201, made.text
+        secret = made.json()["secret"]
 
-            async def told() -> bool:
-                items = (await api.get(f"/api/v1/tasks/{task['id']}/webhook/deliveries")).json()["items"]
-                return bool(items) and items[0]["delivered"]
+        async def told() -> bool:
+            items = (await api.get(f"/api/v1/tasks/{task['id']}/webhook/deliveries")).json()["items"]
+            return bool(items) and items[0]["delivered"]
 
-            await wait_for(told, "the task's webhook told")
-            assert (
-                await api.post("/api/v1/tasks/nope/webhook", json={"url": "https://a.example/"})
-            ).status_code == 404
-    finally:
-        await runner.cleanup()
+        await wait_for(told, "the task's webhook told")
+        assert (
+            await api.post("/api/v1/tasks/nope/webhook", json={"url": "https://a.example/"})
+        ).status_code == 404
     assert len(received) == 1
     webhooks.verify(secret, received[0][0], received[0][1])
     data = json.loads(received[0][1])["data"]
