@@ -745,7 +745,10 @@ async def serving(
     """`handler` answers every `method` request on `port` (by default on all of 127.0.0.0/8)
     while inside: a site, or a webhook receiver."""
     app = web.Application()
-    app.router.add_route(method, "/{tail:.*}", handler)
+    if method == "GET":
+        app.router.add_get("/{tail:.*}", handler)  # HEAD too, as before
+    else:
+        app.router.add_route(method, "/{tail:.*}", handler)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
