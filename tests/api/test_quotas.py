@@ -97,3 +97,24 @@ async def test_an_idempotent_retry_at_the_quotas_edge_is_charged_nothing(
     assert [r.status_code for r in retries] == [202] * 3, [r.text for r in retries]
     assert {r.json()["id"] for r in retries} == {first.json()["id"]}
     assert more.status_code == 429 and "URLs per day" in more.json()["detail"]  # charged once, in full
+
+
+async def test_a_rerun_is_charged_as_a_submission(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    env = {"LINKPROBE_QUOTA_URLS_PER_DAY": "8"}
+    service, [key] = await quota_service(tmp_path, kind, request, env, 1)
+    try:
+        async with httpx.AsyncClient(
+            base_url=service.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as client:
+            first = await client.post(
+                "/api/v1/tasks", json={"urls": [f"http://127.0.0.1:9/{i}" for i in range(5)]}
+            )
+            again = await client.post(f"/api/v1/tasks/{first.json()['id']}/rerun")
+            smaller = await client.post("/api/v1/tasks", json={"urls": ["http://127.0.0.1:9/a"] * 3})
+    finally:
+        await service.stop()
+    assert first.status_code == 202, first.text
+    assert again.status_code == 429 and "URLs per day" in again.json()["detail"], again.text  # 5 + 5 > 8
+    assert smaller.status_code == 202, smaller.text  # the refused re-run used up nothing: 5 + 3 <= 8
