@@ -103,6 +103,21 @@ async def test_results_reused_by_owner_and_options_within_max_age(store: Store) 
     assert await store.cached(other_options.id, urls, 60) == {}
 
 
+async def test_a_deleted_tasks_results_are_not_reused(store: Store) -> None:
+    urls = ["http://a.example/", "http://b.example/"]
+    options = ProbeOptions(max_age=60)
+    first, _ = await store.create_task(NewTask(options=options, owner="k1"), iter(urls), chunk_size=10)
+    kept, _ = await store.create_task(NewTask(options=options, owner="k1"), iter(urls[1:]), chunk_size=10)
+    await store.remember(first.id, [probed(urls[0], 0)])
+    await store.remember(kept.id, [probed(urls[1], 0)])
+    again, _ = await store.create_task(NewTask(options=options, owner="k1"), iter(urls), chunk_size=10)
+    assert list(await store.cached(again.id, urls, 60)) == urls
+    await store.delete_task(first.id)
+    assert {url: task for url, (task, _) in (await store.cached(again.id, urls, 60)).items()} == {
+        urls[1]: kept.id
+    }
+
+
 async def test_results_by_url_while_a_task_runs_then_from_its_index(store: Store) -> None:
     task, _ = await store.create_task(NewTask(), iter(URLS), chunk_size=2)
     chunk = await store.claim_chunk("w")

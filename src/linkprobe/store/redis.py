@@ -586,7 +586,24 @@ class RedisStore(Store):
                 owner_task, checked, data = entry.split(" ", 2)
                 if owner_task != task_id and float(checked) >= cutoff:
                     found[url] = (owner_task, data)
+        return await self._of_live_tasks(key, found)
+
+    async def _of_live_tasks(self, key: str, found: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        """`found` without the results of deleted tasks, which are dropped from the cache here (a
+        cache hash is shared by an owner's tasks: not scanned when one of them is deleted)."""
+        tasks = sorted({task for task, _ in found.values()})
+        gone = {t for t, live in zip(tasks, await self._exist(tasks), strict=True) if not live}
+        if gone:
+            dead = [url for url, (task, _) in found.items() if task in gone]
+            await self.r.hdel(key, *dead)
+            found = {url: hit for url, hit in found.items() if hit[0] not in gone}
         return found
+
+    async def _exist(self, task_ids: list[str]) -> list[bool]:
+        async with self.r.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.exists(k.task(task_id))
+            return [bool(n) for n in await pipe.execute()]
 
     @unavailable
     async def remember(self, task_id: str, results: list[ProbeResult]) -> None:

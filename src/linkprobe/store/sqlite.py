@@ -152,6 +152,7 @@ CREATE TABLE IF NOT EXISTS cache (
     owner TEXT NOT NULL, optkey TEXT NOT NULL, url TEXT NOT NULL, task_id TEXT NOT NULL,
     checked_at REAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (owner, optkey, url)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cache_task ON cache (task_id);
 """
 
 
@@ -196,7 +197,10 @@ MIGRATIONS = (
 )  # fmt: skip
 # A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
 # `sources` (input index -> where the URL was found) serves documents too.
-TASK_TABLES = ("urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded", "task_webhooks")
+# A task's cached results (`cache`) go with it: a deleted task's results are not reused.
+TASK_TABLES = (
+    "urls", "chunks", "results", "counts", "dead", "sources", "seen", "expanded", "task_webhooks", "cache",
+)  # fmt: skip
 
 
 def on_store_thread(
