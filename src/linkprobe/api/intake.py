@@ -302,12 +302,16 @@ async def _submission(
         if all(upload.kind is None for upload in uploads):
             out, count = await _url_lists(handles)
         else:
-            out = _spool_file()
+            out, sources = _spool_file(), _spool_file()
             try:
-                count, task.sources = await extract_uploads(uploads, fields, settings.max_urls_per_task, out)
+                count, task.sources = await extract_uploads(
+                    uploads, fields, settings.max_urls_per_task, out, sources
+                )
             except BaseException:
                 out.close()
+                sources.close()
                 raise
+            return Submission(task, read_urls(out), count, fingerprint, [out, sources])
     finally:
         for handle in handles:
             handle.close()  # read whole: the URLs are in `out`

@@ -71,7 +71,9 @@ class NewTask:
     crawl: CrawlSpec | None = None  # a crawl task: its URLs grow as pages are fetched
     # Where each input URL was found (documents): input index -> {"total": n, "places":
     # [{"document": d, "line": l}, ...]} (extract.Sources.to_dict()). Results carry it as `sources`.
-    sources: Mapping[int, dict[str, Any]] | None = None  # read once, in batches, when the task is stored
+    # Each (input index, its sources: a dict, or its JSON as an orjson.Fragment), read once, in
+    # index order and in batches, when the task is stored.
+    sources: Iterable[tuple[int, Any]] | None = None
     rerun_of: str | None = None  # the task this one runs again (its inputs and options)
     schedule: str | None = None  # the schedule this task is a run of
     sources_of: str | None = None  # a re-run of documents: the task whose sources it keeps (same URLs)

@@ -277,7 +277,7 @@ class RedisStore(Store):
             fields["secrets"] = secrets
         if task.crawl is not None:
             fields |= {"crawl": json.dumps(task.crawl.to_dict()), "pages": 0, "scheduled": 1, "sourced": 1}
-        if task.sources or task.sources_of:
+        if task.sources is not None or task.sources_of:
             fields["sourced"] = 1
         if task.rerun_of is not None:
             fields["rerun_of"] = task.rerun_of
@@ -292,13 +292,13 @@ class RedisStore(Store):
             pipe.expire(k.keys(task_id), self.retention.ttl)
             if task.crawl is not None:
                 self._start_crawl(pipe, task_id, task.crawl)
-            if task.sources:
-                self._add_sources(pipe, task_id, task.sources)
             if task.sources_of is not None:  # a re-run: the same input indexes, so the same sources
                 pipe.copy(k.sources(task.sources_of), k.sources(task_id))
                 pipe.expire(k.sources(task_id), self.retention.ttl)
                 pipe.sadd(k.keys(task_id), k.sources(task_id))
             await pipe.execute()
+        if task.sources is not None:
+            await self._add_sources(task_id, task.sources)
 
     async def _discard(self, task_id: str) -> None:
         """Every key written for a task that was not created (refused, replayed, failed)."""
@@ -315,13 +315,14 @@ class RedisStore(Store):
             pipe.expire(key, self.retention.ttl)
         pipe.sadd(k.keys(task_id), k.seen(task_id), k.kinds(task_id), k.expanded(task_id), k.sources(task_id))
 
-    def _add_sources(self, pipe: Any, task_id: str, sources: Mapping[int, dict[str, Any]]) -> None:
-        """Where each input URL was found (documents), written with the task."""
-        items = iter(sources.items())
-        while batch := dict(islice(items, 1000)):
-            pipe.hset(k.sources(task_id), mapping={str(i): orjson.dumps(d) for i, d in batch.items()})
-        pipe.expire(k.sources(task_id), self.retention.ttl)
-        pipe.sadd(k.keys(task_id), k.sources(task_id))
+    async def _add_sources(self, task_id: str, sources: Iterable[tuple[int, Any]]) -> None:
+        """Where each input URL was found (documents), written before the task exists: a batch a
+        round trip, so a million links never block the event loop in one go."""
+        await self.r.sadd(k.keys(task_id), k.sources(task_id))
+        items = iter(sources)
+        while batch := list(islice(items, 1000)):
+            await self.r.hset(k.sources(task_id), mapping={str(i): orjson.dumps(d) for i, d in batch})
+        await self.r.expire(k.sources(task_id), self.retention.ttl)
 
     async def _idempotent(self, key: str, fingerprint: str) -> TaskRecord | None:
         known = await self.r.get(k.idempotency(key))

@@ -575,7 +575,7 @@ class SQLiteStore(Store):
                     "INSERT INTO sources SELECT ?, idx, data FROM sources WHERE task_id = ?",
                     (task_id, task.sources_of),
                 )
-            items = iter(task.sources.items() if task.sources else ())
+            items = iter(task.sources or ())
             while batch := list(islice(items, 1000)):  # built a batch at a time (documents: 1M URLs)
                 db.execute(
                     "INSERT INTO sources SELECT ?, value ->> 0, value -> 1 FROM json_each(?)",
