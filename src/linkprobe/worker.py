@@ -450,6 +450,9 @@ async def _publish(metrics: Metrics, worker: Worker, shared: Path) -> None:
         await asyncio.sleep(PUBLISH_S)
 
 
+SERVE_WORKER_NICENESS = 5  # added to `linkprobe serve`'s worker processes' nice value
+
+
 def child_process(settings: Settings, shared: Path | None = None, parent: int | None = None) -> None:
     """A worker process: `linkprobe worker`'s, or one of `linkprobe serve`'s (with `shared`, and
     the serving process's pid)."""
@@ -460,6 +463,9 @@ def child_process(settings: Settings, shared: Path | None = None, parent: int | 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if parent is not None:
         _end_with_parent(parent)
+        # The API first: its requests are short and come rarely, so the probes lose little, while
+        # at equal priority a poll waited behind both busy workers (p99 of the task view).
+        os.nice(SERVE_WORKER_NICENESS)
     settle_heap()
     uvloop.run(work(settings, shared))
 

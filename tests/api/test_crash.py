@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from linkprobe.worker import SERVE_WORKER_NICENESS
 from tests.api.test_tasks import wait_status
 from tests.conftest import STORES, Target, service_on, start_service, wait_for
 
@@ -103,6 +104,27 @@ async def test_serve_worker_processes_end_with_it_and_a_dead_one_is_not_ready(tm
     finally:
         await service.stop(kill=True)  # kill -9: the other worker process must end with it
     await wait_for(lambda: not os.path.exists(f"/proc/{second}") or _zombie(second), "the orphan to end")
+
+
+async def test_serve_worker_processes_yield_the_cpu_to_the_api(tmp_path: Path) -> None:
+    """A poll of the task view must not wait behind two busy workers: they run at a lower priority."""
+    service = await start_service(
+        tmp_path, "serve", "--db", str(tmp_path / "w.db"), env={"LINKPROBE_WORKER_PROCESSES": "2"}
+    )
+    try:
+        lower = _nice(service.process.pid) + SERVE_WORKER_NICENESS
+
+        def both_lower() -> bool:  # set by each worker as it starts
+            return [_nice(child) for child in _children(service.process.pid)] == [lower] * 2
+
+        await wait_for(both_lower, f"two worker processes at nice {lower}")
+    finally:
+        await service.stop()
+
+
+def _nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rpartition(")")[2].split()[16])  # field 19, after the command's name
 
 
 def _zombie(pid: int) -> bool:
