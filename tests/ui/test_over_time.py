@@ -99,12 +99,12 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
     tab: Tab, site: Site, client: httpx.AsyncClient, target: Target, receiver: Receiver, tmp_path: Path
 ) -> None:
     page = tab.page
-    urls = [target.url(f"/status/200?s={site.name}"), target.url(f"/status/404?s={site.name}")]
+    urls = [target.url(f"/status/{code}?s={site.name}") for code in (200, 404, 500)]
     await tab.open("/schedules")
     await page.get_by_role("link", name="New schedule").click()
     await expect(page.get_by_label("Run on a schedule")).to_be_checked()  # the list's link asks for one
     await page.locator("#task-name").fill(f"nightly {site.name}")
-    await page.get_by_label("Paste URLs").fill(f"# the docs' links\n{urls[0]}\n\n{urls[1]}\n")
+    await page.get_by_label("Paste URLs").fill(f"# the docs' links\n{urls[0]}\n\n{urls[1]}\n {urls[2]}\n")
     await page.get_by_label("Every (interval)").fill("2s")
     await page.get_by_label("Runs to keep").fill("3")
     await page.get_by_label("Notify URL").fill(receiver.url)
@@ -115,16 +115,14 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         made = (await client.get(f"/api/v1/schedules/{schedule_id}")).json()
         assert made["task"]["urls"] == urls and made["period"]["every"] == "2s" and made["keep"] == 3
         assert made["webhook"] == {"url": receiver.url, "on": "end"}
-        await expect(page.locator("#webhook-secret")).to_have_text(
-            re.compile(r"^whsec_[A-Za-z0-9+/=]{40,}$")
-        )
+        await expect(page.locator("#webhook-secret")).to_have_text(re.compile(r"^whsec_[A-Za-z0-9+/=]{40,}$"))
         runs = page.locator("table.runs tbody tr")
         await expect(runs.nth(1)).to_be_visible(timeout=30_000)  # a second run: newest first
         await expect(runs.nth(1).locator(".badge")).to_have_text("ready")
-        await expect(runs.nth(1).locator("td").nth(3)).to_have_text("1")  # broken: the 404
+        await expect(runs.nth(1).locator("td").nth(3)).to_have_text("2")  # broken: the 404 and the 500
         # The run after the first is compared with it: nothing changed, each count 0.
         await expect(runs.first.locator(".change-broke dd")).to_have_text("0", timeout=30_000)
-        await expect(page.locator(".over-runs svg.spark rect").nth(1)).to_have_attribute("data-value", "1")
+        await expect(page.locator(".over-runs svg.spark rect").nth(1)).to_have_attribute("data-value", "2")
         await expect(page.locator("tr.delivery[data-delivered='true']").first).to_be_visible(timeout=30_000)
 
         await page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
@@ -132,10 +130,10 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         await expect(row.locator("th")).to_have_text(f"nightly {site.name}")
         await expect(row.locator("td").nth(1)).to_have_text("every 2s")
         await expect(row.locator(".badge").first).to_have_text("active")
-        await expect(row.locator("svg.spark rect").nth(1)).to_have_attribute("data-value", "1")
+        await expect(row.locator("svg.spark rect").nth(1)).to_have_attribute("data-value", "2")
         chart = await row.locator("svg.spark").get_attribute("aria-label") or ""
         assert chart.startswith(f"Broken links of nightly {site.name} over its runs"), chart
-        await expect(row.locator("td").nth(2)).to_contain_text("1 broken")  # the last run
+        await expect(row.locator("td").nth(2)).to_contain_text("2 broken")  # the last run
         assert tab.errors == []
     finally:
         await client.delete(f"/api/v1/schedules/{schedule_id}")
@@ -216,9 +214,15 @@ async def test_run_again_asks_for_the_header_values_the_first_run_dropped(
 
 
 @SERVE
-async def test_pause_resume_and_delete_a_schedule(tab: Tab, client: httpx.AsyncClient, target: Target) -> None:
+async def test_pause_resume_and_delete_a_schedule(
+    tab: Tab, client: httpx.AsyncClient, target: Target
+) -> None:
     page = tab.page
-    body = {"task": {"urls": [target.url("/status/200")]}, "period": {"cron": "0 3 * * *"}, "name": "at three"}
+    body = {
+        "task": {"urls": [target.url("/status/200")]},
+        "period": {"cron": "0 3 * * *"},
+        "name": "at three",
+    }
     answer = await client.post("/api/v1/schedules", json=body)
     assert answer.status_code == 201, answer.text
     schedule_id = answer.json()["id"]

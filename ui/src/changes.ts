@@ -1,6 +1,6 @@
 // What changed since the previous run: a re-run's (or a schedule run's) counts on its task page,
 // and the changes URL by URL (#/tasks/<id>/changes?change=<word>), paged and filtered by change.
-import { BASE, json, resultsQuery } from "./api";
+import { BASE, json, resultsQuery, TERMINAL } from "./api";
 import { type Change, changeValues, type ChangeCounts, type ChangeItem, type ChangePage, type SeenView,
   type Task } from "./openapi";
 import { h, replace } from "./dom";
@@ -83,6 +83,8 @@ class ChangesPage {
       h("div", { class: "task-head" }, h("div", {},
         h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Tasks"), " / ", h("a", { href: taskHref }, label), " / "),
         h("h1", {}, "Changes since the previous run"), this.since)),
+      TERMINAL.has(this.task.status) ? null : h("p", { class: "warning", role: "status" },
+        "This run is still going: until they are checked, its URLs show as gone. Reload when it has ended."),
       this.task.changes ? changeCounts(this.task.id, this.task.changes, "Changes by kind") : null,
       h("section", { class: "card results", "aria-labelledby": "list-title" },
         h("h2", { id: "list-title" }, "Changed URLs"), this.filterForm(), this.downloads(), this.rows, this.pager),
