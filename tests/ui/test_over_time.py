@@ -19,7 +19,7 @@ from playwright.async_api import Page, expect
 
 from linkprobe.webhooks import verify
 from tests.conftest import Target, free_port, serving, wait_for
-from tests.ui.conftest import Site, Tab
+from tests.ui.conftest import Site, Tab, shoot
 
 SERVE = pytest.mark.parametrize("site", ["serve"], indirect=True)
 
@@ -124,6 +124,7 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         await expect(runs.first.locator(".change-broke dd")).to_have_text("0", timeout=30_000)
         await expect(page.locator(".over-runs svg.spark rect").nth(1)).to_have_attribute("data-value", "2")
         await expect(page.locator("tr.delivery[data-delivered='true']").first).to_be_visible(timeout=30_000)
+        await shoot(page, f"schedule-{site.name}", tmp_path, full_page=True)
 
         await page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
         row = page.locator(f"tr[data-schedule='{schedule_id}']")
@@ -133,6 +134,7 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         await expect(row.locator("svg.spark rect").nth(1)).to_have_attribute("data-value", "2")
         chart = await row.locator("svg.spark").get_attribute("aria-label") or ""
         assert chart.startswith(f"Broken links of nightly {site.name} over its runs"), chart
+        await shoot(page, f"schedules-{site.name}", tmp_path)
         await expect(row.locator("td").nth(2)).to_contain_text("2 broken")  # the last run
         assert tab.errors == []
     finally:
@@ -160,6 +162,7 @@ async def test_a_reruns_changes_counted_listed_and_filtered_by_change(
     await expect(card.locator(".change-changed dd")).to_have_text("1")
     await expect(card.locator(".change-new dd")).to_have_text("0")
     await expect(card.locator(".change-gone dd")).to_have_text("0")
+    await shoot(page, "rerun-serve", tmp_path)
 
     await card.get_by_role("link", name="1 broke: show them").click()
     await page.wait_for_url(f"**/#/tasks/{second}/changes?change=broke")
@@ -180,6 +183,7 @@ async def test_a_reruns_changes_counted_listed_and_filtered_by_change(
     await expect(page.locator(".results .empty")).to_have_text("Nothing gone since the previous run.")
     await page.get_by_label("Change", exact=True).select_option("")
     await expect(rows).to_have_count(3)
+    await shoot(page, "changes-serve", tmp_path)
 
     async with page.expect_download() as download_info:
         await page.get_by_role("button", name="CSV").click()

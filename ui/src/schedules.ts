@@ -6,7 +6,7 @@ import type { Run, Schedule, SchedulePage, SchedulePeriod } from "./openapi";
 import { overRuns } from "./charts";
 import { changeCounts } from "./changes";
 import { h, replace } from "./dom";
-import { count, when } from "./format";
+import { count, moment } from "./format";
 import { attempt, badge, confirmAction, isGone, setTitle, showError } from "./ui";
 import { DeliveryLog, secretCard, takeKept, WEBHOOK_ON } from "./webhooks";
 
@@ -22,7 +22,7 @@ function label(schedule: Schedule): string {
 
 function brokenOverRuns(schedule: Schedule): Element {
   const points = schedule.runs.filter((run) => run.progress)
-    .map((run) => ({ label: when(run.due), value: run.progress?.broken ?? 0 }));
+    .map((run) => ({ label: moment(run.due), value: run.progress?.broken ?? 0 }));
   return overRuns(`Broken links of ${label(schedule)} over its runs`, points, "No runs yet.");
 }
 
@@ -85,15 +85,15 @@ function table(items: Schedule[], after: (deleted: boolean) => Promise<void>): H
       h("td", { "data-label": "State" }, state(schedule)),
       h("td", { "data-label": "Period" }, periodText(schedule.period)),
       h("td", { "data-label": "Last run" }, lastRun(schedule)),
-      h("td", { "data-label": "Next run" }, schedule.paused ? "paused" : when(schedule.next_run)),
+      h("td", { "data-label": "Next run" }, schedule.paused ? "paused" : moment(schedule.next_run)),
       h("td", { "data-label": "Broken over runs", class: "spark-cell" }, brokenOverRuns(schedule)),
       h("td", {}, h("div", { class: "row-actions" }, ...actions(schedule, after)))))));
 }
 
 function lastRun(schedule: Schedule): Node | string {
   const run = schedule.runs[schedule.runs.length - 1];
-  if (!run) return schedule.last_run ? when(schedule.last_run) : "none yet";
-  const text = `${when(run.due)}${run.progress ? `: ${count(run.progress.broken)} broken` : ""}`;
+  if (!run) return schedule.last_run ? moment(schedule.last_run) : "none yet";
+  const text = `${moment(run.due)}${run.progress ? `: ${count(run.progress.broken)} broken` : ""}`;
   return h("span", {}, h("a", { href: `#/tasks/${encodeURIComponent(run.task_id)}` }, text), " ",
     run.status ? badge(run.status) : h("span", { class: "muted" }, "gone"));
 }
@@ -146,7 +146,7 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
       h("p", { class: "crumbs" }, h("a", { href: "#/schedules" }, "Schedules"), " / "),
       h("h1", {}, label(schedule), " ", state(schedule)),
       h("p", { class: "muted" }, `Runs ${periodText(schedule.period)}, keeps the last ${schedule.keep} · next run `,
-        h("span", { class: "next-run" }, schedule.paused ? "paused" : when(schedule.next_run)), " · id ", h("code", {}, schedule.id))),
+        h("span", { class: "next-run" }, schedule.paused ? "paused" : moment(schedule.next_run)), " · id ", h("code", {}, schedule.id))),
     h("div", { class: "row-actions" }, ...actions(schedule, async (deleted) => {
       if (deleted) {
         location.hash = "#/schedules";
@@ -157,7 +157,7 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
     })));
     replace(chart, brokenOverRuns(schedule));
     replace(runs, schedule.runs.length ? runsTable(schedule) : h("p", { class: "empty" },
-      schedule.paused ? "No runs yet, and none start while paused." : `No runs yet: the first is due ${when(schedule.next_run)}.`));
+      schedule.paused ? "No runs yet, and none start while paused." : `No runs yet: the first is due ${moment(schedule.next_run)}.`));
   };
   main.append(head, said, ...(secret ? [secretCard(secret)] : []),
     h("section", { class: "card", "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"),
@@ -180,12 +180,12 @@ function runsTable(schedule: Schedule): HTMLElement {
 
 function runRow(run: Run): HTMLElement {
   const progress = run.progress;
-  const changes = run.changes ? changeCounts(run.task_id, run.changes, `Changes of the run due ${when(run.due)}`)
+  const changes = run.changes ? changeCounts(run.task_id, run.changes, `Changes of the run due ${moment(run.due)}`)
     : h("span", { class: "muted" }, !run.status ? "–" : run.status === "ready" || run.status === "cancelled"
       ? "first run, or being counted" : "counted when it ends");
   return h("tr", { "data-run": run.task_id },
-    h("th", { scope: "row" }, run.status ? h("a", { href: `#/tasks/${encodeURIComponent(run.task_id)}` }, when(run.due))
-      : h("span", {}, when(run.due))),
+    h("th", { scope: "row" }, run.status ? h("a", { href: `#/tasks/${encodeURIComponent(run.task_id)}` }, moment(run.due))
+      : h("span", {}, moment(run.due))),
     h("td", { "data-label": "Status" }, run.status ? badge(run.status) : h("span", { class: "muted" }, "deleted or expired")),
     h("td", { "data-label": "Checked" }, progress ? `${count(progress.done)} / ${count(progress.total)}` : "–"),
     h("td", { "data-label": "OK", class: "num" }, progress ? count(progress.ok) : "–"),
