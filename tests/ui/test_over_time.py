@@ -1,6 +1,7 @@
 """Links over time in the UI (issue 21): a schedule made on the submit form and its runs; a run's
-changes after links changed between two runs, filtered by change word; Run again (header values
-given anew); pause, resume and delete; a webhook's secret shown once and its delivery in the log."""
+changes after links changed between two runs, filtered by change word, and before the run has
+results; Run again (header values given anew); pause, resume and delete; a webhook's secret shown
+once and its delivery in the log."""
 
 from __future__ import annotations
 
@@ -283,3 +284,28 @@ async def test_a_webhook_set_on_the_submit_form_shows_its_secret_once_and_its_de
     await expect(page.locator("tr.delivery")).to_have_count(1)
     await expect(page.locator("#webhook-secret")).to_have_count(0)  # shown once
     assert tab.errors == []
+
+
+@SERVE
+async def test_a_reruns_pages_work_before_it_has_results(
+    tab: Tab, client: httpx.AsyncClient, target: Target
+) -> None:
+    page = tab.page
+    body = {"urls": [target.url("/hang?early=1")], "name": "early", "options": {"timeout": 60, "retries": 0}}
+    first = await create(client, body)
+    assert (await client.post(f"/api/v1/tasks/{first}/cancel")).status_code == 200
+    answer = await client.post(f"/api/v1/tasks/{first}/rerun")
+    assert answer.status_code == 202, answer.text
+    second = answer.json()["id"]
+    try:
+        await tab.open(f"/tasks/{second}")
+        card = page.locator("#changes-card")
+        await expect(card).to_contain_text("Counted when this run ends.")
+        await card.get_by_role("link", name="List the changes").click()
+        await expect(page.get_by_role("heading", name="Changes since the previous run")).to_be_visible()
+        await expect(page.locator(".warning")).to_contain_text("This run is still going")
+        await expect(page.locator("tr.change")).to_have_count(1)  # not checked yet: gone until it is
+        await expect(page.locator("tr.change .pill.change-gone")).to_have_count(1)
+        assert tab.errors == []
+    finally:
+        await client.post(f"/api/v1/tasks/{second}/cancel")
