@@ -137,6 +137,12 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         assert chart.startswith(f"Broken links of nightly {site.name} over its runs"), chart
         await shoot(page, f"schedules-{site.name}", tmp_path)
         await expect(row.locator("td").nth(2)).to_contain_text("2 broken")  # the last run
+        await page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than it
+        for route in ("/schedules", f"/schedules/{schedule_id}"):
+            await tab.open(route)
+            await expect(page.locator("svg.spark").first).to_be_visible()
+            assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth"), route
+        await shoot(page, f"schedule-phone-{site.name}", tmp_path, full_page=True)
         assert tab.errors == []
     finally:
         await client.delete(f"/api/v1/schedules/{schedule_id}")

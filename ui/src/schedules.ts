@@ -1,7 +1,7 @@
 // Schedules: the list (#/schedules) with each one's last and next run and its broken links over its
 // runs, and one schedule (#/schedules/<id>) with its runs, their counts and changes, and its
 // webhook's deliveries. Made from the submit form; paused, resumed and deleted here.
-import { BASE, json, send } from "./api";
+import { BASE, json, send, TERMINAL } from "./api";
 import type { Run, Schedule, SchedulePage, SchedulePeriod } from "./openapi";
 import { overRuns } from "./charts";
 import { changeCounts } from "./changes";
@@ -21,9 +21,9 @@ function label(schedule: Schedule): string {
 }
 
 function brokenOverRuns(schedule: Schedule): Element {
-  const points = schedule.runs.filter((run) => run.progress)
+  const points = schedule.runs.filter((run) => run.progress && run.status && TERMINAL.has(run.status))  // ended runs
     .map((run) => ({ label: moment(run.due), value: run.progress?.broken ?? 0 }));
-  return overRuns(`Broken links of ${label(schedule)} over its runs`, points, "No runs yet.");
+  return overRuns(`Broken links of ${label(schedule)} over its runs`, points, "No run has ended yet.");
 }
 
 /** Pause or resume, and delete (confirmed); `after` shows the outcome. */

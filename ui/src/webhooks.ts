@@ -3,7 +3,7 @@
 import { BASE, json } from "./api";
 import type { Delivery, DeliveryPage, WebhookCreated, WebhookOn, WebhookSpec } from "./openapi";
 import { h, replace } from "./dom";
-import { ms, when } from "./format";
+import { moment, ms } from "./format";
 import { attempt } from "./ui";
 
 /** Words for the API's webhook events (an event it adds without a word here fails tsc). */
@@ -146,7 +146,7 @@ function deliveryRow(delivery: Delivery): HTMLElement {
       `Task ${delivery.task_id.slice(0, 8)}`)),
     h("td", { "data-label": "Delivered" },
       h("span", { class: `pill ${delivery.delivered ? "ok" : "broken"}` }, delivery.delivered ? "delivered" : "not delivered")),
-    h("td", { "data-label": "Last attempt" }, last ? `${answer} · ${when(last.at)} · ${ms(last.elapsed_ms)}` : answer),
+    h("td", { "data-label": "Last attempt" }, last ? `${answer} · ${moment(last.at)} · ${ms(last.elapsed_ms)}` : answer),
     h("td", { "data-label": "Attempts", class: "num" }, delivery.attempts.length),
     h("td", { "data-label": "URL", class: "url" }, h("span", { class: "link-url" }, delivery.url)));
 }
