@@ -1,7 +1,7 @@
 """Links over time in the UI (issue 21): a schedule made on the submit form and its runs; a run's
 changes after links changed between two runs, filtered by change word, and before the run has
 results; Run again (header values given anew); pause, resume and delete; a webhook's secret shown
-once and its delivery in the log."""
+once and its delivery in the log, and a webhook to loopback refused under the default policy."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from linkprobe.webhooks import verify
 from tests.conftest import Target, free_port, serving, wait_for
-from tests.ui.conftest import Site, Tab, shoot
+from tests.ui.conftest import Site, Tab, new_tab, shoot
 
 SERVE = pytest.mark.parametrize("site", ["serve"], indirect=True)
 
@@ -315,3 +315,30 @@ async def test_a_reruns_pages_work_before_it_has_results(
         assert tab.errors == []
     finally:
         await client.post(f"/api/v1/tasks/{second}/cancel")
+
+
+async def test_a_webhook_to_a_private_address_is_refused_under_the_default_policy(
+    browser: Browser, strict_site: Site, receiver: Receiver
+) -> None:
+    context, tab = await new_tab(browser, strict_site.url)
+    page = tab.page
+    try:
+        await tab.open("/new?schedule=1")
+        await page.get_by_label("Paste URLs").fill("https://example.invalid/")
+        await page.get_by_label("Every (interval)").fill("1d")
+        await page.get_by_label("Notify URL").fill(receiver.url)
+        await page.get_by_role("button", name="Create schedule").click()
+        error = page.locator("#webhook-url-error")  # said under its field, no schedule made
+        await expect(error).to_contain_text("webhook.url is refused")
+        await expect(page.get_by_label("Notify URL")).to_be_focused()
+        async with httpx.AsyncClient(base_url=strict_site.url) as client:
+            assert (await client.get("/api/v1/schedules")).json()["items"] == []
+
+        await page.get_by_label("Run on a schedule").uncheck()
+        await page.get_by_role("button", name="Start checking").click()  # the task runs anyway
+        await opened_task(page, "/new")
+        refusal = page.locator(".webhook [role=alert]")
+        await expect(refusal).to_contain_text("The webhook was not set: webhook.url is refused")
+        assert receiver.received == []
+    finally:
+        await context.close()
