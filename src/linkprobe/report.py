@@ -173,23 +173,29 @@ def sources_cell(sources: Mapping[str, Any] | None) -> str:
 
 
 def csv_text(
-    rows: Iterable[dict[str, Any]], header: bool = True, sources: bool = False, notes: Notes = NO_NOTES
+    rows: Iterable[dict[str, Any]],
+    header: bool = True,
+    sources: bool = False,
+    notes: Notes = NO_NOTES,
+    cached: bool = False,
 ) -> str:
     """CSV of results in their to_dict() form; `sources` adds that column (documents, crawls), a
-    baseline in `notes` the `change` and `was` columns, a cache `cached_from`."""
+    baseline in `notes` the `change` and `was` columns, a cache in `notes` (or `cached`: results
+    that may carry their own, a task with max_age) `cached_from`."""
     buffer = io.StringIO()
     import csv
 
     writer = csv.writer(buffer, lineterminator="\n")
     changes = notes.changes is not None
+    cached = cached or bool(notes.cached)
     if header:
         extra = (*(("sources",) if sources else ()), *(CHANGE_COLUMNS if changes else ()))
-        writer.writerow((*CSV_COLUMNS, *extra, *(("cached_from",) if notes.cached else ())))
+        writer.writerow((*CSV_COLUMNS, *extra, *(("cached_from",) if cached else ())))
     for row in rows:
         cells = csv_row(row)
         cells += [sources_cell(row.get("sources"))] if sources else []
         cells += notes.columns(row["url"]) if changes else []
-        cells += [notes.cached.get(row["url"], "")] if notes.cached else []
+        cells += [notes.cached.get(row["url"]) or row.get("cached_from") or ""] if cached else []
         writer.writerow(cells)
     return buffer.getvalue()
 

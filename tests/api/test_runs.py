@@ -207,6 +207,12 @@ async def test_results_reused_within_max_age_and_probed_again_after(
     assert [(r["url"], r["cached_from"]) for r in reused] == [(urls[1], first["id"]), (urls[0], first["id"])]
     assert [r["checked_at"] for r in reused] == [r["checked_at"] for r in probed[::-1]]
     assert again["progress"]["total"] == 2 and (await ended(api, again["id"]))["progress"]["ok"] == 2
+    table = (await api.get(f"/api/v1/tasks/{again['id']}/results", params={"format": "csv"})).text
+    assert [(r["url"], r["cached_from"]) for r in csv.DictReader(io.StringIO(table))] == [
+        (urls[1], first["id"]), (urls[0], first["id"]),
+    ]  # fmt: skip
+    table = (await api.get(f"/api/v1/tasks/{first['id']}/results", params={"format": "csv"})).text
+    assert [r["cached_from"] for r in csv.DictReader(io.StringIO(table))] == ["", ""]  # probed
 
     other = {"max_age": 600, "timeout": 8}  # other effective options: their own probes
     third = (await api.post("/api/v1/tasks", json={"urls": urls[:1], "options": other})).json()

@@ -123,6 +123,15 @@ async def topology_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     redis_server.stop()
 
 
+@pytest.fixture
+async def strict_site(tmp_path: Path) -> AsyncIterator[Site]:
+    """`linkprobe serve` with the default egress policy: loopback is blocked (probes and webhooks)."""
+    service = await start_service(tmp_path, "serve", "--db", str(tmp_path / "strict.db"),
+                                  env={"LINKPROBE_ALLOW_PRIVATE": "false"})  # fmt: skip
+    yield Site("strict", service.url)
+    await service.stop()
+
+
 SITES = {"serve": "serve_site", "serve-keys": "serve_keys_site", "front": "topology_site"}
 
 

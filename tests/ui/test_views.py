@@ -4,7 +4,6 @@ the blocked hint, phones, and each error kind's own colour."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import Target, free_port, start_service, wait_for
+from tests.conftest import Target, free_port, wait_for
 from tests.ui.conftest import Site, Tab, new_tab, shoot
 
 SERVE = pytest.mark.parametrize("site", ["serve"], indirect=True)
@@ -176,15 +175,6 @@ async def test_an_upload_without_a_base_says_why_at_upload_and_per_link(tab: Tab
     await expect(page.locator("h1 .badge")).to_have_text("ready", timeout=60_000)
     relative = page.locator("tbody.result", has_text="guide/next.html")
     await expect(relative.locator(".note.why")).to_contain_text("Relative link: it needs a base URL")
-
-
-@pytest.fixture
-async def strict_site(tmp_path: Path) -> AsyncIterator[Site]:
-    """`linkprobe serve` with the default egress policy: loopback is blocked."""
-    service = await start_service(tmp_path, "serve", "--db", str(tmp_path / "strict.db"),
-                                  env={"LINKPROBE_ALLOW_PRIVATE": "false"})  # fmt: skip
-    yield Site("strict", service.url)
-    await service.stop()
 
 
 async def test_a_blocked_url_says_how_to_allow_it(

@@ -90,3 +90,27 @@ export function acceptRule(rule: unknown): (code: number) => boolean {
   });
   return (code) => ranges.some(([low, high]) => code >= low && code <= high);
 }
+
+/** A run of a schedule as a column: its label (when it was due) and its value (broken links). */
+export interface Point { label: string; value: number }
+
+const COLUMN = 12;
+const HEIGHT = 40;
+
+/** A small column chart of a value over runs, oldest first (a schedule's broken links). */
+export function overRuns(title: string, points: Point[], empty: string): Element {
+  if (!points.length) return h("p", { class: "muted spark-empty" }, empty);
+  const max = Math.max(...points.map((point) => point.value), 1);
+  const summary = points.map((point) => `${point.label}: ${point.value}`).join(", ");
+  const chart = svg("svg", {
+    class: "spark", viewBox: `0 0 ${points.length * COLUMN} ${HEIGHT}`, role: "img",
+    "aria-label": `${title}, oldest first. ${summary}`, preserveAspectRatio: "xMinYMax meet",
+  });
+  points.forEach((point, i) => {
+    const height = point.value ? Math.max(2, (point.value / max) * (HEIGHT - 2)) : 1;
+    chart.append(svg("rect", { x: i * COLUMN + 1, y: HEIGHT - height, width: COLUMN - 3, height, rx: 1,
+      class: `bar ${point.value ? "bar-broken" : "bar-ok"}`, "data-value": point.value },
+    svg("title", {}, `${point.label}: ${count(point.value)}`)));
+  });
+  return chart;
+}

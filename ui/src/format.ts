@@ -23,3 +23,9 @@ export function when(iso: string | null): string {
 export function percent(part: number, whole: number): string {
   return whole ? `${Math.floor((100 * part) / whole)} %` : "0 %";
 }
+
+/** A time to the second: a schedule's runs may be seconds apart. */
+export function moment(iso: string | null): string {
+  if (!iso) return "–";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}

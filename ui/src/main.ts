@@ -1,6 +1,9 @@
-// The single-page app: hash routes (#/, #/new, #/tasks/<id>) so any static server can host it.
+// The single-page app: hash routes (#/, #/new, #/tasks/<id>, #/tasks/<id>/changes?change=<word>,
+// #/schedules, #/schedules/<id>) so any static server can host it.
 import { onKeyNeeded } from "./api";
 import { askForKey, clearNotice } from "./ui";
+import { changesView } from "./changes";
+import { scheduleView, schedulesView } from "./schedules";
 import { submitView } from "./submit";
 import { taskView } from "./task";
 import { tasksView } from "./tasks";
@@ -10,10 +13,16 @@ export type View = (main: HTMLElement, signal: AbortSignal) => void | Promise<vo
 let current: AbortController | null = null;
 
 function route(): View {
-  const path = location.hash.replace(/^#/, "") || "/";
+  const [path, search = ""] = (location.hash.replace(/^#/, "") || "/").split("?", 2);
+  const query = new URLSearchParams(search);
   const task = /^\/tasks\/([^/]+)$/.exec(path);
   if (task) return (main, signal) => taskView(main, signal, decodeURIComponent(task[1]));
-  if (path === "/new") return submitView;
+  const changes = /^\/tasks\/([^/]+)\/changes$/.exec(path);
+  if (changes) return (main, signal) => changesView(main, signal, decodeURIComponent(changes[1]), query);
+  const schedule = /^\/schedules\/([^/]+)$/.exec(path);
+  if (schedule) return (main, signal) => scheduleView(main, signal, decodeURIComponent(schedule[1]));
+  if (path === "/schedules") return schedulesView;
+  if (path === "/new") return (main, signal) => submitView(main, signal, query);
   return tasksView;
 }
 

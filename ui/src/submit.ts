@@ -1,7 +1,10 @@
 // Submitting a task: pasted URLs (sent as text/plain, the service's URL-list rule), an uploaded URL list or
-// document (multipart, with its format and base URL), or a site to crawl (JSON).
+// document (multipart, with its format and base URL), or a site to crawl (JSON). Or a schedule of the
+// same (JSON: pasted URLs or a crawl, on a period); either with a webhook.
 import { ApiError, BASE, type Bounds, json, service } from "./api";
-import type { CrawlCreate, paths, ProbeOptions, Service, Task, TaskCreate } from "./openapi";
+import type { CrawlCreate, paths, ProbeOptions, ScheduleCreate, ScheduleCreated, SchedulePeriod, Service, Task,
+  TaskCreate, WebhookSpec } from "./openapi";
+import { keepRefusal, keepSecret, setTaskWebhook, WebhookFields } from "./webhooks";
 
 /** A crawl as the form sends it: the start page, and what differs from the API's defaults. */
 type CrawlSpec = Pick<CrawlCreate, "start"> & Partial<CrawlCreate>;
@@ -155,9 +158,45 @@ class CrawlFields {
   }
 }
 
+/** The schedule part of the form: off, a task; on, a schedule of it on a period, keeping `keep` runs. */
+class ScheduleFields {
+  readonly on = h("input", { id: "schedule-on", type: "checkbox" });
+  readonly every = h("input", { id: "schedule-every", type: "text", spellcheck: false, placeholder: "e.g. 1h or 1d" });
+  readonly cron = h("input", { id: "schedule-cron", type: "text", spellcheck: false, placeholder: "e.g. 0 3 * * *" });
+  private readonly keep = h("input", { id: "schedule-keep", type: "number", step: 1, min: 1, inputmode: "numeric" });
+  private readonly rest = h("div", { id: "schedule-rule", class: "grid" },
+    labelled("schedule-every", "Every (interval)", this.every, "A number and a unit: s, m, h, d, w (90s, 30m, 1h30m)."),
+    labelled("schedule-cron", "…or a cron expression (UTC)", this.cron, "Five fields: minute hour day month weekday."),
+    labelled("schedule-keep", "Runs to keep", this.keep, "The newest runs are kept. Empty: the service's default."));
+
+  render(onChange: () => void): HTMLElement {
+    this.rest.hidden = true;
+    this.on.addEventListener("change", () => {
+      this.rest.hidden = !this.on.checked;
+      onChange();
+    });
+    return h("fieldset", { id: "schedule-fields" }, h("legend", {}, "Repeat"),
+      h("div", { class: "field check" }, this.on, h("label", { for: "schedule-on" },
+        "Run on a schedule (pasted URLs or a crawl), and compare each run with the one before")),
+      this.rest);
+  }
+
+  period(): SchedulePeriod {
+    const every = this.every.value.trim();
+    const cron = this.cron.value.trim();
+    if (!every && !cron) return missing(this.every, "Give an interval (such as 1h) or a cron expression.");
+    if (every && cron) return missing(this.cron, "Give an interval or a cron expression, not both.");
+    return every ? { every } : { cron };
+  }
+
+  keepRuns(): number | undefined {
+    return this.keep.value ? Number(this.keep.value) : undefined;
+  }
+}
+
 interface Input { urls: string; file?: File; format: string; baseUrl: string; crawl?: CrawlSpec }
 
-export async function submitView(main: HTMLElement, signal: AbortSignal): Promise<void> {
+export async function submitView(main: HTMLElement, signal: AbortSignal, query = new URLSearchParams()): Promise<void> {
   setTitle("New task");
   let described: Service | null = null;
   try {
@@ -186,6 +225,9 @@ export async function submitView(main: HTMLElement, signal: AbortSignal): Promis
   baseUrl.setAttribute("aria-describedby", "task-base-url-hint base-url-warning");
   const status = h("p", { class: "muted", role: "status" });
   const go = h("button", { type: "submit" }, "Start checking");
+  const schedule = new ScheduleFields();
+  const webhook = new WebhookFields();
+  const repeat = schedule.render(() => { go.textContent = schedule.on.checked ? "Create schedule" : "Start checking"; });
   const listMode = h("input", { id: "mode-list", type: "radio", name: "mode", value: "list", checked: true });
   const crawlMode = h("input", { id: "mode-crawl", type: "radio", name: "mode", value: "crawl" });
   const links = h("fieldset", { id: "list-fields" }, h("legend", {}, "Links to check"),
@@ -220,6 +262,7 @@ export async function submitView(main: HTMLElement, signal: AbortSignal): Promis
     links, crawlPart,
     h("fieldset", {}, h("legend", {}, "Options"), h("div", { class: "grid" }, ...basic.map(render)),
       h("details", {}, h("summary", {}, "Advanced options"), h("div", { class: "grid" }, ...advanced.map(render)))),
+    repeat, webhook.render(),
     h("div", { class: "actions" }, go as Child, status));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -232,10 +275,21 @@ export async function submitView(main: HTMLElement, signal: AbortSignal): Promis
       } else if (!input.file && !urls.value.trim()) {
         return missing(urls, "Paste at least one URL or choose a file.");
       }
+      const repeated = schedule.on.checked ? schedule.period() : null;
+      if (repeated && input.file) return missing(file, "A schedule runs pasted URLs or a crawl, not an uploaded file.");
       go.disabled = true;
       status.textContent = "Submitting…";
+      const opts = options([...basic, ...advanced]);
       try {
-        const task = await post(name.value, description.value, input, options([...basic, ...advanced]), signal);
+        if (repeated) {
+          const made = await postSchedule(name.value, description.value, input, opts, repeated, schedule.keepRuns(),
+            webhook.spec(), signal);
+          if (made.webhook_secret) keepSecret(made.id, made.webhook_secret);
+          location.hash = `#/schedules/${encodeURIComponent(made.id)}`;
+          return;
+        }
+        const task = await post(name.value, description.value, input, opts, signal);
+        await withWebhook(task.id, webhook.spec(), signal);
         location.hash = `#/tasks/${encodeURIComponent(task.id)}`;
       } catch (error) {
         if (!(error instanceof ApiError) || !markField(form, error.message)) throw error;
@@ -246,6 +300,10 @@ export async function submitView(main: HTMLElement, signal: AbortSignal): Promis
     });
   });
   main.append(h("h1", {}, "New task"), form);
+  if (query.has("schedule")) {
+    schedule.on.checked = true;
+    schedule.on.dispatchEvent(new Event("change"));
+  }
   urls.focus();
 }
 
@@ -259,15 +317,20 @@ function isDocument(name: string, format: string): boolean {
 
 // Where the API's 422 detail points ("options.timeout 100 is above the cap...", "crawl.start: ..."):
 // the form's input for it, by the API's names (tsc checks them).
-type Named = `crawl.${keyof CrawlCreate}` | keyof TaskCreate | keyof Upload;
+// A schedule's are the same under `task.`, and its own: period.every, period.cron, keep, webhook.url.
+type Named = `crawl.${keyof CrawlCreate}` | keyof TaskCreate | keyof Upload | `period.${keyof SchedulePeriod}`
+  | Exclude<keyof ScheduleCreate, "task"> | `webhook.${keyof WebhookSpec}`;
 const FIELD_IDS: Partial<Record<Named, string>> = {
   "crawl.start": "crawl-start", "crawl.max_depth": "crawl-depth", "crawl.max_pages": "crawl-pages",
   "crawl.include": "crawl-include", "crawl.exclude": "crawl-exclude", base_url: "task-base-url", urls: "task-urls",
   name: "task-name", description: "task-description", input_format: "task-format",
+  period: "schedule-every", "period.every": "schedule-every", "period.cron": "schedule-cron", keep: "schedule-keep",
+  webhook: "webhook-url", "webhook.url": "webhook-url",
 };
 
 function fieldOf(form: HTMLFormElement, detail: string): HTMLElement | null {
-  const where = /^(options\.\w+|crawl\.\w+|base_url|urls|name|description|input_format)\b/.exec(detail)?.[1];
+  const where = /^(?:task\.)?(options\.\w+|crawl\.\w+|period\.\w+|webhook\.\w+|base_url|urls|name|description|input_format|period|keep|webhook)\b/
+    .exec(detail)?.[1];
   if (!where) return null;
   const id = where.startsWith("options.") ? `opt-${where.slice(8)}` : FIELD_IDS[where as Named];
   return id ? form.querySelector<HTMLElement>(`#${id}`) : null;
@@ -331,4 +394,35 @@ function post(name: string, description: string, input: Input, opts: Record<stri
   return json<Task>(`${BASE}/tasks?${query}`, {
     method: "POST", body: input.urls, signal, headers: { "Content-Type": "text/plain; charset=utf-8" },
   });
+}
+
+/** The pasted URLs as the schedule's JSON list: one a line, blank lines and # comments dropped
+ * (what the hint under the field says of the text/plain list). */
+function pasted(text: string): string[] {
+  return lines(text).filter((line) => !line.startsWith("#"));
+}
+
+function postSchedule(name: string, description: string, input: Input, opts: Record<string, unknown>,
+  period: SchedulePeriod, keep: number | undefined, webhook: WebhookSpec | null, signal: AbortSignal): Promise<ScheduleCreated> {
+  const task: Record<string, unknown> = input.crawl ? { crawl: input.crawl } : { urls: pasted(input.urls) };
+  if (name.trim()) task.name = name.trim();
+  if (description.trim()) task.description = description.trim();
+  task.options = opts;
+  const body: Record<string, unknown> = { task, period, ...(keep === undefined ? {} : { keep }) };
+  if (name.trim()) body.name = name.trim();
+  if (webhook) body.webhook = webhook;
+  return json<ScheduleCreated>(`${BASE}/schedules`, { method: "POST", signal,
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
+/** The new task's webhook: its secret kept for the task page to show once; a refusal (the egress
+ * policy) kept for it too, as the task runs anyway. */
+async function withWebhook(taskId: string, spec: WebhookSpec | null, signal: AbortSignal): Promise<void> {
+  if (!spec) return;
+  try {
+    keepSecret(taskId, (await setTaskWebhook(taskId, spec, signal)).secret);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    keepRefusal(taskId, error.message);
+  }
 }

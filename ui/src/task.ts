@@ -1,19 +1,23 @@
 // One task: live progress over SSE, outcome charts, and the results table paged from the API.
-import { apiKey, BASE, json, resultsQuery, send, service, TERMINAL } from "./api";
+import { BASE, json, resultsQuery, service, TERMINAL } from "./api";
 import { type BodyState, type Crawl, type Outcome, outcomeValues, type paths, type Result, type ResultPage,
   type Service, type Sources, type Task } from "./openapi";
 import { acceptRule, barChart, errorBars, latencyBars, statusBars } from "./charts";
 import { h, replace } from "./dom";
+import { changesCard } from "./changes";
 import { count, duration, ms, percent, when } from "./format";
+import { runAgainButton } from "./rerun";
 import { EventStream } from "./sse";
 import { actions } from "./tasks";
-import { attempt, badge, isGone, setTitle, showError } from "./ui";
+import { attempt, badge, download, isGone, setTitle, showError } from "./ui";
+import { taskWebhookCard } from "./webhooks";
 
 const PAGE_SIZE = 50;
 const REFRESH_MS = 2000;
 const TICK_MS = 1000;  // the live numbers are recomputed this often, events or not
 const RATE_WINDOW_MS = 10_000;  // the rate is over this recent window, not since the start
 const STALLED_MS = 3000;  // nothing finished for this long: no time left is estimated, the wait is said
+const COUNTING_LOOKS = 30;  // an ended re-run's changes are looked for this many times, REFRESH_MS apart
 // Words for the API's enums: a value the API adds without a word here fails tsc.
 const OUTCOMES: Record<Outcome, string> = { ok: "OK", broken: "Broken", unsupported: "Unsupported", cancelled: "Cancelled" };
 const BODY: Record<BodyState, string | null> = {
@@ -59,6 +63,9 @@ function gone(main: HTMLElement, id: string): void {
 class TaskPage {
   private readonly head = h("div", { class: "task-head" });
   private readonly live = h("section", { class: "card live", "aria-labelledby": "live-title" });
+  private readonly changes = h("div", { class: "changes-part", "aria-live": "polite" });
+  private changesShown = "";
+  private countingLooks = 0;
   private readonly charts = h("div", { class: "charts" });
   private readonly rows = h("div", { class: "table-wrap" });
   private readonly pager = h("nav", { class: "pager", "aria-label": "Result pages" });
@@ -77,10 +84,11 @@ class TaskPage {
     private readonly path: string, private task: Task, private readonly service: Service | null) {}
 
   start(): void {
-    this.main.append(this.head, this.live,
+    this.main.append(this.head, this.live, this.changes,
       h("section", { class: "card", "aria-labelledby": "charts-title" }, h("h2", { id: "charts-title" }, "Breakdown"), this.charts),
       h("section", { class: "card results", "aria-labelledby": "results-title" },
-        h("h2", { id: "results-title" }, "Results"), this.filterForm(), this.downloads(), this.rows, this.pager));
+        h("h2", { id: "results-title" }, "Results"), this.filterForm(), this.downloads(), this.rows, this.pager),
+      taskWebhookCard(this.task.id, this.signal));
     this.update(this.task);
     void attempt(() => this.loadResults());
     if (!TERMINAL.has(this.task.status)) this.follow();
@@ -146,9 +154,25 @@ class TaskPage {
         task.description ? h("p", { class: "description" }, task.description) : null,
         task.crawl ? crawlLine(task.crawl) : null,
         h("p", { class: "muted" }, `Created ${when(task.created_at)} · id `, h("code", {}, task.id))),
-      h("div", { class: "row-actions" }, ...actions(task, label, (deleted) => this.afterAction(deleted))));
+      h("div", { class: "row-actions" }, runAgainButton(task, label, this.signal),
+        ...actions(task, label, (deleted) => this.afterAction(deleted))));
     this.renderLive(task);
     this.renderCharts(task);
+    this.renderChanges(task);
+  }
+
+  /** The changes' counts; an ended re-run's are counted by the service after it ends: looked for
+   * again a bounded number of times until they are there. */
+  private renderChanges(task: Task): void {
+    const shown = JSON.stringify([task.changes, TERMINAL.has(task.status)]);
+    if (shown !== this.changesShown) replace(this.changes, changesCard(task));  // said once, not each event
+    this.changesShown = shown;
+    const counting = TERMINAL.has(task.status) && task.rerun_of && !task.changes;
+    if (counting && this.countingLooks++ < COUNTING_LOOKS) {
+      window.setTimeout(() => void attempt(async () => {
+        if (!this.signal.aborted) this.update(await json<Task>(this.path, { signal: this.signal }));
+      }), REFRESH_MS);
+    }
   }
 
   private async afterAction(deleted: boolean): Promise<void> {
@@ -243,17 +267,12 @@ class TaskPage {
       button("csv", "CSV"), button("ndjson", "NDJSON"), button("json", "JSON"));
   }
 
-  private async download(format: string, whole: boolean): Promise<void> {
+  private download(format: string, whole: boolean): Promise<void> {
     const filter = whole ? {} : this.filter;
     const wire = format === "json" ? "ndjson" : format;
     const url = `${this.path}/results?${resultsQuery(filter, { format: wire })}`;
     const name = `linkprobe-${this.task.id}${whole ? "" : "-filtered"}.${format}`;
-    if (format !== "json" && !apiKey()) return save(url, name); // the browser streams it to disk
-    const response = await send(url, { signal: this.signal });
-    const blob = format === "json" ? await ndjsonToJson(response) : await response.blob();
-    const objectUrl = URL.createObjectURL(blob);
-    save(objectUrl, name);
-    setTimeout(() => URL.revokeObjectURL(objectUrl), 60_000);
+    return download(url, name, this.signal, format === "json" ? ndjsonToJson : undefined);
   }
 
   private async loadResults(): Promise<void> {
@@ -285,13 +304,6 @@ function crawlLine(crawl: Crawl): HTMLElement {
     crawl.max_pages == null ? "" : `at most ${count(crawl.max_pages)} pages`].filter(Boolean);
   return h("p", { class: "crawl-line" }, "Crawl of ", h("a", { href: crawl.start, rel: "noreferrer" }, crawl.start),
     limits.length ? ` (${limits.join(", ")})` : "");
-}
-
-function save(href: string, name: string): void {
-  const link = h("a", { href, download: name, class: "visually-hidden" });
-  document.body.append(link);
-  link.click();
-  link.remove();
 }
 
 async function ndjsonToJson(response: Response): Promise<Blob> {

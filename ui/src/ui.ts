@@ -1,5 +1,5 @@
 // Shared page pieces: the notice area, confirmation and key dialogs, status badges.
-import { ApiError } from "./api";
+import { ApiError, apiKey, send } from "./api";
 import { h, replace } from "./dom";
 
 export function notice(): HTMLElement {
@@ -34,7 +34,7 @@ export function badge(status: string): HTMLElement {
   return h("span", { class: `badge badge-${status}` }, status);
 }
 
-function modal(content: HTMLElement): HTMLDialogElement {
+export function modal(content: HTMLElement): HTMLDialogElement {
   const dialog = h("dialog", { class: "modal" }, content);
   document.body.append(dialog);
   dialog.addEventListener("close", () => dialog.remove());
@@ -74,4 +74,23 @@ export function askForKey(reason: string): Promise<string | null> {
 
 export function setTitle(text: string): void {
   document.title = `${text} · linkprobe`;
+}
+
+/** Saves an API answer as a file named `name`: without a key the browser streams it to disk from
+ * a plain link; with one (a link cannot carry it) it is fetched, then saved. */
+export async function download(url: string, name: string, signal: AbortSignal,
+  convert?: (response: Response) => Promise<Blob>): Promise<void> {
+  if (!convert && !apiKey()) return save(url, name);
+  const response = await send(url, { signal });
+  const blob = convert ? await convert(response) : await response.blob();
+  const objectUrl = URL.createObjectURL(blob);
+  save(objectUrl, name);
+  setTimeout(() => URL.revokeObjectURL(objectUrl), 60_000);
+}
+
+function save(href: string, name: string): void {
+  const link = h("a", { href, download: name, class: "visually-hidden" });
+  document.body.append(link);
+  link.click();
+  link.remove();
 }

@@ -239,7 +239,8 @@ async def results(
         )
     if format == "csv":
         rows = store.stream_results(task.id, flt)
-        return StreamingResponse(_csv(rows, task.crawl is not None), media_type="text/csv")
+        csv_rows = _csv(rows, task.crawl is not None, bool(task.options.max_age))
+        return StreamingResponse(csv_rows, media_type="text/csv")
     items, next_cursor = await store.results(task.id, flt, cursor, limit)
     return ResultPage(
         items=[Result.model_validate(i) for i in items],
@@ -311,20 +312,21 @@ async def _ndjson(rows: AsyncIterator[str]) -> AsyncIterator[bytes]:
         yield (row + "\n").encode()
 
 
-async def _csv(rows: AsyncIterator[str], crawl: bool) -> AsyncIterator[bytes]:
+async def _csv(rows: AsyncIterator[str], crawl: bool, cached: bool) -> AsyncIterator[bytes]:
     """CSV, with a `sources` column for a task whose results have sources: a crawl, or a document
-    upload (every URL of one has them, so its first result tells)."""
+    upload (every URL of one has them, so its first result tells); a `cached_from` column for a
+    task whose results may be reused (options.max_age)."""
     first = await anext(rows, None)
     batch: list[dict[str, Any]] = [] if first is None else [json.loads(first)]
     sourced = crawl or any("sources" in row for row in batch)
-    yield csv_text([], sources=sourced).encode()
+    yield csv_text([], sources=sourced, cached=cached).encode()
     async for row in rows:
         batch.append(json.loads(row))
         if len(batch) >= 1000:
-            yield csv_text(batch, header=False, sources=sourced).encode()
+            yield csv_text(batch, header=False, sources=sourced, cached=cached).encode()
             batch = []
     if batch:
-        yield csv_text(batch, header=False, sources=sourced).encode()
+        yield csv_text(batch, header=False, sources=sourced, cached=cached).encode()
 
 
 def _sse(event: str, data: Any) -> bytes:
