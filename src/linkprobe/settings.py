@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         16 << 20, ge=1, le=1 << 30, description="Largest crawl.max_page_bytes (and the default)."
     )
 
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/?#]+[^\s?#]*$",
+        description="The address users reach the service at (e.g. https://linkprobe.example): webhook "
+        "payloads link to the task there (without it, their links are paths).",
+    )  # fmt: skip
+
     # security (README "Keys, quotas and security settings")
     auth: Literal["required", "off"] | None = Field(
         None, description="API keys: required, or off (loopback only). Default: off on loopback only."

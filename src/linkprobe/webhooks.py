@@ -30,6 +30,7 @@ from typing import Any, Self
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from linkprobe import __version__
 from linkprobe.changes import CHANGES
 from linkprobe.engine.egress import EgressPolicy
 from linkprobe.engine.errors import BLOCKED_MARK, Blocked, ProbeFailure, curl_failure
@@ -45,6 +46,7 @@ TOLERANCE_S = 5 * 60  # how far a receiver accepts a timestamp from its own cloc
 EVENT = "task.ended"
 RESPONSE_CAP = 4096  # a receiver's answer is read up to this and dropped: only its status counts
 MAX_URL_LENGTH = 2048
+USER_AGENT = f"linkprobe-webhook/{__version__}"  # not libcurl's, which names library versions
 # Failures no retry can mend: the URL itself, or where it leads.
 FINAL = frozenset({ErrorKind.BLOCKED, ErrorKind.INVALID_URL, ErrorKind.UNSUPPORTED})
 
@@ -114,6 +116,7 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 def signed_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     return {
+        "user-agent": USER_AGENT,
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),

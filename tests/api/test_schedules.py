@@ -221,7 +221,8 @@ async def test_a_task_webhook_is_told_once_when_the_task_ends(
 
     port = free_port()
     settings, store = replica_store(kind, tmp_path, redis_server.url, True)
-    settings = settings.model_copy(update={"worker_processes": 0, "allow_private": True})
+    update = {"worker_processes": 0, "allow_private": True, "public_url": "https://lp.example/base"}
+    settings = settings.model_copy(update=update)
     async with serving(receive, port, "127.0.0.1", "POST"), serving_app(settings, store) as api:
         task = (await api.post("/api/v1/tasks", json={"urls": [target.url("/status/404")]})).json()
         made = await api.post(
@@ -240,7 +241,9 @@ async def test_a_task_webhook_is_told_once_when_the_task_ends(
         ).status_code == 404
     assert len(received) == 1
     webhooks.verify(secret, received[0][0], received[0][1])
+    assert received[0][0]["user-agent"].startswith("linkprobe-webhook/")
     data = json.loads(received[0][1])["data"]
+    assert data["links"]["changes"] == f"https://lp.example/base/api/v1/tasks/{task['id']}/changes"
     assert (data["task_id"], data["status"], data["counts"]["broken"], data["schedule_id"]) == (
         task["id"],
         "ready",

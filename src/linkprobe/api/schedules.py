@@ -356,7 +356,14 @@ class Scheduler:
             changed = await count(self.store, task.rerun_of, task.id)
             await self.store.set_changes(task.id, {"since": task.rerun_of, **changed})
         counts = {k: v for k, v in progress(task).model_dump().items() if v is not None}
-        summary = Summary(task.id, task.status.value, counts, task_links("", task.id), changed, task.schedule)
+        summary = Summary(
+            task.id,
+            task.status.value,
+            counts,
+            task_links(self.settings.public_url or "", task.id),
+            changed,
+            task.schedule,
+        )
         if summary.wanted(spec.on):
             body, recorder = summary.body(datetime.now(UTC)), self._recorder(subject, task.id)
             self.notifier.submit(spec.url, secret, body, recorder)
