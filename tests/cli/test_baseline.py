@@ -157,7 +157,18 @@ async def test_bad_baseline_and_fail_on_without_one_exit_3(target: Target, tmp_p
     run = await check("--baseline", str(bad), target.url("/status/200"))
     assert run.code == 3 and f"--baseline {bad} is not JSON or NDJSON output of check" in run.err
     run = await check("--baseline", str(tmp_path / "missing.json"), target.url("/status/200"))
-    assert run.code == 3 and "cannot read --baseline" in run.err
+    assert run.code == 3 and "cannot read --baseline" in run.err and "a first run: write one" in run.err
+
+
+async def test_a_page_of_the_apis_results_is_a_baseline(target: Target, tmp_path: Path) -> None:
+    links = Links(target)
+    links.set("breaks", 200)
+    first = await first_run(links, tmp_path, "breaks")
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"items": json.loads(first.read_text()), "next_cursor": None}))
+    links.set("breaks", 404)
+    run = await check("-f", "json", "--baseline", str(page), "--fail-on", "broke", links.url("breaks"))
+    assert run.code == 2 and [row["change"] for row in json.loads(run.out)] == ["broke"], run.err
 
 
 async def test_a_baseline_written_with_only_still_holds_the_ok_links_so_one_that_breaks_broke(

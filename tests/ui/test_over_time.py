@@ -160,7 +160,7 @@ async def test_a_reruns_changes_counted_listed_and_filtered_by_change(
     await tab.open(f"/tasks/{first}")
     await expect(page.locator("h1 .badge")).to_have_text("ready")
     await expect(page.locator("#changes-card")).to_have_count(0)  # a first run: nothing to compare with
-    await page.get_by_role("button", name="Run site links again").click()
+    await page.get_by_role("button", name="Run again: site links").click()
     second = await opened_task(page, first)
     card = page.locator("#changes-card")
     await expect(card).to_be_visible()
@@ -210,7 +210,7 @@ async def test_run_again_asks_for_the_header_values_the_first_run_dropped(
     first = await create(client, body)
     await ended(client, first)
     await tab.open(f"/tasks/{first}")
-    await page.get_by_role("button", name="Run with token again").click()
+    await page.get_by_role("button", name="Run again: with token").click()
     dialog = page.get_by_role("dialog", name="Header values needed")
     await expect(dialog).to_be_visible()
     await expect(dialog.get_by_role("alert")).to_contain_text("missing: X-Token")  # the API's reason

@@ -7,7 +7,7 @@ import { h, replace } from "./dom";
 import { attempt, modal } from "./ui";
 
 export function runAgainButton(task: Task, label: string, signal: AbortSignal): HTMLElement {
-  return h("button", { type: "button", class: "secondary", "aria-label": `Run ${label} again`,
+  return h("button", { type: "button", class: "secondary", "aria-label": `Run again: ${label}`,
     onclick: () => void attempt(async () => {
       const made = await runAgain(task, signal);
       if (made) location.hash = `#/tasks/${encodeURIComponent(made.id)}`;

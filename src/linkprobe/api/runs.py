@@ -84,10 +84,15 @@ def options_again(options: ProbeOptions, given: Rerun | None) -> ProbeOptions:
         missing = sorted(set(stored) - set(supplied))
         extra = sorted(set(supplied) - set(stored))
         if missing or extra:
+            wrong = [
+                f"{what}: {', '.join(names)}"
+                for what, names in (("missing", missing), ("not the task's", extra))
+                if names
+            ]
             raise HTTPException(
                 422,
-                f"the task's {name} values were dropped when it ended: give them again in `{name}` "
-                f"(missing: {', '.join(missing) or 'none'}; not the task's: {', '.join(extra) or 'none'})",
+                f"the values of the task's {name} were dropped when it ended: give each again in `{name}` "
+                f"({'; '.join(wrong)})",
             )
         again[name] = supplied
     return dataclasses.replace(options, **again) if again else options

@@ -29,7 +29,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("changes since a previous run")
     group.add_argument(
         "--baseline", metavar="FILE",
-        help="a previous -f json or ndjson output: report each URL's change since it "
+        help="a previous -f json or ndjson output (or the API's results): report each URL's change since it "
         "(broke, fixed, changed, new, gone)",
     )  # fmt: skip
     group.add_argument(
@@ -41,24 +41,38 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def records(path: Path) -> Iterator[dict[str, Any]]:
-    """The results of a -f json (an array) or -f ndjson (a result a line) output."""
+    """The results of a -f json (an array) or -f ndjson (a result a line) output, or of a page of
+    the API's results (`{"items": [...]}`)."""
     import json
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot read --baseline {path}: {exc.strerror or exc}") from None
+        first = " (a first run: write one with -f json -o FILE)" if isinstance(exc, FileNotFoundError) else ""
+        raise UsageError(f"cannot read --baseline {path}: {exc.strerror or exc}{first}") from None
     try:
-        if text.lstrip().startswith("["):
-            rows = json.loads(text)
-        else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = _rows(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--baseline {path} is not JSON or NDJSON output of check: {exc}") from None
     for row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("url"), str):
             raise UsageError(f"--baseline {path}: every result needs a url (got {str(row)[:80]})")
         yield row
+
+
+def _rows(text: str) -> list[Any]:
+    import json
+
+    if text.lstrip().startswith("["):
+        return list(json.loads(text))
+    if '"items"' in text[:4096]:  # a page of the API's results (JSON of one object), or NDJSON after all
+        try:
+            page = json.loads(text)
+        except json.JSONDecodeError:
+            page = None
+        if isinstance(page, dict) and isinstance(page.get("items"), list):
+            return list(page["items"])
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 class Baseline:
