@@ -121,6 +121,31 @@ async def test_changes_need_a_previous_run(api: httpx.AsyncClient, target: Targe
     assert (await api.post("/api/v1/tasks/nope/rerun")).status_code == 404
 
 
+async def test_a_running_reruns_unchecked_urls_are_not_gone(api: httpx.AsyncClient, target: Target) -> None:
+    hang = target.url(f"/hang?rerun={uuid.uuid4().hex[:8]}")
+    body = {"urls": [target.url("/status/200"), hang], "options": {"timeout": 60, "retries": 0}}
+    first = (await api.post("/api/v1/tasks", json=body)).json()
+    await wait_for(lambda: _probed(api, first["id"], 1), "the first run's quick URL checked")
+    await api.post(f"/api/v1/tasks/{first['id']}/cancel")
+    await ended(api, first["id"])
+    second = (await api.post(f"/api/v1/tasks/{first['id']}/rerun")).json()
+    try:
+        await wait_for(lambda: _probed(api, second["id"], 1), "the re-run's quick URL checked")
+        url = f"/api/v1/tasks/{second['id']}/changes"
+        page = (await api.get(url)).json()
+        assert page["running"] is True and page["items"] == []  # the hanging URL is not gone
+        assert (await api.get(url, params={"change": "gone", "format": "ndjson"})).text == ""
+    finally:
+        await api.post(f"/api/v1/tasks/{second['id']}/cancel")
+    await ended(api, second["id"])
+    assert (await api.get(f"/api/v1/tasks/{second['id']}/changes")).json()["running"] is False
+
+
+async def _probed(api: httpx.AsyncClient, task_id: str, count: int) -> bool:
+    task = (await api.get(f"/api/v1/tasks/{task_id}")).json()
+    return bool(task["progress"]["done"] >= count)
+
+
 async def test_a_rerun_needs_the_header_values_again(api: httpx.AsyncClient, target: Target) -> None:
     token = uuid.uuid4().hex
     options = {"headers": {"X-Token": "first", "X-Other": "o"}}

@@ -84,7 +84,7 @@ class ChangesPage {
         h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Tasks"), " / ", h("a", { href: taskHref }, label), " / "),
         h("h1", {}, "Changes since the previous run"), this.since)),
       TERMINAL.has(this.task.status) ? null : h("p", { class: "warning", role: "status" },
-        "This run is still going: until they are checked, its URLs show as gone. Reload when it has ended."),
+        "This run is still going: its URLs not checked yet are left out, and none shows as gone until it has ended."),
       this.task.changes ? changeCounts(this.task.id, this.task.changes, "Changes by kind") : null,
       h("section", { class: "card results", "aria-labelledby": "list-title" },
         h("h2", { id: "list-title" }, "Changed URLs"), this.filterForm(), this.downloads(), this.rows, this.pager),

@@ -474,6 +474,11 @@ export interface components {
              * @description The task compared with.
              */
             since: string;
+            /**
+             * Running
+             * @description The task has not ended: its URLs not checked yet are left out (none is `gone` until it has ended).
+             */
+            running: boolean;
             /** Items */
             items: components["schemas"]["ChangeItem"][];
             /** Next Cursor */

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import io
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import IO, Annotated, Any, Literal
 
 import orjson
@@ -32,7 +32,7 @@ from linkprobe.changes import Change, Compared
 from linkprobe.engine import ProbeOptions
 from linkprobe.engine.options import SECRET_OPTIONS
 from linkprobe.engine.outcome import ErrorKind, Outcome
-from linkprobe.store import CrawlSpec, NewTask, ResultFilter, Store, TaskRecord
+from linkprobe.store import TERMINAL, CrawlSpec, NewTask, ResultFilter, Store, TaskRecord
 
 MAX_CURSOR = 8192  # a cursor is the last URL of a page
 
@@ -69,6 +69,10 @@ class ChangeItem(BaseModel):
 
 class ChangePage(BaseModel):
     since: str = Field(description="The task compared with.")
+    running: bool = Field(
+        description="The task has not ended: its URLs not checked yet are left out (none is `gone` "
+        "until it has ended)."
+    )
     items: list[ChangeItem]
     next_cursor: str | None
 
@@ -148,6 +152,16 @@ async def rerun(
     return Task.of(await accept(store, settings, quotas, submission, idempotency_key, response, who))
 
 
+async def _told_so_far(items: AsyncGenerator[Compared, None]) -> AsyncGenerator[Compared, None]:
+    """The changes of a run still going: a URL it has not checked yet is not `gone`."""
+    try:
+        async for item in items:
+            if item.change is not Change.GONE:
+                yield item
+    finally:
+        await items.aclose()
+
+
 def item_of(compared: Compared) -> dict[str, Any]:
     assert compared.change is not None
     return {
@@ -217,7 +231,10 @@ async def task_changes(
     in URL order: broke (was ok, now broken), fixed, changed (status code, final URL or error
     kind), new, gone. Unchanged URLs are left out. `format=ndjson|csv` streams them all."""
     previous = await baseline(store, task, since, who)
+    running = task.status not in TERMINAL
     items = changed(store, previous, task.id, change, cursor)
+    if running:
+        items = _told_so_far(items)
     if format == "ndjson":
         return StreamingResponse(_ndjson(items), media_type="application/x-ndjson")
     if format == "csv":
@@ -230,6 +247,7 @@ async def task_changes(
     await items.aclose()
     return ChangePage(
         since=previous,
+        running=running,
         items=[ChangeItem.model_validate(item_of(item)) for item in page[:limit]],
         next_cursor=page[limit - 1].url if len(page) > limit else None,
     )
