@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from linkprobe.webhooks import (
     WebhookSpec,
     new_secret,
     refusal,
+    resolved_refusal,
     secret_key,
     signature,
     signed_headers,
@@ -308,3 +310,17 @@ async def test_a_webhook_url_that_cannot_be_requested_ends_at_its_first_attempt(
 ) -> None:
     delivery = await notifier.submit(url, new_secret(), b"{}")
     assert [a.error.kind if a.error else None for a in delivery.attempts] == [kind]
+
+
+async def test_a_name_is_refused_by_the_addresses_it_resolves_to_now() -> None:
+    name = socket.gethostname()  # resolved by the system (/etc/hosts here), not a special name
+    address = socket.gethostbyname(name)
+    refused = await resolved_refusal(f"http://{name}/hook", EgressPolicy())
+    if EgressPolicy().reason(address) is None:  # a machine whose name is public: nothing to refuse
+        assert refused is None
+    else:
+        assert refused is not None and refused.kind is ErrorKind.BLOCKED
+        assert f"{name} resolves to {address}" in refused.message
+    allowed = EgressPolicy(allow_cidrs=[f"{address}/32"])
+    assert await resolved_refusal(f"http://{name}/hook", allowed) is None
+    assert await resolved_refusal("http://no-such-name.invalid/", EgressPolicy()) is None  # told at the dial

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import random
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -259,6 +260,33 @@ def refusal(url: str, policy: EgressPolicy) -> ProbeError | None:
             raise Blocked(f"{BLOCKED_MARK}: {host} is {why}")
     except ProbeFailure as failure:
         return ProbeError(failure.kind, str(failure) or failure.kind.value)
+    return None
+
+
+async def resolved_refusal(url: str, policy: EgressPolicy, timeout_s: float = 5.0) -> ProbeError | None:
+    """Why a webhook URL whose host is a name is refused by the addresses it resolves to now, or
+    None (an address, a name that does not resolve now, or only allowed addresses)."""
+    host = normalise(url).host.strip("[]")
+    try:
+        policy.reason(host)
+        return None  # an address: refusal() judged it
+    except ValueError:
+        pass
+    name = host.rstrip(".").lower()  # the same name (libcurl dials "localhost." as "localhost")
+    if name == "localhost" or name.endswith(".localhost"):  # loopback to libcurl, whatever DNS says
+        addresses = {"127.0.0.1", "::1"}
+    else:
+        try:
+            async with asyncio.timeout(timeout_s):
+                found = await asyncio.get_running_loop().getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError):
+            return None  # told at the delivery, as a DNS failure
+        addresses = {str(info[4][0]) for info in found}
+    for address in sorted(addresses):
+        if (why := policy.reason(address)) is not None:
+            return ProbeError(
+                ErrorKind.BLOCKED, f"{BLOCKED_MARK}: {host} resolves to {address}, which is {why}"
+            )
     return None
 
 

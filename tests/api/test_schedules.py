@@ -262,6 +262,10 @@ async def test_a_task_webhook_to_a_private_address_is_refused_by_default(
             f"/api/v1/tasks/{task['id']}/webhook", json={"url": "http://127.0.0.1:1/hook"}
         )
         assert refused.status_code == 422 and "127.0.0.1" in refused.json()["detail"]
+        for name in ("localhost", "localhost.", "hooks.localhost"):
+            by_name = await api.post(f"/api/v1/tasks/{task['id']}/webhook", json={"url": f"http://{name}:1/"})
+            assert by_name.status_code == 422, by_name.text
+            assert f"{name} resolves to 127.0.0.1" in by_name.json()["detail"]
 
 
 async def test_a_schedule_keeps_its_newest_runs_and_counts_their_changes(

@@ -35,7 +35,16 @@ from linkprobe.settings import Settings
 from linkprobe.store import TERMINAL, CrawlSpec, NewTask, Store, TaskRecord, TaskStatus
 from linkprobe.store.base import with_secrets
 from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
-from linkprobe.webhooks import Backoff, Notifier, Summary, WebhookSpec, new_secret, refusal, task_links
+from linkprobe.webhooks import (
+    Backoff,
+    Notifier,
+    Summary,
+    WebhookSpec,
+    new_secret,
+    refusal,
+    resolved_refusal,
+    task_links,
+)
 
 log = logging.getLogger("linkprobe.schedules")
 LOOK_EVERY_S = 1.0  # the longest a replica waits between looks at the schedules
@@ -160,7 +169,7 @@ async def create_schedule(
     )  # fmt: skip
     made.body["options"] = body.task.options.model_dump(mode="json", exclude_defaults=True)
     if body.webhook is not None:
-        checked(body.webhook, settings)
+        await checked(body.webhook, settings)
         made.webhook, made.webhook_secret = body.webhook.model_dump(mode="json"), new_secret()
     record = await store.create_schedule(made)
     response.headers["Location"] = f"/api/v1/schedules/{record.id}"
@@ -179,8 +188,11 @@ class WebhookCreated(BaseModel):
     secret: str = Field(description="The signing secret (Standard Webhooks, whsec_...): shown this once.")
 
 
-def checked(spec: WebhookSpec, settings: Settings) -> None:
-    if (refused := refusal(spec.url, policy_of(settings))) is not None:
+async def checked(spec: WebhookSpec, settings: Settings) -> None:
+    """422 for a URL the egress policy refuses now: on its face, or by the addresses its name
+    resolves to (each delivery's dial is checked again: a name may resolve otherwise later)."""
+    policy = policy_of(settings)
+    if (refused := refusal(spec.url, policy) or await resolved_refusal(spec.url, policy)) is not None:
         raise HTTPException(422, f"webhook.url is refused: {refused.message}")
 
 
@@ -190,7 +202,7 @@ async def task_webhook(
 ) -> WebhookCreated:
     """Tell a URL when this task ends (`on: changes`: only if it changed against the task it
     re-runs), signed with the secret answered here once. Checked against the egress policy."""
-    checked(spec, settings)
+    await checked(spec, settings)
     secret = new_secret()
     if not await store.set_task_webhook(task.id, spec.model_dump(mode="json"), secret):
         raise HTTPException(404, f"task {task.id} not found")
