@@ -146,9 +146,10 @@ class ProbeResult:
 
     def to_json(self) -> str:
         """Compact JSON of to_dict(), written by orjson from the dataclass itself: its fields in
-        order, enums by value, datetimes in ISO 8601, as to_dict() has them (test_probe checks
-        the two agree), without building the dict (isoformat and the dict were two thirds of an
-        NDJSON line's cost). Imported here: a check that writes no JSON need not load orjson."""
+        order, enums by value, datetimes in ISO 8601, ProbeError and Hop as objects, as to_dict()
+        has them (test_probe checks the two agree), without the encoders' Python calls
+        (callgrind: 18k instructions a result against 43k). Imported here: a check that writes
+        no JSON need not load orjson."""
         import orjson
 
         return orjson.dumps(self).decode()
