@@ -65,6 +65,15 @@ async def test_a_url_check_loads_no_service_stack(target: Target) -> None:
     assert "re2" not in modules  # no --include/--exclude: no pattern engine
 
 
+async def test_a_url_check_builds_only_its_command_and_dials_without_socket_py(target: Target) -> None:
+    """What a check of one URL does not use stays out of its memory (bench/check_one.py)."""
+    results, modules = await loaded_by_check("--allow-private", target.url("/status/200"))
+    assert [r["status_code"] for r in results] == [200]
+    assert "linkprobe.frontier" not in modules  # crawl's flags are declared only for a crawl
+    assert "shutil" not in modules  # argparse's terminal width (with bz2, lzma): only for printed help
+    assert "socket" not in modules  # the egress check and the dials use _socket
+
+
 async def test_a_long_run_gets_uvloop(target: Target, tmp_path: Path) -> None:
     listing = tmp_path / "urls.txt"
     listing.write_text("".join(target.url(f"/status/200?n={n}") + "\n" for n in range(LONG_RUN)))

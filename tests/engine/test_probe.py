@@ -206,6 +206,22 @@ async def test_result_round_trips_through_dict(engine: Engine, target: Target) -
     assert ProbeResult.from_dict(result.to_dict()) == result
 
 
+async def test_result_json_is_its_dict_as_json(engine: Engine, target: Target) -> None:
+    """to_json() writes the dataclass directly; it must say what to_dict() says, every field set."""
+    import orjson
+
+    from linkprobe.engine import ProbeError
+
+    result = await engine.probe(target.url("/redirect/2"), 1, FAST)
+    result.error = ProbeError(ErrorKind.TIMEOUT, "late")
+    result.dns_ms, result.connect_ms, result.tls_ms = 0.25, 1.5, 3.0
+    assert result.redirects and result.body is not None and result.content_type is not None
+    assert all(value is not None for value in result.to_dict().values())
+    assert result.to_json() == orjson.dumps(result.to_dict()).decode()
+    result.checked_at = result.checked_at.replace(microsecond=0)  # isoformat leaves them out
+    assert result.to_json() == orjson.dumps(result.to_dict()).decode()
+
+
 async def test_phase_timings_on_a_new_connection(target: Target) -> None:
     async with Engine(EngineConfig(allow_private=True)) as fresh:  # empty DNS cache and pool
         first = await fresh.probe(f"http://localhost:{target.port}/status/200", 0, FAST)

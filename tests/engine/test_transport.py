@@ -42,3 +42,26 @@ async def test_a_transfer_after_the_interval_is_set_the_timeout_again(
 ) -> None:
     monkeypatch.setattr(transport_module, "DNS_PRUNE_SECONDS", 0.0)
     assert await dns_timeouts(target, 3) == [DNS_CACHE_SECONDS] * 3
+
+
+@pytest.mark.parametrize("epoll", [True, False], ids=["epoll", "selector"])
+async def test_transfers_complete_whatever_watches_their_sockets(
+    target: Target, monkeypatch: pytest.MonkeyPatch, epoll: bool
+) -> None:
+    """libcurl's sockets are watched by epoll where the system has it, by a selector elsewhere
+    (macOS: kqueue); both drive concurrent requests to the end of their bodies."""
+    import asyncio
+    import select
+
+    if not epoll:
+        monkeypatch.delattr(select, "epoll", raising=False)
+    transport = Transport(EgressPolicy(True, ()), Limits(4, 4))
+    try:
+        handles = [transport.handle() for _ in range(4)]
+        for number, handle in enumerate(handles):
+            handle.start(target.url(f"/huge?n={number}"), False, [], 5.0, 5.0, True, 8 << 20, None)
+        codes = await asyncio.gather(*(transport.send(handle) for handle in handles))
+        assert codes == [(0, "")] * 4
+        assert [(h.status, h.read) for h in handles] == [(200, 64 * 65536)] * 4  # 4 MiB: many reads
+    finally:
+        transport.close()

@@ -13,15 +13,14 @@ import dataclasses
 import gc
 import os
 import sys
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NoReturn, get_type_hints
+from typing import TYPE_CHECKING, Any, NoReturn, cast, get_type_hints
 
 from linkprobe import __version__
 from linkprobe.cli.exits import ExitCode, exit_codes_help
 from linkprobe.engine.options import rule_of
 from linkprobe.extract.document import Kind
-from linkprobe.frontier import CLIENT_SET, CrawlSpec
 from linkprobe.report import FORMATS
 
 if TYPE_CHECKING:
@@ -96,6 +95,39 @@ examples:
 
 
 class _Parser(argparse.ArgumentParser):
+    # Declares the command's flags (build_parser): run once, when the command is used or asked for.
+    flags: Callable[[argparse.ArgumentParser], None] | None = None
+    _printing = False
+
+    def complete(self) -> _Parser:
+        """This command's parser with its flags declared."""
+        if self.flags is not None:
+            flags, self.flags = self.flags, None
+            flags(self)
+        return self
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for each flag added (to check its metavar), and the default
+        # width imports shutil, and with it bz2 and lzma: half a MiB a check of one URL does
+        # without. The terminal's width only matters for text that is printed.
+        if self._printing:
+            return super()._get_formatter()
+        formatter = cast(type[argparse.HelpFormatter], self.formatter_class)  # all of argparse's take a width
+        return formatter(prog=self.prog, width=80)
+
+    def format_usage(self) -> str:
+        return self._printed(super().format_usage)
+
+    def format_help(self) -> str:
+        return self._printed(super().format_help)
+
+    def _printed(self, format_text: Callable[[], str]) -> str:
+        self._printing = True
+        try:
+            return format_text()
+        finally:
+            self._printing = False
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}{self.suggestion(message)}\n")
@@ -129,8 +161,8 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     for action in parser._subparsers._group_actions if parser._subparsers else ():
         if isinstance(action, argparse._SubParsersAction):
             found = action.choices.get(getattr(args, "command", None) or "")
-            if isinstance(found, argparse.ArgumentParser):
-                return found
+            if isinstance(found, _Parser):
+                return found.complete()
     return parser
 
 
@@ -196,6 +228,8 @@ def _document_flags(parser: argparse.ArgumentParser) -> None:
 def _crawl_flags(parser: argparse.ArgumentParser) -> None:
     """A flag for each setting of a crawl a client gives (frontier.CrawlSpec, the one declaration):
     its help is the field's description, its type and default the field's."""
+    from linkprobe.frontier import CLIENT_SET, CrawlSpec
+
     group = parser.add_argument_group("crawl")
     hints = get_type_hints(CrawlSpec)
     for item in dataclasses.fields(CrawlSpec):
@@ -221,14 +255,13 @@ def _service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", help="use Redis (distributed mode), e.g. redis://localhost:6379/0")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from linkprobe.cli import config
-    from linkprobe.engine import EngineConfig
-
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command with its flags; given `command`, only that one's flags are declared now, the
+    others' when something asks for them (_Parser.complete): a check of one URL does not build
+    the parsers of crawl, serve and the rest."""
     parser = _Parser(prog="linkprobe", description="Probe URLs: one typed result per URL.")
     parser.add_argument("--version", action="version", version=f"linkprobe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
     check = commands.add_parser(
         "check",
         help="probe URLs once and report (CI-friendly exit codes)",
@@ -236,6 +269,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    check.flags = _check_flags
+    crawl = commands.add_parser(
+        "crawl", help="check every link of a site, following its pages",
+        description="Check a site: fetch its pages, follow their links, check every link found once.",
+        epilog=CRAWL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    crawl.flags = _crawl_command_flags
+    serve = commands.add_parser("serve", help="run the API and the workers in one process")
+    serve.flags = _serve_flags
+    api = commands.add_parser("api", help="run the API only; workers run elsewhere (linkprobe worker)")
+    api.flags = _service_flags
+    worker = commands.add_parser("worker", help="run probing workers against Redis (distributed mode)")
+    worker.flags = _worker_flags
+    keys = commands.add_parser("keys", help="create, list or revoke API keys (stored hashed)")
+    keys.flags = _keys_flags
+    for name, command_parser in commands.choices.items():
+        if command in (None, name):
+            command_parser.complete()
+    return parser
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs (its first word, when it is not a flag of linkprobe's own)."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
+
+
+def _check_flags(check: argparse.ArgumentParser) -> None:
     check.add_argument(
         "inputs", nargs="*", metavar="URL|FILE|DIR|GLOB|-",
         help="URLs, documents (HTML, Markdown, sitemap), folders or globs, URL-list files, - for stdin",
@@ -257,11 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flags(check)
     _over_time_flags(check)
 
-    crawl = commands.add_parser(
-        "crawl", help="check every link of a site, following its pages",
-        description="Check a site: fetch its pages, follow their links, check every link found once.",
-        epilog=CRAWL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+
+def _crawl_command_flags(crawl: argparse.ArgumentParser) -> None:
+    from linkprobe.cli import config
+
     crawl.add_argument(
         "start", nargs="?", metavar="START_URL", help="the first page; its scheme, host and port are the site"
     )
@@ -279,17 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flags(crawl)
     config.add_flags(crawl)
 
-    serve = commands.add_parser("serve", help="run the API and the workers in one process")
+
+def _serve_flags(serve: argparse.ArgumentParser) -> None:
     _service_flags(serve)
     serve.add_argument("--workers", type=int, help="chunks processed at once")
     serve.add_argument(
         "--allow-private", action="store_true", default=None, help="allow private destinations"
     )
 
-    api = commands.add_parser("api", help="run the API only; workers run elsewhere (linkprobe worker)")
-    _service_flags(api)
 
-    worker = commands.add_parser("worker", help="run probing workers against Redis (distributed mode)")
+def _worker_flags(worker: argparse.ArgumentParser) -> None:
+    from linkprobe.engine import EngineConfig
+
     worker.add_argument("--redis-url", help="Redis URL (or LINKPROBE_REDIS_URL)")
     worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     _declared_flags(worker, EngineConfig, skip={"per_host"})  # --concurrency: per process
@@ -297,8 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--allow-private", action="store_true", default=None, help="allow private destinations"
     )
-    _keys_parser(commands)
-    return parser
 
 
 def _over_time_flags(check: argparse.ArgumentParser) -> None:
@@ -328,8 +386,7 @@ def _only_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _keys_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    keys = commands.add_parser("keys", help="create, list or revoke API keys (stored hashed)")
+def _keys_flags(keys: argparse.ArgumentParser) -> None:
     keys.add_argument("--db", help="SQLite file of the embedded store (when no Redis URL is set)")
     keys.add_argument("--redis-url", help="the Redis of the distributed service")
     actions = keys.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -451,10 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from linkprobe.cli import config
     from linkprobe.engine import ConfigError, OptionError
 
+    words = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser()
-        args = parse(parser, argv)
-        config.apply(parser, args, sys.argv[1:] if argv is None else argv)
+        parser = build_parser(command_of(words))
+        args = parse(parser, words)
+        config.apply(parser, args, words)
         return _run(args)
     except OptionError as exc:  # an option built from flags (the environment's are checked above)
         print(f"linkprobe: {invalid_option(exc)}", file=sys.stderr)

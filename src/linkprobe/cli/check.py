@@ -126,11 +126,10 @@ class Progress:
         self.unsupported += outcome is Outcome.UNSUPPORTED
         self.cancelled += outcome is Outcome.CANCELLED
         self.blocked += result.error is not None and result.error.kind is ErrorKind.BLOCKED
-        if (redirect := redirect_of(result)) is not None:
+        if result.redirects and (redirect := redirect_of(result)) is not None:  # none: most URLs
             self.redirected += 1
             self.permanent += redirect is Redirect.PERMANENT
-        now = time.monotonic()
-        if self.enabled and (now - self.drawn >= 0.1 or self.done == self.total):
+        if self.enabled and ((now := time.monotonic()) - self.drawn >= 0.1 or self.done == self.total):
             self._draw(now)
 
     def tick(self) -> None:
@@ -226,6 +225,7 @@ class Emitter:
     fail_on: frozenset[str] = EVERY_BROKEN
     failing: int = 0  # broken results that fail the run (--fail-on)
     notes: Notes = dataclasses.field(init=False)  # changes so far, results from the cache
+    noted: bool = dataclasses.field(init=False)  # whether the notes may add to a result's line
 
     def __call__(self, result: ProbeResult) -> None:
         self.progress.add(result)
@@ -237,7 +237,7 @@ class Emitter:
             self.cache.record(result)
         if self.stream is not None:
             if self.keep(result):
-                extra = self.notes.fields(result.url)
+                extra = self.notes.fields(result.url) if self.noted else None
                 self.stream.write(ndjson_line(result, self.collected.sources.get(result.url), extra))
         else:
             self.results.append(result)
@@ -248,6 +248,7 @@ class Emitter:
         changes = None if self.baseline is None else self.baseline.compared
         cached = {} if self.cache is None else dict.fromkeys(self.cache.taken, str(self.cache.path))
         self.notes = Notes(changes, cached)
+        self.noted = self.baseline is not None or self.cache is not None
 
     def final_notes(self) -> Notes:
         """With the baseline's URLs this run did not have, once the run is over."""

@@ -175,10 +175,12 @@ def _hint(key: str, known: Mapping[str, argparse.Action], command: str) -> str:
 
 
 def _command(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The command's parser, its flags declared (cli.build_parser declares only the one run)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             found: argparse.ArgumentParser = action.choices[name]
-            return found
+            complete = getattr(found, "complete", None)
+            return found if complete is None else complete()
     raise AssertionError(f"no command {name}")
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
+from _socket import socket  # socket.py's enums and wrappers: 0.4 MiB a one-URL check does without
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,7 +138,7 @@ class Handle:
         # The method and TLS checks last set: most requests repeat them (setopt only on a change).
         self.sent_head: bool | None = None
         self.sent_verify: bool | None = None
-        self.made: list[socket.socket] = []
+        self.made: list[socket] = []
         self._reset(0, False, False)
 
     def _reset(self, cap: int, keep: bool, head: bool) -> None:
@@ -210,7 +210,7 @@ class Handle:
             self.blocked.append(f"{ip} is {why}")
             return pycurl.SOCKET_BAD
         try:
-            made = socket.socket(address.family, address.socktype, address.protocol)
+            made = socket(address.family, address.socktype, address.protocol)
         except OSError as exc:  # out of descriptors: our own resource, said as such
             self.socket_error = exc
             return pycurl.SOCKET_BAD

@@ -8,7 +8,6 @@ model, constraints and OpenAPI schema from the same declaration (api/options.py)
 
 import dataclasses
 import ipaddress
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -304,10 +303,14 @@ class ProbeOptions(Validated):
         }
 
     def to_json(self) -> str:
+        import json  # the stores' and the cache's: a check of one URL does without
+
         return json.dumps(self.changed())
 
     @classmethod
     def from_json(cls, text: str) -> Self:
+        import json
+
         return cls.of(json.loads(text))
 
     def redacted(self) -> Self:

@@ -49,30 +49,32 @@ def processes_for(jobs: int, urls: int) -> int:
     return max(1, min(jobs, urls // MIN_SHARE))
 
 
-def split(urls: list[str], parts: int) -> list[list[int]]:
-    """The indexes of `urls` in each share, by a stable hash of their host."""
+def split(urls: list[str], parts: int, hosts: list[str] | None = None) -> list[list[int]]:
+    """The indexes of `urls` in each share, by a stable hash of their host (`hosts`: each URL's
+    host_of, when known)."""
     if parts == 1:
         return [list(range(len(urls)))]
     shares: list[list[int]] = [[] for _ in range(parts)]
-    for index, url in enumerate(urls):
-        shares[zlib.crc32(host_of(url).encode()) % parts].append(index)
+    for index, host in enumerate(hosts if hosts is not None else map(host_of, urls)):
+        shares[zlib.crc32(host.encode()) % parts].append(index)
     return shares
 
 
-def waves(urls: list[str], share: list[int], block: int) -> list[int]:
+def waves(urls: list[str], share: list[int], block: int, hosts: list[str] | None = None) -> list[int]:
     """`share` reordered for connection reuse within a bounded pool: hosts are taken `block` at a
     time (in order of first appearance), and each block gives the first URL of each of its hosts,
     then the second, and so on. A host comes round again after about `block` requests: its last
     request has ended and its connection is still among the `block` most recently used, which
     the pool keeps (a block no larger than the pool). In input order, a host that comes round
-    after more hosts than the pool holds reconnects every time."""
+    after more hosts than the pool holds reconnects every time. `hosts`: each URL's host_of,
+    when known."""
     by_host: dict[str, list[int]] = {}
     for index in share:
-        by_host.setdefault(host_of(urls[index]), []).append(index)
+        by_host.setdefault(host_of(urls[index]) if hosts is None else hosts[index], []).append(index)
     ordered: list[int] = []
-    hosts = list(by_host.values())
-    for start in range(0, len(hosts), block):
-        group = hosts[start : start + block]
+    queues = list(by_host.values())
+    for start in range(0, len(queues), block):
+        group = queues[start : start + block]
         for round_ in range(max(len(h) for h in group)):
             ordered += [h[round_] for h in group if round_ < len(h)]
     return ordered
@@ -104,7 +106,8 @@ class Shards:
         pool = Limits(config.concurrency, config.per_host).connections
         ensure_descriptors(pool + SPARE_DESCRIPTORS, f"concurrency {config.concurrency} a process")
         block = max(1, int(config.concurrency * REUSE_BLOCK))
-        shares = [waves(urls, share, block) for share in split(urls, parts)]
+        hosts = list(map(host_of, urls))  # once: the processes wait for this before they start
+        shares = [waves(urls, share, block, hosts) for share in split(urls, parts, hosts)]
         if parts == 1:
             return cls(urls, shares[0], [], config)
         return cls(urls, [], [_fork_child(urls, share, config, options, run) for share in shares], config)
