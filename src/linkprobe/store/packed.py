@@ -64,3 +64,12 @@ def indexed_keys(keys: Iterable[str]) -> list[str]:
     """The count keys with an index of the batches holding them (latency buckets are counted only),
     each once, in the order first met."""
     return [key for key in dict.fromkeys(keys) if key not in LATENCY_KEYS]
+
+
+def classes(rows: Iterable[Row]) -> dict[tuple[str, ...], list[Row]]:
+    """Rows by class: the count keys they are indexed by (their outcome and status or error kind),
+    in the order met."""
+    found: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        found.setdefault(tuple(indexed_keys(row[1].split(" "))), []).append(row)
+    return found

@@ -69,7 +69,7 @@ from linkprobe.store.base import (
 )
 from linkprobe.store.byurl import seen_of
 from linkprobe.store.errors import StoreUnavailable
-from linkprobe.store.packed import Row, first_per_index, indexed_keys, pack, rows_of, unpack
+from linkprobe.store.packed import Row, classes, first_per_index, indexed_keys, pack, rows_of, unpack
 from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 P = ParamSpec("P")
@@ -157,8 +157,7 @@ class Batches:
         """The chunk's results in input order (its batches hold them in the order they ended), or
         only those counted by `key`."""
         rows = [row for value in self.values for row in unpack(value, key)]
-        if len(self.values) > 1:
-            rows.sort()  # by index: unique in a task
+        rows.sort()  # by index (unique in a task): linear on the sorted runs of compacted batches
         return rows
 
 
@@ -929,16 +928,20 @@ class RedisStore(Store):
         raise AssertionError("a batch refused with none of its indexes taken out")
 
     async def _compact(self, task_id: str, start: int) -> None:
-        """A complete chunk's batches merged in one (sorted, compressed as a whole: a chunk's
-        results written a few at a time cost what they cost written at once). Left as they are
-        when another write moved them meanwhile (COMPACT_CHUNK checks)."""
+        """A complete chunk's batches replaced by one per class (packed.classes): compressed as a
+        whole, a chunk's results written a few at a time cost what they cost written at once, and
+        a filter of a rare class reads its few results, not the chunk. Left as they are when
+        already so, or when another write moved them meanwhile (COMPACT_CHUNK checks)."""
         found = await self._read(task_id, k.order(task_id), str(start), None, 1)
-        if not found or found[0].start != start or len(found[0].ids) < 2:
+        if not found or found[0].start != start:
             return
         chunk = found[0]
-        rows = chunk.rows()
-        indexed = indexed_keys(key for _, keys, _ in rows for key in keys.split())
-        args = [k.task_prefix(task_id), str(start), pack(rows), str(len(chunk.ids)), *chunk.ids, *indexed]
+        by_class = classes(chunk.rows())
+        if len(by_class) == len(chunk.values) and all(len(classes(unpack(v))) == 1 for v in chunk.values):
+            return  # compact already (one class a batch, each batch another class)
+        args = [k.task_prefix(task_id), str(start), str(len(chunk.ids)), *chunk.ids]
+        for keys, rows in by_class.items():
+            args += [pack(rows), str(len(keys)), *keys]
         await self._compact_chunk(keys=[k.task(task_id)], args=args)
 
     async def _read(self, task_id: str, index: str, low: str, after: int | None, chunks: int) -> list[Batches]:

@@ -10,8 +10,9 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:done          SET    numbers of the chunks already completed (counted once each)
     lp:{T}:todo          LIST   numbers of the chunks not yet put on the queue (fair turns)
     lp:{T}:batches       HASH   batch id -> results packed (store.packed: zlib of lines "<index>\t<count
-                                keys>\t<JSON>"): the results one COMPLETE_CHUNK wrote, and once their
-                                chunk is complete all of the chunk's in one batch (COMPACT_CHUNK)
+                                keys>\t<JSON>"): the results one COMPLETE_CHUNK wrote; once their chunk is
+                                complete, its results in one batch per class (its results of the
+                                same indexed count keys, COMPACT_CHUNK): a filter reads only its own
     lp:{T}:order         ZSET   batch ids, score = the input index where their chunk starts: results
                                 are read chunk by chunk in input order (a chunk's batches merged)
     lp:{T}:in:<key>      ZSET   ids of the batches holding a result of count key <key> but latency
@@ -413,28 +414,36 @@ return out
 """
 
 # KEYS[1] task hash; ARGV[1] task key prefix, ARGV[2] the input index where the chunk starts,
-# ARGV[3] the chunk's results merged in one batch, ARGV[4] m, then the m batch ids they were read
-# from (READ_BATCHES), then the count keys the merged batch is indexed by (the union of theirs).
-# A complete chunk's batches replaced by one, only while they are still the ones read (a task
-# deleted, or another writer, leaves them be). The new batch joins every index before the old ones
-# leave theirs, so no key is ever emptied (a key's TTL, once the task ended, stays as it is).
+# ARGV[3] m, then the m batch ids the chunk's results were read from (READ_BATCHES), then the
+# batches that replace them: per batch its value, d, and the d count keys it is indexed by.
+# A complete chunk's batches replaced, only while they are still the ones read (a task deleted, or
+# another writer, leaves them be). The new batches join their indexes before the old ones leave
+# theirs, so no key is ever emptied (a key's TTL, once the task ended, stays as it is).
 # Returns 1 when replaced.
 COMPACT_CHUNK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local p, start, m = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local p, start, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = redis.call('ZRANGEBYSCORE', p .. 'order', start, start)
 if #now ~= m then return 0 end
 for i = 1, m do
-  if now[i] ~= ARGV[4 + i] then return 0 end
+  if now[i] ~= ARGV[3 + i] then return 0 end
 end
-local id = redis.call('HINCRBY', KEYS[1], 'batches', 1)
-redis.call('HSET', p .. 'batches', id, ARGV[3])
-redis.call('ZADD', p .. 'order', start, id)
-for i = 5 + m, #ARGV do redis.call('ZADD', p .. 'in:' .. ARGV[i], start, id) end
-for i = 5, 4 + m do
+local indexes, at = {}, 4 + m
+while at <= #ARGV do
+  local id = redis.call('HINCRBY', KEYS[1], 'batches', 1)
+  redis.call('HSET', p .. 'batches', id, ARGV[at])
+  redis.call('ZADD', p .. 'order', start, id)
+  local d = tonumber(ARGV[at + 1])
+  for i = at + 2, at + 1 + d do
+    redis.call('ZADD', p .. 'in:' .. ARGV[i], start, id)
+    indexes[ARGV[i]] = true
+  end
+  at = at + 2 + d
+end
+for i = 4, 3 + m do
   redis.call('HDEL', p .. 'batches', ARGV[i])
   redis.call('ZREM', p .. 'order', ARGV[i])
-  for j = 5 + m, #ARGV do redis.call('ZREM', p .. 'in:' .. ARGV[j], ARGV[i]) end
+  for key in pairs(indexes) do redis.call('ZREM', p .. 'in:' .. key, ARGV[i]) end
 end
 return 1
 """
