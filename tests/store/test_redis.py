@@ -153,8 +153,8 @@ def probed(index: int, url: str) -> ProbeResult:
 
 
 async def task_keys(server: RedisServer, task_id: str) -> list[bytes]:
-    client = redis.Redis(port=server.port)
-    return sorted(client.keys(f"{k.task_prefix(task_id)}*"))
+    found = redis.Redis(port=server.port).keys(f"{k.task_prefix(task_id)}*")
+    return sorted(key for key in found if isinstance(key, bytes))
 
 
 async def write_as_workers_do(store: RedisStore, urls: list[str], batch: int) -> str:

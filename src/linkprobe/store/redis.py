@@ -213,12 +213,7 @@ class RedisStore(Store):
         return self._redis
 
     async def open(self) -> None:
-        self._redis = aioredis.Redis.from_url(
-            self.url, decode_responses=True, socket_timeout=self.block_ms / 1000 + 4, socket_connect_timeout=2
-        )
-        self._raw = aioredis.Redis.from_url(
-            self.url, decode_responses=False, socket_timeout=self.block_ms / 1000 + 4, socket_connect_timeout=2
-        )
+        self._redis, self._raw = self._client(decode=True), self._client(decode=False)
         self._complete = self._redis.register_script(k.COMPLETE_CHUNK)
         self._legacy_complete = self._redis.register_script(k.LEGACY_COMPLETE_CHUNK)
         self._read_batches = self._raw.register_script(k.READ_BATCHES)
@@ -234,6 +229,14 @@ class RedisStore(Store):
         self._add_run = self._redis.register_script(k.ADD_RUN)
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
+
+    def _client(self, decode: bool) -> Any:
+        return aioredis.Redis.from_url(
+            self.url,
+            decode_responses=decode,
+            socket_timeout=self.block_ms / 1000 + 4,
+            socket_connect_timeout=2,
+        )
 
     @unavailable
     async def _ensure_group(self) -> None:
@@ -896,7 +899,9 @@ class RedisStore(Store):
     async def _dead_letter(self, chunk: Chunk) -> None:
         await self.r.xadd(k.DEAD, {"task": chunk.task_id, "chunk": str(chunk.number),
                                    "deliveries": str(chunk.deliveries), "at": _now()})  # fmt: skip
-        await self._run_complete(chunk.task_id, chunk.number, chunk.start, chunk.receipt, dead_letter_results(chunk))
+        await self._run_complete(
+            chunk.task_id, chunk.number, chunk.start, chunk.receipt, dead_letter_results(chunk)
+        )
 
     async def _ack(self, entry_id: str) -> None:
         async with self.r.pipeline(transaction=True) as pipe:
@@ -905,15 +910,16 @@ class RedisStore(Store):
             await pipe.execute()
 
     async def _run_complete(
-        self, task_id: str, number: int, start: int, receipt: str, results: list[ProbeResult], final: bool = True
-    ) -> int:
+        self, task_id: str, number: int, start: int, receipt: str, results: list[ProbeResult],
+        final: bool = True,
+    ) -> int:  # fmt: skip
         """Results of chunk `number` (starting at input index `start`) in one batch, the ones whose
         index has none yet: COMPLETE_CHUNK refuses a batch naming an index that has, with those
         indexes, and the batch goes again without them (each refusal takes one index at least
-        out, so it ends). The chunk's last results (`final`) then merge its batches in one."""
+        out, so it ends). The chunk's last results (`final`) then compact its batches."""
         keys = [k.task(task_id), k.QUEUE]
-        args: list[str | bytes] = [k.task_prefix(task_id), k.GROUP, receipt, str(number), str(self.retention.ttl),
-                                   _now(), "1" if final else "0"]  # fmt: skip
+        ttl, last = str(self.retention.ttl), "1" if final else "0"
+        args: list[str | bytes] = [k.task_prefix(task_id), k.GROUP, receipt, str(number), ttl, _now(), last]
         if not await self._has(task_id, k.BATCHES_FIELD):
             return int(await self._legacy_complete(keys=keys, args=args + legacy_args(results)))
         stored = first_per_index(encode(results))
@@ -939,19 +945,23 @@ class RedisStore(Store):
         by_class = classes(chunk.rows())
         if len(by_class) == len(chunk.values) and all(len(classes(unpack(v))) == 1 for v in chunk.values):
             return  # compact already (one class a batch, each batch another class)
-        args = [k.task_prefix(task_id), str(start), str(len(chunk.ids)), *chunk.ids]
+        args: list[str | bytes] = [k.task_prefix(task_id), str(start), str(len(chunk.ids)), *chunk.ids]
         for keys, rows in by_class.items():
             args += [pack(rows), str(len(keys)), *keys]
         await self._compact_chunk(keys=[k.task(task_id)], args=args)
 
-    async def _read(self, task_id: str, index: str, low: str, after: int | None, chunks: int) -> list[Batches]:
+    async def _read(
+        self, task_id: str, index: str, low: str, after: int | None, chunks: int
+    ) -> list[Batches]:
         keys = [index, k.order(task_id), k.batches(task_id)]
         reply = await self._read_batches(keys=keys, args=[low, "" if after is None else str(after), chunks])
         return read_batches(reply)
 
     @unavailable
     async def store_results(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        await self._run_complete(chunk.task_id, chunk.number, chunk.start, chunk.receipt, results, final=False)
+        await self._run_complete(
+            chunk.task_id, chunk.number, chunk.start, chunk.receipt, results, final=False
+        )
 
     @unavailable
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
