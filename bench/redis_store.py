@@ -3,7 +3,8 @@ workers write it (batches of worker.FLUSH_COUNT, the chunk's last one flagged), 
 per URL (`INFO memory` before and after) and the time to read it back: every result in input
 order, pages of 50 walked with their cursor, a rare and a common filter, a text search.
 
-Run alone: `PYTHONPATH=. .venv/bin/python bench/redis_store.py`. BENCH_REDIS_URLS sets the size.
+Part of `make bench`; alone: `PYTHONPATH=. .venv/bin/python bench/redis_store.py`. BENCH_REDIS_URLS
+sets the size; the figures also go to bench/results/redis-store-*.json.
 BENCH_BASELINE_REV (a git revision, e.g. the commit before the compact store) measures that
 revision's store in the same run, on the same Redis, alternating rounds: the reads are then
 reported as ratios against it (the machine is shared and noisy: only ratios of one run count).
@@ -177,6 +178,10 @@ def redis_figures() -> dict[str, dict[str, float]]:
         }
         print(f"  bytes per URL: {now['bytes_per_url']:.0f} ({baseline}: {then['bytes_per_url']:.0f})")
         print("  time ratios current/baseline: " + json.dumps(ratios))
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    saved = {"urls": URLS, "rounds": ROUNDS, "baseline_rev": baseline, "figures": results}
+    (out / f"redis-store-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(saved, indent=2))
     return results
 
 
