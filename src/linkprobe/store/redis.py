@@ -231,11 +231,9 @@ class RedisStore(Store):
             await self._ensure_group()
 
     def _client(self, decode: bool) -> Any:
+        timeout = self.block_ms / 1000 + 4
         return aioredis.Redis.from_url(
-            self.url,
-            decode_responses=decode,
-            socket_timeout=self.block_ms / 1000 + 4,
-            socket_connect_timeout=2,
+            self.url, decode_responses=decode, socket_timeout=timeout, socket_connect_timeout=2
         )
 
     @unavailable
@@ -551,17 +549,18 @@ class RedisStore(Store):
         scanned = k.order(task_id) if indexed == "all" else k.batches_in(task_id, indexed)
         every = flt == ResultFilter()
         found: list[tuple[int, str]] = []
-        low, chunks = "-inf", 1
+        low, since, chunks = "-inf", after, 1  # the first step starts at the chunk holding `after`
         while chunks:
-            read = await self._read(task_id, scanned, low, after if low == "-inf" else None, chunks)
+            read = await self._read(task_id, scanned, low, since, chunks)
             for batches in read:
                 for index, _, row in batches.rows(None if indexed == "all" else indexed):
                     if (after is None or index > after) and (every or flt.matches(orjson.loads(row))):
                         found.append((index, row))
                         if len(found) == limit:
                             return found
-            low = f"({read[-1].start}" if read else low
-            chunks = min(chunks * 2, READ_CHUNKS) if len(read) == chunks else 0
+            if len(read) < chunks:
+                break
+            low, since, chunks = f"({read[-1].start}", None, min(chunks * 2, READ_CHUNKS)
         return found
 
     async def _page_legacy(
@@ -942,8 +941,9 @@ class RedisStore(Store):
         if not found or found[0].start != start:
             return
         chunk = found[0]
-        by_class = classes(chunk.rows())
-        if len(by_class) == len(chunk.values) and all(len(classes(unpack(v))) == 1 for v in chunk.values):
+        batches = [unpack(value) for value in chunk.values]
+        by_class = classes(sorted(row for rows in batches for row in rows))
+        if len(by_class) == len(batches) and all(len(classes(rows)) == 1 for rows in batches):
             return  # compact already (one class a batch, each batch another class)
         args: list[str | bytes] = [k.task_prefix(task_id), str(start), str(len(chunk.ids)), *chunk.ids]
         for keys, rows in by_class.items():

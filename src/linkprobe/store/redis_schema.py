@@ -9,10 +9,10 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:starts        HASH   chunk number -> input index of its first URL
     lp:{T}:done          SET    numbers of the chunks already completed (counted once each)
     lp:{T}:todo          LIST   numbers of the chunks not yet put on the queue (fair turns)
-    lp:{T}:batches       HASH   batch id -> results packed (store.packed: zlib of lines "<index>\t<count
-                                keys>\t<JSON>"): the results one COMPLETE_CHUNK wrote; once their chunk is
-                                complete, its results in one batch per class (its results of the
-                                same indexed count keys, COMPACT_CHUNK): a filter reads only its own
+    lp:{T}:batches       HASH   batch id -> results packed (store.packed: zlib of lines
+                                "<index>\t<count keys>\t<JSON>"): the results one COMPLETE_CHUNK
+                                wrote; once their chunk is complete, one batch per class of its
+                                results (the same indexed count keys, COMPACT_CHUNK)
     lp:{T}:order         ZSET   batch ids, score = the input index where their chunk starts: results
                                 are read chunk by chunk in input order (a chunk's batches merged)
     lp:{T}:in:<key>      ZSET   ids of the batches holding a result of count key <key> but latency
