@@ -228,3 +228,28 @@ async def test_a_task_stored_by_the_previous_version_is_finished_and_read_in_its
     assert [item["index"] for item in items] == list(range(10))
     missing, _ = await redis_store.results(task.id, ResultFilter(status_code=404), None, 100)
     assert [item["index"] for item in missing] == [1, 4, 7]
+
+
+async def test_a_large_chunk_is_compacted_into_segments_read_in_input_order(
+    redis_store: RedisStore, redis_server: RedisServer
+) -> None:
+    """A chunk of 2,500 URLs (chunk_size goes up to 100,000) is kept, once complete, in segments
+    of packed.SEGMENT input indexes, so that a page reads one; pages, cursors and filters see the
+    chunk as before."""
+    urls = [f"http://big.example/{i}" for i in range(2500)]
+    task, _ = await redis_store.create_task(NewTask(), iter(urls), chunk_size=2500)
+    chunk = await redis_store.claim_chunk("w")
+    assert chunk is not None
+    results = [probed(i, url) for i, url in enumerate(chunk.urls)][::-1]
+    for at in range(0, 2400, 100):
+        await redis_store.store_results(chunk, results[at : at + 100])
+    await redis_store.complete_chunk(chunk, results[2400:])
+    client = redis.Redis(port=redis_server.port)
+    scored: list[tuple[bytes, float]] = client.zrange(k.order(task.id), 0, -1, withscores=True)  # type: ignore[assignment]
+    assert {score for _, score in scored} == {0, 1000, 2000}
+    streamed = [json.loads(row)["index"] async for row in redis_store.stream_results(task.id, ResultFilter())]
+    assert streamed == list(range(2500))
+    page, cursor = await redis_store.results(task.id, ResultFilter(), 990, 20)
+    assert [item["index"] for item in page] == list(range(991, 1011)) and cursor == 1010
+    missing, cursor = await redis_store.results(task.id, ResultFilter(status_code=404), 1500, 60)
+    assert [item["index"] for item in missing] == list(range(1503, 2103, 10)) and cursor == 2093

@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from linkprobe.store.base import LATENCY_KEYS, Stored
 
 LEVEL = 6  # zlib's default: level 9 saves ~2% more for twice the time
+# Input indexes of a chunk read together once it is compacted: a page of a large chunk (chunk_size
+# goes up to 100,000) unpacks this many results at most, not the whole chunk.
+SEGMENT = 1000
 
 # One unpacked result: its input index, its count keys (base.count_keys) separated by spaces, its
 # JSON text. A plain tuple: a chunk's hundreds are made for each page read.
@@ -73,3 +76,12 @@ def classes(rows: Iterable[Row]) -> dict[tuple[str, ...], list[Row]]:
     for row in rows:
         found.setdefault(tuple(indexed_keys(row[1].split(" "))), []).append(row)
     return found
+
+
+def segments(rows: list[Row], start: int) -> list[tuple[int, list[Row]]]:
+    """Sorted rows of a chunk starting at input index `start` cut into its SEGMENTs: (the
+    segment's first input index, its rows)."""
+    found: dict[int, list[Row]] = {}
+    for row in rows:
+        found.setdefault(start + (row[0] - start) // SEGMENT * SEGMENT, []).append(row)
+    return list(found.items())

@@ -69,7 +69,17 @@ from linkprobe.store.base import (
 )
 from linkprobe.store.byurl import seen_of
 from linkprobe.store.errors import StoreUnavailable
-from linkprobe.store.packed import Row, classes, first_per_index, indexed_keys, pack, rows_of, unpack
+from linkprobe.store.packed import (
+    SEGMENT,
+    Row,
+    classes,
+    first_per_index,
+    indexed_keys,
+    pack,
+    rows_of,
+    segments,
+    unpack,
+)
 from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 P = ParamSpec("P")
@@ -933,21 +943,27 @@ class RedisStore(Store):
         raise AssertionError("a batch refused with none of its indexes taken out")
 
     async def _compact(self, task_id: str, start: int) -> None:
-        """A complete chunk's batches replaced by one per class (packed.classes): compressed as a
-        whole, a chunk's results written a few at a time cost what they cost written at once, and
-        a filter of a rare class reads its few results, not the chunk. Left as they are when
-        already so, or when another write moved them meanwhile (COMPACT_CHUNK checks)."""
+        """A complete chunk's batches replaced by one per class (packed.classes) and segment
+        (packed.segments): compressed as a whole, a chunk's results written a few at a time cost
+        what they cost written at once; a filter of a rare class reads its few results, not the
+        chunk; a page of a large chunk reads a segment of it. Left as they are when already so,
+        or when another write moved them meanwhile (COMPACT_CHUNK checks)."""
         found = await self._read(task_id, k.order(task_id), str(start), None, 1)
         if not found or found[0].start != start:
             return
         chunk = found[0]
         batches = [unpack(value) for value in chunk.values]
-        by_class = classes(sorted(row for rows in batches for row in rows))
-        if len(by_class) == len(batches) and all(len(classes(rows)) == 1 for rows in batches):
-            return  # compact already (one class a batch, each batch another class)
+        rows = sorted(row for each in batches for row in each)
+        if (
+            rows
+            and rows[-1][0] - start < SEGMENT
+            and len(classes(rows)) == len(batches) == sum(len(classes(each)) for each in batches)
+        ):
+            return  # compact already (one segment, one class a batch, each batch another class)
         args: list[str | bytes] = [k.task_prefix(task_id), str(start), str(len(chunk.ids)), *chunk.ids]
-        for keys, rows in by_class.items():
-            args += [pack(rows), str(len(keys)), *keys]
+        for first, part in segments(rows, start):
+            for keys, of_class in classes(part).items():
+                args += [str(first), pack(of_class), str(len(keys)), *keys]
         await self._compact_chunk(keys=[k.task(task_id)], args=args)
 
     async def _read(

@@ -13,8 +13,9 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
                                 "<index>\t<count keys>\t<JSON>"): the results one COMPLETE_CHUNK
                                 wrote; once their chunk is complete, one batch per class of its
                                 results (the same indexed count keys, COMPACT_CHUNK)
-    lp:{T}:order         ZSET   batch ids, score = the input index where their chunk starts: results
-                                are read chunk by chunk in input order (a chunk's batches merged)
+    lp:{T}:order         ZSET   batch ids, score = the input index where their chunk starts (once
+                                compacted, their segment: packed.SEGMENT indexes of the chunk):
+                                results are read a score at a time in input order (its batches merged)
     lp:{T}:in:<key>      ZSET   ids of the batches holding a result of count key <key> but latency
                                 (o:<outcome>, s:<code>, e:<kind>, as base.ResultFilter.indexed names
                                 them), scored as in `order`: a filter reads only those chunks
@@ -407,7 +408,10 @@ for _ = 1, tonumber(ARGV[3]) do
   out[#out + 1] = start
   out[#out + 1] = #ids
   for _, id in ipairs(ids) do out[#out + 1] = id end
-  for _, value in ipairs(redis.call('HMGET', KEYS[3], unpack(ids))) do out[#out + 1] = value end
+  for first = 1, #ids, 1000 do  -- a chunk written one result at a time has many (unpack's limit)
+    local values = redis.call('HMGET', KEYS[3], unpack(ids, first, math.min(first + 999, #ids)))
+    for _, value in ipairs(values) do out[#out + 1] = value end
+  end
   low = '(' .. start
 end
 return out
@@ -415,7 +419,8 @@ return out
 
 # KEYS[1] task hash; ARGV[1] task key prefix, ARGV[2] the input index where the chunk starts,
 # ARGV[3] m, then the m batch ids the chunk's results were read from (READ_BATCHES), then the
-# batches that replace them: per batch its value, d, and the d count keys it is indexed by.
+# batches that replace them: per batch its score (the first input index of its segment), its
+# value, d, and the d count keys it is indexed by.
 # A complete chunk's batches replaced, only while they are still the ones read (a task deleted, or
 # another writer, leaves them be). The new batches join their indexes before the old ones leave
 # theirs, so no key is ever emptied (a key's TTL, once the task ended, stays as it is).
@@ -431,14 +436,15 @@ end
 local indexes, at = {}, 4 + m
 while at <= #ARGV do
   local id = redis.call('HINCRBY', KEYS[1], 'batches', 1)
-  redis.call('HSET', p .. 'batches', id, ARGV[at])
-  redis.call('ZADD', p .. 'order', start, id)
-  local d = tonumber(ARGV[at + 1])
-  for i = at + 2, at + 1 + d do
-    redis.call('ZADD', p .. 'in:' .. ARGV[i], start, id)
+  local score = ARGV[at]
+  redis.call('HSET', p .. 'batches', id, ARGV[at + 1])
+  redis.call('ZADD', p .. 'order', score, id)
+  local d = tonumber(ARGV[at + 2])
+  for i = at + 3, at + 2 + d do
+    redis.call('ZADD', p .. 'in:' .. ARGV[i], score, id)
     indexes[ARGV[i]] = true
   end
-  at = at + 2 + d
+  at = at + 3 + d
 end
 for i = 4, 3 + m do
   redis.call('HDEL', p .. 'batches', ARGV[i])
