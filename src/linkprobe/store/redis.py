@@ -70,9 +70,11 @@ from linkprobe.store.base import (
 from linkprobe.store.byurl import seen_of
 from linkprobe.store.errors import StoreUnavailable
 from linkprobe.store.packed import (
+    ON_THE_WAY,
     SEGMENT,
     Row,
     classes,
+    compact,
     first_per_index,
     indexed_keys,
     pack,
@@ -150,7 +152,7 @@ def batch_args(start: int, stored: list[Stored]) -> list[str | bytes]:
     counts = tally(stored)
     indexed = indexed_keys(counts)
     pairs = [part for key, n in counts.items() for part in (key, str(n))]
-    packed = pack(rows_of(stored)) if stored else b""
+    packed = pack(rows_of(stored), ON_THE_WAY) if stored else b""
     return [str(start), packed, str(len(counts)), str(len(indexed)), *pairs, *indexed,
             *(str(item.index) for item in stored)]  # fmt: skip
 
@@ -955,7 +957,8 @@ class RedisStore(Store):
         batches = [unpack(value) for value in chunk.values]
         rows = sorted(row for each in batches for row in each)
         if (
-            rows
+            all(map(compact, chunk.values))
+            and rows
             and rows[-1][0] - start < SEGMENT
             and len(classes(rows)) == len(batches) == sum(len(classes(each)) for each in batches)
         ):
