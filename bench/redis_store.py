@@ -1,7 +1,8 @@
 """The Redis store's memory and reads: one 100,000-URL task written through the store interface as
 workers write it (batches of worker.FLUSH_COUNT, the chunk's last one flagged), then Redis bytes
-per URL (`INFO memory` before and after) and the time to read it back: every result in input
-order, pages of 50 walked with their cursor, a rare and a common filter, a text search.
+per URL (`INFO memory` before and after), the time and the Redis server's CPU time of the writes,
+and the time to read it back: every result in input order, pages of 50 walked with their cursor,
+a rare and a common filter, a text search.
 
 Part of `make bench`; alone: `PYTHONPATH=. .venv/bin/python bench/redis_store.py`. BENCH_REDIS_URLS
 sets the size; the figures also go to bench/results/redis-store-*.json.
@@ -62,6 +63,12 @@ def used_memory(client: Any) -> int:
     return int(client.info("memory")["used_memory"])
 
 
+def redis_cpu_s(client: Any) -> float:
+    """CPU seconds the Redis server has used: one thread serves every worker and API replica."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 async def timed(read: Callable[[], Awaitable[int]]) -> tuple[float, int]:
     started = time.perf_counter()
     count = await read()
@@ -82,7 +89,7 @@ async def one(redis_url: str) -> dict[str, float]:
     rng, at = random.Random(7), datetime(2026, 12, 8, tzinfo=UTC)
     before = used_memory(client)
     task, _ = await store.create_task(NewTask(), iter(urls(8080)), chunk_size=CHUNK)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), redis_cpu_s(client)
     while (chunk := await store.claim_chunk("bench")) is not None:
         results = [result_of(chunk.start + i, url, rng, at) for i, url in enumerate(chunk.urls)]
         order = rng.sample(results, len(results))  # results arrive as probes end, not in input order
@@ -90,7 +97,7 @@ async def one(redis_url: str) -> dict[str, float]:
         for batch in batches[:-1]:
             await store.store_results(chunk, batch)
         await store.complete_chunk(chunk, batches[-1])
-    write_s = time.perf_counter() - started
+    write_s, write_redis_cpu_s = time.perf_counter() - started, redis_cpu_s(client) - cpu
     record = await store.get_task(task.id)
     assert record is not None and record.done == URLS, record
     bytes_per_url = (used_memory(client) - before) / URLS
@@ -122,7 +129,7 @@ async def one(redis_url: str) -> dict[str, float]:
         "page_outcome_broken": lambda: first_page(ResultFilter(outcome="broken")),
         "search_url_rare": lambda: first_page(ResultFilter(url_contains=f"/item/{URLS - 5}")),
     }
-    figures: dict[str, float] = {"bytes_per_url": bytes_per_url, "write_s": write_s}
+    figures = {"bytes_per_url": bytes_per_url, "write_s": write_s, "write_redis_cpu_s": write_redis_cpu_s}
     for name, read in reads.items():
         figures[f"{name}_s"], figures[f"{name}_n"] = await timed(read)
     await store.close()
