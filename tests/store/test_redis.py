@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -253,3 +254,38 @@ async def test_a_large_chunk_is_compacted_into_segments_read_in_input_order(
     assert [item["index"] for item in page] == list(range(991, 1011)) and cursor == 1010
     missing, cursor = await redis_store.results(task.id, ResultFilter(status_code=404), 1500, 60)
     assert [item["index"] for item in missing] == list(range(1503, 2103, 10)) and cursor == 2093
+
+
+async def test_results_read_while_their_chunks_are_compacted_are_each_seen_once_in_order(
+    redis_store: RedisStore,
+) -> None:
+    """A chunk's batches are replaced while readers page through the task: every read sees each
+    result at most once, in input order, and what it saw of a result never changes."""
+    urls = [f"http://r{i % 50}.example/{i}" for i in range(3000)]
+    task, _ = await redis_store.create_task(NewTask(), iter(urls), chunk_size=300)
+    writing = True
+    seen: dict[int, str] = {}
+
+    async def write() -> None:
+        nonlocal writing
+        while (chunk := await redis_store.claim_chunk("w")) is not None:
+            ended = [probed(chunk.start + i, url) for i, url in enumerate(chunk.urls)][::-1]
+            for at in range(0, 280, 20):
+                await redis_store.store_results(chunk, ended[at : at + 20])
+            await redis_store.complete_chunk(chunk, ended[280:])
+        writing = False
+
+    async def read() -> int:
+        reads = 0
+        while writing or reads < 2:
+            indexes = []
+            async for row in redis_store.stream_results(task.id, ResultFilter()):
+                item = json.loads(row)
+                indexes.append(item["index"])
+                assert seen.setdefault(item["index"], row) == row
+            assert indexes == sorted(set(indexes))
+            reads += 1
+        return len(indexes)
+
+    counts = await asyncio.gather(write(), read(), read())
+    assert counts[1:] == [3000, 3000]
