@@ -81,6 +81,7 @@ bench: $(STAMP) tools bench-tools
 	PYTHONPATH=. $(BIN)/python bench/run.py
 	PYTHONPATH=. $(BIN)/python bench/probe.py
 	PYTHONPATH=. $(BIN)/python bench/crawl.py
+	PYTHONPATH=. $(BIN)/python bench/redis_store.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache ui/node_modules

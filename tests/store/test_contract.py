@@ -517,3 +517,58 @@ async def test_queued_chunks_are_the_ones_waiting_not_the_ones_held(store: Store
     assert (await store.stats())["queued_chunks"] == 2
     await store.complete_chunk(held, results_of(held))
     assert (await store.stats())["queued_chunks"] == 2
+
+
+# -- exactly once when deliveries overlap ----------------------------------------------------------
+
+
+async def test_a_chunk_written_out_of_input_order_is_read_in_input_order(store: Store) -> None:
+    """Results reach the store in the order their probes ended, in one batch or several."""
+    urls = [f"http://h{i}.example/{'ok' if i % 2 else 'x'}" for i in range(9)]
+    task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=9)
+    chunk = await store.claim_chunk("w")
+    assert chunk is not None
+    results = results_of(chunk)[::-1]
+    await store.store_results(chunk, results[:3])
+    await store.store_results(chunk, results[3:4])
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    assert [r["index"] for r in items] == [5, 6, 7, 8]
+    await store.complete_chunk(chunk, results[4:])
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    assert [r["index"] for r in items] == list(range(9))
+    broken, cursor = await store.results(task.id, ResultFilter(outcome="broken"), None, 2)
+    rest, _ = await store.results(task.id, ResultFilter(outcome="broken"), cursor, 100)
+    assert [r["index"] for r in broken + rest] == [0, 2, 4, 6, 8]
+
+
+async def test_two_deliveries_of_a_chunk_writing_at_once_store_each_url_once(store: Store) -> None:
+    """A chunk redelivered while its first worker still writes: both write overlapping batches at
+    the same time, each saying something else of each URL; every URL keeps one result, the one
+    counted, and the task ends once."""
+    urls = [f"http://d{i}.example/ok" for i in range(60)]
+    task, _ = await store.create_task(NewTask(), iter(urls), chunk_size=60)
+    first = await store.claim_chunk("slow-worker")
+    assert first is not None
+    second = await claim_within(store, 10)  # the first worker went silent: its lease ran out
+    assert second is not None and second.urls == first.urls and second.deliveries == 2
+    says_ok = results_of(first)
+    says_timeout = [failed(url, i, ErrorKind.TIMEOUT, "too slow") for i, url in enumerate(second.urls)]
+
+    async def write(chunk: Chunk, results: list[ProbeResult], order: list[int]) -> None:
+        for at in range(0, len(order), 7):
+            await store.store_results(chunk, [results[i] for i in order[at : at + 7]])
+        await store.complete_chunk(chunk, [])
+
+    await asyncio.gather(
+        write(first, says_ok, list(range(60))),
+        write(second, says_timeout, [(i * 37) % 60 for i in range(60)]),  # another order, overlapping
+    )
+    record = await store.get_task(task.id)
+    assert record is not None and (record.status, record.done) == (TaskStatus.READY, 60)
+    items, _ = await store.results(task.id, ResultFilter(), None, 100)
+    assert [r["index"] for r in items] == list(range(60))
+    timed_out = [r["index"] for r in items if r["error"] is not None]
+    assert record.by_error.get("timeout", 0) == len(timed_out) and record.ok == 60 - len(timed_out)
+    assert sum(record.by_status.values()) + sum(record.by_error.values()) == 60
+    by_kind, _ = await store.results(task.id, ResultFilter(error_kind="timeout"), None, 100)
+    assert [r["index"] for r in by_kind] == timed_out

@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
@@ -46,6 +47,7 @@ from linkprobe.store.base import (
     ResultFilter,
     Retention,
     Store,
+    Stored,
     TaskRecord,
     TaskStatus,
     batches_off_loop,
@@ -61,11 +63,25 @@ from linkprobe.store.base import (
     split_body_secrets,
     split_secrets,
     stored_options,
+    tally,
     with_secrets,
     with_sources,
 )
 from linkprobe.store.byurl import seen_of
 from linkprobe.store.errors import StoreUnavailable
+from linkprobe.store.packed import (
+    ON_THE_WAY,
+    SEGMENT,
+    Row,
+    classes,
+    compact,
+    first_per_index,
+    indexed_keys,
+    pack,
+    rows_of,
+    segments,
+    unpack,
+)
 from linkprobe.store.scheduled import NewSchedule, ScheduleRecord
 
 P = ParamSpec("P")
@@ -73,7 +89,8 @@ T = TypeVar("T")
 PAGE = 1000
 BLOCK_MS = 1000
 RECLAIM_EVERY_S = 1.0
-SCAN_MIN = 64  # indexes read per step of a results page, at least (filters may skip some)
+SCAN_MIN = 64  # a legacy task's indexes read per step of a results page, at least
+READ_CHUNKS = 16  # chunks of batches read per step of a results page, at most (1, 2, 4... up to it)
 SOURCED_CACHE = 4096  # task flags remembered (sources, legacy)
 # Plans of one page made at most while other pages of its crawl keep changing the state read: each
 # refused plan means another page's was applied, so the crawl moves on meanwhile.
@@ -120,13 +137,51 @@ def unavailable(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
     return wrapper
 
 
-def result_args(results: list[ProbeResult]) -> list[str]:
-    """COMPLETE_CHUNK's arguments per result (base.encode): index, count keys, JSON. The keys go
-    as one argument: redis-py packs each argument in Python."""
+def legacy_args(results: list[ProbeResult]) -> list[str]:
+    """LEGACY_COMPLETE_CHUNK's arguments per result (base.encode): index, count keys, JSON. The keys
+    go as one argument: redis-py packs each argument in Python."""
     args: list[str] = []
     for stored in encode(results):
         args += [str(stored.index), " ".join(stored.keys), stored.json]
     return args
+
+
+def batch_args(start: int, stored: list[Stored]) -> list[str | bytes]:
+    """COMPLETE_CHUNK's arguments after its header: the chunk's start, the batch packed, its counts
+    (base.tally), the count keys it is indexed by and its input indexes."""
+    counts = tally(stored)
+    indexed = indexed_keys(counts)
+    pairs = [part for key, n in counts.items() for part in (key, str(n))]
+    packed = pack(rows_of(stored), ON_THE_WAY) if stored else b""
+    return [str(start), packed, str(len(counts)), str(len(indexed)), *pairs, *indexed,
+            *(str(item.index) for item in stored)]  # fmt: skip
+
+
+@dataclass(slots=True, frozen=True)
+class Batches:
+    """One chunk's batches as READ_BATCHES reads them: where the chunk starts, their ids, values."""
+
+    start: int
+    ids: list[str]
+    values: list[bytes]
+
+    def rows(self, key: str | None = None) -> list[Row]:
+        """The chunk's results in input order (its batches hold them in the order they ended), or
+        only those counted by `key`."""
+        rows = [row for value in self.values for row in unpack(value, key)]
+        rows.sort()  # by index (unique in a task): linear on the sorted runs of compacted batches
+        return rows
+
+
+def read_batches(reply: list[Any]) -> list[Batches]:
+    """READ_BATCHES' flat reply: per chunk its start, m, m ids, m values."""
+    found, at = [], 0
+    while at < len(reply):
+        m = int(reply[at + 1])
+        ids = [i.decode() for i in reply[at + 2 : at + 2 + m]]
+        found.append(Batches(int(reply[at]), ids, list(reply[at + 2 + m : at + 2 + 2 * m])))
+        at += 2 + 2 * m
+    return found
 
 
 class RedisStore(Store):
@@ -146,8 +201,12 @@ class RedisStore(Store):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         # Any: redis-py types replies as bytes | str whatever decode_responses says; ours are str.
         self._redis: Any = None
+        self._raw: Any = None  # the same Redis, replies as bytes: packed batches are binary
         self._last_reclaim = 0.0
         self._complete: Any = None
+        self._legacy_complete: Any = None
+        self._read_batches: Any = None
+        self._compact_chunk: Any = None
         self._start: Any = None
         self._drop: Any = None
         self._feed: Any = None
@@ -166,10 +225,11 @@ class RedisStore(Store):
         return self._redis
 
     async def open(self) -> None:
-        self._redis = aioredis.Redis.from_url(
-            self.url, decode_responses=True, socket_timeout=self.block_ms / 1000 + 4, socket_connect_timeout=2
-        )
+        self._redis, self._raw = self._client(decode=True), self._client(decode=False)
         self._complete = self._redis.register_script(k.COMPLETE_CHUNK)
+        self._legacy_complete = self._redis.register_script(k.LEGACY_COMPLETE_CHUNK)
+        self._read_batches = self._raw.register_script(k.READ_BATCHES)
+        self._compact_chunk = self._redis.register_script(k.COMPACT_CHUNK)
         self._start = self._redis.register_script(k.START_CHUNK)
         self._drop = self._redis.register_script(k.DROP_CHUNK)
         self._feed = self._redis.register_script(k.FEED_CHUNK)
@@ -182,6 +242,12 @@ class RedisStore(Store):
         with contextlib.suppress(StoreUnavailable):  # start anyway: 503s until Redis is back
             await self._ensure_group()
 
+    def _client(self, decode: bool) -> Any:
+        timeout = self.block_ms / 1000 + 4
+        return aioredis.Redis.from_url(
+            self.url, decode_responses=decode, socket_timeout=timeout, socket_connect_timeout=2
+        )
+
     @unavailable
     async def _ensure_group(self) -> None:
         try:
@@ -193,7 +259,8 @@ class RedisStore(Store):
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
-            self._redis = None
+            await self._raw.aclose()
+            self._redis = self._raw = None
 
     async def ping(self) -> bool:
         try:
@@ -272,6 +339,7 @@ class RedisStore(Store):
             "chunks_left": chunks, "created_at": _now(),
             "finished_at": "" if chunks else _now(), "owner": task.owner or "",
             "lane": lane_of(task, task_id), "chunks": chunks, "chunk_size": chunk_size,
+            k.BATCHES_FIELD: 0,
         }  # fmt: skip
         if secrets and chunks:  # a task with nothing to probe never needs them
             fields["secrets"] = secrets
@@ -469,7 +537,7 @@ class RedisStore(Store):
         """A chunk completed with cancelled results: per index, results already stored are kept,
         only the rest become `cancelled`."""
         urls = (await self.r.get(k.chunk(task_id, number)) or "").split("\n")
-        await self._run_complete(task_id, number, receipt, cancelled_results(enumerate(urls, start)))
+        await self._run_complete(task_id, number, start, receipt, cancelled_results(enumerate(urls, start)))
 
     # -- results ------------------------------------------------------------------------------
 
@@ -477,7 +545,41 @@ class RedisStore(Store):
     async def page_rows(
         self, task_id: str, flt: ResultFilter, after: int | None, limit: int
     ) -> list[tuple[int, str]]:
-        """Scans the filter's narrowest index (`indexed`), checking the rest (`matches`)."""
+        """Reads the chunks the filter's narrowest index (`indexed`) names, checking each result
+        (`matches`)."""
+        if await self._has(task_id, k.BATCHES_FIELD):
+            found = await self._page_batches(task_id, flt, after, limit)
+        else:
+            found = await self._page_legacy(task_id, flt, after, limit)
+        return await self._with_sources(task_id, found) if found and await self._sourced(task_id) else found
+
+    async def _page_batches(
+        self, task_id: str, flt: ResultFilter, after: int | None, limit: int
+    ) -> list[tuple[int, str]]:
+        """Chunk by chunk from the one holding `after`: 1, 2, 4... chunks a step (a page of 50 reads
+        one chunk, a stream fewer steps), only the chunks with a result of the filter's index."""
+        indexed = flt.indexed
+        scanned = k.order(task_id) if indexed == "all" else k.batches_in(task_id, indexed)
+        every = flt == ResultFilter()
+        found: list[tuple[int, str]] = []
+        low, since, chunks = "-inf", after, 1  # the first step starts at the chunk holding `after`
+        while chunks:
+            read = await self._read(task_id, scanned, low, since, chunks)
+            for batches in read:
+                for index, _, row in batches.rows(None if indexed == "all" else indexed):
+                    if (after is None or index > after) and (every or flt.matches(orjson.loads(row))):
+                        found.append((index, row))
+                        if len(found) == limit:
+                            return found
+            if len(read) < chunks:
+                break
+            low, since, chunks = f"({read[-1].start}", None, min(chunks * 2, READ_CHUNKS)
+        return found
+
+    async def _page_legacy(
+        self, task_id: str, flt: ResultFilter, after: int | None, limit: int
+    ) -> list[tuple[int, str]]:
+        """A legacy task's page: scans the filter's index of input indexes."""
         found: list[tuple[int, str]] = []
         low = f"({after}" if after is not None else "-inf"
         scanned = await self._scanned(task_id, flt)
@@ -491,8 +593,7 @@ class RedisStore(Store):
                 if row is not None and flt.matches(orjson.loads(row)):
                     found.append((int(idx), row))
             low = f"({indexes[-1]}"
-        found = found[:limit]
-        return await self._with_sources(task_id, found) if found and await self._sourced(task_id) else found
+        return found[:limit]
 
     async def _sourced(self, task_id: str) -> bool:
         """Whether the task's results have sources (plain tasks' pages then cost what they did
@@ -500,8 +601,8 @@ class RedisStore(Store):
         return await self._has(task_id, "sourced")
 
     async def _has(self, task_id: str, field: str) -> bool:
-        """Whether the task hash has a field set at creation and never changed (`sourced`, the
-        legacy `ok`): asked once per process."""
+        """Whether the task hash has a field set at creation and never removed (`sourced`, the
+        legacy `ok`, `batches`): asked once per process."""
         known = self._flags.get((task_id, field))
         if known is None:
             known = bool(await self.r.hexists(k.task(task_id), field))
@@ -827,7 +928,9 @@ class RedisStore(Store):
     async def _dead_letter(self, chunk: Chunk) -> None:
         await self.r.xadd(k.DEAD, {"task": chunk.task_id, "chunk": str(chunk.number),
                                    "deliveries": str(chunk.deliveries), "at": _now()})  # fmt: skip
-        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, dead_letter_results(chunk))
+        await self._run_complete(
+            chunk.task_id, chunk.number, chunk.start, chunk.receipt, dead_letter_results(chunk)
+        )
 
     async def _ack(self, entry_id: str) -> None:
         async with self.r.pipeline(transaction=True) as pipe:
@@ -836,20 +939,70 @@ class RedisStore(Store):
             await pipe.execute()
 
     async def _run_complete(
-        self, task_id: str, number: int, receipt: str, results: list[ProbeResult], final: bool = True
-    ) -> int:
-        args = [k.task_prefix(task_id), k.GROUP, receipt, str(number), str(self.retention.ttl), _now(),
-                "1" if final else "0"]  # fmt: skip
-        written: int = await self._complete(keys=[k.task(task_id), k.QUEUE], args=args + result_args(results))
-        return written
+        self, task_id: str, number: int, start: int, receipt: str, results: list[ProbeResult],
+        final: bool = True,
+    ) -> int:  # fmt: skip
+        """Results of chunk `number` (starting at input index `start`) in one batch, the ones whose
+        index has none yet: COMPLETE_CHUNK refuses a batch naming an index that has, with those
+        indexes, and the batch goes again without them (each refusal takes one index at least
+        out, so it ends). The chunk's last results (`final`) then compact its batches."""
+        keys = [k.task(task_id), k.QUEUE]
+        ttl, last = str(self.retention.ttl), "1" if final else "0"
+        args: list[str | bytes] = [k.task_prefix(task_id), k.GROUP, receipt, str(number), ttl, _now(), last]
+        if not await self._has(task_id, k.BATCHES_FIELD):
+            return int(await self._legacy_complete(keys=keys, args=args + legacy_args(results)))
+        stored = first_per_index(encode(results))
+        for _ in range(len(stored) + 1):
+            reply = await self._complete(keys=keys, args=args + batch_args(start, stored))
+            if not isinstance(reply, list):
+                if final:
+                    await self._compact(task_id, start)
+                return int(reply)
+            done = {int(index) for index in reply}
+            stored = [item for item in stored if item.index not in done]
+        raise AssertionError("a batch refused with none of its indexes taken out")
+
+    async def _compact(self, task_id: str, start: int) -> None:
+        """A complete chunk's batches replaced by one per class (packed.classes) and segment
+        (packed.segments): compressed as a whole, a chunk's results written a few at a time cost
+        what they cost written at once; a filter of a rare class reads its few results, not the
+        chunk; a page of a large chunk reads a segment of it. Left as they are when already so,
+        or when another write moved them meanwhile (COMPACT_CHUNK checks)."""
+        found = await self._read(task_id, k.order(task_id), str(start), None, 1)
+        if not found or found[0].start != start:
+            return
+        chunk = found[0]
+        batches = [unpack(value) for value in chunk.values]
+        rows = sorted(row for each in batches for row in each)
+        if (
+            all(map(compact, chunk.values))
+            and rows
+            and rows[-1][0] - start < SEGMENT
+            and len(classes(rows)) == len(batches) == sum(len(classes(each)) for each in batches)
+        ):
+            return  # compact already (one segment, one class a batch, each batch another class)
+        args: list[str | bytes] = [k.task_prefix(task_id), str(start), str(len(chunk.ids)), *chunk.ids]
+        for first, part in segments(rows, start):
+            for keys, of_class in classes(part).items():
+                args += [str(first), pack(of_class), str(len(keys)), *keys]
+        await self._compact_chunk(keys=[k.task(task_id)], args=args)
+
+    async def _read(
+        self, task_id: str, index: str, low: str, after: int | None, chunks: int
+    ) -> list[Batches]:
+        keys = [index, k.order(task_id), k.batches(task_id)]
+        reply = await self._read_batches(keys=keys, args=[low, "" if after is None else str(after), chunks])
+        return read_batches(reply)
 
     @unavailable
     async def store_results(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results, final=False)
+        await self._run_complete(
+            chunk.task_id, chunk.number, chunk.start, chunk.receipt, results, final=False
+        )
 
     @unavailable
     async def complete_chunk(self, chunk: Chunk, results: list[ProbeResult]) -> None:
-        await self._run_complete(chunk.task_id, chunk.number, chunk.receipt, results)
+        await self._run_complete(chunk.task_id, chunk.number, chunk.start, chunk.receipt, results)
 
     @unavailable
     async def discover(self, chunk: Chunk, index: int, page_url: str, found: list[Found]) -> None:

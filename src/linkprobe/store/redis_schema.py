@@ -9,9 +9,17 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:starts        HASH   chunk number -> input index of its first URL
     lp:{T}:done          SET    numbers of the chunks already completed (counted once each)
     lp:{T}:todo          LIST   numbers of the chunks not yet put on the queue (fair turns)
-    lp:{T}:results       HASH   input index -> result JSON
-    lp:{T}:idx:<key>     ZSET   input indexes (score = index): `all`, and per count key but latency
-                                (o:<outcome>, s:<code>, e:<kind>), as base.ResultFilter.indexed names them
+    lp:{T}:batches       HASH   batch id -> results packed (store.packed: zlib of lines
+                                "<index>\t<count keys>\t<JSON>"): the results one COMPLETE_CHUNK
+                                wrote; once their chunk is complete, one batch per class of its
+                                results (the same indexed count keys, COMPACT_CHUNK)
+    lp:{T}:order         ZSET   batch ids, score = the input index where their chunk starts (once
+                                compacted, their segment: packed.SEGMENT indexes of the chunk):
+                                results are read a score at a time in input order (its batches merged)
+    lp:{T}:in:<key>      ZSET   ids of the batches holding a result of count key <key> but latency
+                                (o:<outcome>, s:<code>, e:<kind>, as base.ResultFilter.indexed names
+                                them), scored as in `order`: a filter reads only those chunks
+    lp:{T}:written       STRING bitmap: bit i set once input index i has its result (exactly once)
     lp:{T}:counts        HASH   count key (base.count_keys: o:<outcome>, s:<code>, e:<kind>,
                                 l:<bound>) -> results counted; tasks stored before o:<outcome>
                                 have `ok`/`broken` in the task hash and idx:ok/idx:broken
@@ -24,6 +32,13 @@ Keys of one task share the hash tag `{<task id>}` so they live in one Cluster sl
     lp:{T}:byurl         ZSET   an ended task's URLs in URL order for comparing runs, all at score 0:
                                 "<url>\0<what it saw, JSON>" (store.byurl); built on first use
                                 (into lp:{T}:byurl:new:<token>, then renamed), kept BYURL_TTL_S
+
+The task hash's `batches` field is the last batch id given; its presence marks a task stored in
+batches. A task stored before (no `batches`: per-URL keys, ~870 bytes a URL) keeps its layout to
+the end, written by LEGACY_COMPLETE_CHUNK and read as it is:
+
+    lp:{T}:results       HASH   input index -> result JSON
+    lp:{T}:idx:<key>     ZSET   input indexes (score = index): `all`, and per count key but latency
 
 Global keys:
 
@@ -101,11 +116,32 @@ def done(task_id: str) -> str:
     return f"{task_prefix(task_id)}done"
 
 
+def batches(task_id: str) -> str:
+    return f"{task_prefix(task_id)}batches"
+
+
+def order(task_id: str) -> str:
+    return f"{task_prefix(task_id)}order"
+
+
+def batches_in(task_id: str, count_key: str) -> str:
+    return f"{task_prefix(task_id)}in:{count_key}"
+
+
+def written(task_id: str) -> str:
+    return f"{task_prefix(task_id)}written"
+
+
+BATCHES_FIELD = "batches"  # in the task hash: the last batch id given; absent on a legacy task
+
+
 def results(task_id: str) -> str:
+    """A legacy task's results (see the module's docstring)."""
     return f"{task_prefix(task_id)}results"
 
 
 def index(task_id: str, name: str) -> str:
+    """A legacy task's index of input indexes."""
     return f"{task_prefix(task_id)}idx:{name}"
 
 
@@ -233,6 +269,18 @@ local function end_task(p, status, now, retention)
 end
 """
 
+# Acknowledges a chunk's entry (ARGV[3], group ARGV[2]) after its last results (`final`).
+_ACK = """
+local final = ARGV[7] == '1'
+local function ack()
+  if final and ARGV[3] ~= '' then
+    redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+    redis.call('XDEL', KEYS[2], ARGV[3])
+  end
+end
+"""
+
+# A legacy task's (see the module's docstring): the script as it was before batches.
 # KEYS[1] task hash, KEYS[2] queue stream
 # ARGV[1] task key prefix, ARGV[2] group, ARGV[3] entry id ("" when there is none), ARGV[4] chunk
 # number, ARGV[5] retention seconds, ARGV[6] now (ISO 8601), ARGV[7] "1" for a chunk's last results
@@ -244,17 +292,11 @@ end
 # a batch after a cancel never counts a URL twice. The chunk that ends the task ends it (end_task):
 # `ready`, or `cancelled` when a cancel marked it, in the same step, so no reader ever sees a
 # cancelled task `ready`. Returns the number of results written.
-COMPLETE_CHUNK = (
+LEGACY_COMPLETE_CHUNK = (
     _STATUSES
     + _END_TASK
+    + _ACK
     + """
-local final = ARGV[7] == '1'
-local function ack()
-  if final and ARGV[3] ~= '' then
-    redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
-    redis.call('XDEL', KEYS[2], ARGV[3])
-  end
-end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= RUNNING and status ~= PENDING then ack() return 0 end
 local p = ARGV[1]
@@ -288,6 +330,129 @@ ack()
 return written
 """
 )
+
+# KEYS[1] task hash, KEYS[2] queue stream
+# ARGV[1] task key prefix, ARGV[2] group, ARGV[3] entry id ("" when there is none), ARGV[4] chunk
+# number, ARGV[5] retention seconds, ARGV[6] now (ISO 8601), ARGV[7] "1" for a chunk's last results
+# (mark the chunk done, acknowledge it) or "0" for a batch on the way, ARGV[8] the input index where
+# the chunk starts, ARGV[9] the batch (store.packed; "" when it has no result), ARGV[10] c,
+# ARGV[11] d, then c pairs (count key, results it counts: base.tally), the d count keys the batch
+# is indexed by (packed.indexed_keys), and the input index of each result.
+# Python decides what a batch holds and how it is counted; the script applies it whole or not at
+# all: exactly once per input index (the `written` bitmap), so when any index of the batch has its
+# result already it writes nothing and returns those indexes (a table), and the caller sends the
+# batch again without them. A redelivered chunk, or a batch after a cancel, never counts a URL
+# twice. Else it keeps the batch (next id), joins it to `order` and to the indexes, adds the
+# counts, and returns the number of results written. The chunk that ends the task ends it
+# (end_task): `ready`, or `cancelled` when a cancel marked it, in the same step, so no reader ever
+# sees a cancelled task `ready`.
+COMPLETE_CHUNK = (
+    _STATUSES
+    + _END_TASK
+    + _ACK
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= RUNNING and status ~= PENDING then ack() return 0 end
+local p, start = ARGV[1], ARGV[8]
+local c, d = tonumber(ARGV[10]), tonumber(ARGV[11])
+local first = 12 + 2 * c + d
+local written = p .. 'written'
+local refused = {}
+for i = first, #ARGV do
+  if redis.call('GETBIT', written, ARGV[i]) == 1 then refused[#refused + 1] = tonumber(ARGV[i]) end
+end
+if #refused > 0 then return refused end
+local n = #ARGV - first + 1
+local keys = {p .. 'done', p .. 'written', p .. 'batches', p .. 'order', p .. 'counts'}
+if n > 0 then
+  for i = first, #ARGV do redis.call('SETBIT', written, ARGV[i], 1) end
+  local id = redis.call('HINCRBY', KEYS[1], 'batches', 1)
+  redis.call('HSET', p .. 'batches', id, ARGV[9])
+  redis.call('ZADD', p .. 'order', start, id)
+  for i = 12, 11 + 2 * c, 2 do redis.call('HINCRBY', p .. 'counts', ARGV[i], ARGV[i + 1]) end
+  for i = 12 + 2 * c, first - 1 do
+    keys[#keys + 1] = p .. 'in:' .. ARGV[i]
+    redis.call('ZADD', keys[#keys], start, id)
+  end
+  redis.call('HINCRBY', KEYS[1], 'done', n)
+end
+redis.call('SADD', p .. 'keys', unpack(keys))
+if final and redis.call('SADD', p .. 'done', ARGV[4]) == 1 then
+  if redis.call('HINCRBY', KEYS[1], 'chunks_left', -1) <= 0 then
+    local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelling') == 1
+    end_task(p, cancelled and CANCELLED or READY, ARGV[6], tonumber(ARGV[5]))
+  end
+end
+ack()
+return n
+"""
+)
+
+# KEYS[1] the batch index read (`order`, or `in:<count key>` for a filter), KEYS[2] `order`, KEYS[3]
+# `batches`; ARGV[1] the lowest chunk start ("-inf", or "(<start>" for past it), ARGV[2] an input
+# index ("" for none): start at its chunk instead, ARGV[3] chunks at most.
+# The batches of the next chunks in KEYS[1], read in one step (a chunk's batches are never seen
+# half compacted): per chunk its start, the number m of its batches, their m ids and m values.
+READ_BATCHES = """
+local low = ARGV[1]
+if ARGV[2] ~= '' then
+  local at = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[2], '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #at > 0 then low = at[2] end
+end
+local out = {}
+for _ = 1, tonumber(ARGV[3]) do
+  local next = redis.call('ZRANGEBYSCORE', KEYS[1], low, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #next == 0 then break end
+  local start = next[2]
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], start, start)
+  out[#out + 1] = start
+  out[#out + 1] = #ids
+  for _, id in ipairs(ids) do out[#out + 1] = id end
+  for first = 1, #ids, 1000 do  -- a chunk written one result at a time has many (unpack's limit)
+    local values = redis.call('HMGET', KEYS[3], unpack(ids, first, math.min(first + 999, #ids)))
+    for _, value in ipairs(values) do out[#out + 1] = value end
+  end
+  low = '(' .. start
+end
+return out
+"""
+
+# KEYS[1] task hash; ARGV[1] task key prefix, ARGV[2] the input index where the chunk starts,
+# ARGV[3] m, then the m batch ids the chunk's results were read from (READ_BATCHES), then the
+# batches that replace them: per batch its score (the first input index of its segment), its
+# value, d, and the d count keys it is indexed by.
+# A complete chunk's batches replaced, only while they are still the ones read (a task deleted, or
+# another writer, leaves them be). The new batches join their indexes before the old ones leave
+# theirs, so no key is ever emptied (a key's TTL, once the task ended, stays as it is).
+# Returns 1 when replaced.
+COMPACT_CHUNK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local p, start, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = redis.call('ZRANGEBYSCORE', p .. 'order', start, start)
+if #now ~= m then return 0 end
+for i = 1, m do
+  if now[i] ~= ARGV[3 + i] then return 0 end
+end
+local indexes, at = {}, 4 + m
+while at <= #ARGV do
+  local id = redis.call('HINCRBY', KEYS[1], 'batches', 1)
+  local score = ARGV[at]
+  redis.call('HSET', p .. 'batches', id, ARGV[at + 1])
+  redis.call('ZADD', p .. 'order', score, id)
+  local d = tonumber(ARGV[at + 2])
+  for i = at + 3, at + 2 + d do
+    redis.call('ZADD', p .. 'in:' .. ARGV[i], score, id)
+    indexes[ARGV[i]] = true
+  end
+  at = at + 3 + d
+end
+for i = 4, 3 + m do
+  redis.call('HDEL', p .. 'batches', ARGV[i])
+  redis.call('ZREM', p .. 'order', ARGV[i])
+  for key in pairs(indexes) do redis.call('ZREM', p .. 'in:' .. key, ARGV[i]) end
+end
+return 1
+"""
 
 # KEYS[1] task hash, KEYS[2] chunk kinds hash; ARGV[1] now, ARGV[2] chunk number. Marks a pending
 # task running when its first chunk is claimed. Returns the task's status, options, crawl spec ("" for
