@@ -9,6 +9,7 @@ import json
 import sqlite3
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from linkprobe.extract.document import MAX_PLACES
@@ -370,7 +371,8 @@ async def test_sources_come_with_result_pages_filters_and_streams(store: Store) 
 async def test_document_sources_given_at_creation_come_with_the_results(store: Store) -> None:
     sources = {0: {"total": 1, "places": places(("README.md", 3))},
                2: {"total": 12, "places": places(*(("docs/a.html", n) for n in range(10)))}}  # fmt: skip
-    created, _ = await store.create_task(NewTask(sources=sources), iter(URLS[:3]), chunk_size=2)
+    given = [(0, sources[0]), (2, orjson.Fragment(orjson.dumps(sources[2])))]  # a dict, or its JSON (intake)
+    created, _ = await store.create_task(NewTask(sources=given), iter(URLS[:3]), chunk_size=2)
     assert created.crawl is None
     await drain(store)
     items = await all_results(store, created.id)
