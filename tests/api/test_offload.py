@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import httpx
 import pytest
 from fastapi import HTTPException
 
 from linkprobe.api import offload
-from tests.conftest import wait_for
+from tests.api.test_documents import intake_processes
+from tests.conftest import start_service, wait_for
 
 # Jobs, run in the intake process (imported there by name): fn(paths, *args).
 
@@ -120,3 +122,18 @@ def test_the_url_file_gives_back_every_url_whole() -> None:
     with tempfile.TemporaryFile() as file:
         assert offload.write_urls(urls, f"/proc/{os.getpid()}/fd/{file.fileno()}") == len(urls)
         assert list(offload.read_urls(file)) == urls
+
+
+async def test_the_intake_processes_end_with_a_killed_api(tmp_path: Path) -> None:
+    service = await start_service(tmp_path, "api", "--db", str(tmp_path / "i.db"), name="api")
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as api:
+            sent = await api.post(
+                "/api/v1/tasks", content="http://127.0.0.1:9/a\n", headers={"Content-Type": "text/plain"}
+            )
+            assert sent.status_code == 202, sent.text
+        server, pooled = intake_processes(service.process.pid)
+    finally:
+        await service.stop(kill=True)  # kill -9: nothing of the API's runs its shutdown
+    left = [server, *pooled]
+    await wait_for(lambda: not any(map(_alive, left)), "the fork server and its processes to end")

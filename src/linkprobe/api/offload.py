@@ -18,7 +18,9 @@ import asyncio
 import json
 import multiprocessing
 import os
+import select
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -79,7 +81,9 @@ class Pool:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(_PRELOAD)
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_started)
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_started, initargs=(os.getpid(),)
+            )
         return self._executor
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:
@@ -98,12 +102,29 @@ INTAKE = Pool(2)
 DOCUMENTS = Pool(1)
 
 
-def _started() -> None:
+def _started(api: int) -> None:
     """Each process: Ctrl-C is the API's to handle (the processes end when it shuts the pool
     down), and its CPU goes to the API first: on a busy machine the scheduler would otherwise
     share it evenly, and /healthz would wait behind a body being counted."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(NICENESS)
+    _end_with(api)
+
+
+def _end_with(api: int) -> None:
+    """Exit when the API process ends, even by kill -9: a pooled process would wait for work
+    forever (and keep its fork server alive), ~90 MB each time. Its parent is the fork server,
+    so PR_SET_PDEATHSIG cannot tell; a pidfd of the API can."""
+    try:
+        watched = os.pidfd_open(api)
+    except ProcessLookupError:  # already gone
+        os._exit(0)
+    threading.Thread(target=_exit_when_readable, args=(watched,), daemon=True).start()
+
+
+def _exit_when_readable(descriptor: int) -> None:
+    select.select([descriptor], [], [])  # a pidfd is readable once its process has ended
+    os._exit(0)
 
 
 def _submit(
