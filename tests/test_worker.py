@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from linkprobe.metrics import Metrics
 from linkprobe.store import Chunk, NewTask, ResultFilter, Store, StoreUnavailable
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
-from linkprobe.worker import Worker
+from linkprobe.worker import Worker, process_problems
 from tests.conftest import RedisServer, Target, wait_for
 
 
@@ -213,3 +215,17 @@ async def test_a_target_that_black_holes_part_way_ends_with_one_result_per_url(
     kinds = {(r["error"] or {}).get("kind") for r in results if not r["ok"]}
     assert sum(r["ok"] for r in results) == target.answered == 6
     assert kinds and kinds <= {"timeout", "connect_timeout"}, kinds
+
+
+async def test_a_serve_worker_process_that_has_not_published_yet_is_starting(tmp_path: Path) -> None:
+    """serve's /readyz waits for its worker processes: one alive that has not published its state
+    once is still starting; once it has, it is not a problem."""
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    child.start()
+    try:
+        assert process_problems([child], tmp_path) == [f"worker process {child.pid} is starting"]
+        Metrics().publish(tmp_path / f"worker-{child.pid}.json", None)
+        assert process_problems([child], tmp_path) == []
+    finally:
+        child.kill()
+        child.join()

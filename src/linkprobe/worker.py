@@ -444,7 +444,7 @@ async def work(settings: Settings, shared: Path | None = None) -> None:
 
 
 async def _publish(metrics: Metrics, worker: Worker, shared: Path) -> None:
-    path = shared / f"worker-{os.getpid()}.json"
+    path = shared / f"worker-{os.getpid()}.json"  # process_problems finds it by this name
     while True:
         metrics.publish(path, worker.problem())
         await asyncio.sleep(PUBLISH_S)
@@ -511,5 +511,12 @@ def stop_processes(children: list[BaseProcess]) -> None:
 def process_problems(children: list[BaseProcess], shared: Path) -> list[str]:
     """What is wrong with serve's worker processes: one that ended, or what one published."""
     ended = [f"worker process {c.pid} ended (exit code {c.exitcode})" for c in children if not c.is_alive()]
+    # Not ready before each has published once: until then it is still starting (importing, opening
+    # the store and the engine), and work submitted meanwhile waits for it.
+    starting = [
+        f"worker process {c.pid} is starting"
+        for c in children
+        if c.is_alive() and not (shared / f"worker-{c.pid}.json").exists()
+    ]
     said = [str(p["problem"]) for p in published(shared) if p.get("problem")]
-    return ended + said
+    return ended + starting + said

@@ -92,7 +92,11 @@ async def test_serve_worker_processes_end_with_it_and_a_dead_one_is_not_ready(tm
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as api:
             await wait_for(lambda: len(_children(service.process.pid)) == 2, "the two worker processes")
             first, second = _children(service.process.pid)
-            assert (await api.get("/readyz")).status_code == 200
+
+            async def ready() -> bool:  # each worker process has started (published once)
+                return (await api.get("/readyz")).status_code == 200
+
+            await wait_for(ready, "/readyz to say ready")
             os.kill(first, signal.SIGKILL)
 
             async def not_ready() -> bool:
@@ -103,6 +107,25 @@ async def test_serve_worker_processes_end_with_it_and_a_dead_one_is_not_ready(tm
     finally:
         await service.stop(kill=True)  # kill -9: the other worker process must end with it
     await wait_for(lambda: not os.path.exists(f"/proc/{second}") or _zombie(second), "the orphan to end")
+
+
+@pytest.mark.parametrize("command", ["serve", "api"])
+async def test_the_intake_processes_start_with_the_service_not_on_the_first_upload(
+    tmp_path: Path, command: str
+) -> None:
+    """The fork server imports linkprobe (a second or more): that is the service's start-up, so
+    the first task's POST does not wait for it."""
+    service = await start_service(tmp_path, command, "--db", str(tmp_path / "i.db"))
+    try:
+
+        def intake_started() -> bool:  # a child of any of its threads (a thread starts it)
+            threads = Path(f"/proc/{service.process.pid}/task").glob("*/children")
+            pids = [pid for listed in threads for pid in listed.read_text().split()]
+            return any(b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids)
+
+        await wait_for(intake_started, "the intake fork server, before any upload")
+    finally:
+        await service.stop()
 
 
 def _zombie(pid: int) -> bool:
