@@ -58,6 +58,14 @@ STALL_S = 2.0  # no result from any chunk for this long: the held chunks are sta
 GIVE_UP_MARGIN_S = 30.0
 WEDGED_S = 300.0  # /readyz says not ready this long after a chunk was given up
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
+# ...and up to this many times `slots` when they move fast: it holds chunks with as many URLs left
+# as it finished in the last AHEAD_S seconds. Each chunk's URLs wait in the engine's queue at once,
+# where a slot freed by a host goes to that host's next URL in any held chunk of the task: over
+# many hosts, a chunk of consecutive input URLs meets each host once, and the bounded pool keeps
+# a host's connection only until it comes round again within a few hundred requests.
+AHEAD_FACTOR = 16
+AHEAD_S = 2.0
+RATE_S = 0.5  # the rate is measured over this long
 T = TypeVar("T")
 # Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
 # until it is parsed, and pages are parsed EXTRACTORS at a time, so a wider window only holds memory.
@@ -122,16 +130,42 @@ class Worker:
         self.metrics = metrics
         self.progressed_at = time.monotonic()  # when a result of any chunk last reached the store
         self.crawls = CrawlChunks(self)
+        self.left: dict[asyncio.Task[None], int] = {}  # the URLs of each held chunk without a result
+        self.finished = 0  # results so far, of every chunk
+        self.rate = 0.0  # results a second, over the last RATE_S
+        self._rate_from = (time.monotonic(), 0)
+        self._queue_empty_until = 0.0  # an ahead loop found no chunk: the others wait as it does
+        self._claiming_extra = False  # one claim of a spare or ahead loop at a time (see _may_claim)
 
     def _stalled(self) -> bool:
         """Every slot holds a chunk and none has answered for STALL_S (hanging servers): a spare
         loop takes one more chunk, so the next task in turn is not kept waiting behind them."""
         return len(self.active) >= self.slots and time.monotonic() - self.progressed_at > STALL_S
 
+    def _hungry(self) -> bool:
+        """The held chunks have fewer URLs left than this worker finished in the last AHEAD_S:
+        an ahead loop takes one more (see AHEAD_FACTOR), unless the queue was just found empty."""
+        now = time.monotonic()
+        since, count = self._rate_from
+        if now - since >= RATE_S:
+            self.rate = (self.finished - count) / (now - since)
+            self._rate_from = (now, self.finished)
+        return now >= self._queue_empty_until and sum(self.left.values()) < self.rate * AHEAD_S
+
+    def _may_claim(self, slot: int) -> bool:
+        """A loop of the `slots` always claims; a spare or an ahead one only for stalled or fast
+        work, one claim at a time, so that each sees the chunks the ones before it took."""
+        if slot < self.slots:
+            return True
+        if self._claiming_extra:
+            return False
+        return (slot < self.slots * SPARE_FACTOR and self._stalled()) or self._hungry()
+
     async def run(self) -> None:
-        """Run until stop(): the chunk loops (`slots`, and the spare ones), the cancellation watcher
-        and the heartbeat."""
-        loops = [asyncio.create_task(self._loop(n)) for n in range(self.slots * SPARE_FACTOR)]
+        """Run until stop(): the chunk loops (`slots`, the spare and the ahead ones), the
+        cancellation watcher and the heartbeat."""
+        count = self.slots * max(SPARE_FACTOR, AHEAD_FACTOR)
+        loops = [asyncio.create_task(self._loop(n)) for n in range(count)]
         helpers = [asyncio.create_task(self._watch_cancellations()), asyncio.create_task(self._heartbeat())]
         await self._stopping.wait()
         for task, chunk in self.active.items():
@@ -156,9 +190,11 @@ class Worker:
         # Checked as well as cancelled: a store client may turn a cancelled blocking read into a
         # connection error, and a loop that took that for an outage would never stop.
         while not self._stopping.is_set():
-            if slot >= self.slots and not self._stalled():  # a spare loop: only for stalled work
+            if not self._may_claim(slot):  # a spare or ahead loop: only for stalled or fast work
                 await asyncio.sleep(IDLE_POLL_S)
                 continue
+            extra = slot >= self.slots
+            self._claiming_extra |= extra
             try:
                 chunk = await self.store.claim_chunk(f"{self.name}/{slot}")
             except StoreUnavailable as exc:
@@ -166,22 +202,32 @@ class Worker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            finally:
+                self._claiming_extra &= not extra
             backoff = IDLE_POLL_S
             if chunk is None:
+                if extra:
+                    self._queue_empty_until = time.monotonic() + IDLE_POLL_S
                 await asyncio.sleep(IDLE_POLL_S)
                 continue
-            work = asyncio.create_task(self._process(chunk))
-            self.active[work] = chunk
-            self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
-            self.longest[work] = _longest(chunk)
-            try:
-                await asyncio.wait({work})  # a cancelled chunk ends here; a cancelled loop raises
-            finally:
-                work.cancel()
-                self.active.pop(work, None)
-                self.moved.pop(work, None)
-                self.longest.pop(work, None)
-            await self._settle(work, chunk)
+            await self._hold(chunk)
+
+    async def _hold(self, chunk: Chunk) -> None:
+        """Process `chunk` to its end (a cancelled chunk ends here; a cancelled loop raises)."""
+        work = asyncio.create_task(self._process(chunk))
+        self.active[work] = chunk
+        self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
+        self.longest[work] = _longest(chunk)
+        self.left[work] = len(chunk.urls)
+        try:
+            await asyncio.wait({work})
+        finally:
+            work.cancel()
+            self.active.pop(work, None)
+            self.moved.pop(work, None)
+            self.longest.pop(work, None)
+            self.left.pop(work, None)
+        await self._settle(work, chunk)
 
     async def _settle(self, work: asyncio.Task[None], chunk: Chunk) -> None:
         if work.cancelled():  # given up (logged with its reason) or stopping: nothing to store
@@ -194,12 +240,14 @@ class Worker:
         started = time.perf_counter()
         batch = Batch(self, chunk)
         flusher = asyncio.create_task(batch.flush_every(FLUSH_S))
-        me, moved = asyncio.current_task(), self.moved
+        me, moved, left = asyncio.current_task(), self.moved, self.left
         assert me is not None
         try:
             async for result in self._results(chunk, options):
                 batch.add(result)
                 moved[me] = time.monotonic()
+                left[me] -= 1
+                self.finished += 1
         except BaseException:
             flusher.cancel()
             raise
@@ -219,7 +267,14 @@ class Worker:
         if options.max_age:
             return self._reused_or_probed(chunk, options)
         # One lane per task: its chunks share one fair part of the engine's slots with the others.
-        return self.engine.run(chunk.urls, options, start_index=chunk.start, lane=chunk.task_id)
+        # The whole chunk waits in the engine's queue, where a freed host's slot goes to the next
+        # URL of that host in any held chunk of the task (Engine.run's window), unless the task's
+        # own concurrency is what bounds its URLs in flight.
+        whole = options.concurrency >= self.engine.config.concurrency
+        window = len(chunk.urls) if whole else None
+        return self.engine.run(
+            chunk.urls, options, start_index=chunk.start, lane=chunk.task_id, window=window
+        )
 
     async def _reused_or_probed(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
         """options.max_age: the results the owner's tasks probed recently with the same options
