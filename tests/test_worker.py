@@ -229,3 +229,34 @@ async def test_a_serve_worker_process_that_has_not_published_yet_is_starting(tmp
     finally:
         child.kill()
         child.join()
+
+
+async def test_a_host_share_of_a_chunk_gets_a_result_for_each_of_its_urls_in_input_order(
+    tmp_path: Path, target: Target
+) -> None:
+    """serve's worker processes each probe the URLs of their hosts in every range (Chunk.indexes):
+    the engine numbers them from 0, the worker gives each its input index back, whatever the
+    order they end in. Here one process (share 0) takes both shares in turn."""
+    serving = SQLiteStore(tmp_path / "s.db", shares=2)
+    await serving.open()
+    follower = SQLiteStore(tmp_path / "s.db", follower=True, share=0)
+    await follower.open()
+    urls = [
+        target.url(f"/status/{200 if i % 3 else 404}?n={i}", host=f"127.0.7.{i % 5 + 1}") for i in range(30)
+    ]
+    try:
+        task, _ = await serving.create_task(NewTask(options=ProbeOptions(retries=0)), urls, 8)
+        async with Engine(EngineConfig(allow_private=True, concurrency=4)) as engine:
+            worker = Worker(follower, engine, slots=2)
+            running = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: _ready(serving, task.id), "the task's results", 30)
+            finally:
+                await worker.shutdown(running)
+        results, _ = await serving.results(task.id, ResultFilter(), None, 100)
+    finally:
+        await follower.close()
+        await serving.close()
+    assert [(r["index"], r["url"], r["status_code"]) for r in results] == [
+        (i, url, 200 if i % 3 else 404) for i, url in enumerate(urls)
+    ]

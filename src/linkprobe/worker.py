@@ -58,11 +58,11 @@ STALL_S = 2.0  # no result from any chunk for this long: the held chunks are sta
 GIVE_UP_MARGIN_S = 30.0
 WEDGED_S = 300.0  # /readyz says not ready this long after a chunk was given up
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
-# ...and up to this many times `slots` when they move fast: it holds chunks with as many URLs left
-# as it finished in the last AHEAD_S seconds. Each chunk's URLs wait in the engine's queue at once,
-# where a slot freed by a host goes to that host's next URL in any held chunk of the task: over
-# many hosts, a chunk of consecutive input URLs meets each host once, and the bounded pool keeps
-# a host's connection only until it comes round again within a few hundred requests.
+# ...and up to this many times `slots` when they move fast (Worker._ahead): it holds chunks with as
+# many URLs left as it finished in the last AHEAD_S seconds. Each chunk's URLs wait in the engine's
+# queue at once, where a slot freed by a host goes to that host's next URL in any held chunk of the
+# task: over many hosts, a chunk of consecutive input URLs meets each host once, and the bounded
+# pool keeps a host's connection only until it comes round again within a few hundred requests.
 AHEAD_FACTOR = 16
 AHEAD_S = 2.0
 RATE_S = 0.5  # the rate is measured over this long
@@ -134,8 +134,7 @@ class Worker:
         self.finished = 0  # results so far, of every chunk
         self.rate = 0.0  # results a second, over the last RATE_S
         self._rate_from = (time.monotonic(), 0)
-        self._queue_empty_until = 0.0  # an ahead loop found no chunk: the others wait as it does
-        self._claiming_extra = False  # one claim of a spare or ahead loop at a time (see _may_claim)
+        self._held_ahead: set[asyncio.Task[None]] = set()  # the chunks _ahead holds
 
     def _stalled(self) -> bool:
         """Every slot holds a chunk and none has answered for STALL_S (hanging servers): a spare
@@ -143,38 +142,34 @@ class Worker:
         return len(self.active) >= self.slots and time.monotonic() - self.progressed_at > STALL_S
 
     def _hungry(self) -> bool:
-        """The held chunks have fewer URLs left than this worker finished in the last AHEAD_S:
-        an ahead loop takes one more (see AHEAD_FACTOR), unless the queue was just found empty."""
+        """The held chunks have fewer URLs left than this worker finished in the last AHEAD_S,
+        and fewer chunks than AHEAD_FACTOR x `slots`: _ahead takes one more."""
         now = time.monotonic()
         since, count = self._rate_from
         if now - since >= RATE_S:
             self.rate = (self.finished - count) / (now - since)
             self._rate_from = (now, self.finished)
-        return now >= self._queue_empty_until and sum(self.left.values()) < self.rate * AHEAD_S
-
-    def _may_claim(self, slot: int) -> bool:
-        """A loop of the `slots` always claims; a spare or an ahead one only for stalled or fast
-        work, one claim at a time, so that each sees the chunks the ones before it took."""
-        if slot < self.slots:
-            return True
-        if self._claiming_extra:
+        if len(self.active) >= self.slots * AHEAD_FACTOR:
             return False
-        return (slot < self.slots * SPARE_FACTOR and self._stalled()) or self._hungry()
+        return sum(self.left.values()) < self.rate * AHEAD_S
 
     async def run(self) -> None:
-        """Run until stop(): the chunk loops (`slots`, the spare and the ahead ones), the
+        """Run until stop(): the chunk loops (`slots`, and the spare ones), the claims ahead, the
         cancellation watcher and the heartbeat."""
-        count = self.slots * max(SPARE_FACTOR, AHEAD_FACTOR)
-        loops = [asyncio.create_task(self._loop(n)) for n in range(count)]
-        helpers = [asyncio.create_task(self._watch_cancellations()), asyncio.create_task(self._heartbeat())]
+        loops = [asyncio.create_task(self._loop(n)) for n in range(self.slots * SPARE_FACTOR)]
+        helpers = [
+            asyncio.create_task(self._watch_cancellations()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._ahead()),
+        ]
         await self._stopping.wait()
         for task, chunk in self.active.items():
             log.info("chunk %s/%s stopped in flight: the worker is stopping (it will be redelivered)",
                      chunk.task_id, chunk.number)  # fmt: skip
             task.cancel()
-        for task in (*loops, *helpers):
+        for task in (*loops, *helpers, *self._held_ahead):
             task.cancel()
-        await asyncio.gather(*loops, *helpers, return_exceptions=True)
+        await asyncio.gather(*loops, *helpers, *self._held_ahead, return_exceptions=True)
         self.crawls.robots.close()
 
     def stop(self) -> None:
@@ -190,11 +185,9 @@ class Worker:
         # Checked as well as cancelled: a store client may turn a cancelled blocking read into a
         # connection error, and a loop that took that for an outage would never stop.
         while not self._stopping.is_set():
-            if not self._may_claim(slot):  # a spare or ahead loop: only for stalled or fast work
+            if slot >= self.slots and not self._stalled():  # a spare loop: only for stalled work
                 await asyncio.sleep(IDLE_POLL_S)
                 continue
-            extra = slot >= self.slots
-            self._claiming_extra |= extra
             try:
                 chunk = await self.store.claim_chunk(f"{self.name}/{slot}")
             except StoreUnavailable as exc:
@@ -202,15 +195,29 @@ class Worker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            finally:
-                self._claiming_extra &= not extra
             backoff = IDLE_POLL_S
             if chunk is None:
-                if extra:
-                    self._queue_empty_until = time.monotonic() + IDLE_POLL_S
                 await asyncio.sleep(IDLE_POLL_S)
                 continue
             await self._hold(chunk)
+
+    async def _ahead(self) -> None:
+        """Claim chunks beyond `slots`, one after the other, while the held ones would not keep
+        this worker busy for AHEAD_S (see AHEAD_FACTOR); each is held in a task of its own."""
+        while not self._stopping.is_set():
+            if not self._hungry():
+                await asyncio.sleep(RATE_S / 5)
+                continue
+            try:
+                chunk = await self.store.claim_chunk(f"{self.name}/ahead")
+            except StoreUnavailable:  # the loops log it
+                chunk = None
+            if chunk is None:
+                await asyncio.sleep(IDLE_POLL_S)
+                continue
+            held = asyncio.create_task(self._hold(chunk))
+            self._held_ahead.add(held)
+            held.add_done_callback(self._held_ahead.discard)
 
     async def _hold(self, chunk: Chunk) -> None:
         """Process `chunk` to its end (a cancelled chunk ends here; a cancelled loop raises)."""
@@ -272,9 +279,10 @@ class Worker:
         # own concurrency is what bounds its URLs in flight.
         whole = options.concurrency >= self.engine.config.concurrency
         window = len(chunk.urls) if whole else None
-        return self.engine.run(
-            chunk.urls, options, start_index=chunk.start, lane=chunk.task_id, window=window
-        )
+        lane = chunk.task_id
+        if chunk.indexes is None:
+            return self.engine.run(chunk.urls, options, start_index=chunk.start, lane=lane, window=window)
+        return _indexed(self.engine.run(chunk.urls, options, lane=lane, window=window), chunk.indexes)
 
     async def _reused_or_probed(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
         """options.max_age: the results the owner's tasks probed recently with the same options
@@ -282,15 +290,16 @@ class Worker:
         and their results kept for later tasks."""
         found = await self.store.cached(chunk.task_id, chunk.urls, options.max_age)
         probe: list[int] = []  # input indexes of the URLs to probe
-        for offset, url in enumerate(chunk.urls):
+        urls: list[str] = []
+        for index, url in zip(chunk.positions, chunk.urls, strict=True):
             if (hit := found.get(url)) is None:
-                probe.append(chunk.start + offset)
+                probe.append(index)
+                urls.append(url)
                 continue
             first = ProbeResult.from_dict(orjson.loads(hit[1]))
-            first.index = chunk.start + offset
+            first.index = index
             yield Reused(**{f.name: getattr(first, f.name) for f in RESULT_FIELDS}, cached_from=hit[0])
         fresh: list[ProbeResult] = []
-        urls = [chunk.urls[index - chunk.start] for index in probe]
         async for result in self.engine.run(urls, options, start_index=0, lane=chunk.task_id):
             result.index = probe[result.index]
             fresh.append(result)
@@ -465,6 +474,13 @@ async def completed(calls: Iterable[Awaitable[T]], limit: int) -> AsyncIterator[
             future.cancel()
 
 
+async def _indexed(results: AsyncIterator[ProbeResult], indexes: list[int]) -> AsyncIterator[ProbeResult]:
+    """A run's results (numbered from 0) with the input indexes of a chunk's URLs."""
+    async for result in results:
+        result.index = indexes[result.index]
+        yield result
+
+
 async def _flat(lists: AsyncIterator[list[T]]) -> AsyncIterator[T]:
     async for items in lists:
         for item in items:
@@ -474,13 +490,13 @@ async def _flat(lists: AsyncIterator[list[T]]) -> AsyncIterator[T]:
 # -- worker processes: `linkprobe worker --processes N`, and `linkprobe serve`'s --
 
 
-async def work(settings: Settings, shared: Path | None = None) -> None:
+async def work(settings: Settings, shared: Path | None = None, share: int | None = None) -> None:
     """Probe chunks until SIGTERM or SIGINT. With `shared` (a worker process of `linkprobe serve`)
     the store is the serving process's SQLite file, and this process's metrics and health are
     published there every second for the API's /metrics and /readyz."""
     from linkprobe.store import open_store
 
-    store = open_store(settings, follower=shared is not None)
+    store = open_store(settings, follower=shared is not None, share=share)
     await store.open()
     metrics = Metrics()
     try:
@@ -505,7 +521,9 @@ async def _publish(metrics: Metrics, worker: Worker, shared: Path) -> None:
         await asyncio.sleep(PUBLISH_S)
 
 
-def child_process(settings: Settings, shared: Path | None = None, parent: int | None = None) -> None:
+def child_process(
+    settings: Settings, shared: Path | None = None, parent: int | None = None, share: int | None = None
+) -> None:
     """A worker process: `linkprobe worker`'s, or one of `linkprobe serve`'s (with `shared`, and
     the serving process's pid)."""
     import uvloop
@@ -516,7 +534,7 @@ def child_process(settings: Settings, shared: Path | None = None, parent: int | 
     if parent is not None:
         _end_with_parent(parent)
     settle_heap()
-    uvloop.run(work(settings, shared))
+    uvloop.run(work(settings, shared, share))
 
 
 def _end_with_parent(parent: int) -> None:
@@ -539,12 +557,15 @@ def shared_settings(settings: Settings, processes: int) -> Settings:
 
 
 def start_processes(settings: Settings, count: int, shared: Path | None = None) -> list[BaseProcess]:
-    """`count` worker processes, started (spawned: nothing of this process's state is shared)."""
+    """`count` worker processes, started (spawned: nothing of this process's state is shared).
+    serve's (with `shared`) each prefer their own host share of the chunks (SQLiteStore)."""
     context = multiprocessing.get_context("spawn")
     parent = os.getpid() if shared is not None else None  # serve's: they end with it
     children: list[BaseProcess] = [
-        context.Process(target=child_process, args=(settings, shared, parent), daemon=False)
-        for _ in range(count)
+        context.Process(
+            target=child_process, args=(settings, shared, parent, n if shared else None), daemon=False
+        )
+        for n in range(count)
     ]
     for child in children:
         child.start()

@@ -45,6 +45,12 @@ def host_of(url: str) -> str:
     return host if host.endswith("]") else host.rpartition(":")[0] or host
 
 
+def share_of(url: str, parts: int) -> int:
+    """Which of `parts` shares `url` belongs to, by a stable hash of its host: a host's URLs all
+    land in one share (one process, one connection pool, one per-host limit)."""
+    return zlib.crc32(host_of(url).encode()) % parts
+
+
 def processes_for(jobs: int, urls: int) -> int:
     return max(1, min(jobs, urls // MIN_SHARE))
 
@@ -55,7 +61,7 @@ def split(urls: list[str], parts: int) -> list[list[int]]:
         return [list(range(len(urls)))]
     shares: list[list[int]] = [[] for _ in range(parts)]
     for index, url in enumerate(urls):
-        shares[zlib.crc32(host_of(url).encode()) % parts].append(index)
+        shares[share_of(url, parts)].append(index)
     return shares
 
 
