@@ -65,7 +65,7 @@ SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when the
 # pool keeps a host's connection only until it comes round again within a few hundred requests.
 AHEAD_FACTOR = 16
 AHEAD_S = 2.0
-RATE_S = 0.5  # the rate is measured over this long
+RATE_S = 0.2  # the rate is measured over this long
 T = TypeVar("T")
 # Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
 # until it is parsed, and pages are parsed EXTRACTORS at a time, so a wider window only holds memory.
