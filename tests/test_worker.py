@@ -260,3 +260,27 @@ async def test_a_host_share_of_a_chunk_gets_a_result_for_each_of_its_urls_in_inp
     assert [(r["index"], r["url"], r["status_code"]) for r in results] == [
         (i, url, 200 if i % 3 else 404) for i, url in enumerate(urls)
     ]
+
+
+async def test_a_worker_whose_chunks_move_fast_holds_more_than_its_slots(
+    tmp_path: Path, target: Target
+) -> None:
+    """Claims ahead: with chunks that finish fast, a worker of one slot holds several at once (their
+    URLs then wait in the engine's queue, where a host's next URL finds its connection)."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    urls = [target.url(f"/status/200?n={i}", host=f"127.0.8.{i % 20 + 1}") for i in range(2000)]
+    try:
+        task, _ = await store.create_task(NewTask(options=ProbeOptions(retries=0)), urls, 10)
+        async with Engine(EngineConfig(allow_private=True, concurrency=8)) as engine:
+            worker = Worker(store, engine, slots=1)
+            running = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: len(worker.active) > 1, "a second chunk held by a worker of one slot")
+                await wait_for(lambda: _ready(store, task.id), "the task's results", 60)
+            finally:
+                await worker.shutdown(running)
+        done = await store.get_task(task.id)
+        assert done is not None and done.done == len(urls)
+    finally:
+        await store.close()

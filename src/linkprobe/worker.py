@@ -59,12 +59,12 @@ GIVE_UP_MARGIN_S = 30.0
 WEDGED_S = 300.0  # /readyz says not ready this long after a chunk was given up
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
 # ...and up to this many times `slots` when they move fast (Worker._ahead): it holds chunks with as
-# many URLs left as it finished in the last AHEAD_S seconds. Each chunk's URLs wait in the engine's
+# many URLs left as it would finish in AHEAD_S at its recent rate. Each chunk's URLs wait in the engine's
 # queue at once, where a slot freed by a host goes to that host's next URL in any held chunk of the
 # task: over many hosts, a chunk of consecutive input URLs meets each host once, and the bounded
 # pool keeps a host's connection only until it comes round again within a few hundred requests.
 AHEAD_FACTOR = 16
-AHEAD_S = 2.0
+AHEAD_S = 3.0
 RATE_S = 0.2  # the rate is measured over this long
 T = TypeVar("T")
 # Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
@@ -142,8 +142,10 @@ class Worker:
         return len(self.active) >= self.slots and time.monotonic() - self.progressed_at > STALL_S
 
     def _hungry(self) -> bool:
-        """The held chunks have fewer URLs left than this worker finished in the last AHEAD_S,
-        and fewer chunks than AHEAD_FACTOR x `slots`: _ahead takes one more."""
+        """The held chunks have fewer URLs left than this worker would finish in AHEAD_S at its
+        rate of the last RATE_S, and fewer chunks than AHEAD_FACTOR x `slots`: _ahead takes one
+        more. A rate, not a count: on slow targets few are held, and a held chunk waits its turn
+        for seconds, well within the time without a result that gives it up."""
         now = time.monotonic()
         since, count = self._rate_from
         if now - since >= RATE_S:
