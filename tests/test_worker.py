@@ -284,3 +284,28 @@ async def test_a_worker_whose_chunks_move_fast_holds_more_than_its_slots(
         assert done is not None and done.done == len(urls)
     finally:
         await store.close()
+
+
+async def test_a_chunk_held_ahead_waits_its_turn_behind_chunks_that_move_without_being_given_up(
+    tmp_path: Path, target: Target
+) -> None:
+    """A chunk without a result yet waits in the engine's queue behind the worker's other chunks:
+    it is quiet (and given up) only once they are quiet too, however long its turn takes."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    urls = [target.url(f"/slow?s=0.2&n={i}", host=f"127.0.10.{i + 1}") for i in range(10)]
+    try:  # a probe takes at most 0.5 s, so a chunk is wedged after 1 s without a result
+        task, _ = await store.create_task(NewTask(options=ProbeOptions(timeout=0.5, retries=0)), urls, 5)
+        async with Engine(EngineConfig(allow_private=True, concurrency=1)) as engine:
+            worker = Worker(store, engine, slots=1, heartbeat_s=0.1, give_up_margin_s=0.5, ahead_urls=10)
+            running = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: len(worker.active) == 2, "both chunks held, one behind the other")
+                await wait_for(lambda: _ready(store, task.id), "the task's results", 30)
+            finally:
+                await worker.shutdown(running)
+        assert worker.given_up is None  # the second chunk waited about 1 s for its first result
+        done = await store.get_task(task.id)
+        assert done is not None and done.done == len(urls)
+    finally:
+        await store.close()

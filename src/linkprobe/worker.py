@@ -65,6 +65,10 @@ SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when the
 # pool keeps a host's connection only until it comes round again within a few hundred requests.
 AHEAD_FACTOR = 16
 AHEAD_S = 3.0
+# serve's worker processes hold at least this many times their engine's slots in URLs whatever the
+# rate: each claims its own host share of every range (SQLiteStore), so what one holds ahead takes
+# nothing from the others, and a short task's first ranges find their hosts' next URLs held.
+SHARE_AHEAD_SLOTS = 25
 RATE_S = 0.2  # the rate is measured over this long
 T = TypeVar("T")
 # Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
@@ -115,8 +119,11 @@ class Worker:
         metrics: Metrics | None = None,
         heartbeat_s: float = 10.0,
         give_up_margin_s: float = GIVE_UP_MARGIN_S,
+        ahead_urls: int = 0,
     ) -> None:
+        """`ahead_urls`: URLs held ahead whatever the rate (see SHARE_AHEAD_SLOTS)."""
         self.store = store
+        self.ahead_urls = ahead_urls
         self.engine = engine
         self.slots = slots
         self.heartbeat_s = heartbeat_s
@@ -153,7 +160,7 @@ class Worker:
             self._rate_from = (now, self.finished)
         if len(self.active) >= self.slots * AHEAD_FACTOR:
             return False
-        return sum(self.left.values()) < self.rate * AHEAD_S
+        return sum(self.left.values()) < max(self.rate * AHEAD_S, self.ahead_urls)
 
     async def run(self) -> None:
         """Run until stop(): the chunk loops (`slots`, and the spare ones), the claims ahead, the
@@ -223,6 +230,12 @@ class Worker:
 
     async def _hold(self, chunk: Chunk) -> None:
         """Process `chunk` to its end (a cancelled chunk ends here; a cancelled loop raises)."""
+        if any(c.task_id == chunk.task_id and c.number == chunk.number for c in self.active.values()):
+            # Delivered again (its lease ran out in a store outage) while this worker still holds
+            # it: the held delivery writes its results and completes it; probing it twice would not.
+            log.info("chunk %s/%s delivered again while held here: left to the held delivery",
+                     chunk.task_id, chunk.number)  # fmt: skip
+            return
         work = asyncio.create_task(self._process(chunk))
         self.active[work] = chunk
         self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
@@ -361,7 +374,13 @@ class Worker:
                 await self.store.heartbeat(moving)
 
     def _wedged(self, work: asyncio.Task[None], chunk: Chunk, longest: float) -> bool:
-        quiet = time.monotonic() - self.moved.get(work, time.monotonic())
+        """Given up when quiet too long; a chunk without a result yet is quiet only while every
+        held chunk is (it waits in the engine's queue behind them, held ahead)."""
+        now = time.monotonic()
+        since = self.moved.get(work, now)
+        if self.left.get(work) == len(chunk.urls):  # no result yet: it waits its turn behind the
+            since = max(since, self.progressed_at)  # held chunks, quiet only once they are too
+        quiet = now - since
         if quiet <= longest + self.give_up_margin_s:
             return False
         why = f"no result for {quiet:.0f}s (a probe of this worker takes at most {longest:g}s)"
@@ -503,7 +522,11 @@ async def work(settings: Settings, shared: Path | None = None, share: int | None
     metrics = Metrics()
     try:
         async with Engine(settings.engine_config()) as engine:
-            worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
+            shares = share is not None and not settings.redis_url  # SQLite: its own host share
+            ahead = SHARE_AHEAD_SLOTS * engine.config.concurrency if shares else 0
+            worker = Worker(
+                store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3, ahead_urls=ahead
+            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
