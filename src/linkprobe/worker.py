@@ -230,12 +230,15 @@ class Worker:
 
     async def _hold(self, chunk: Chunk) -> None:
         """Process `chunk` to its end (a cancelled chunk ends here; a cancelled loop raises)."""
-        if any(c.task_id == chunk.task_id and c.number == chunk.number for c in self.active.values()):
-            # Delivered again (its lease ran out in a store outage) while this worker still holds
-            # it: the held delivery writes its results and completes it; probing it twice would not.
-            log.info("chunk %s/%s delivered again while held here: left to the held delivery",
-                     chunk.task_id, chunk.number)  # fmt: skip
-            return
+        for held, other in self.active.items():
+            if (other.task_id, other.number) == (chunk.task_id, chunk.number):
+                # Delivered again while this worker still holds it (its lease ran out, as in a store
+                # outage): the held probes go on and complete it, the heartbeat now renewing this
+                # delivery's lease (SQLite renews only the latest); probing it twice would not.
+                log.info("chunk %s/%s delivered again while held here: left to its probes in flight",
+                         chunk.task_id, chunk.number)  # fmt: skip
+                self.active[held] = chunk
+                return
         work = asyncio.create_task(self._process(chunk))
         self.active[work] = chunk
         self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
