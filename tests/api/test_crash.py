@@ -109,25 +109,6 @@ async def test_serve_worker_processes_end_with_it_and_a_dead_one_is_not_ready(tm
     await wait_for(lambda: not os.path.exists(f"/proc/{second}") or _zombie(second), "the orphan to end")
 
 
-@pytest.mark.parametrize("command", ["serve", "api"])
-async def test_the_intake_processes_start_with_the_service_not_on_the_first_upload(
-    tmp_path: Path, command: str
-) -> None:
-    """The fork server imports linkprobe (a second or more): that is the service's start-up, so
-    the first task's POST does not wait for it."""
-    service = await start_service(tmp_path, command, "--db", str(tmp_path / "i.db"))
-    try:
-
-        def intake_started() -> bool:  # a child of any of its threads (a thread starts it)
-            threads = Path(f"/proc/{service.process.pid}/task").glob("*/children")
-            pids = [pid for listed in threads for pid in listed.read_text().split()]
-            return any(b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids)
-
-        await wait_for(intake_started, "the intake fork server, before any upload")
-    finally:
-        await service.stop()
-
-
 def _zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] == "Z"

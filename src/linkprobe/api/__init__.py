@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from linkprobe import __version__
-from linkprobe.api import offload, ops, runs, schedules, tasks
+from linkprobe.api import ops, runs, schedules, tasks
 from linkprobe.api.connections import BodyDeadline, BodyTimeout
 from linkprobe.api.models import Submit, TaskCreate
 from linkprobe.api.quotas import Quotas
@@ -35,11 +35,9 @@ log = logging.getLogger("linkprobe.api")
 
 
 def create_app(
-    settings: Settings, store: Store, embedded_worker: bool = True, keys: KeyStore | None = None,
-    warm_intake: bool = False,
-) -> FastAPI:  # fmt: skip
-    """The app. With `embedded_worker` the same process also probes (linkprobe serve). With
-    `warm_intake` (the CLI's services) the intake processes start with it, not on the first upload."""
+    settings: Settings, store: Store, embedded_worker: bool = True, keys: KeyStore | None = None
+) -> FastAPI:
+    """The app. With `embedded_worker` the same process also probes (linkprobe serve)."""
     metrics = Metrics()
     keys = keys or open_keys(settings)
     auth = Authenticator(settings, keys)
@@ -53,9 +51,6 @@ def create_app(
         if not auth.required:
             log.warning("authentication is off: anyone who reaches %s may use the API", settings.host)
         async with contextlib.AsyncExitStack() as stack:
-            if warm_intake:
-                warming = asyncio.create_task(offload.INTAKE.warm())
-                stack.callback(warming.cancel)
             await stack.enter_async_context(schedules.scheduling(store, settings, app.state.quotas))
             if embedded_worker:
                 log.info("egress policy: %s", settings.egress_policy())

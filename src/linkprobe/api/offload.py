@@ -6,11 +6,10 @@ after every I/O call and /healthz crawls while a 260 MB body is counted. Here th
 process writes the task's URLs to another spool in a compact form (`write_urls`), and this
 process only streams that file into the store (`read_urls`).
 
-The pool is started with `forkserver` (the API process has threads: a plain fork could copy a
-lock another thread holds), at a service's start (`warm`) or on the first job. A refusal in the
-process (HTTPException) comes back as the same 4xx; a process that ends mid-job, or a job that
-outlives JOB_TIMEOUT_S, is a 503 (the pool is then replaced, its processes killed): a request is
-never left hanging.
+The pool is started lazily with `forkserver` (the API process has threads: a plain fork could
+copy a lock another thread holds). A refusal in the process (HTTPException) comes back as the
+same 4xx; a process that ends mid-job, or a job that outlives JOB_TIMEOUT_S, is a 503 (the pool
+is then replaced, its processes killed): a request is never left hanging.
 """
 
 from __future__ import annotations
@@ -75,17 +74,6 @@ class Pool:
         if isinstance(result, Refused):
             raise HTTPException(result.status, result.detail)
         return result
-
-    async def warm(self) -> None:
-        """Start a process now, so that the first upload does not wait for the fork server to
-        import linkprobe (a second or more: a service's start-up, not a task's). A pool broken
-        meanwhile is replaced, as after a failed job."""
-        executor = self._started()
-        try:
-            future = await asyncio.to_thread(executor.submit, os.getpid)
-            await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            self._discard(executor)
 
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:

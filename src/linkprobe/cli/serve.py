@@ -65,7 +65,7 @@ def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: boo
     except StoreLocked as exc:
         print(f"linkprobe: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    app = create_app(settings, store, embedded_worker=embedded_worker, warm_intake=True)
+    app = create_app(settings, store, embedded_worker=embedded_worker)
     settle_heap()
     logging.getLogger("uvicorn.access").addFilter(redact_query)
     uvicorn.run(
