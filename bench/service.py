@@ -28,12 +28,13 @@ def start(command: str, db: Path, env: dict[str, str] | None = None) -> tuple[su
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    for _ in range(400):  # ready: the store open, and serve's worker processes started
         try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
+            if httpx.get(f"{base}/readyz").status_code == 200:
                 return process, base
         except httpx.TransportError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"linkprobe {command} did not start")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from linkprobe.metrics import Metrics
 from linkprobe.store import Chunk, NewTask, ResultFilter, Store, StoreUnavailable
 from linkprobe.store.redis import RedisStore
 from linkprobe.store.sqlite import SQLiteStore
-from linkprobe.worker import Worker
+from linkprobe.worker import Worker, process_problems
 from tests.conftest import RedisServer, Target, wait_for
 
 
@@ -213,3 +215,97 @@ async def test_a_target_that_black_holes_part_way_ends_with_one_result_per_url(
     kinds = {(r["error"] or {}).get("kind") for r in results if not r["ok"]}
     assert sum(r["ok"] for r in results) == target.answered == 6
     assert kinds and kinds <= {"timeout", "connect_timeout"}, kinds
+
+
+async def test_a_serve_worker_process_that_has_not_published_yet_is_starting(tmp_path: Path) -> None:
+    """serve's /readyz waits for its worker processes: one alive that has not published its state
+    once is still starting; once it has, it is not a problem."""
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    child.start()
+    try:
+        assert process_problems([child], tmp_path) == [f"worker process {child.pid} is starting"]
+        Metrics().publish(tmp_path / f"worker-{child.pid}.json", None)
+        assert process_problems([child], tmp_path) == []
+    finally:
+        child.kill()
+        child.join()
+
+
+async def test_a_host_share_of_a_chunk_gets_a_result_for_each_of_its_urls_in_input_order(
+    tmp_path: Path, target: Target
+) -> None:
+    """serve's worker processes each probe the URLs of their hosts in every range (Chunk.indexes):
+    the engine numbers them from 0, the worker gives each its input index back, whatever the
+    order they end in. Here one process (share 0) takes both shares in turn."""
+    serving = SQLiteStore(tmp_path / "s.db", shares=2)
+    await serving.open()
+    follower = SQLiteStore(tmp_path / "s.db", follower=True, share=0)
+    await follower.open()
+    urls = [
+        target.url(f"/status/{200 if i % 3 else 404}?n={i}", host=f"127.0.7.{i % 5 + 1}") for i in range(30)
+    ]
+    try:
+        task, _ = await serving.create_task(NewTask(options=ProbeOptions(retries=0)), urls, 8)
+        async with Engine(EngineConfig(allow_private=True, concurrency=4)) as engine:
+            worker = Worker(follower, engine, slots=2)
+            running = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: _ready(serving, task.id), "the task's results", 30)
+            finally:
+                await worker.shutdown(running)
+        results, _ = await serving.results(task.id, ResultFilter(), None, 100)
+    finally:
+        await follower.close()
+        await serving.close()
+    assert [(r["index"], r["url"], r["status_code"]) for r in results] == [
+        (i, url, 200 if i % 3 else 404) for i, url in enumerate(urls)
+    ]
+
+
+async def test_a_worker_whose_chunks_move_fast_holds_more_than_its_slots(
+    tmp_path: Path, target: Target
+) -> None:
+    """Claims ahead: with chunks that finish fast, a worker of one slot holds several at once (their
+    URLs then wait in the engine's queue, where a host's next URL finds its connection)."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    urls = [target.url(f"/status/200?n={i}", host=f"127.0.8.{i % 20 + 1}") for i in range(2000)]
+    try:
+        task, _ = await store.create_task(NewTask(options=ProbeOptions(retries=0)), urls, 10)
+        async with Engine(EngineConfig(allow_private=True, concurrency=8)) as engine:
+            worker = Worker(store, engine, slots=1)
+            running = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: len(worker.active) > 1, "a second chunk held by a worker of one slot")
+                await wait_for(lambda: _ready(store, task.id), "the task's results", 60)
+            finally:
+                await worker.shutdown(running)
+        done = await store.get_task(task.id)
+        assert done is not None and done.done == len(urls)
+    finally:
+        await store.close()
+
+
+async def test_a_chunk_held_ahead_waits_its_turn_behind_chunks_that_move_without_being_given_up(
+    tmp_path: Path, target: Target
+) -> None:
+    """A chunk without a result yet waits in the engine's queue behind the worker's other chunks:
+    it is quiet (and given up) only once they are quiet too, however long its turn takes."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    urls = [target.url(f"/slow?s=0.2&n={i}", host=f"127.0.10.{i + 1}") for i in range(10)]
+    try:  # a probe takes at most 0.5 s, so a chunk is wedged after 1 s without a result
+        task, _ = await store.create_task(NewTask(options=ProbeOptions(timeout=0.5, retries=0)), urls, 5)
+        async with Engine(EngineConfig(allow_private=True, concurrency=1)) as engine:
+            worker = Worker(store, engine, slots=1, heartbeat_s=0.1, give_up_margin_s=0.5, ahead_urls=10)
+            running = asyncio.create_task(worker.run())
+            try:
+                await wait_for(lambda: len(worker.active) == 2, "both chunks held, one behind the other")
+                await wait_for(lambda: _ready(store, task.id), "the task's results", 30)
+            finally:
+                await worker.shutdown(running)
+        assert worker.given_up is None  # the second chunk waited about 1 s for its first result
+        done = await store.get_task(task.id)
+        assert done is not None and done.done == len(urls)
+    finally:
+        await store.close()

@@ -58,6 +58,18 @@ STALL_S = 2.0  # no result from any chunk for this long: the held chunks are sta
 GIVE_UP_MARGIN_S = 30.0
 WEDGED_S = 300.0  # /readyz says not ready this long after a chunk was given up
 SPARE_FACTOR = 4  # a worker holds up to this many times `slots` chunks when they stall
+# ...and up to this many times `slots` when they move fast (Worker._ahead): it holds chunks with as
+# many URLs left as it would finish in AHEAD_S at its recent rate. Each chunk's URLs wait in the engine's
+# queue at once, where a slot freed by a host goes to that host's next URL in any held chunk of the
+# task: over many hosts, a chunk of consecutive input URLs meets each host once, and the bounded
+# pool keeps a host's connection only until it comes round again within a few hundred requests.
+AHEAD_FACTOR = 16
+AHEAD_S = 3.0
+# serve's worker processes hold at least this many times their engine's slots in URLs whatever the
+# rate: each claims its own host share of every range (SQLiteStore), so what one holds ahead takes
+# nothing from the others, and a short task's first ranges find their hosts' next URLs held.
+SHARE_AHEAD_SLOTS = 25
+RATE_S = 0.2  # the rate is measured over this long
 T = TypeVar("T")
 # Pages of one chunk fetched or parsed at once: each holds its body (up to crawl.max_page_bytes)
 # until it is parsed, and pages are parsed EXTRACTORS at a time, so a wider window only holds memory.
@@ -107,8 +119,11 @@ class Worker:
         metrics: Metrics | None = None,
         heartbeat_s: float = 10.0,
         give_up_margin_s: float = GIVE_UP_MARGIN_S,
+        ahead_urls: int = 0,
     ) -> None:
+        """`ahead_urls`: URLs held ahead whatever the rate (see SHARE_AHEAD_SLOTS)."""
         self.store = store
+        self.ahead_urls = ahead_urls
         self.engine = engine
         self.slots = slots
         self.heartbeat_s = heartbeat_s
@@ -122,25 +137,48 @@ class Worker:
         self.metrics = metrics
         self.progressed_at = time.monotonic()  # when a result of any chunk last reached the store
         self.crawls = CrawlChunks(self)
+        self.left: dict[asyncio.Task[None], int] = {}  # the URLs of each held chunk without a result
+        self.finished = 0  # results so far, of every chunk
+        self.rate = 0.0  # results a second, over the last RATE_S
+        self._rate_from = (time.monotonic(), 0)
+        self._held_ahead: set[asyncio.Task[None]] = set()  # the chunks _ahead holds
 
     def _stalled(self) -> bool:
         """Every slot holds a chunk and none has answered for STALL_S (hanging servers): a spare
         loop takes one more chunk, so the next task in turn is not kept waiting behind them."""
         return len(self.active) >= self.slots and time.monotonic() - self.progressed_at > STALL_S
 
+    def _hungry(self) -> bool:
+        """The held chunks have fewer URLs left than this worker would finish in AHEAD_S at its
+        rate of the last RATE_S, and fewer chunks than AHEAD_FACTOR x `slots`: _ahead takes one
+        more. A rate, not a count: on slow targets few are held, and a held chunk waits its turn
+        for seconds, well within the time without a result that gives it up."""
+        now = time.monotonic()
+        since, count = self._rate_from
+        if now - since >= RATE_S:
+            self.rate = (self.finished - count) / (now - since)
+            self._rate_from = (now, self.finished)
+        if len(self.active) >= self.slots * AHEAD_FACTOR:
+            return False
+        return sum(self.left.values()) < max(self.rate * AHEAD_S, self.ahead_urls)
+
     async def run(self) -> None:
-        """Run until stop(): the chunk loops (`slots`, and the spare ones), the cancellation watcher
-        and the heartbeat."""
+        """Run until stop(): the chunk loops (`slots`, and the spare ones), the claims ahead, the
+        cancellation watcher and the heartbeat."""
         loops = [asyncio.create_task(self._loop(n)) for n in range(self.slots * SPARE_FACTOR)]
-        helpers = [asyncio.create_task(self._watch_cancellations()), asyncio.create_task(self._heartbeat())]
+        helpers = [
+            asyncio.create_task(self._watch_cancellations()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._ahead()),
+        ]
         await self._stopping.wait()
         for task, chunk in self.active.items():
             log.info("chunk %s/%s stopped in flight: the worker is stopping (it will be redelivered)",
                      chunk.task_id, chunk.number)  # fmt: skip
             task.cancel()
-        for task in (*loops, *helpers):
+        for task in (*loops, *helpers, *self._held_ahead):
             task.cancel()
-        await asyncio.gather(*loops, *helpers, return_exceptions=True)
+        await asyncio.gather(*loops, *helpers, *self._held_ahead, return_exceptions=True)
         self.crawls.robots.close()
 
     def stop(self) -> None:
@@ -170,18 +208,51 @@ class Worker:
             if chunk is None:
                 await asyncio.sleep(IDLE_POLL_S)
                 continue
-            work = asyncio.create_task(self._process(chunk))
-            self.active[work] = chunk
-            self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
-            self.longest[work] = _longest(chunk)
+            await self._hold(chunk)
+
+    async def _ahead(self) -> None:
+        """Claim chunks beyond `slots`, one after the other, while the held ones would not keep
+        this worker busy for AHEAD_S (see AHEAD_FACTOR); each is held in a task of its own."""
+        while not self._stopping.is_set():
+            if not self._hungry():
+                await asyncio.sleep(RATE_S / 5)
+                continue
             try:
-                await asyncio.wait({work})  # a cancelled chunk ends here; a cancelled loop raises
-            finally:
-                work.cancel()
-                self.active.pop(work, None)
-                self.moved.pop(work, None)
-                self.longest.pop(work, None)
-            await self._settle(work, chunk)
+                chunk = await self.store.claim_chunk(f"{self.name}/ahead")
+            except StoreUnavailable:  # the loops log it
+                chunk = None
+            if chunk is None:
+                await asyncio.sleep(IDLE_POLL_S)
+                continue
+            held = asyncio.create_task(self._hold(chunk))
+            self._held_ahead.add(held)
+            held.add_done_callback(self._held_ahead.discard)
+
+    async def _hold(self, chunk: Chunk) -> None:
+        """Process `chunk` to its end (a cancelled chunk ends here; a cancelled loop raises)."""
+        for held, other in self.active.items():
+            if (other.task_id, other.number) == (chunk.task_id, chunk.number):
+                # Delivered again while this worker still holds it (its lease ran out, as in a store
+                # outage): the held probes go on and complete it, the heartbeat now renewing this
+                # delivery's lease (SQLite renews only the latest); probing it twice would not.
+                log.info("chunk %s/%s delivered again while held here: left to its probes in flight",
+                         chunk.task_id, chunk.number)  # fmt: skip
+                self.active[held] = chunk
+                return
+        work = asyncio.create_task(self._process(chunk))
+        self.active[work] = chunk
+        self.progressed_at = self.moved[work] = time.monotonic()  # a fresh chunk gets its time
+        self.longest[work] = _longest(chunk)
+        self.left[work] = len(chunk.urls)
+        try:
+            await asyncio.wait({work})
+        finally:
+            work.cancel()
+            self.active.pop(work, None)
+            self.moved.pop(work, None)
+            self.longest.pop(work, None)
+            self.left.pop(work, None)
+        await self._settle(work, chunk)
 
     async def _settle(self, work: asyncio.Task[None], chunk: Chunk) -> None:
         if work.cancelled():  # given up (logged with its reason) or stopping: nothing to store
@@ -194,12 +265,14 @@ class Worker:
         started = time.perf_counter()
         batch = Batch(self, chunk)
         flusher = asyncio.create_task(batch.flush_every(FLUSH_S))
-        me, moved = asyncio.current_task(), self.moved
+        me, moved, left = asyncio.current_task(), self.moved, self.left
         assert me is not None
         try:
             async for result in self._results(chunk, options):
                 batch.add(result)
                 moved[me] = time.monotonic()
+                left[me] -= 1
+                self.finished += 1
         except BaseException:
             flusher.cancel()
             raise
@@ -219,7 +292,15 @@ class Worker:
         if options.max_age:
             return self._reused_or_probed(chunk, options)
         # One lane per task: its chunks share one fair part of the engine's slots with the others.
-        return self.engine.run(chunk.urls, options, start_index=chunk.start, lane=chunk.task_id)
+        # The whole chunk waits in the engine's queue, where a freed host's slot goes to the next
+        # URL of that host in any held chunk of the task (Engine.run's window), unless the task's
+        # own concurrency is what bounds its URLs in flight.
+        whole = options.concurrency >= self.engine.config.concurrency
+        window = len(chunk.urls) if whole else None
+        lane = chunk.task_id
+        if chunk.indexes is None:
+            return self.engine.run(chunk.urls, options, start_index=chunk.start, lane=lane, window=window)
+        return _indexed(self.engine.run(chunk.urls, options, lane=lane, window=window), chunk.indexes)
 
     async def _reused_or_probed(self, chunk: Chunk, options: ProbeOptions) -> AsyncIterator[ProbeResult]:
         """options.max_age: the results the owner's tasks probed recently with the same options
@@ -227,15 +308,16 @@ class Worker:
         and their results kept for later tasks."""
         found = await self.store.cached(chunk.task_id, chunk.urls, options.max_age)
         probe: list[int] = []  # input indexes of the URLs to probe
-        for offset, url in enumerate(chunk.urls):
+        urls: list[str] = []
+        for index, url in zip(chunk.positions, chunk.urls, strict=True):
             if (hit := found.get(url)) is None:
-                probe.append(chunk.start + offset)
+                probe.append(index)
+                urls.append(url)
                 continue
             first = ProbeResult.from_dict(orjson.loads(hit[1]))
-            first.index = chunk.start + offset
+            first.index = index
             yield Reused(**{f.name: getattr(first, f.name) for f in RESULT_FIELDS}, cached_from=hit[0])
         fresh: list[ProbeResult] = []
-        urls = [chunk.urls[index - chunk.start] for index in probe]
         async for result in self.engine.run(urls, options, start_index=0, lane=chunk.task_id):
             result.index = probe[result.index]
             fresh.append(result)
@@ -295,7 +377,13 @@ class Worker:
                 await self.store.heartbeat(moving)
 
     def _wedged(self, work: asyncio.Task[None], chunk: Chunk, longest: float) -> bool:
-        quiet = time.monotonic() - self.moved.get(work, time.monotonic())
+        """Given up when quiet too long; a chunk without a result yet is quiet only while every
+        held chunk is (it waits in the engine's queue behind them, held ahead)."""
+        now = time.monotonic()
+        since = self.moved.get(work, now)
+        if self.left.get(work) == len(chunk.urls):  # no result yet: it waits its turn behind the
+            since = max(since, self.progressed_at)  # held chunks, quiet only once they are too
+        quiet = now - since
         if quiet <= longest + self.give_up_margin_s:
             return False
         why = f"no result for {quiet:.0f}s (a probe of this worker takes at most {longest:g}s)"
@@ -410,6 +498,13 @@ async def completed(calls: Iterable[Awaitable[T]], limit: int) -> AsyncIterator[
             future.cancel()
 
 
+async def _indexed(results: AsyncIterator[ProbeResult], indexes: list[int]) -> AsyncIterator[ProbeResult]:
+    """A run's results (numbered from 0) with the input indexes of a chunk's URLs."""
+    async for result in results:
+        result.index = indexes[result.index]
+        yield result
+
+
 async def _flat(lists: AsyncIterator[list[T]]) -> AsyncIterator[T]:
     async for items in lists:
         for item in items:
@@ -419,18 +514,22 @@ async def _flat(lists: AsyncIterator[list[T]]) -> AsyncIterator[T]:
 # -- worker processes: `linkprobe worker --processes N`, and `linkprobe serve`'s --
 
 
-async def work(settings: Settings, shared: Path | None = None) -> None:
+async def work(settings: Settings, shared: Path | None = None, share: int | None = None) -> None:
     """Probe chunks until SIGTERM or SIGINT. With `shared` (a worker process of `linkprobe serve`)
     the store is the serving process's SQLite file, and this process's metrics and health are
     published there every second for the API's /metrics and /readyz."""
     from linkprobe.store import open_store
 
-    store = open_store(settings, follower=shared is not None)
+    store = open_store(settings, follower=shared is not None, share=share)
     await store.open()
     metrics = Metrics()
     try:
         async with Engine(settings.engine_config()) as engine:
-            worker = Worker(store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3)
+            shares = share is not None and not settings.redis_url  # SQLite: its own host share
+            ahead = SHARE_AHEAD_SLOTS * engine.config.concurrency if shares else 0
+            worker = Worker(
+                store, engine, settings.workers, metrics, settings.reclaim_idle_s / 3, ahead_urls=ahead
+            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
@@ -444,7 +543,7 @@ async def work(settings: Settings, shared: Path | None = None) -> None:
 
 
 async def _publish(metrics: Metrics, worker: Worker, shared: Path) -> None:
-    path = shared / f"worker-{os.getpid()}.json"
+    path = shared / f"worker-{os.getpid()}.json"  # process_problems finds it by this name
     while True:
         metrics.publish(path, worker.problem())
         await asyncio.sleep(PUBLISH_S)
@@ -453,7 +552,9 @@ async def _publish(metrics: Metrics, worker: Worker, shared: Path) -> None:
 SERVE_WORKER_NICENESS = 5  # added to `linkprobe serve`'s worker processes' nice value
 
 
-def child_process(settings: Settings, shared: Path | None = None, parent: int | None = None) -> None:
+def child_process(
+    settings: Settings, shared: Path | None = None, parent: int | None = None, share: int | None = None
+) -> None:
     """A worker process: `linkprobe worker`'s, or one of `linkprobe serve`'s (with `shared`, and
     the serving process's pid)."""
     import uvloop
@@ -467,7 +568,7 @@ def child_process(settings: Settings, shared: Path | None = None, parent: int | 
         # at equal priority a poll waited behind both busy workers (p99 of the task view).
         os.nice(SERVE_WORKER_NICENESS)
     settle_heap()
-    uvloop.run(work(settings, shared))
+    uvloop.run(work(settings, shared, share))
 
 
 def _end_with_parent(parent: int) -> None:
@@ -490,12 +591,15 @@ def shared_settings(settings: Settings, processes: int) -> Settings:
 
 
 def start_processes(settings: Settings, count: int, shared: Path | None = None) -> list[BaseProcess]:
-    """`count` worker processes, started (spawned: nothing of this process's state is shared)."""
+    """`count` worker processes, started (spawned: nothing of this process's state is shared).
+    serve's (with `shared`) each prefer their own host share of the chunks (SQLiteStore)."""
     context = multiprocessing.get_context("spawn")
     parent = os.getpid() if shared is not None else None  # serve's: they end with it
     children: list[BaseProcess] = [
-        context.Process(target=child_process, args=(settings, shared, parent), daemon=False)
-        for _ in range(count)
+        context.Process(
+            target=child_process, args=(settings, shared, parent, n if shared else None), daemon=False
+        )
+        for n in range(count)
     ]
     for child in children:
         child.start()
@@ -517,5 +621,12 @@ def stop_processes(children: list[BaseProcess]) -> None:
 def process_problems(children: list[BaseProcess], shared: Path) -> list[str]:
     """What is wrong with serve's worker processes: one that ended, or what one published."""
     ended = [f"worker process {c.pid} ended (exit code {c.exitcode})" for c in children if not c.is_alive()]
+    # Not ready before each has published once: until then it is still starting (importing, opening
+    # the store and the engine), and work submitted meanwhile waits for it.
+    starting = [
+        f"worker process {c.pid} is starting"
+        for c in children
+        if c.is_alive() and not (shared / f"worker-{c.pid}.json").exists()
+    ]
     said = [str(p["problem"]) for p in published(shared) if p.get("problem")]
-    return ended + said
+    return ended + starting + said

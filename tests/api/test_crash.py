@@ -93,7 +93,11 @@ async def test_serve_worker_processes_end_with_it_and_a_dead_one_is_not_ready(tm
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as api:
             await wait_for(lambda: len(_children(service.process.pid)) == 2, "the two worker processes")
             first, second = _children(service.process.pid)
-            assert (await api.get("/readyz")).status_code == 200
+
+            async def ready() -> bool:  # each worker process has started (published once)
+                return (await api.get("/readyz")).status_code == 200
+
+            await wait_for(ready, "/readyz to say ready")
             os.kill(first, signal.SIGKILL)
 
             async def not_ready() -> bool:

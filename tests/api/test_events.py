@@ -15,7 +15,11 @@ from tests.conftest import STORES, Target, service_on
 
 # Small chunks and one worker: a task spans several chunks, so progress has steps to show even
 # where results land once per chunk. The keepalive is shortened so a test can see several.
-ENV = {"LINKPROBE_CHUNK_SIZE": "10", "LINKPROBE_WORKERS": "1", "LINKPROBE_SSE_KEEPALIVE_S": "0.3"}
+# 10 URLs in flight: a task of 60 URLs of 0.3 s lasts about 1.8 s however many chunks a worker holds.
+ENV = {
+    "LINKPROBE_CHUNK_SIZE": "10", "LINKPROBE_WORKERS": "1", "LINKPROBE_SSE_KEEPALIVE_S": "0.3",
+    "LINKPROBE_CONCURRENCY": "10",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=STORES)

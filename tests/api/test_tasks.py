@@ -264,7 +264,11 @@ async def test_cancel_keeps_the_task_with_a_result_per_url(api: httpx.AsyncClien
 
 async def test_health_readiness_metrics_and_docs(api: httpx.AsyncClient, target: Target) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
-    assert (await api.get("/readyz")).status_code == 200
+
+    async def ready() -> bool:  # once serve's worker processes have started
+        return (await api.get("/readyz")).status_code == 200
+
+    await wait_for(ready, "/readyz to say ready")
     metrics = await api.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")  # values: tests/test_metrics.py
     schema = (await api.get("/openapi.json")).json()

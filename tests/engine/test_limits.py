@@ -111,3 +111,51 @@ def test_a_small_semaphore_keeps_no_reserve() -> None:
 def test_a_semaphore_no_other_lane_shares_keeps_no_reserve() -> None:
     semaphore = LaneSemaphore(32, shared=False)
     assert all(semaphore.try_acquire("only") for _ in range(32))
+
+
+async def test_a_slot_freed_by_a_host_goes_first_to_a_waiter_of_the_same_lane_for_that_host() -> None:
+    """Its connection has just gone idle: the host's next URL reuses it, ahead of older waiters."""
+    slots = Slots(total=1, per_host=5)
+    await slots.acquire("a:80", "task")
+    order: list[str] = []
+
+    async def probe(host: str) -> None:
+        await slots.acquire(host, "task")
+        order.append(host)
+        slots.release(host, "task")
+
+    waiting = [asyncio.create_task(probe(host)) for host in ("b:80", "c:80", "a:80", "b:80")]
+    await asyncio.sleep(0.01)
+    slots.release("a:80", "task")
+    await asyncio.gather(*waiting)
+    assert order == ["a:80", "b:80", "b:80", "c:80"]  # then b's freed slot to b, then the rest in order
+    assert slots.hosts_tracked() == 0 and not slots.total._by_host and not slots.total._waiters
+
+
+async def test_a_lane_holding_fewer_slots_comes_before_the_same_host() -> None:
+    semaphore = LaneSemaphore(4, shared=False)
+    for _ in range(3):
+        await semaphore.acquire("big", "a:80")
+    await semaphore.acquire("small", "x:80")
+    same_host = asyncio.create_task(semaphore.acquire("big", "a:80"))
+    other_lane = asyncio.create_task(semaphore.acquire("small", "y:80"))
+    await asyncio.sleep(0)
+    semaphore.release("big", "a:80")  # big holds 2 now, small 1: small's turn
+    await asyncio.wait_for(other_lane, 1)
+    assert not same_host.done()
+    semaphore.release("small", "x:80")
+    await asyncio.wait_for(same_host, 1)
+
+
+async def test_a_cancelled_waiter_for_a_host_leaves_both_queues() -> None:
+    semaphore = LaneSemaphore(1)
+    await semaphore.acquire("task", "a:80")
+    doomed = asyncio.create_task(semaphore.acquire("task", "a:80"))
+    other = asyncio.create_task(semaphore.acquire("task", "b:80"))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    await asyncio.sleep(0)
+    semaphore.release("task", "a:80")  # no waiter for a:80 is left: the slot goes to b:80's
+    await asyncio.wait_for(other, 1)
+    semaphore.release("task", "b:80")
+    assert not semaphore._by_host and not semaphore._waiters and semaphore.try_acquire("task")

@@ -21,6 +21,7 @@ class Counted:
     port: int
     open: int = 0
     peak: int = 0
+    made: int = 0  # connections accepted in all
 
 
 class KeepAlive(asyncio.Protocol):
@@ -33,6 +34,7 @@ class KeepAlive(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.state.open += 1
+        self.state.made += 1
         self.state.peak = max(self.state.peak, self.state.open)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -67,3 +69,20 @@ async def test_open_connections_never_pass_the_cap_over_many_hosts(counted: Coun
         assert all(r.ok for r in results) and len(results) == len(urls)
         assert counted.open <= CAP  # idle connections kept after the run: bounded too
     assert 0 < counted.peak <= CAP
+
+
+@pytest.mark.parametrize(("window", "connections"), [(None, 80), (80, 40)])
+async def test_a_run_that_holds_a_hosts_next_url_reuses_its_connection_within_the_bound(
+    counted: Counted, window: int | None, connections: int
+) -> None:
+    """Each of 40 hosts twice, 40 URLs apart, through a pool of 16: in a window of 2 a host's
+    connection is gone when it comes round; with the whole list waiting for the engine's slots,
+    the slot a host's probe frees goes to that host's next URL, on the same connection."""
+    hosts = [f"127.0.9.{n + 1}" for n in range(40)]
+    urls = [f"http://{host}:{counted.port}/{i}" for i in range(2) for host in hosts]
+    config = EngineConfig(allow_private=True, concurrency=CONCURRENCY, per_host=2)
+    async with Engine(config) as engine:
+        options = ProbeOptions(retries=0, concurrency=2)
+        results = [r async for r in engine.run(urls, options, window=window)]
+    assert all(r.ok for r in results) and sorted(r.index for r in results) == list(range(80))
+    assert counted.made == connections and counted.peak <= CAP

@@ -20,7 +20,7 @@ Reopen = Callable[[Store], Awaitable[Store]]
 
 def result_for(chunk: Chunk, offset: int, url: str) -> ProbeResult:
     """A deterministic outcome per URL: '/ok' 200, '/missing' 404, anything else a DNS error."""
-    index = chunk.start + offset
+    index = chunk.positions[offset]
     if url.endswith("/ok"):
         return ProbeResult(url=url, index=index, ok=True, status_code=200, final_url=url, attempts=1)
     if url.endswith("/missing"):

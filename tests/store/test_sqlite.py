@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from linkprobe.engine import ErrorKind, failed
-from linkprobe.store import ChunkKind, CrawlSpec, NewTask, ResultFilter, StoreLocked, TaskStatus
+from linkprobe.engine.shards import share_of
+from linkprobe.store import Chunk, ChunkKind, CrawlSpec, NewTask, ResultFilter, StoreLocked, TaskStatus
 from linkprobe.store.errors import StoreUnavailable
 from linkprobe.store.sqlite import SQLiteStore
 from tests.store.test_contract import URLS, drain, results_of
@@ -229,3 +230,48 @@ async def test_reads_answer_while_the_writer_is_busy(tmp_path: Path) -> None:
         await store.close()
     assert record is not None and record.name != "writing"  # the last committed state
     assert [t.id for t in listed] == [task.id] and rows == [] and stats["queued_chunks"] == 3
+
+
+async def test_serve_processes_each_probe_their_own_hosts_of_every_range_and_results_keep_input_order(
+    tmp_path: Path,
+) -> None:
+    """With serve's worker processes (`shares`), each range of a task's URLs is one chunk per
+    process holding the URLs of its hosts (as `check` splits by host), claimed by that process
+    first and by another once none of its own is left; every URL still gets one result, read in
+    input order."""
+    serving = SQLiteStore(tmp_path / "s.db", shares=2)
+    await serving.open()
+    processes = [SQLiteStore(tmp_path / "s.db", follower=True, share=n) for n in range(2)]
+    for process in processes:
+        await process.open()
+    try:
+        urls = [f"http://h{i % 7}.example/{'ok' if i % 2 else 'missing'}/{i}" for i in range(40)]
+        task, _ = await serving.create_task(NewTask(), iter(urls), chunk_size=8)
+        claimed: list[Chunk] = []
+        while (chunk := await processes[0].claim_chunk("p0")) is not None:
+            claimed.append(chunk)
+            await processes[0].complete_chunk(chunk, results_of(chunk))
+        assert len(claimed) == 10  # 5 ranges x 2 shares, this process's own first
+        own, other = claimed[:5], claimed[5:]
+        assert {share_of(url, 2) for c in own for url in c.urls} == {0}
+        assert {share_of(url, 2) for c in other for url in c.urls} == {1}
+        for chunk in claimed:  # each URL with its input index, in order within its range
+            assert chunk.indexes == sorted(chunk.indexes or [])
+            assert all(urls[index] == url for index, url in zip(chunk.positions, chunk.urls, strict=True))
+        done = await serving.get_task(task.id)
+        assert done is not None and done.status is TaskStatus.READY and done.done == len(urls)
+        stored = [r["index"] for r in await drain_results(serving, task.id)]
+        assert stored == list(range(len(urls)))
+    finally:
+        for process in processes:
+            await process.close()
+        await serving.close()
+
+
+async def drain_results(store: SQLiteStore, task_id: str) -> list[dict[str, object]]:
+    items, after = [], None
+    while True:
+        page, after = await store.results(task_id, ResultFilter(), after, 7)
+        items += page
+        if after is None:
+            return items

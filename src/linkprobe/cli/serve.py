@@ -57,7 +57,9 @@ def run_serve(args: argparse.Namespace, settings: Settings, embedded_worker: boo
     settings = with_flags(settings, args)
     check_descriptors(settings, embedded_worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = open_store(settings)
+    # serve's worker processes each probe their own hosts of every chunk (one pool per host).
+    shares = settings.worker_processes if embedded_worker else 1
+    store = open_store(settings, shares=max(1, shares))
     try:
         store.lock()  # before the app starts: a second server on the same file changes nothing
     except StoreLocked as exc:

@@ -51,23 +51,29 @@ RESERVE_SHARE = 16  # a lane may hold all slots but 1/16th: those stay free for 
 
 
 class LaneSemaphore:
-    """The global slots, shared fairly between lanes (tasks), in order within a lane.
+    """The global slots, shared fairly between lanes (tasks), in order within a lane, except
+    that a slot released by a probe of a host goes first to a waiter of the same lane for the
+    same host: that host's connection has just gone idle, and is reused before the bounded pool
+    drops it (a worker's chunks meet a host again far apart in input order).
 
     A released slot goes to the waiting lane that holds the fewest, and no lane holds more than
     `cap` (all but a reserve), so a lane whose URLs hang holds at most its share once others
     wait, and a newcomer finds a free slot at once. acquire and release are O(1) in the waiters
-    of a lane (O(lanes waiting) to pick one, and lanes are tasks: few); a cancelled waiter pays
-    O(its lane's waiters) to leave.
+    of a lane (O(lanes waiting) to pick one, and lanes are tasks: few; O(waiters for the host),
+    at most the per-host limit, to keep the host's queue); a cancelled waiter pays O(its lane's
+    waiters) to leave.
     """
 
-    __slots__ = ("_free", "_held", "_waiters", "cap")
+    __slots__ = ("_by_host", "_free", "_held", "_waiters", "cap")
 
     def __init__(self, size: int, shared: bool = True) -> None:
         self._free = size
         # Only lanes that may meet others keep a reserve: a lone one would never use it.
         self.cap = size - size // RESERVE_SHARE if shared else size
         self._held: dict[Lane, int] = {}
-        self._waiters: dict[Lane, deque[asyncio.Future[None]]] = {}
+        # A lane's waiters in order, each with its host; granted ones are skipped when reached.
+        self._waiters: dict[Lane, deque[tuple[asyncio.Future[None], str | None]]] = {}
+        self._by_host: dict[tuple[Lane, str], deque[asyncio.Future[None]]] = {}  # waiting, per host
 
     def try_acquire(self, lane: Lane = None) -> bool:
         """Take a slot without waiting if one is free for `lane` (no coroutine: the common case).
@@ -79,29 +85,55 @@ class LaneSemaphore:
             return True
         return False
 
-    async def acquire(self, lane: Lane = None) -> None:
+    async def acquire(self, lane: Lane = None, host: str | None = None) -> None:
+        """A slot for `lane`; `host` (the probe's) lets a slot its host frees come first."""
         if self.try_acquire(lane):
             return
         granted: asyncio.Future[None] = _loop().create_future()
-        self._waiters.setdefault(lane, deque()).append(granted)
+        self._waiters.setdefault(lane, deque()).append((granted, host))
+        if host is not None:
+            self._by_host.setdefault((lane, host), deque()).append(granted)
         try:
             await granted
         except BaseException:  # cancelled (or interrupted): pass a granted slot on, or leave the queue
             if granted.done() and not granted.cancelled():
                 self.release(lane)
             else:
-                self._forget(lane, granted)
+                self._forget(lane, granted, host)
             raise
 
-    def release(self, lane: Lane = None) -> None:
+    def release(self, lane: Lane = None, host: str | None = None) -> None:
+        """Give back a slot of `lane`, held by a probe of `host` (None: unknown, or moved)."""
         held = self._held[lane] - 1
         if held:
             self._held[lane] = held
         else:
             del self._held[lane]
         self._free += 1
-        if self._waiters:
+        if self._waiters and not (host is not None and self._pass_on(lane, host, held)):
             self._grant()
+
+    def _pass_on(self, lane: Lane, host: str, held: int) -> bool:
+        """Grant the slot just released to the oldest waiter of `lane` for `host`, if any, and if
+        no other waiting lane holds fewer slots (fairness between lanes comes first)."""
+        waiters = self._by_host.get((lane, host))
+        if waiters is None or any(
+            self._held.get(other, 0) < held for other in self._waiters if other != lane
+        ):
+            return False
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # its entry in the lane's queue is skipped when reached
+                break
+        else:
+            del self._by_host[(lane, host)]
+            return False
+        if not waiters:
+            del self._by_host[(lane, host)]
+        self._free -= 1
+        self._held[lane] = held + 1
+        waiter.set_result(None)
+        return True
 
     def _grant(self) -> None:
         while self._free > 0:
@@ -109,14 +141,24 @@ class LaneSemaphore:
             if lane is NOBODY:
                 return
             waiters = self._waiters[lane]
-            waiter = waiters.popleft()
+            waiter, host = waiters.popleft()
             if not waiters:
                 del self._waiters[lane]
-            if waiter.done():  # cancelled in the same tick: its slot goes to the next
+            if waiter.done():  # cancelled in the same tick, or granted for its host: the next
                 continue
+            if host is not None:
+                self._unlist(lane, host, waiter)
             self._free -= 1
             self._held[lane] = self._held.get(lane, 0) + 1
             waiter.set_result(None)
+
+    def _unlist(self, lane: Lane, host: str, waiter: asyncio.Future[None]) -> None:
+        """Take `waiter` out of its host's queue (at most the per-host limit long)."""
+        waiters = self._by_host.get((lane, host))
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._by_host[(lane, host)]
 
     def _neediest(self) -> Lane:
         """The waiting lane under its cap that holds the fewest slots (NOBODY: no lane may take one)."""
@@ -124,12 +166,14 @@ class LaneSemaphore:
         lanes = [lane for lane in self._waiters if held.get(lane, 0) < self.cap]
         return min(lanes, key=lambda lane: held.get(lane, 0)) if lanes else NOBODY
 
-    def _forget(self, lane: Lane, waiter: asyncio.Future[None]) -> None:
+    def _forget(self, lane: Lane, waiter: asyncio.Future[None], host: str | None) -> None:
         waiters = self._waiters.get(lane)
-        if waiters is not None and waiter in waiters:
-            waiters.remove(waiter)
+        if waiters is not None and (waiter, host) in waiters:
+            waiters.remove((waiter, host))
             if not waiters:
                 del self._waiters[lane]
+        if host is not None:
+            self._unlist(lane, host, waiter)
 
     def held(self, lane: Lane = None) -> int:
         return self._held.get(lane, 0)
@@ -156,14 +200,15 @@ class Slots:
     async def acquire(self, host: str, lane: Lane = None) -> None:
         await self._acquire_host(host)
         try:
-            await self.total.acquire(lane)
+            await self.total.acquire(lane, host)
         except BaseException:
             self._release_host(host)
             raise
 
     def release(self, host: str | None, lane: Lane = None) -> None:
-        """Both slots; only the global one with `host` None (a probe cancelled while it moved)."""
-        self.total.release(lane)
+        """Both slots; only the global one with `host` None (a probe cancelled while it moved).
+        The global slot goes first to a probe of the same lane waiting for the same host."""
+        self.total.release(lane, host)
         if host is not None:
             self._release_host(host)
 

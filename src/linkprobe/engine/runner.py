@@ -83,22 +83,28 @@ class Engine:
         start_index: int = 0,
         stop: asyncio.Event | None = None,
         lane: Lane = None,
+        window: int | None = None,
     ) -> AsyncGenerator[ProbeResult, None]:
         """Yield one result per input URL, in completion order; `index` is the input position.
 
         Setting `stop` cancels what is in flight: those URLs and every URL not yet started
         are still yielded, with the error kind `cancelled`. Runs with the same `lane` (a task's
         chunks) share one fair share of the engine's slots; without one, a run is its own lane.
+        `window`: the URLs taken at once (default: options.concurrency, at most the input's
+        length). Beyond the engine's slots they wait in its queue, where the slot a probe frees
+        goes to a URL of the same lane and host: a worker's chunks, each run whole, so reuse
+        connections across chunks (limits.LaneSemaphore).
         """
-        run = _Run(self.prober, urls, options or ProbeOptions(), start_index, stop)
+        run = _Run(self.prober, urls, options or ProbeOptions(), start_index, stop, window)
         run.lane = run if lane is None else lane
         return run.results()
 
 
 class _Run:
     def __init__(
-        self, prober: Prober, urls: Inputs, options: ProbeOptions, start: int, stop: asyncio.Event | None
-    ) -> None:
+        self, prober: Prober, urls: Inputs, options: ProbeOptions, start: int, stop: asyncio.Event | None,
+        window: int | None = None,
+    ) -> None:  # fmt: skip
         self.prober = prober
         self.options = options
         self.stop = stop
@@ -113,7 +119,8 @@ class _Run:
         self.finished = False
         self.stopped = False
         # A short input needs no more workers than URLs (a chunk of 500 would start 256).
-        self.window = min(options.concurrency, len(urls)) if isinstance(urls, Sized) else options.concurrency
+        wanted = window or options.concurrency
+        self.window = min(wanted, len(urls)) if isinstance(urls, Sized) else wanted
         self.probing: set[asyncio.Task[None]] = set()
         self.lane: Lane = self
 

@@ -45,6 +45,16 @@ def host_of(url: str) -> str:
     return host if host.endswith("]") else host.rpartition(":")[0] or host
 
 
+def share_of(url: str, parts: int) -> int:
+    """Which of `parts` shares `url` belongs to, by a stable hash of its host: a host's URLs all
+    land in one share (one process, one connection pool, one per-host limit)."""
+    return host_share(host_of(url), parts)
+
+
+def host_share(host: str, parts: int) -> int:
+    return zlib.crc32(host.encode()) % parts
+
+
 def processes_for(jobs: int, urls: int) -> int:
     return max(1, min(jobs, urls // MIN_SHARE))
 
@@ -56,7 +66,7 @@ def split(urls: list[str], parts: int, hosts: list[str] | None = None) -> list[l
         return [list(range(len(urls)))]
     shares: list[list[int]] = [[] for _ in range(parts)]
     for index, host in enumerate(hosts if hosts is not None else map(host_of, urls)):
-        shares[zlib.crc32(host.encode()) % parts].append(index)
+        shares[host_share(host, parts)].append(index)
     return shares
 
 

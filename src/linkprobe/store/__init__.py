@@ -24,9 +24,13 @@ if TYPE_CHECKING:  # `linkprobe crawl` imports store.base: not pydantic with it
     from linkprobe.settings import Settings
 
 
-def open_store(settings: Settings, follower: bool = False) -> Store:
+def open_store(
+    settings: Settings, follower: bool = False, share: int | None = None, shares: int = 1
+) -> Store:
     """The store the settings select: Redis when a Redis URL is set, else embedded SQLite (as a
-    follower in the worker processes of `linkprobe serve`: the serving process owns the file)."""
+    follower in the worker processes of `linkprobe serve`: the serving process owns the file).
+    SQLite with serve's worker processes: `shares` (the serving process's: its worker processes)
+    cuts each chunk of a new task by host, `share` (a worker process's) is the one it prefers."""
     if settings.redis_url:
         from linkprobe.store.redis import RedisStore
 
@@ -36,7 +40,7 @@ def open_store(settings: Settings, follower: bool = False) -> Store:
     from linkprobe.store.sqlite import SQLiteStore
 
     policy = DeliveryPolicy(settings.reclaim_idle_s, settings.max_deliveries)
-    return SQLiteStore(settings.db, policy, settings.retention_s, follower)
+    return SQLiteStore(settings.db, policy, settings.retention_s, follower, share=share, shares=shares)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -110,7 +110,12 @@ class TaskRecord:
 
 @dataclass(slots=True)
 class Chunk:
-    """A slice of one task's URLs, claimed by one worker. `receipt` identifies the delivery."""
+    """A slice of one task's URLs, claimed by one worker. `receipt` identifies the delivery.
+
+    Its URLs are the task's from `start` on, consecutive, unless `indexes` gives their input
+    indexes: a host share of a chunk (SQLite, `linkprobe serve` with several worker processes:
+    each process probes the URLs of its hosts, see SQLiteStore). Redis chunks are always
+    consecutive."""
 
     task_id: str
     number: int
@@ -122,6 +127,12 @@ class Chunk:
     kind: ChunkKind = ChunkKind.LINKS
     depth: int = 0  # crawl: the depth of this chunk's URLs (the start page is 0)
     crawl: CrawlSpec | None = None  # the task's crawl spec, for crawl tasks
+    indexes: list[int] | None = None  # each URL's input index, when not consecutive from `start`
+
+    @property
+    def positions(self) -> Sequence[int]:
+        """The input index of each of `urls`."""
+        return range(self.start, self.start + len(self.urls)) if self.indexes is None else self.indexes
 
 
 def fold(text: str) -> str:
@@ -338,7 +349,10 @@ def cancelled_results(missing: Iterable[tuple[int, str]]) -> list[ProbeResult]:
 
 def dead_letter_results(chunk: Chunk) -> list[ProbeResult]:
     message = f"chunk dead-lettered after {chunk.deliveries} deliveries (its worker kept dying)"
-    return [failed(url, chunk.start + i, ErrorKind.INTERNAL, message) for i, url in enumerate(chunk.urls)]
+    return [
+        failed(url, i, ErrorKind.INTERNAL, message)
+        for i, url in zip(chunk.positions, chunk.urls, strict=True)
+    ]
 
 
 STREAM_PAGE = 1000  # results read per step of a stream

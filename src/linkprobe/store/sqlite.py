@@ -8,6 +8,13 @@ each one JSON array and one statement (json_each / json_group_array). Python's s
 and retakes the GIL for every row it steps; row by row, the store thread and the event loop
 fought over the GIL for every URL, which cost `linkprobe serve` about a fifth of its throughput.
 
+With `linkprobe serve`'s worker processes, each range of a new task's URLs becomes one chunk per
+process (`shares`): the URLs of the range whose host hashes to that share (engine.shards.share_of,
+as `check` splits its input between processes). Each process claims its own share first (any
+other when none is left), so a host's URLs meet one process, and its connections are reused
+there; a share is a chunk like any other (lease, redelivery, dead letter). Chunks stay ranges of
+input indexes in the table; a share's Chunk carries the indexes of its URLs (`Chunk.indexes`).
+
 Claimed chunks hold a lease (`lease_until`), renewed by heartbeats and result writes; a chunk whose
 lease ran out is delivered again, and one delivered more than `max_deliveries` times is
 dead-lettered, as on Redis. The file is locked (`<db>.lock`) by the one process that serves it.
@@ -39,6 +46,7 @@ import orjson
 from linkprobe.changes import Seen
 from linkprobe.engine import ProbeResult
 from linkprobe.engine.outcome import Outcome, classify
+from linkprobe.engine.shards import share_of
 from linkprobe.extract.document import Linked
 from linkprobe.frontier import ChunkKind, CrawlSpec, Found, merge_sources, plan_discovery
 from linkprobe.store.accounts import USAGE_SCHEMA, Window
@@ -106,7 +114,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     task_id TEXT NOT NULL, number INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'queued', deliveries INTEGER NOT NULL DEFAULT 0, worker TEXT,
     lease_until REAL, kind TEXT NOT NULL DEFAULT 'links', depth INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (task_id, number)
+    share INTEGER, shares INTEGER, PRIMARY KEY (task_id, number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_queued ON chunks (state);
 CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, turn INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
@@ -193,7 +201,7 @@ MIGRATIONS = (
     ("tasks", "scheduled", "INTEGER NOT NULL DEFAULT 0"), ("tasks", "chunk_size", "INTEGER"),
     ("chunks", "kind", "TEXT NOT NULL DEFAULT 'links'"), ("chunks", "depth", "INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "secrets", "TEXT"), ("tasks", "rerun_of", "TEXT"), ("tasks", "changes", "TEXT"),
-    ("tasks", "schedule", "TEXT"),
+    ("tasks", "schedule", "TEXT"), ("chunks", "share", "INTEGER"), ("chunks", "shares", "INTEGER"),
 )  # fmt: skip
 # A crawl task's own tables: `seen` (URL -> input index), `expanded` (pages whose links were added);
 # `sources` (input index -> where the URL was found) serves documents too.
@@ -261,11 +269,15 @@ class SQLiteStore(Store):
         policy: DeliveryPolicy | None = None,
         retention_s: float = 7 * 86400,
         follower: bool = False,
+        share: int | None = None,
+        shares: int = 1,
     ) -> None:
         self.path = Path(path)
         # A follower is a worker process of `linkprobe serve`: the serving process holds the lock
         # and did the start-up work (schema, requeue, unstage); a follower only claims and writes.
         self.follower = follower
+        self.share = share  # a worker process's own host share: claimed first
+        self.shares = shares  # host shares of each range of a new task's URLs (serve: its processes)
         self.policy = policy or DeliveryPolicy()
         self.retention = Retention(retention_s)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkprobe-sqlite")
@@ -564,10 +576,9 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM staged WHERE task_id = ?", (task_id,))
             db.execute("INSERT OR IGNORE INTO lanes (lane) VALUES (?)", (lane,))
             db.executemany(
-                "INSERT INTO chunks (task_id, number, start, stop) VALUES (?, ?, ?, ?)",
-                [(task_id, n, first, min(first + chunk_size, total))
-                 for n, first in enumerate(range(0, total, chunk_size))],
-            )  # fmt: skip
+                "INSERT INTO chunks (task_id, number, start, stop, share, shares) VALUES (?, ?, ?, ?, ?, ?)",
+                self._chunk_rows(task_id, total, chunk_size, 1 if task.crawl else self.shares),
+            )
             if task.crawl is not None:
                 self._start_crawl(task_id, task.crawl.start)
             if task.sources_of is not None:  # a re-run: the same input indexes, so the same sources
@@ -584,6 +595,20 @@ class SQLiteStore(Store):
             if total == 0:
                 self._end(task_id, TaskStatus.READY)
         return task_id, True
+
+    @staticmethod
+    def _chunk_rows(
+        task_id: str, total: int, chunk_size: int, shares: int
+    ) -> Iterator[tuple[str, int, int, int, int | None, int | None]]:
+        """A new task's chunks: a range of `chunk_size` input indexes each, cut into `shares`
+        chunks by host when there are several (a share may hold no URL: it completes at once)."""
+        for n, first in enumerate(range(0, total, chunk_size)):
+            stop = min(first + chunk_size, total)
+            if shares == 1:
+                yield task_id, n, first, stop, None, None
+                continue
+            for share in range(shares):
+                yield task_id, n * shares + share, first, stop, share, shares
 
     def _start_crawl(self, task_id: str, start: str) -> None:
         """The start URL is seen, scheduled as the crawl's first page, in a `pages` chunk."""
@@ -1038,12 +1063,14 @@ class SQLiteStore(Store):
             f"SELECT task_id, number FROM chunks WHERE state = {HELD} AND lease_until < ? LIMIT 1",
             (time.time(),),
         ).fetchone()
+        # Within the lane whose turn it is, this process's own host share first (see the top).
         row = (
             row
             or db.execute(
                 "SELECT c.task_id, c.number FROM chunks c JOIN tasks t ON t.id = c.task_id"
                 f" JOIN lanes l ON l.lane = t.lane WHERE c.state = {QUEUED}"
-                " ORDER BY l.turn, t.seq, c.number LIMIT 1"
+                " ORDER BY l.turn, t.seq, coalesce(c.share = ?, 1) DESC, c.number LIMIT 1",
+                (self.share,),
             ).fetchone()
         )
         return None if row is None else (str(row[0]), int(row[1]))
@@ -1061,9 +1088,10 @@ class SQLiteStore(Store):
 
     def _deliver(self, db: sqlite3.Connection, worker: str, task_id: str, number: int) -> Chunk | None:
         """Hand the chunk out with a fresh lease, or dead-letter it (None) past max_deliveries."""
-        start, stop, deliveries, options, secrets, lane, kind, depth, crawl = db.execute(
-            "SELECT c.start, c.stop, c.deliveries + 1, t.options, t.secrets, t.lane, c.kind, c.depth, t.crawl"
-            " FROM chunks c JOIN tasks t ON t.id = c.task_id WHERE c.task_id = ? AND c.number = ?",
+        start, stop, deliveries, options, secrets, lane, kind, depth, crawl, share, shares = db.execute(
+            "SELECT c.start, c.stop, c.deliveries + 1, t.options, t.secrets, t.lane, c.kind, c.depth,"
+            " t.crawl, c.share, c.shares FROM chunks c JOIN tasks t ON t.id = c.task_id"
+            " WHERE c.task_id = ? AND c.number = ?",
             (task_id, number),
         ).fetchone()
         (text,) = db.execute(
@@ -1071,10 +1099,15 @@ class SQLiteStore(Store):
             " (SELECT url FROM urls WHERE task_id = ? AND idx >= ? AND idx < ? ORDER BY idx)",
             (task_id, start, stop),
         ).fetchone()
+        urls: list[str] = orjson.loads(text)
+        indexes = None
+        if shares is not None:  # this share's hosts only
+            mine = [(i, url) for i, url in enumerate(urls, start) if share_of(url, shares) == share]
+            indexes, urls = [i for i, _ in mine], [url for _, url in mine]
         options = with_secrets(options, secrets)
-        chunk = Chunk(task_id, number, start, orjson.loads(text), options, deliveries,
+        chunk = Chunk(task_id, number, start, urls, options, deliveries,
                       f"{task_id}:{number}:{deliveries}", ChunkKind(kind), depth,
-                      None if crawl is None else CrawlSpec.from_dict(json.loads(crawl)))  # fmt: skip
+                      None if crawl is None else CrawlSpec.from_dict(json.loads(crawl)), indexes)  # fmt: skip
         db.execute(
             f"UPDATE chunks SET state = {HELD}, worker = ?, deliveries = ?, lease_until = ?"
             " WHERE task_id = ? AND number = ?",
