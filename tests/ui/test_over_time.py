@@ -342,3 +342,34 @@ async def test_a_webhook_to_a_private_address_is_refused_under_the_default_polic
         assert receiver.received == []
     finally:
         await context.close()
+
+
+@SERVE
+async def test_pause_and_resume_by_keyboard_keep_the_focus_on_the_schedules_button(
+    tab: Tab, client: httpx.AsyncClient, target: Target
+) -> None:
+    page = tab.page
+    body = {"task": {"urls": [target.url("/status/200")]}, "period": {"cron": "0 4 * * *"}, "name": "at four"}
+    answer = await client.post("/api/v1/schedules", json=body)
+    assert answer.status_code == 201, answer.text
+    schedule_id = answer.json()["id"]
+    try:
+        await tab.open(f"/schedules/{schedule_id}")
+        await page.get_by_role("button", name="Pause at four").focus()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("h1 .badge")).to_have_text("paused")  # the head redrawn
+        await expect(page.get_by_role("button", name="Resume at four")).to_be_focused()
+
+        await tab.open("/schedules")
+        row = page.locator(f"tr[data-schedule='{schedule_id}']")
+        await row.get_by_role("button", name="Resume at four").focus()
+        await page.keyboard.press("Enter")
+        await expect(row.locator(".badge")).to_have_text("active")  # the table redrawn
+        await expect(row.get_by_role("button", name="Pause at four")).to_be_focused()
+        # Changed elsewhere: the list's refresh redraws the table, the focus stays on the row's button.
+        assert (await client.post(f"/api/v1/schedules/{schedule_id}/pause")).status_code == 200
+        await expect(row.locator(".badge")).to_have_text("paused")
+        await expect(row.get_by_role("button", name="Resume at four")).to_be_focused()
+        assert tab.errors == []
+    finally:
+        await client.delete(f"/api/v1/schedules/{schedule_id}")
