@@ -373,3 +373,25 @@ async def test_pause_and_resume_by_keyboard_keep_the_focus_on_the_schedules_butt
         assert tab.errors == []
     finally:
         await client.delete(f"/api/v1/schedules/{schedule_id}")
+
+
+@SERVE
+async def test_a_schedules_refused_fields_are_said_in_plain_words_under_each(tab: Tab, target: Target) -> None:
+    page = tab.page
+    await tab.open("/new?schedule=1")
+    keep = page.get_by_label("Runs to keep")
+    await expect(keep).to_have_attribute("max", "1000")  # the API's bounds, from its schema
+    await expect(keep).to_have_attribute("min", "1")
+    await page.get_by_label("Paste URLs").fill(target.url("/status/200"))
+    await page.get_by_label("Every (interval)").fill("5x")
+    await keep.fill("0")
+    await page.get_by_role("button", name="Create schedule").click()
+    every = page.locator("#schedule-every-error")
+    await expect(every).to_contain_text("'5x' is not an interval")
+    said = await every.text_content() or ""
+    assert "Value error" not in said and "period.every" not in said, said
+    await expect(page.locator("#schedule-keep-error")).to_have_text("Must be at least 1.")
+    await expect(keep).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Every (interval)")).to_be_focused()
+    await expect(page.locator("#notice .banner")).to_have_count(0)
+    assert all("status of 422" in error for error in tab.errors), tab.errors
