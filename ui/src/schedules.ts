@@ -2,7 +2,7 @@
 // runs, and one schedule (#/schedules/<id>) with its runs, their counts and changes, and its
 // webhook's deliveries. Made from the submit form; paused, resumed and deleted here.
 import { BASE, json, send, TERMINAL } from "./api";
-import type { Run, Schedule, SchedulePage, SchedulePeriod } from "./openapi";
+import type { Run, Schedule, SchedulePage, SchedulePeriod, TaskCreate } from "./openapi";
 import { overRuns } from "./charts";
 import { changeCounts } from "./changes";
 import { h, replace, replaceKeepingFocus } from "./dom";
@@ -10,6 +10,7 @@ import { count, moment } from "./format";
 import { attempt, badge, confirmAction, isGone, setTitle, showError } from "./ui";
 import { DeliveryLog, secretCard, takeKept, WEBHOOK_ON } from "./webhooks";
 
+const SAMPLE = 3;  // URLs of a list shown on a schedule's page
 const REFRESH_MS = 3000;  // runs start and end on their own: both views look again this often
 
 export function periodText(period: SchedulePeriod): string {
@@ -107,6 +108,7 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
   const path = `${BASE}/schedules/${encodeURIComponent(id)}`;
   const head = h("div", { class: "task-head" });
   const chart = h("div", { class: "over-runs" });
+  const checks = h("section", { class: "card", "aria-labelledby": "checks-title" });
   const runs = h("div", { class: "table-wrap" });
   const said = h("p", { class: "visually-hidden", role: "status" });
   const { secret } = takeKept(id);
@@ -159,11 +161,12 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
       said.textContent = "Schedule updated.";
       await load();
     })));
+    replace(checks, h("h2", { id: "checks-title" }, "What each run checks"), ...checked(schedule.task));
     replace(chart, brokenOverRuns(schedule));
     replaceKeepingFocus(runs, schedule.runs.length ? runsTable(schedule) : h("p", { class: "empty" },
       schedule.paused ? "No runs yet, and none start while paused." : `No runs yet: the first is due ${moment(schedule.next_run)}.`));
   };
-  main.append(head, said, ...(secret ? [secretCard(secret)] : []),
+  main.append(head, said, ...(secret ? [secretCard(secret)] : []), checks,
     h("section", { class: "card", "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"),
       h("figure", { class: "chart" }, h("figcaption", {}, "Broken links over the runs"), chart), runs),
     webhook);
@@ -172,6 +175,28 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
   } catch (error) {
     if ((error as Error).name !== "AbortError") showError(error);
   }
+}
+
+/** The schedule's task body (as POST /tasks takes it): its URLs or crawl, and its options that differ
+ * from the defaults (the API gives only those), headers by name (the API redacts their values). */
+function checked(body: Schedule["task"]): HTMLElement[] {
+  const task = body as Partial<TaskCreate>;
+  const what: HTMLElement[] = [];
+  if (task.crawl) {
+    const { start, max_depth, max_pages, scope } = task.crawl;
+    const limits = [max_depth == null ? "" : `depth ≤ ${max_depth}`, max_pages == null ? "" : `at most ${count(max_pages)} pages`,
+      scope === "site" ? "the site's own links only" : ""].filter(Boolean);
+    what.push(h("p", { class: "crawl-line" }, "A crawl of ", h("code", {}, start), limits.length ? ` (${limits.join(", ")})` : ""));
+  } else {
+    const urls = task.urls ?? [];
+    what.push(h("p", {}, `${count(urls.length)} URL${urls.length === 1 ? "" : "s"}${urls.length > SAMPLE ? `, the first ${SAMPLE}` : ""}:`),
+      h("ul", { class: "url-sample" }, ...urls.slice(0, SAMPLE).map((url) => h("li", {}, h("code", {}, url)))));
+    if (urls.length > SAMPLE) what.push(h("p", { class: "muted" }, `and ${count(urls.length - SAMPLE)} more.`));
+  }
+  const options = Object.entries(task.options ?? {}).map(([name, value]) => name === "headers"
+    ? `headers ${Object.keys(value as Record<string, string>).join(", ")}` : `${name} ${String(value)}`);
+  what.push(h("p", { class: "options-line" }, options.length ? `Options: ${options.join(" · ")}` : "Default options."));
+  return what;
 }
 
 function runsTable(schedule: Schedule): HTMLElement {
