@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from linkprobe.webhooks import verify
 from tests.conftest import Target, free_port, serving, wait_for
@@ -96,6 +96,19 @@ async def opened_task(page: Page, other_than: str) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+async def neutral(stat: Locator) -> None:
+    """A change count drawn in its term's muted colour, not the change's red or green."""
+    dd, dt = await stat.evaluate("s => ['dd', 'dt'].map((t) => getComputedStyle(s.querySelector(t)).color)")
+    assert dd == dt, (dd, dt)
+
+
+async def marked(page: Page, task_id: str, text: str, href: str) -> None:
+    """The Tasks list marks the task's row as a run of something, linked to it."""
+    marker = page.locator(f"tr[data-task='{task_id}'] th .origin a")
+    await expect(marker).to_have_text(text)
+    await expect(marker).to_have_attribute("href", href)
+
+
 async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
     tab: Tab, site: Site, client: httpx.AsyncClient, target: Target, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -123,10 +136,7 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         await expect(runs.nth(1).locator("td").nth(3)).to_have_text("2")  # broken: the 404 and the 500
         # The run after the first is compared with it: nothing changed, each count 0.
         await expect(runs.first.locator(".change-broke dd")).to_have_text("0", timeout=30_000)
-        colours = await runs.first.locator(".change-broke").evaluate(
-            "s => [getComputedStyle(s.querySelector('dd')).color, getComputedStyle(s.querySelector('dt')).color]"
-        )
-        assert colours[0] == colours[1], colours  # a zero is not red: the muted colour of its term
+        await neutral(runs.first.locator(".change-broke"))  # a zero is not red
         await expect(page.locator(".over-runs .spark-max")).to_have_text("max 2")  # the scale, visible
         await expect(page.locator(".over-runs svg.spark rect").nth(1)).to_have_attribute("data-value", "2")
         await expect(page.locator("tr.delivery[data-delivered='true']").first).to_be_visible(timeout=30_000)
@@ -141,13 +151,10 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         chart = await row.locator("svg.spark").get_attribute("aria-label") or ""
         assert chart.startswith(f"Broken links of nightly {site.name} over its runs"), chart
         await shoot(page, f"schedules-{site.name}", tmp_path)
-        await expect(row.locator(".spark-max")).to_have_text("max 2")
         await expect(row.locator("td").nth(2)).to_contain_text("2 broken")  # the last run
         run_id = (await client.get(f"/api/v1/schedules/{schedule_id}")).json()["runs"][0]["task_id"]
         await page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
-        marker = page.locator(f"tr[data-task='{run_id}'] th .origin a")  # the list tells a run apart
-        await expect(marker).to_have_text("schedule run")
-        await expect(marker).to_have_attribute("href", f"#/schedules/{schedule_id}")
+        await marked(page, run_id, "schedule run", f"#/schedules/{schedule_id}")  # a run told apart
         await page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than it
         for route in ("/schedules", f"/schedules/{schedule_id}"):
             await tab.open(route)
@@ -182,9 +189,7 @@ async def test_a_reruns_changes_counted_listed_and_filtered_by_change(
     await expect(card.locator(".change-gone dd")).to_have_text("0")
     await shoot(page, "rerun-serve", tmp_path)
     await tab.open("/")
-    marker = page.locator(f"tr[data-task='{second}'] th .origin a")
-    await expect(marker).to_have_text("re-run")
-    await expect(marker).to_have_attribute("href", f"#/tasks/{first}")
+    await marked(page, second, "re-run", f"#/tasks/{first}")
     await expect(page.locator(f"tr[data-task='{first}'] .origin")).to_have_count(0)  # a first run: no mark
     await page.go_back()
     card = page.locator("#changes-card")
@@ -408,7 +413,9 @@ async def test_pause_and_resume_by_keyboard_keep_the_focus_on_the_schedules_butt
 
 
 @SERVE
-async def test_a_schedules_refused_fields_are_said_in_plain_words_under_each(tab: Tab, target: Target) -> None:
+async def test_a_schedules_refused_fields_are_said_in_plain_words_under_each(
+    tab: Tab, target: Target
+) -> None:
     page = tab.page
     await tab.open("/new?schedule=1")
     keep = page.get_by_label("Runs to keep")
