@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from linkprobe.webhooks import verify
 from tests.conftest import Target, free_port, serving, wait_for
@@ -96,6 +96,19 @@ async def opened_task(page: Page, other_than: str) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+async def neutral(stat: Locator) -> None:
+    """A change count drawn in its term's muted colour, not the change's red or green."""
+    dd, dt = await stat.evaluate("s => ['dd', 'dt'].map((t) => getComputedStyle(s.querySelector(t)).color)")
+    assert dd == dt, (dd, dt)
+
+
+async def marked(page: Page, task_id: str, text: str, href: str) -> None:
+    """The Tasks list marks the task's row as a run of something, linked to it."""
+    marker = page.locator(f"tr[data-task='{task_id}'] th .origin a")
+    await expect(marker).to_have_text(text)
+    await expect(marker).to_have_attribute("href", href)
+
+
 async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
     tab: Tab, site: Site, client: httpx.AsyncClient, target: Target, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -123,6 +136,8 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         await expect(runs.nth(1).locator("td").nth(3)).to_have_text("2")  # broken: the 404 and the 500
         # The run after the first is compared with it: nothing changed, each count 0.
         await expect(runs.first.locator(".change-broke dd")).to_have_text("0", timeout=30_000)
+        await neutral(runs.first.locator(".change-broke"))  # a zero is not red
+        await expect(page.locator(".over-runs .spark-max")).to_have_text("max 2")  # the scale, visible
         await expect(page.locator(".over-runs svg.spark rect").nth(1)).to_have_attribute("data-value", "2")
         await expect(page.locator("tr.delivery[data-delivered='true']").first).to_be_visible(timeout=30_000)
         await shoot(page, f"schedule-{site.name}", tmp_path, full_page=True)
@@ -137,6 +152,9 @@ async def test_a_schedule_made_on_the_submit_form_runs_and_its_runs_appear(
         assert chart.startswith(f"Broken links of nightly {site.name} over its runs"), chart
         await shoot(page, f"schedules-{site.name}", tmp_path)
         await expect(row.locator("td").nth(2)).to_contain_text("2 broken")  # the last run
+        run_id = (await client.get(f"/api/v1/schedules/{schedule_id}")).json()["runs"][0]["task_id"]
+        await page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
+        await marked(page, run_id, "schedule run", f"#/schedules/{schedule_id}")  # a run told apart
         await page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than it
         for route in ("/schedules", f"/schedules/{schedule_id}"):
             await tab.open(route)
@@ -170,6 +188,11 @@ async def test_a_reruns_changes_counted_listed_and_filtered_by_change(
     await expect(card.locator(".change-new dd")).to_have_text("0")
     await expect(card.locator(".change-gone dd")).to_have_text("0")
     await shoot(page, "rerun-serve", tmp_path)
+    await tab.open("/")
+    await marked(page, second, "re-run", f"#/tasks/{first}")
+    await expect(page.locator(f"tr[data-task='{first}'] .origin")).to_have_count(0)  # a first run: no mark
+    await page.go_back()
+    card = page.locator("#changes-card")
 
     await card.get_by_role("link", name="1 broke: show them").click()
     await page.wait_for_url(f"**/#/tasks/{second}/changes?change=broke")
@@ -262,6 +285,9 @@ async def test_pause_resume_and_delete_a_schedule(
     assert (await client.get(path)).status_code == 404
     await tab.open(f"/schedules/{schedule_id}")
     await expect(page.get_by_role("heading", name="This schedule no longer exists")).to_be_visible()
+    await tab.open("/tasks/no-such-task/changes")
+    await expect(page.get_by_role("heading", name="This task no longer exists")).to_be_visible()
+    await expect(page.locator(".empty p")).to_contain_text("Task no-such-task was deleted, or never existed")
     assert all("status of 404" in error for error in tab.errors), tab.errors  # the deleted one's GET
 
 
@@ -323,6 +349,9 @@ async def test_a_webhook_to_a_private_address_is_refused_under_the_default_polic
     context, tab = await new_tab(browser, strict_site.url)
     page = tab.page
     try:
+        await tab.open("/")  # a new service: no tasks, and no pager for its one empty page
+        await expect(page.get_by_text("No tasks yet.")).to_be_visible()
+        await expect(page.get_by_role("navigation", name="Task pages")).to_be_hidden()
         await tab.open("/new?schedule=1")
         await page.get_by_label("Paste URLs").fill("https://example.invalid/")
         await page.get_by_label("Every (interval)").fill("1d")
@@ -342,3 +371,66 @@ async def test_a_webhook_to_a_private_address_is_refused_under_the_default_polic
         assert receiver.received == []
     finally:
         await context.close()
+
+
+@SERVE
+async def test_pause_and_resume_by_keyboard_keep_the_focus_on_the_schedules_button(
+    tab: Tab, client: httpx.AsyncClient, target: Target
+) -> None:
+    page = tab.page
+    urls = [target.url(f"/status/200?n={n}") for n in range(4)]
+    task = {"urls": urls, "options": {"timeout": 5, "headers": {"X-Token": "hush"}}}
+    body = {"task": task, "period": {"cron": "0 4 * * *"}, "name": "at four"}
+    answer = await client.post("/api/v1/schedules", json=body)
+    assert answer.status_code == 201, answer.text
+    schedule_id = answer.json()["id"]
+    try:
+        await tab.open(f"/schedules/{schedule_id}")
+        checks = page.get_by_role("region", name="What each run checks")  # what it checks, said
+        await expect(checks).to_contain_text("4 URLs, the first 3:")
+        await expect(checks.locator("li")).to_have_text(urls[:3])
+        await expect(checks).to_contain_text("and 1 more.")
+        await expect(checks.locator(".options-line")).to_have_text("Options: headers X-Token · timeout 5")
+        assert "hush" not in (await checks.text_content() or "")  # a header's value is never shown
+        await page.get_by_role("button", name="Pause at four").focus()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("h1 .badge")).to_have_text("paused")  # the head redrawn
+        await expect(page.get_by_role("button", name="Resume at four")).to_be_focused()
+
+        await tab.open("/schedules")
+        row = page.locator(f"tr[data-schedule='{schedule_id}']")
+        await row.get_by_role("button", name="Resume at four").focus()
+        await page.keyboard.press("Enter")
+        await expect(row.locator(".badge")).to_have_text("active")  # the table redrawn
+        await expect(row.get_by_role("button", name="Pause at four")).to_be_focused()
+        # Changed elsewhere: the list's refresh redraws the table, the focus stays on the row's button.
+        assert (await client.post(f"/api/v1/schedules/{schedule_id}/pause")).status_code == 200
+        await expect(row.locator(".badge")).to_have_text("paused")
+        await expect(row.get_by_role("button", name="Resume at four")).to_be_focused()
+        assert tab.errors == []
+    finally:
+        await client.delete(f"/api/v1/schedules/{schedule_id}")
+
+
+@SERVE
+async def test_a_schedules_refused_fields_are_said_in_plain_words_under_each(
+    tab: Tab, target: Target
+) -> None:
+    page = tab.page
+    await tab.open("/new?schedule=1")
+    keep = page.get_by_label("Runs to keep")
+    await expect(keep).to_have_attribute("max", "1000")  # the API's bounds, from its schema
+    await expect(keep).to_have_attribute("min", "1")
+    await page.get_by_label("Paste URLs").fill(target.url("/status/200"))
+    await page.get_by_label("Every (interval)").fill("5x")
+    await keep.fill("0")
+    await page.get_by_role("button", name="Create schedule").click()
+    every = page.locator("#schedule-every-error")
+    await expect(every).to_contain_text("'5x' is not an interval")
+    said = await every.text_content() or ""
+    assert "Value error" not in said and "period.every" not in said, said
+    await expect(page.locator("#schedule-keep-error")).to_have_text("Must be at least 1.")
+    await expect(keep).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Every (interval)")).to_be_focused()
+    await expect(page.locator("#notice .banner")).to_have_count(0)
+    assert all("status of 422" in error for error in tab.errors), tab.errors

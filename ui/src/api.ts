@@ -13,6 +13,19 @@ export type Bounds = Partial<Record<"minimum" | "exclusiveMinimum" | "maximum" |
 
 let described: Promise<Service> | null = null;
 
+type Schema = { components?: { schemas?: Record<string, { properties?: Record<string, Bounds> }> } };
+let schema: Promise<Schema> | null = null;
+
+/** A property's bounds in the API's own schema (/openapi.json, asked once per page load): the types
+ * generated from it leave bounds out, and the API declares them once, there. */
+export async function schemaBounds(model: string, property: string): Promise<Bounds | undefined> {
+  schema ??= json<Schema>("/openapi.json").catch((error: unknown) => {
+    schema = null;
+    throw error;
+  });
+  return (await schema).components?.schemas?.[model]?.properties?.[property];
+}
+
 /** The service's description, asked once per page load (a failed ask is asked again next time). */
 export function service(): Promise<Service> {
   const asked = described ?? json<Service>(`${BASE}/service`).catch((error: unknown) => {

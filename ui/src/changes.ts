@@ -24,7 +24,7 @@ export function changesHref(taskId: string, change?: Change): string {
 /** The counts of a run's changes, each a link to those changes; `id` ties a list to its heading. */
 export function changeCounts(taskId: string, counts: ChangeCounts, label: string): HTMLElement {
   return h("dl", { class: "stats changes", "aria-label": label },
-    ...changeValues.map((change) => h("div", { class: `stat change-${change}` },
+    ...changeValues.map((change) => h("div", { class: `stat change-${change}${counts[change] ? "" : " zero"}` },
       h("dt", {}, CHANGES[change]),
       h("dd", {}, counts[change] ? h("a", { href: changesHref(taskId, change),
         "aria-label": `${count(counts[change])} ${CHANGES[change].toLowerCase()}: show them` }, count(counts[change]))
@@ -58,6 +58,7 @@ export async function changesView(main: HTMLElement, signal: AbortSignal, id: st
   } catch (error) {
     if (isGone(error)) {
       replace(main, h("div", { class: "empty" }, h("h1", {}, "This task no longer exists"),
+        h("p", {}, `Task ${id} was deleted, or never existed on this service: it has no changes to list.`),
         h("a", { href: "#/", class: "button" }, "Back to tasks")));
     } else if ((error as Error).name !== "AbortError") showError(error);
     return;

@@ -97,9 +97,17 @@ export interface Point { label: string; value: number }
 const COLUMN = 12;
 const HEIGHT = 40;
 
-/** A small column chart of a value over runs, oldest first (a schedule's broken links). */
+/** A small column chart of a value over runs, oldest first (a schedule's broken links), with its
+ * largest value written beside it: the scale, readable without hovering (phones cannot). */
 export function overRuns(title: string, points: Point[], empty: string): Element {
   if (!points.length) return h("p", { class: "muted spark-empty" }, empty);
+  const largest = Math.max(...points.map((point) => point.value));
+  // aria-hidden: the chart's label says every value already
+  return h("div", { class: "spark-wrap" }, sparkChart(title, points),
+    h("span", { class: "spark-max", "aria-hidden": "true" }, `max ${count(largest)}`));
+}
+
+function sparkChart(title: string, points: Point[]): Element {
   const max = Math.max(...points.map((point) => point.value), 1);
   const summary = points.map((point) => `${point.label}: ${point.value}`).join(", ");
   const chart = svg("svg", {

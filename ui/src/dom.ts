@@ -41,3 +41,12 @@ export function replace(el: Element, ...children: Child[]): void {
   el.replaceChildren();
   append(el, children);
 }
+
+/** `replace`, keeping the keyboard focus: a redraw drops it to <body>, so the control focused before
+ * (named by its `data-focus` key, stable across redraws) is focused again in the new content. */
+export function replaceKeepingFocus(el: Element, ...children: Child[]): void {
+  const focused = document.activeElement;
+  const key = focused instanceof HTMLElement && el.contains(focused) ? focused.dataset.focus : undefined;
+  replace(el, ...children);
+  if (key) el.querySelector<HTMLElement>(`[data-focus="${CSS.escape(key)}"]`)?.focus();
+}

@@ -2,14 +2,15 @@
 // runs, and one schedule (#/schedules/<id>) with its runs, their counts and changes, and its
 // webhook's deliveries. Made from the submit form; paused, resumed and deleted here.
 import { BASE, json, send, TERMINAL } from "./api";
-import type { Run, Schedule, SchedulePage, SchedulePeriod } from "./openapi";
+import type { Run, Schedule, SchedulePage, SchedulePeriod, TaskCreate } from "./openapi";
 import { overRuns } from "./charts";
 import { changeCounts } from "./changes";
-import { h, replace } from "./dom";
+import { h, replace, replaceKeepingFocus } from "./dom";
 import { count, moment } from "./format";
 import { attempt, badge, confirmAction, isGone, setTitle, showError } from "./ui";
 import { DeliveryLog, secretCard, takeKept, WEBHOOK_ON } from "./webhooks";
 
+const SAMPLE = 3;  // URLs of a list shown on a schedule's page
 const REFRESH_MS = 3000;  // runs start and end on their own: both views look again this often
 
 export function periodText(period: SchedulePeriod): string {
@@ -30,13 +31,15 @@ function brokenOverRuns(schedule: Schedule): Element {
 function actions(schedule: Schedule, after: (deleted: boolean) => Promise<void>): HTMLElement[] {
   const name = label(schedule);
   const path = `${BASE}/schedules/${encodeURIComponent(schedule.id)}`;
-  const toggle = h("button", { type: "button", class: "secondary",
+  // data-focus: the same key whichever its word, so a redraw gives the focus back (replaceKeepingFocus)
+  const toggle = h("button", { type: "button", class: "secondary", "data-focus": `toggle ${schedule.id}`,
     "aria-label": `${schedule.paused ? "Resume" : "Pause"} ${name}`,
     onclick: () => void attempt(async () => {
       await send(`${path}/${schedule.paused ? "resume" : "pause"}`, { method: "POST" });
       await after(false);
     }) }, schedule.paused ? "Resume" : "Pause");
-  const remove = h("button", { type: "button", class: "danger", "aria-label": `Delete ${name}`,
+  const remove = h("button", { type: "button", class: "danger", "data-focus": `delete ${schedule.id}`,
+    "aria-label": `Delete ${name}`,
     onclick: () => void attempt(async () => {
       if (!(await confirmAction(`Delete “${name}”? No run starts after this; its runs stay as tasks.`,
         "Delete schedule"))) return;
@@ -66,7 +69,7 @@ export function schedulesView(main: HTMLElement, signal: AbortSignal): void {
     timer = window.setTimeout(() => void attempt(load), REFRESH_MS);
     if (seen === shown) return;  // unchanged: nothing redrawn, the focus stays where it is
     shown = seen;
-    replace(body, page.items.length ? table(page.items, async (deleted) => {
+    replaceKeepingFocus(body, page.items.length ? table(page.items, async (deleted) => {
       said.textContent = deleted ? "Schedule deleted." : "Schedule updated.";
       await load();
     }) : h("div", { class: "empty" }, h("p", {}, "No schedules yet."),
@@ -81,7 +84,8 @@ function table(items: Schedule[], after: (deleted: boolean) => Promise<void>): H
     h("thead", {}, h("tr", {}, ...["Schedule", "State", "Period", "Last run", "Next run", "Broken over runs", "Actions"]
       .map((name) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, ...items.map((schedule) => h("tr", { "data-schedule": schedule.id },
-      h("th", { scope: "row" }, h("a", { href: `#/schedules/${encodeURIComponent(schedule.id)}` }, label(schedule))),
+      h("th", { scope: "row" }, h("a", { href: `#/schedules/${encodeURIComponent(schedule.id)}`,
+        "data-focus": `open ${schedule.id}` }, label(schedule))),
       h("td", { "data-label": "State" }, state(schedule)),
       h("td", { "data-label": "Period" }, periodText(schedule.period)),
       h("td", { "data-label": "Last run" }, lastRun(schedule)),
@@ -94,7 +98,8 @@ function lastRun(schedule: Schedule): Node | string {
   const run = schedule.runs[schedule.runs.length - 1];
   if (!run) return schedule.last_run ? moment(schedule.last_run) : "none yet";
   const text = `${moment(run.due)}${run.progress ? `: ${count(run.progress.broken)} broken` : ""}`;
-  return h("span", {}, h("a", { href: `#/tasks/${encodeURIComponent(run.task_id)}` }, text), " ",
+  return h("span", {}, h("a", { href: `#/tasks/${encodeURIComponent(run.task_id)}`, "data-focus": `last ${schedule.id}` },
+    text), " ",
     run.status ? badge(run.status) : h("span", { class: "muted" }, "gone"));
 }
 
@@ -103,6 +108,7 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
   const path = `${BASE}/schedules/${encodeURIComponent(id)}`;
   const head = h("div", { class: "task-head" });
   const chart = h("div", { class: "over-runs" });
+  const checks = h("section", { class: "card", "aria-labelledby": "checks-title" });
   const runs = h("div", { class: "table-wrap" });
   const said = h("p", { class: "visually-hidden", role: "status" });
   const { secret } = takeKept(id);
@@ -142,7 +148,7 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
   let shown = "";
   const render = (schedule: Schedule): void => {
     setTitle(label(schedule));
-    replace(head, h("div", {},
+    replaceKeepingFocus(head, h("div", {},
       h("p", { class: "crumbs" }, h("a", { href: "#/schedules" }, "Schedules"), " / "),
       h("h1", {}, label(schedule), " ", state(schedule)),
       h("p", { class: "muted" }, `Runs ${periodText(schedule.period)}, keeps the last ${schedule.keep} · next run `,
@@ -155,11 +161,12 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
       said.textContent = "Schedule updated.";
       await load();
     })));
+    replace(checks, h("h2", { id: "checks-title" }, "What each run checks"), ...checked(schedule.task));
     replace(chart, brokenOverRuns(schedule));
-    replace(runs, schedule.runs.length ? runsTable(schedule) : h("p", { class: "empty" },
+    replaceKeepingFocus(runs, schedule.runs.length ? runsTable(schedule) : h("p", { class: "empty" },
       schedule.paused ? "No runs yet, and none start while paused." : `No runs yet: the first is due ${moment(schedule.next_run)}.`));
   };
-  main.append(head, said, ...(secret ? [secretCard(secret)] : []),
+  main.append(head, said, ...(secret ? [secretCard(secret)] : []), checks,
     h("section", { class: "card", "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"),
       h("figure", { class: "chart" }, h("figcaption", {}, "Broken links over the runs"), chart), runs),
     webhook);
@@ -168,6 +175,28 @@ export async function scheduleView(main: HTMLElement, signal: AbortSignal, id: s
   } catch (error) {
     if ((error as Error).name !== "AbortError") showError(error);
   }
+}
+
+/** The schedule's task body (as POST /tasks takes it): its URLs or crawl, and its options that differ
+ * from the defaults (the API gives only those), headers by name (the API redacts their values). */
+function checked(body: Schedule["task"]): HTMLElement[] {
+  const task = body as Partial<TaskCreate>;
+  const what: HTMLElement[] = [];
+  if (task.crawl) {
+    const { start, max_depth, max_pages, scope } = task.crawl;
+    const limits = [max_depth == null ? "" : `depth ≤ ${max_depth}`, max_pages == null ? "" : `at most ${count(max_pages)} pages`,
+      scope === "site" ? "the site's own links only" : ""].filter(Boolean);
+    what.push(h("p", { class: "crawl-line" }, "A crawl of ", h("code", {}, start), limits.length ? ` (${limits.join(", ")})` : ""));
+  } else {
+    const urls = task.urls ?? [];
+    what.push(h("p", {}, `${count(urls.length)} URL${urls.length === 1 ? "" : "s"}${urls.length > SAMPLE ? `, the first ${SAMPLE}` : ""}:`),
+      h("ul", { class: "url-sample" }, ...urls.slice(0, SAMPLE).map((url) => h("li", {}, h("code", {}, url)))));
+    if (urls.length > SAMPLE) what.push(h("p", { class: "muted" }, `and ${count(urls.length - SAMPLE)} more.`));
+  }
+  const options = Object.entries(task.options ?? {}).map(([name, value]) => name === "headers"
+    ? `headers ${Object.keys(value as Record<string, string>).join(", ")}` : `${name} ${String(value)}`);
+  what.push(h("p", { class: "options-line" }, options.length ? `Options: ${options.join(" · ")}` : "Default options."));
+  return what;
 }
 
 function runsTable(schedule: Schedule): HTMLElement {
@@ -184,7 +213,8 @@ function runRow(run: Run): HTMLElement {
     : h("span", { class: "muted" }, !run.status ? "–" : run.status === "ready" || run.status === "cancelled"
       ? "first run, or being counted" : "counted when it ends");
   return h("tr", { "data-run": run.task_id },
-    h("th", { scope: "row" }, run.status ? h("a", { href: `#/tasks/${encodeURIComponent(run.task_id)}` }, moment(run.due))
+    h("th", { scope: "row" }, run.status ? h("a", { href: `#/tasks/${encodeURIComponent(run.task_id)}`,
+      "data-focus": `run ${run.task_id}` }, moment(run.due))
       : h("span", {}, moment(run.due))),
     h("td", { "data-label": "Status" }, run.status ? badge(run.status) : h("span", { class: "muted" }, "deleted or expired")),
     h("td", { "data-label": "Checked" }, progress ? `${count(progress.done)} / ${count(progress.total)}` : "–"),

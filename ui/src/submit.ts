@@ -1,7 +1,7 @@
 // Submitting a task: pasted URLs (sent as text/plain, the service's URL-list rule), an uploaded URL list or
 // document (multipart, with its format and base URL), or a site to crawl (JSON). Or a schedule of the
 // same (JSON: pasted URLs or a crawl, on a period); either with a webhook.
-import { ApiError, BASE, type Bounds, json, service } from "./api";
+import { ApiError, BASE, type Bounds, json, schemaBounds, service } from "./api";
 import type { CrawlCreate, paths, ProbeOptions, ScheduleCreate, ScheduleCreated, SchedulePeriod, Service, Task,
   TaskCreate, WebhookSpec } from "./openapi";
 import { keepRefusal, keepSecret, setTaskWebhook, WebhookFields } from "./webhooks";
@@ -163,11 +163,18 @@ class ScheduleFields {
   readonly on = h("input", { id: "schedule-on", type: "checkbox" });
   readonly every = h("input", { id: "schedule-every", type: "text", spellcheck: false, placeholder: "e.g. 1h or 1d" });
   readonly cron = h("input", { id: "schedule-cron", type: "text", spellcheck: false, placeholder: "e.g. 0 3 * * *" });
-  private readonly keep = h("input", { id: "schedule-keep", type: "number", step: 1, min: 1, inputmode: "numeric" });
+  private readonly keep = h("input", { id: "schedule-keep", type: "number", step: 1, inputmode: "numeric" });
   private readonly rest = h("div", { id: "schedule-rule", class: "grid" },
     labelled("schedule-every", "Every (interval)", this.every, "A number and a unit: s, m, h, d, w (90s, 30m, 1h30m)."),
     labelled("schedule-cron", "…or a cron expression (UTC)", this.cron, "Five fields: minute hour day month weekday."),
     labelled("schedule-keep", "Runs to keep", this.keep, "The newest runs are kept. Empty: the service's default."));
+
+  /** The API's bounds of `keep` (its schema's): min and max, its default as the placeholder (empty sends none). */
+  bound(keep: Bounds | undefined): void {
+    if (keep?.minimum !== undefined) this.keep.min = String(keep.minimum);
+    if (keep?.maximum !== undefined) this.keep.max = String(keep.maximum);
+    if (keep?.default !== undefined) this.keep.placeholder = String(keep.default);
+  }
 
   render(onChange: () => void): HTMLElement {
     this.rest.hidden = true;
@@ -226,6 +233,8 @@ export async function submitView(main: HTMLElement, signal: AbortSignal, query =
   const status = h("p", { class: "muted", role: "status" });
   const go = h("button", { type: "submit" }, "Start checking");
   const schedule = new ScheduleFields();
+  // Not awaited: the form works without the bounds (the service checks them itself).
+  void schemaBounds("ScheduleCreate", "keep").then((keep) => schedule.bound(keep), () => undefined);
   const webhook = new WebhookFields();
   const repeat = schedule.render(() => { go.textContent = schedule.on.checked ? "Create schedule" : "Start checking"; });
   const listMode = h("input", { id: "mode-list", type: "radio", name: "mode", value: "list", checked: true });
@@ -292,7 +301,7 @@ export async function submitView(main: HTMLElement, signal: AbortSignal, query =
         await withWebhook(task.id, webhook.spec(), signal);
         location.hash = `#/tasks/${encodeURIComponent(task.id)}`;
       } catch (error) {
-        if (!(error instanceof ApiError) || !markField(form, error.message)) throw error;
+        if (!(error instanceof ApiError) || !markFields(form, error.message)) throw error;
       } finally {
         go.disabled = false;
         status.textContent = "";
@@ -336,23 +345,45 @@ function fieldOf(form: HTMLFormElement, detail: string): HTMLElement | null {
   return id ? form.querySelector<HTMLElement>(`#${id}`) : null;
 }
 
-/** The API's refusal shown next to the field it names: marked, described, focused and announced.
- * False when no field of the form is named (the notice banner shows it then). */
-function markField(form: HTMLFormElement, detail: string): boolean {
-  const input = fieldOf(form, detail);
-  if (!input) return false;
+/** The API's refusals shown next to the fields they name: marked, described, announced, the first
+ * focused. False when no field of the form is named (the notice banner shows the whole detail then). */
+function markFields(form: HTMLFormElement, detail: string): boolean {
+  // describe() joins pydantic's errors with "; " each "where: what": one a field.
+  const parts = detail.split(/; (?=[\w.]+: )/).map((part) => [fieldOf(form, part), part] as const);
+  const marked = parts.filter(([input]) => input !== null) as (readonly [HTMLElement, string])[];
+  if (!marked.length) return false;
   clearNotice();
+  const rest = parts.filter(([input]) => input === null).map(([, part]) => part);
+  if (rest.length) showError(rest.join("; "));
+  marked.forEach(([input, part], i) => markField(input, part, i === 0));
+  return true;
+}
+
+/** The refusal as a sentence: without its field's name (said by the label) nor pydantic's "Value error,". */
+function plain(detail: string): string {
+  const text = detail.replace(/^[\w.]+: /, "").replace(/^Value error, /, "");
+  const bound = /^Input should be (greater|less) than or equal to (\S+)$/.exec(text);
+  if (bound) return `Must be at ${bound[1] === "greater" ? "least" : "most"} ${bound[2]}.`;
+  return text;
+}
+
+function markField(input: HTMLElement, detail: string, focus: boolean): void {
   const errorId = `${input.id}-error`;
-  const message = h("p", { id: errorId, class: "field-error", role: "alert" }, detail);
+  const message = h("p", { id: errorId, class: "field-error", role: "alert" }, plain(detail));
+  const before = document.getElementById(errorId);
+  if (before) {
+    before.append(` ${message.textContent ?? ""}`);  // a second refusal of the same field
+    return;
+  }
   input.insertAdjacentElement("afterend", message);
   input.setAttribute("aria-invalid", "true");
   input.setAttribute("aria-describedby", [errorId, input.getAttribute("aria-describedby")].filter(Boolean).join(" "));
   for (let parent = input.parentElement; parent; parent = parent.parentElement) {
     if (parent instanceof HTMLDetailsElement) parent.open = true;
   }
+  if (!focus) return;
   input.scrollIntoView({ block: "center" });
   input.focus({ preventScroll: true });
-  return true;
 }
 
 function clearFieldErrors(form: HTMLFormElement): void {

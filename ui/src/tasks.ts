@@ -27,6 +27,7 @@ export function tasksView(main: HTMLElement, signal: AbortSignal): void {
     const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cursor ? { cursor } : {}) });
     const page = await json<TaskPage>(`${BASE}/tasks?${query}`, { signal });
     replace(body, page.items.length ? table(page.items, load) : empty(cursors.length > 1));
+    pager.hidden = !page.items.length && cursors.length === 1;  // one empty page: nothing to page through
     replace(pager,
       h("button", { type: "button", class: "secondary", disabled: cursors.length < 2,
         onclick: () => { cursors.pop(); void attempt(load); } }, "← Newer"),
@@ -58,7 +59,7 @@ function row(task: Task, reload: () => Promise<void>): HTMLElement {
   const checked = done - cancelled;  // a cancelled task's bar shows how far it got, not its cancelled rest
   const label = task.name || `Task ${task.id.slice(0, 8)}`;
   return h("tr", { "data-task": task.id },
-    h("th", { scope: "row" }, h("a", { href: `#/tasks/${encodeURIComponent(task.id)}` }, label)),
+    h("th", { scope: "row" }, h("a", { href: `#/tasks/${encodeURIComponent(task.id)}` }, label), origin(task)),
     h("td", { "data-label": "Status" }, badge(task.status)),
     h("td", { "data-label": "Progress" },
       h("progress", { max: total || 1, value: checked, "aria-label": `${label} progress` }),
@@ -69,6 +70,20 @@ function row(task: Task, reload: () => Promise<void>): HTMLElement {
     h("td", { "data-label": "Broken", class: "num" }, count(broken)),
     h("td", { "data-label": "Created" }, when(task.created_at)),
     h("td", {}, h("div", { class: "row-actions" }, ...actions(task, label, reload))));
+}
+
+/** What made the task, when not a submission: a schedule (a link to it; its runs re-run each other
+ * too) or Run again (a link to the task it re-runs). */
+function origin(task: Task): HTMLElement | null {
+  if (task.schedule) {
+    return h("span", { class: "origin" }, h("a", { href: `#/schedules/${encodeURIComponent(task.schedule)}`,
+      class: "tag" }, "schedule run"));
+  }
+  if (task.rerun_of) {
+    return h("span", { class: "origin" }, h("a", { href: `#/tasks/${encodeURIComponent(task.rerun_of)}`, class: "tag",
+      "aria-label": `re-run of task ${task.rerun_of.slice(0, 8)}` }, "re-run"));
+  }
+  return null;
 }
 
 /** Cancel (only while the task runs: a finished one has nothing to stop) and delete. */
