@@ -119,6 +119,8 @@ def _end_with(api: int) -> None:
         watched = os.pidfd_open(api)
     except ProcessLookupError:  # already gone
         os._exit(0)
+    except OSError:  # a kernel without pidfds (before Linux 5.3): intake works, unwatched
+        return
     threading.Thread(target=_exit_when_readable, args=(watched,), daemon=True).start()
 
 
